@@ -1,0 +1,1 @@
+"""Sotto: firmware for a secure desk phone (SIP, ZRTP, SRTP) on a Raspberry Pi."""

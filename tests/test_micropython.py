@@ -68,12 +68,8 @@ def _micropython(*args, timeout=600):
 def test_every_core_module_imports_under_micropython():
     modules = core_modules()
     assert "firmware.errors" in modules and "firmware.crypto" in modules
-    script = "\n".join(
-        "try:\n    import {m}\nexcept Exception as e:\n    print('IMPORT-FAIL {m}', type(e).__name__, e)".format(
-            m=m
-        )
-        for m in modules
-    )
+    template = "try:\n import {m}\nexcept Exception as e:\n print('IMPORT-FAIL {m}', type(e).__name__, e)"
+    script = "\n".join(template.format(m=m) for m in modules)
     result = _micropython("-c", script + "\nprint('DONE')")
     assert result.returncode == 0, result.stdout + result.stderr
     failures = [line for line in result.stdout.splitlines() if line.startswith("IMPORT-FAIL")]

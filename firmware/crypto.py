@@ -10,7 +10,7 @@ Key material passes through here and must never be logged by callers (DESIGN.md,
 
 import hashlib
 
-from firmware.errors import LocalProtocolError
+from firmware.errors import LocalProtocolError, RemoteProtocolError
 
 try:
     from cryptography.hazmat.primitives.ciphers import Cipher as _Cipher
@@ -188,3 +188,163 @@ def _aes_cfb(key, iv, data, encrypt):
         out.extend(result)
         feedback = result if encrypt else chunk
     return bytes(out)
+
+
+# --- Key agreement for ZRTP (RFC 6189 §5.1.5). Private keys come from the caller's rng so that the
+# core stays deterministic under test; every peer public value is validated before use and a bad one
+# raises RemoteProtocolError. Results are the raw shared secrets ZRTP calls DHResult.
+
+_FFDH_BACKEND = None
+
+
+def _ffdh_backend():
+    """The `cryptography` finite-field DH module, or False once it is gone (it is deprecated)."""
+    global _FFDH_BACKEND
+    if _FFDH_BACKEND is None:
+        _FFDH_BACKEND = False
+        if HAVE_CRYPTOGRAPHY:
+            try:
+                import warnings
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    from cryptography.hazmat.primitives.asymmetric import dh as _dh
+                _FFDH_BACKEND = _dh
+            except ImportError:  # pragma: no cover - cryptography without FFDH
+                _FFDH_BACKEND = False
+    return _FFDH_BACKEND
+
+
+def ffdh_modexp(base, exponent, prime, length):
+    """`base ** exponent mod prime` as `length` big-endian bytes, on `cryptography` when it still has
+    finite-field DH (about 4x faster than `pow`), else None so the caller uses its own `pow` path.
+
+    `base` must already be validated by the caller (2 <= base <= prime - 2).
+    """
+    dh = _ffdh_backend()
+    if not dh:
+        return None
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            params = dh.DHParameterNumbers(prime, 2)
+            # Any public value satisfies the constructor; only `exponent` is used by exchange().
+            private = dh.DHPrivateNumbers(exponent, dh.DHPublicNumbers(2, params)).private_key()
+            out = private.exchange(dh.DHPublicNumbers(base, params).public_key())
+    except (ValueError, TypeError):
+        return None
+    return bytes(length - len(out)) + out
+
+
+def _x_curve(name):
+    if not HAVE_CRYPTOGRAPHY:
+        raise LocalProtocolError("{} not available on this platform".format(name))
+    if name == "x25519":
+        from cryptography.hazmat.primitives.asymmetric import x25519 as module
+
+        return module.X25519PrivateKey, module.X25519PublicKey
+    from cryptography.hazmat.primitives.asymmetric import x448 as module
+
+    return module.X448PrivateKey, module.X448PublicKey
+
+
+def _raw_public(key):
+    from cryptography.hazmat.primitives import serialization
+
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def x25519_public(private):
+    """Our X25519 public value (32 bytes) for the 32-byte `private` scalar."""
+    priv_cls, _ = _x_curve("x25519")
+    return _raw_public(priv_cls.from_private_bytes(private).public_key())
+
+
+def x25519_exchange(private, peer_public):
+    """X25519 shared secret; RemoteProtocolError for a malformed or low-order peer value."""
+    return _x_exchange("x25519", 32, private, peer_public)
+
+
+def x448_public(private):
+    """Our X448 public value (56 bytes) for the 56-byte `private` scalar."""
+    priv_cls, _ = _x_curve("x448")
+    return _raw_public(priv_cls.from_private_bytes(private).public_key())
+
+
+def x448_exchange(private, peer_public):
+    """X448 shared secret; RemoteProtocolError for a malformed or low-order peer value."""
+    return _x_exchange("x448", 56, private, peer_public)
+
+
+def _x_exchange(name, size, private, peer_public):
+    priv_cls, pub_cls = _x_curve(name)
+    if len(peer_public) != size:
+        raise RemoteProtocolError("{} public value must be {} bytes".format(name, size))
+    shared = None
+    try:
+        shared = priv_cls.from_private_bytes(private).exchange(pub_cls.from_public_bytes(peer_public))
+    except ValueError:
+        pass  # cryptography refuses an all-zero result (a low-order point, RFC 7748 §6).
+    if shared is None:
+        raise RemoteProtocolError("{} public value is a low-order point".format(name))
+    if not any(shared):
+        raise RemoteProtocolError("{} shared secret is zero".format(name))
+    return shared
+
+
+_EC_SIZES = {"p256": 32, "p384": 48}
+
+
+def _ec_curve(name):
+    if not HAVE_CRYPTOGRAPHY:
+        raise LocalProtocolError("{} not available on this platform".format(name))
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    if name == "p256":
+        return ec, ec.SECP256R1()
+    if name == "p384":
+        return ec, ec.SECP384R1()
+    raise LocalProtocolError("unknown curve {}".format(name))
+
+
+def ecdh_private_scalar(name, seed):
+    """A private scalar in [1, n-1] for curve `name` from random bytes `seed` (>= 64 bits longer than
+    the order, so the reduction bias is negligible, FIPS 186-4 B.4.1)."""
+    orders = {
+        "p256": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
+        "p384": 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973,
+    }
+    if name not in orders:
+        raise LocalProtocolError("unknown curve {}".format(name))
+    return int.from_bytes(seed, "big") % (orders[name] - 1) + 1
+
+
+def ecdh_public(name, scalar):
+    """Our ECDH public value as ZRTP carries it: x || y, each coordinate big-endian, no 0x04 prefix."""
+    ec, curve = _ec_curve(name)
+    numbers = ec.derive_private_key(scalar, curve).public_key().public_numbers()
+    size = _EC_SIZES[name]
+    return numbers.x.to_bytes(size, "big") + numbers.y.to_bytes(size, "big")
+
+
+def ecdh_exchange(name, scalar, peer_xy):
+    """ECDH on P-256/P-384: the x-coordinate of scalar * peer (RFC 6189 §5.1.5: DHResult is x).
+
+    The peer value must be x || y of a point on the curve (checked by `cryptography`, which also
+    rejects the point at infinity); otherwise RemoteProtocolError.
+    """
+    ec, curve = _ec_curve(name)
+    size = _EC_SIZES[name]
+    if len(peer_xy) != 2 * size:
+        raise RemoteProtocolError("{} public value must be {} bytes".format(name, 2 * size))
+    shared = None
+    try:
+        peer = ec.EllipticCurvePublicKey.from_encoded_point(curve, b"\x04" + peer_xy)
+        shared = ec.derive_private_key(scalar, curve).exchange(ec.ECDH(), peer)
+    except ValueError:
+        pass
+    if shared is None:
+        raise RemoteProtocolError("{} public value is not a point on the curve".format(name))
+    return shared

@@ -1,0 +1,578 @@
+"""SDP (RFC 4566) and the offer/answer model (RFC 3264) for one audio stream.
+
+API
+---
+parse_sdp(data) -> SessionDescription
+    bytes (or str) in; RemoteProtocolError(message, 400) out for anything malformed (bounded: 16 KiB,
+    64 media sections, 256 attributes each). Unknown lines are kept, not rejected.
+SessionDescription
+    version, origin (Origin), session_name, connection (Connection or None), times (list of str),
+    bandwidths, attributes (list of [name, value-or-None]), media (list of MediaDescription),
+    other_lines (list of [type, value] kept as read). to_bytes() serializes (CRLF line ends).
+Origin(username, session_id, session_version, address, nettype="IN", addrtype="IP4")
+Connection(address, nettype="IN", addrtype="IP4")
+MediaDescription
+    media ("audio"), port (int), proto ("RTP/AVP", "RTP/SAVP"...), formats (list of str payload
+    types), connection, bandwidths, attributes (list of pairs). attribute(name) -> first value,
+    "" for a flag, None; attributes_named(name) -> list; rtpmap() -> list of Codec.
+Codec(payload_type, name, clock_rate, channels=1, fmtp=None)
+
+CODECS: the codecs Sotto knows by name: PCMU (0), PCMA (8), G722 (9, clock 8000 in SDP, RFC 3551
+§4.5.2), opus (dynamic, opus/48000/2, RFC 7587), telephone-event (dynamic, RFC 4733).
+
+build_offer(codecs, address, port, direction="sendrecv", zrtp_hash=None, crypto_lines=(),
+            rtcp_mux=False, telephone_event=True, ptime=20, session_id=1, session_version=1,
+            username="-", profile=None) -> SessionDescription
+    `codecs`: names in preference order (e.g. ["PCMU", "PCMA", "G722", "opus"]). `zrtp_hash` is the
+    value of a=zrtp-hash (RFC 6189 §8.1, "1.10 <hex>"); `crypto_lines` the values of a=crypto
+    (RFC 4568, "1 AES_CM_128_HMAC_SHA1_80 inline:..."); with crypto lines the profile is RTP/SAVP.
+answer_offer(offer, codecs, address, port, direction="sendrecv", zrtp_hash=None, crypto_lines=(),
+             telephone_event=True, ptime=20, session_id=1, session_version=1, username="-")
+    -> (SessionDescription answer, Codec chosen)
+    Picks the first codec in OUR preference order that the offer's audio stream has (keeping the
+    offerer's payload type numbers), answers telephone-event when offered, mirrors rtcp-mux, and
+    answers the direction per RFC 3264 §6.1 (offer sendonly -> recvonly; recvonly -> sendonly;
+    inactive -> inactive; our `direction` otherwise). Raises RemoteProtocolError(..., 488) when no
+    codec matches or there is no usable audio stream; other media sections are rejected with port 0.
+remote_media(description) -> RemoteMedia
+    What to send to: address, port (0 = stream disabled), codecs (list of Codec, in the peer's order),
+    telephone_event (payload type or None), direction (as the peer wrote it), zrtp_hash (str or None),
+    crypto_lines (list of str), rtcp_mux (bool), ptime (int or None), proto. Raises
+    RemoteProtocolError(..., 488) without an audio stream.
+reverse_direction(direction): sendonly <-> recvonly.
+"""
+
+from firmware.errors import RemoteProtocolError
+from firmware.sip.uri import decode_utf8
+
+MAX_SDP = 16384
+MAX_MEDIA = 64
+MAX_ATTRIBUTES = 256
+
+DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+
+# name -> (static payload type or None for dynamic, clock rate, channels)
+CODECS = {
+    "PCMU": (0, 8000, 1),
+    "PCMA": (8, 8000, 1),
+    "G722": (9, 8000, 1),
+    "opus": (None, 48000, 2),
+    "telephone-event": (None, 8000, 1),
+}
+_STATIC_NAMES = {0: "PCMU", 8: "PCMA", 9: "G722", 3: "GSM", 4: "G723", 18: "G729", 13: "CN"}
+_DEFAULT_DYNAMIC = {"opus": 111, "telephone-event": 101}
+
+
+def _canonical_codec(name):
+    lower = name.lower()
+    for known in CODECS:
+        if known.lower() == lower:
+            return known
+    return name
+
+
+class Codec:
+    __slots__ = ("payload_type", "name", "clock_rate", "channels", "fmtp")
+
+    def __init__(self, payload_type, name, clock_rate, channels=1, fmtp=None):
+        self.payload_type = payload_type
+        self.name = name
+        self.clock_rate = clock_rate
+        self.channels = channels
+        self.fmtp = fmtp
+
+    def __repr__(self):
+        return "Codec({} {}/{}/{})".format(self.payload_type, self.name, self.clock_rate, self.channels)
+
+
+class Origin:
+    __slots__ = ("username", "session_id", "session_version", "nettype", "addrtype", "address")
+
+    def __init__(self, username, session_id, session_version, address, nettype="IN", addrtype="IP4"):
+        self.username = username
+        self.session_id = session_id
+        self.session_version = session_version
+        self.nettype = nettype
+        self.addrtype = addrtype
+        self.address = address
+
+    def __str__(self):
+        return "{} {} {} {} {} {}".format(
+            self.username, self.session_id, self.session_version, self.nettype, self.addrtype, self.address
+        )
+
+
+class Connection:
+    __slots__ = ("nettype", "addrtype", "address")
+
+    def __init__(self, address, nettype="IN", addrtype="IP4"):
+        self.nettype = nettype
+        self.addrtype = addrtype
+        self.address = address
+
+    def __str__(self):
+        return "{} {} {}".format(self.nettype, self.addrtype, self.address)
+
+
+def _attribute(attributes, name):
+    for key, value in attributes:
+        if key == name:
+            return "" if value is None else value
+    return None
+
+
+class MediaDescription:
+    __slots__ = (
+        "media",
+        "port",
+        "port_count",
+        "proto",
+        "formats",
+        "connection",
+        "bandwidths",
+        "attributes",
+        "other_lines",
+    )
+
+    def __init__(self, media, port, proto, formats, connection=None, attributes=None):
+        self.media = media
+        self.port = port
+        self.port_count = None
+        self.proto = proto
+        self.formats = formats
+        self.connection = connection
+        self.bandwidths = []
+        self.attributes = attributes if attributes is not None else []
+        self.other_lines = []
+
+    def attribute(self, name):
+        return _attribute(self.attributes, name)
+
+    def attributes_named(self, name):
+        return ["" if v is None else v for k, v in self.attributes if k == name]
+
+    def direction(self):
+        for key, _ in self.attributes:
+            if key in DIRECTIONS:
+                return key
+        return None
+
+    def rtpmap(self):
+        """Codec per payload type in m= order; static types without rtpmap get their RFC 3551 names."""
+        maps = []
+        for value in self.attributes_named("rtpmap"):
+            pt_text, _, encoding = value.partition(" ")
+            parts = encoding.strip().split("/")
+            if not pt_text.isdigit() or len(parts) < 2 or not parts[1].isdigit():
+                raise RemoteProtocolError("bad a=rtpmap")
+            channels = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 1
+            maps.append((pt_text, parts[0], int(parts[1]), channels))
+        fmtps = []
+        for value in self.attributes_named("fmtp"):
+            pt_text, _, params = value.partition(" ")
+            fmtps.append((pt_text, params.strip()))
+        codecs = []
+        for fmt in self.formats:
+            if not fmt.isdigit() or int(fmt) > 127:
+                continue
+            found = None
+            for pt_text, name, rate, channels in maps:
+                if pt_text == fmt:
+                    found = Codec(int(fmt), _canonical_codec(name), rate, channels)
+                    break
+            if found is None:
+                name = _STATIC_NAMES.get(int(fmt))
+                if name is None:
+                    continue  # a dynamic type without rtpmap: unusable
+                found = Codec(int(fmt), name, 8000, 1)
+            for pt_text, params in fmtps:
+                if pt_text == fmt:
+                    found.fmtp = params
+            codecs.append(found)
+        return codecs
+
+
+class SessionDescription:
+    __slots__ = (
+        "version",
+        "origin",
+        "session_name",
+        "connection",
+        "times",
+        "bandwidths",
+        "attributes",
+        "media",
+        "other_lines",
+    )
+
+    def __init__(self, origin, connection=None, session_name="-"):
+        self.version = 0
+        self.origin = origin
+        self.session_name = session_name
+        self.connection = connection
+        self.times = ["0 0"]
+        self.bandwidths = []
+        self.attributes = []
+        self.media = []
+        self.other_lines = []
+
+    def attribute(self, name):
+        return _attribute(self.attributes, name)
+
+    def attribute_direction(self):
+        for key, _ in self.attributes:
+            if key in DIRECTIONS:
+                return key
+        return None
+
+    def audio(self):
+        for m in self.media:
+            if m.media == "audio":
+                return m
+        return None
+
+    def to_bytes(self):
+        lines = ["v=0", "o=" + str(self.origin), "s=" + (self.session_name or "-")]
+        for kind, value in self.other_lines:
+            lines.append(kind + "=" + value)
+        if self.connection is not None:
+            lines.append("c=" + str(self.connection))
+        for value in self.bandwidths:
+            lines.append("b=" + value)
+        for value in self.times:
+            lines.append("t=" + value)
+        _append_attributes(lines, self.attributes)
+        for m in self.media:
+            port = str(m.port) if m.port_count is None else "{}/{}".format(m.port, m.port_count)
+            lines.append("m={} {} {} {}".format(m.media, port, m.proto, " ".join(m.formats)))
+            for kind, value in m.other_lines:
+                lines.append(kind + "=" + value)
+            if m.connection is not None:
+                lines.append("c=" + str(m.connection))
+            for value in m.bandwidths:
+                lines.append("b=" + value)
+            _append_attributes(lines, m.attributes)
+        return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def _append_attributes(lines, attributes):
+    for name, value in attributes:
+        lines.append("a=" + name if value is None else "a={}:{}".format(name, value))
+
+
+def _parse_connection(value):
+    parts = value.split()
+    if len(parts) != 3 or parts[0] != "IN" or parts[1] not in ("IP4", "IP6"):
+        raise RemoteProtocolError("bad c= line")
+    address = parts[2].split("/")[0]
+    if not address:
+        raise RemoteProtocolError("bad c= address")
+    return Connection(address, parts[0], parts[1])
+
+
+def _parse_origin(value):
+    parts = value.split()
+    if len(parts) != 6:
+        raise RemoteProtocolError("bad o= line")
+    return Origin(parts[0], parts[1], parts[2], parts[5], parts[3], parts[4])
+
+
+def parse_sdp(data):
+    if isinstance(data, str):
+        data = data.encode()
+    if not isinstance(data, (bytes, bytearray)):
+        raise RemoteProtocolError("SDP is not bytes")
+    if len(data) > MAX_SDP:
+        raise RemoteProtocolError("SDP too large")
+    text = decode_utf8(bytes(data))
+    if text is None:
+        raise RemoteProtocolError("SDP is not UTF-8")
+    session = None
+    current = None
+    seen_version = False
+    for raw in text.split("\n"):
+        line = raw[:-1] if raw.endswith("\r") else raw
+        if line == "":
+            continue
+        if len(line) < 2 or line[1] != "=" or not ("a" <= line[0] <= "z"):
+            raise RemoteProtocolError("bad SDP line")
+        kind = line[0]
+        value = line[2:]
+        if not seen_version:
+            if kind != "v" or value.strip() != "0":
+                raise RemoteProtocolError("SDP must start with v=0")
+            seen_version = True
+            continue
+        if session is None:
+            if kind != "o":
+                raise RemoteProtocolError("SDP o= line must follow v=")
+            session = SessionDescription(_parse_origin(value))
+            session.session_name = None
+            session.times = []
+            continue
+        if kind == "m":
+            if len(session.media) >= MAX_MEDIA:
+                raise RemoteProtocolError("too many SDP media sections")
+            current = _parse_media_line(value)
+            session.media.append(current)
+            continue
+        target = current if current is not None else session
+        if kind == "a":
+            if len(target.attributes) >= MAX_ATTRIBUTES:
+                raise RemoteProtocolError("too many SDP attributes")
+            name, colon, attr_value = value.partition(":")
+            if not name:
+                raise RemoteProtocolError("empty SDP attribute")
+            target.attributes.append([name, attr_value if colon else None])
+        elif kind == "c":
+            target.connection = _parse_connection(value)
+        elif kind == "b":
+            target.bandwidths.append(value)
+        elif kind == "s" and current is None:
+            session.session_name = value
+        elif kind == "t" and current is None:
+            session.times.append(value)
+        elif kind == "v":
+            raise RemoteProtocolError("repeated v= line")
+        else:
+            if len(target.other_lines) >= MAX_ATTRIBUTES:
+                raise RemoteProtocolError("too many SDP lines")
+            target.other_lines.append([kind, value])
+    if session is None:
+        raise RemoteProtocolError("SDP without o= line")
+    if session.session_name is None:
+        session.session_name = "-"
+    if not session.times:
+        session.times = ["0 0"]
+    return session
+
+
+def _parse_media_line(value):
+    parts = value.split()
+    if len(parts) < 3:
+        raise RemoteProtocolError("bad m= line")
+    port_text, slash, count_text = parts[1].partition("/")
+    if not port_text.isdigit() or int(port_text) > 65535 or (slash and not count_text.isdigit()):
+        raise RemoteProtocolError("bad m= port")
+    m = MediaDescription(parts[0], int(port_text), parts[2], parts[3:])
+    if slash:
+        m.port_count = int(count_text)
+    return m
+
+
+def reverse_direction(direction):
+    if direction == "sendonly":
+        return "recvonly"
+    if direction == "recvonly":
+        return "sendonly"
+    return direction
+
+
+def _check_direction(direction):
+    if direction not in DIRECTIONS:
+        raise RemoteProtocolError("bad direction " + str(direction))
+
+
+def _address_type(address):
+    return "IP6" if ":" in address else "IP4"
+
+
+def _new_description(address, session_id, session_version, username):
+    addrtype = _address_type(address)
+    return SessionDescription(
+        Origin(username, str(session_id), str(session_version), address, "IN", addrtype),
+        Connection(address, "IN", addrtype),
+        "Sotto",
+    )
+
+
+def build_offer(
+    codecs,
+    address,
+    port,
+    direction="sendrecv",
+    zrtp_hash=None,
+    crypto_lines=(),
+    rtcp_mux=False,
+    telephone_event=True,
+    ptime=20,
+    session_id=1,
+    session_version=1,
+    username="-",
+    profile=None,
+):
+    _check_direction(direction)
+    description = _new_description(address, session_id, session_version, username)
+    formats = []
+    attributes = []
+    for name in codecs:
+        canonical = _canonical_codec(name)
+        if canonical not in CODECS or canonical == "telephone-event":
+            raise RemoteProtocolError("unknown codec " + str(name))
+        static, rate, channels = CODECS[canonical]
+        pt = static if static is not None else _DEFAULT_DYNAMIC[canonical]
+        formats.append(str(pt))
+        encoding = "{}/{}".format(canonical, rate) + ("/{}".format(channels) if channels > 1 else "")
+        attributes.append(["rtpmap", "{} {}".format(pt, encoding)])
+        if canonical == "opus":
+            attributes.append(["fmtp", "{} useinbandfec=1".format(pt)])
+    if telephone_event:
+        pt = _DEFAULT_DYNAMIC["telephone-event"]
+        formats.append(str(pt))
+        attributes.append(["rtpmap", "{} telephone-event/8000".format(pt)])
+        attributes.append(["fmtp", "{} 0-16".format(pt)])
+    if ptime:
+        attributes.append(["ptime", str(ptime)])
+    if rtcp_mux:
+        attributes.append(["rtcp-mux", None])
+    for line in crypto_lines:
+        attributes.append(["crypto", line])
+    if zrtp_hash:
+        attributes.append(["zrtp-hash", zrtp_hash])
+    attributes.append([direction, None])
+    if profile is None:
+        profile = "RTP/SAVP" if crypto_lines else "RTP/AVP"
+    description.media.append(MediaDescription("audio", port, profile, formats, None, attributes))
+    return description
+
+
+def answer_offer(
+    offer,
+    codecs,
+    address,
+    port,
+    direction="sendrecv",
+    zrtp_hash=None,
+    crypto_lines=(),
+    telephone_event=True,
+    ptime=20,
+    session_id=1,
+    session_version=1,
+    username="-",
+):
+    _check_direction(direction)
+    if not isinstance(offer, SessionDescription):
+        offer = parse_sdp(offer)
+    description = _new_description(address, session_id, session_version, username)
+    chosen = None
+    for m in offer.media:
+        if m.media != "audio" or m.port == 0 or chosen is not None or not m.proto.startswith("RTP/"):
+            description.media.append(MediaDescription(m.media, 0, m.proto, list(m.formats) or ["0"]))
+            continue
+        offered = m.rtpmap()
+        for name in codecs:
+            canonical = _canonical_codec(name)
+            for codec in offered:
+                if codec.name == canonical or codec.name.lower() == canonical.lower():
+                    chosen = codec
+                    break
+            if chosen is not None:
+                break
+        if chosen is None:
+            description.media.append(MediaDescription(m.media, 0, m.proto, list(m.formats)))
+            continue
+        formats = [str(chosen.payload_type)]
+        encoding = "{}/{}".format(chosen.name, chosen.clock_rate)
+        if chosen.channels > 1:
+            encoding += "/{}".format(chosen.channels)
+        attributes = [["rtpmap", "{} {}".format(chosen.payload_type, encoding)]]
+        if chosen.fmtp:
+            attributes.append(["fmtp", "{} {}".format(chosen.payload_type, chosen.fmtp)])
+        if telephone_event:
+            for codec in offered:
+                if codec.name == "telephone-event" and codec.clock_rate == 8000:
+                    formats.append(str(codec.payload_type))
+                    attributes.append(["rtpmap", "{} telephone-event/8000".format(codec.payload_type)])
+                    if codec.fmtp:
+                        attributes.append(["fmtp", "{} {}".format(codec.payload_type, codec.fmtp)])
+                    break
+        if ptime:
+            attributes.append(["ptime", str(ptime)])
+        if m.attribute("rtcp-mux") is not None:
+            attributes.append(["rtcp-mux", None])
+        for line in crypto_lines:
+            attributes.append(["crypto", line])
+        if zrtp_hash:
+            attributes.append(["zrtp-hash", zrtp_hash])
+        offered_direction = m.direction() or offer.attribute_direction()
+        attributes.append([_answer_direction(offered_direction, direction), None])
+        description.media.append(MediaDescription("audio", port, m.proto, formats, None, attributes))
+    if chosen is None:
+        raise RemoteProtocolError("no common codec", 488)
+    return description, chosen
+
+
+def _answer_direction(offered, wanted):
+    # RFC 3264 §6.1: the answer's direction is compatible with the offer's.
+    offered = offered or "sendrecv"
+    if offered == "inactive" or wanted == "inactive":
+        return "inactive"
+    if offered == "sendonly":
+        return "recvonly" if wanted in ("sendrecv", "recvonly") else "inactive"
+    if offered == "recvonly":
+        return "sendonly" if wanted in ("sendrecv", "sendonly") else "inactive"
+    return wanted
+
+
+class RemoteMedia:
+    __slots__ = (
+        "address",
+        "port",
+        "codecs",
+        "telephone_event",
+        "direction",
+        "zrtp_hash",
+        "crypto_lines",
+        "rtcp_mux",
+        "ptime",
+        "proto",
+    )
+
+    def __init__(
+        self, address, port, codecs, telephone_event, direction, zrtp_hash, crypto_lines, rtcp_mux, ptime, proto
+    ):
+        self.address = address
+        self.port = port
+        self.codecs = codecs
+        self.telephone_event = telephone_event
+        self.direction = direction
+        self.zrtp_hash = zrtp_hash
+        self.crypto_lines = crypto_lines
+        self.rtcp_mux = rtcp_mux
+        self.ptime = ptime
+        self.proto = proto
+
+
+def remote_media(description):
+    if not isinstance(description, SessionDescription):
+        description = parse_sdp(description)
+    m = description.audio()
+    if m is None:
+        raise RemoteProtocolError("no audio stream in SDP", 488)
+    connection = m.connection or description.connection
+    if connection is None:
+        raise RemoteProtocolError("no c= line for the audio stream", 400)
+    codecs = [c for c in m.rtpmap() if c.name != "telephone-event"]
+    telephone_event = None
+    for c in m.rtpmap():
+        if c.name == "telephone-event" and c.clock_rate == 8000:
+            telephone_event = c.payload_type
+            break
+    direction = m.direction() or description.attribute_direction() or "sendrecv"
+    zrtp_hash = m.attribute("zrtp-hash")
+    if zrtp_hash is None:
+        zrtp_hash = description.attribute("zrtp-hash")
+    ptime_text = m.attribute("ptime")
+    ptime = int(ptime_text) if ptime_text and ptime_text.strip().isdigit() else None
+    return RemoteMedia(
+        connection.address,
+        m.port,
+        codecs,
+        telephone_event,
+        direction,
+        zrtp_hash or None,
+        m.attributes_named("crypto"),
+        m.attribute("rtcp-mux") is not None,
+        ptime,
+        m.proto,
+    )

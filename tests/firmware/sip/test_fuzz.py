@@ -1,0 +1,142 @@
+"""The fuzz invariant (DESIGN.md): any bytes in, either a parsed value or RemoteProtocolError out."""
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from firmware.errors import RemoteProtocolError
+from firmware.sdp import answer_offer, parse_sdp, remote_media
+from firmware.sip.message import Request, StreamFramer, check_request, check_response, make_response, parse_message
+from firmware.sip.uri import parse_name_addr, parse_uri
+from tests.firmware.sip.test_message import INVITE
+from tests.firmware.test_sdp import LINPHONE_OFFER
+
+FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+SIP_ALPHABET = st.sampled_from(
+    [b"\r\n", b" ", b":", b";", b",", b'"', b"<", b">", b"@", b"=", b"\\", b"\t", b"%", b"[", b"]", b"/"]
+    + [bytes([c]) for c in b"SIPVIaivtfl0123456789.-"]
+    + [b"SIP/2.0", b"INVITE", b"Via", b"Content-Length", b"CSeq", b"\xff", b"\x00"]
+)
+
+
+def _mutations(base):
+    @st.composite
+    def mutate(draw):
+        data = bytearray(base)
+        for _ in range(draw(st.integers(1, 8))):
+            pos = draw(st.integers(0, len(data)))
+            action = draw(st.integers(0, 2))
+            chunk = draw(SIP_ALPHABET)
+            if action == 0:
+                data[pos:pos] = chunk
+            elif action == 1:
+                del data[pos : pos + draw(st.integers(1, 20))]
+            else:
+                data[pos : pos + len(chunk)] = chunk
+        return bytes(data)
+
+    return mutate()
+
+
+def _exercise_message(data):
+    try:
+        msg = parse_message(data)
+    except RemoteProtocolError:
+        return
+    try:
+        if isinstance(msg, Request):
+            check_request(msg)
+            make_response(msg, 400, to_tag="t").to_bytes()
+        else:
+            check_response(msg)
+        assert isinstance(msg.vias, list)
+        msg.to_bytes()
+    except RemoteProtocolError:
+        pass
+
+
+@FUZZ
+@given(st.binary(max_size=2000))
+def test_parse_message_random_bytes(data):
+    _exercise_message(data)
+
+
+@FUZZ
+@given(_mutations(INVITE))
+def test_parse_message_mutated_invite(data):
+    _exercise_message(data)
+
+
+@FUZZ
+@given(_mutations(INVITE))
+def test_make_response_even_when_rules_break(data):
+    try:
+        msg = parse_message(data)
+    except RemoteProtocolError:
+        return
+    if isinstance(msg, Request):
+        resp = make_response(msg, 400, to_tag="abc")
+        assert resp.status == 400
+        resp.to_bytes()
+
+
+@FUZZ
+@given(st.text(max_size=200))
+def test_parse_uri_and_name_addr_any_text(text):
+    for parser in (parse_uri, parse_name_addr):
+        try:
+            value = parser(text)
+        except RemoteProtocolError:
+            continue
+        str(value)
+
+
+@FUZZ
+@given(_mutations(b'"Bob \\"x\\"" <sip:bob:pw@[::1]:5060;transport=tcp?h=v>;tag=abc;q=0.5'))
+def test_name_addr_mutations(data):
+    try:
+        text = data.decode()
+    except UnicodeError:
+        return
+    try:
+        na = parse_name_addr(text)
+    except RemoteProtocolError:
+        return
+    str(na)
+
+
+@FUZZ
+@given(_mutations(LINPHONE_OFFER))
+def test_sdp_mutations(data):
+    try:
+        sdp = parse_sdp(data)
+        sdp.to_bytes()
+        remote_media(sdp)
+        answer_offer(sdp, ["PCMU", "opus"], "127.0.0.1", 4000)
+    except RemoteProtocolError:
+        pass
+
+
+@FUZZ
+@given(st.binary(max_size=1000))
+def test_sdp_random_bytes(data):
+    try:
+        remote_media(parse_sdp(data))
+    except RemoteProtocolError:
+        pass
+
+
+@FUZZ
+@given(st.lists(st.binary(max_size=300), max_size=10), _mutations(INVITE))
+def test_stream_framer(chunks, message):
+    framer = StreamFramer()
+    try:
+        for chunk in chunks + [message]:
+            for item in framer.feed(chunk):
+                if isinstance(item, bytes):
+                    try:
+                        parse_message(item, stream=True)
+                    except RemoteProtocolError:
+                        pass
+    except RemoteProtocolError:
+        pass

@@ -1,0 +1,65 @@
+"""python -m tools.image --base BASE --out OUT [--config FILE] [--board NAME]
+
+Exit codes: 0 done; 2 bad arguments, a BASE that is not a Raspberry Pi OS-like image (MBR, FAT boot,
+ext4 root), a bad configuration or an unknown board, with one line on stderr and no OUT written;
+1 when a tool (mtools, e2fsprogs) fails on the way.
+"""
+
+import argparse
+import sys
+
+from firmware.errors import ConfigError
+from tools.image import payload
+from tools.image.build import build
+from tools.image.fat import ImageToolError
+from tools.image.partitions import BaseImageError
+
+PROG = "sotto-image"
+
+
+def _fail(code, message):
+    print("{}: {}".format(PROG, message), file=sys.stderr)
+    return code
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Turn a Raspberry Pi OS Lite image into a Sotto desk phone image (offline)."
+    )
+    parser.add_argument("--base", required=True, help="Raspberry Pi OS Lite .img (never modified)")
+    parser.add_argument("--out", required=True, help="the image to write")
+    parser.add_argument("--config", help="phone configuration (TOML) to put on the boot partition")
+    parser.add_argument("--board", help="board name for the configuration template ({})".format(
+        ", ".join(payload.available_boards())))
+    args = parser.parse_args(argv)
+
+    config_bytes = None
+    if args.board is not None and args.board not in payload.available_boards():
+        return _fail(2, "unknown board {!r} (known: {})".format(args.board, ", ".join(payload.available_boards())))
+    try:
+        if args.config is not None:
+            try:
+                with open(args.config, "rb") as f:
+                    config_bytes = f.read()
+            except OSError as exc:
+                return _fail(2, "{}: {}".format(args.config, exc.strerror or exc))
+            try:
+                text = config_bytes.decode("utf-8")
+            except UnicodeDecodeError:
+                return _fail(2, "{}: not UTF-8 text".format(args.config))
+            payload.validate_config_text(text, args.config)
+            if args.board is not None:
+                return _fail(2, "--board applies to the template only; set [board] name in {}".format(args.config))
+        build(args.base, args.out, config_bytes, args.board)
+    except (BaseImageError, ConfigError) as exc:
+        return _fail(2, str(exc))
+    except ImageToolError as exc:
+        return _fail(1, str(exc))
+    except OSError as exc:
+        return _fail(1, "{}: {}".format(exc.filename or "", exc.strerror or exc))
+    print("{}: wrote {}".format(PROG, args.out), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

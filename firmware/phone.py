@@ -84,12 +84,19 @@ ALARM_ZRTP_HASH_MISMATCH = "zrtp-hash-mismatch"
 ALARM_DOWNGRADE = "downgrade"
 ALARM_GOCLEAR = "goclear"
 ALARM_NOT_SECURE = "not-secure"
+ALARM_TITLE = (
+    (ALARM_CACHE_MISMATCH, "KEY CHANGED"),
+    (ALARM_ZRTP_HASH_MISMATCH, "HASH MISMATCH"),
+    (ALARM_DOWNGRADE, "DOWNGRADE"),
+    (ALARM_GOCLEAR, "GOCLEAR"),
+    (ALARM_NOT_SECURE, "NOT SECURE"),
+)
 ALARM_TEXT = (
-    (ALARM_CACHE_MISMATCH, "Peer key CHANGED"),
+    (ALARM_CACHE_MISMATCH, "peer key changed"),
     (ALARM_ZRTP_HASH_MISMATCH, "zrtp-hash mismatch"),
-    (ALARM_DOWNGRADE, "Downgrade mid-call"),
-    (ALARM_GOCLEAR, "Peer sent GoClear"),
-    (ALARM_NOT_SECURE, "Call NOT secure"),
+    (ALARM_DOWNGRADE, "downgrade mid-call"),
+    (ALARM_GOCLEAR, "peer sent GoClear"),
+    (ALARM_NOT_SECURE, "not encrypted!"),
 )
 
 # Tones (PlayTone.name): the media engineer's tone generators play them.
@@ -258,7 +265,7 @@ class RegistrationFailed:
 class NetworkDown:
     __slots__ = ("reason",)
 
-    def __init__(self, reason="no network"):
+    def __init__(self, reason=None):
         self.reason = reason
 
 
@@ -927,7 +934,7 @@ class Phone:
 
     def _on_condition(self, event, now):
         if isinstance(event, RegistrationFailed):
-            self._set_error(ERROR_REGISTRATION, "Registration failed", event.reason)
+            self._set_error(ERROR_REGISTRATION, "Not registered", event.reason)
         elif isinstance(event, Registered):
             self._clear_error(ERROR_REGISTRATION)
         elif isinstance(event, NetworkDown):
@@ -945,7 +952,7 @@ class Phone:
 
     def _set_error(self, kind, title, detail):
         self._clear_error(kind)
-        self.errors.append((kind, title, str(detail) if detail is not None else ""))
+        self.errors.append((kind, title, str(detail) if detail else ""))
 
     def _clear_error(self, kind):
         self.errors = [e for e in self.errors if e[0] != kind]
@@ -1076,14 +1083,15 @@ def _screen_verified(phone, now):
 
 def _screen_alarm(phone, now):
     reason = _lookup(ALARM_TEXT, phone.alarm_reason, phone.alarm_reason or "security alarm")
+    title = _lookup(ALARM_TITLE, phone.alarm_reason, "ALARM")
     if phone.alarm_reason == ALARM_CACHE_MISMATCH and phone.sas is not None:
-        return Screen("ALARM", [reason, "same SAS? press;", "hold 2s: hang up"], big=phone.sas, alert=True)
+        return Screen(title, [reason, "same SAS? press;", "hold 2s: hang up"], big=phone.sas, alert=True)
     lines = [reason, _remote_label(phone)]
     if phone.alarm_acknowledged:
         lines.append("acknowledged")
     else:
         lines.append("press: silence")
-    return Screen("ALARM", lines + _call_flags(phone), alert=True)
+    return Screen(title, lines + _call_flags(phone), alert=True)
 
 
 def _screen_ended(phone, now):

@@ -186,7 +186,7 @@ def test_cache_mismatch_is_an_alarm_with_the_sas_until_confirmed():
     assert phone.state == "alarm"
     screen = phone.screen(1.0)
     assert screen.alert and screen.big == "ab3d"
-    assert screen.lines[0] == "Peer key CHANGED"
+    assert screen.title == "KEY CHANGED" and screen.lines[0] == "peer key changed"
     assert "PlayTone('alarm')" in drain(phone)
     phone.handle(P.TrustPressed(False), 2.0)
     assert phone.state == "verified"
@@ -230,7 +230,8 @@ def test_goclear_and_downgrade_alarm_during_a_call_press_acknowledges():
     assert phone.state == "alarm"
     screen = phone.screen(5.0)
     assert screen.alert and screen.big is None
-    assert screen.lines == ("Peer sent GoClear", "123@d", "press: silence")
+    assert screen.title == "GOCLEAR"
+    assert screen.lines == ("peer sent GoClear", "123@d", "press: silence")
     assert drain(phone) == ["PlayTone('alarm')"]
     phone.handle(P.TrustPressed(False), 6.0)
     assert phone.state == "alarm"
@@ -479,7 +480,7 @@ def test_error_screens_and_their_recovery():
     phone.handle(P.RegistrationFailed("403 Forbidden"), 0.0)
     assert phone.state == "error"
     screen = phone.screen(0.0)
-    assert screen.title == "Registration failed" and screen.alert
+    assert screen.title == "Not registered" and screen.alert
     assert screen.lines == ("403 Forbidden", "calls by IP only")
     phone.handle(P.AudioDeviceMissing("hw:1"), 0.5)
     phone.handle(P.Registered(), 1.0)

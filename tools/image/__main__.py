@@ -1,4 +1,4 @@
-"""python -m tools.image --base BASE --out OUT [--config FILE] [--board NAME]
+"""python -m tools.image --base BASE --out OUT [--config FILE] [--board NAME] [--source DIR]
 
 Exit codes: 0 done; 2 bad arguments, a BASE that is not a Raspberry Pi OS-like image (MBR, FAT boot,
 ext4 root), a bad configuration or an unknown board, with one line on stderr and no OUT written;
@@ -6,6 +6,7 @@ ext4 root), a bad configuration or an unknown board, with one line on stderr and
 """
 
 import argparse
+import os
 import sys
 
 from firmware.errors import ConfigError
@@ -31,7 +32,11 @@ def main(argv=None):
     parser.add_argument("--config", help="phone configuration (TOML) to put on the boot partition")
     parser.add_argument("--board", help="board name for the configuration template ({})".format(
         ", ".join(payload.available_boards())))
+    parser.add_argument("--source", default=payload.REPO_ROOT,
+                        help="the Sotto tree to install (default: this checkout)")
     args = parser.parse_args(argv)
+    if not os.path.isfile(os.path.join(args.source, "firmware", "__init__.py")):
+        return _fail(2, "{}: not a Sotto tree (no firmware/__init__.py)".format(args.source))
 
     config_bytes = None
     if args.board is not None and args.board not in payload.available_boards():
@@ -50,7 +55,7 @@ def main(argv=None):
             payload.validate_config_text(text, args.config)
             if args.board is not None:
                 return _fail(2, "--board applies to the template only; set [board] name in {}".format(args.config))
-        build(args.base, args.out, config_bytes, args.board)
+        build(args.base, args.out, config_bytes, args.board, args.source)
     except (BaseImageError, ConfigError) as exc:
         return _fail(2, str(exc))
     except ImageToolError as exc:

@@ -1,0 +1,204 @@
+"""The installer into a temporary root (--root): same result as the image, idempotent, uninstall."""
+
+import hashlib
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tomllib
+
+import pytest
+
+from tests.tools import standin
+from tools.image import payload
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+SOURCE = None
+
+
+def snapshot_source(directory):
+    for rel, is_dir, mode in payload.source_tree(str(REPO)):
+        target = os.path.join(directory, rel)
+        if is_dir:
+            os.makedirs(target, exist_ok=True)
+        else:
+            shutil.copyfile(REPO / rel, target)
+            os.chmod(target, mode)
+    return directory
+
+
+@pytest.fixture(scope="module", autouse=True)
+def source(tmp_path_factory):
+    global SOURCE
+    SOURCE = snapshot_source(str(tmp_path_factory.mktemp("source")))
+    return SOURCE
+
+
+def install(root, *extra):
+    # The installer installs the tree it runs from: run the snapshot's copy of it.
+    return subprocess.run(
+        [sys.executable, "-m", "tools.install", "--root", str(root), *extra],
+        cwd=SOURCE, capture_output=True, text=True, timeout=120, check=False,
+    )
+
+
+def make_root(directory):
+    root = pathlib.Path(directory)
+    for rel, text in standin.ROOT_FILES.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        path.chmod(0o640 if rel.endswith("shadow") else 0o644)
+    (root / "etc/systemd/system").mkdir(parents=True, exist_ok=True)
+    boot = root / "boot/firmware"
+    boot.mkdir(parents=True)
+    (boot / "config.txt").write_text(standin.CONFIG_TXT)
+    (boot / "cmdline.txt").write_text("console=serial0,115200 root=PARTUUID=5e3da3da-02\n")
+    return root
+
+
+def state(root):
+    """Every path under root with type, mode, owner, content hash and mtime: 'changes nothing' means equal."""
+    found = {}
+    for current, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(current, name)
+            info = os.lstat(path)
+            rel = os.path.relpath(path, root)
+            if os.path.islink(path):
+                found[rel] = ("link", os.readlink(path))
+            elif os.path.isdir(path):
+                found[rel] = ("dir", info.st_mode, info.st_uid, info.st_gid)
+            else:
+                with open(path, "rb") as f:
+                    digest = hashlib.sha256(f.read()).hexdigest()
+                found[rel] = ("file", info.st_mode, info.st_uid, info.st_gid, digest, info.st_mtime_ns, info.st_ino)
+    return found
+
+
+@pytest.fixture
+def installed(tmp_path):
+    root = make_root(tmp_path / "root")
+    done = install(root, "--board", "sim")
+    assert done.returncode == 0, done.stderr
+    return root
+
+
+def _ids(root):
+    for line in (root / "etc/passwd").read_text().splitlines():
+        fields = line.split(":")
+        if fields[0] == "sotto":
+            return int(fields[2]), int(fields[3])
+    return None
+
+
+def test_install_puts_everything_in_place(installed):
+    root = installed
+    expected = (pathlib.Path(SOURCE) / "firmware/config.py").read_bytes()
+    assert (root / "opt/sotto/firmware/config.py").read_bytes() == expected
+    assert not (root / "opt/sotto/tests").exists()
+    for unit in payload.UNITS:
+        assert (root / "etc/systemd/system" / unit).read_bytes() == (
+            pathlib.Path(SOURCE) / "tools/systemd" / unit).read_bytes()
+    for wants, unit in payload.ENABLED:
+        link = root / "etc/systemd/system" / wants / unit
+        assert os.readlink(link) == "/etc/systemd/system/" + unit
+    config_txt = (root / "boot/firmware/config.txt").read_text().splitlines()
+    assert config_txt.count("dtparam=i2c_arm=on") == 1
+    template = tomllib.loads((root / "boot/firmware/sotto.toml").read_text())
+    assert template["board"]["name"] == "sim" and template["data"]["dir"] == "/var/lib/sotto"
+    uid, gid = _ids(root)
+    assert "gpio" in (root / "etc/group").read_text() and "sotto:!*:::::::" in (root / "etc/shadow").read_text()
+    data = root / "var/lib/sotto"
+    assert (data.stat().st_mode & 0o777, data.stat().st_uid, data.stat().st_gid) == (0o700, uid, gid)
+    etc = root / "etc/sotto"
+    assert (etc.stat().st_mode & 0o777, etc.stat().st_gid) == (0o750, gid)
+    image = root / "boot/firmware/sotto-data.img"
+    assert image.stat().st_size == payload.DATA_IMAGE_BYTES
+    assert standin.ext_stat(str(image), "/", offset=0)[:4] == ("directory", 0o700, uid, gid)
+    assert (root / "etc/shadow").stat().st_mode & 0o777 == 0o640
+
+
+def test_second_install_changes_nothing(installed):
+    before = state(installed)
+    again = install(installed, "--board", "sim")
+    assert again.returncode == 0, again.stderr
+    assert "nothing to change" in again.stderr
+    assert state(installed) == before
+
+
+def test_update_replaces_the_tree_and_keeps_the_venv(installed):
+    tree = installed / "opt/sotto"
+    (tree / "firmware/config.py").write_text("# edited\n")
+    (tree / "firmware/stale_module.py").write_text("x = 1\n")
+    (tree / "old_dir").mkdir()
+    (tree / "old_dir/gone.txt").write_text("old\n")
+    (tree / ".venv/bin").mkdir(parents=True)
+    (tree / ".venv/bin/python").write_text("venv\n")
+    (installed / "boot/firmware/sotto-data.img").write_bytes(b"my ZRTP cache")
+    done = install(installed)
+    assert done.returncode == 0, done.stderr
+    assert (tree / "firmware/config.py").read_bytes() == (pathlib.Path(SOURCE) / "firmware/config.py").read_bytes()
+    assert not (tree / "firmware/stale_module.py").exists() and not (tree / "old_dir").exists()
+    assert (tree / ".venv/bin/python").read_text() == "venv\n"
+    assert (installed / "boot/firmware/sotto-data.img").read_bytes() == b"my ZRTP cache"
+
+
+def test_uninstall_keeps_user_config_and_data_and_purge_removes_them(installed):
+    config = installed / "etc/sotto/sotto.toml"
+    config.write_text("[board]\nname = \"sim\"\n")
+    done = install(installed, "--uninstall")
+    assert done.returncode == 0, done.stderr
+    assert not (installed / "opt/sotto").exists()
+    assert not (installed / "etc/systemd/system/sotto.service").exists()
+    assert not (installed / "etc/systemd/system/multi-user.target.wants/sotto.service").exists()
+    assert not (installed / "etc/modules-load.d/sotto.conf").exists()
+    assert _ids(installed) is not None and config.exists()
+    assert (installed / "boot/firmware/sotto-data.img").exists()
+    assert (installed / "boot/firmware/sotto.toml").exists()
+    assert install(installed, "--uninstall").returncode == 0  # again: nothing left to do, no error
+    done = install(installed, "--uninstall", "--purge")
+    assert done.returncode == 0, done.stderr
+    assert _ids(installed) is None
+    for text in ((installed / "etc/group").read_text(), (installed / "etc/gshadow").read_text()):
+        assert "sotto" not in text
+    assert "sotto" not in (installed / "etc/shadow").read_text()
+    assert not (installed / "etc/sotto").exists() and not (installed / "boot/firmware/sotto-data.img").exists()
+    # What was there before Sotto is intact.
+    assert (installed / "etc/passwd").read_text() == standin.ROOT_FILES["etc/passwd"]
+    assert (installed / "etc/shadow").read_text() == standin.ROOT_FILES["etc/shadow"]
+
+
+def test_same_result_as_the_image(tmp_path):
+    image_dir = tmp_path / "image"
+    image_dir.mkdir()
+    base = standin.make_base(str(image_dir))
+    out = image_dir / "sotto.img"
+    built = subprocess.run(
+        [sys.executable, "-m", "tools.image", "--base", base, "--out", str(out), "--source", SOURCE, "--board", "sim"],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert built.returncode == 0, built.stderr
+    root = make_root(tmp_path / "root")
+    assert install(root, "--board", "sim").returncode == 0
+    for rel in ("etc/passwd", "etc/group", "etc/shadow", "etc/gshadow", "etc/systemd/system/sotto.service",
+                "etc/modules-load.d/sotto.conf", "opt/sotto/tools/install.py"):
+        assert standin.ext_read(str(out), "/" + rel) == (root / rel).read_bytes(), rel
+    for name in ("config.txt", "sotto.toml"):
+        assert standin.fat_read(str(out), "/" + name) == (root / "boot/firmware" / name).read_bytes(), name
+
+
+def test_refusals(tmp_path):
+    done = install(tmp_path / "missing")
+    assert done.returncode == 2 and "no such directory" in done.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    done = install(empty)
+    assert done.returncode == 2 and "not a Raspberry Pi OS system" in done.stderr
+    root = make_root(tmp_path / "root")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[zrtp]\nciphers = ['ROT13']\n")
+    done = install(root, "--config", str(bad))
+    assert done.returncode == 2 and "zrtp.ciphers" in done.stderr
+    assert not (root / "opt/sotto").exists()

@@ -1,0 +1,92 @@
+"""tools/firstboot.py: config import, data directory, and the Debian/PyPI dependency plan."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+from tests.tools.test_install import make_root
+from tools import firstboot
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def run(root, step):
+    return subprocess.run([sys.executable, str(REPO / "tools" / "firstboot.py"), step, "--root", str(root)],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def add_user(root):
+    with open(root / "etc/passwd", "a") as f:
+        f.write("sotto:x:999:999::/var/lib/sotto:/usr/sbin/nologin\n")
+    with open(root / "etc/group", "a") as f:
+        f.write("sotto:x:999:\n")
+
+
+def test_import_config_copies_when_changed(tmp_path):
+    root = make_root(tmp_path / "root")
+    add_user(root)
+    boot = root / "boot/firmware/sotto.toml"
+    boot.write_text('[board]\nname = "sim"\n')
+    done = run(root, "import-config")
+    assert done.returncode == 0, done.stderr
+    target = root / "etc/sotto/sotto.toml"
+    assert target.read_bytes() == boot.read_bytes()
+    info = target.stat()
+    assert info.st_mode & 0o777 == 0o640
+    if os.geteuid() == 0:
+        assert (info.st_uid, info.st_gid) == (0, 999)
+    before = info.st_mtime_ns, info.st_ino
+    assert run(root, "import-config").returncode == 0
+    assert (target.stat().st_mtime_ns, target.stat().st_ino) == before  # unchanged: not rewritten
+    boot.write_text('[board]\nname = "other"\n')
+    assert run(root, "import-config").returncode == 0
+    assert target.read_bytes() == boot.read_bytes()
+
+
+def test_import_config_without_a_boot_file_keeps_the_old_one(tmp_path):
+    root = make_root(tmp_path / "root")
+    (root / "etc/sotto").mkdir()
+    (root / "etc/sotto/sotto.toml").write_text("# kept\n")
+    done = run(root, "import-config")
+    assert done.returncode == 0 and "keeping" in done.stdout
+    assert (root / "etc/sotto/sotto.toml").read_text() == "# kept\n"
+
+
+def test_data_dir_is_private_to_sotto(tmp_path):
+    root = make_root(tmp_path / "root")
+    add_user(root)
+    assert run(root, "data-dir").returncode == 0
+    info = (root / "var/lib/sotto").stat()
+    assert info.st_mode & 0o777 == 0o700
+    if os.geteuid() == 0:
+        assert (info.st_uid, info.st_gid) == (999, 999)
+
+
+def test_deps_refuses_a_root_prefix(tmp_path):
+    done = run(tmp_path, "deps")
+    assert done.returncode == 2 and "--root" in done.stderr
+
+
+def test_requirements_parsing():
+    text = "# comment\n-r other.txt\ncryptography==50.0.2\nluma.oled==3.16.0  # display\n\nsmbus2>=0.4\n"
+    assert firstboot.parse_requirements(text) == [
+        ("cryptography", "cryptography==50.0.2"), ("luma.oled", "luma.oled==3.16.0"), ("smbus2", "smbus2>=0.4"),
+    ]
+
+
+def test_plan_prefers_debian_packages_and_falls_back_to_pypi():
+    requirements = firstboot.parse_requirements(
+        "cryptography==50.0.2\nsmbus2==0.6.1\ng722==1.2.8\npyalsaaudio==0.11.0\n")
+    available = {"python3-venv", "libopus0", "python3-cryptography", "python3-smbus2", "python3-rpi-lgpio",
+                 "python3-rpi.gpio"}
+    apt, checks = firstboot.plan_dependencies(requirements, available)
+    assert apt == ["python3-venv", "libopus0", "python3-cryptography", "python3-smbus2", "python3-rpi-lgpio"]
+    # Everything is still checked in the venv; whatever does not import comes from PyPI, pinned.
+    assert checks == [("cryptography==50.0.2", "cryptography"), ("smbus2==0.6.1", "smbus2"),
+                      ("g722==1.2.8", "g722"), ("pyalsaaudio==0.11.0", "alsaaudio")]
+
+
+def test_plan_takes_classic_rpi_gpio_when_lgpio_is_missing():
+    apt, _ = firstboot.plan_dependencies([], {"python3-rpi.gpio"})
+    assert apt == ["python3-rpi.gpio"]

@@ -18,7 +18,7 @@ BOARDS_DIR = pathlib.Path(__file__).resolve().parent
 
 DISPLAY_TYPES = ("ssd1306", "sh1106", "hd44780", "sim")
 OLED_TYPES = ("ssd1306", "sh1106")
-OLED_SIZES = ((128, 64), (128, 32))
+OLED_SIZES = ((128, 64),)  # the screens are laid out for 128x64
 LCD_SIZES = ((16, 2), (20, 4), (16, 4), (20, 2))
 GPIO_LIBRARIES = ("RPi.GPIO", "rpi-lgpio", "none")
 NUMBERINGS = ("BCM", "BOARD")
@@ -305,7 +305,8 @@ def _parse_display(check, table, gpio):
         width = check.integer(table, "width", "display.", 1, 4096, default=128)
         height = check.integer(table, "height", "display.", 1, 4096, default=64)
         if (width, height) not in OLED_SIZES:
-            check.fail("display.height", "an OLED size of 128 x 64 or 128 x 32, not {} x {}".format(width, height))
+            check.fail("display.height",
+                       "an OLED of 128 x 64 (the size the screens are drawn for), not {} x {}".format(width, height))
         default_address = 0x3C
     else:
         check.known_keys(table, "display.", ("type", "i2c_bus", "address", "cols", "rows", "backpack"))

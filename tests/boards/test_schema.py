@@ -99,7 +99,7 @@ ERRORS = [
     (("address = 0x3C", "address = 0x78"), "display.address", "from 0x08 to 0x77, not 0x78"),
     (("address = 0x3C", "address = 0x03"), "display.address", "from 0x08 to 0x77, not 0x03"),
     (("address = 0x3C", 'address = "0x3C"'), "display.address", "a 7-bit I2C address"),
-    (("address = 0x3C", "address = 0x3C\nwidth = 96"), "display.height", "128 x 64 or 128 x 32"),
+    (("address = 0x3C", "address = 0x3C\nwidth = 96"), "display.height", "an OLED of 128 x 64"),
     (('type = "ssd1306"', 'type = "hd44780"\ncols = 17'), "display.cols", "16x2, 20x4"),
     (('type = "ssd1306"', 'type = "sim"'), "display.type", "a real display"),
     (('gpio = "RPi.GPIO"', 'gpio = "none"'), "display.type", '"sim" on a board with gpio = "none"'),

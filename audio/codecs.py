@@ -1,0 +1,60 @@
+"""One interface over every codec Sotto speaks, for the media loop.
+
+API:
+    CODECS = ("PCMU", "PCMA", "G722", "opus")        names as in SDP (rtpmap encoding names)
+    STATIC_PAYLOAD_TYPES = {"PCMU": 0, "PCMA": 8, "G722": 9}
+    make_codec(name) -> codec                        LocalProtocolError for an unknown name
+    codec attributes and methods:
+        .name, .sample_rate (of the PCM it takes and gives), .rtp_clock (RTP timestamp rate; G.722
+        is 8000 although it samples at 16 kHz, RFC 3551 §4.5.2), .frame_samples (20 ms of PCM)
+        .encode(pcm) -> payload          one 20 ms frame of 16-bit little-endian mono PCM
+        .decode(payload) -> pcm          any payload duration
+        .conceal(samples) -> pcm         synthetic audio for a lost frame
+        .recover(next_payload, samples) -> pcm   (Opus only: FEC from the following packet)
+    G.722 and Opus are imported only when asked for (they are host-only C libraries).
+"""
+
+from audio import g711
+from audio.plc import Concealer
+from firmware.errors import LocalProtocolError
+
+CODECS = ("PCMU", "PCMA", "G722", "opus")
+STATIC_PAYLOAD_TYPES = {"PCMU": 0, "PCMA": 8, "G722": 9}
+
+
+class G711Codec:
+    __slots__ = ("name", "_encode", "_decode", "_plc")
+    sample_rate = 8000
+    rtp_clock = 8000
+    frame_samples = 160
+
+    def __init__(self, name):
+        self.name = name
+        if name == "PCMU":
+            self._encode, self._decode = g711.encode_ulaw, g711.decode_ulaw
+        else:
+            self._encode, self._decode = g711.encode_alaw, g711.decode_alaw
+        self._plc = Concealer(8000)
+
+    def encode(self, pcm):
+        return self._encode(pcm)
+
+    def decode(self, payload):
+        return self._plc.good(self._decode(payload))
+
+    def conceal(self, samples):
+        return self._plc.conceal(samples)
+
+
+def make_codec(name):
+    if name in ("PCMU", "PCMA"):
+        return G711Codec(name)
+    if name == "G722":
+        from audio.g722 import G722Codec
+
+        return G722Codec()
+    if name == "opus":
+        from audio.opus import OpusCodec
+
+        return OpusCodec()
+    raise LocalProtocolError("unknown codec {}".format(name))

@@ -1,0 +1,38 @@
+"""G.722 (RFC 3551: RTP clock 8000, sampled at 16 kHz) over the PyPI `g722` extension. Host-only.
+
+API:
+    G722Codec(bitrate=64000)
+        .sample_rate = 16000, .rtp_clock = 8000, .frame_samples = 320 (20 ms), .name = "G722"
+        .encode(pcm) -> bytes        pcm: 16-bit little-endian mono at 16 kHz (a whole number of samples)
+        .decode(payload) -> bytes    16-bit little-endian mono at 16 kHz
+        .conceal(samples) -> bytes   loss concealment: pitch repetition (audio.plc) at 16 kHz
+        .note_good(pcm)              feed what was played, for the concealment's history
+"""
+
+import array
+
+import G722
+
+from audio.plc import Concealer
+
+
+class G722Codec:
+    name = "G722"
+    sample_rate = 16000
+    rtp_clock = 8000
+    frame_samples = 320
+
+    def __init__(self, bitrate=64000):
+        self._encoder = G722.G722(16000, bitrate)
+        self._decoder = G722.G722(16000, bitrate)
+        self._plc = Concealer(16000)
+
+    def encode(self, pcm):
+        return self._encoder.encode(array.array("h", pcm))
+
+    def decode(self, payload):
+        pcm = self._decoder.decode(payload).tobytes()
+        return self._plc.good(pcm)
+
+    def conceal(self, samples):
+        return self._plc.conceal(samples)

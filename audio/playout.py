@@ -1,0 +1,198 @@
+"""Adaptive playout (jitter) buffer: reorders RTP packets and releases one per playout period.
+
+The target delay follows the measured delay spread: the difference between the largest and smallest
+transit time (arrival time minus media time) over the last `window` packets, plus a small margin,
+clamped to [min_delay_ms, max_delay_ms] (20-200 ms by default). Playout starts (and restarts after
+an underrun) once that much audio is buffered; when more than target + 2 packets stay buffered for
+half a second, one packet is dropped to bring the delay down again. Everything is bounded: at most
+`capacity` packets are held.
+
+API (sans-I/O: `now` is a monotonic time in seconds, passed in):
+    JitterBuffer(clock_rate, packet_ms=20, min_delay_ms=20, max_delay_ms=200, capacity=50, window=100)
+        .push(sequence, timestamp, payload, now) -> ACCEPTED | LATE | DUPLICATE | RESET
+            LATE: its playout time has passed (counted, dropped); DUPLICATE: already held or played
+            (counted, dropped); RESET: a sequence jump of more than 1000 restarted the buffer.
+        .pop() -> (status, payload)   call once per packet period from the audio thread
+            (PLAY, payload)           the next packet in sequence
+            (LOST, next_payload)      the next packet is missing while later ones are here: conceal
+                                      (next_payload is the packet after it, or None, for Opus FEC)
+            (WAIT, None)              nothing to play yet (buffering, or underrun: rebuffering)
+        .reset()                      forget everything (SSRC change)
+        counters: received, late, duplicates, lost, dropped, underruns (ints)
+        .jitter_ms                    RFC 3550 §6.4.1 interarrival jitter, in ms
+        .target_ms                    current target delay
+        .delay_ms                     audio currently buffered, in ms
+"""
+
+from firmware.rtp.packet import seq_delta, ts_delta
+
+ACCEPTED = "accepted"
+LATE = "late"
+DUPLICATE = "duplicate"
+RESET = "reset"
+PLAY = "play"
+LOST = "lost"
+WAIT = "wait"
+
+_MARGIN_MS = 10.0
+_SHRINK_AFTER_POPS = 25
+
+
+class JitterBuffer:
+    __slots__ = ("clock_rate", "packet_ms", "min_delay_ms", "max_delay_ms", "capacity", "_slots",
+                 "_next", "_highest", "_highest_ts", "_playing", "_transits", "_transit_index",
+                 "_last_transit", "jitter", "target_ms", "_excess_pops", "received", "late",
+                 "duplicates", "lost", "dropped", "underruns", "_played_any")
+
+    def __init__(self, clock_rate, packet_ms=20, min_delay_ms=20, max_delay_ms=200, capacity=50, window=100):
+        self.clock_rate = clock_rate
+        self.packet_ms = packet_ms
+        self.min_delay_ms = min_delay_ms
+        self.max_delay_ms = max_delay_ms
+        self.capacity = capacity
+        self._transits = [None] * window
+        self.received = self.late = self.duplicates = self.lost = self.dropped = self.underruns = 0
+        self.reset()
+
+    def reset(self):
+        self._slots = {}
+        self._next = None
+        self._highest = None
+        self._highest_ts = None
+        self._playing = False
+        for i in range(len(self._transits)):
+            self._transits[i] = None
+        self._transit_index = 0
+        self._last_transit = None
+        self.jitter = 0.0
+        self.target_ms = float(self.min_delay_ms)
+        self._excess_pops = 0
+        self._played_any = False
+
+    @property
+    def jitter_ms(self):
+        return self.jitter * 1000.0 / self.clock_rate
+
+    @property
+    def delay_ms(self):
+        return self._depth() * self.packet_ms
+
+    def _depth(self):
+        if self._next is None or self._highest is None:
+            return 0
+        depth = seq_delta(self._highest, self._next) + 1
+        return depth if depth > 0 else 0
+
+    def _measure(self, timestamp, now):
+        transit = now * self.clock_rate - timestamp  # RFC 3550 A.8, in timestamp units
+        if self._last_transit is not None:
+            d = transit - self._last_transit
+            # Timestamps wrap modulo 2^32: bring d back near zero.
+            if d > 2147483648:
+                d -= 4294967296
+            elif d < -2147483648:
+                d += 4294967296
+            self.jitter += (abs(d) - self.jitter) / 16.0
+        self._last_transit = transit
+        transits = self._transits
+        transits[self._transit_index] = transit
+        self._transit_index = (self._transit_index + 1) % len(transits)
+        low = high = transit
+        for value in transits:
+            if value is None:
+                continue
+            if value - transit > 2147483648 or transit - value > 2147483648:
+                continue  # across a timestamp wrap: ignore
+            if value < low:
+                low = value
+            elif value > high:
+                high = value
+        spread_ms = (high - low) * 1000.0 / self.clock_rate
+        target = spread_ms + _MARGIN_MS
+        if target < self.min_delay_ms:
+            target = float(self.min_delay_ms)
+        elif target > self.max_delay_ms:
+            target = float(self.max_delay_ms)
+        self.target_ms = target
+
+    def push(self, sequence, timestamp, payload, now):
+        self.received += 1
+        if self._next is None:
+            self._next = sequence
+            self._highest = sequence
+            self._highest_ts = timestamp
+        delta = seq_delta(sequence, self._next)
+        if delta > 1000 or delta < -1000:
+            self.reset()
+            self._next = self._highest = sequence
+            self._highest_ts = timestamp
+            self._slots[sequence] = payload
+            self._measure(timestamp, now)
+            return RESET
+        self._measure(timestamp, now)
+        if delta < 0:
+            self.late += 1
+            return LATE
+        if sequence in self._slots:
+            self.duplicates += 1
+            return DUPLICATE
+        while delta >= self.capacity:  # bounded: give up the oldest packets
+            if self._slots.pop(self._next, None) is not None:
+                self.dropped += 1
+            self._next = (self._next + 1) & 0xFFFF
+            delta -= 1
+        self._slots[sequence] = payload
+        ahead = seq_delta(sequence, self._highest)
+        if ahead > 0:
+            if ahead == 1 and self._highest_ts is not None:
+                step = ts_delta(timestamp, self._highest_ts)
+                if 0 < step <= self.clock_rate // 5:
+                    self.packet_ms = step * 1000 // self.clock_rate or self.packet_ms
+            self._highest = sequence
+            self._highest_ts = timestamp
+        return ACCEPTED
+
+    def pop(self):
+        if self._next is None:
+            return WAIT, None
+        if not self._playing:
+            if not self._slots:
+                return WAIT, None
+            # (Re)start at the oldest packet held: the ones before it never came (or were not audio,
+            # e.g. RFC 4733 events sharing the sequence space), so waiting for them only adds delay.
+            earliest = self._next
+            best = None
+            for sequence in self._slots:
+                delta = seq_delta(sequence, self._next)
+                if best is None or delta < best:
+                    best, earliest = delta, sequence
+            if (seq_delta(self._highest, earliest) + 1) * self.packet_ms < self.target_ms:
+                return WAIT, None
+            self._next = earliest
+            self._playing = True
+        depth = self._depth()
+        payload = self._slots.pop(self._next, None)
+        if payload is None:
+            if not self._slots:
+                # Nothing newer has arrived: an underrun. Rebuffer to the target delay.
+                self.underruns += 1
+                self._playing = False
+                return WAIT, None
+            self.lost += 1
+            self._next = (self._next + 1) & 0xFFFF
+            return LOST, self._slots.get(self._next)
+        self._next = (self._next + 1) & 0xFFFF
+        self._played_any = True
+        self._shrink(depth - 1)
+        return PLAY, payload
+
+    def _shrink(self, depth):
+        if (depth - 2) * self.packet_ms > self.target_ms:
+            self._excess_pops += 1
+            if self._excess_pops >= _SHRINK_AFTER_POPS:
+                self._excess_pops = 0
+                if self._slots.pop(self._next, None) is not None:
+                    self.dropped += 1
+                self._next = (self._next + 1) & 0xFFFF
+        else:
+            self._excess_pops = 0

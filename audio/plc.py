@@ -1,0 +1,164 @@
+"""Packet loss concealment by pitch-period repetition, in the spirit of ITU-T G.711 Appendix I.
+
+On the first lost frame the pitch period of the last 48.75 ms of good speech is found by normalised
+cross-correlation (periods 5-15 ms, a coarse search on every second lag refined around the best),
+and the last period is repeated, joined to the real signal with a quarter-period overlap-add. Longer
+losses widen the repeated span to two and then three periods (less buzzy), attenuate by 20 % per
+10 ms after the first 10 ms, and fall silent after 60 ms. The first good frame after a loss is
+cross-faded from the continued synthetic signal over a quarter period.
+
+API:
+    Concealer(sample_rate)                  8000 for G.711, 16000 for G.722 (any rate works)
+        .good(pcm) -> pcm                   pass every decoded good frame through it: it keeps the
+                                            history and smooths the return after a loss
+        .conceal(samples) -> pcm            `samples` samples of synthetic speech for a lost frame
+    pcm: 16-bit little-endian mono bytes.
+"""
+
+import struct
+
+try:
+    from operator import mul as _mul
+except ImportError:  # MicroPython has no operator module
+    def _mul(a, b):
+        return a * b
+
+
+def _unpack(pcm):
+    return list(struct.unpack("<%dh" % (len(pcm) >> 1), pcm))
+
+
+def _pack(samples):
+    clipped = [32767 if s > 32767 else (-32768 if s < -32768 else int(s)) for s in samples]
+    return struct.pack("<%dh" % len(clipped), *clipped)
+
+
+def _dot(a, b):
+    return sum(map(_mul, a, b))
+
+
+class Concealer:
+    __slots__ = ("rate", "_history", "_history_length", "_min_pitch", "_max_pitch", "_lost",
+                 "_pitch", "_period_buffer", "_position", "_span_periods", "_snapshot")
+
+    def __init__(self, sample_rate):
+        self.rate = sample_rate
+        self._history_length = sample_rate * 390 // 8000  # 48.75 ms
+        self._min_pitch = sample_rate * 40 // 8000  # 5 ms
+        self._max_pitch = sample_rate * 120 // 8000  # 15 ms
+        self._history = [0] * self._history_length
+        self._lost = 0  # samples concealed in the current loss
+        self._pitch = 0
+        self._period_buffer = []
+        self._position = 0
+        self._span_periods = 0
+        self._snapshot = self._history
+
+    # -- good frames -----------------------------------------------------------------------------
+
+    def good(self, pcm):
+        samples = _unpack(pcm)
+        if self._lost and self._period_buffer and samples:
+            fade = min(len(samples), max(1, self._pitch // 4))
+            synthetic = self._synthesize(fade, advance=False)
+            for i in range(fade):
+                w = (i + 1) / (fade + 1)
+                samples[i] = int(synthetic[i] * (1 - w) + samples[i] * w)
+            pcm = _pack(samples)
+        self._lost = 0
+        self._remember(samples)
+        return pcm
+
+    def _remember(self, samples):
+        history = self._history + samples
+        self._history = history[len(history) - self._history_length :]
+
+    # -- lost frames -----------------------------------------------------------------------------
+
+    def _find_pitch(self):
+        history = self._history
+        window = self._max_pitch  # correlate the last 15 ms against earlier positions
+        end = len(history)
+        target = history[end - window :]
+        best_lag, best_score = self._min_pitch, -1.0
+        for lags in (range(self._min_pitch, self._max_pitch + 1, 2), None):  # coarse, then refine
+            if lags is None:
+                lags = range(max(self._min_pitch, best_lag - 1), min(self._max_pitch, best_lag + 1) + 1)
+            for lag in lags:
+                candidate = history[end - window - lag : end - lag]
+                energy = _dot(candidate, candidate)
+                if energy <= 0:
+                    continue
+                correlation = _dot(target, candidate)
+                score = correlation * abs(correlation) / energy
+                if score > best_score:
+                    best_score, best_lag = score, lag
+        return best_lag
+
+    def _start_loss(self):
+        self._snapshot = self._history
+        self._pitch = self._find_pitch()
+        self._span_periods = 1
+        self._set_period_buffer()
+        # Quarter-period overlap-add between the history's tail and the repeated period (App. I).
+        quarter = max(1, self._pitch // 4)
+        buffer = self._period_buffer
+        tail = self._history[len(self._history) - quarter :]
+        for i in range(quarter):
+            w = (i + 1) / (quarter + 1)
+            buffer[len(buffer) - quarter + i] = int(tail[i] * (1 - w) + buffer[len(buffer) - quarter + i] * w)
+        self._position = 0
+
+    def _set_period_buffer(self):
+        span = self._pitch * self._span_periods
+        self._period_buffer = self._snapshot[len(self._snapshot) - span :]
+
+    def _synthesize(self, count, advance=True):
+        buffer = self._period_buffer
+        length = len(buffer)
+        position = self._position
+        out = []
+        for _ in range(count):
+            out.append(buffer[position])
+            position += 1
+            if position >= length:
+                position = 0
+        if advance:
+            self._position = position
+        return out
+
+    def conceal(self, samples):
+        if not self._lost:
+            self._start_loss()
+        ten_ms = self.rate // 100
+        out = []
+        produced = 0
+        while produced < samples:
+            # Widen the repeated span after 10 ms and 20 ms of loss.
+            wanted_span = 1 + min(2, self._lost // ten_ms)
+            if wanted_span != self._span_periods and self._pitch * wanted_span <= self._history_length:
+                self._span_periods = wanted_span
+                self._set_period_buffer()
+                self._position %= len(self._period_buffer)
+            chunk = min(samples - produced, ten_ms - self._lost % ten_ms)
+            block = self._synthesize(chunk)
+            for i in range(chunk):
+                elapsed = self._lost + i
+                if elapsed >= 6 * ten_ms:
+                    gain = 0.0
+                elif elapsed < ten_ms:
+                    gain = 1.0
+                else:
+                    gain = 1.0 - 0.2 * (elapsed - ten_ms) / ten_ms
+                out.append(block[i] * gain)
+            self._lost += chunk
+            produced += chunk
+        pcm = _pack(out)
+        self._remember_concealed(out)
+        return pcm
+
+    def _remember_concealed(self, samples):
+        # The history keeps what was played, so a following good frame's cross-fade and a later
+        # loss start from the real output (App. I keeps its history the same way).
+        history = self._history + [int(s) for s in samples]
+        self._history = history[len(history) - self._history_length :]

@@ -1,0 +1,471 @@
+"""The real-time audio loop: one thread per call, paced by the capture device. Host-only.
+
+Every period (20 ms) the thread blocks in `source.read()` (an ALSA capture read, or a WAV file device
+paced like one; never sleep()), then:
+    send:    capture -> resample to the codec rate -> encode (or RFC 4733 DTMF) -> RTP (timestamp from
+             the sample counter) -> SRTP -> sendto(remote)
+    receive: datagrams queued by deliver() -> SRTP unprotect -> RTP -> playout buffer
+    play:    playout buffer -> decode / conceal / comfort noise -> resample -> sink.write()
+    RTCP:    an SR (or RR) + SDES CNAME every 5 s, to the RTP address (rtcp-mux) or port + 1.
+
+The control thread (the selectors loop) owns the socket's reading side: it demultiplexes with
+firmware.rtp.demux.classify() and hands RTP/RTCP datagrams to deliver(), a bounded deque append.
+Keys and the peer address are handed over as immutable snapshots (one attribute store each).
+
+API:
+    MediaStream(sock, codec, payload_type, telephone_event_pt, source, sink, rng, remote=None,
+                rtcp_mux=True, cname="sotto", clock=time.monotonic, wallclock=time.time, queue_limit=64,
+                realtime=True)
+        sock: the bound UDP socket (shared with ZRTP); this thread only calls sock.sendto().
+        codec: "PCMU" | "PCMA" | "G722" | "opus"; payload_type: its negotiated PT;
+        telephone_event_pt: PT of telephone-event/<codec rtp clock>, or None.
+        source: .sample_rate, .period_samples (20 ms), .read() -> 16-bit LE mono PCM, blocking;
+                .close() (audio.alsa.AlsaCapture, audio.wavfile.WavSource / SilentSource)
+        sink: .sample_rate, .write(pcm), .close() (audio.alsa.AlsaPlayback, audio.wavfile.WavRecorder /
+              NullSink)
+        rng(n) -> n random octets: the SSRC, first sequence number and first timestamp.
+        remote: (host, port) to send RTP to, or None until set_remote().
+    .start()                        start the thread
+    .stop()                         stop it, join it, close source and sink (finalises a WAV recording)
+    .set_remote(addr)               where to send (symmetric RTP then follows authenticated media)
+    .set_keys(tx_params, rx_params) SRTP keys: each (profile, master_key, master_salt), or both None
+                                    for plain RTP. Until set, with plain RTP nothing is withheld;
+                                    call with the keys before start() to never send in the clear.
+    .require_keys()                 send nothing and accept nothing until set_keys() gives keys
+    .deliver(datagram, addr)        from the control thread: an RTP or RTCP datagram for us
+    .send_dtmf(digit, duration_ms=100)   RFC 4733 (needs telephone_event_pt), else in-band tones
+    .set_tone(cadence)              play a local tone (audio.tones.RINGBACK, ...) instead of the far
+                                    end, or None to stop
+    .stats() -> dict                sent, received, lost, late, auth_failures, replays (ints),
+                                    jitter_ms, playout_delay_ms, target_delay_ms, rtt_ms (float or
+                                    None), underruns, concealed, dtmf_received (str), bye (bool)
+    .events                         deque of ("dtmf", digit) and ("bye",) for the control thread
+"""
+
+import collections
+import logging
+import os
+import struct
+import threading
+import time
+
+from audio.codecs import make_codec
+from audio.comfort import ComfortNoise
+from audio.playout import LOST, PLAY, JitterBuffer
+from audio.resample import Resampler
+from audio.tones import ToneGenerator, dtmf_cadence
+from firmware.errors import RemoteProtocolError
+from firmware.rtp import demux, rtcp
+from firmware.rtp.dtmf import DtmfReceiver, DtmfSender
+from firmware.rtp.packet import build_rtp, parse_rtp
+from firmware.srtp.context import SrtpContext
+
+log = logging.getLogger("sotto.media")
+
+PERIOD_MS = 20
+RTCP_INTERVAL = 5.0
+CN_PAYLOAD_TYPE = 13
+_NTP_EPOCH_OFFSET = 2208988800
+
+
+def _ntp(wall):
+    seconds = int(wall)
+    return ((seconds + _NTP_EPOCH_OFFSET) << 32) | int((wall - seconds) * 4294967296.0)
+
+
+class _Crypto:
+    """An immutable pair of SRTP contexts handed from the control thread to the audio thread."""
+
+    __slots__ = ("tx", "rx")
+
+    def __init__(self, tx, rx):
+        self.tx = tx
+        self.rx = rx
+
+
+class MediaStream:
+    def __init__(self, sock, codec, payload_type, telephone_event_pt, source, sink, rng, remote=None,
+                 rtcp_mux=True, cname="sotto", clock=time.monotonic, wallclock=time.time, queue_limit=64,
+                 realtime=True):
+        self.sock = sock
+        self.codec = make_codec(codec)
+        self.codec_name = codec
+        self.payload_type = payload_type
+        self.telephone_event_pt = telephone_event_pt
+        self.source = source
+        self.sink = sink
+        self.rtcp_mux = rtcp_mux
+        self.cname = cname
+        self._clock = clock
+        self._wallclock = wallclock
+        self._realtime = realtime
+        self.ssrc = int.from_bytes(rng(4), "big")
+        self._seq = int.from_bytes(rng(2), "big")
+        self._timestamp = int.from_bytes(rng(4), "big")
+        self._first_packet = True
+        self._remote = remote
+        self._crypto = None  # None: plain RTP
+        self._keys_required = False
+        self._inbox = collections.deque((), queue_limit)
+        self._queue_limit = queue_limit
+        self._dtmf_requests = collections.deque((), 32)
+        self.events = collections.deque((), 64)
+        self._tone = None
+        self._stop = threading.Event()
+        self._thread = None
+
+        codec_rate = self.codec.sample_rate
+        self._ts_step = self.codec.rtp_clock * PERIOD_MS // 1000
+        self._codec_frame = codec_rate * PERIOD_MS // 1000
+        if source.period_samples != source.sample_rate * PERIOD_MS // 1000:
+            raise ValueError("the capture device must deliver 20 ms periods")
+        self._capture_resampler = Resampler(source.sample_rate, codec_rate)
+        self._playback_resampler = Resampler(codec_rate, sink.sample_rate)
+        self._sink_frame_bytes = sink.sample_rate * PERIOD_MS // 1000 * 2
+        self._jitter = JitterBuffer(self.codec.rtp_clock, PERIOD_MS)
+        self._reception = None
+        self._remote_ssrc = None
+        self._comfort = ComfortNoise(codec_rate)
+        self._dtmf_sender = DtmfSender(self.codec.rtp_clock, PERIOD_MS)
+        self._dtmf_receiver = DtmfReceiver()
+        self._inband_dtmf = None
+        self._inband_periods = 0
+        self._play_fifo = b""
+        self._since_good = 1000  # periods since the last decoded frame
+
+        # Counters (ints written only by the audio thread, read by stats()).
+        self.sent = 0
+        self.sent_octets = 0
+        self.send_errors = 0
+        self.received = 0
+        self.malformed = 0
+        self.inbox_overflows = 0
+        self.concealed = 0
+        self._auth_failures_before = 0
+        self._replays_before = 0
+        self._rtt = None
+        self._next_rtcp = None
+        self.dtmf_received = ""
+        self.bye = False
+        self.loop_errors = 0
+        self.max_cycle_ms = 0.0
+
+    # -- control thread API ----------------------------------------------------------------------
+
+    def start(self):
+        self._thread = threading.Thread(target=self._run, name="sotto-media", daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+        for device in (self.source, self.sink):
+            try:
+                device.close()
+            except Exception:  # closing a broken device must not stop the call from ending
+                log.exception("closing an audio device failed")
+        log.info("media stopped: %s", self._summary_line())
+
+    def set_remote(self, addr):
+        self._remote = addr
+
+    def require_keys(self):
+        self._keys_required = True
+
+    def set_keys(self, tx_params, rx_params):
+        if tx_params is None or rx_params is None:
+            self._crypto = None
+            self._keys_required = False
+            return
+        old = self._crypto
+        self._crypto = _Crypto(SrtpContext(*tx_params), SrtpContext(*rx_params))
+        if old is not None:
+            self._auth_failures_before += old.rx.auth_failures
+            self._replays_before += old.rx.replays
+
+    def deliver(self, datagram, addr):
+        if len(self._inbox) >= self._queue_limit:
+            self.inbox_overflows += 1  # the deque drops the oldest
+        self._inbox.append((datagram, addr, self._clock()))
+
+    def send_dtmf(self, digit, duration_ms=100):
+        self._dtmf_requests.append((str(digit), duration_ms))
+
+    def set_tone(self, cadence):
+        self._tone = None if cadence is None else ToneGenerator(cadence, self.sink.sample_rate)
+
+    def stats(self):
+        crypto = self._crypto
+        auth_failures = self._auth_failures_before + (crypto.rx.auth_failures if crypto else 0)
+        replays = self._replays_before + (crypto.rx.replays if crypto else 0)
+        reception = self._reception
+        lost = reception.lost if reception is not None else 0
+        jitter = self._jitter
+        return {
+            "sent": self.sent,
+            "received": self.received,
+            "lost": lost if lost > 0 else 0,
+            "late": jitter.late,
+            "auth_failures": auth_failures,
+            "replays": replays,
+            "jitter_ms": round(jitter.jitter_ms, 2),
+            "playout_delay_ms": round(jitter.delay_ms, 1),
+            "target_delay_ms": round(jitter.target_ms, 1),
+            "underruns": jitter.underruns,
+            "concealed": self.concealed,
+            "rtt_ms": None if self._rtt is None else round(self._rtt * 1000.0, 2),
+            "dtmf_received": self.dtmf_received,
+            "bye": self.bye,
+            "max_cycle_ms": round(self.max_cycle_ms, 3),
+        }
+
+    def _summary_line(self):
+        s = self.stats()
+        return ("codec={} sent={} received={} lost={} late={} auth_failures={} replays={} jitter_ms={} "
+                "playout_delay_ms={} underruns={} concealed={}").format(
+            self.codec_name, s["sent"], s["received"], s["lost"], s["late"], s["auth_failures"],
+            s["replays"], s["jitter_ms"], s["playout_delay_ms"], s["underruns"], s["concealed"])
+
+    # -- the audio thread ------------------------------------------------------------------------
+
+    def _run(self):
+        if self._realtime:
+            try:  # real-time priority where the system allows it
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+            except (AttributeError, OSError):
+                pass
+        last_log = None
+        while not self._stop.is_set():
+            try:
+                pcm = self.source.read()
+            except Exception:
+                self.loop_errors += 1
+                log.exception("capture failed")
+                if self._stop.wait(PERIOD_MS / 1000.0):  # a broken device must not spin the CPU
+                    break
+                continue
+            started = self._clock()
+            try:
+                self._cycle(pcm, started)
+            except Exception:  # the loop must survive anything; count it and go on
+                self.loop_errors += 1
+                if self.loop_errors < 5:
+                    log.exception("media cycle failed")
+            elapsed = (self._clock() - started) * 1000.0
+            if elapsed > self.max_cycle_ms:
+                self.max_cycle_ms = elapsed
+            if last_log is None:
+                last_log = started
+            elif started - last_log >= 10.0:
+                last_log = started
+                log.info("media: %s", self._summary_line())
+
+    def _cycle(self, pcm, now):
+        self._receive_pending(now)
+        self._send_period(pcm, now)
+        self._play_period()
+        if self._next_rtcp is None:
+            self._next_rtcp = now + RTCP_INTERVAL / 2
+        elif now >= self._next_rtcp:
+            self._next_rtcp = now + RTCP_INTERVAL
+            self._send_rtcp(now)
+
+    # send ---------------------------------------------------------------------------------------
+
+    def _send_packet(self, packet):
+        remote = self._remote
+        crypto = self._crypto
+        if remote is None or (crypto is None and self._keys_required):
+            return False
+        if crypto is not None:
+            packet = crypto.tx.protect(packet)
+        try:
+            self.sock.sendto(packet, remote)
+        except OSError:
+            self.send_errors += 1
+            return False
+        self.sent += 1
+        self.sent_octets += len(packet)
+        return True
+
+    def _send_period(self, pcm, now):
+        while self._dtmf_requests:
+            digit, duration_ms = self._dtmf_requests.popleft()
+            if self.telephone_event_pt is not None:
+                try:
+                    self._dtmf_sender.start(digit, self._timestamp, duration_ms)
+                except Exception:
+                    log.warning("ignoring DTMF request %r", digit)
+            else:
+                try:
+                    self._inband_dtmf = ToneGenerator(dtmf_cadence(digit, duration_ms), self.source.sample_rate,
+                                                      level=0.25)
+                    self._inband_periods = -(-(duration_ms + 60) // PERIOD_MS)
+                except KeyError:
+                    log.warning("ignoring DTMF request %r", digit)
+        if self._inband_dtmf is not None:
+            pcm = self._inband_dtmf.frame(len(pcm) // 2)
+            self._inband_periods -= 1
+            if self._inband_periods <= 0:
+                self._inband_dtmf = None
+        frame = self._capture_resampler.process(pcm)
+        if self._dtmf_sender.active:
+            for marker, timestamp, payload in self._dtmf_sender.next_packets(self._timestamp):
+                self._send_packet(build_rtp(self.telephone_event_pt, self._seq, timestamp, self.ssrc, payload,
+                                            marker))
+                self._seq = (self._seq + 1) & 0xFFFF
+        else:
+            payload = self.codec.encode(frame)
+            if self._send_packet(build_rtp(self.payload_type, self._seq, self._timestamp, self.ssrc, payload,
+                                           self._first_packet)):
+                self._first_packet = False
+            self._seq = (self._seq + 1) & 0xFFFF
+        self._timestamp = (self._timestamp + self._ts_step) & 0xFFFFFFFF
+
+    # receive ------------------------------------------------------------------------------------
+
+    def _receive_pending(self, now):
+        inbox = self._inbox
+        while inbox:
+            datagram, addr, arrival = inbox.popleft()
+            kind = demux.classify(datagram)
+            try:
+                if kind == demux.RTP:
+                    self._receive_rtp(datagram, addr, arrival)
+                elif kind == demux.RTCP:
+                    self._receive_rtcp(datagram, addr, arrival)
+                else:
+                    self.malformed += 1
+            except RemoteProtocolError:
+                self.malformed += 1  # auth failures and replays are counted by the SRTP context
+
+    def _authenticated_source(self, addr):
+        # Symmetric RTP (RFC 4961): send to where authenticated media comes from.
+        if addr != self._remote:
+            self._remote = addr
+
+    def _receive_rtp(self, datagram, addr, arrival):
+        crypto = self._crypto
+        if crypto is not None:
+            datagram = crypto.rx.unprotect(datagram)
+        elif self._keys_required:
+            return
+        packet = parse_rtp(datagram)
+        self._authenticated_source(addr)
+        pt = packet.payload_type
+        if packet.ssrc != self._remote_ssrc:
+            self._remote_ssrc = packet.ssrc
+            self._jitter.reset()
+            self._reception = rtcp.ReceptionStats(self.codec.rtp_clock)
+            self._dtmf_receiver = DtmfReceiver()
+        if pt == self.payload_type:
+            self.received += 1
+            self._reception.update(packet.sequence, packet.timestamp, arrival)
+            self._jitter.push(packet.sequence, packet.timestamp, packet.payload, arrival)
+        elif pt == self.telephone_event_pt and self.telephone_event_pt is not None:
+            self._reception.update(packet.sequence, packet.timestamp, arrival)
+            digit = self._dtmf_receiver.receive(packet.timestamp, packet.payload)
+            if digit is not None:
+                if len(self.dtmf_received) < 256:
+                    self.dtmf_received += digit
+                self.events.append(("dtmf", digit))
+        elif pt == CN_PAYLOAD_TYPE:
+            self._comfort.apply_cn_payload(packet.payload)
+
+    def _receive_rtcp(self, datagram, addr, arrival):
+        crypto = self._crypto
+        if crypto is not None:
+            datagram = crypto.rx.unprotect_rtcp(datagram)
+        elif self._keys_required:
+            return
+        for report in rtcp.parse_compound(datagram):
+            if isinstance(report, rtcp.SenderReport):
+                if self._reception is not None:
+                    self._reception.note_sender_report(report.ntp, arrival)
+                self._note_blocks(report.blocks)
+            elif isinstance(report, rtcp.ReceiverReport):
+                self._note_blocks(report.blocks)
+            elif isinstance(report, rtcp.Bye):
+                if not self.bye:
+                    self.bye = True
+                    self.events.append(("bye",))
+
+    def _note_blocks(self, blocks):
+        for block in blocks:
+            if block.ssrc == self.ssrc:
+                rtt = rtcp.round_trip_seconds(block, _ntp(self._wallclock()))
+                if rtt is not None:
+                    self._rtt = rtt
+
+    # play ---------------------------------------------------------------------------------------
+
+    def _decode_next(self):
+        codec = self.codec
+        status, payload = self._jitter.pop()
+        if status == PLAY:
+            self._since_good = 0
+            return codec.decode(payload)
+        self._since_good += 1
+        if status == LOST or self._since_good <= 3:
+            self.concealed += 1
+            recover = getattr(codec, "recover", None)
+            if status == LOST and payload is not None and recover is not None:
+                return recover(payload, self._codec_frame)
+            return codec.conceal(self._codec_frame)
+        return self._comfort.frame(self._codec_frame)
+
+    def _play_period(self):
+        needed = self._codec_frame * 2
+        fifo = self._play_fifo
+        guard = 0
+        while len(fifo) < needed and guard < 8:
+            fifo += self._decode_next()
+            guard += 1
+        frame, self._play_fifo = fifo[:needed], fifo[needed:]
+        if len(self._play_fifo) > 8 * needed:  # bounded: a peer sending huge frames
+            self._play_fifo = self._play_fifo[-needed:]
+        out = self._playback_resampler.process(frame)
+        if self._tone is not None:
+            out = self._tone.frame(len(out) // 2)
+        self.sink.write(out)
+
+    # RTCP ---------------------------------------------------------------------------------------
+
+    def _send_rtcp(self, now):
+        blocks = []
+        if self._reception is not None and self._remote_ssrc is not None:
+            blocks.append(self._reception.report_block(self._remote_ssrc, now))
+        if self.sent:
+            report = rtcp.build_sr(self.ssrc, _ntp(self._wallclock()), self._timestamp, self.sent,
+                                   self.sent_octets, blocks)
+        else:
+            report = rtcp.build_rr(self.ssrc, blocks)
+        compound = report + rtcp.build_sdes_cname(self.ssrc, self.cname)
+        remote = self._remote
+        if remote is None:
+            return
+        crypto = self._crypto
+        if crypto is None and self._keys_required:
+            return
+        if crypto is not None:
+            compound = crypto.tx.protect_rtcp(compound)
+        target = remote if self.rtcp_mux else (remote[0], remote[1] + 1)
+        try:
+            self.sock.sendto(compound, target)
+        except OSError:
+            self.send_errors += 1
+
+
+def pcm_level_dbov(pcm):
+    """RMS level of 16-bit PCM in dBov (for logs and tests)."""
+    import math
+
+    count = len(pcm) // 2
+    if not count:
+        return -120.0
+    samples = struct.unpack("<%dh" % count, pcm)
+    power = sum(s * s for s in samples) / count
+    if power <= 0:
+        return -120.0
+    return 10 * math.log10(power / (32767.0 * 32767.0 / 2))

@@ -1,0 +1,103 @@
+"""The adaptive playout buffer: order, loss, duplicates, late packets, underruns, adaptation, bounds."""
+
+from audio.playout import ACCEPTED, DUPLICATE, LATE, LOST, PLAY, RESET, WAIT, JitterBuffer
+
+MICROPYTHON = True
+
+
+def _push(jb, index, now, payload=None):
+    """Packet number `index` (unwrapped): sequence index mod 2^16, timestamp index * 160."""
+    return jb.push(index & 0xFFFF, (index * 160) & 0xFFFFFFFF, payload or bytes((index & 0xFF,)), now)
+
+
+def test_plays_in_order_across_the_sequence_wrap_and_reorders():
+    jb = JitterBuffer(8000)
+    assert jb.pop() == (WAIT, None)
+    order = [65533, 65535, 65534, 65536, 65538, 65537, 65539]
+    for i, seq in enumerate(order):
+        assert _push(jb, seq, i * 0.02) == ACCEPTED
+    played = []
+    while True:
+        status, payload = jb.pop()
+        if status != PLAY:
+            break
+        played.append(payload[0])
+    assert played == [s & 0xFF for s in (65533, 65534, 65535, 0, 1, 2, 3)]
+    assert jb.lost == 0 and jb.late == 0
+
+
+def test_duplicates_late_packets_and_losses_are_counted():
+    jb = JitterBuffer(8000)
+    for seq in (10, 11, 13, 14):
+        _push(jb, seq, seq * 0.02)
+    assert _push(jb, 11, 0.3) == DUPLICATE
+    assert jb.pop()[0] == PLAY and jb.pop()[0] == PLAY
+    status, following = jb.pop()
+    assert status == LOST and following == bytes((14 - 1 + 1,))[:0] + bytes((13,))
+    assert _push(jb, 12, 0.4) == LATE
+    assert _push(jb, 10, 0.4) == LATE
+    assert jb.pop() == (PLAY, bytes((13,)))
+    assert jb.duplicates == 1 and jb.late == 2 and jb.lost == 1
+
+
+def test_underrun_waits_and_rebuffers_then_skips_gaps_of_non_audio():
+    jb = JitterBuffer(8000)
+    _push(jb, 0, 0.0)
+    _push(jb, 1, 0.02)
+    assert jb.pop()[0] == PLAY
+    assert jb.pop()[0] == PLAY
+    assert jb.pop() == (WAIT, None)
+    assert jb.underruns == 1
+    # Sequence numbers 2-6 went to telephone-events; audio resumes at 7.
+    _push(jb, 7, 0.14)
+    _push(jb, 8, 0.16)
+    assert jb.pop() == (PLAY, bytes((7,)))
+    assert jb.lost == 0
+
+
+def test_target_delay_follows_jitter_and_is_clamped():
+    jb = JitterBuffer(8000)
+    for seq in range(50):
+        _push(jb, seq, seq * 0.02)
+    assert jb.target_ms == 20
+    jittery = JitterBuffer(8000)
+    for seq in range(50):
+        delay = 0.04 if seq % 3 == 0 else 0.0
+        _push(jittery, seq, seq * 0.02 + delay)
+    assert 45 <= jittery.target_ms <= 60, jittery.target_ms
+    assert jittery.jitter_ms > 5
+    wild = JitterBuffer(8000)
+    for seq in range(50):
+        _push(wild, seq, seq * 0.02 + (0.5 if seq % 2 else 0.0))
+    assert wild.target_ms == 200
+
+
+def test_playout_waits_for_the_target_delay_before_starting():
+    jb = JitterBuffer(8000)
+    for seq in range(20):
+        _push(jb, seq, seq * 0.02 + (0.04 if seq % 3 == 0 else 0.0))
+    jb2 = JitterBuffer(8000)
+    jb2.target_ms = 60
+    _push(jb2, 0, 0.0)
+    jb2.target_ms = 60
+    assert jb2.pop() == (WAIT, None)
+
+
+def test_bounded_capacity_and_reset_on_a_large_jump():
+    jb = JitterBuffer(8000, capacity=10)
+    for seq in range(30):
+        _push(jb, seq, 0.0)
+    assert len(jb._slots) <= 10 and jb.dropped >= 20
+    assert _push(jb, 20000, 1.0) == RESET
+    assert jb.pop() == (PLAY, bytes((20000 & 0xFF,)))
+
+
+def test_excess_delay_is_drained():
+    jb = JitterBuffer(8000)
+    for seq in range(12):
+        _push(jb, seq, seq * 0.02)
+    for seq in range(12, 400):
+        _push(jb, seq, seq * 0.02)
+        jb.pop()
+    assert jb.dropped >= 8
+    assert jb.delay_ms <= jb.target_ms + 2 * 20

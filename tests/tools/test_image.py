@@ -248,7 +248,7 @@ def _wrong_types(path, base):
     standin.run(["sfdisk", "-q", "--no-reread", path], input=table.encode())
 
 
-@pytest.mark.parametrize("kind", ["random", "gpt", "no-ext4", "wrong-types", "missing", "no-config-txt"])
+@pytest.mark.parametrize("kind", ["random", "gpt", "no-ext4", "wrong-types", "missing", "no-config-txt", "xz"])
 def test_bad_base_is_refused_with_one_line_and_no_output(built, tmp_path, kind):
     bad = str(tmp_path / "bad.img")
     expected = {
@@ -258,6 +258,7 @@ def test_bad_base_is_refused_with_one_line_and_no_output(built, tmp_path, kind):
         "wrong-types": "has a FAT type but holds no FAT file system",
         "missing": "no such file",
         "no-config-txt": "has no config.txt",
+        "xz": "compressed image; decompress it first (xz -dk",
     }[kind]
     if kind == "random":
         _random(bad)
@@ -267,6 +268,9 @@ def test_bad_base_is_refused_with_one_line_and_no_output(built, tmp_path, kind):
         _fat_only(bad, built["base"])
     elif kind == "wrong-types":
         _wrong_types(bad, built["base"])
+    elif kind == "xz":
+        with open(bad, "wb") as f:
+            f.write(b"\xfd7zXZ\x00" + os.urandom(4096))
     elif kind == "no-config-txt":
         directory = tmp_path / "noconf"
         directory.mkdir()

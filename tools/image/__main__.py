@@ -42,6 +42,10 @@ def main(argv=None):
     if args.board is not None and args.board not in payload.available_boards():
         return _fail(2, "unknown board {!r} (known: {})".format(args.board, ", ".join(payload.available_boards())))
     try:
+        if args.board is not None:
+            from boards.schema import load_board
+
+            load_board(args.board)  # a broken board file is refused now, not on the phone
         if args.config is not None:
             try:
                 with open(args.config, "rb") as f:

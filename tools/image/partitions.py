@@ -80,6 +80,10 @@ def read_partition_table(path):
     """The partitions of `path` as sfdisk reports them; BaseImageError when there is no MBR table."""
     if not os.path.isfile(path):
         raise BaseImageError("{}: no such file".format(path))
+    head = _read_at(path, 0, 6)
+    for magic, tool in ((b"\xfd7zXZ\x00", "xz -dk"), (b"PK\x03\x04", "unzip"), (b"\x1f\x8b", "gunzip -k")):
+        if head.startswith(magic):
+            raise BaseImageError("{}: compressed image; decompress it first ({} {})".format(path, tool, path))
     try:
         done = subprocess.run(
             ["sfdisk", "--json", path], capture_output=True, text=True, timeout=60, check=False

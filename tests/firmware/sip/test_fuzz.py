@@ -140,3 +140,34 @@ def test_stream_framer(chunks, message):
                         pass
     except RemoteProtocolError:
         pass
+
+
+def _fresh_agent():
+    from firmware.sip.useragent import UserAgent
+    from tests.firmware.sip.netsim import counter_rng
+
+    ua = UserAgent(("127.0.0.1", 5062), counter_rng("fuzz"))
+    ua.invite("sip:peer@127.0.0.1:5099", b"", 0.0)
+    return ua
+
+
+RESPONSE = (
+    b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKx;rport=5062\r\n"
+    b"From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n"
+    b"Contact: <sip:c@127.0.0.1:5099>\r\nRecord-Route: <sip:127.0.0.1:5080;lr>\r\n"
+    b'WWW-Authenticate: Digest realm="r", nonce="n", qop="auth"\r\nContent-Length: 0\r\n\r\n'
+)
+
+
+@FUZZ
+@given(st.lists(st.one_of(_mutations(INVITE), _mutations(RESPONSE), st.binary(max_size=300)), max_size=6))
+def test_user_agent_survives_any_datagrams(datagrams):
+    ua = _fresh_agent()
+    now = 0.0
+    for data in datagrams:
+        ua.receive_datagram(data, ("127.0.0.1", 5099), now)
+        now += 0.3
+        ua.handle_timer(now)
+        ua.datagrams_to_send(now)
+        while ua.next_event() is not None:
+            pass

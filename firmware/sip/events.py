@@ -1,0 +1,160 @@
+"""Events the UserAgent hands to the application (UserAgent.next_event()). Immutable, with __slots__.
+
+Every call event carries `call_id` (the SIP Call-ID, which is also the call handle used by commands).
+
+IncomingCall(call_id, from_uri, from_display, to_uri, sdp)   an INVITE arrived; answer/ringing/reject it
+CallRinging(call_id, status, sdp)        a provisional response (180/183...) to our INVITE; sdp may be b""
+CallAnswered(call_id, sdp)               our INVITE got a 2xx; sdp is the answer (we sent the ACK)
+CallConfirmed(call_id)                   the ACK for our 2xx arrived (incoming call fully set up)
+CallEnded(call_id, reason, sip_status, by_remote)
+                                         an established or cancelled call is over. reason is one of
+                                         "remote hangup", "local hangup", "cancelled", "rejected",
+                                         "no ACK", "timeout", "dialog lost"
+CallFailed(call_id, status, reason)      our INVITE failed: final status >= 300, 408 on timeout, or
+                                         reason "wrong password"/"authentication required" for auth
+ReinviteReceived(call_id, sdp)           the peer changed the session (hold/resume/new address): answer
+                                         with UserAgent.answer_reinvite() or reject_reinvite()
+ReinviteAnswered(call_id, sdp)           our re-INVITE was accepted with this answer
+ReinviteFailed(call_id, status)          our re-INVITE was refused (491: try again later)
+ReferReceived(call_id, target, referred_by)  the peer asks us to call `target` (blind transfer, RFC 3515)
+ReferProgress(call_id, status, final)    our REFER: 202 accepted, then NOTIFY sipfrag statuses
+DtmfReceived(call_id, digit, duration_ms)  a SIP INFO DTMF (application/dtmf-relay or application/dtmf)
+Registered(expires, contact)             the registrar accepted our binding for `expires` seconds
+RegistrationFailed(status, reason, retry_in)
+                                         reason like "wrong password", "authentication required",
+                                         "timeout", "interval too brief"; retry_in seconds or None (no retry)
+Unregistered(status)                     the binding was removed (or the unregister attempt ended)
+"""
+
+
+class _Event:
+    __slots__ = ()
+
+    def __setattr__(self, name, value):
+        raise AttributeError("events are immutable")
+
+    def _set(self, name, value):
+        object.__setattr__(self, name, value)
+
+    def __repr__(self):
+        fields = ", ".join("{}={!r}".format(name, getattr(self, name)) for name in self.__slots__)
+        return "{}({})".format(type(self).__name__, fields)
+
+    def __eq__(self, other):
+        return type(self) is type(other) and all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
+
+    def __ne__(self, other):
+        return not self.__eq__(other)
+
+    def __hash__(self):
+        return hash(tuple(getattr(self, n) for n in self.__slots__))
+
+
+def _init(event, names, values):
+    for name, value in zip(names, values):
+        event._set(name, value)
+
+
+class IncomingCall(_Event):
+    __slots__ = ("call_id", "from_uri", "from_display", "to_uri", "sdp")
+
+    def __init__(self, call_id, from_uri, from_display, to_uri, sdp):
+        _init(self, self.__slots__, (call_id, from_uri, from_display, to_uri, sdp))
+
+
+class CallRinging(_Event):
+    __slots__ = ("call_id", "status", "sdp")
+
+    def __init__(self, call_id, status, sdp):
+        _init(self, self.__slots__, (call_id, status, sdp))
+
+
+class CallAnswered(_Event):
+    __slots__ = ("call_id", "sdp")
+
+    def __init__(self, call_id, sdp):
+        _init(self, self.__slots__, (call_id, sdp))
+
+
+class CallConfirmed(_Event):
+    __slots__ = ("call_id",)
+
+    def __init__(self, call_id):
+        _init(self, self.__slots__, (call_id,))
+
+
+class CallEnded(_Event):
+    __slots__ = ("call_id", "reason", "sip_status", "by_remote")
+
+    def __init__(self, call_id, reason, sip_status, by_remote):
+        _init(self, self.__slots__, (call_id, reason, sip_status, by_remote))
+
+
+class CallFailed(_Event):
+    __slots__ = ("call_id", "status", "reason")
+
+    def __init__(self, call_id, status, reason):
+        _init(self, self.__slots__, (call_id, status, reason))
+
+
+class ReinviteReceived(_Event):
+    __slots__ = ("call_id", "sdp")
+
+    def __init__(self, call_id, sdp):
+        _init(self, self.__slots__, (call_id, sdp))
+
+
+class ReinviteAnswered(_Event):
+    __slots__ = ("call_id", "sdp")
+
+    def __init__(self, call_id, sdp):
+        _init(self, self.__slots__, (call_id, sdp))
+
+
+class ReinviteFailed(_Event):
+    __slots__ = ("call_id", "status")
+
+    def __init__(self, call_id, status):
+        _init(self, self.__slots__, (call_id, status))
+
+
+class ReferReceived(_Event):
+    __slots__ = ("call_id", "target", "referred_by")
+
+    def __init__(self, call_id, target, referred_by):
+        _init(self, self.__slots__, (call_id, target, referred_by))
+
+
+class ReferProgress(_Event):
+    __slots__ = ("call_id", "status", "final")
+
+    def __init__(self, call_id, status, final):
+        _init(self, self.__slots__, (call_id, status, final))
+
+
+class DtmfReceived(_Event):
+    __slots__ = ("call_id", "digit", "duration_ms")
+
+    def __init__(self, call_id, digit, duration_ms):
+        _init(self, self.__slots__, (call_id, digit, duration_ms))
+
+
+class Registered(_Event):
+    __slots__ = ("expires", "contact")
+
+    def __init__(self, expires, contact):
+        _init(self, self.__slots__, (expires, contact))
+
+
+class RegistrationFailed(_Event):
+    __slots__ = ("status", "reason", "retry_in")
+
+    def __init__(self, status, reason, retry_in):
+        _init(self, self.__slots__, (status, reason, retry_in))
+
+
+class Unregistered(_Event):
+    __slots__ = ("status",)
+
+    def __init__(self, status):
+        _init(self, self.__slots__, (status,))

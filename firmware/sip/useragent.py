@@ -1,0 +1,1383 @@
+"""The SIP user agent: registration, calls in and out, in-dialog requests. Sans-I/O (aioquic shape).
+
+The UserAgent never touches a socket, a clock or a random source: the runtime feeds it datagrams and
+the time, and it returns datagrams, a deadline and events (firmware.sip.events).
+
+Construction
+------------
+UserAgent(local_address, rng, transport="udp", aor=None, display_name=None, username=None,
+          password=None, outbound_proxy=None, register_expires=3600, contact_user=None, max_calls=4,
+          t1=T1, t2=T2, t4=T4)
+    local_address   (host, port) we listen on; used in Via and Contact (the "public" address is
+                    updated from a registrar's received/rport, RFC 3581, so Contact is NAT friendly)
+    rng             callable n -> n random bytes (Call-IDs, tags, branches, cnonces)
+    transport       "udp", "tcp" or "tls": reliable transports skip retransmissions (§17)
+    aor             our address of record, "sip:alice@example.com" (a str or uri.Uri); default
+                    sip:sotto@<local host>
+    display_name    put in From; username/password digest credentials (username defaults to the AOR
+                    user); outbound_proxy (host, port) every out-of-dialog request is sent to
+    register_expires the Expires we ask the registrar for
+
+Sans-I/O interface
+------------------
+receive_datagram(data, addr, now)   one SIP message (a datagram, or a message framed off a stream by
+                                    message.StreamFramer); addr = (host, port) it came from. Malformed
+                                    input is dropped and counted in `malformed_dropped`; requests that
+                                    parse but break a rule are answered (400, 416, 420, 483, ...)
+datagrams_to_send(now) -> list of (bytes, (host, port))
+                                    `port` is None when the target is a host name without a port: the
+                                    transport then resolves it per RFC 3263 (NAPTR/SRV/A)
+get_timer() -> absolute deadline (float) or None;  handle_timer(now)
+next_event() -> event or None
+
+Commands (every `call` argument is a call id, the str returned by invite() or carried by events)
+--------
+register(now)                       REGISTER with digest auth; refreshed before expiry; retried with
+                                    backoff after failures (not after a wrong password)
+unregister(now)                     REGISTER Expires: 0, then Unregistered
+invite(target_uri, sdp, now) -> call id
+ringing(call, now)                  180 Ringing
+answer(call, sdp, now)              200 OK with our SDP answer; retransmitted (Timer G schedule) until ACK
+reject(call, status, now)           486 Busy Here, 603 Decline, 488 Not Acceptable Here, ...
+hangup(call, now)                   BYE, CANCEL, or a 603 for an unanswered incoming call
+reinvite(call, sdp, now)            re-INVITE (hold: an SDP with sendonly/inactive; resume: sendrecv)
+answer_reinvite(call, sdp, now) / reject_reinvite(call, status=488, now=...)  for ReinviteReceived
+refer(call, target_uri, now)        blind transfer (RFC 3515); progress arrives as ReferProgress
+notify_refer(call, status, now)     report the outcome of a transfer we were asked to make
+send_info_dtmf(call, digit, now, duration_ms=160)
+Commands raise LocalProtocolError for an unknown call or a call in the wrong state.
+
+Attributes: malformed_dropped (int), registered (bool), registration_expires (int or None),
+public_address ((host, port)), calls (dict call id -> Call, read only for callers).
+"""
+
+import binascii
+
+from firmware.errors import LocalProtocolError, RemoteProtocolError
+from firmware.sdp import parse_sdp
+from firmware.sip import events
+from firmware.sip.auth import build_authorization, choose_challenge
+from firmware.sip.dialog import Dialog
+from firmware.sip.headers import Headers, Via, parse_int_header
+from firmware.sip.message import (
+    REASONS,
+    Request,
+    Response,
+    check_request,
+    check_response,
+    make_response,
+    parse_message,
+)
+from firmware.sip.transaction import T1, T2, T4, ClientTransaction, ServerTransaction, client_key, transaction_key
+from firmware.sip.uri import NameAddr, Uri, decode_utf8, format_host, parse_name_addr, parse_uri
+
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY, UPDATE"
+USER_AGENT = "Sotto"
+# Methods we know but do not handle out of a dialog: 405 with Allow (§8.2.1). Anything else: 501.
+KNOWN_METHODS = ("REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE", "PRACK", "UPDATE", "INFO", "REFER", "NOTIFY")
+SUPPORTED_EXTENSIONS = ()
+
+MAX_TRANSACTIONS = 256
+MAX_OUTGOING = 512
+MAX_EVENTS = 256
+MAX_ENDED = 32
+MAX_AUTH_TRIES = 3
+
+DTMF_DIGITS = "0123456789*#ABCD"
+
+
+def _is_ip_literal(host):
+    if ":" in host:
+        return True
+    parts = host.split(".")
+    return len(parts) == 4 and all(p.isdigit() and len(p) <= 3 for p in parts)
+
+
+def destination_of(uri, transport="udp"):
+    """(host, port) to send a request for `uri` to; port None = resolve per RFC 3263."""
+    host = uri.param("maddr") or uri.host
+    if uri.port is not None:
+        return (host, uri.port)
+    if _is_ip_literal(host):
+        return (host, 5061 if uri.scheme == "sips" or transport == "tls" else 5060)
+    return (host, None)
+
+
+class _Context:
+    """What a client transaction is for, so its outcome can be routed back."""
+
+    __slots__ = ("kind", "call_id", "nonces", "nc", "tries")
+
+    def __init__(self, kind, call_id=None):
+        self.kind = kind
+        self.call_id = call_id
+        self.nonces = []
+        self.nc = 0
+        self.tries = 0
+
+
+class Call:
+    """One call. Read-only for callers: `id`, `state`, `role` ("uac"/"uas"), `local_sdp`, `remote_sdp`,
+    `remote_uri`, `dialog`, `established` (bool)."""
+
+    __slots__ = (
+        "id",
+        "role",
+        "state",
+        "dialog",
+        "invite",
+        "invite_tx",
+        "server_tx",
+        "local_tag",
+        "remote_uri",
+        "local_sdp",
+        "remote_sdp",
+        "provisional",
+        "cancel_requested",
+        "cancel_deadline",
+        "ack_data",
+        "ack_dest",
+        "peer",
+        "ok_data",
+        "ok_cseq",
+        "ok_interval",
+        "ok_next",
+        "ok_give_up",
+        "bye_after_ack",
+        "reinvite_tx",
+        "reinvite_server",
+        "established",
+        "refer_dialog_notify",
+    )
+
+    def __init__(self, call_id, role):
+        self.id = call_id
+        self.role = role
+        self.state = "new"
+        self.dialog = None
+        self.invite = None
+        self.invite_tx = None
+        self.server_tx = None
+        self.local_tag = None
+        self.remote_uri = None
+        self.local_sdp = b""
+        self.remote_sdp = b""
+        self.provisional = False
+        self.cancel_requested = False
+        self.cancel_deadline = None
+        self.ack_data = None
+        self.ack_dest = None
+        self.peer = None
+        self.ok_data = None
+        self.ok_cseq = None
+        self.ok_interval = None
+        self.ok_next = None
+        self.ok_give_up = None
+        self.bye_after_ack = False
+        self.reinvite_tx = None
+        self.reinvite_server = None
+        self.established = False
+        self.refer_dialog_notify = False
+
+
+class _Registration:
+    __slots__ = (
+        "state",
+        "call_id",
+        "from_tag",
+        "cseq",
+        "expires",
+        "granted",
+        "refresh_at",
+        "retry_at",
+        "backoff",
+        "tx",
+        "too_brief_tries",
+        "nat_updated",
+    )
+
+    def __init__(self):
+        self.state = "idle"
+        self.call_id = None
+        self.from_tag = None
+        self.cseq = 0
+        self.expires = 3600
+        self.granted = None
+        self.refresh_at = None
+        self.retry_at = None
+        self.backoff = 0
+        self.tx = None
+        self.too_brief_tries = 0
+        self.nat_updated = False
+
+
+class UserAgent:
+    def __init__(
+        self,
+        local_address,
+        rng,
+        transport="udp",
+        aor=None,
+        display_name=None,
+        username=None,
+        password=None,
+        outbound_proxy=None,
+        register_expires=3600,
+        contact_user=None,
+        max_calls=4,
+        t1=T1,
+        t2=T2,
+        t4=T4,
+    ):
+        if rng is None:
+            raise LocalProtocolError("a random source is required")
+        transport = transport.lower()
+        if transport not in ("udp", "tcp", "tls"):
+            raise LocalProtocolError("unknown transport " + transport)
+        self.local_address = (local_address[0], int(local_address[1]))
+        self.public_address = self.local_address
+        self.transport = transport
+        self.reliable = transport != "udp"
+        self.rng = rng
+        if aor is None:
+            aor = Uri("sip", contact_user or "sotto", self.local_address[0], self.local_address[1])
+        elif isinstance(aor, str):
+            aor = parse_uri(aor)
+        self.aor = aor
+        self.display_name = display_name
+        self.username = username or aor.user
+        self.password = password
+        self.outbound_proxy = outbound_proxy
+        self.contact_user = contact_user or aor.user or "sotto"
+        self.max_calls = max_calls
+        self.t1 = t1
+        self.t2 = t2
+        self.t4 = t4
+        self.malformed_dropped = 0
+        self.events_dropped = 0
+        self.outgoing_dropped = 0
+        self.calls = {}
+        self._client = {}
+        self._server = {}
+        self._out = []
+        self._events = []
+        self._ended_acks = []  # [(call_id, ack bytes, dest)] to re-ACK late 2xx retransmissions
+        self._reg = _Registration()
+        self._reg.expires = register_expires
+
+    # ------------------------------------------------------------------ sans-I/O plumbing
+
+    def _token(self, n=8):
+        return binascii.hexlify(self.rng(n)).decode()
+
+    def _emit(self, event):
+        if len(self._events) >= MAX_EVENTS:
+            self._events.pop(0)
+            self.events_dropped += 1
+        self._events.append(event)
+
+    def _queue(self, data, dest):
+        if len(self._out) >= MAX_OUTGOING:
+            self.outgoing_dropped += 1
+            return
+        self._out.append((data, dest))
+
+    def _flush(self, tx):
+        for data in tx.outgoing:
+            self._queue(data, tx.destination)
+        tx.outgoing = []
+
+    def next_event(self):
+        if self._events:
+            return self._events.pop(0)
+        return None
+
+    def datagrams_to_send(self, now):
+        out = self._out
+        self._out = []
+        return out
+
+    def get_timer(self):
+        deadlines = []
+        for tx in self._client.values():
+            d = tx.next_deadline()
+            if d is not None:
+                deadlines.append(d)
+        for tx in self._server.values():
+            d = tx.next_deadline()
+            if d is not None:
+                deadlines.append(d)
+        for call in self.calls.values():
+            for d in (call.ok_next, call.ok_give_up, call.cancel_deadline):
+                if d is not None:
+                    deadlines.append(d)
+        for d in (self._reg.refresh_at, self._reg.retry_at):
+            if d is not None:
+                deadlines.append(d)
+        return min(deadlines) if deadlines else None
+
+    def handle_timer(self, now):
+        for key, tx in list(self._client.items()):
+            d = tx.next_deadline()
+            if d is not None and d <= now:
+                result = tx.handle_timer(now)
+                self._flush(tx)
+                if result == "timeout":
+                    self._client_timeout(tx, now)
+            if tx.state == "terminated":
+                self._client.pop(key, None)
+        for key, tx in list(self._server.items()):
+            d = tx.next_deadline()
+            if d is not None and d <= now:
+                tx.handle_timer(now)
+                self._flush(tx)
+            if tx.state == "terminated":
+                self._server.pop(key, None)
+        for call in list(self.calls.values()):
+            self._call_timers(call, now)
+        reg = self._reg
+        if reg.refresh_at is not None and reg.refresh_at <= now:
+            reg.refresh_at = None
+            self._send_register(now, reg.expires)
+        if reg.retry_at is not None and reg.retry_at <= now:
+            reg.retry_at = None
+            self._send_register(now, reg.expires)
+
+    def _call_timers(self, call, now):
+        if call.ok_give_up is not None and call.ok_give_up <= now:
+            # §13.3.1.4: no ACK within 64*T1 -> the UAS ends the session with a BYE.
+            call.ok_next = call.ok_give_up = call.ok_data = None
+            if call.state in ("answered", "confirmed"):
+                self._send_bye(call, now)
+                self._end_call(call, "no ACK", 408, False)
+            return
+        if call.ok_next is not None and call.ok_next <= now and call.ok_data is not None:
+            self._queue(call.ok_data, call.peer)
+            call.ok_interval = min(call.ok_interval * 2, self.t2)
+            call.ok_next = now + call.ok_interval
+        if call.cancel_deadline is not None and call.cancel_deadline <= now:
+            # §9.1: no final response 64*T1 after the CANCEL: consider the INVITE cancelled.
+            call.cancel_deadline = None
+            if call.invite_tx is not None:
+                self._client.pop(call.invite_tx.key, None)
+            self._end_call(call, "cancelled", 487, False)
+
+    # ------------------------------------------------------------------ building requests
+
+    def _via(self, branch):
+        host, port = self.public_address if not self.reliable else self.local_address
+        via = Via(self.transport.upper(), host, port, [["branch", branch], ["rport", None]])
+        return str(via)
+
+    def _contact_uri(self):
+        host, port = self.public_address
+        uri = Uri(
+            "sips" if self.transport == "tls" and self.aor.scheme == "sips" else "sip", self.contact_user, host, port
+        )
+        if self.transport != "udp":
+            uri.set_param("transport", self.transport)
+        return uri
+
+    def _contact(self, params=""):
+        return "<" + str(self._contact_uri()) + ">" + params
+
+    def _from(self, tag):
+        na = NameAddr(self.aor.copy(), self.display_name, [["tag", tag]])
+        return str(na)
+
+    def _new_branch(self):
+        return "z9hG4bK" + self._token(10)
+
+    def _base_request(self, method, uri, from_value, to_value, call_id, cseq, routes=(), body=b"", ctype=None):
+        headers = Headers()
+        headers.add("Via", self._via(self._new_branch()))
+        headers.add("Max-Forwards", "70")
+        for route in routes:
+            headers.add("Route", route)
+        headers.add("From", from_value)
+        headers.add("To", to_value)
+        headers.add("Call-ID", call_id)
+        headers.add("CSeq", "{} {}".format(cseq, method))
+        headers.add("User-Agent", USER_AGENT)
+        if body:
+            headers.add("Content-Type", ctype or "application/sdp")
+        return Request(method, uri, headers, body)
+
+    def _out_of_dialog_destination(self, uri):
+        if self.outbound_proxy is not None:
+            host, port = self.outbound_proxy
+            return (host, int(port) if port else None)
+        return destination_of(uri, self.transport)
+
+    def _send_request(self, request, dest, now, context):
+        if len(self._client) >= MAX_TRANSACTIONS:
+            raise LocalProtocolError("too many pending SIP transactions")
+        tx = ClientTransaction(request, dest, self.reliable, now, self.t1, self.t2, self.t4)
+        tx.context = context
+        self._client[tx.key] = tx
+        self._flush(tx)
+        return tx
+
+    def _dialog_request(self, call, method, body=b"", ctype=None, cseq=None):
+        dialog = call.dialog
+        uri, routes = dialog.request_target()
+        number = cseq if cseq is not None else dialog.next_cseq()
+        request = self._base_request(
+            method, uri, str(dialog.local_uri), str(dialog.remote_uri), dialog.call_id, number, routes, body, ctype
+        )
+        if routes:
+            dest = destination_of(parse_name_addr(routes[0]).uri, self.transport)
+        else:
+            dest = destination_of(uri, self.transport)
+        return request, dest
+
+    # ------------------------------------------------------------------ registration
+
+    @property
+    def registered(self):
+        return self._reg.state == "registered"
+
+    @property
+    def registration_expires(self):
+        return self._reg.granted
+
+    def register(self, now):
+        reg = self._reg
+        if reg.call_id is None:
+            reg.call_id = self._token(16)
+            reg.from_tag = self._token(8)
+        reg.too_brief_tries = 0
+        reg.retry_at = None
+        self._send_register(now, reg.expires)
+
+    def unregister(self, now):
+        reg = self._reg
+        if reg.call_id is None:
+            raise LocalProtocolError("not registered")
+        reg.refresh_at = None
+        reg.retry_at = None
+        reg.state = "unregistering"
+        if reg.tx is not None and reg.tx.state not in ("completed", "terminated"):
+            self._client.pop(reg.tx.key, None)  # abandon a pending REGISTER: shutting down wins
+            reg.tx = None
+        self._send_register(now, 0)
+
+    def _registrar_uri(self):
+        return Uri(self.aor.scheme if self.aor.scheme in ("sip", "sips") else "sip", None, self.aor.host, self.aor.port)
+
+    def _send_register(self, now, expires):
+        reg = self._reg
+        if reg.tx is not None and reg.tx.state not in ("completed", "terminated"):
+            return  # one REGISTER at a time (§10.2)
+        if reg.state != "unregistering":
+            reg.state = "registering"
+        reg.cseq += 1
+        aor = str(NameAddr(self.aor.copy(), self.display_name))
+        uri = self._registrar_uri()
+        request = self._base_request("REGISTER", uri, self._from(reg.from_tag), aor, reg.call_id, reg.cseq)
+        request.headers.add("Contact", self._contact(";expires={}".format(expires)))
+        request.headers.add("Expires", str(expires))
+        request.headers.add("Allow", ALLOW)
+        context = _Context("unregister" if expires == 0 else "register")
+        reg.tx = self._send_request(request, self._out_of_dialog_destination(uri), now, context)
+
+    def _register_response(self, tx, response, now):
+        reg = self._reg
+        status = response.status
+        if status < 200:
+            return
+        unregistering = tx.context.kind == "unregister"
+        if status in (401, 407):
+            new_tx, reason = self._auth_retry(tx, response, now)
+            if new_tx is not None:
+                reg.tx = new_tx
+                return
+            if unregistering:
+                reg.state = "idle"
+                self._emit(events.Unregistered(status))
+                return
+            reg.state = "failed"
+            reg.granted = None
+            self._emit(events.RegistrationFailed(status, reason, None))
+            return
+        if unregistering:
+            reg.state = "idle"
+            reg.granted = None
+            self._emit(events.Unregistered(status))
+            return
+        if 200 <= status < 300:
+            if self._learn_public_address(response) and not reg.nat_updated:
+                # RFC 3581: the registrar saw another address; register the reachable one instead.
+                reg.nat_updated = True
+                self._send_register(now, reg.expires)
+                return
+            granted = self._granted_expires(response, reg.expires)
+            reg.state = "registered"
+            reg.granted = granted
+            reg.backoff = 0
+            if granted > 0:
+                reg.refresh_at = now + max(granted * 0.5, granted - 60)
+            self._emit(events.Registered(granted, str(self._contact_uri())))
+            return
+        if status == 423 and reg.too_brief_tries < 3:
+            reg.too_brief_tries += 1
+            minimum = response.headers.get("Min-Expires")
+            try:
+                reg.expires = parse_int_header(minimum, "Min-Expires")
+            except RemoteProtocolError:
+                reg.expires = max(reg.expires * 2, 60)
+            self._send_register(now, reg.expires)
+            return
+        reason = "interval too brief" if status == 423 else response.reason or "registration refused"
+        self._registration_failed(status, reason, now)
+
+    def _registration_failed(self, status, reason, now):
+        reg = self._reg
+        reg.state = "failed"
+        reg.granted = None
+        reg.refresh_at = None
+        reg.backoff = min(max(reg.backoff * 2, 30), 1800)
+        reg.retry_at = now + reg.backoff
+        self._emit(events.RegistrationFailed(status, reason, reg.backoff))
+
+    def _learn_public_address(self, response):
+        if self.reliable:
+            return False
+        try:
+            via = response.top_via
+        except RemoteProtocolError:
+            return False
+        received = via.param("received")
+        rport = via.param("rport")
+        host = received or self.public_address[0]
+        port = self.public_address[1]
+        if rport and rport.isdigit():
+            port = int(rport)
+        if (host, port) != self.public_address:
+            self.public_address = (host, port)
+            return True
+        return False
+
+    def _granted_expires(self, response, requested):
+        mine = self._contact_uri()
+        for value in response.headers.get_all("Contact"):
+            try:
+                contact = parse_name_addr(value)
+            except RemoteProtocolError:
+                continue
+            if contact.uri is not None and contact.uri.user == mine.user and contact.uri.host == mine.host:
+                if contact.uri.port in (mine.port, None) and contact.param("expires"):
+                    try:
+                        return parse_int_header(contact.param("expires"), "expires")
+                    except RemoteProtocolError:
+                        pass
+        value = response.headers.get("Expires")
+        if value is not None:
+            try:
+                return parse_int_header(value, "Expires")
+            except RemoteProtocolError:
+                pass
+        return requested
+
+    # ------------------------------------------------------------------ digest authentication
+
+    def _auth_retry(self, tx, response, now):
+        """Resend tx.request with credentials. -> (new transaction, None) or (None, failure reason)."""
+        context = tx.context
+        if self.password is None:
+            return None, "authentication required"
+        header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
+        challenge = choose_challenge(response.headers.get_all(header))
+        if challenge is None:
+            return None, "unsupported authentication challenge"
+        if challenge.nonce in context.nonces and not challenge.stale:
+            # The server refused our answer to this very nonce: the credentials are wrong.
+            return None, "wrong password"
+        if context.tries >= MAX_AUTH_TRIES:
+            return None, "wrong password"
+        context.tries += 1
+        if challenge.nonce not in context.nonces:
+            context.nonces.append(challenge.nonce)
+            context.nc = 0
+        context.nc += 1
+        old = tx.request
+        request = Request(old.method, old.uri.copy(), old.headers.copy(), old.body)
+        request.headers.set("Via", self._via(self._new_branch()))
+        number = self._next_cseq_for(context, old)
+        request.headers.set("CSeq", "{} {}".format(number, old.method))
+        request.headers.remove("Authorization")
+        request.headers.remove("Proxy-Authorization")
+        auth_header = "Authorization" if response.status == 401 else "Proxy-Authorization"
+        value = build_authorization(
+            challenge, self.username, self.password, old.method, str(old.uri), self._token(8), context.nc
+        )
+        request.headers.add(auth_header, value)
+        request.invalidate()
+        new_tx = self._send_request(request, tx.destination, now, context)
+        if context.kind == "invite":
+            call = self.calls.get(context.call_id)
+            if call is not None:
+                call.invite = request
+                call.invite_tx = new_tx
+        elif context.kind == "reinvite":
+            call = self.calls.get(context.call_id)
+            if call is not None:
+                call.reinvite_tx = new_tx
+        return new_tx, None
+
+    def _next_cseq_for(self, context, old):
+        if context.kind in ("register", "unregister"):
+            self._reg.cseq += 1
+            return self._reg.cseq
+        call = self.calls.get(context.call_id) if context.call_id else None
+        if call is not None and call.dialog is not None and context.kind != "invite":
+            return call.dialog.next_cseq()
+        return old.cseq[0] + 1
+
+    # ------------------------------------------------------------------ outgoing calls
+
+    def invite(self, target_uri, sdp, now):
+        target_uri = _local_uri(target_uri, "bad target URI: ")
+        if len(self.calls) >= self.max_calls:
+            raise LocalProtocolError("too many calls")
+        call_id = self._token(16)
+        call = Call(call_id, "uac")
+        call.local_tag = self._token(8)
+        call.local_sdp = sdp
+        call.remote_uri = str(target_uri)
+        request = self._base_request(
+            "INVITE", target_uri, self._from(call.local_tag), "<" + str(target_uri) + ">", call_id, 1, (), sdp
+        )
+        request.headers.add("Contact", self._contact())
+        request.headers.add("Allow", ALLOW)
+        call.invite = request
+        call.state = "calling"
+        self.calls[call_id] = call
+        call.invite_tx = self._send_request(
+            request, self._out_of_dialog_destination(target_uri), now, _Context("invite", call_id)
+        )
+        return call_id
+
+    def _invite_response(self, tx, call, response, now):
+        status = response.status
+        if call.state in ("ended",):
+            return
+        if status < 200:
+            if status > 100:
+                call.provisional = True
+                if call.state == "calling":
+                    call.state = "early"
+                self._emit(events.CallRinging(call.id, status, response.body))
+            elif status == 100:
+                call.provisional = True
+            if call.cancel_requested and call.state in ("calling", "early"):
+                self._send_cancel(call, now)
+            return
+        if status < 300:
+            self._invite_success(call, response, now)
+            return
+        if status in (401, 407) and not call.cancel_requested:
+            new_tx, reason = self._auth_retry(tx, response, now)
+            if new_tx is None:
+                self._fail_call(call, status, reason)
+            return
+        if call.cancel_requested or call.state == "cancelling":
+            self._end_call(call, "cancelled", status, False)
+            return
+        self._fail_call(call, status, response.reason)
+
+    def _invite_success(self, call, response, now):
+        if call.dialog is not None:
+            # A retransmitted 2xx (or one from another fork): ACK it again (§13.2.2.4).
+            if call.ack_data is not None and response.to_addr.tag == call.dialog.remote_tag:
+                self._queue(call.ack_data, call.ack_dest)
+            return
+        try:
+            dialog = Dialog.from_uac_response(call.invite, response)
+        except RemoteProtocolError:
+            dialog = None
+        if dialog is None:
+            # No usable Contact: still ACK (to the Request-URI) and hang up.
+            self._fail_call(call, 502, "bad 2xx")
+            return
+        call.dialog = dialog
+        call.remote_sdp = response.body
+        ack, dest = self._dialog_request(call, "ACK", cseq=call.invite.cseq[0])
+        for name in ("Authorization", "Proxy-Authorization"):
+            value = call.invite.headers.get(name)
+            if value is not None:
+                ack.headers.add(name, value)
+        call.ack_data = ack.to_bytes()
+        call.ack_dest = dest
+        self._queue(call.ack_data, dest)
+        call.cancel_deadline = None
+        if call.cancel_requested or call.state == "cancelling":
+            call.state = "confirmed"
+            self._send_bye(call, now)
+            call.state = "terminating"
+            return
+        call.state = "confirmed"
+        call.established = True
+        self._emit(events.CallAnswered(call.id, response.body))
+
+    def _fail_call(self, call, status, reason):
+        call.state = "ended"
+        self._forget_call(call)
+        self._emit(events.CallFailed(call.id, status, reason))
+
+    def _send_cancel(self, call, now):
+        invite = call.invite
+        headers = Headers()
+        headers.add("Via", invite.headers.get_all("Via")[0])
+        headers.add("Max-Forwards", "70")
+        for route in invite.headers.get_all("Route"):
+            headers.add("Route", route)
+        headers.add("From", invite.headers.get("From"))
+        headers.add("To", invite.headers.get("To"))
+        headers.add("Call-ID", invite.call_id)
+        headers.add("CSeq", "{} CANCEL".format(invite.cseq[0]))
+        headers.add("User-Agent", USER_AGENT)
+        cancel = Request("CANCEL", invite.uri, headers, b"")
+        self._send_request(cancel, call.invite_tx.destination, now, _Context("cancel", call.id))
+        call.state = "cancelling"
+        call.cancel_deadline = now + 64 * self.t1
+
+    # ------------------------------------------------------------------ commands on calls
+
+    def _call(self, call_id):
+        call = self.calls.get(call_id)
+        if call is None:
+            raise LocalProtocolError("no such call")
+        return call
+
+    def ringing(self, call_id, now):
+        call = self._call(call_id)
+        if call.role != "uas" or call.state != "incoming":
+            raise LocalProtocolError("ringing() needs an unanswered incoming call")
+        response = make_response(call.invite, 180, to_tag=call.local_tag)
+        response.headers.add("Contact", self._contact())
+        self._respond(call.server_tx, response, now)
+
+    def answer(self, call_id, sdp, now):
+        call = self._call(call_id)
+        if call.role != "uas" or call.state != "incoming":
+            raise LocalProtocolError("answer() needs an unanswered incoming call")
+        call.dialog = Dialog.from_uas_request(call.invite, call.local_tag, 0)
+        call.local_sdp = sdp
+        call.state = "answered"
+        call.established = True
+        self._send_2xx(call, call.server_tx, call.invite, sdp, now)
+
+    def _send_2xx(self, call, tx, request, sdp, now):
+        response = make_response(request, 200, to_tag=call.local_tag)
+        for value in request.headers.get_all("Record-Route"):
+            response.headers.add("Record-Route", value)
+        response.headers.add("Contact", self._contact())
+        response.headers.add("Allow", ALLOW)
+        if sdp:
+            response.headers.add("Content-Type", "application/sdp")
+        response.body = sdp
+        data = response.to_bytes()
+        self._respond(tx, data, now)
+        # §13.3.1.4: the UAS core retransmits the 2xx (T1 doubling to T2) until the ACK, for 64*T1.
+        call.ok_data = data
+        call.ok_cseq = request.cseq[0]
+        call.ok_interval = self.t1
+        if not self.reliable:
+            call.ok_next = now + self.t1
+        call.ok_give_up = now + 64 * self.t1
+
+    def reject(self, call_id, status, now):
+        call = self._call(call_id)
+        if call.role != "uas" or call.state != "incoming":
+            raise LocalProtocolError("reject() needs an unanswered incoming call")
+        if not 300 <= status <= 699:
+            raise LocalProtocolError("reject() needs a final non-2xx status")
+        response = make_response(call.invite, status, to_tag=call.local_tag)
+        if status == 488:
+            response.headers.add("Accept", "application/sdp")
+        self._respond(call.server_tx, response, now)
+        self._end_call(call, "rejected", status, False)
+
+    def hangup(self, call_id, now):
+        call = self._call(call_id)
+        state = call.state
+        if call.role == "uas" and state == "incoming":
+            self.reject(call_id, 603, now)
+        elif state == "calling":
+            call.cancel_requested = True  # §9.1: CANCEL only after a provisional response
+            if call.provisional:
+                self._send_cancel(call, now)
+        elif state == "early":
+            call.cancel_requested = True
+            self._send_cancel(call, now)
+        elif state == "answered":
+            call.bye_after_ack = True  # §15: the callee waits for the ACK before sending BYE
+        elif state == "confirmed":
+            self._send_bye(call, now)
+            call.state = "terminating"
+        # "cancelling", "terminating", "ended": already on the way out
+
+    def _send_bye(self, call, now):
+        request, dest = self._dialog_request(call, "BYE")
+        self._send_request(request, dest, now, _Context("bye", call.id))
+        call.ok_next = call.ok_give_up = call.ok_data = None
+
+    def reinvite(self, call_id, sdp, now):
+        call = self._call(call_id)
+        if call.state != "confirmed":
+            raise LocalProtocolError("reinvite() needs an established call")
+        if call.reinvite_tx is not None or call.reinvite_server is not None:
+            raise LocalProtocolError("an offer/answer exchange is already in progress")
+        request, dest = self._dialog_request(call, "INVITE", sdp)
+        request.headers.add("Contact", self._contact())
+        request.headers.add("Allow", ALLOW)
+        call.local_sdp = sdp
+        call.reinvite_tx = self._send_request(request, dest, now, _Context("reinvite", call.id))
+
+    def answer_reinvite(self, call_id, sdp, now):
+        call = self._call(call_id)
+        if call.reinvite_server is None:
+            raise LocalProtocolError("no re-INVITE to answer")
+        tx, request = call.reinvite_server
+        call.reinvite_server = None
+        call.local_sdp = sdp
+        call.remote_sdp = request.body or call.remote_sdp
+        self._send_2xx(call, tx, request, sdp, now)
+
+    def reject_reinvite(self, call_id, status=488, now=0.0):
+        call = self._call(call_id)
+        if call.reinvite_server is None:
+            raise LocalProtocolError("no re-INVITE to reject")
+        tx, request = call.reinvite_server
+        call.reinvite_server = None
+        self._respond(tx, make_response(request, status, to_tag=call.local_tag), now)
+
+    def refer(self, call_id, target_uri, now):
+        call = self._call(call_id)
+        if call.state != "confirmed":
+            raise LocalProtocolError("refer() needs an established call")
+        target_uri = _local_uri(target_uri, "bad transfer target: ")
+        request, dest = self._dialog_request(call, "REFER")
+        request.headers.add("Refer-To", "<" + str(target_uri) + ">")
+        request.headers.add("Referred-By", "<" + str(self.aor) + ">")
+        request.headers.add("Contact", self._contact())
+        self._send_request(request, dest, now, _Context("refer", call.id))
+
+    def notify_refer(self, call_id, status, now):
+        call = self._call(call_id)
+        if call.dialog is None or call.state not in ("confirmed", "terminating"):
+            raise LocalProtocolError("no dialog to notify")
+        self._send_refer_notify(call, status, now)
+
+    def _send_refer_notify(self, call, status, now):
+        final = status >= 200
+        body = "SIP/2.0 {} {}\r\n".format(status, _reason(status)).encode()
+        request, dest = self._dialog_request(call, "NOTIFY", body, "message/sipfrag;version=2.0")
+        request.headers.add("Event", "refer")
+        request.headers.add("Subscription-State", "terminated;reason=noresource" if final else "active;expires=60")
+        request.headers.add("Contact", self._contact())
+        self._send_request(request, dest, now, _Context("notify", call.id))
+
+    def send_info_dtmf(self, call_id, digit, now, duration_ms=160):
+        call = self._call(call_id)
+        if call.state != "confirmed":
+            raise LocalProtocolError("send_info_dtmf() needs an established call")
+        if len(digit) != 1 or digit not in DTMF_DIGITS:
+            raise LocalProtocolError("bad DTMF digit")
+        body = "Signal={}\r\nDuration={}\r\n".format(digit, int(duration_ms)).encode()
+        request, dest = self._dialog_request(call, "INFO", body, "application/dtmf-relay")
+        self._send_request(request, dest, now, _Context("info", call.id))
+
+    def _end_call(self, call, reason, status, by_remote):
+        if call.state == "ended" and call.id not in self.calls:
+            return
+        call.state = "ended"
+        self._forget_call(call)
+        self._emit(events.CallEnded(call.id, reason, status, by_remote))
+
+    def _forget_call(self, call):
+        call.ok_next = call.ok_give_up = call.ok_data = call.cancel_deadline = None
+        self.calls.pop(call.id, None)
+        if call.ack_data is not None:
+            self._ended_acks.append((call.id, call.ack_data, call.ack_dest))
+            if len(self._ended_acks) > MAX_ENDED:
+                self._ended_acks.pop(0)
+
+    # ------------------------------------------------------------------ incoming datagrams
+
+    def receive_datagram(self, data, addr, now):
+        try:
+            message = parse_message(data)
+        except RemoteProtocolError:
+            self.malformed_dropped += 1
+            return
+        if isinstance(message, Response):
+            try:
+                check_response(message)
+            except RemoteProtocolError:
+                self.malformed_dropped += 1
+                return
+            try:
+                self._on_response(message, now)
+            except RemoteProtocolError:
+                self.malformed_dropped += 1
+            return
+        try:
+            check_request(message)
+            self._on_request(message, addr, now)
+        except RemoteProtocolError as exc:
+            self._answer_broken_request(message, addr, exc)
+
+    def _answer_broken_request(self, request, addr, exc):
+        if request.method == "ACK":
+            self.malformed_dropped += 1
+            return
+        try:
+            addressable = request.top_via is not None and request.call_id is not None
+            tx = self._server.get(transaction_key(request))
+        except RemoteProtocolError:
+            addressable = False
+        if not addressable:
+            self.malformed_dropped += 1  # not even enough to address a response
+            return
+        response = make_response(request, exc.status if 400 <= exc.status <= 699 else 400)
+        if exc.status == 400:
+            response.reason = "Bad Request ({})".format(exc.message[:80].replace("\r", " ").replace("\n", " "))
+        if tx is not None and tx.state in ("proceeding", "trying"):
+            self._respond(tx, response, 0.0 if tx.next_deadline() is None else tx.next_deadline())
+        else:
+            self._queue(response.to_bytes(), addr)
+
+    # ---- responses
+
+    def _on_response(self, response, now):
+        via = response.top_via
+        number, method = response.cseq
+        tx = self._client.get(client_key(via.branch, method))
+        if tx is None:
+            if method == "INVITE" and 200 <= response.status < 300:
+                self._stray_2xx(response)
+            return
+        deliver = tx.receive_response(response, now)
+        self._flush(tx)
+        if not deliver:
+            return
+        kind = tx.context.kind if tx.context is not None else None
+        call = self.calls.get(tx.context.call_id) if tx.context is not None and tx.context.call_id else None
+        if kind in ("register", "unregister"):
+            if tx is self._reg.tx:
+                self._register_response(tx, response, now)
+        elif kind == "invite":
+            if call is not None:
+                self._invite_response(tx, call, response, now)
+            elif 200 <= response.status < 300:
+                self._stray_2xx(response)
+        elif call is None:
+            return
+        elif kind == "bye":
+            if response.status in (401, 407):
+                new_tx, _ = self._auth_retry(tx, response, now)
+                if new_tx is not None:
+                    return
+            if response.status >= 200:
+                self._end_call(call, "local hangup", 200, False)
+        elif kind == "reinvite":
+            self._reinvite_response(tx, call, response, now)
+        elif kind == "refer":
+            if response.status in (401, 407) and self._auth_retry(tx, response, now)[0] is not None:
+                return
+            if response.status >= 200:
+                self._emit(events.ReferProgress(call.id, response.status, response.status >= 300))
+        elif kind in ("info", "notify"):
+            if response.status in (401, 407):
+                self._auth_retry(tx, response, now)
+            elif response.status in (408, 481):
+                self._remote_dialog_lost(call, response.status, now)
+
+    def _stray_2xx(self, response):
+        call_id = response.call_id
+        for ended_id, ack, dest in self._ended_acks:
+            if ended_id == call_id:
+                self._queue(ack, dest)
+                return
+
+    def _reinvite_response(self, tx, call, response, now):
+        status = response.status
+        if status < 200:
+            return
+        if 200 <= status < 300:
+            if call.reinvite_tx is tx or tx.state == "accepted":
+                if response.headers.get("Contact"):
+                    try:
+                        call.dialog.update_target(response.headers.get_all("Contact")[0])
+                    except RemoteProtocolError:
+                        pass
+                ack, dest = self._dialog_request(call, "ACK", cseq=tx.request.cseq[0])
+                self._queue(ack.to_bytes(), dest)
+                if call.reinvite_tx is tx:
+                    call.reinvite_tx = None
+                    call.remote_sdp = response.body or call.remote_sdp
+                    self._emit(events.ReinviteAnswered(call.id, response.body))
+            return
+        if status in (401, 407):
+            new_tx, _ = self._auth_retry(tx, response, now)
+            if new_tx is not None:
+                return
+        call.reinvite_tx = None
+        self._emit(events.ReinviteFailed(call.id, status))
+        if status in (408, 481):
+            self._remote_dialog_lost(call, status, now)
+
+    def _remote_dialog_lost(self, call, status, now):
+        # RFC 5057 §5.1: 481/408 to a mid-dialog request ends the dialog.
+        if status == 408 and call.state == "confirmed":
+            self._send_bye(call, now)
+        self._end_call(call, "dialog lost", status, True)
+
+    def _client_timeout(self, tx, now):
+        context = tx.context
+        kind = context.kind if context is not None else None
+        call = self.calls.get(context.call_id) if context is not None and context.call_id else None
+        if kind in ("register", "unregister"):
+            if tx is not self._reg.tx:
+                return
+            if kind == "unregister":
+                self._reg.state = "idle"
+                self._emit(events.Unregistered(408))
+            else:
+                self._registration_failed(408, "timeout", now)
+        elif call is None:
+            return
+        elif kind == "invite":
+            if call.cancel_requested or call.state == "cancelling":
+                self._end_call(call, "cancelled", 408, False)
+            else:
+                self._fail_call(call, 408, "timeout")
+        elif kind == "bye":
+            self._end_call(call, "local hangup", 408, False)
+        elif kind == "reinvite":
+            call.reinvite_tx = None
+            self._emit(events.ReinviteFailed(call.id, 408))
+            self._remote_dialog_lost(call, 408, now)
+        elif kind == "refer":
+            self._emit(events.ReferProgress(call.id, 408, True))
+
+    # ---- requests
+
+    def _respond(self, tx, response, now):
+        if tx is None:
+            return
+        tx.send_response(response, now)
+        self._flush(tx)
+
+    def _on_request(self, request, addr, now):
+        key = transaction_key(request)
+        tx = self._server.get(key)
+        if tx is not None:
+            result = tx.receive_request(request, now)
+            self._flush(tx)
+            if result == "ack-2xx":
+                self._on_ack(request, now)
+            return
+        method = request.method
+        if method == "ACK":
+            self._on_ack(request, now)
+            return
+        if len(self._server) >= MAX_TRANSACTIONS:
+            response = make_response(request, 503)
+            response.headers.add("Retry-After", "5")
+            self._queue(response.to_bytes(), addr)
+            return
+        tx = ServerTransaction(request, addr, self.reliable, now, self.t1, self.t2, self.t4)
+        self._server[tx.key] = tx
+        if method == "CANCEL":
+            self._on_cancel(tx, request, now)
+            return
+        unsupported = self._unsupported_requirements(request)
+        if unsupported:
+            response = make_response(request, 420, to_tag=self._token(8))
+            response.headers.add("Unsupported", ", ".join(unsupported))
+            self._respond(tx, response, now)
+            return
+        if request.to_addr.tag is not None:
+            self._in_dialog_request(tx, request, addr, now)
+            return
+        if method == "INVITE":
+            self._new_incoming_call(tx, request, addr, now)
+        elif method == "OPTIONS":
+            response = make_response(request, 200, to_tag=self._token(8))
+            response.headers.add("Allow", ALLOW)
+            response.headers.add("Accept", "application/sdp")
+            response.headers.add("Supported", ", ".join(SUPPORTED_EXTENSIONS))
+            response.headers.add("Contact", self._contact())
+            self._respond(tx, response, now)
+        elif method in ("BYE", "NOTIFY"):
+            self._respond(tx, make_response(request, 481, to_tag=self._token(8)), now)
+        elif method in KNOWN_METHODS:
+            response = make_response(request, 405, to_tag=self._token(8))
+            response.headers.add("Allow", ALLOW)
+            self._respond(tx, response, now)
+        else:
+            response = make_response(request, 501, to_tag=self._token(8))
+            response.headers.add("Allow", ALLOW)
+            self._respond(tx, response, now)
+
+    def _unsupported_requirements(self, request):
+        if request.method in ("ACK", "CANCEL"):
+            return []
+        return [opt for opt in request.headers.get_all("Require") if opt.lower() not in SUPPORTED_EXTENSIONS]
+
+    def _new_incoming_call(self, tx, request, addr, now):
+        if request.call_id in self.calls:
+            # Same Call-ID, no To tag, new branch: a merged/forked request (§8.2.2.2).
+            self._respond(tx, make_response(request, 482, to_tag=self._token(8)), now)
+            return
+        if len(self.calls) >= self.max_calls:
+            self._respond(tx, make_response(request, 486, to_tag=self._token(8)), now)
+            return
+        if request.body and request.content_type != "application/sdp":
+            response = make_response(request, 415, to_tag=self._token(8))
+            response.headers.add("Accept", "application/sdp")
+            self._respond(tx, response, now)
+            return
+        if request.uri.scheme not in ("sip", "sips"):
+            self._respond(tx, make_response(request, 416, to_tag=self._token(8)), now)
+            return
+        contacts = request.headers.get_all("Contact")
+        if len(contacts) != 1:
+            raise RemoteProtocolError("INVITE needs exactly one Contact")
+        if parse_name_addr(contacts[0]).uri is None:
+            raise RemoteProtocolError("wildcard Contact in INVITE")
+        call = Call(request.call_id, "uas")
+        call.invite = request
+        call.server_tx = tx
+        call.local_tag = self._token(8)
+        call.remote_sdp = request.body
+        call.peer = addr
+        call.remote_uri = str(request.from_addr.uri)
+        call.state = "incoming"
+        self.calls[call.id] = call
+        tx.context = call.id
+        self._respond(tx, make_response(request, 100), now)
+        frm = request.from_addr
+        self._emit(events.IncomingCall(call.id, str(frm.uri), frm.display, str(request.to_addr.uri), request.body))
+
+    def _on_cancel(self, tx, request, now):
+        # §9.2: the CANCEL matches the INVITE server transaction with the same branch.
+        invite_key = transaction_key(request)
+        invite_key = invite_key[:-1] + ("INVITE",)
+        invite_tx = self._server.get(invite_key)
+        if invite_tx is None:
+            self._respond(tx, make_response(request, 481, to_tag=self._token(8)), now)
+            return
+        call = self.calls.get(request.call_id)
+        to_tag = call.local_tag if call is not None else self._token(8)
+        self._respond(tx, make_response(request, 200, to_tag=to_tag), now)
+        if invite_tx.state == "proceeding":
+            self._respond(invite_tx, make_response(invite_tx.request, 487, to_tag=to_tag), now)
+            if call is not None and call.state == "incoming":
+                self._end_call(call, "cancelled", 487, True)
+
+    def _on_ack(self, request, now):
+        call = self.calls.get(request.call_id)
+        if call is None or call.dialog is None:
+            return
+        if request.from_addr.tag != call.dialog.remote_tag or request.to_addr.tag != call.local_tag:
+            return
+        if call.ok_cseq is not None and request.cseq[0] != call.ok_cseq:
+            return
+        call.ok_next = call.ok_give_up = call.ok_data = None
+        call.ok_cseq = None
+        if call.state == "answered":
+            call.state = "confirmed"
+            if request.body:
+                call.remote_sdp = request.body
+            self._emit(events.CallConfirmed(call.id))
+            if call.bye_after_ack:
+                self._send_bye(call, now)
+                call.state = "terminating"
+
+    def _find_dialog_call(self, request):
+        call = self.calls.get(request.call_id)
+        if call is None or call.dialog is None:
+            return None
+        dialog = call.dialog
+        if request.to_addr.tag != dialog.local_tag or request.from_addr.tag != dialog.remote_tag:
+            return None
+        return call
+
+    def _in_dialog_request(self, tx, request, addr, now):
+        call = self._find_dialog_call(request)
+        method = request.method
+        if call is None:
+            self._respond(tx, make_response(request, 481), now)
+            return
+        if not call.dialog.check_remote_cseq(request.cseq[0]):
+            self._respond(tx, make_response(request, 500, "Out of order CSeq"), now)
+            return
+        call.peer = addr
+        if method == "BYE":
+            self._respond(tx, make_response(request, 200), now)
+            self._end_call(call, "remote hangup", 200, True)
+        elif method == "INVITE":
+            self._on_reinvite(tx, call, request, now)
+        elif method == "UPDATE":
+            self._on_update(tx, call, request, now)
+        elif method == "INFO":
+            self._on_info(tx, call, request, now)
+        elif method == "REFER":
+            self._on_refer(tx, call, request, now)
+        elif method == "NOTIFY":
+            self._on_notify(tx, call, request, now)
+        elif method == "OPTIONS":
+            response = make_response(request, 200)
+            response.headers.add("Allow", ALLOW)
+            response.headers.add("Accept", "application/sdp")
+            self._respond(tx, response, now)
+        elif method in KNOWN_METHODS:
+            response = make_response(request, 405)
+            response.headers.add("Allow", ALLOW)
+            self._respond(tx, response, now)
+        else:
+            response = make_response(request, 501)
+            response.headers.add("Allow", ALLOW)
+            self._respond(tx, response, now)
+
+    def _is_session_refresh(self, call, body):
+        """RFC 4028 / RFC 3264 §8: an offer with the previous o= version changes nothing."""
+        if not body:
+            return True
+        if not call.remote_sdp:
+            return False
+        try:
+            new = parse_sdp(body).origin
+            old = parse_sdp(call.remote_sdp).origin
+        except RemoteProtocolError:
+            return False
+        return new.session_id == old.session_id and new.session_version == old.session_version
+
+    def _on_reinvite(self, tx, call, request, now):
+        if call.state != "confirmed":
+            response = make_response(request, 500)
+            response.headers.add("Retry-After", "2")
+            self._respond(tx, response, now)
+            return
+        if call.reinvite_tx is not None or call.reinvite_server is not None:
+            self._respond(tx, make_response(request, 491), now)  # RFC 3261 §14.2 glare
+            return
+        if request.body and request.content_type != "application/sdp":
+            response = make_response(request, 415)
+            response.headers.add("Accept", "application/sdp")
+            self._respond(tx, response, now)
+            return
+        contacts = request.headers.get_all("Contact")
+        if contacts:
+            call.dialog.update_target(contacts[0])
+        self._respond(tx, make_response(request, 100), now)
+        if self._is_session_refresh(call, request.body):
+            self._send_2xx(call, tx, request, call.local_sdp, now)
+            return
+        try:
+            parse_sdp(request.body)
+        except RemoteProtocolError:
+            self._respond(tx, make_response(request, 488), now)
+            return
+        call.reinvite_server = (tx, request)
+        self._emit(events.ReinviteReceived(call.id, request.body))
+
+    def _on_update(self, tx, call, request, now):
+        if self._is_session_refresh(call, request.body):
+            response = make_response(request, 200)
+            response.headers.add("Contact", self._contact())
+            if request.body:
+                response.headers.add("Content-Type", "application/sdp")
+                response.body = call.local_sdp
+            self._respond(tx, response, now)
+        else:
+            self._respond(tx, make_response(request, 488), now)
+
+    def _on_info(self, tx, call, request, now):
+        ctype = request.content_type
+        if not request.body:
+            self._respond(tx, make_response(request, 200), now)
+            return
+        digit = duration = None
+        text = decode_utf8(request.body) if ctype in ("application/dtmf-relay", "application/dtmf") else None
+        if text is None and ctype in ("application/dtmf-relay", "application/dtmf"):
+            self._respond(tx, make_response(request, 400, "Bad DTMF"), now)
+            return
+        if ctype == "application/dtmf-relay":
+            for line in text.replace("\r", "").split("\n"):
+                name, _, value = line.partition("=")
+                name = name.strip().lower()
+                value = value.strip()
+                if name == "signal":
+                    digit = value
+                elif name == "duration" and value.isdigit():
+                    duration = int(value)
+        elif ctype == "application/dtmf":
+            digit = text.strip()
+        else:
+            response = make_response(request, 415)
+            response.headers.add("Accept", "application/dtmf-relay, application/dtmf")
+            self._respond(tx, response, now)
+            return
+        if digit in ("10", "11"):
+            digit = "*" if digit == "10" else "#"
+        if digit is not None and len(digit) == 1 and digit.upper() in DTMF_DIGITS:
+            self._respond(tx, make_response(request, 200), now)
+            self._emit(events.DtmfReceived(call.id, digit.upper(), duration if duration is not None else 160))
+        else:
+            self._respond(tx, make_response(request, 400, "Bad DTMF"), now)
+
+    def _on_refer(self, tx, call, request, now):
+        targets = request.headers.get_all("Refer-To")
+        if len(targets) != 1:
+            self._respond(tx, make_response(request, 400, "Need one Refer-To"), now)
+            return
+        target = parse_name_addr(targets[0])
+        if target.uri is None:
+            self._respond(tx, make_response(request, 400, "Bad Refer-To"), now)
+            return
+        response = make_response(request, 202)
+        response.headers.add("Contact", self._contact())
+        self._respond(tx, response, now)
+        referred_by = request.headers.get("Referred-By")
+        self._emit(events.ReferReceived(call.id, str(target.uri), referred_by))
+        self._send_refer_notify(call, 100, now)
+
+    def _on_notify(self, tx, call, request, now):
+        event = (request.headers.get("Event") or "").split(";")[0].strip().lower()
+        if event != "refer":
+            self._respond(tx, make_response(request, 489, "Bad Event"), now)
+            return
+        self._respond(tx, make_response(request, 200), now)
+        status = 0
+        body = decode_utf8(request.body) or ""
+        parts = body.split(" ")
+        if len(parts) >= 2 and parts[0].startswith("SIP/2.0") and parts[1][:3].isdigit():
+            status = int(parts[1][:3])
+        state = (request.headers.get("Subscription-State") or "").lower()
+        self._emit(events.ReferProgress(call.id, status, state.startswith("terminated") or status >= 200))
+
+
+def _local_uri(value, what):
+    """A URI our own caller gave us: a parse error is API misuse (LocalProtocolError), not the peer's."""
+    if not isinstance(value, str):
+        return value
+    error = None
+    try:
+        return parse_uri(value)
+    except RemoteProtocolError as exc:
+        error = exc.message
+    raise LocalProtocolError(what + error)
+
+
+def _reason(status):
+    return REASONS.get(status, "Unknown")
+
+
+def format_address(address):
+    host, port = address
+    return "{}:{}".format(format_host(host), port)

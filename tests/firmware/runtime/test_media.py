@@ -1,0 +1,150 @@
+"""MediaStream end to end: two loops over loopback UDP, SRTP, DTMF, symmetric RTP, RTCP, bad keys."""
+
+import math
+import os
+import socket
+import struct
+import threading
+import time
+
+import pytest
+
+from audio.wavfile import NullSink, SilentSource, WavRecorder, WavSource, read_wav, write_wav
+from firmware.runtime import media
+from firmware.runtime.media import MediaStream
+
+
+class Pump:
+    """The control thread's part: read the socket, hand datagrams to the stream (as the lead's loop)."""
+
+    def __init__(self, sock, stream):
+        self.sock = sock
+        self.stream = stream
+        self.running = True
+        sock.settimeout(0.05)
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while self.running:
+            try:
+                data, addr = self.sock.recvfrom(4096)
+            except OSError:  # includes the timeout
+                continue
+            self.stream.deliver(data, addr)
+
+    def stop(self):
+        self.running = False
+        self.thread.join(2)
+
+
+def _udp():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def _tone_wav(path, rate, seconds, freq=440):
+    count = int(rate * seconds)
+    write_wav(path, rate, struct.pack("<%dh" % count, *[int(8000 * math.sin(2 * math.pi * freq * i / rate))
+                                                        for i in range(count)]))
+
+
+def _dominant_correlation(reference, recording, rate, freq=440):
+    """How pure a `freq` tone the recording is, after the start-up (normalised Goertzel power)."""
+    samples = struct.unpack("<%dh" % (len(recording) // 2), recording)[rate // 2 :]
+    coeff = 2 * math.cos(2 * math.pi * freq / rate)
+    s1 = s2 = 0.0
+    for x in samples:
+        s1, s2 = x + coeff * s1 - s2, s1
+    power = s1 * s1 + s2 * s2 - coeff * s1 * s2
+    energy = sum(x * x for x in samples)
+    return power / (energy * len(samples) / 2) if energy else 0.0
+
+
+def _pair(tmp_path, codec, pt, keys=True, rx_key_b=None):
+    a, b = _udp(), _udp()
+    _tone_wav(tmp_path / "tone.wav", 16000, 3)
+    stream_a = MediaStream(a, codec, pt, 101, WavSource(tmp_path / "tone.wav", 48000), NullSink(48000),
+                           os.urandom, remote=b.getsockname())
+    stream_b = MediaStream(b, codec, pt, 101, SilentSource(48000), WavRecorder(tmp_path / "b.wav", 16000),
+                           os.urandom, remote=a.getsockname())
+    if keys:
+        key_ab = ("AES_CM_128_HMAC_SHA1_80", os.urandom(16), os.urandom(14))
+        key_ba = ("AES_256_CM_HMAC_SHA1_32", os.urandom(32), os.urandom(14))
+        stream_a.set_keys(key_ab, key_ba)
+        stream_b.set_keys(key_ba, rx_key_b or key_ab)
+    return (a, b), (stream_a, stream_b)
+
+
+def _run(socks, streams, seconds, during=None):
+    pumps = [Pump(s, st) for s, st in zip(socks, streams)]
+    for st in streams:
+        st.start()
+    try:
+        if during:
+            during()
+        time.sleep(seconds)
+    finally:
+        for st in streams:
+            st.stop()
+        for p in pumps:
+            p.stop()
+        for s in socks:
+            s.close()
+
+
+@pytest.mark.parametrize("codec,pt", [("PCMU", 0), ("PCMA", 8), ("G722", 9), ("opus", 111)])
+def test_srtp_call_carries_the_tone(tmp_path, codec, pt):
+    socks, (stream_a, stream_b) = _pair(tmp_path, codec, pt)
+    _run(socks, (stream_a, stream_b), 1.5)
+    sa, sb = stream_a.stats(), stream_b.stats()
+    assert sa["sent"] >= 60 and sb["received"] >= sa["sent"] - 3
+    assert sb["auth_failures"] == 0 and sb["replays"] == 0 and sb["lost"] == 0
+    assert sa["received"] >= 60  # b's silence came back, under the other key and profile
+    rate, recording = read_wav(tmp_path / "b.wav")
+    assert rate == 16000 and len(recording) // 2 >= 16000
+    assert _dominant_correlation(None, recording, rate) > 0.9
+
+
+def test_wrong_key_counts_auth_failures_and_plays_nothing(tmp_path):
+    wrong = ("AES_CM_128_HMAC_SHA1_80", os.urandom(16), os.urandom(14))
+    socks, (stream_a, stream_b) = _pair(tmp_path, "PCMU", 0, rx_key_b=wrong)
+    _run(socks, (stream_a, stream_b), 0.6)
+    sb = stream_b.stats()
+    assert sb["received"] == 0 and sb["auth_failures"] >= 20
+
+
+def test_dtmf_rfc4733_and_symmetric_rtp(tmp_path, monkeypatch):
+    monkeypatch.setattr(media, "RTCP_INTERVAL", 0.3)
+    a, b = _udp(), _udp()
+    _tone_wav(tmp_path / "tone.wav", 8000, 2)
+    # b does not know where a is: it must learn it from a's authenticated media (symmetric RTP).
+    stream_a = MediaStream(a, "PCMU", 0, 101, WavSource(tmp_path / "tone.wav", 8000), NullSink(8000),
+                           os.urandom, remote=b.getsockname())
+    stream_b = MediaStream(b, "PCMU", 0, 101, SilentSource(8000), NullSink(8000), os.urandom)
+    key_ab = ("AES_CM_128_HMAC_SHA1_32", os.urandom(16), os.urandom(14))
+    key_ba = ("AES_CM_128_HMAC_SHA1_80", os.urandom(16), os.urandom(14))
+    stream_a.set_keys(key_ab, key_ba)
+    stream_b.set_keys(key_ba, key_ab)
+
+    def press():
+        time.sleep(0.4)
+        stream_a.send_dtmf("7")
+        time.sleep(0.3)
+        stream_a.send_dtmf("#")
+
+    _run((a, b), (stream_a, stream_b), 1.0, during=press)
+    sa, sb = stream_a.stats(), stream_b.stats()
+    assert sb["dtmf_received"] == "7#"
+    assert ("dtmf", "7") in list(stream_b.events)
+    assert sa["received"] > 20  # b answered to the address a's media came from
+    assert sa["rtt_ms"] is not None and 0 <= sa["rtt_ms"] < 100  # from b's RTCP report blocks
+
+
+def test_plain_rtp_and_require_keys(tmp_path):
+    socks, (stream_a, stream_b) = _pair(tmp_path, "PCMA", 8, keys=False)
+    stream_b.require_keys()
+    _run(socks, (stream_a, stream_b), 0.5)
+    assert stream_a.stats()["sent"] > 10
+    assert stream_b.stats()["received"] == 0 and stream_b.stats()["sent"] == 0

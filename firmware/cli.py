@@ -255,4 +255,6 @@ def main(argv=None):
         return EXIT_FAILED
     print(json.dumps(summary.to_json()))
     sys.stdout.flush()
+    if getattr(summary, "stopped_by_signal", False):
+        return EXIT_OK  # SIGTERM/SIGINT: hung up politely, which is a clean exit
     return EXIT_OK if summary.result == "completed" else EXIT_FAILED

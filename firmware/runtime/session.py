@@ -1,0 +1,724 @@
+"""The glue: one SIP endpoint, its calls (RTP socket, ZRTP engine, SRTP media), and the two front ends
+(`sotto call/answer` and `sotto run`).
+
+Everything here runs on the Loop's thread, except the audio loop inside MediaStream. The sans-I/O
+engines (UserAgent, ZrtpEngine, Phone) are pumped the same way: feed input with `now`, send what they
+want sent, re-arm their one timer, then drain their events.
+"""
+
+import logging
+import os
+import signal
+import socket
+import time
+
+from firmware import config as configuration
+from firmware import sdp
+from firmware.errors import ConfigError, LocalProtocolError, RemoteProtocolError
+from firmware.rtp import demux
+from firmware.runtime.loop import Loop
+from firmware.runtime.summary import Summary
+from firmware.sip import events as sip_events
+
+log = logging.getLogger("sotto.session")
+
+# How long a call may stay "not secure" after the media is up before we conclude ZRTP is not coming
+# (the peer has no ZRTP): long enough for a DH3k exchange on a Pi with retransmissions (RFC 6189 §6).
+ZRTP_GIVE_UP = 10.0
+# After a hang-up, how long we keep pumping for the BYE transaction to finish.
+HANGUP_GRACE = 3.0
+MAX_DATAGRAMS_PER_READ = 64
+
+
+class StartupError(Exception):
+    """The phone could not start (a port in use, no audio device...): one line, exit 1."""
+
+
+class EngineTimer:
+    """Keeps one Loop timer armed at a sans-I/O engine's `get_timer()` deadline."""
+
+    def __init__(self, loop, engine, after_fire):
+        self._loop = loop
+        self._engine = engine
+        self._after_fire = after_fire
+        self._handle = None
+        self._when = None
+
+    def rearm(self):
+        when = self._engine.get_timer()
+        if when == self._when:
+            return
+        if self._handle is not None:
+            self._handle.cancel()
+        self._when = when
+        self._handle = None if when is None else self._loop.call_at(when, self._fire)
+
+    def _fire(self):
+        self._handle = None
+        self._when = None
+        self._engine.handle_timer(self._loop.now())
+        self._after_fire()
+
+    def cancel(self):
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle = self._when = None
+
+
+def _bind_udp(host, port, what):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise StartupError("cannot bind {} to {}:{}: {}".format(what, host, port, exc.strerror)) from None
+    sock.setblocking(False)
+    return sock
+
+
+# Audio sample rate of each codec's PCM (G.722 is 16 kHz audio with an 8 kHz RTP clock, RFC 3551 §4.5.2).
+AUDIO_RATES = {"PCMU": 8000, "PCMA": 8000, "G722": 16000, "opus": 48000}
+
+
+class AudioPlan:
+    """Where a call's microphone and speaker are: WAV files, silence, or ALSA devices."""
+
+    def __init__(self, play=None, record=None, devices=None):
+        self.play = play
+        self.record = record
+        self.devices = devices  # (capture_name, playback_name) for ALSA, or None
+
+    def open(self, codec):
+        from audio import wavfile
+
+        rate = AUDIO_RATES[codec]
+        if self.devices is not None:
+            from audio import alsa
+
+            try:
+                return alsa.open_pair(self.devices[0], self.devices[1], rate)
+            except Exception as exc:  # no sound card: one clear line, the phone shows "no audio device"
+                raise StartupError("no audio device ({})".format(exc)) from None
+        source = wavfile.WavSource(self.play, rate) if self.play else wavfile.SilentSource(rate)
+        sink = wavfile.WavRecorder(self.record, rate) if self.record else wavfile.NullSink(rate)
+        return source, sink
+
+
+class CallMedia:
+    """One call's media: the RTP socket (ZRTP, RTP and RTCP share it), the ZRTP engine and the stream.
+
+    It is created before the offer or answer is written, so the a=zrtp-hash and the port are known,
+    and it accepts ZRTP from the moment the INVITE leaves (linphone sends Hello before our ACK).
+    """
+
+    def __init__(self, endpoint, call_id, summary, peer_uri):
+        self.endpoint = endpoint
+        self.call_id = call_id
+        self.summary = summary
+        self.peer_uri = peer_uri
+        settings = endpoint.settings
+        self.encryption = settings.media.encryption
+        host = endpoint.media_host
+        self.sock = _bind_udp(host, endpoint.next_rtp_port(), "RTP")
+        self.local_port = self.sock.getsockname()[1]
+        self.remote = None
+        self.remote_zrtp_hash = None
+        self.stream = None
+        self.codec = None
+        self.zrtp = None
+        self.zrtp_timer = None
+        self.sdes_offer = None
+        self.sdes_keys = None
+        self.started_at = endpoint.loop.now()
+        self.media_up_at = None
+        self.secure_at = None
+        self.ignored_datagrams = 0
+        self.ended = False
+        if self.encryption == "zrtp":
+            from firmware.zrtp.engine import Preferences, ZrtpEngine
+
+            z = settings.zrtp
+            prefs = Preferences(hashes=z.hashes, ciphers=z.ciphers, auth_tags=z.auth_tags,
+                                key_agreements=z.key_agreements, sas_types=z.sas)
+            cache = endpoint.zrtp_cache()
+            self.zrtp = ZrtpEngine(cache.zid, cache, prefs, endpoint.rng, ssrc=_ssrc(endpoint.rng),
+                                   peer_uri=peer_uri, wall_time=int(time.time()))
+            self.zrtp_timer = EngineTimer(endpoint.loop, self.zrtp, self.pump_zrtp)
+        endpoint.loop.add_reader(self.sock, self._on_readable)
+
+    # -- SDP ----------------------------------------------------------------------------------------
+    def _sdp_common(self):
+        settings = self.endpoint.settings
+        address, port = self.endpoint.advertised_media(self.local_port)
+        kwargs = {"zrtp_hash": self.zrtp.hello_hash() if self.zrtp else None}
+        return settings.media.codecs, address, port, kwargs
+
+    def offer(self):
+        codecs, address, port, kwargs = self._sdp_common()
+        if self.encryption == "sdes":
+            from firmware.srtp import sdes
+
+            self.sdes_offer = sdes.make_offer(self.endpoint.rng)
+            kwargs["crypto_lines"] = [line.value() for line in self.sdes_offer]
+        return sdp.build_offer(codecs, address, port, **kwargs).to_bytes()
+
+    def answer(self, offer_bytes):
+        """Our SDP answer to the peer's offer; RemoteProtocolError(488) when we cannot take it."""
+        offer = sdp.parse_sdp(offer_bytes)
+        remote = sdp.remote_media(offer)
+        codecs, address, port, kwargs = self._sdp_common()
+        if self.encryption == "sdes":
+            from firmware.srtp import sdes
+
+            chosen = sdes.answer_offer(remote.crypto_lines, self.endpoint.rng) if remote.crypto_lines else None
+            if chosen is None:
+                raise RemoteProtocolError("no acceptable a=crypto line for SDES-SRTP", 488)
+            theirs, ours = chosen
+            self.sdes_keys = (ours.params(), theirs.params())
+            kwargs["crypto_lines"] = [ours.value()]
+        answer, codec = sdp.answer_offer(offer, codecs, address, port, **kwargs)
+        self._use_remote(remote, codec)
+        return answer.to_bytes()
+
+    def accept_answer(self, answer_bytes):
+        """The peer's SDP answer to our offer."""
+        remote = sdp.remote_media(sdp.parse_sdp(answer_bytes))
+        ours = [c for c in remote.codecs if c.name in self.endpoint.settings.media.codecs]
+        if not ours:
+            raise RemoteProtocolError("the answer has no codec we offered", 488)
+        if self.encryption == "sdes":
+            from firmware.srtp import sdes
+
+            if not remote.crypto_lines:
+                raise RemoteProtocolError("the answer has no a=crypto line: SDES-SRTP refused", 488)
+            mine, theirs = sdes.accept_answer(self.sdes_offer, remote.crypto_lines[0])
+            self.sdes_keys = (mine.params(), theirs.params())
+        self._use_remote(remote, ours[0])
+
+    def _use_remote(self, remote, codec):
+        self.codec = codec
+        self.telephone_event = remote.telephone_event
+        self.remote = (remote.address, remote.port)
+        self.remote_zrtp_hash = remote.zrtp_hash
+        if self.zrtp is not None and remote.zrtp_hash:
+            self.zrtp.set_peer_hello_hash(remote.zrtp_hash)
+
+    # -- media --------------------------------------------------------------------------------------
+    def start(self, audio):
+        """The call is up: start the audio loop and, with ZRTP, the key agreement (RFC 6189 §4.1)."""
+        from firmware.runtime.media import MediaStream
+
+        self.summary.codec = self.codec.name
+        source, sink = audio.open(self.codec.name)
+        self.stream = MediaStream(self.sock, self.codec.name, self.codec.payload_type, self.telephone_event,
+                                  source, sink, self.endpoint.rng, remote=self.remote)
+        if self.encryption == "sdes":
+            self.stream.set_keys(*self.sdes_keys)
+            self.summary.secure = True
+        elif self.encryption == "zrtp":
+            self.stream.require_keys()  # never a word in the clear while ZRTP runs
+        self.stream.start()
+        self.media_up_at = self.endpoint.loop.now()
+        if self.zrtp is not None:
+            self.zrtp.start(self.media_up_at)
+            self.pump_zrtp()
+
+    def _on_readable(self):
+        for _ in range(MAX_DATAGRAMS_PER_READ):
+            try:
+                data, addr = self.sock.recvfrom(4096)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # ICMP port unreachable from a peer that went away: keep going
+                continue
+            kind = demux.classify(data)
+            if kind == demux.ZRTP and self.zrtp is not None:
+                if self.remote is None or self.remote[1] == 0:
+                    self.remote = addr
+                self.zrtp.receive_datagram(data, self.endpoint.loop.now())
+                self.pump_zrtp()
+            elif kind in (demux.RTP, demux.RTCP) and self.stream is not None:
+                self.stream.deliver(data, addr)
+            else:
+                self.ignored_datagrams += 1  # STUN without ICE, DTLS, noise: dropped and counted
+
+    def pump_zrtp(self):
+        from firmware.zrtp import engine as zrtp_engine
+
+        if self.zrtp is None:
+            return
+        now = self.endpoint.loop.now()
+        if self.remote is not None:
+            for datagram in self.zrtp.datagrams_to_send(now):
+                try:
+                    self.sock.sendto(datagram, self.remote)
+                except OSError as exc:
+                    log.debug("ZRTP send failed: %s", exc)
+        else:
+            self.zrtp.datagrams_to_send(now)  # nowhere to send yet; Hello is retransmitted anyway
+        self.zrtp_timer.rearm()
+        while True:
+            event = self.zrtp.next_event()
+            if event is None:
+                break
+            if isinstance(event, zrtp_engine.Secure):
+                self._on_secure(event, now)
+            elif isinstance(event, zrtp_engine.CacheUpdated):
+                self.endpoint.save_zrtp_cache()
+            elif isinstance(event, zrtp_engine.Alarm):
+                log.warning("ZRTP security alarm: %s", event.reason)
+                self.summary.alarms.append(event.reason)
+                self.endpoint.emit("alarm", self, event.reason)
+            elif isinstance(event, zrtp_engine.Failed):
+                log.warning("ZRTP failed: %s", event.reason)
+                self.summary.alarms.append("ZRTP failed: {}".format(event.reason))
+                self.endpoint.emit("zrtp-failed", self, event.reason)
+
+    def _on_secure(self, event, now):
+        self.stream.set_keys((event.send_profile, event.send_key, event.send_salt),
+                             (event.receive_profile, event.receive_key, event.receive_salt))
+        self.secure_at = now
+        peer_zid = event.peer_zid if isinstance(event.peer_zid, str) else _hex(event.peer_zid)
+        s = self.summary
+        s.secure = True
+        s.sas = event.sas
+        s.sas_type = event.sas_type
+        s.zrtp = {"key_agreement": event.key_agreement, "cipher": event.cipher, "hash": event.hash,
+                  "auth_tag": event.auth_tag, "verified": bool(event.verified),
+                  "cache_mismatch": bool(event.cache_mismatch), "peer_zid": peer_zid,
+                  "secure_ms": round((now - self.started_at) * 1000.0, 1)}
+        log.info("call secure: %s/%s/%s/%s SAS %s verified=%s cache_mismatch=%s", event.key_agreement,
+                 event.cipher, event.hash, event.auth_tag, event.sas, event.verified, event.cache_mismatch)
+        self.endpoint.emit("secure", self, event)
+
+    def confirm_sas(self):
+        if self.zrtp is not None and self.secure_at is not None:
+            self.zrtp.confirm_sas(self.endpoint.loop.now())
+            self.pump_zrtp()
+            self.endpoint.save_zrtp_cache()
+            if self.summary.zrtp is not None:
+                self.summary.zrtp["sas_confirmed"] = True
+
+    def reject_sas(self):
+        if self.zrtp is not None:
+            self.zrtp.reject_sas(self.endpoint.loop.now())
+            self.pump_zrtp()
+            self.endpoint.save_zrtp_cache()
+
+    def close(self):
+        if self.ended:
+            return
+        self.ended = True
+        if self.zrtp_timer is not None:
+            self.zrtp_timer.cancel()
+        if self.stream is not None:
+            self.stream.stop()
+            stats = self.stream.stats()
+            for key in self.summary.rtp:
+                self.summary.rtp[key] = int(stats.get(key, 0))
+            for key in ("jitter_ms", "playout_delay_ms", "underruns", "concealed"):
+                if stats.get(key) is not None:
+                    self.summary.extra_rtp[key] = stats[key]
+            log.info("call media: %s", {k: stats.get(k) for k in sorted(stats)})
+        self.endpoint.loop.remove_reader(self.sock)
+        self.sock.close()
+
+
+def _ssrc(rng):
+    return int.from_bytes(rng(4), "big")
+
+
+def _hex(data):
+    import binascii
+
+    return binascii.hexlify(data).decode()
+
+
+class Endpoint:
+    """One SIP identity on one local address: the SIP socket, the UserAgent and the ZRTP cache.
+
+    Listeners registered with `listen(callback)` get `callback(kind, call_media, payload)` for:
+    ("sip", None, sip event), ("secure", CallMedia, zrtp Secure), ("alarm", CallMedia, reason),
+    ("zrtp-failed", CallMedia, reason).
+    """
+
+    def __init__(self, loop, settings, rng=os.urandom, public_address=None):
+        from firmware.sip.useragent import UserAgent
+
+        self.loop = loop
+        self.settings = settings
+        self.rng = rng
+        host, port = configuration.host_port(settings.sip.listen)
+        self.media_host = host
+        self.public_address = public_address
+        self._rtp_port = settings.media.rtp_port
+        account = settings.account
+        proxy = configuration.host_port(account.proxy) if account.proxy else None
+        self.sip_sock = _bind_udp(host, port, "SIP")
+        self.ua = UserAgent((host, port), rng, aor=account.uri or None, password=account.password or None,
+                            display_name=account.display_name or None, outbound_proxy=proxy)
+        self.ua_timer = EngineTimer(loop, self.ua, self.pump)
+        self._listeners = []
+        self._cache = None
+        self._store = None
+        self.calls = {}
+        self._pumping = False
+        loop.add_reader(self.sip_sock, self._on_sip_readable)
+
+    def listen(self, callback):
+        self._listeners.append(callback)
+
+    def emit(self, kind, call, payload):
+        for callback in list(self._listeners):
+            callback(kind, call, payload)
+
+    # -- ports and addresses --------------------------------------------------------------------------
+    def next_rtp_port(self):
+        """The configured RTP port for the first call, then any free port (0)."""
+        port, self._rtp_port = self._rtp_port, 0
+        return port
+
+    def advertised_media(self, local_port):
+        """(address, port) for our SDP: the local ones, or --public-address (a NAT mapping, a relay)."""
+        if not self.public_address:
+            return self.media_host, local_port
+        if ":" in self.public_address and not self.public_address.startswith("["):
+            host, port = configuration.host_port(self.public_address)
+            return host, port
+        return self.public_address, local_port
+
+    # -- ZRTP cache -----------------------------------------------------------------------------------
+    def zrtp_cache(self):
+        if self._cache is None:
+            from firmware.runtime.zrtp_store import ZrtpStore
+
+            self._store = ZrtpStore(self.settings.cache_path, rng=self.rng)
+            try:
+                self._cache = self._store.load()
+            except OSError as exc:
+                raise StartupError("cannot open the ZRTP cache {}: {}".format(self.settings.cache_path,
+                                                                              exc.strerror or exc)) from None
+            if self._store.problem:
+                self.emit("alarm", None, self._store.problem)
+        return self._cache
+
+    def save_zrtp_cache(self):
+        if self._cache is not None:
+            try:
+                self._store.save_if_dirty(self._cache)
+            except OSError as exc:  # a full or read-only disk must not end the call; say it loudly
+                log.error("could not save the ZRTP cache %s: %s", self._store.path, exc)
+
+    # -- SIP ------------------------------------------------------------------------------------------
+    def _on_sip_readable(self):
+        now = self.loop.now()
+        for _ in range(MAX_DATAGRAMS_PER_READ):
+            try:
+                data, addr = self.sip_sock.recvfrom(65536)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                continue
+            self.ua.receive_datagram(data, addr[:2], now)
+        self.pump()
+
+    def _resolve(self, addr):
+        host, port = addr
+        if port is None:
+            port = 5060  # RFC 3263 §4.2 default for UDP when there is no SRV record to ask
+        try:
+            socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+            return host, port
+        except OSError:
+            pass
+        try:
+            info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        except OSError:
+            log.warning("cannot resolve %s", host)
+            return None
+        return info[0][4][:2]
+
+    def pump(self):
+        """Send what the UserAgent wants sent, hand its events out, re-arm its timer.
+
+        Listeners may issue commands while handling an event; the loop below sends what those produce
+        (a nested pump() call just returns, the outer one carries on).
+        """
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            while True:
+                now = self.loop.now()
+                for data, addr in self.ua.datagrams_to_send(now):
+                    self._send_sip(data, addr)
+                event = self.ua.next_event()
+                if event is None:
+                    break
+                self.emit("sip", None, event)
+            self.ua_timer.rearm()
+        finally:
+            self._pumping = False
+
+    def _send_sip(self, data, addr):
+        target = self._resolve(addr)
+        if target is None:
+            return
+        try:
+            self.sip_sock.sendto(data, target)
+        except OSError as exc:
+            log.warning("SIP send to %s:%s failed: %s", target[0], target[1], exc.strerror or exc)
+
+    def close(self):
+        self.ua_timer.cancel()
+        for media in list(self.calls.values()):
+            media.close()
+        self.loop.remove_reader(self.sip_sock)
+        self.sip_sock.close()
+
+
+# Final SIP statuses that mean "the person or their phone declined", as opposed to a failure.
+REJECTIONS = (403, 404, 410, 480, 486, 600, 603, 604)
+
+
+class SingleCall:
+    """`sotto call URI` / `sotto answer`: one call from start to summary (issue 2 contract)."""
+
+    def __init__(self, endpoint, mode, settings, args, audio):
+        self.endpoint = endpoint
+        self.loop = endpoint.loop
+        self.ua = endpoint.ua
+        self.mode = mode  # "call" or "answer"
+        self.settings = settings
+        self.args = args
+        self.audio = audio
+        self.summary = Summary(settings.media.encryption)
+        self.call_id = None
+        self.media = None
+        self.done = False
+        self.hanging_up = False
+        self.stopped_by_signal = False
+        self._duration_timer = None
+        self._secure_deadline = None
+        self._unregistering = False
+        endpoint.listen(self.on_event)
+
+    # -- flow -------------------------------------------------------------------------------------
+    def start(self):
+        if self.settings.account.uri:
+            self.ua.register(self.loop.now())
+            self.endpoint.pump()
+        else:
+            self._begin()
+
+    def _begin(self):
+        if self.mode == "call":
+            self.media = CallMedia(self.endpoint, None, self.summary, self.args.uri)
+            self.call_id = self.ua.invite(self.args.uri, self.media.offer(), self.loop.now())
+            self.media.call_id = self.call_id
+            self.endpoint.pump()
+
+    def _finish(self, result, reason, status=None):
+        self.summary.finish(result, reason, status)
+        if self.media is not None:
+            self.media.close()
+        self.done = True
+
+    def hangup(self, result=None, reason=None):
+        """End the call politely (BYE or CANCEL); the summary records the first reason given."""
+        if result is not None:
+            self.summary.finish(result, reason)
+        if self.call_id is None or self.hanging_up:
+            if self.call_id is None:
+                self.done = True
+            return
+        self.hanging_up = True
+        try:
+            self.ua.hangup(self.call_id, self.loop.now())
+        except LocalProtocolError:
+            self.done = True  # nothing left to hang up
+        self.endpoint.pump()
+        self.loop.call_later(HANGUP_GRACE, self._hangup_grace_over)
+
+    def _hangup_grace_over(self):
+        if not self.done:
+            self._finish("failed", "the peer did not confirm the hang-up")
+
+    def _media_up(self):
+        """The media flows: arm --duration now, or after "secure" when ZRTP is on."""
+        if self.settings.media.encryption == "zrtp":
+            self._secure_deadline = self.loop.call_later(ZRTP_GIVE_UP, self._not_secure)
+        else:
+            self._arm_duration()
+
+    def _arm_duration(self):
+        if self.args.duration and self._duration_timer is None:
+            self._duration_timer = self.loop.call_later(self.args.duration, lambda: self.hangup("completed",
+                                                                                                "duration reached"))
+
+    def _not_secure(self, why="ZRTP did not complete"):
+        if self.summary.secure or self.done:
+            return
+        if self.settings.zrtp.secure_only:
+            self.hangup("failed", "not secure: " + why)
+        else:
+            # Policy (DESIGN.md): a call that does not become secure says so loudly, but goes on.
+            log.warning("CALL IS NOT SECURE: %s", why)
+            self.summary.alarms.append("not secure: " + why)
+            self._arm_duration()
+
+    # -- events -----------------------------------------------------------------------------------
+    def on_event(self, kind, media, payload):
+        if kind == "sip":
+            self._on_sip(payload)
+        elif kind == "secure" and media is self.media:
+            if self._secure_deadline is not None:
+                self._secure_deadline.cancel()
+            if self.args.confirm_sas:
+                media.confirm_sas()
+            self._arm_duration()
+        elif kind == "zrtp-failed" and media is self.media:
+            self._not_secure(payload)
+
+    def _on_sip(self, event):
+        now = self.loop.now()
+        e = sip_events
+        if isinstance(event, e.Registered):
+            self.summary.registered = True
+            if self._unregistering:
+                return
+            if self.call_id is None and not self.done and not (self.mode == "call" and self.media):
+                self._begin()
+        elif isinstance(event, e.RegistrationFailed):
+            if not self.summary.registered or self.call_id is None:
+                self.summary.registered = False
+                self._finish("failed", "registration failed: {}".format(event.reason), event.status)
+        elif isinstance(event, e.Unregistered):
+            self._unregistering = False
+        elif isinstance(event, e.IncomingCall):
+            self._on_incoming(event, now)
+        elif event is not None and getattr(event, "call_id", None) != self.call_id:
+            return
+        elif isinstance(event, e.CallAnswered):
+            try:
+                self.media.accept_answer(event.sdp)
+            except RemoteProtocolError as exc:
+                self.hangup("failed", "unusable SDP answer: {}".format(exc))
+                return
+            self.summary.sip_status = 200
+            self._start_media()
+        elif isinstance(event, e.CallFailed):
+            result = "rejected" if event.status in REJECTIONS else "failed"
+            self._finish(result, event.reason or "call failed", event.status)
+        elif isinstance(event, e.CallEnded):
+            self._on_ended(event)
+        elif isinstance(event, e.ReinviteReceived):
+            self._on_reinvite(event, now)
+
+    def _on_incoming(self, event, now):
+        if self.mode != "answer" or self.call_id is not None or self.done:
+            self.ua.reject(event.call_id, 486, now)  # one call at a time: Busy Here
+            return
+        self.call_id = event.call_id
+        self.media = CallMedia(self.endpoint, event.call_id, self.summary, str(event.from_uri))
+        try:
+            answer = self.media.answer(event.sdp)
+        except RemoteProtocolError as exc:
+            self.ua.reject(event.call_id, exc.status if exc.status >= 400 else 488, now)
+            self._finish("failed", "cannot answer the offer: {}".format(exc), exc.status)
+            return
+        self.ua.ringing(event.call_id, now)
+        self.ua.answer(event.call_id, answer, now)
+        self.summary.sip_status = 200
+        self._start_media()
+
+    def _start_media(self):
+        try:
+            self.media.start(self.audio)
+        except StartupError as exc:
+            self.hangup("failed", str(exc))
+            return
+        self._media_up()
+
+    def _on_ended(self, event):
+        if self.summary.sip_status == 0 and event.sip_status:
+            self.summary.sip_status = event.sip_status
+        if self.media is None or self.media.media_up_at is None:
+            self._finish("failed", event.reason, event.sip_status)
+        elif self.settings.zrtp.secure_only and not self.summary.secure:
+            self._finish("failed", "not secure: " + event.reason)
+        else:
+            self._finish("completed", event.reason)
+
+    def _on_reinvite(self, event, now):
+        """A re-INVITE (hold, resume, new address). Dropping ZRTP mid-call is a downgrade: alarm."""
+        try:
+            remote = sdp.remote_media(sdp.parse_sdp(event.sdp))
+        except RemoteProtocolError as exc:
+            self.ua.reject_reinvite(event.call_id, 488, now)
+            log.warning("re-INVITE refused: %s", exc)
+            return
+        if self.settings.media.encryption == "zrtp" and self.media.remote_zrtp_hash and not remote.zrtp_hash:
+            self.summary.alarms.append("downgrade: re-INVITE without ZRTP")
+            log.warning("SECURITY ALARM: re-INVITE without a=zrtp-hash (downgrade attempt?)")
+        if remote.port and self.media.stream is not None:
+            self.media.stream.set_remote((remote.address, remote.port))
+        codecs, address, port, kwargs = self.media._sdp_common()
+        answer, _codec = sdp.answer_offer(sdp.parse_sdp(event.sdp), codecs, address, port, **kwargs)
+        self.ua.answer_reinvite(event.call_id, answer.to_bytes(), now)
+
+    def on_signal(self):
+        """SIGTERM/SIGINT: hang up politely; the summary is still printed."""
+        self.stopped_by_signal = True
+        if self.call_id is not None and not self.done:
+            self.hangup("completed" if self.media and self.media.media_up_at else "failed", "stopped by signal")
+        else:
+            self.summary.finish("failed", "stopped by signal")
+            self.done = True
+
+    def unregister(self):
+        if not self.summary.registered:
+            return
+        self._unregistering = True
+        try:
+            self.ua.unregister(self.loop.now())
+        except LocalProtocolError:
+            return
+        self.endpoint.pump()
+        self.loop.run(until=lambda: not self._unregistering, timeout=2.0)
+
+
+def _audio_plan(settings, args):
+    return AudioPlan(play=args.play, record=args.record)
+
+
+def run_single_call(settings, args):
+    """`sotto call` and `sotto answer`: returns the Summary."""
+    if settings.zrtp.secure_only and settings.media.encryption == "none":
+        raise ConfigError("command line", "--secure-only", "--encryption zrtp or sdes (a plain call is never secure)")
+    loop = Loop()
+    endpoint = Endpoint(loop, settings, public_address=args.public_address)
+    runner = SingleCall(endpoint, args.command, settings, args, _audio_plan(settings, args))
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, runner.on_signal)
+    try:
+        runner.start()
+        finished = loop.run(until=lambda: runner.done, timeout=args.timeout)
+        if not finished:
+            runner.summary.finish("timeout", "gave up after {} s".format(args.timeout))
+            runner.hangup()
+            loop.run(until=lambda: runner.done, timeout=HANGUP_GRACE)
+            if runner.media is not None:
+                runner.media.close()
+        runner.unregister()
+    finally:
+        endpoint.save_zrtp_cache()
+        endpoint.close()
+        loop.close()
+    runner.summary.stopped_by_signal = runner.stopped_by_signal
+    return runner.summary
+
+
+def run_phone(settings, args):
+    raise StartupError("the phone front end is not wired yet")

@@ -1,0 +1,62 @@
+"""The JSON summary that `sotto call` and `sotto answer` print (issue 2 contract; automation parses it).
+
+    {"result": "completed"|"failed"|"rejected"|"timeout", "reason": str, "sip_status": int,
+     "registered": bool, "codec": "PCMU"|..., "encryption": "zrtp"|"sdes"|"none",
+     "secure": bool, "sas": str|null, "sas_type": "B32"|"B256"|null,
+     "zrtp": {"key_agreement", "cipher", "hash", "auth_tag", "verified": bool, "cache_mismatch": bool,
+              "peer_zid": hex, "secure_ms": float},
+     "rtp": {"sent", "received", "lost", "late", "auth_failures", "replays": int}}
+
+Extra keys may be added (e.g. "alarms", "rtp.jitter_ms"); the ones above never change meaning.
+"""
+
+RESULTS = ("completed", "failed", "rejected", "timeout")
+RTP_COUNTERS = ("sent", "received", "lost", "late", "auth_failures", "replays")
+
+
+class Summary:
+    def __init__(self, encryption):
+        self.result = "failed"
+        self.reason = ""
+        self.sip_status = 0
+        self.registered = False
+        self.codec = None
+        self.encryption = encryption
+        self.secure = False
+        self.sas = None
+        self.sas_type = None
+        self.zrtp = None  # dict once ZRTP went secure
+        self.rtp = dict.fromkeys(RTP_COUNTERS, 0)
+        self.extra_rtp = {}
+        self.alarms = []
+
+    def finish(self, result, reason, sip_status=None):
+        """Record how the call ended; the first conclusion wins (later ones are consequences)."""
+        if result not in RESULTS:
+            raise ValueError(result)
+        if self.reason:
+            return
+        self.result = result
+        self.reason = reason
+        if sip_status is not None:
+            self.sip_status = sip_status
+
+    def to_json(self):
+        rtp = dict(self.rtp)
+        rtp.update(self.extra_rtp)
+        out = {
+            "result": self.result,
+            "reason": self.reason,
+            "sip_status": self.sip_status,
+            "registered": self.registered,
+            "codec": self.codec,
+            "encryption": self.encryption,
+            "secure": self.secure,
+            "sas": self.sas,
+            "sas_type": self.sas_type,
+            "zrtp": self.zrtp,
+            "rtp": rtp,
+        }
+        if self.alarms:
+            out["alarms"] = list(self.alarms)
+        return out

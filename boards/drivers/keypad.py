@@ -55,7 +55,7 @@ class MatrixKeypad:
             current = down[0]
         else:
             current = CHORD
-        if current != self._candidate:
+        if current != self._candidate or self._since is None:
             self._candidate = current
             self._since = now
             return []

@@ -93,3 +93,9 @@ def test_two_keys_at_once_report_nothing_until_all_are_released():
 def test_mismatched_layout_is_refused():
     with pytest.raises(ValueError):
         MatrixKeypad(FakeGPIO(), ROWS, COLS, KEYS[:3])
+
+
+def test_the_first_poll_with_nothing_pressed_is_quiet():
+    gpio, keypad = make()
+    assert keypad.poll(0.0) == []
+    assert keypad.poll(1.0) == []

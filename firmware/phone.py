@@ -871,6 +871,8 @@ class Phone:
         self._raise_alarm(reason, now)
 
     def _raise_alarm(self, reason, now):
+        if self.state == ALARM and self.alarm_reason == reason:
+            return  # the same alarm reported twice (e.g. by the session and our own secure wait)
         if self.call_start is None:
             self.call_start = now
         self.alarm_reason = reason

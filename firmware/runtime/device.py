@@ -506,6 +506,15 @@ class PhoneDriver:
             self._after(now)
         self._pump_device(now)
 
+    def handle_timer(self, now):
+        """The same as tick(): lets the session's EngineTimer(loop, driver, ...) keep the timer armed."""
+        self.tick(now)
+
+    def on_readable(self, now):
+        """The device's fileno() is readable (the terminal): read the keys and act on them."""
+        self.device.on_readable(now)
+        self._pump_device(now)
+
     def _pump_device(self, now):
         # The device's input may depend on what the phone just showed (a script's `wait`), so poll
         # until it has nothing more to say at this instant. Bounded: a script line yields one batch.

@@ -237,6 +237,8 @@ def test_goclear_and_downgrade_alarm_during_a_call_press_acknowledges():
     assert phone.state == "alarm"
     assert drain(phone) == ["StopTone()"]
     assert phone.screen(6.0).lines[2] == "acknowledged"
+    phone.handle(P.CallAlarm("goclear"), 6.5)  # reported again: no second tone
+    assert drain(phone) == []
     phone.handle(P.CallEnded("bye"), 7.0)
     assert phone.history[0]["alarm"] == "goclear"
 

@@ -10,7 +10,7 @@ Only the standard library, with the system's python3: the venv does not exist ye
 Dependencies come from Raspberry Pi OS packages where they exist (python3-rpi-lgpio or
 python3-rpi.gpio, python3-smbus2, python3-cryptography, ...: the venv sees them through
 --system-site-packages) and from PyPI, pinned as in requirements.txt, for the rest. The slow part is
-skipped when the stamp in the venv holds the hash of the current requirements.txt.
+skipped when the stamp in the venv holds the hash of the current requirements.txt and pyproject.toml.
 --root DIR makes every path relative to DIR (tests); deps refuses to run with --root.
 """
 
@@ -38,7 +38,7 @@ DEBIAN_EQUIVALENTS = {
 }
 # RPi.GPIO's API: rpi-lgpio (works on every Pi including the 5), else the classic RPi.GPIO.
 GPIO_PACKAGES = ("python3-rpi-lgpio", "python3-rpi.gpio")
-ALWAYS_APT = ("python3-venv", "python3-pip", "libopus0", "i2c-tools")
+ALWAYS_APT = ("python3-venv", "python3-pip", "python3-setuptools", "libopus0", "i2c-tools")
 # Needed only when something must be compiled from PyPI.
 BUILD_APT = ("build-essential", "python3-dev", "libasound2-dev", "libopus-dev")
 STAMP_NAME = ".sotto-deps"
@@ -170,9 +170,11 @@ def _apt_available(names):
 
 
 def install_dependencies(install_dir=payload.INSTALL_DIR):
-    requirements_path = os.path.join(install_dir, "requirements.txt")
-    requirements_text = _read(requirements_path) or ""
-    digest = hashlib.sha256(requirements_text.encode()).hexdigest()
+    requirements_text = _read(os.path.join(install_dir, "requirements.txt")) or ""
+    # The stamp covers what decides the venv's contents: the pins and the project's entry points.
+    digest = hashlib.sha256(
+        (requirements_text + "\0" + (_read(os.path.join(install_dir, "pyproject.toml")) or "")).encode()
+    ).hexdigest()
     venv = os.path.join(install_dir, ".venv")
     stamp = os.path.join(venv, STAMP_NAME)
     if _read(stamp) == digest and os.path.exists(os.path.join(venv, "bin", "sotto")):
@@ -199,8 +201,9 @@ def install_dependencies(install_dir=payload.INSTALL_DIR):
         if build:
             _run(["apt-get", "install", "-y", "-q", "--no-install-recommends"] + build, env=env)
         _run([python, "-m", "pip", "install", "-q"] + missing)
-    # The sotto command itself, from the tree (dependencies handled above).
-    _run([python, "-m", "pip", "install", "-q", "--no-deps", install_dir])
+    # The sotto command itself, editable: it runs the code in /opt/sotto, so an update of the tree
+    # (tools/install.py) needs no reinstall. The system's setuptools builds it: no PyPI for this step.
+    _run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "-e", install_dir])
     with open(stamp, "w", encoding="utf-8") as f:
         f.write(digest)
     log("dependencies installed: apt {}, PyPI {}".format(" ".join(apt), " ".join(missing) or "(none)"))

@@ -3,9 +3,10 @@
 sotto.service is Type=notify with WatchdogSec=: systemd passes $NOTIFY_SOCKET (a filesystem path, or
 an abstract socket name starting with "@") and $WATCHDOG_USEC. The main loop calls
 ``sd_notify("READY=1")`` once it listens, then ``sd_notify("WATCHDOG=1")`` at least every
-``watchdog_interval() / 2`` seconds. Outside systemd there is no $NOTIFY_SOCKET and every call is a
-cheap no-op returning False. A failed send never raises: losing one keep-alive must not take the phone
-down (systemd restarts it if they keep failing). Host-only (sockets).
+``watchdog_interval() / 2`` seconds (``keep_alive(loop)`` schedules that on the loop). Outside
+systemd there is no $NOTIFY_SOCKET and every call is a cheap no-op returning False. A failed send
+never raises: losing one keep-alive must not take the phone down (systemd restarts it if they keep
+failing). Host-only (sockets).
 """
 
 import os
@@ -90,3 +91,21 @@ class Watchdog:
             return False
         self.next_ping = now + self.interval
         return sd_notify(WATCHDOG, self._environ)
+
+
+def keep_alive(loop, environ=None):
+    """Ping the watchdog from `loop`'s own timers, so a stuck loop stops the pings and gets restarted.
+
+    `loop` needs ``now()`` and ``call_at(when, callback)`` (firmware.runtime.loop.Loop has both).
+    Returns the Watchdog, or None when systemd set no watchdog (then nothing is scheduled).
+    """
+    dog = Watchdog(environ)
+    if dog.interval is None:
+        return None
+
+    def ping():
+        dog.tick(loop.now())
+        loop.call_at(dog.deadline(), ping)
+
+    ping()
+    return dog

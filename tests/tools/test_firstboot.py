@@ -82,6 +82,7 @@ def test_plan_prefers_debian_packages_and_falls_back_to_pypi():
                  "python3-rpi.gpio"}
     apt, checks = firstboot.plan_dependencies(requirements, available)
     assert apt == ["python3-venv", "libopus0", "python3-cryptography", "python3-smbus2", "python3-rpi-lgpio"]
+    assert "python3-setuptools" in firstboot.plan_dependencies([], {"python3-setuptools"})[0]
     # Everything is still checked in the venv; whatever does not import comes from PyPI, pinned.
     assert checks == [("cryptography==50.0.2", "cryptography"), ("smbus2==0.6.1", "smbus2"),
                       ("g722==1.2.8", "g722"), ("pyalsaaudio==0.11.0", "alsaaudio")]

@@ -119,3 +119,42 @@ def test_no_watchdog_configured():
     dog = sdnotify.Watchdog({"NOTIFY_SOCKET": "/nonexistent"})
     assert dog.deadline() is None
     assert dog.tick(1.0) is False
+
+
+class FakeLoop:
+    def __init__(self):
+        self.time = 50.0
+        self.timers = []
+
+    def now(self):
+        return self.time
+
+    def call_at(self, when, callback):
+        self.timers.append((when, callback))
+
+    def advance_to_next_timer(self):
+        self.timers.sort(key=lambda timer: timer[0])
+        when, callback = self.timers.pop(0)
+        self.time = when
+        callback()
+
+
+def test_keep_alive_pings_from_the_loop_timers():
+    systemd = FakeSystemd()
+    try:
+        loop = FakeLoop()
+        dog = sdnotify.keep_alive(loop, dict(systemd.env, WATCHDOG_USEC="4000000"))
+        assert dog is not None
+        assert systemd.receive() == "WATCHDOG=1"
+        assert [when for when, _ in loop.timers] == [52.0]
+        loop.advance_to_next_timer()
+        assert systemd.receive() == "WATCHDOG=1"
+        assert [when for when, _ in loop.timers] == [54.0]
+    finally:
+        systemd.close()
+
+
+def test_keep_alive_without_watchdog_schedules_nothing():
+    loop = FakeLoop()
+    assert sdnotify.keep_alive(loop, {}) is None
+    assert loop.timers == []

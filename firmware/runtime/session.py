@@ -482,124 +482,101 @@ class Endpoint:
 REJECTIONS = (403, 404, 410, 480, 486, 600, 603, 604)
 
 
-class SingleCall:
-    """`sotto call URI` / `sotto answer`: one call from start to summary (issue 2 contract)."""
+class CallController:
+    """What every front end does with one call at a time: place it, answer it, follow re-INVITEs,
+    hang it up. Subclasses decide what the events mean for them (a summary, a phone screen)."""
 
-    def __init__(self, endpoint, mode, settings, args, audio):
+    def __init__(self, endpoint, settings, audio):
         self.endpoint = endpoint
         self.loop = endpoint.loop
         self.ua = endpoint.ua
-        self.mode = mode  # "call" or "answer"
         self.settings = settings
-        self.args = args
         self.audio = audio
-        self.summary = Summary(settings.media.encryption)
         self.call_id = None
         self.media = None
-        self.done = False
+        self.summary = None
         self.hanging_up = False
-        self.stopped_by_signal = False
-        self._duration_timer = None
-        self._secure_deadline = None
-        self._unregistering = False
         endpoint.listen(self.on_event)
 
-    # -- flow -------------------------------------------------------------------------------------
-    def start(self):
-        if self.settings.account.uri:
-            self.ua.register(self.loop.now())
-            self.endpoint.pump()
-        else:
-            self._begin()
+    # -- commands ---------------------------------------------------------------------------------
+    def place(self, uri):
+        self.summary = Summary(self.settings.media.encryption)
+        self.hanging_up = False
+        self.media = CallMedia(self.endpoint, None, self.summary, uri)
+        self.call_id = self.ua.invite(uri, self.media.offer(), self.loop.now())
+        self.media.call_id = self.call_id
+        self.endpoint.pump()
 
-    def _begin(self):
-        if self.mode == "call":
-            self.media = CallMedia(self.endpoint, None, self.summary, self.args.uri)
-            self.call_id = self.ua.invite(self.args.uri, self.media.offer(), self.loop.now())
-            self.media.call_id = self.call_id
-            self.endpoint.pump()
+    def take_incoming(self, event):
+        """Adopt an incoming call and prepare our answer; False (and the call refused) if we cannot."""
+        now = self.loop.now()
+        self.summary = Summary(self.settings.media.encryption)
+        self.hanging_up = False
+        self.call_id = event.call_id
+        self.media = CallMedia(self.endpoint, event.call_id, self.summary, str(event.from_uri))
+        try:
+            self._answer_sdp = self.media.answer(event.sdp)
+        except RemoteProtocolError as exc:
+            self.ua.reject(event.call_id, exc.status if exc.status >= 400 else 488, now)
+            self.call_over("failed", "cannot answer the offer: {}".format(exc), exc.status)
+            return False
+        return True
 
-    def _finish(self, result, reason, status=None):
-        self.summary.finish(result, reason, status)
-        if self.media is not None:
-            self.media.close()
-        self.done = True
+    def answer(self):
+        now = self.loop.now()
+        self.ua.answer(self.call_id, self._answer_sdp, now)
+        self.summary.sip_status = 200
+        self.endpoint.pump()
+        self._start_media()
 
     def hangup(self, result=None, reason=None):
-        """End the call politely (BYE or CANCEL); the summary records the first reason given."""
-        if result is not None:
+        """End the call politely (BYE, CANCEL or a decline); the summary keeps the first reason."""
+        if result is not None and self.summary is not None:
             self.summary.finish(result, reason)
         if self.call_id is None or self.hanging_up:
-            if self.call_id is None:
-                self.done = True
             return
         self.hanging_up = True
+        call_id = self.call_id
         try:
-            self.ua.hangup(self.call_id, self.loop.now())
+            self.ua.hangup(call_id, self.loop.now())
         except LocalProtocolError:
-            self.done = True  # nothing left to hang up
-        self.endpoint.pump()
-        self.loop.call_later(HANGUP_GRACE, self._hangup_grace_over)
-
-    def _hangup_grace_over(self):
-        if not self.done:
-            self._finish("failed", "the peer did not confirm the hang-up")
-
-    def _media_up(self):
-        """The media flows: arm --duration now, or after "secure" when ZRTP is on."""
-        if self.settings.media.encryption == "zrtp":
-            self._secure_deadline = self.loop.call_later(ZRTP_GIVE_UP, self._not_secure)
-        else:
-            self._arm_duration()
-
-    def _arm_duration(self):
-        if self.args.duration and self._duration_timer is None:
-            self._duration_timer = self.loop.call_later(self.args.duration, lambda: self.hangup("completed",
-                                                                                                "duration reached"))
-
-    def _not_secure(self, why="ZRTP did not complete"):
-        if self.summary.secure or self.done:
+            self.call_over(result or "completed", reason or "hung up")
             return
-        if self.settings.zrtp.secure_only:
-            self.hangup("failed", "not secure: " + why)
-        else:
-            # Policy (DESIGN.md): a call that does not become secure says so loudly, but goes on.
-            log.warning("CALL IS NOT SECURE: %s", why)
-            self.summary.alarms.append("not secure: " + why)
-            self._arm_duration()
+        self.endpoint.pump()
+        self.loop.call_later(HANGUP_GRACE, lambda: self._hangup_grace_over(call_id))
+
+    def _hangup_grace_over(self, call_id):
+        if self.call_id == call_id:
+            self.call_over("failed", "the peer did not confirm the hang-up")
 
     # -- events -----------------------------------------------------------------------------------
     def on_event(self, kind, media, payload):
         if kind == "sip":
             self._on_sip(payload)
-        elif kind == "secure" and media is self.media:
-            if self._secure_deadline is not None:
-                self._secure_deadline.cancel()
-            if self.args.confirm_sas:
-                media.confirm_sas()
-            self._arm_duration()
-        elif kind == "zrtp-failed" and media is self.media:
-            self._not_secure(payload)
+        elif media is not None and media is not self.media:
+            return
+        elif kind == "secure":
+            self.on_secure(payload)
+        elif kind == "zrtp-failed":
+            self.on_not_secure(payload)
+        elif kind == "alarm":
+            self.on_alarm(payload)
 
     def _on_sip(self, event):
-        now = self.loop.now()
         e = sip_events
-        if isinstance(event, e.Registered):
-            self.summary.registered = True
-            if self._unregistering:
-                return
-            if self.call_id is None and not self.done and not (self.mode == "call" and self.media):
-                self._begin()
-        elif isinstance(event, e.RegistrationFailed):
-            if not self.summary.registered or self.call_id is None:
-                self.summary.registered = False
-                self._finish("failed", "registration failed: {}".format(event.reason), event.status)
-        elif isinstance(event, e.Unregistered):
-            self._unregistering = False
-        elif isinstance(event, e.IncomingCall):
-            self._on_incoming(event, now)
-        elif event is not None and getattr(event, "call_id", None) != self.call_id:
+        if isinstance(event, e.IncomingCall):
+            if self.call_id is not None:
+                self.ua.reject(event.call_id, 486, self.loop.now())  # one call at a time: Busy Here
+            else:
+                self.on_incoming(event)
             return
+        if isinstance(event, (e.Registered, e.RegistrationFailed, e.Unregistered)):
+            self.on_registration(event)
+            return
+        if getattr(event, "call_id", None) != self.call_id or self.call_id is None:
+            return
+        if isinstance(event, e.CallRinging):
+            self.on_ringing()
         elif isinstance(event, e.CallAnswered):
             try:
                 self.media.accept_answer(event.sdp)
@@ -610,75 +587,183 @@ class SingleCall:
             self._start_media()
         elif isinstance(event, e.CallFailed):
             result = "rejected" if event.status in REJECTIONS else "failed"
-            self._finish(result, event.reason or "call failed", event.status)
+            self.call_over(result, event.reason or "call failed", event.status)
         elif isinstance(event, e.CallEnded):
-            self._on_ended(event)
+            if self.summary.sip_status == 0 and event.sip_status:
+                self.summary.sip_status = event.sip_status
+            if self.media is None or self.media.media_up_at is None:
+                self.call_over("failed", event.reason, event.sip_status)
+            elif self.settings.zrtp.secure_only and not self.summary.secure:
+                self.call_over("failed", "not secure: " + event.reason)
+            else:
+                self.call_over("completed", event.reason)
         elif isinstance(event, e.ReinviteReceived):
-            self._on_reinvite(event, now)
-
-    def _on_incoming(self, event, now):
-        if self.mode != "answer" or self.call_id is not None or self.done:
-            self.ua.reject(event.call_id, 486, now)  # one call at a time: Busy Here
-            return
-        self.call_id = event.call_id
-        self.media = CallMedia(self.endpoint, event.call_id, self.summary, str(event.from_uri))
-        try:
-            answer = self.media.answer(event.sdp)
-        except RemoteProtocolError as exc:
-            self.ua.reject(event.call_id, exc.status if exc.status >= 400 else 488, now)
-            self._finish("failed", "cannot answer the offer: {}".format(exc), exc.status)
-            return
-        self.ua.ringing(event.call_id, now)
-        self.ua.answer(event.call_id, answer, now)
-        self.summary.sip_status = 200
-        self._start_media()
+            self._on_reinvite(event)
 
     def _start_media(self):
         try:
             self.media.start(self.audio)
         except StartupError as exc:
             self.hangup("failed", str(exc))
+            self.on_audio_missing(str(exc))
             return
-        self._media_up()
+        if self.settings.media.encryption == "zrtp":
+            call_id = self.call_id
+            self.loop.call_later(ZRTP_GIVE_UP, lambda: self._zrtp_deadline(call_id))
+        self.on_media_up()
 
-    def _on_ended(self, event):
-        if self.summary.sip_status == 0 and event.sip_status:
-            self.summary.sip_status = event.sip_status
-        if self.media is None or self.media.media_up_at is None:
-            self._finish("failed", event.reason, event.sip_status)
-        elif self.settings.zrtp.secure_only and not self.summary.secure:
-            self._finish("failed", "not secure: " + event.reason)
-        else:
-            self._finish("completed", event.reason)
+    def _zrtp_deadline(self, call_id):
+        if self.call_id == call_id and not self.summary.secure:
+            self.on_not_secure("ZRTP did not complete within {:.0f} s".format(ZRTP_GIVE_UP))
 
-    def _on_reinvite(self, event, now):
+    def _on_reinvite(self, event):
         """A re-INVITE (hold, resume, new address). Dropping ZRTP mid-call is a downgrade: alarm."""
+        now = self.loop.now()
         try:
-            remote = sdp.remote_media(sdp.parse_sdp(event.sdp))
+            offer = sdp.parse_sdp(event.sdp)
+            remote = sdp.remote_media(offer)
+            codecs, address, port, kwargs = self.media._sdp_common()
+            answer, _codec = sdp.answer_offer(offer, codecs, address, port, **kwargs)
         except RemoteProtocolError as exc:
             self.ua.reject_reinvite(event.call_id, 488, now)
             log.warning("re-INVITE refused: %s", exc)
             return
         if self.settings.media.encryption == "zrtp" and self.media.remote_zrtp_hash and not remote.zrtp_hash:
-            self.summary.alarms.append("downgrade: re-INVITE without ZRTP")
             log.warning("SECURITY ALARM: re-INVITE without a=zrtp-hash (downgrade attempt?)")
+            self.summary.alarms.append("downgrade: re-INVITE without ZRTP")
+            self.on_alarm("downgrade")
         if remote.port and self.media.stream is not None:
             self.media.stream.set_remote((remote.address, remote.port))
-        codecs, address, port, kwargs = self.media._sdp_common()
-        answer, _codec = sdp.answer_offer(sdp.parse_sdp(event.sdp), codecs, address, port, **kwargs)
         self.ua.answer_reinvite(event.call_id, answer.to_bytes(), now)
+
+    def call_over(self, result, reason, status=None):
+        if self.summary is not None:
+            self.summary.finish(result, reason, status)
+        if self.media is not None:
+            self.media.close()
+        self.call_id = None
+        self.on_call_over()
+
+    # -- hooks for the front ends -----------------------------------------------------------------
+    def on_incoming(self, event):
+        self.ua.reject(event.call_id, 486, self.loop.now())
+
+    def on_registration(self, event):
+        pass
+
+    def on_ringing(self):
+        pass
+
+    def on_media_up(self):
+        pass
+
+    def on_secure(self, event):
+        pass
+
+    def on_not_secure(self, why):
+        pass
+
+    def on_alarm(self, reason):
+        pass
+
+    def on_audio_missing(self, why):
+        pass
+
+    def on_call_over(self):
+        pass
+
+
+class SingleCall(CallController):
+    """`sotto call URI` / `sotto answer`: one call from start to summary (issue 2 contract)."""
+
+    def __init__(self, endpoint, mode, settings, args, audio):
+        CallController.__init__(self, endpoint, settings, audio)
+        self.mode = mode  # "call" or "answer"
+        self.args = args
+        self.summary = Summary(settings.media.encryption)
+        self.done = False
+        self.registered = False
+        self.stopped_by_signal = False
+        self._duration_timer = None
+        self._unregistering = False
+        self._began = False
+
+    def start(self):
+        if self.settings.account.uri:
+            self.ua.register(self.loop.now())
+            self.endpoint.pump()
+        else:
+            self._begin()
+
+    def _begin(self):
+        self._began = True
+        if self.mode == "call":
+            self.place(self.args.uri)
+            self.summary.registered = self.registered
+
+    def on_registration(self, event):
+        e = sip_events
+        if isinstance(event, e.Registered):
+            self.registered = self.summary.registered = True
+            if not self._began and not self.done:
+                self._begin()
+        elif isinstance(event, e.RegistrationFailed):
+            if not self._began:
+                self.registered = self.summary.registered = False
+                self.summary.finish("failed", "registration failed: {}".format(event.reason), event.status)
+                self.done = True
+        elif isinstance(event, e.Unregistered):
+            self._unregistering = False
+
+    def on_incoming(self, event):
+        if self.mode != "answer" or self.done or not self._began:
+            self.ua.reject(event.call_id, 486, self.loop.now())
+            return
+        if self.take_incoming(event):
+            self.summary.registered = self.registered
+            self.ua.ringing(event.call_id, self.loop.now())
+            self.answer()
+
+    def on_media_up(self):
+        if self.settings.media.encryption != "zrtp":
+            self._arm_duration()
+
+    def on_secure(self, event):
+        if self.args.confirm_sas:
+            self.media.confirm_sas()
+        self._arm_duration()
+
+    def _arm_duration(self):
+        if self.args.duration and self._duration_timer is None:
+            self._duration_timer = self.loop.call_later(
+                self.args.duration, lambda: self.hangup("completed", "duration reached"))
+
+    def on_not_secure(self, why):
+        if self.summary.secure or self.call_id is None:
+            return
+        if self.settings.zrtp.secure_only:
+            self.hangup("failed", "not secure: {}".format(why))
+        else:
+            # Policy (DESIGN.md): a call that does not become secure says so loudly, but goes on.
+            log.warning("CALL IS NOT SECURE: %s", why)
+            self.summary.alarms.append("not secure: {}".format(why))
+            self._arm_duration()
+
+    def on_call_over(self):
+        self.done = True
 
     def on_signal(self):
         """SIGTERM/SIGINT: hang up politely; the summary is still printed."""
         self.stopped_by_signal = True
-        if self.call_id is not None and not self.done:
-            self.hangup("completed" if self.media and self.media.media_up_at else "failed", "stopped by signal")
+        if self.call_id is not None:
+            up = self.media is not None and self.media.media_up_at is not None
+            self.hangup("completed" if up else "failed", "stopped by signal")
         else:
             self.summary.finish("failed", "stopped by signal")
             self.done = True
 
     def unregister(self):
-        if not self.summary.registered:
+        if not self.registered:
             return
         self._unregistering = True
         try:
@@ -689,24 +774,24 @@ class SingleCall:
         self.loop.run(until=lambda: not self._unregistering, timeout=2.0)
 
 
-def _audio_plan(settings, args):
-    return AudioPlan(play=args.play, record=args.record)
-
-
 def run_single_call(settings, args):
     """`sotto call` and `sotto answer`: returns the Summary."""
     if settings.zrtp.secure_only and settings.media.encryption == "none":
         raise ConfigError("command line", "--secure-only", "--encryption zrtp or sdes (a plain call is never secure)")
     loop = Loop()
-    endpoint = Endpoint(loop, settings, public_address=args.public_address)
-    runner = SingleCall(endpoint, args.command, settings, args, _audio_plan(settings, args))
+    try:
+        endpoint = Endpoint(loop, settings, public_address=args.public_address)
+    except StartupError:
+        loop.close()
+        raise
+    runner = SingleCall(endpoint, args.command, settings, args, AudioPlan(play=args.play, record=args.record))
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, runner.on_signal)
     try:
         runner.start()
         finished = loop.run(until=lambda: runner.done, timeout=args.timeout)
         if not finished:
-            runner.summary.finish("timeout", "gave up after {} s".format(args.timeout))
+            runner.summary.finish("timeout", "gave up after {:g} s".format(args.timeout))
             runner.hangup()
             loop.run(until=lambda: runner.done, timeout=HANGUP_GRACE)
             if runner.media is not None:
@@ -718,7 +803,3 @@ def run_single_call(settings, args):
         loop.close()
     runner.summary.stopped_by_signal = runner.stopped_by_signal
     return runner.summary
-
-
-def run_phone(settings, args):
-    raise StartupError("the phone front end is not wired yet")

@@ -24,6 +24,8 @@ starting with "//" or "# " ignored:
     quit                  exit 0 (the end of the script is a quit too)
 """
 
+import json
+import logging
 import os
 import sys
 
@@ -31,6 +33,9 @@ from boards.drivers import sim
 from firmware import phone as P
 from firmware import screens
 from firmware.errors import ConfigError
+from firmware.runtime import storage
+
+log = logging.getLogger("sotto.device")
 
 DEFAULT_WAIT = 30.0
 MAX_SCRIPT_LINES = 10000
@@ -462,6 +467,69 @@ def open_device(board, script=None, display_log=None, display_png=None, stdin=No
     device = HardwareDevice(board, gpio, bus)
     device.setup()
     return device
+
+
+# --- the call history on the data directory ---------------------------------------------------------
+
+HISTORY_FILE = "history.json"
+HISTORY_MAX_BYTES = 256 * 1024
+HISTORY_KEYS = (("dir", str), ("remote", str), ("duration", int), ("secure", bool), ("verified", bool),
+                ("peer_zid", str), ("reason", str), ("alarm", str), ("untrusted", bool), ("at", int))
+
+
+class HistoryStore:
+    """The phone's call history (newest first, at most 50) as JSON in the data directory, written with
+    storage.atomic_write so that a power cut leaves the old or the new file, never half of one."""
+
+    def __init__(self, data_dir):
+        self.path = os.path.join(data_dir, HISTORY_FILE)
+        self.data_dir = data_dir
+
+    def load(self):
+        """The saved entries; [] when there are none or the file is damaged (logged, never fatal)."""
+        raw = storage.read_bytes(self.path)
+        if raw is None:
+            return []
+        try:
+            if len(raw) > HISTORY_MAX_BYTES:
+                raise ValueError("larger than {} bytes".format(HISTORY_MAX_BYTES))
+            entries = json.loads(raw.decode("utf-8"))
+            if not isinstance(entries, list):
+                raise ValueError("not a list")
+        except (ValueError, UnicodeDecodeError) as exc:
+            log.warning("call history %s unreadable (%s): starting empty", self.path, exc)
+            return []
+        return [clean_history_entry(e) for e in entries if isinstance(e, dict)][: P.HISTORY_LIMIT]
+
+    def save(self, entries):
+        storage.ensure_private_dir(self.data_dir)
+        data = json.dumps([clean_history_entry(e) for e in entries[: P.HISTORY_LIMIT]], indent=0)
+        storage.atomic_write(self.path, data.encode("utf-8"))
+
+
+def clean_history_entry(entry):
+    """Only the known keys, with the expected types (a hand-edited file cannot feed the phone junk)."""
+    clean = {}
+    for key, kind in HISTORY_KEYS:
+        value = entry.get(key)
+        if isinstance(value, kind) and (kind is not int or not isinstance(value, bool)):
+            clean[key] = value
+    return clean
+
+
+def phone_from_config(config, dial_domain=None, history=None):
+    """A Phone set up from the configuration (firmware.config.Config): the dial domain (the command
+    line's --dial-domain first, then [dial] domain, then the host of the account's URI), speed dial,
+    secure_only, our identity, and the saved history."""
+    domain = dial_domain or config.dial.domain or None
+    uri = config.account.uri or None
+    if domain is None and uri:
+        # sip:alice@example.org -> example.org: dialled digits go to our registrar's domain.
+        domain = uri.split("@", 1)[1] if "@" in uri else None
+        if domain is not None:
+            domain = domain.split(";", 1)[0] or None
+    return P.Phone(dial_domain=domain, speed_dial=dict(config.dial.speed_dial), secure_only=config.zrtp.secure_only,
+                   history=history, identity=uri)
 
 
 # --- the phone and its device, pumped together ------------------------------------------------------

@@ -412,3 +412,55 @@ def test_hardware_device_sounds_the_buzzer_on_alarm():
     assert ("PWM", 18, 2500) in gpio.calls
     device.on_command(P.StopTone(), 1.0)
     assert gpio.calls[-1] == ("PWM.ChangeDutyCycle", 18, 0.0)
+
+
+# --- history store and configuration --------------------------------------------------------------------
+
+
+def test_history_store_round_trip_and_damage(tmp_path):
+    store = D.HistoryStore(str(tmp_path / "data"))
+    assert store.load() == []
+    entries = [{"dir": "out", "remote": "sip:a@b", "duration": 5, "secure": True, "verified": False,
+                "peer_zid": PEER_ZID, "reason": "hung up", "junk": [1, 2]}] * 60
+    store.save(entries)
+    loaded = store.load()
+    assert len(loaded) == 50
+    assert loaded[0] == {"dir": "out", "remote": "sip:a@b", "duration": 5, "secure": True, "verified": False,
+                         "peer_zid": PEER_ZID, "reason": "hung up"}
+    assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
+    (tmp_path / "data" / "history.json").write_bytes(b"{not json")
+    assert store.load() == []
+    (tmp_path / "data" / "history.json").write_text('[{"dir": 5, "duration": true, "remote": "sip:x@y"}, 7]')
+    assert store.load() == [{"remote": "sip:x@y"}]
+
+
+def test_the_phone_saves_its_history_through_the_store(tmp_path):
+    store = D.HistoryStore(str(tmp_path))
+    device = sim_device(tmp_path, "press 9#\nwait secure 5\nhangup\nwait ended 1\nquit\n")
+    phone = P.Phone(dial_domain="d", history=store.load())
+    backend = FakeCallBackend()
+    dispatch = backend.dispatch
+
+    def save_history(command, now):
+        if isinstance(command, P.SaveHistory):
+            store.save(command.entries)
+        dispatch(command, now)
+
+    backend.dispatch = save_history
+    run_with_fake_clock(device, phone, backend)
+    assert [e["remote"] for e in store.load()] == ["sip:9@d"]
+    assert P.Phone(history=store.load()).last_dialed == "sip:9@d"
+
+
+def test_phone_from_config():
+    from firmware import config as configuration
+
+    config = configuration.validate({"account": {"uri": "sip:alice@example.org"},
+                                     "dial": {"speed_dial": {"*43": "sip:echo@127.0.0.1:5070"}},
+                                     "zrtp": {"secure_only": True}})
+    phone = D.phone_from_config(config)
+    assert phone.dial_domain == "example.org" and phone.secure_only and phone.identity == "sip:alice@example.org"
+    assert phone.speed_dial == [("*43", "sip:echo@127.0.0.1:5070")]
+    assert D.phone_from_config(config, dial_domain="127.0.0.1:5072").dial_domain == "127.0.0.1:5072"
+    default = D.phone_from_config(configuration.validate({}))
+    assert default.dial_domain is None and not default.secure_only

@@ -94,6 +94,9 @@ UNSUPPORTED_ERROR = {
     "sas": messages.ERROR_SAS_UNSUPPORTED,
 }
 
+# Weakest first, for the choice between two differing first choices (see ZrtpEngine._choose).
+STRENGTH = {"hash": ("S256", "S384"), "cipher": ("AES1", "AES3")}
+
 # States, after the RFC's flow (§4, §6).
 DISCOVERY = "Discovery"  # sending Hello, waiting for the peer's Hello and our HelloACK
 INITIATOR_COMMIT_SENT = "CommitSent"
@@ -498,30 +501,36 @@ class ZrtpEngine:
         self._maybe_commit(now)
 
     def _choose(self, kind):
-        ours = _effective(self.preferences.of(kind), kind)
+        """The initiator's choice of one algorithm of `kind` (§4.1.2).
+
+        Names both Hellos list explicitly come first; the implicit mandatory ones (§5.1) are only a
+        fallback. When the two sides' first choices (within what both list) differ:
+        - key agreement: the faster of the two (§4.1.2);
+        - hash and cipher: the stronger of the two (S384 over S256, AES3 over AES1);
+        - auth tag and SAS rendering: the responder's (the peer's) first choice.
+        A peer that picks its own first choice when it commits (bzrtp does) then ends up with the same
+        result whichever side wins the Commit contention.
+        """
         peer = self._peer_hello
+        ours = self.preferences.of(kind)
         theirs = {"hash": peer.hashes, "cipher": peer.ciphers, "auth_tag": peer.auth_tags,
                   "key_agreement": [keyagreement.canonical(n) for n in peer.key_agreements],
                   "sas": peer.sas_types}[kind]
-        theirs = _effective(theirs, kind)
-        our_first = None
-        for name in ours:
-            if name in theirs:
-                our_first = name
-                break
-        if our_first is None:
-            return None
-        if kind != "key_agreement":
+        explicit_ours = [name for name in ours if name in theirs]
+        if not explicit_ours:
+            theirs_all = _effective(theirs, kind)
+            fallback = [name for name in _effective(ours, kind) if name in theirs_all]
+            return fallback[0] if fallback else None
+        our_first = explicit_ours[0]
+        their_first = [name for name in theirs if name in ours][0]
+        if our_first == their_first:
             return our_first
-        # §4.1.2: if the two first choices differ, the faster of them.
-        their_first = our_first
-        for name in theirs:
-            if name in ours:
-                their_first = name
-                break
-        if keyagreement.COST.get(their_first, 99) < keyagreement.COST.get(our_first, 99):
-            return their_first
-        return our_first
+        if kind == "key_agreement":
+            faster = keyagreement.COST.get(their_first, 99) < keyagreement.COST.get(our_first, 99)
+            return their_first if faster else our_first
+        if kind in STRENGTH:
+            return their_first if STRENGTH[kind].index(their_first) > STRENGTH[kind].index(our_first) else our_first
+        return their_first
 
     def _maybe_commit(self, now):
         if self.state != DISCOVERY or self._peer_hello is None or not self._hello_acked:

@@ -144,3 +144,26 @@ def test_equal_zids_refused():
     run(a, b)
     assert a.failed() and a.failed()[0].code == messages.ERROR_EQUAL_ZID
     assert not a.secure() and not b.secure()
+
+
+@pytest.mark.parametrize("prefs_a,prefs_b,expected", [
+    ({"ciphers": ["AES1", "AES3"]}, {"ciphers": ["AES3", "AES1"]}, ("cipher", "AES3")),
+    ({"hashes": ["S384", "S256"]}, {"hashes": ["S256", "S384"]}, ("hash", "S384")),
+    ({"ciphers": ["AES1"]}, {"ciphers": ["AES3"]}, ("cipher", "AES1")),  # only the mandatory one in common
+])
+def test_choice_is_the_same_whoever_commits(prefs_a, prefs_b, expected):
+    for seed in range(10, 16):
+        a, b = pair(seed=seed, prefs_a=Preferences(**prefs_a), prefs_b=Preferences(**prefs_b))
+        run(a, b)
+        sa, _ = _assert_agree(a, b)
+        assert getattr(sa, expected[0]) == expected[1]
+
+
+def test_auth_tag_and_sas_follow_the_responder():
+    a, b = pair(seed=12, prefs_a=Preferences(auth_tags=["HS80", "HS32"], sas_types=["B32", "B256"]),
+                prefs_b=Preferences(auth_tags=["HS32", "HS80"], sas_types=["B256", "B32"]))
+    run(a, b)
+    sa, sb = _assert_agree(a, b)
+    responder = sa if sa.role == "responder" else sb
+    expected = ("HS80", "B32") if responder is sa else ("HS32", "B256")
+    assert (sa.auth_tag, sa.sas_type) == expected

@@ -1,0 +1,499 @@
+"""SIP transports for the UserAgent: UDP, TCP and TLS sockets, and RFC 3263 server location. Host only.
+
+The UserAgent is sans-I/O; this module is the socket side of it. It knows nothing about the event loop
+beyond two callables, so the runtime (firmware/runtime/loop.py) registers it like any reader.
+
+API
+---
+SipTransport(transport="udp", local_address=("127.0.0.1", 5060), on_message=None, add_reader=None,
+             remove_reader=None, resolver=None, tls_context=None, server_tls_context=None,
+             connect_timeout=2.0, max_connections=32, listen=True)
+    transport       "udp", "tcp" or "tls" (the UserAgent must be built with the same one)
+    local_address   where to bind (port 0: any; see `local_address` after construction for the real one)
+    on_message      callback(data, (host, port)) for every SIP message received (datagrams as read;
+                    on streams, one message framed by Content-Length, RFC 3261 §18.3)
+    add_reader / remove_reader   e.g. loop.add_reader / loop.remove_reader; callbacks take no argument.
+                    Without them, call `poll(timeout)` yourself (tests) or register `sockets()`.
+    resolver        an Rfc3263Resolver (default: one using the system's DNS servers)
+    tls_context     ssl.SSLContext for outgoing TLS (default: client_tls_context(), system CAs)
+    server_tls_context  ssl.SSLContext with our certificate to accept incoming TLS (optional)
+Methods
+    send(data, addr) -> bool     addr = (host, port); port None or a host name -> RFC 3263 lookup;
+                                 opens a TCP/TLS connection when none exists to that peer
+    keepalive()                  RFC 5626 §4.4.1: a CRLFCRLF ping on every open connection (call it
+                                 every ~30 s; pongs and pings from peers are handled automatically)
+    poll(timeout)                select() on our sockets and dispatch once (for loops of our own)
+    sockets() -> list            what to watch for reading now
+    close()
+    Attributes: local_address, errors (count of dropped connections/sends), malformed (framing errors)
+client_tls_context(cafile=None, pinned_cert=None) -> ssl.SSLContext
+    Verifies the server against the system CAs, or against one pinned certificate (PEM file): then the
+    certificate itself is the trust anchor and the host name is not checked.
+
+Rfc3263Resolver(nameservers=None, port=53, timeout=2.0, cache_size=64)
+    resolve(host, port, transport, secure=False) -> list of (transport, ip, port), best first:
+      IP literal -> itself; explicit port -> A/AAAA; else NAPTR (RFC 3263 §4.1, services SIP+D2U,
+      SIP+D2T, SIPS+D2T, only those of `transport`), else SRV (_sip._udp / _sip._tcp / _sips._tcp,
+      RFC 2782 order: priority, then weight), else A/AAAA on 5060/5061 (§4.2). Results are cached
+      for their TTL (bounded). Uses dnspython; without it, only A/AAAA via getaddrinfo.
+    Blocking: the lookup runs on the loop's thread with `timeout` (a registrar lookup is rare).
+"""
+
+import errno
+import logging
+import select
+import socket
+import ssl
+import time
+
+from firmware.errors import RemoteProtocolError
+from firmware.sip.message import KEEPALIVE_PING, StreamFramer
+
+log = logging.getLogger("sotto.sip.transport")
+
+MAX_DATAGRAM = 65535
+MAX_READS_PER_WAKE = 32
+PING = b"\r\n\r\n"
+PONG = b"\r\n"
+
+_NAPTR_SERVICES = {"udp": "SIP+D2U", "tcp": "SIP+D2T", "tls": "SIPS+D2T"}
+_SRV_PREFIX = {"udp": "_sip._udp.", "tcp": "_sip._tcp.", "tls": "_sips._tcp."}
+
+
+def _is_ip(host):
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+            return True
+        except OSError:
+            continue
+    return False
+
+
+def _default_port(transport):
+    return 5061 if transport == "tls" else 5060
+
+
+def client_tls_context(cafile=None, pinned_cert=None):
+    if pinned_cert is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.load_verify_locations(cafile=pinned_cert)
+        context.check_hostname = False  # the pinned certificate is the identity
+        context.verify_mode = ssl.CERT_REQUIRED
+    else:
+        context = ssl.create_default_context(cafile=cafile)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+class Rfc3263Resolver:
+    def __init__(self, nameservers=None, port=53, timeout=2.0, cache_size=64, clock=time.monotonic):
+        self.nameservers = nameservers
+        self.port = port
+        self.timeout = timeout
+        self.cache_size = cache_size
+        self._clock = clock
+        self._cache = {}  # key -> (expires_at, result)
+        self._dns = None
+        try:
+            import dns.resolver
+
+            resolver = dns.resolver.Resolver(configure=nameservers is None)
+            if nameservers is not None:
+                resolver.nameservers = list(nameservers)
+                resolver.port = port
+            resolver.lifetime = timeout
+            resolver.timeout = timeout
+            self._dns = resolver
+        except ImportError:  # pragma: no cover - dnspython is a runtime dependency
+            self._dns = None
+        except Exception as exc:  # no /etc/resolv.conf: fall back to getaddrinfo
+            log.warning("DNS resolver unavailable (%s); using getaddrinfo only", exc)
+            self._dns = None
+
+    def _cached(self, key):
+        entry = self._cache.get(key)
+        if entry is None:
+            return None
+        if entry[0] < self._clock():
+            del self._cache[key]
+            return None
+        return entry[1]
+
+    def _store(self, key, result, ttl):
+        if len(self._cache) >= self.cache_size:
+            oldest = min(self._cache, key=lambda k: self._cache[k][0])
+            del self._cache[oldest]
+        self._cache[key] = (self._clock() + max(1, min(ttl, 3600)), result)
+
+    def _query(self, name, rdtype):
+        """[(rdata, ttl)] or [] for NXDOMAIN/NODATA/timeouts."""
+        import dns.exception
+        import dns.resolver
+
+        try:
+            answer = self._dns.resolve(name, rdtype, raise_on_no_answer=False)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoNameservers, dns.exception.Timeout, dns.resolver.NoAnswer):
+            return []
+        except dns.exception.DNSException as exc:
+            log.warning("DNS %s %s failed: %s", rdtype, name, exc)
+            return []
+        if answer.rrset is None:
+            return []
+        return [(rdata, answer.rrset.ttl) for rdata in answer.rrset]
+
+    def addresses(self, host):
+        """A then AAAA records of `host` -> (list of IPs, ttl)."""
+        if _is_ip(host):
+            return [host], 3600
+        if self._dns is None:
+            try:
+                infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+            except OSError:
+                return [], 0
+            return [info[4][0] for info in infos], 60
+        ips = []
+        ttl = 3600
+        for rdtype in ("A", "AAAA"):
+            for rdata, record_ttl in self._query(host, rdtype):
+                ips.append(rdata.address)
+                ttl = min(ttl, record_ttl)
+        return ips, ttl
+
+    def _srv(self, name, transport):
+        records = self._query(name, "SRV")
+        if not records:
+            return None, 0
+        # RFC 2782: lowest priority first; within a priority, heavier weight first (deterministic).
+        records.sort(key=lambda item: (item[0].priority, -item[0].weight))
+        targets = []
+        ttl = min(r[1] for r in records)
+        for rdata, _ in records:
+            target = str(rdata.target).rstrip(".")
+            if target == "":
+                continue  # "." means the service is decidedly not available here
+            ips, ip_ttl = self.addresses(target)
+            ttl = min(ttl, ip_ttl) if ips else ttl
+            for ip in ips:
+                targets.append((transport, ip, rdata.port))
+        return targets, ttl
+
+    def resolve(self, host, port, transport, secure=False):
+        transport = "tls" if secure else transport
+        if _is_ip(host):
+            return [(transport, host, port or _default_port(transport))]
+        key = (host.lower(), port, transport)
+        cached = self._cached(key)
+        if cached is not None:
+            return cached
+        result, ttl = self._resolve_uncached(host, port, transport)
+        if result:
+            self._store(key, result, ttl)
+        return result
+
+    def _resolve_uncached(self, host, port, transport):
+        if port is not None or self._dns is None:
+            ips, ttl = self.addresses(host)
+            return [(transport, ip, port or _default_port(transport)) for ip in ips], ttl
+        # §4.1: NAPTR for the domain, keeping the services of our transport.
+        wanted = _NAPTR_SERVICES[transport]
+        naptrs = self._query(host, "NAPTR")
+        naptrs.sort(key=lambda item: (item[0].order, item[0].preference))
+        for rdata, _ in naptrs:
+            service = rdata.service.decode() if isinstance(rdata.service, bytes) else str(rdata.service)
+            flags = rdata.flags.decode() if isinstance(rdata.flags, bytes) else str(rdata.flags)
+            if service.upper() != wanted or flags.lower() != "s":
+                continue
+            targets, ttl = self._srv(str(rdata.replacement).rstrip("."), transport)
+            if targets:
+                return targets, ttl
+        # §4.2: no usable NAPTR -> SRV for our transport.
+        targets, ttl = self._srv(_SRV_PREFIX[transport] + host, transport)
+        if targets:
+            return targets, ttl
+        # No SRV: A/AAAA on the default port.
+        ips, ttl = self.addresses(host)
+        return [(transport, ip, _default_port(transport)) for ip in ips], ttl
+
+
+class _Connection:
+    __slots__ = ("sock", "peer", "framer", "outgoing", "last_used")
+
+    def __init__(self, sock, peer):
+        self.sock = sock
+        self.peer = peer
+        self.framer = StreamFramer()
+        self.outgoing = b""
+        self.last_used = time.monotonic()
+
+
+class SipTransport:
+    def __init__(
+        self,
+        transport="udp",
+        local_address=("127.0.0.1", 5060),
+        on_message=None,
+        add_reader=None,
+        remove_reader=None,
+        resolver=None,
+        tls_context=None,
+        server_tls_context=None,
+        connect_timeout=2.0,
+        max_connections=32,
+        listen=True,
+    ):
+        transport = transport.lower()
+        if transport not in ("udp", "tcp", "tls"):
+            raise ValueError("unknown SIP transport " + transport)
+        self.transport = transport
+        self.on_message = on_message
+        self._add_reader = add_reader
+        self._remove_reader = remove_reader
+        self.resolver = resolver
+        self.tls_context = tls_context
+        self.server_tls_context = server_tls_context
+        self.connect_timeout = connect_timeout
+        self.max_connections = max_connections
+        self.errors = 0
+        self.malformed = 0
+        self._connections = {}  # peer (ip, port) -> _Connection
+        self._server_names = {}  # peer -> host name for TLS verification
+        host, port = local_address
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        if transport == "udp":
+            self._sock = socket.socket(family, socket.SOCK_DGRAM)
+        else:
+            self._sock = socket.socket(family, socket.SOCK_STREAM)
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self._sock.bind((host, port))
+            if transport != "udp" and listen:
+                self._sock.listen(16)
+        except OSError:
+            self._sock.close()
+            raise
+        self._sock.setblocking(False)
+        self.local_address = self._sock.getsockname()[:2]
+        self._listening = transport == "udp" or listen
+        if self._listening:
+            self._watch(self._sock, self._on_listen_readable)
+
+    # -- loop plumbing --------------------------------------------------------------------------------
+    def _watch(self, sock, callback):
+        if self._add_reader is not None:
+            self._add_reader(sock, callback)
+
+    def _unwatch(self, sock):
+        if self._remove_reader is not None:
+            self._remove_reader(sock)
+
+    def sockets(self):
+        out = [self._sock] if self._listening else []
+        out.extend(c.sock for c in self._connections.values())
+        return out
+
+    def poll(self, timeout):
+        """Wait up to `timeout` for input on our sockets and dispatch it (loops without add_reader)."""
+        socks = self.sockets()
+        pending = [s for s in socks if isinstance(s, ssl.SSLSocket) and s.pending()]
+        if pending:
+            readable = pending
+        else:
+            try:
+                readable, _, _ = select.select(socks, [], [], timeout)
+            except (OSError, ValueError):
+                return
+        for sock in readable:
+            if sock is self._sock:
+                self._on_listen_readable()
+            else:
+                for conn in list(self._connections.values()):
+                    if conn.sock is sock:
+                        self._on_connection_readable(conn)
+
+    def _deliver(self, data, peer):
+        if self.on_message is not None:
+            self.on_message(data, peer)
+
+    # -- receiving --------------------------------------------------------------------------------------
+    def _on_listen_readable(self):
+        if self.transport == "udp":
+            for _ in range(MAX_READS_PER_WAKE):
+                try:
+                    data, addr = self._sock.recvfrom(MAX_DATAGRAM)
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError:
+                    self.errors += 1  # e.g. ICMP port unreachable reported on the next read
+                    continue
+                if data in (PING, PONG):
+                    if data == PING:
+                        self._udp_send(PONG, addr[:2])
+                    continue
+                self._deliver(data, addr[:2])
+            return
+        try:
+            sock, addr = self._sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.errors += 1
+            return
+        if len(self._connections) >= self.max_connections:
+            sock.close()
+            self.errors += 1
+            return
+        if self.transport == "tls":
+            if self.server_tls_context is None:
+                sock.close()
+                self.errors += 1
+                return
+            try:
+                sock.settimeout(self.connect_timeout)
+                sock = self.server_tls_context.wrap_socket(sock, server_side=True)
+            except (OSError, ssl.SSLError) as exc:
+                log.warning("TLS handshake from %s failed: %s", addr[0], exc)
+                sock.close()
+                self.errors += 1
+                return
+        sock.setblocking(False)
+        self._add_connection(sock, addr[:2])
+
+    def _add_connection(self, sock, peer):
+        conn = _Connection(sock, peer)
+        self._connections[peer] = conn
+        self._watch(sock, lambda conn=conn: self._on_connection_readable(conn))
+        return conn
+
+    def _drop(self, conn):
+        if self._connections.get(conn.peer) is conn:
+            del self._connections[conn.peer]
+        self._unwatch(conn.sock)
+        try:
+            conn.sock.close()
+        except OSError:
+            pass
+
+    def _on_connection_readable(self, conn):
+        for _ in range(MAX_READS_PER_WAKE):
+            try:
+                data = conn.sock.recv(65536)
+            except ssl.SSLWantReadError:
+                return
+            except (BlockingIOError, InterruptedError):
+                return
+            except (OSError, ssl.SSLError):
+                self.errors += 1
+                self._drop(conn)
+                return
+            if not data:
+                self._drop(conn)
+                return
+            conn.last_used = time.monotonic()
+            try:
+                items = conn.framer.feed(data)
+            except RemoteProtocolError:
+                self.malformed += 1
+                self._drop(conn)  # §18.3: a framing error on a stream closes the connection
+                return
+            for item in items:
+                if item == KEEPALIVE_PING:
+                    self._stream_send(conn, PONG)
+                elif isinstance(item, bytes):
+                    self._deliver(item, conn.peer)
+            if not (isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending()):
+                if len(data) < 65536:
+                    return
+
+    # -- sending --------------------------------------------------------------------------------------
+    def _resolver(self):
+        if self.resolver is None:
+            self.resolver = Rfc3263Resolver()
+        return self.resolver
+
+    def _targets(self, addr):
+        host, port = addr
+        if _is_ip(host) and port is not None:
+            return [(self.transport, host, port)]
+        return self._resolver().resolve(host, port, self.transport)
+
+    def send(self, data, addr):
+        try:
+            targets = self._targets(addr)
+        except Exception as exc:  # a resolver failure must not end the phone
+            log.warning("cannot resolve %s: %s", addr[0], exc)
+            targets = []
+        if not targets:
+            self.errors += 1
+            return False
+        _, ip, port = targets[0]
+        if self.transport == "udp":
+            return self._udp_send(data, (ip, port))
+        conn = self._connections.get((ip, port))
+        if conn is None:
+            conn = self._connect((ip, port), addr[0])
+            if conn is None:
+                return False
+        return self._stream_send(conn, data)
+
+    def _udp_send(self, data, addr):
+        try:
+            self._sock.sendto(data, addr)
+            return True
+        except OSError as exc:
+            self.errors += 1
+            if exc.errno not in (errno.ECONNREFUSED, errno.EAGAIN):
+                log.warning("SIP send to %s:%s failed: %s", addr[0], addr[1], exc.strerror or exc)
+            return False
+
+    def _connect(self, peer, server_name):
+        if len(self._connections) >= self.max_connections:
+            oldest = min(self._connections.values(), key=lambda c: c.last_used)
+            self._drop(oldest)
+        family = socket.AF_INET6 if ":" in peer[0] else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.connect_timeout)
+            sock.connect(peer)
+            if self.transport == "tls":
+                context = self.tls_context or client_tls_context()
+                name = server_name if not _is_ip(server_name) else None
+                if name is None and context.check_hostname:
+                    name = server_name
+                sock = context.wrap_socket(sock, server_hostname=name)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            log.warning("SIP %s connection to %s:%s failed: %s", self.transport, peer[0], peer[1], exc)
+            self.errors += 1
+            sock.close()
+            return None
+        sock.setblocking(False)
+        return self._add_connection(sock, peer)
+
+    def _stream_send(self, conn, data):
+        try:
+            conn.sock.setblocking(True)
+            conn.sock.settimeout(self.connect_timeout)
+            conn.sock.sendall(data)
+            conn.last_used = time.monotonic()
+            return True
+        except (OSError, ssl.SSLError) as exc:
+            log.warning("SIP send on %s connection failed: %s", self.transport, exc)
+            self.errors += 1
+            self._drop(conn)
+            return False
+        finally:
+            try:
+                conn.sock.setblocking(False)
+            except OSError:
+                pass
+
+    def keepalive(self):
+        for conn in list(self._connections.values()):
+            self._stream_send(conn, PING)
+
+    def close(self):
+        for conn in list(self._connections.values()):
+            self._drop(conn)
+        if self._listening:
+            self._unwatch(self._sock)
+        self._sock.close()

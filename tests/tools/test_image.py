@@ -285,6 +285,15 @@ def test_bad_base_is_refused_with_one_line_and_no_output(built, tmp_path, kind):
     assert not [n for n in os.listdir(tmp_path) if n.endswith(".partial")]
 
 
+def test_out_same_as_base_is_refused(built, tmp_path):
+    base = tmp_path / "same.img"
+    base.write_bytes(pathlib.Path(built["out"]).read_bytes())
+    before = standin.sha256(str(base))
+    done = build(base, base)
+    assert done.returncode == 2 and "OUT must be another file than BASE" in done.stderr
+    assert standin.sha256(str(base)) == before
+
+
 def test_bad_configuration_and_unknown_board_are_refused(built, tmp_path):
     config = tmp_path / "bad.toml"
     config.write_text("[media]\ncodecs = ['MP3']\n")

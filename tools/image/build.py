@@ -278,6 +278,8 @@ def build(base, out, config_bytes=None, board=None, repo_root=payload.REPO_ROOT)
     out_dir = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(out_dir):
         raise BaseImageError("{}: the output directory does not exist".format(out))
+    if os.path.exists(out) and os.path.exists(base) and os.path.samefile(base, out):
+        raise BaseImageError("{}: OUT must be another file than BASE (BASE is never modified)".format(out))
     layout = check_base(base)
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix="." + os.path.basename(out) + ".", suffix=".partial")
     stage = Stage()

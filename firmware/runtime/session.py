@@ -803,3 +803,342 @@ def run_single_call(settings, args):
         loop.close()
     runner.summary.stopped_by_signal = runner.stopped_by_signal
     return runner.summary
+
+
+# -- the phone itself (`sotto run`) -----------------------------------------------------------------
+
+ECHO_NUMBER = "*43"
+ECHO_USER = "echo"
+
+
+class EchoAudio:
+    """The echo test line's audio: what arrives is played back to the caller 20 ms periods later."""
+
+    def open(self, codec):
+        import collections
+
+        from audio import wavfile
+
+        rate = AUDIO_RATES[codec]
+        frames = collections.deque(maxlen=50)  # at most 1 s of echo delay
+
+        class EchoSink(wavfile.NullSink):
+            def write(self, pcm):
+                frames.append(pcm)
+
+        class EchoSource(wavfile.SilentSource):
+            def read(self):
+                silence = wavfile.SilentSource.read(self)
+                return frames.popleft() if frames else silence
+
+        return EchoSource(rate), EchoSink(rate)
+
+
+class EchoLine(CallController):
+    """A second Sotto on loopback that answers every call and echoes the audio, so that `make run` shows
+    a secure call, the SAS and the trust button on one machine with no server. It confirms the SAS by
+    itself (it is a test line, not a person), so the caller's trust press makes the next call verified.
+    """
+
+    def on_incoming(self, event):
+        if self.take_incoming(event):
+            self.ua.ringing(event.call_id, self.loop.now())
+            self.answer()
+
+    def on_secure(self, event):
+        self.media.confirm_sas()
+
+
+class PhoneCalls(CallController):
+    """`sotto run`: the Phone state machine and its device, driving calls through the endpoint."""
+
+    def __init__(self, endpoint, settings, audio, history_path):
+        from firmware import phone as P
+
+        CallController.__init__(self, endpoint, settings, audio)
+        self.P = P
+        self.history_path = history_path
+        self.driver = None
+        self._incoming = None
+
+    def bind(self, driver):
+        self.driver = driver
+
+    def feed(self, event):
+        self.driver.feed(event, self.loop.now())
+
+    # -- phone commands -> the call ---------------------------------------------------------------
+    def dispatch(self, command, now):
+        P = self.P
+        if isinstance(command, P.Dial):
+            if self.call_id is None:
+                self.place(command.uri)
+        elif isinstance(command, P.Answer):
+            if self.call_id is not None and self._incoming is not None:
+                self._incoming = None
+                self.answer()
+        elif isinstance(command, P.Reject):
+            if self.call_id is not None:
+                self.ua.reject(self.call_id, command.status, now)
+                self.endpoint.pump()
+                self.call_over("rejected", "declined")
+        elif isinstance(command, P.Hangup):
+            self.hangup("completed", "hung up")
+        elif isinstance(command, P.ConfirmSas):
+            if self.media is not None:
+                self.media.confirm_sas()
+        elif isinstance(command, P.RejectSas):
+            if self.media is not None:
+                self.media.reject_sas()
+        elif isinstance(command, P.SendDtmf):
+            if self.media is not None and self.media.stream is not None:
+                self.media.stream.send_dtmf(command.digit)
+        elif isinstance(command, P.ResetTrust):
+            self._reset_trust(command.peer_zid)
+        elif isinstance(command, P.SaveHistory):
+            self._save_history(command.entries)
+        elif isinstance(command, P.PlayTone):
+            self._tone(command.name)
+        elif isinstance(command, P.StopTone):
+            self._tone(None)
+        # SetVolume / SetMute: the simulated board has no mixer; real boards set it through ALSA.
+
+    def _tone(self, name):
+        from audio import tones
+
+        if self.media is None or self.media.stream is None:
+            return
+        cadences = {"ringback": getattr(tones, "RINGBACK", None), "alarm": getattr(tones, "ERROR", None),
+                    "ring": getattr(tones, "RING", None)}
+        self.media.stream.set_tone(cadences.get(name) if name else None)
+
+    def _reset_trust(self, peer_zid):
+        import binascii
+
+        cache = self.endpoint.zrtp_cache()
+        try:
+            cache.reset(binascii.unhexlify(peer_zid))
+        except (ValueError, TypeError, binascii.Error):
+            log.warning("reset trust: not a ZID: %r", peer_zid)
+            return
+        self.endpoint.save_zrtp_cache()
+
+    def _save_history(self, entries):
+        import json
+
+        from firmware.runtime.storage import atomic_write
+
+        try:
+            atomic_write(self.history_path, json.dumps(entries).encode())
+        except OSError as exc:
+            log.error("could not save the call history %s: %s", self.history_path, exc)
+
+    # -- call events -> the phone -----------------------------------------------------------------
+    def on_registration(self, event):
+        e = sip_events
+        if isinstance(event, e.Registered):
+            self.feed(self.P.Registered())
+        elif isinstance(event, e.RegistrationFailed):
+            self.feed(self.P.RegistrationFailed(event.reason))
+
+    def on_incoming(self, event):
+        if self.take_incoming(event):
+            self._incoming = event
+            self.ua.ringing(event.call_id, self.loop.now())
+            self.endpoint.pump()
+            self.feed(self.P.CallIncoming(str(event.from_uri), event.from_display))
+
+    def on_ringing(self):
+        self.feed(self.P.CallRinging())
+
+    def on_media_up(self):
+        self.feed(self.P.CallAnswered())
+
+    def on_secure(self, event):
+        peer_zid = event.peer_zid if isinstance(event.peer_zid, str) else _hex(event.peer_zid)
+        algorithms = " ".join((event.key_agreement, event.cipher, event.hash, event.auth_tag))
+        self.feed(self.P.CallSecure(event.sas, event.sas_type, bool(event.verified), bool(event.cache_mismatch),
+                                    algorithms, peer_zid))
+
+    def on_not_secure(self, why):
+        if self.summary is not None and not self.summary.secure:
+            self.feed(self.P.CallAlarm(self.P.ALARM_NOT_SECURE))
+
+    def on_alarm(self, reason):
+        P = self.P
+        text = str(reason).lower()
+        if "hash" in text and "zrtp" in text:
+            kind = P.ALARM_ZRTP_HASH_MISMATCH
+        elif "goclear" in text:
+            kind = P.ALARM_GOCLEAR
+        elif "downgrade" in text:
+            kind = P.ALARM_DOWNGRADE
+        elif "cache" in text and "mismatch" in text:
+            kind = P.ALARM_CACHE_MISMATCH
+        else:
+            kind = P.ALARM_NOT_SECURE
+        if self.call_id is not None:
+            self.feed(P.CallAlarm(kind))
+
+    def on_audio_missing(self, why):
+        self.feed(self.P.AudioDeviceMissing(why))
+
+    def on_call_over(self):
+        summary = self.summary
+        self._incoming = None
+        if self.driver is not None and summary is not None:
+            self.feed(self.P.CallEnded(summary.reason or "call ended", summary.sip_status or None))
+
+
+def _load_history(path):
+    import json
+
+    from firmware.runtime.storage import read_bytes
+
+    try:
+        data = read_bytes(path)
+        entries = json.loads(data.decode()) if data else []
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        log.error("call history %s unreadable (%s); starting a new one", path, exc)
+        return []
+    return entries if isinstance(entries, list) else []
+
+
+def run_phone(settings, args):
+    """`sotto run`: the phone on its board until the script quits, the user quits, or a signal."""
+    from boards.schema import load_board
+    from firmware import phone as P
+    from firmware.runtime.device import PhoneDriver, open_device
+    from firmware.runtime.storage import ensure_private_dir
+
+    board = load_board(settings.board.name)
+    data_dir = ensure_private_dir(settings.data_dir)
+    history_path = os.path.join(data_dir, "history.json")
+    if board.is_simulated:
+        audio = AudioPlan(play=args.play, record=args.record)
+    else:
+        audio = AudioPlan(devices=(board.capture, board.playback))
+    loop = Loop()
+    endpoint = Endpoint(loop, settings, public_address=args.public_address)
+    closers = [endpoint.close, loop.close]
+    speed_dial = dict(settings.dial.speed_dial)
+    try:
+        echo = None
+        if board.is_simulated and not settings.account.uri:
+            echo = _start_echo_line(loop, settings)
+            closers.insert(0, echo.endpoint.close)
+            speed_dial.setdefault(ECHO_NUMBER, "sip:{}@{}".format(ECHO_USER, echo.endpoint.settings.sip.listen))
+        calls = PhoneCalls(endpoint, settings, audio, history_path)
+        cache = endpoint.zrtp_cache() if settings.media.encryption == "zrtp" else None
+        phone = P.Phone(dial_domain=settings.dial.domain or _registrar_domain(settings), speed_dial=speed_dial,
+                        secure_only=settings.zrtp.secure_only, history=_load_history(history_path),
+                        our_zid=_hex(cache.zid) if cache is not None else None,
+                        identity=settings.account.uri or "sip:{}".format(settings.sip.listen),
+                        wall_offset=time.time() - loop.now())
+        device = open_device(board, script=args.script, display_log=args.display_log, display_png=args.display_png)
+        closers.insert(0, device.close)
+        driver = PhoneDriver(phone, device, calls.dispatch)
+        calls.bind(driver)
+        driver_timer = EngineTimer(loop, _DriverClock(driver), lambda: None)
+        if device.fileno() is not None:
+            def on_keys():
+                device.on_readable(loop.now())
+                driver.tick(loop.now())
+                driver_timer.rearm()
+
+            loop.add_reader(device.fileno(), on_keys)
+        stopping = []
+
+        def on_signal():
+            stopping.append(True)
+            calls.hangup("completed", "stopped by signal")
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, on_signal)
+        driver.start(loop.now())
+        if settings.account.uri:
+            endpoint.ua.register(loop.now())
+            endpoint.pump()
+        _notify("READY=1")
+        _Watchdog(loop)
+
+        def step():
+            driver_timer.rearm()
+            return device.finished or (stopping and calls.call_id is None)
+
+        loop.run(until=step)
+        if calls.call_id is not None:
+            calls.hangup("completed", "phone stopped")
+            loop.run(until=lambda: calls.call_id is None, timeout=HANGUP_GRACE)
+        if settings.account.uri and endpoint.ua.registered:
+            endpoint.ua.unregister(loop.now())
+            endpoint.pump()
+            loop.run(until=lambda: not endpoint.ua.registered, timeout=2.0)
+        endpoint.save_zrtp_cache()
+        return device.exit_code if device.finished and device.exit_code is not None else 0
+    finally:
+        for close in closers:
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - closing one part must not keep the others open
+                log.exception("closing failed")
+
+
+class _DriverClock:
+    """Adapts PhoneDriver (timers of the phone and of the device) to EngineTimer."""
+
+    def __init__(self, driver):
+        self.driver = driver
+
+    def get_timer(self):
+        return self.driver.get_timer()
+
+    def handle_timer(self, now):
+        self.driver.tick(now)
+
+
+def _registrar_domain(settings):
+    if not settings.account.uri:
+        return None
+    return settings.account.uri.split("@", 1)[1].split(";", 1)[0]
+
+
+def _start_echo_line(loop, settings):
+    """The echo test line on the next free loopback port, with its own ZRTP cache in the data dir."""
+    import copy
+
+    host, _port = configuration.host_port(settings.sip.listen)
+    echo_settings = copy.deepcopy(settings)
+    echo_settings.account.uri = ""
+    echo_settings.account.password = ""
+    echo_settings.media.rtp_port = 0
+    echo_settings.zrtp.cache = os.path.join(settings.data_dir, "echo-zrtp-cache")
+    probe = _bind_udp(host, 0, "SIP")
+    echo_settings.sip.listen = "{}:{}".format(host, probe.getsockname()[1])
+    probe.close()
+    endpoint = Endpoint(loop, echo_settings)
+    return EchoLine(endpoint, echo_settings, EchoAudio())
+
+
+def _notify(message):
+    from firmware.runtime.sdnotify import sd_notify
+
+    sd_notify(message)
+
+
+class _Watchdog:
+    """systemd's watchdog: WATCHDOG=1 from the main loop, at half the interval systemd asks for."""
+
+    def __init__(self, loop):
+        self.loop = loop
+        usec = os.environ.get("WATCHDOG_USEC", "")
+        self.interval = int(usec) / 2e6 if usec.isdigit() and int(usec) > 0 else None
+        if self.interval is not None:
+            self._schedule()
+
+    def _schedule(self):
+        self.loop.call_later(self.interval, self._tick)
+
+    def _tick(self):
+        _notify("WATCHDOG=1")
+        self._schedule()

@@ -169,7 +169,25 @@ def _apt_available(names):
     return known
 
 
-def install_dependencies(install_dir=payload.INSTALL_DIR):
+class System:
+    """The commands install_dependencies runs; tests replace it with a recording fake."""
+
+    def run(self, args, env=None):
+        _run(args, env=env)
+
+    def apt_available(self, names):
+        return _apt_available(names)
+
+    def importable(self, python, module):
+        return subprocess.run([python, "-c", "import " + module], capture_output=True, check=False).returncode == 0
+
+
+def install_dependencies(install_dir=payload.INSTALL_DIR, system=None):
+    """Debian packages, the venv (with the system's packages visible), PyPI for the rest, `sotto` itself.
+
+    Returns False when the stamp says everything is already installed, True after installing.
+    """
+    system = system or System()
     requirements_text = _read(os.path.join(install_dir, "requirements.txt")) or ""
     # The stamp covers what decides the venv's contents: the pins and the project's entry points.
     digest = hashlib.sha256(
@@ -179,34 +197,31 @@ def install_dependencies(install_dir=payload.INSTALL_DIR):
     stamp = os.path.join(venv, STAMP_NAME)
     if _read(stamp) == digest and os.path.exists(os.path.join(venv, "bin", "sotto")):
         log("dependencies up to date")
-        return
+        return False
     requirements = parse_requirements(requirements_text)
     candidates = list(ALWAYS_APT) + list(GPIO_PACKAGES) + list(BUILD_APT)
     candidates += [deb for deb, _ in DEBIAN_EQUIVALENTS.values() if deb]
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    _run(["apt-get", "update", "-q"], env=env)
-    available = _apt_available(candidates)
+    system.run(["apt-get", "update", "-q"], env=env)
+    available = system.apt_available(candidates)
     apt, checks = plan_dependencies(requirements, available)
-    _run(["apt-get", "install", "-y", "-q", "--no-install-recommends"] + apt, env=env)
+    system.run(["apt-get", "install", "-y", "-q", "--no-install-recommends"] + apt, env=env)
     if not os.path.exists(os.path.join(venv, "bin", "python")):
-        _run(["python3", "-m", "venv", "--system-site-packages", venv])
+        system.run(["python3", "-m", "venv", "--system-site-packages", venv])
     python = os.path.join(venv, "bin", "python")
-    missing = [
-        spec
-        for spec, module in checks
-        if subprocess.run([python, "-c", "import " + module], capture_output=True, check=False).returncode != 0
-    ]
+    missing = [spec for spec, module in checks if not system.importable(python, module)]
     if missing:
         build = [p for p in BUILD_APT if p in available]
         if build:
-            _run(["apt-get", "install", "-y", "-q", "--no-install-recommends"] + build, env=env)
-        _run([python, "-m", "pip", "install", "-q"] + missing)
+            system.run(["apt-get", "install", "-y", "-q", "--no-install-recommends"] + build, env=env)
+        system.run([python, "-m", "pip", "install", "-q"] + missing)
     # The sotto command itself, editable: it runs the code in /opt/sotto, so an update of the tree
     # (tools/install.py) needs no reinstall. The system's setuptools builds it: no PyPI for this step.
-    _run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "-e", install_dir])
+    system.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "-e", install_dir])
     with open(stamp, "w", encoding="utf-8") as f:
         f.write(digest)
     log("dependencies installed: apt {}, PyPI {}".format(" ".join(apt), " ".join(missing) or "(none)"))
+    return True
 
 
 def main(argv=None):

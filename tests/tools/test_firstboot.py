@@ -91,3 +91,55 @@ def test_plan_prefers_debian_packages_and_falls_back_to_pypi():
 def test_plan_takes_classic_rpi_gpio_when_lgpio_is_missing():
     apt, _ = firstboot.plan_dependencies([], {"python3-rpi.gpio"})
     assert apt == ["python3-rpi.gpio"]
+
+
+class FakeSystem:
+    """Records commands; pretends apt knows `available` and the venv imports `importable`."""
+
+    def __init__(self, available, importable):
+        self.available = set(available)
+        self.importable_modules = set(importable)
+        self.commands = []
+
+    def run(self, args, env=None):
+        self.commands.append(list(args))
+        if args[1:4] == ["-m", "venv", "--system-site-packages"]:
+            os.makedirs(os.path.join(args[4], "bin"))
+            open(os.path.join(args[4], "bin", "python"), "w").close()
+        if "-e" in args:  # the editable install creates the command
+            open(os.path.join(args[-1], ".venv", "bin", "sotto"), "w").close()
+
+    def apt_available(self, names):
+        return self.available & set(names)
+
+    def importable(self, python, module):
+        return module in self.importable_modules
+
+
+def test_install_dependencies_takes_debian_first_pypi_for_the_rest_then_stops(tmp_path):
+    tree = tmp_path / "sotto"
+    tree.mkdir()
+    (tree / "requirements.txt").write_text("cryptography==50.0.2\nsmbus2==0.6.1\ng722==1.2.8\n")
+    (tree / "pyproject.toml").write_text("[project]\nname = 'sotto'\n")
+    system = FakeSystem({"python3-venv", "python3-setuptools", "python3-smbus2", "python3-cryptography",
+                         "python3-rpi-lgpio", "build-essential", "python3-dev"}, {"cryptography", "smbus2"})
+    assert firstboot.install_dependencies(str(tree), system) is True
+    venv_python = str(tree / ".venv" / "bin" / "python")
+    assert system.commands == [
+        ["apt-get", "update", "-q"],
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "python3-venv", "python3-setuptools",
+         "python3-cryptography", "python3-smbus2", "python3-rpi-lgpio"],
+        ["python3", "-m", "venv", "--system-site-packages", str(tree / ".venv")],
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "build-essential", "python3-dev"],
+        [venv_python, "-m", "pip", "install", "-q", "g722==1.2.8"],
+        [venv_python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "-e", str(tree)],
+    ]
+    # Next boot: nothing to do.
+    again = FakeSystem(system.available, system.importable_modules)
+    assert firstboot.install_dependencies(str(tree), again) is False and again.commands == []
+    # A changed pin runs it again (the venv is reused).
+    (tree / "requirements.txt").write_text("cryptography==50.0.2\nsmbus2==0.6.1\ng722==1.2.9\n")
+    third = FakeSystem(system.available, system.importable_modules | {"g722"})
+    assert firstboot.install_dependencies(str(tree), third) is True
+    assert ["python3", "-m", "venv", "--system-site-packages", str(tree / ".venv")] not in third.commands
+    assert not [c for c in third.commands if c[-1] == "g722==1.2.9"]  # already importable: no PyPI

@@ -129,6 +129,22 @@ def test_firmware_tree_installed(built):
     assert standin.ext_stat(built["out"], "/opt/sotto/firmware")[:4] == ("directory", 0o755, 0, 0)
 
 
+def test_installed_tree_runs(built, tmp_path):
+    """The tree copied into the image is complete: `python -m firmware --help` runs from it."""
+    offset = standin.partition_offsets(built["out"])[1][0]
+    device = "{}?offset={}".format(built["out"], offset)
+    subprocess.run(["debugfs", "-R", "rdump /opt/sotto {}".format(tmp_path), device],
+                   capture_output=True, timeout=60, check=True)
+    tree = tmp_path / "sotto"
+    where = subprocess.run([sys.executable, "-c", "import firmware; print(firmware.__file__)"], cwd=tree,
+                           capture_output=True, text=True, timeout=60, check=True)
+    assert where.stdout.strip() == str(tree / "firmware" / "__init__.py")  # the copy, not this checkout
+    done = subprocess.run([sys.executable, "-m", "firmware", "--help"], cwd=tree,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "run" in done.stdout and "call" in done.stdout and "answer" in done.stdout
+
+
 def test_units_installed_and_enabled(built):
     for unit in payload.UNITS:
         assert standin.ext_read(built["out"], "/etc/systemd/system/" + unit) == (

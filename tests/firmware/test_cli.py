@@ -1,0 +1,107 @@
+"""The `sotto` command's contract (issue 2): subcommands, option validation, one-line errors, exit 2."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SOTTO = [sys.executable, "-m", "firmware"]
+
+
+def run(*args, timeout=30, **kwargs):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([*SOTTO, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env,
+                          **kwargs)
+
+
+def test_help_lists_the_three_commands():
+    result = run("--help")
+    assert result.returncode == 0
+    for command in ("call", "answer", "run"):
+        assert command in result.stdout
+
+
+def test_every_contract_option_is_accepted_by_call():
+    result = run("call", "--help")
+    for option in ("--config", "--listen", "--rtp-port", "--play", "--record", "--duration", "--timeout",
+                   "--encryption", "--secure-only", "--confirm-sas", "--codecs", "--zrtp-key-agreements",
+                   "--zrtp-ciphers", "--zrtp-hashes", "--zrtp-auth-tags", "--zrtp-sas", "--cache", "--register",
+                   "--password", "--proxy"):
+        assert option in result.stdout, option
+
+
+def test_run_has_the_sim_device_options():
+    result = run("run", "--help")
+    for option in ("--board", "--script", "--display-log", "--display-png", "--dial-domain"):
+        assert option in result.stdout, option
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["call", "not a uri"], "not a SIP URI"),
+        (["call", "sip:bob@127.0.0.1", "--codecs", "PCMU,GSM"], "unknown codec 'GSM'"),
+        (["call", "sip:bob@127.0.0.1", "--encryption", "rot13"], "invalid choice"),
+        (["call", "sip:bob@127.0.0.1", "--listen", "nowhere"], "expected HOST:PORT"),
+        (["call", "sip:bob@127.0.0.1", "--rtp-port", "99999"], "expected a UDP port"),
+        (["call", "sip:bob@127.0.0.1", "--duration", "-1"], "positive number"),
+        (["call", "sip:bob@127.0.0.1", "--timeout", "soon"], "number of seconds"),
+        (["call", "sip:bob@127.0.0.1", "--zrtp-key-agreements", "RSA1"], "unknown ZRTP key agreement"),
+        (["call", "sip:bob@127.0.0.1", "--zrtp-ciphers", "AES1,AES1"], "listed twice"),
+        (["call", "sip:bob@127.0.0.1", "--play", "/nonexistent.wav"], "no such WAV file"),
+        (["call", "sip:bob@127.0.0.1", "--password", "x"], "--password needs --register"),
+        (["call", "sip:bob@127.0.0.1", "--register", "alice"], "--register"),
+        (["call", "sip:bob@127.0.0.1", "--config", "/nonexistent.toml"], "/nonexistent.toml: <file>"),
+        (["call", "sip:bob@127.0.0.1", "--secure-only", "--encryption", "none"], "--secure-only"),
+        (["answer", "--bogus"], "unrecognized arguments"),
+        (["frobnicate"], "invalid choice"),
+        (["run", "--board", "nosuchboard"], "nosuchboard"),
+    ],
+)
+def test_bad_arguments_get_one_line_and_exit_2(args, expected):
+    result = run(*args)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_config_file_names_file_and_key(tmp_path):
+    bad = tmp_path / "phone.toml"
+    bad.write_text('[media]\ncodecs = ["PCMU", "speex"]\n')
+    result = run("answer", "--config", str(bad))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "sotto: configuration error: {}: media.codecs: expected a list of codecs from PCMU, PCMA, G722, opus, "
+        "got ['PCMU', 'speex']".format(bad))
+
+
+def test_answer_times_out_with_a_summary(tmp_path):
+    result = run("answer", "--listen", "127.0.0.1:0".replace(":0", ":19491"), "--timeout", "0.5",
+                 "--cache", str(tmp_path / "c"))
+    assert result.returncode == 1
+    import json
+
+    summary = json.loads(result.stdout)
+    assert summary["result"] == "timeout"
+    assert summary["secure"] is False and summary["sas"] is None
+
+
+def test_busy_sip_port_is_one_clear_line(tmp_path):
+    import socket
+
+    blocker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    blocker.bind(("127.0.0.1", 0))
+    port = blocker.getsockname()[1]
+    try:
+        result = run("answer", "--listen", "127.0.0.1:{}".format(port), "--timeout", "1", "--cache",
+                     str(tmp_path / "c"))
+    finally:
+        blocker.close()
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("sotto: error: cannot bind SIP to 127.0.0.1:{}".format(port))

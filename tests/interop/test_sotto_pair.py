@@ -1,0 +1,94 @@
+"""Two real `sotto` processes call each other on loopback: SIP, ZRTP, SRTP, audio files and summaries."""
+
+import time
+import wave
+
+import pytest
+
+from tests.interop import sotto
+
+pytestmark = pytest.mark.interop
+
+
+def _tone_wav(path, rate=8000, seconds=1.0, freq=440):
+    import math
+
+    frames = bytearray()
+    for n in range(int(rate * seconds)):
+        value = int(8000 * math.sin(2 * math.pi * freq * n / rate))
+        frames += value.to_bytes(2, "little", signed=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(bytes(frames))
+
+
+def _pair(tmp_path, caller_args, answer_args, name="a"):
+    bob_port, alice_port = sotto.free_udp_port(), sotto.free_udp_port()
+    bob = sotto.start(["answer", "--listen", "127.0.0.1:{}".format(bob_port), "--timeout", "20",
+                       "--cache", str(tmp_path / "bob.cache"), *answer_args], tmp_path / "bob-home")
+    time.sleep(0.5)
+    alice = sotto.start(["call", "sip:bob@127.0.0.1:{}".format(bob_port), "--listen",
+                         "127.0.0.1:{}".format(alice_port), "--timeout", "20", "--cache",
+                         str(tmp_path / "alice.cache"), *caller_args], tmp_path / "alice-home")
+    a = sotto.finish(alice, 30)
+    b = sotto.finish(bob, 30)
+    return a, b
+
+
+def test_zrtp_call_then_verified_on_the_next_call(tmp_path):
+    (rc_a, alice, err_a), (rc_b, bob, err_b) = _pair(tmp_path, ["--duration", "1", "--confirm-sas"],
+                                                     ["--confirm-sas"])
+    assert rc_a == 0 and rc_b == 0, err_a + err_b
+    for summary in (alice, bob):
+        assert summary["result"] == "completed"
+        assert summary["encryption"] == "zrtp" and summary["secure"] is True
+        assert summary["zrtp"]["verified"] is False  # first call: nothing confirmed yet
+        assert summary["rtp"]["sent"] > 20 and summary["rtp"]["received"] > 20
+        assert summary["rtp"]["auth_failures"] == 0
+    assert alice["sas"] == bob["sas"] and len(alice["sas"]) == 4
+    assert alice["zrtp"]["peer_zid"] != bob["zrtp"]["peer_zid"]
+    (rc_a, alice2, _), (rc_b, bob2, _) = _pair(tmp_path, ["--duration", "1"], [])
+    assert rc_a == 0 and rc_b == 0
+    assert alice2["zrtp"]["verified"] is True and bob2["zrtp"]["verified"] is True
+    assert alice2["zrtp"]["cache_mismatch"] is False
+    assert alice2["zrtp"]["peer_zid"] == alice["zrtp"]["peer_zid"]
+
+
+def test_every_zrtp_preference_is_honoured(tmp_path):
+    prefs = ["--zrtp-key-agreements", "X448", "--zrtp-ciphers", "AES3", "--zrtp-hashes", "S384",
+             "--zrtp-auth-tags", "HS32", "--zrtp-sas", "B256"]
+    (rc_a, alice, err_a), (rc_b, bob, _) = _pair(tmp_path, ["--duration", "0.5", *prefs], prefs)
+    assert rc_a == 0 and rc_b == 0, err_a
+    assert alice["zrtp"]["key_agreement"] == "X448"
+    assert (alice["zrtp"]["cipher"], alice["zrtp"]["hash"], alice["zrtp"]["auth_tag"]) == ("AES3", "S384", "HS32")
+    assert alice["sas_type"] == "B256" and len(alice["sas"].split(" ")) == 2
+    assert alice["sas"] == bob["sas"]
+
+
+@pytest.mark.parametrize("encryption", ["none", "sdes"])
+def test_plain_and_sdes_calls_carry_the_audio(tmp_path, encryption):
+    source = tmp_path / "tone.wav"
+    _tone_wav(source)
+    recording = tmp_path / "heard.wav"
+    (rc_a, alice, err_a), (rc_b, bob, err_b) = _pair(
+        tmp_path, ["--duration", "1.5", "--encryption", encryption, "--play", str(source), "--codecs", "PCMA"],
+        ["--encryption", encryption, "--record", str(recording)])
+    assert rc_a == 0 and rc_b == 0, err_a + err_b
+    assert alice["codec"] == bob["codec"] == "PCMA"
+    assert alice["secure"] is (encryption == "sdes") and alice["sas"] is None
+    with wave.open(str(recording)) as w:
+        frames = w.readframes(w.getnframes())
+    samples = [int.from_bytes(frames[i:i + 2], "little", signed=True) for i in range(0, len(frames), 2)]
+    assert len(samples) > 8000  # more than a second of audio arrived
+    assert max(abs(s) for s in samples) > 4000  # and it is the tone, not silence
+
+
+def test_secure_only_refuses_a_peer_without_zrtp(tmp_path):
+    (rc_a, alice, _), (rc_b, bob, _) = _pair(tmp_path, ["--duration", "1", "--secure-only"],
+                                             ["--encryption", "sdes"])
+    # An SDES-only answerer cannot take a ZRTP offer without a=crypto: the call fails, never in clear.
+    assert rc_a == 1
+    assert alice["result"] in ("failed", "rejected")
+    assert alice["secure"] is False

@@ -7,7 +7,9 @@ phases so that each output sample costs one dot product of about 2 * zero_crossi
 taps. State (the input tail) is kept between calls, so 20 ms frames join without clicks.
 
 API:
-    Resampler(source_rate, target_rate, zero_crossings=8)
+    Resampler(source_rate, target_rate, zero_crossings=8, use_numpy=None)
+        use_numpy: None = when numpy is importable (host), False = pure Python (MicroPython, tests);
+                   both paths compute the same filter on the same samples
         .process(pcm) -> pcm    16-bit little-endian mono in, the same out; the output length follows
                                 the ratio exactly over time (a 20 ms frame at 48 kHz gives exactly
                                 160 samples at 8 kHz); the filter delay is constant
@@ -23,6 +25,11 @@ try:
 except ImportError:  # MicroPython
     def _mul(a, b):
         return a * b
+
+try:  # optional on the host: the same polyphase arithmetic, vectorised (about 30x faster)
+    import numpy as _np
+except ImportError:
+    _np = None
 
 
 def _gcd(a, b):
@@ -43,12 +50,14 @@ def _bessel_i0(x):
 
 class Resampler:
     __slots__ = ("source_rate", "target_rate", "up", "down", "_phases", "_taps", "_history", "_time",
-                 "delay_samples", "_passthrough")
+                 "delay_samples", "_passthrough", "_np_phases", "_np_history")
 
-    def __init__(self, source_rate, target_rate, zero_crossings=8):
+    def __init__(self, source_rate, target_rate, zero_crossings=8, use_numpy=None):
         self.source_rate = source_rate
         self.target_rate = target_rate
         self._passthrough = source_rate == target_rate
+        self._np_phases = None
+        self._np_history = None
         g = _gcd(source_rate, target_rate)
         self.up = up = target_rate // g
         self.down = down = source_rate // g
@@ -80,10 +89,15 @@ class Resampler:
         self._history = [0.0] * (taps_per_phase - 1)
         self._time = 0  # position of the next output, in 1/L input-sample units, from history start
         self.delay_samples = int(round(centre / down))
+        if _np is not None and use_numpy is not False:
+            self._np_phases = _np.array(self._phases, dtype=_np.float64)
+            self._np_history = _np.zeros(taps_per_phase - 1, dtype=_np.float64)
 
     def process(self, pcm):
         if self._passthrough:
             return pcm
+        if self._np_phases is not None:
+            return self._process_numpy(pcm)
         count = len(pcm) >> 1
         history = self._history + list(struct.unpack("<%dh" % count, pcm))
         taps = self._taps
@@ -103,3 +117,31 @@ class Resampler:
         self._history = history[keep_from:]
         self._time = time - keep_from * up
         return struct.pack("<%dh" % len(out), *out)
+
+    def _process_numpy(self, pcm):
+        np = _np
+        history = np.concatenate((self._np_history, np.frombuffer(pcm, dtype="<i2").astype(np.float64)))
+        taps = self._taps
+        up, down = self.up, self.down
+        limit = (len(history) - taps + 1) * up
+        times = np.arange(self._time, limit, down, dtype=np.int64)
+        if len(times) == 0:
+            self._np_history = history
+            return b""
+        windows = np.lib.stride_tricks.sliding_window_view(history, taps)
+        if up == 1:  # decimation by an integer: one phase, every down-th window
+            values = windows[times[0] :: down][: len(times)] @ self._np_phases[0]
+        elif down == 1:  # interpolation by an integer: every phase of every window, in time order
+            first = int(times[0])
+            values = (windows[first // up :] @ self._np_phases.T).reshape(-1)
+            values = values[first % up : first % up + len(times)]
+        else:
+            bases = times // up
+            gathered = history[bases[:, None] + np.arange(taps)[None, :]]
+            values = np.einsum("ij,ij->i", gathered, self._np_phases[times % up])
+        out = np.clip(values, -32768, 32767).astype("<i2").tobytes()
+        time = int(times[-1]) + down
+        keep_from = min(time // up, len(history) - taps + 1)
+        self._np_history = history[keep_from:]
+        self._time = time - keep_from * up
+        return out

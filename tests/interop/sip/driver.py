@@ -1,0 +1,206 @@
+"""Helpers for SIP-level interop tests: a small real-time loop driving a UserAgent through SipTransport,
+and a kamailio registrar configured in the test's tmp dir (../shared/INTEROP.md)."""
+
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from firmware.runtime.sip_transport import SipTransport
+from firmware.sdp import build_offer
+from firmware.sip.useragent import UserAgent
+
+KAMAILIO_MODULES = "/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+
+
+def require(binary):
+    path = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/usr/bin")
+    if path is None:
+        pytest.fail("{} is not installed: `make test` installs it (../shared/INTEROP.md)".format(binary))
+    return path
+
+
+def offer(port, version=1):
+    return build_offer(["PCMU", "PCMA"], "127.0.0.1", port, session_version=version).to_bytes()
+
+
+class Driver:
+    """A UserAgent on a real socket, pumped in real time; events are collected in `events`."""
+
+    def __init__(self, port=0, transport="udp", **ua_kwargs):
+        self.transport = SipTransport(transport, ("127.0.0.1", port), on_message=self._on_message)
+        self.address = self.transport.local_address
+        self.ua = UserAgent(self.address, os.urandom, transport=transport, **ua_kwargs)
+        self.events = []
+        self.sent = []
+
+    @staticmethod
+    def now():
+        return time.monotonic()
+
+    def _on_message(self, data, addr):
+        self.ua.receive_datagram(data, addr, time.monotonic())
+
+    def pump_once(self, max_wait=0.02):
+        now = time.monotonic()
+        timer = self.ua.get_timer()
+        if timer is not None and timer <= now:
+            self.ua.handle_timer(now)
+        for data, addr in self.ua.datagrams_to_send(now):
+            self.sent.append(data)
+            self.transport.send(data, addr)
+        while True:
+            event = self.ua.next_event()
+            if event is None:
+                break
+            self.events.append(event)
+            self.on_event(event)
+        timer = self.ua.get_timer()
+        wait = max_wait if timer is None else max(0.0, min(max_wait, timer - time.monotonic()))
+        self.transport.poll(wait)
+
+    def on_event(self, event):
+        """Override or replace to react to events (answer calls, ...)."""
+
+    def run_until(self, predicate, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.pump_once()
+            if predicate():
+                self.pump_once(0)
+                return True
+        return False
+
+    def run(self, seconds):
+        self.run_until(lambda: False, seconds)
+
+    def of(self, cls):
+        return [e for e in self.events if isinstance(e, cls)]
+
+    def close(self):
+        self.transport.close()
+
+
+KAMAILIO_CFG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+children=1
+disable_tcp=yes
+auto_aliases=no
+alias="127.0.0.1:{port}"
+mpath="{modules}"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "xlog.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+loadmodule "db_text.so"
+loadmodule "auth.so"
+loadmodule "auth_db.so"
+modparam("usrloc", "db_mode", 0)
+modparam("registrar", "min_expires", {min_expires})
+modparam("registrar", "max_expires", 3600)
+modparam("auth", "algorithm", "{algorithm}")
+modparam("auth_db", "db_url", "text://{db}")
+modparam("auth_db", "calculate_ha1", 1)
+modparam("auth_db", "password_column", "password")
+modparam("auth_db", "load_credentials", "")
+
+request_route {{
+    if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
+    if (is_method("REGISTER")) {{
+        if (!www_authorize("$td", "subscriber")) {{ www_challenge("$td", "1"); exit; }}
+        consume_credentials();
+        if (!save("location")) {{ sl_reply_error(); }}
+        exit;
+    }}
+    if (has_totag()) {{
+        if (loose_route()) {{ t_relay(); exit; }}
+        if (is_method("ACK")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
+        sl_send_reply("404", "Not here");
+        exit;
+    }}
+    if (is_method("CANCEL")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
+    if (is_method("INVITE")) {{
+        if (!proxy_authorize("$fd", "subscriber")) {{ proxy_challenge("$fd", "1"); exit; }}
+        consume_credentials();
+        record_route();
+    }}
+    if (!lookup("location")) {{ sl_send_reply("404", "Not Found"); exit; }}
+    t_relay();
+}}
+"""
+
+
+class Kamailio:
+    """kamailio in the foreground as registrar (+ a proxy for calls), users in a db_text table."""
+
+    def __init__(self, tmp_path, port, users, algorithm="MD5", min_expires=10):
+        self.port = port
+        self.tmp_path = tmp_path
+        db = tmp_path / "db"
+        db.mkdir()
+        (db / "version").write_text("table_name(str) table_version(int)\nsubscriber:7\nlocation:9\n")
+        rows = "".join(
+            "{}:{}:127.0.0.1:{}::\n".format(i + 1, user, password) for i, (user, password) in enumerate(users)
+        )
+        (db / "subscriber").write_text(
+            "id(int,auto) username(str) domain(str) password(str) ha1(str,null) ha1b(str,null)\n" + rows
+        )
+        cfg = tmp_path / "kamailio.cfg"
+        cfg.write_text(
+            KAMAILIO_CFG.format(
+                port=port, modules=KAMAILIO_MODULES, db=db, algorithm=algorithm, min_expires=min_expires
+            )
+        )
+        self.log_path = tmp_path / "kamailio.log"
+        run = tmp_path / "run"
+        run.mkdir()
+        binary = require("kamailio")
+        check = subprocess.run([binary, "-c", "-f", str(cfg)], capture_output=True, text=True, timeout=30)
+        if check.returncode != 0:
+            raise AssertionError("kamailio rejected its config:\n" + check.stdout + check.stderr)
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "-f",
+                str(cfg),
+                "-DD",
+                "-E",
+                "-l",
+                "udp:127.0.0.1:{}".format(port),
+                "-Y",
+                str(run),
+                "-P",
+                str(run / "kamailio.pid"),
+                "-w",
+                str(run),
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        time.sleep(0.5)
+        if self.proc.poll() is not None:
+            raise AssertionError("kamailio exited:\n" + self.log())
+
+    def log(self):
+        self._log.flush()
+        return self.log_path.read_text()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self._log.close()

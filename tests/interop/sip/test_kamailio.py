@@ -1,0 +1,109 @@
+"""Registration (and calls through it) against kamailio 5.6 with digest auth, qop=auth, on 127.0.0.1."""
+
+import pytest
+
+from firmware.sip import events
+from tests.interop.sip.driver import Driver, Kamailio, offer
+
+pytestmark = pytest.mark.interop
+
+KAMAILIO_PORT = 15060
+
+
+@pytest.fixture
+def kamailio(request, tmp_path):
+    algorithm = getattr(request, "param", "MD5")
+    server = Kamailio(tmp_path, KAMAILIO_PORT, [("alice", "alicepw"), ("bob", "bobpw")], algorithm=algorithm)
+    yield server
+    server.stop()
+
+
+def _driver(user, password, expires=3600):
+    return Driver(
+        aor="sip:{}@127.0.0.1".format(user),
+        password=password,
+        outbound_proxy=("127.0.0.1", KAMAILIO_PORT),
+        register_expires=expires,
+    )
+
+
+@pytest.mark.parametrize("kamailio", ["MD5", "SHA-256"], indirect=True)
+def test_register_refresh_unregister(kamailio):
+    alice = _driver("alice", "alicepw", expires=20)
+    try:
+        alice.ua.register(alice.now())
+        assert alice.run_until(lambda: alice.of(events.Registered), 5), alice.events
+        assert alice.of(events.Registered)[0].expires == 20
+        auth = [d for d in alice.sent if d.startswith(b"REGISTER") and b"Authorization:" in d]
+        assert auth and b"qop=auth" in auth[0] and b"nc=00000001" in auth[0]
+        if kamailio_algorithm(kamailio) == "SHA-256":
+            assert b"algorithm=SHA-256" in auth[0]
+        # Refresh before expiry: half of 20 s.
+        assert alice.run_until(lambda: len(alice.of(events.Registered)) == 2, 15), alice.events
+        alice.ua.unregister(alice.now())
+        assert alice.run_until(lambda: alice.of(events.Unregistered), 5)
+        assert alice.of(events.Unregistered)[0].status == 200
+        assert not alice.of(events.RegistrationFailed)
+    finally:
+        alice.close()
+
+
+def kamailio_algorithm(server):
+    return "SHA-256" if "SHA-256" in (server.tmp_path / "kamailio.cfg").read_text() else "MD5"
+
+
+def test_wrong_password_fails_clearly(kamailio):
+    alice = _driver("alice", "not-the-password")
+    try:
+        alice.ua.register(alice.now())
+        assert alice.run_until(lambda: alice.of(events.RegistrationFailed), 5)
+        failure = alice.of(events.RegistrationFailed)[0]
+        assert (failure.status, failure.reason, failure.retry_in) == (401, "wrong password", None)
+        alice.run(1.0)
+        assert len([d for d in alice.sent if d.startswith(b"REGISTER")]) == 2  # no retry loop
+    finally:
+        alice.close()
+
+
+def test_call_through_kamailio_by_address_of_record(kamailio):
+    alice = _driver("alice", "alicepw")
+    bob = _driver("bob", "bobpw")
+    try:
+        for d in (alice, bob):
+            d.ua.register(d.now())
+            assert d.run_until(lambda d=d: d.of(events.Registered), 5), d.events
+
+        def bob_answers(event):
+            if isinstance(event, events.IncomingCall):
+                bob.ua.ringing(event.call_id, bob.now())
+                bob.ua.answer(event.call_id, offer(41002), bob.now())
+
+        bob.on_event = bob_answers
+        call = alice.ua.invite("sip:bob@127.0.0.1", offer(41000), alice.now())
+
+        def pump_both(predicate, timeout):
+            import time
+
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                alice.pump_once(0.005)
+                bob.pump_once(0.005)
+                if predicate():
+                    return True
+            return False
+
+        assert pump_both(lambda: alice.of(events.CallAnswered) and bob.of(events.CallConfirmed), 10), (
+            alice.events,
+            bob.events,
+        )
+        # The INVITE was challenged by the proxy (407) and resent with credentials.
+        assert any(d.startswith(b"INVITE") and b"Proxy-Authorization:" in d for d in alice.sent)
+        alice.ua.hangup(call, alice.now())
+        assert pump_both(lambda: alice.of(events.CallEnded) and bob.of(events.CallEnded), 10)
+        # The BYE follows the route set kamailio put in Record-Route (RFC 3261 §12.2.1.1).
+        bye = [d for d in alice.sent if d.startswith(b"BYE")][0]
+        assert b"Route: <sip:127.0.0.1:15060;lr" in bye
+        assert bob.of(events.CallEnded)[0].by_remote is True
+    finally:
+        alice.close()
+        bob.close()

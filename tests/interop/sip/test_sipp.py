@@ -1,0 +1,160 @@
+"""sipp against Sotto's UserAgent on 127.0.0.1: the built-in uac and uas scenarios, and XML scenarios for
+2xx/non-2xx retransmission (Timer G and the UAS core's 2xx schedule) and CANCEL before the answer."""
+
+import pathlib
+import subprocess
+import time
+
+import pytest
+
+from firmware.sip import events
+from firmware.sip.message import parse_message
+from tests.interop.sip.driver import Driver, offer, require
+
+pytestmark = pytest.mark.interop
+
+SCENARIOS = pathlib.Path(__file__).resolve().parent / "scenarios"
+SIPP_PORT = 15197
+
+
+def _sipp(tmp_path, *args):
+    binary = require("sipp")
+    cmd = [
+        binary,
+        *args,
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(SIPP_PORT),
+        "-m",
+        "1",
+        "-nostdin",
+        "-timeout",
+        "20",
+        "-trace_err",
+        "-trace_msg",
+    ]
+    return subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _drive(driver, proc, timeout=25):
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        driver.pump_once(0.01)
+    if proc.poll() is None:
+        proc.kill()
+    out = proc.communicate(timeout=10)[0].decode(errors="replace")
+    driver.run(0.3)
+    return proc.returncode, out
+
+
+def _callee(reaction):
+    driver = Driver(port=0)
+
+    def on_event(event):
+        if isinstance(event, events.IncomingCall):
+            reaction(driver, event)
+
+    driver.on_event = on_event
+    return driver
+
+
+def _answer(driver, event):
+    driver.ua.ringing(event.call_id, driver.now())
+    driver.ua.answer(event.call_id, offer(42000), driver.now())
+
+
+def _sent_statuses(driver, status):
+    return [d for d in driver.sent if d.startswith("SIP/2.0 {} ".format(status).encode())]
+
+
+def test_sipp_builtin_uac_calls_us(tmp_path):
+    driver = _callee(_answer)
+    try:
+        proc = _sipp(tmp_path, "-sn", "uac", "{}:{}".format(*driver.address))
+        code, out = _drive(driver, proc)
+        assert code == 0, out
+        assert driver.of(events.CallConfirmed)
+        ended = driver.of(events.CallEnded)
+        assert ended and ended[0].reason == "remote hangup" and ended[0].by_remote
+    finally:
+        driver.close()
+
+
+def test_we_call_sipp_builtin_uas(tmp_path):
+    driver = Driver(port=0)
+    try:
+        proc = _sipp(tmp_path, "-sn", "uas")
+        time.sleep(0.3)
+        call = driver.ua.invite("sip:service@127.0.0.1:{}".format(SIPP_PORT), offer(42002), driver.now())
+        assert driver.run_until(lambda: driver.of(events.CallAnswered), 10), driver.events
+        driver.run(0.5)
+        driver.ua.hangup(call, driver.now())
+        code, out = _drive(driver, proc)
+        assert code == 0, out
+        assert [type(e).__name__ for e in driver.events] == ["CallRinging", "CallAnswered", "CallEnded"]
+        assert driver.of(events.CallEnded)[0].reason == "local hangup"
+    finally:
+        driver.close()
+
+
+def test_first_200_not_acked_is_retransmitted_until_ack(tmp_path):
+    driver = _callee(_answer)
+    stamps = []
+    original_send = driver.transport.send
+
+    def timed_send(data, addr):
+        stamps.append((time.monotonic(), data))
+        return original_send(data, addr)
+
+    driver.transport.send = timed_send
+    try:
+        proc = _sipp(tmp_path, "-sf", str(SCENARIOS / "uac_ignore_first_200.xml"), "{}:{}".format(*driver.address))
+        code, out = _drive(driver, proc)
+        assert code == 0, out
+        oks = [t for t, d in stamps if d.startswith(b"SIP/2.0 200") and parse_message(d).cseq[1] == "INVITE"]
+        # Sent at 0, then T1 = 0.5 s and 2*T1 later (the ACK comes 1.8 s after the first): 3 copies.
+        assert len(oks) == 3, len(oks)
+        gaps = [oks[i + 1] - oks[i] for i in range(len(oks) - 1)]
+        assert 0.4 < gaps[0] < 0.7 and 0.9 < gaps[1] < 1.2, gaps
+        assert driver.of(events.CallConfirmed)
+        assert driver.of(events.CallEnded)[0].by_remote
+    finally:
+        driver.close()
+
+
+def test_first_486_not_acked_is_retransmitted_by_timer_g(tmp_path):
+    driver = _callee(lambda d, e: d.ua.reject(e.call_id, 486, d.now()))
+    stamps = []
+    original_send = driver.transport.send
+
+    def timed_send(data, addr):
+        stamps.append((time.monotonic(), data))
+        return original_send(data, addr)
+
+    driver.transport.send = timed_send
+    try:
+        proc = _sipp(tmp_path, "-sf", str(SCENARIOS / "uac_ignore_first_486.xml"), "{}:{}".format(*driver.address))
+        code, out = _drive(driver, proc)
+        assert code == 0, out
+        busy = [t for t, d in stamps if d.startswith(b"SIP/2.0 486")]
+        assert len(busy) >= 3, len(busy)
+        gaps = [busy[i + 1] - busy[i] for i in range(2)]
+        assert 0.4 < gaps[0] < 0.7 and 0.9 < gaps[1] < 1.2, gaps
+        driver.run(1.0)
+        assert len([d for _, d in stamps if d.startswith(b"SIP/2.0 486")]) == len(busy)  # ACK stopped Timer G
+    finally:
+        driver.close()
+
+
+def test_cancel_before_answer(tmp_path):
+    driver = _callee(lambda d, e: d.ua.ringing(e.call_id, d.now()))
+    try:
+        proc = _sipp(tmp_path, "-sf", str(SCENARIOS / "uac_cancel.xml"), "{}:{}".format(*driver.address))
+        code, out = _drive(driver, proc)
+        assert code == 0, out
+        ended = driver.of(events.CallEnded)
+        assert ended == [events.CallEnded(driver.of(events.IncomingCall)[0].call_id, "cancelled", 487, True)]
+        assert _sent_statuses(driver, 487) and driver.ua.calls == {}
+    finally:
+        driver.close()

@@ -221,14 +221,23 @@ def test_an_old_tree_is_replaced(built, tmp_path):
     stale.write_bytes(pathlib.Path(built["out"]).read_bytes())
     note = tmp_path / "note"
     note.write_text("old\n")
+    units = sorted(os.listdir(pathlib.Path(SOURCE) / "tools/systemd"))
+    lines = [
+        "mkdir /opt/sotto/old_module", "write {} /opt/sotto/old_module/gone.py",
+        "mkdir /opt/sotto/.venv", "write {} /opt/sotto/.venv/keep",
+        "rm /opt/sotto/firmware/config.py", "write {} /opt/sotto/firmware/config.py",
+        # a directory where the new tree has a file ...
+        "rm /opt/sotto/firmware/runtime/storage.py", "mkdir /opt/sotto/firmware/runtime/storage.py",
+        "write {} /opt/sotto/firmware/runtime/storage.py/inner",
+    ]
+    # ... and a file where it has a directory
+    lines += ["rm /opt/sotto/tools/systemd/" + name for name in units]
+    lines += ["rmdir /opt/sotto/tools/systemd", "write {} /opt/sotto/tools/systemd"]
     script = tmp_path / "script"
-    script.write_text(
-        "mkdir /opt/sotto/old_module\nwrite {0} /opt/sotto/old_module/gone.py\n"
-        "mkdir /opt/sotto/.venv\nwrite {0} /opt/sotto/.venv/keep\n"
-        "rm /opt/sotto/firmware/config.py\nwrite {0} /opt/sotto/firmware/config.py\n".format(note)
-    )
-    subprocess.run(["debugfs", "-w", "-f", str(script), "{}?offset={}".format(stale, offset)],
-                   capture_output=True, timeout=60, check=True)
+    script.write_text("\n".join(line.format(note) for line in lines) + "\n")
+    done = subprocess.run(["debugfs", "-w", "-f", str(script), "{}?offset={}".format(stale, offset)],
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert done.stderr.strip().splitlines()[1:] == []  # only the version banner: the set-up happened
     out = tmp_path / "updated.img"
     done = build(stale, out)
     assert done.returncode == 0, done.stderr
@@ -236,6 +245,9 @@ def test_an_old_tree_is_replaced(built, tmp_path):
     assert standin.ext_read(str(out), "/opt/sotto/.venv/keep") == b"old\n"
     expected = (pathlib.Path(SOURCE) / "firmware/config.py").read_bytes()
     assert standin.ext_read(str(out), "/opt/sotto/firmware/config.py") == expected
+    storage = (pathlib.Path(SOURCE) / "firmware/runtime/storage.py").read_bytes()
+    assert standin.ext_read(str(out), "/opt/sotto/firmware/runtime/storage.py") == storage
+    assert standin.ext_names(str(out), "/opt/sotto/tools/systemd") == units
 
 
 def _gpt(path):

@@ -132,8 +132,10 @@ def edit_root(ext, stage, repo_root):
     install = payload.INSTALL_DIR
     old_tree = ext.walk(install, skip=(install + "/.venv",)) if ext.exists(install) else []
     wanted = {install + "/" + rel: (is_dir, mode) for rel, is_dir, mode in payload.source_tree(repo_root)}
+    # Remove what the new tree does not have, or has as another kind (file <-> directory); children
+    # before their directories (walk lists parents first).
     for path, entry in old_tree:
-        if not entry.is_dir() and path not in wanted:
+        if not entry.is_dir() and (path not in wanted or wanted[path][0]):
             script.unlink(path)
     for path, entry in reversed(old_tree):
         if entry.is_dir() and not (path in wanted and wanted[path][0]):
@@ -141,7 +143,7 @@ def edit_root(ext, stage, repo_root):
     created = set()
     _ensure_dir(ext, script, "/opt", 0o755, 0, 0, created)
     _ensure_dir(ext, script, install, 0o755, 0, 0, created)
-    old_paths = {p: e for p, e in old_tree}
+    old_paths = {p: e for p, e in old_tree if p in wanted and e.is_dir() == wanted[p][0]}
     old_copy = _dump_tree(ext, stage, install, [p for p, _ in old_tree if p.count("/") == install.count("/") + 1])
     for rel, is_dir, mode in payload.source_tree(repo_root):
         path = install + "/" + rel

@@ -362,9 +362,21 @@ class Endpoint:
         self._listeners = []
         self._cache = None
         self._store = None
-        self.calls = {}
+        self.cache_problem = None
         self._pumping = False
         loop.add_reader(self.sip_sock, self._on_sip_readable)
+        self._warm_up()
+
+    def _warm_up(self):
+        """Load the media and ZRTP machinery and the cache now, not while the first call is being set up
+        (on a cold start that costs a couple of hundred milliseconds of call set-up time)."""
+        import firmware.runtime.media  # noqa: F401
+        import firmware.srtp.sdes  # noqa: F401
+
+        if self.settings.media.encryption == "zrtp":
+            import firmware.zrtp.engine  # noqa: F401
+
+            self.zrtp_cache()
 
     def listen(self, callback):
         self._listeners.append(callback)
@@ -399,8 +411,8 @@ class Endpoint:
             except OSError as exc:
                 raise StartupError("cannot open the ZRTP cache {}: {}".format(self.settings.cache_path,
                                                                               exc.strerror or exc)) from None
-            if self._store.problem:
-                self.emit("alarm", None, self._store.problem)
+            # A corrupt cache was moved aside (the store logged it at ERROR); front ends report it too.
+            self.cache_problem = self._store.problem
         return self._cache
 
     def save_zrtp_cache(self):
@@ -472,8 +484,6 @@ class Endpoint:
 
     def close(self):
         self.ua_timer.cancel()
-        for media in list(self.calls.values()):
-            media.close()
         self.loop.remove_reader(self.sip_sock)
         self.sip_sock.close()
 
@@ -499,8 +509,12 @@ class CallController:
         endpoint.listen(self.on_event)
 
     # -- commands ---------------------------------------------------------------------------------
+    def new_summary(self):
+        """The record of the next call (the phone keeps one per call; `sotto call` only ever has one)."""
+        return Summary(self.settings.media.encryption)
+
     def place(self, uri):
-        self.summary = Summary(self.settings.media.encryption)
+        self.summary = self.new_summary()
         self.hanging_up = False
         self.media = CallMedia(self.endpoint, None, self.summary, uri)
         self.call_id = self.ua.invite(uri, self.media.offer(), self.loop.now())
@@ -510,7 +524,7 @@ class CallController:
     def take_incoming(self, event):
         """Adopt an incoming call and prepare our answer; False (and the call refused) if we cannot."""
         now = self.loop.now()
-        self.summary = Summary(self.settings.media.encryption)
+        self.summary = self.new_summary()
         self.hanging_up = False
         self.call_id = event.call_id
         self.media = CallMedia(self.endpoint, event.call_id, self.summary, str(event.from_uri))
@@ -689,17 +703,21 @@ class SingleCall(CallController):
         self._began = False
 
     def start(self):
+        if self.endpoint.cache_problem:
+            self.summary.alarms.append(self.endpoint.cache_problem)
         if self.settings.account.uri:
             self.ua.register(self.loop.now())
             self.endpoint.pump()
         else:
             self._begin()
 
+    def new_summary(self):
+        return self.summary
+
     def _begin(self):
         self._began = True
         if self.mode == "call":
             self.place(self.args.uri)
-            self.summary.registered = self.registered
 
     def on_registration(self, event):
         e = sip_events
@@ -720,7 +738,6 @@ class SingleCall(CallController):
             self.ua.reject(event.call_id, 486, self.loop.now())
             return
         if self.take_incoming(event):
-            self.summary.registered = self.registered
             self.ua.ringing(event.call_id, self.loop.now())
             self.answer()
 

@@ -170,20 +170,23 @@ class Installer:
         self.ensure_dir("/opt", 0o755)
         self.ensure_dir(install, 0o755)
         wanted = payload.source_tree(self.source)
-        wanted_paths = {rel for rel, _, _ in wanted}
+        wanted_kind = {rel: is_dir for rel, is_dir, _ in wanted}
         base = self.path(install)
-        # Remove what the new tree no longer has (the venv made on the device stays).
+        # Remove what the new tree no longer has, or has as another kind (file <-> directory); the venv
+        # made on the device stays.
         for current, dirs, files in os.walk(base, topdown=True):
             rel_dir = os.path.relpath(current, base)
             if rel_dir == ".":
                 dirs[:] = [d for d in dirs if d != ".venv"]
-            for name in files + [d for d in dirs if os.path.islink(os.path.join(current, d))]:
+            links = [d for d in dirs if os.path.islink(os.path.join(current, d))]
+            for name in files + links:
                 rel = os.path.normpath(os.path.join(rel_dir, name))
-                if rel not in wanted_paths:
+                if wanted_kind.get(rel) is not False or os.path.islink(os.path.join(current, name)):
                     self.remove(install + "/" + rel)
+            dirs[:] = [d for d in dirs if d not in links]
             for name in list(dirs):
                 rel = os.path.normpath(os.path.join(rel_dir, name))
-                if rel not in wanted_paths:
+                if wanted_kind.get(rel) is not True:
                     self.remove(install + "/" + rel)
                     dirs.remove(name)
         for rel, is_dir, mode in wanted:

@@ -137,11 +137,22 @@ def test_update_replaces_the_tree_and_keeps_the_venv(installed):
     (tree / ".venv/bin").mkdir(parents=True)
     (tree / ".venv/bin/python").write_text("venv\n")
     (installed / "boot/firmware/sotto-data.img").write_bytes(b"my ZRTP cache")
+    # A directory where the new tree has a file, a file where it has a directory, a symlink.
+    (tree / "firmware/runtime/storage.py").unlink()
+    (tree / "firmware/runtime/storage.py").mkdir()
+    (tree / "firmware/runtime/storage.py/inner").write_text("old\n")
+    shutil.rmtree(tree / "tools/systemd")
+    (tree / "tools/systemd").write_text("old\n")
+    (tree / "firmware/errors.py").unlink()
+    (tree / "firmware/errors.py").symlink_to("/etc/passwd")
     done = install(installed)
     assert done.returncode == 0, done.stderr
     assert (tree / "firmware/config.py").read_bytes() == (pathlib.Path(SOURCE) / "firmware/config.py").read_bytes()
     assert not (tree / "firmware/stale_module.py").exists() and not (tree / "old_dir").exists()
     assert (tree / ".venv/bin/python").read_text() == "venv\n"
+    for rel in ("firmware/runtime/storage.py", "firmware/errors.py", "tools/systemd/sotto.service"):
+        assert not (tree / rel).is_symlink()
+        assert (tree / rel).read_bytes() == (pathlib.Path(SOURCE) / rel).read_bytes()
     assert (installed / "boot/firmware/sotto-data.img").read_bytes() == b"my ZRTP cache"
 
 

@@ -45,10 +45,12 @@ class InstallError(Exception):
 class Installer:
     """Every change goes through here, so --root confines it and `changes` counts what was done."""
 
-    def __init__(self, root, source=payload.REPO_ROOT, log=None):
+    def __init__(self, root, source=payload.REPO_ROOT, log=None, run=None):
         self.root = os.path.abspath(root)
         self.source = source
-        self.live = self.root == "/"
+        # systemd is only driven on the running system; `run` (argv -> exit code) is replaceable in tests.
+        self.live = self.root == "/" or run is not None
+        self._run = run or (lambda argv: subprocess.run(argv, check=False).returncode)
         self.changes = []
         self._log = log or (lambda message: print(message, file=sys.stderr))
 
@@ -138,8 +140,7 @@ class Installer:
         if not self.live:
             return
         self._log("{}: systemctl {}".format(PROG, " ".join(args)))
-        done = subprocess.run(["systemctl"] + list(args), check=False)
-        if done.returncode != 0:
+        if self._run(["systemctl"] + list(args)) != 0:
             raise InstallError("systemctl {} failed".format(" ".join(args)))
 
     # -- the pieces ---------------------------------------------------------------------------
@@ -257,7 +258,7 @@ class Installer:
         self.check_system()
         boot_mount = payload.boot_mount_point((self.read("/etc/fstab") or b"").decode("utf-8", "replace"))
         if self.live:
-            subprocess.run(["systemctl", "disable", "--now", "sotto.service", "sotto-firstboot.service"], check=False)
+            self._run(["systemctl", "disable", "--now", "sotto.service", "sotto-firstboot.service"])
         for wants, unit in payload.ENABLED:
             if unit.endswith(".mount") and not purge:
                 continue
@@ -270,7 +271,7 @@ class Installer:
         self.remove(payload.INSTALL_DIR)
         if purge:
             if self.live:
-                subprocess.run(["systemctl", "stop", payload.mount_unit_name(payload.DATA_DIR)], check=False)
+                self._run(["systemctl", "stop", payload.mount_unit_name(payload.DATA_DIR)])
             self.remove(payload.CONFIG_DIR)
             self.remove(boot_mount + "/" + payload.BOOT_CONFIG_NAME)
             self.remove(boot_mount + "/" + payload.DATA_IMAGE_NAME)

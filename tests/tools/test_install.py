@@ -213,3 +213,26 @@ def test_refusals(tmp_path):
     done = install(root, "--config", str(bad))
     assert done.returncode == 2 and "zrtp.ciphers" in done.stderr
     assert not (root / "opt/sotto").exists()
+
+
+def test_on_a_running_system_systemd_is_reloaded_and_the_services_started(tmp_path):
+    from tools.install import Installer, InstallError
+
+    root = make_root(tmp_path / "root")
+    calls = []
+    installer = Installer(str(root), source=SOURCE, log=lambda message: None,
+                          run=lambda argv: calls.append(argv) or 0)
+    installer.install(board="sim")
+    assert calls == [
+        ["systemctl", "daemon-reload"],
+        ["systemctl", "start", "var-lib-sotto.mount"],
+        ["systemctl", "restart", "sotto-firstboot.service"],
+        ["systemctl", "restart", "sotto.service"],
+    ]
+    calls.clear()
+    installer.uninstall()
+    assert calls == [["systemctl", "disable", "--now", "sotto.service", "sotto-firstboot.service"],
+                     ["systemctl", "daemon-reload"]]
+    failing = Installer(str(root), source=SOURCE, log=lambda message: None, run=lambda argv: 1)
+    with pytest.raises(InstallError, match="systemctl daemon-reload failed"):
+        failing.install(board="sim", start=False)

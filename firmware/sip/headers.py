@@ -147,14 +147,26 @@ def is_token(text):
 
 def canonical_name(name):
     lower = name.lower()
+    known = _BY_LOWER.get(lower)
+    if known is not None:
+        return known
     if len(lower) == 1:
-        full = COMPACT.get(lower)
-        if full is not None:
-            return full
-    return _BY_LOWER.get(lower, name)
+        return COMPACT.get(lower, name)
+    return name
+
+
+def known_name(name):
+    """The canonical spelling of a header name we know (compact forms included), else None."""
+    lower = name.lower()
+    known = _BY_LOWER.get(lower)
+    if known is None and len(lower) == 1:
+        known = COMPACT.get(lower)
+    return known
 
 
 def split_commas(value):
+    if '"' not in value and "<" not in value:
+        return [part.strip() for part in value.split(",") if part.strip()]
     parts = []
     quoted = False
     angle = False

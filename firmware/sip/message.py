@@ -32,7 +32,7 @@ StreamFramer(max_buffer=MAX_MESSAGE * 2)
 """
 
 from firmware.errors import RemoteProtocolError
-from firmware.sip.headers import Headers, is_token, parse_cseq, parse_int_header, parse_via
+from firmware.sip.headers import Headers, is_token, known_name, parse_cseq, parse_int_header, parse_via
 from firmware.sip.uri import decode_utf8, parse_name_addr, parse_uri
 
 MAX_MESSAGE = 65536
@@ -271,12 +271,15 @@ def parse_message(data, stream=False):
         if colon <= 0:
             raise RemoteProtocolError("header line without colon")
         name = line[:colon].rstrip(" \t")
-        if not is_token(name):
-            raise RemoteProtocolError("bad header name")
+        canonical = known_name(name)
+        if canonical is None:
+            if not is_token(name):
+                raise RemoteProtocolError("bad header name")
+            canonical = name
         count += 1
         if count > MAX_HEADERS:
             raise RemoteProtocolError("too many header fields")
-        headers.add(name, line[colon + 1 :])
+        pairs.append([canonical, line[colon + 1 :].strip()])
     rest = data[body_start:]
     length = _content_length(headers)
     if length is None:

@@ -244,9 +244,9 @@ def parse_uri(text):
     scheme = scheme.lower()
     if not colon or not scheme:
         raise RemoteProtocolError("URI without scheme")
-    for ch in text:
-        if ord(ch) <= 32 or ch in '<>"' or ord(ch) == 127:
-            raise RemoteProtocolError("bad character in URI")
+    # min() runs in C: one pass finds any control character or space.
+    if min(text) <= " " or "\x7f" in text or "<" in text or ">" in text or '"' in text:
+        raise RemoteProtocolError("bad character in URI")
     if scheme == "tel":
         return _parse_tel(rest)
     if scheme not in ("sip", "sips"):
@@ -291,6 +291,8 @@ def _parse_tel(rest):
 
 def _find_unquoted(text, char, start=0):
     """Index of `char` in `text` outside double quotes (with backslash escapes), or -1."""
+    if '"' not in text:
+        return text.find(char, start)
     quoted = False
     i = start
     n = len(text)

@@ -161,7 +161,8 @@ class CallMedia:
 
             self.sdes_offer = sdes.make_offer(self.endpoint.rng)
             kwargs["crypto_lines"] = [line.value() for line in self.sdes_offer]
-        return sdp.build_offer(codecs, address, port, **kwargs).to_bytes()
+        # rtcp-mux (RFC 5761): RTCP on the one port we have; a peer that declines gets it at port + 1.
+        return sdp.build_offer(codecs, address, port, rtcp_mux=True, **kwargs).to_bytes()
 
     def answer(self, offer_bytes):
         """Our SDP answer to the peer's offer; RemoteProtocolError(488) when we cannot take it."""
@@ -201,6 +202,7 @@ class CallMedia:
         self.telephone_event = remote.telephone_event
         self.remote = (remote.address, remote.port)
         self.remote_zrtp_hash = remote.zrtp_hash
+        self.rtcp_mux = remote.rtcp_mux
         if self.zrtp is not None and remote.zrtp_hash:
             self.zrtp.set_peer_hello_hash(remote.zrtp_hash)
 
@@ -212,7 +214,7 @@ class CallMedia:
         self.summary.codec = self.codec.name
         source, sink = audio.open(self.codec.name)
         self.stream = MediaStream(self.sock, self.codec.name, self.codec.payload_type, self.telephone_event,
-                                  source, sink, self.endpoint.rng, remote=self.remote)
+                                  source, sink, self.endpoint.rng, remote=self.remote, rtcp_mux=self.rtcp_mux)
         if self.encryption == "sdes":
             self.stream.set_keys(*self.sdes_keys)
             self.summary.secure = True

@@ -66,6 +66,7 @@ lint: venv-dev
 	$(BIN)/ruff format --check --diff . || true
 
 image: venv
+	$(call apt_install,mtools e2fsprogs fdisk)
 	$(BIN)/python -m tools.image --base "$(BASE)" --out "$(OUT)" $(if $(CONFIG),--config "$(CONFIG)") $(if $(BOARD),--board "$(BOARD)")
 
 clean:

@@ -1027,6 +1027,7 @@ def run_phone(settings, args):
     """`sotto run`: the phone on its board until the script quits, the user quits, or a signal."""
     from boards.schema import load_board
     from firmware import phone as P
+    from firmware.runtime import sdnotify
     from firmware.runtime.device import PhoneDriver, open_device
     from firmware.runtime.storage import ensure_private_dir
 
@@ -1069,6 +1070,7 @@ def run_phone(settings, args):
         stopping = []
 
         def on_signal():
+            sdnotify.sd_notify(sdnotify.STOPPING)
             stopping.append(True)
             calls.hangup("completed", "stopped by signal")
 
@@ -1078,8 +1080,8 @@ def run_phone(settings, args):
         if settings.account.uri:
             endpoint.ua.register(loop.now())
             endpoint.pump()
-        _notify("READY=1")
-        _Watchdog(loop)
+        sdnotify.sd_notify(sdnotify.READY)  # systemd (Type=notify): we listen now
+        sdnotify.keep_alive(loop)  # WATCHDOG=1 from the loop's own timers: a stuck loop gets restarted
 
         def step():
             driver_timer.rearm()
@@ -1138,26 +1140,3 @@ def _start_echo_line(loop, settings):
     endpoint = Endpoint(loop, echo_settings)
     return EchoLine(endpoint, echo_settings, EchoAudio())
 
-
-def _notify(message):
-    from firmware.runtime.sdnotify import sd_notify
-
-    sd_notify(message)
-
-
-class _Watchdog:
-    """systemd's watchdog: WATCHDOG=1 from the main loop, at half the interval systemd asks for."""
-
-    def __init__(self, loop):
-        self.loop = loop
-        usec = os.environ.get("WATCHDOG_USEC", "")
-        self.interval = int(usec) / 2e6 if usec.isdigit() and int(usec) > 0 else None
-        if self.interval is not None:
-            self._schedule()
-
-    def _schedule(self):
-        self.loop.call_later(self.interval, self._tick)
-
-    def _tick(self):
-        _notify("WATCHDOG=1")
-        self._schedule()

@@ -79,3 +79,30 @@ def test_bad_script_line_is_one_clear_error(tmp_path):
     assert rc == 2
     assert err.strip().splitlines()[-1].startswith("sotto: ")
     assert "Traceback" not in err
+
+
+def test_systemd_ready_and_watchdog_from_the_main_loop(tmp_path):
+    import os
+    import socket
+    import subprocess
+
+    notify_path = str(tmp_path / "notify.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(notify_path)
+    server.settimeout(5)
+    script = tmp_path / "script.txt"
+    script.write_text("wait idle 5\nsleep 1\nquit\n")
+    env = dict(sotto.environment(tmp_path / "home"), NOTIFY_SOCKET=notify_path, WATCHDOG_USEC="200000")
+    process = subprocess.Popen(sotto.sotto_command("run", "--listen", "127.0.0.1:{}".format(sotto.free_udp_port()),
+                                                   "--script", str(script)),
+                               cwd=sotto.ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    messages = []
+    try:
+        while len([m for m in messages if m == b"WATCHDOG=1"]) < 3:
+            messages.append(server.recv(256))
+    finally:
+        process.communicate(timeout=20)
+        server.close()
+    assert process.returncode == 0
+    assert messages[0] == b"READY=1"
+    assert os.path.exists(notify_path)

@@ -22,6 +22,7 @@ API (sans-I/O: `now` is a monotonic time in seconds, passed in):
         .jitter_ms                    RFC 3550 §6.4.1 interarrival jitter, in ms
         .target_ms                    current target delay
         .delay_ms                     audio currently buffered, in ms
+        .average_delay_ms             exponential average (about 1 s) of the buffered delay at playout
 """
 
 from firmware.rtp.packet import seq_delta, ts_delta
@@ -34,7 +35,9 @@ PLAY = "play"
 LOST = "lost"
 WAIT = "wait"
 
-_MARGIN_MS = 10.0
+# Pops happen on the playout clock's 20 ms grid, so the depth seen at a pop varies by one packet even
+# with no network jitter at all: the target is the measured spread + one packet + a small margin.
+_MARGIN_MS = 5.0
 _SHRINK_AFTER_POPS = 25
 
 
@@ -42,7 +45,7 @@ class JitterBuffer:
     __slots__ = ("clock_rate", "packet_ms", "min_delay_ms", "max_delay_ms", "capacity", "_slots",
                  "_next", "_highest", "_highest_ts", "_playing", "_transits", "_transit_index",
                  "_last_transit", "jitter", "target_ms", "_excess_pops", "received", "late",
-                 "duplicates", "lost", "dropped", "underruns", "_played_any")
+                 "duplicates", "lost", "dropped", "underruns", "_played_any", "average_delay_ms")
 
     def __init__(self, clock_rate, packet_ms=20, min_delay_ms=20, max_delay_ms=200, capacity=50, window=100):
         self.clock_rate = clock_rate
@@ -52,6 +55,7 @@ class JitterBuffer:
         self.capacity = capacity
         self._transits = [None] * window
         self.received = self.late = self.duplicates = self.lost = self.dropped = self.underruns = 0
+        self.average_delay_ms = 0.0
         self.reset()
 
     def reset(self):
@@ -108,7 +112,7 @@ class JitterBuffer:
             elif value > high:
                 high = value
         spread_ms = (high - low) * 1000.0 / self.clock_rate
-        target = spread_ms + _MARGIN_MS
+        target = spread_ms + self.packet_ms + _MARGIN_MS
         if target < self.min_delay_ms:
             target = float(self.min_delay_ms)
         elif target > self.max_delay_ms:
@@ -183,6 +187,8 @@ class JitterBuffer:
             return LOST, self._slots.get(self._next)
         self._next = (self._next + 1) & 0xFFFF
         self._played_any = True
+        # Exponential average of the delay the buffer adds (the packet being played included).
+        self.average_delay_ms += (depth * self.packet_ms - self.average_delay_ms) * 0.02
         self._shrink(depth - 1)
         return PLAY, payload
 

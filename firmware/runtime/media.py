@@ -37,8 +37,9 @@ API:
     .set_tone(cadence)              play a local tone (audio.tones.RINGBACK, ...) instead of the far
                                     end, or None to stop
     .stats() -> dict                sent, received, lost, late, auth_failures, replays (ints),
-                                    jitter_ms, playout_delay_ms, target_delay_ms, rtt_ms (float or
-                                    None), underruns, concealed, dtmf_received (str), bye (bool)
+                                    jitter_ms, playout_delay_ms (average buffered delay),
+                                    target_delay_ms, rtt_ms (float or None), underruns, concealed,
+                                    dtmf_received (str), bye (bool)
     .events                         deque of ("dtmf", digit) and ("bye",) for the control thread
 """
 
@@ -210,7 +211,7 @@ class MediaStream:
             "auth_failures": auth_failures,
             "replays": replays,
             "jitter_ms": round(jitter.jitter_ms, 2),
-            "playout_delay_ms": round(jitter.delay_ms, 1),
+            "playout_delay_ms": round(jitter.average_delay_ms, 1),
             "target_delay_ms": round(jitter.target_ms, 1),
             "underruns": jitter.underruns,
             "concealed": self.concealed,

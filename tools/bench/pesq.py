@@ -14,7 +14,16 @@ Helpers (host-only; numpy, espeak-ng and sox):
         the speech through our codec path offline (resample, encode, decode or conceal lost frames,
         resample back): what MediaStream does minus the network
 
-`run()` (make bench) prints PESQ for every codec through that offline chain, clean and with 5 % loss.
+    loopback_call(reference_wav, recording_wav, codec, loss=0.0, jitter_s=0.0, seconds=None, seed=1)
+        -> stats dict of the receiving MediaStream
+        two real MediaStreams (SRTP, AES_CM_128_HMAC_SHA1_80) over loopback UDP in real time; the
+        sender plays `reference_wav`, the receiver records what it decodes; datagrams to the receiver
+        are dropped with probability `loss` and delayed by a uniform 0..jitter_s (so also reordered)
+        on their way from the socket to MediaStream.deliver(), where the lead's loop would hand them
+
+`run()` (make bench) prints PESQ for every codec through the offline chain, clean and with 5 % loss,
+then through real MediaStreams over loopback, clean and with 5 % loss + 40 ms jitter, with the
+receiver's playout delay.
 """
 
 import random
@@ -103,6 +112,90 @@ def codec_chain(pcm16k, codec_name, loss=0.0, seed=1):
     return b"".join(out)
 
 
+class _ImpairedPump:
+    """Reads a socket and hands datagrams to a stream, dropping and delaying them (the control thread)."""
+
+    def __init__(self, sock, stream, loss, jitter_s, seed):
+        import heapq
+        import threading
+
+        self._heapq = heapq
+        self.sock = sock
+        self.stream = stream
+        self.loss = loss
+        self.jitter_s = jitter_s
+        self.rng = random.Random(seed)
+        self.pending = []
+        self.running = True
+        self.counter = 0
+        sock.settimeout(0.002)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        import time
+
+        while self.running:
+            try:
+                data, addr = self.sock.recvfrom(4096)
+            except OSError:  # the timeout, or the socket closed
+                data = None
+            now = time.monotonic()
+            if data is not None and not (self.loss and self.rng.random() < self.loss):
+                self.counter += 1
+                due = now + self.rng.uniform(0, self.jitter_s) if self.jitter_s else now
+                self._heapq.heappush(self.pending, (due, self.counter, data, addr))
+            while self.pending and self.pending[0][0] <= now:
+                _, _, packet, source = self._heapq.heappop(self.pending)
+                self.stream.deliver(packet, source)
+
+    def stop(self):
+        self.running = False
+        self.thread.join(2)
+
+
+def loopback_call(reference_wav, recording_wav, codec, loss=0.0, jitter_s=0.0, seconds=None, seed=1):
+    import os
+    import socket
+    import time
+
+    from audio.codecs import make_codec
+    from audio.wavfile import NullSink, SilentSource, WavRecorder, WavSource, read_wav
+    from firmware.runtime.media import MediaStream
+
+    payload_types = {"PCMU": 0, "PCMA": 8, "G722": 9, "opus": 111}
+    rate = make_codec(codec).sample_rate
+    if seconds is None:
+        file_rate, pcm = read_wav(reference_wav)
+        seconds = len(pcm) / 2 / file_rate + 1.0
+    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    a.bind(("127.0.0.1", 0))
+    b.bind(("127.0.0.1", 0))
+    key_ab = ("AES_CM_128_HMAC_SHA1_80", os.urandom(16), os.urandom(14))
+    key_ba = ("AES_CM_128_HMAC_SHA1_80", os.urandom(16), os.urandom(14))
+    sender = MediaStream(a, codec, payload_types[codec], 101, WavSource(reference_wav, rate, loop=False),
+                         NullSink(rate), os.urandom, remote=b.getsockname())
+    receiver = MediaStream(b, codec, payload_types[codec], 101, SilentSource(rate), WavRecorder(recording_wav, rate),
+                           os.urandom, remote=a.getsockname())
+    sender.set_keys(key_ab, key_ba)
+    receiver.set_keys(key_ba, key_ab)
+    pumps = [_ImpairedPump(a, sender, 0.0, 0.0, seed), _ImpairedPump(b, receiver, loss, jitter_s, seed + 1)]
+    receiver.start()
+    sender.start()
+    try:
+        time.sleep(seconds)
+    finally:
+        sender.stop()
+        time.sleep(0.3)
+        receiver.stop()
+        for pump in pumps:
+            pump.stop()
+        a.close()
+        b.close()
+    return receiver.stats()
+
+
 def run():
     from audio.wavfile import read_wav, write_wav
 
@@ -119,3 +212,13 @@ def run():
                 figures.append(pesq_score(speech, out, mode))
             print("    {:5s} {} clean {:.2f}   5 % random loss with concealment {:.2f}".format(
                 name, mode, figures[0], figures[1]))
+        print("  PESQ through two MediaStreams over loopback SRTP, real time:")
+        for name, mode in (("PCMU", "nb"), ("PCMA", "nb"), ("G722", "wb"), ("opus", "wb")):
+            for loss, jitter in ((0.0, 0.0), (0.05, 0.04)):
+                out = Path(tmp) / "call-{}-{}.wav".format(name, loss)
+                stats = loopback_call(speech, out, name, loss, jitter)
+                print("    {:5s} {} loss {:2.0f} % jitter {:2.0f} ms: PESQ {:.2f}  playout delay {:5.1f} ms "
+                      "(target {:5.1f})  jitter {:5.1f} ms  lost {} late {} concealed {} underruns {}".format(
+                          name, mode, loss * 100, jitter * 1000, pesq_score(speech, out, mode),
+                          stats["playout_delay_ms"], stats["target_delay_ms"], stats["jitter_ms"], stats["lost"],
+                          stats["late"], stats["concealed"], stats["underruns"]))

@@ -148,3 +148,19 @@ def test_plain_rtp_and_require_keys(tmp_path):
     _run(socks, (stream_a, stream_b), 0.5)
     assert stream_a.stats()["sent"] > 10
     assert stream_b.stats()["received"] == 0 and stream_b.stats()["sent"] == 0
+
+
+def test_playout_delay_adapts_to_jitter_and_loss_is_concealed(tmp_path):
+    from tools.bench.pesq import loopback_call
+
+    _tone_wav(tmp_path / "tone.wav", 8000, 3)
+    clean = loopback_call(tmp_path / "tone.wav", tmp_path / "clean.wav", "PCMU", seconds=2.5)
+    impaired = loopback_call(tmp_path / "tone.wav", tmp_path / "impaired.wav", "PCMU", loss=0.05, jitter_s=0.04,
+                             seconds=2.5, seed=3)
+    assert clean["target_delay_ms"] < 35 and clean["lost"] == 0
+    assert impaired["target_delay_ms"] >= 45, impaired
+    assert impaired["playout_delay_ms"] > clean["playout_delay_ms"]
+    assert impaired["lost"] > 0 and impaired["concealed"] >= impaired["lost"] - impaired["late"]
+    assert impaired["late"] <= 0.05 * impaired["received"]
+    rate, recording = read_wav(tmp_path / "impaired.wav")
+    assert _dominant_correlation(None, recording, rate) > 0.6  # noise would be near 0

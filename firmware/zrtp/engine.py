@@ -283,6 +283,8 @@ class ZrtpEngine:
         self.state = DISCOVERY
         self._send(self._hello_raw)
         self._arm("hello", now, self._hello_raw, T1_INITIAL)
+        if self._peer_hello is not None:
+            self._send(Bare(b"HelloACK").encode())  # for the Hello that arrived before start()
 
     def datagrams_to_send(self, now):
         out = self._outgoing
@@ -418,6 +420,12 @@ class ZrtpEngine:
             self._alarm("the peer's Hello does not match its SDP a=zrtp-hash (possible MiTM)")
 
     def _dispatch(self, message, ssrc, now):
+        if self.state == IDLE:
+            # linphone sends Hello right after its 200 OK, often before our side calls start(): keep it,
+            # and answer it with HelloACK once we start (INTEROP.md). Nothing else before start().
+            if isinstance(message, Hello):
+                self._on_hello(message, now)
+            return
         if isinstance(message, Ping):
             # §5.15: answer in any state.
             ack = PingACK(messages.VERSION, _kdf.implicit_hash(self.zid)[:8], message.endpoint_hash, ssrc)
@@ -435,7 +443,7 @@ class ZrtpEngine:
             if self._timer_kind == "error":
                 self._disarm()
             return
-        if self.state in (IDLE, FAILED):
+        if self.state == FAILED:
             return
         if isinstance(message, GoClear):
             # §4.7.2: we never allow clear mode; a GoClear is a downgrade attempt or a mistake.
@@ -475,11 +483,13 @@ class ZrtpEngine:
         version = hello.version
         # §4.1.1: any 1.1x is ours; a higher version is ignored (the peer answers our 1.10 Hello).
         if version[:3] != "1.1" or not version[3:].isdigit():
-            if version > messages.VERSION:
+            if version > messages.VERSION or self.state == IDLE:
                 return
             self._error(messages.ERROR_VERSION, now)
             return
         if hello.zid == self.zid:
+            if self.state == IDLE:
+                return  # refused (Error 0x90) if it comes again after start()
             self._error(messages.ERROR_EQUAL_ZID, now, "peer uses our own ZID (equal ZIDs)")
             return
         if self._peer_hello is None:
@@ -489,6 +499,8 @@ class ZrtpEngine:
             self._check_peer_hello_hash()
         elif hello.raw != self._peer_hello.raw:
             return  # a different Hello mid-session is ignored; the first one is the one we check
+        if self.state == IDLE:
+            return  # start() sends the HelloACK after our own Hello
         self._send(Bare(b"HelloACK").encode())
         self._maybe_commit(now)
 

@@ -296,3 +296,25 @@ def test_retransmitted_messages_are_answered_again():
     run(a, b, FakeNetwork(drop=drop))
     assert dropped and a.secure() and b.secure()
     assert isinstance(a.secure()[0], Secure)
+
+
+def test_hello_before_start_is_kept_and_acked_on_start():
+    peer = FakePeer()
+    engine = make_engine(3)
+    engine.receive_datagram(peer.packet(peer.hello_raw), 0.0)
+    assert _sent(engine) == [] and engine.state == "Idle"
+    engine.start(0.1)
+    assert [m.TYPE for m in _sent(engine)] == [b"Hello   ", b"HelloACK"]
+    # The peer's HelloACK now lets us commit at once.
+    engine.receive_datagram(peer.packet(messages.Bare(b"HelloACK").encode()), 0.11)
+    assert [m.TYPE for m in _sent(engine)] == [b"Commit  "]
+
+
+def test_nothing_is_sent_before_start():
+    engine = make_engine(3)
+    for raw in (FakePeer(version="1.00").hello_raw, FakePeer(zid=engine.zid).hello_raw, messages.Error(0x20).encode(),
+                messages.Ping("1.10", b"e" * 8).encode(),
+                messages.Commit(b"2" * 32, b"P" * 12, "S256", "AES1", "HS80", "DH3k", "B32", hvi=b"h" * 32).encode(
+                    b"1" * 32)):
+        engine.receive_datagram(messages.encode_packet(1, 2, raw), 0.0)
+    assert _sent(engine) == [] and engine.state == "Idle" and _events(engine) == []

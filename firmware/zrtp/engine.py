@@ -816,14 +816,6 @@ class ZrtpEngine:
         peer_zid = self._peer_hello.zid
         our_v = self._our_v()
         verified = our_v and self._peer_v and not self._cache_mismatch
-        # §4.6.1: rs2 = rs1, rs1 = new; on a cache mismatch the update waits for the SAS (§4.6.1.1).
-        if self.cache is not None and keys.get("retain", True):
-            if self._cache_mismatch:
-                self._pending_rs1 = keys["rs1"]
-                self._alarm("ZRTP cache mismatch: the peer's retained secret differs; compare the SAS")
-            else:
-                self.cache.update_retained(peer_zid, keys["rs1"], self.wall_time, self.peer_uri)
-                self._queue_event(CacheUpdated())
         profile = _kdf.srtp_profile(alg["cipher"], alg["auth_tag"])
         if self._role == "initiator":
             send = (keys["srtpkeyi"], keys["srtpsalti"])
@@ -839,9 +831,18 @@ class ZrtpEngine:
                        receive_key=receive[0], receive_salt=receive[1])
         self._secure_event = event
         self.state = SECURE
+        # Secure first, so the shell keys SRTP before it spends time writing the cache file.
+        self._queue_event(event)
+        # §4.6.1: rs2 = rs1, rs1 = new; on a cache mismatch the update waits for the SAS (§4.6.1.1).
+        if self.cache is not None and keys.get("retain", True):
+            if self._cache_mismatch:
+                self._pending_rs1 = keys["rs1"]
+                self._alarm("ZRTP cache mismatch: the peer's retained secret differs; compare the SAS")
+            else:
+                self.cache.update_retained(peer_zid, keys["rs1"], self.wall_time, self.peer_uri)
+                self._queue_event(CacheUpdated())
         # Keep only what a retransmitted Confirm2 needs (the raw bytes); drop the derived keys.
         self._keys = None
-        self._queue_event(event)
 
 
 def _int(data):

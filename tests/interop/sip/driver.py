@@ -122,7 +122,12 @@ request_route {{
         exit;
     }}
     if (has_totag()) {{
-        if (loose_route()) {{ t_relay(); exit; }}
+        if (loose_route()) {{
+            # linphone's Contact is a GRUU (RFC 5627) without a port: resolve it from its registration.
+            if ($(ru{{uri.param,gr}}) != "") {{ lookup("location"); }}
+            t_relay();
+            exit;
+        }}
         if (is_method("ACK")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
         sl_send_reply("404", "Not here");
         exit;

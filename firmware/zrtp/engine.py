@@ -44,6 +44,7 @@ other derived keys are dropped as soon as they are no longer needed. Nothing her
 
 import binascii
 
+from firmware import crypto
 from firmware.errors import LocalProtocolError, RemoteProtocolError
 from firmware.zrtp import kdf as _kdf
 from firmware.zrtp import keyagreement, messages, sas
@@ -201,7 +202,7 @@ class ZrtpEngine:
         "_sequence", "_outgoing", "_events", "_timer", "_timer_interval", "_timer_count", "_timer_kind",
         "_retransmit", "_commit", "_peer_commit", "_dhpart1", "_dhpart2", "_keypair", "_role", "_algorithms",
         "_keys", "_confirm1", "_confirm2", "_secure_event", "_pending_rs1", "_cache_mismatch", "_peer_v",
-        "_last_error_code", "_failed", "_peer_spelling", "_alarmed_hash",
+        "_last_error_code", "_failed", "_peer_spelling", "_alarmed_hash", "_peer_mackey",
     )
 
     def __init__(self, zid, cache, preferences, rng, ssrc=0, client_id="Sotto", peer_hello_hash=None,
@@ -257,6 +258,7 @@ class ZrtpEngine:
         self._last_error_code = None
         self._failed = False
         self._peer_spelling = {}
+        self._peer_mackey = None  # kept while secure, to authenticate GoClear and SASrelay (§5.11, §5.13)
         if peer_hello_hash is not None:
             self.set_peer_hello_hash(peer_hello_hash)
 
@@ -411,6 +413,12 @@ class ZrtpEngine:
             self._keypair = None
         self._keys = None
 
+    def _authentic(self, mac, data):
+        if self._peer_mackey is None:
+            return False
+        expected = _kdf.zrtp_mac(self._algorithms["hash"], self._peer_mackey, data)[:8]
+        return crypto.constant_time_equal(expected, mac)
+
     def _check_peer_hello_hash(self):
         if self._peer_hello_hash is None or self._alarmed_hash:
             return
@@ -446,14 +454,18 @@ class ZrtpEngine:
         if self.state == FAILED:
             return
         if isinstance(message, GoClear):
-            # §4.7.2: we never allow clear mode; a GoClear is a downgrade attempt or a mistake.
-            self._alarm("peer sent GoClear; staying secure (never obeyed)", messages.ERROR_GOCLEAR_NOT_ALLOWED)
-            self._send(Error(messages.ERROR_GOCLEAR_NOT_ALLOWED).encode())
+            # §4.7.2: we never allow clear mode; an authentic GoClear is a downgrade attempt or a mistake:
+            # alarm, refuse, stay secure. One whose clear_mac fails (§5.11) is forged noise and dropped.
+            if self._authentic(message.clear_mac, GoClear.TYPE):
+                self._alarm("peer sent GoClear; staying secure (never obeyed)", messages.ERROR_GOCLEAR_NOT_ALLOWED)
+                self._send(Error(messages.ERROR_GOCLEAR_NOT_ALLOWED).encode())
             return
         if isinstance(message, SASrelay):
-            # §7.3: we never enrolled with a trusted MiTM (we never accept the E flag), so refuse.
-            self._alarm("SASrelay from a MiTM we never enrolled", messages.ERROR_UNTRUSTED_MITM)
-            self._send(Error(messages.ERROR_UNTRUSTED_MITM).encode())
+            # §7.3: we never enrolled with a trusted MiTM (we never accept the E flag), so an authentic
+            # SASrelay (MAC over its encrypted part, §5.13) is refused with Error 0x63 and an alarm.
+            if self._authentic(message.mac, message.encrypted):
+                self._alarm("SASrelay from a MiTM we never enrolled", messages.ERROR_UNTRUSTED_MITM)
+                self._send(Error(messages.ERROR_UNTRUSTED_MITM).encode())
             return
         if isinstance(message, Hello):
             self._on_hello(message, now)
@@ -841,7 +853,8 @@ class ZrtpEngine:
             else:
                 self.cache.update_retained(peer_zid, keys["rs1"], self.wall_time, self.peer_uri)
                 self._queue_event(CacheUpdated())
-        # Keep only what a retransmitted Confirm2 needs (the raw bytes); drop the derived keys.
+        # Keep only the peer's MAC key (GoClear/SASrelay) and the raw Confirm bytes; drop the rest.
+        self._peer_mackey = keys["mackeyi"] if self._role == "responder" else keys["mackeyr"]
         self._keys = None
 
 

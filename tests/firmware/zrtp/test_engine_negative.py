@@ -244,9 +244,15 @@ def _secure_pair():
     return a, b
 
 
+def _peer_mackey(side):
+    return side.engine._peer_mackey
+
+
 def test_goclear_is_never_obeyed():
     a, b = _secure_pair()
-    a.engine.receive_datagram(messages.encode_packet(9, 2, messages.GoClear(b"c" * 8).encode()), 5.0)
+    # b's mackey is what a holds as the peer's key: a GoClear made with it is authentic.
+    clear_mac = kdf.zrtp_mac("S256", _peer_mackey(a), b"GoClear ")[:8]
+    a.engine.receive_datagram(messages.encode_packet(9, 2, messages.GoClear(clear_mac).encode()), 5.0)
     sent = _sent(a.engine)
     assert _error_codes(sent) == [messages.ERROR_GOCLEAR_NOT_ALLOWED]
     assert not any(m.TYPE == b"ClearACK" for m in sent)
@@ -254,10 +260,21 @@ def test_goclear_is_never_obeyed():
     assert a.engine.state == "Secure"
 
 
-def test_sasrelay_from_unknown_mitm_refused():
+def test_forged_goclear_and_sasrelay_are_dropped():
     a, b = _secure_pair()
+    a.engine.receive_datagram(messages.encode_packet(9, 2, messages.GoClear(b"c" * 8).encode()), 5.0)
     relay = messages.SASrelay(b"m" * 8, b"i" * 16, b"e" * 40)
     a.engine.receive_datagram(messages.encode_packet(9, 2, relay.encode()), 5.0)
+    assert _sent(a.engine) == [] and not [e for e in _events(a.engine) if isinstance(e, Alarm)]
+    assert a.engine.state == "Secure"
+
+
+def test_sasrelay_from_unknown_mitm_refused():
+    a, b = _secure_pair()
+    encrypted = b"e" * 40
+    mac = kdf.zrtp_mac("S256", _peer_mackey(a), encrypted)[:8]
+    a.engine.receive_datagram(messages.encode_packet(9, 2, messages.SASrelay(mac, b"i" * 16, encrypted).encode()),
+                              5.0)
     assert _error_codes(_sent(a.engine)) == [messages.ERROR_UNTRUSTED_MITM]
     assert [e for e in _events(a.engine) if isinstance(e, Alarm)]
 

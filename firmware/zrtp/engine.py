@@ -38,8 +38,14 @@ Events:
     Failed(reason, code): ZRTP gave up; the call is not secure.
     CacheUpdated(): the cache changed; the shell should persist it.
 
+    Order: Secure comes before the CacheUpdated of the same handshake (key SRTP first, write the file
+    after); a cache mismatch adds an Alarm. confirm_sas()/reject_sas() queue a CacheUpdated when they
+    change the cache. Hand-shake state is in `state` (Idle, Discovery, CommitSent, WaitConfirm1,
+    WaitConf2ACK, WaitDHPart2, WaitConfirm2, Secure, Failed).
+
 The SRTP keys in Secure are the only secrets that leave the engine; s0, the DH private key and the
-other derived keys are dropped as soon as they are no longer needed. Nothing here logs.
+other derived keys are dropped as soon as they are no longer needed, except the peer's MAC key, kept
+while secure to authenticate GoClear and SASrelay. Nothing here logs.
 """
 
 import binascii

@@ -335,3 +335,20 @@ def test_nothing_is_sent_before_start():
                     b"1" * 32)):
         engine.receive_datagram(messages.encode_packet(1, 2, raw), 0.0)
     assert _sent(engine) == [] and engine.state == "Idle" and _events(engine) == []
+
+
+def test_gnu_zrtp_spelling_e255_is_accepted_and_echoed():
+    # GNU ZRTP calls Curve25519 "E255", bzrtp "X255": we answer either, in the peer's spelling.
+    peer = FakePeer(key_agreement="E255")
+    engine = _engine_after_hello(peer, prefs=Preferences(key_agreements=["X255"]))
+    _sent(engine)
+    engine.receive_datagram(peer.packet(messages.Bare(b"HelloACK").encode()), 0.02)
+    (commit,) = [m for m in _sent(engine) if isinstance(m, messages.Commit)]
+    assert commit.key_agreement == "E255"
+    responder = _engine_after_hello(FakePeer(seed=8, key_agreement="E255"), prefs=Preferences(key_agreements=["X255"]))
+    peer2 = FakePeer(seed=8, key_agreement="E255")
+    responder.receive_datagram(peer2.packet(peer2.commit_for(responder._hello_raw)), 0.02)
+    (dhpart1,) = [m for m in _sent(responder) if isinstance(m, messages.DHPart)]
+    assert len(dhpart1.pv) == 32
+    responder.receive_datagram(peer2.packet(peer2.dhpart2_raw), 0.03)
+    assert [m for m in _sent(responder) if isinstance(m, messages.Confirm)]

@@ -27,17 +27,21 @@ class FakePeer:
         self.seq += 1
         return messages.encode_packet(self.seq, 0xABCD, raw)
 
-    def commit_for(self, engine_hello_raw, key_agreement=None, dhpart2_pv=None, hvi=None):
+    def commit_for(self, engine_hello_raw, key_agreement=None, dhpart2_pv=None, hvi=None, algorithms=None,
+                   zid=None):
         ka = key_agreement or self.key_agreement
         self.keypair = keyagreement.generate(ka if ka not in ("Mult", "Prsh") else "DH3k", self.rng)
         pv = dhpart2_pv if dhpart2_pv is not None else self.keypair.public
         self.dhpart2 = messages.DHPart(2, self.h1, b"1" * 8, b"2" * 8, b"3" * 8, b"4" * 8, pv)
         self.dhpart2_raw = self.dhpart2.encode(self.h0)
+        algs = dict({"hash": "S256", "cipher": "AES1", "auth_tag": "HS80", "sas": "B32"}, **(algorithms or {}))
+        zid = zid or self.zid
         if ka == "Mult":
-            commit = messages.Commit(self.h2, self.zid, "S256", "AES1", "HS80", ka, "B32", nonce=b"n" * 16)
+            commit = messages.Commit(self.h2, zid, "S256", "AES1", "HS80", ka, "B32", nonce=b"n" * 16)
         else:
             real_hvi = kdf.zrtp_hash("S256", self.dhpart2_raw + engine_hello_raw)[:32]
-            commit = messages.Commit(self.h2, self.zid, "S256", "AES1", "HS80", ka, "B32", hvi=hvi or real_hvi)
+            commit = messages.Commit(self.h2, zid, algs["hash"], algs["cipher"], algs["auth_tag"], ka, algs["sas"],
+                                     hvi=hvi or real_hvi)
         return commit.encode(self.h1)
 
 
@@ -352,3 +356,47 @@ def test_gnu_zrtp_spelling_e255_is_accepted_and_echoed():
     assert len(dhpart1.pv) == 32
     responder.receive_datagram(peer2.packet(peer2.dhpart2_raw), 0.03)
     assert [m for m in _sent(responder) if isinstance(m, messages.Confirm)]
+
+
+@pytest.mark.parametrize("prefs,algorithms,code", [
+    ({"hashes": ["S256"]}, {"hash": "S384"}, messages.ERROR_HASH_UNSUPPORTED),
+    ({"hashes": ["S256"]}, {"hash": "N256"}, messages.ERROR_HASH_UNSUPPORTED),
+    ({"ciphers": ["AES1"]}, {"cipher": "AES3"}, messages.ERROR_CIPHER_UNSUPPORTED),
+    ({}, {"auth_tag": "SK32"}, messages.ERROR_AUTH_TAG_UNSUPPORTED),
+    ({"sas_types": ["B32"]}, {"sas": "B256"}, messages.ERROR_SAS_UNSUPPORTED),
+])
+def test_commit_with_unoffered_algorithm_gets_its_error(prefs, algorithms, code):
+    peer = FakePeer()
+    engine = _engine_after_hello(peer, prefs=Preferences(**prefs))
+    engine.receive_datagram(peer.packet(peer.commit_for(engine._hello_raw, algorithms=algorithms)), 0.02)
+    assert _error_codes(_sent(engine)) == [code]
+    assert [e.code for e in _events(engine) if isinstance(e, Failed)] == [code]
+
+
+def test_commit_zid_differing_from_hello_gets_error_0x40():
+    peer = FakePeer()
+    engine = _engine_after_hello(peer)
+    engine.receive_datagram(peer.packet(peer.commit_for(engine._hello_raw, zid=b"Q" * 12)), 0.02)
+    assert _error_codes(_sent(engine)) == [messages.ERROR_HELLO_MISMATCH]
+
+
+def test_dhpart_with_wrong_pv_length_gets_error_0x10():
+    peer = FakePeer()
+    engine = _engine_after_hello(peer)
+    engine.receive_datagram(peer.packet(peer.commit_for(engine._hello_raw, dhpart2_pv=b"\x05" * 256)), 0.02)
+    _sent(engine)
+    engine.receive_datagram(peer.packet(peer.dhpart2_raw), 0.03)
+    assert _error_codes(_sent(engine)) == [messages.ERROR_MALFORMED]
+
+
+def test_error_is_retransmitted_until_error_ack():
+    peer = FakePeer()
+    engine = _engine_after_hello(peer)
+    engine.receive_datagram(peer.packet(peer.commit_for(engine._hello_raw, key_agreement="Mult")), 0.02)
+    assert _error_codes(_sent(engine)) == [messages.ERROR_NO_SHARED_SECRET]
+    deadline = engine.get_timer()
+    assert abs(deadline - (0.02 + 0.15)) < 1e-9
+    engine.handle_timer(deadline)
+    assert _error_codes(_sent(engine)) == [messages.ERROR_NO_SHARED_SECRET]
+    engine.receive_datagram(peer.packet(messages.Bare(b"ErrorACK").encode()), deadline + 0.01)
+    assert engine.get_timer() is None

@@ -207,7 +207,7 @@ class ZrtpEngine:
         "_h0", "_h1", "_h2", "_h3", "_hello", "_hello_raw", "_peer_hello", "_peer_hello_hash", "_hello_acked",
         "_sequence", "_outgoing", "_events", "_timer", "_timer_interval", "_timer_count", "_timer_kind",
         "_retransmit", "_commit", "_peer_commit", "_dhpart1", "_dhpart2", "_keypair", "_role", "_algorithms",
-        "_keys", "_confirm1", "_confirm2", "_secure_event", "_pending_rs1", "_cache_mismatch", "_peer_v",
+        "_keys", "_confirm1", "_confirm2", "_secure_event", "_pending_rs1", "_cache_mismatch", "_peer_v", "_rs_before",
         "_last_error_code", "_failed", "_peer_spelling", "_alarmed_hash", "_peer_mackey",
     )
 
@@ -259,6 +259,7 @@ class ZrtpEngine:
         self._confirm2 = None
         self._secure_event = None
         self._pending_rs1 = None
+        self._rs_before = None  # (existed, rs1, rs2) before this call's update, for reject_sas()
         self._cache_mismatch = False
         self._peer_v = False
         self._last_error_code = None
@@ -337,15 +338,31 @@ class ZrtpEngine:
         if self._pending_rs1 is not None:
             self.cache.update_retained(peer, self._pending_rs1, self.wall_time, self.peer_uri)
             self._pending_rs1 = None
+        self._rs_before = None
         self.cache.set_verified(peer, True, self.wall_time)
         self._queue_event(CacheUpdated())
 
     def reject_sas(self, now):
-        """The SAS did not match: the peer is not trusted; the deferred update is dropped."""
+        """The SAS did not match (a MiTM, or a misread): the peer is not trusted.
+
+        The deferred update is dropped, an update already applied by this call is undone (the secret
+        agreed in this call may be shared with an attacker and must not make the next call look
+        continuous), and V is cleared.
+        """
         peer = self._peer_zid()
         self._pending_rs1 = None
-        if self.cache is None or peer is None:
+        if self.cache is None or peer is None or self._secure_event is None:
             return
+        if self._rs_before is not None:
+            existed, rs1, rs2 = self._rs_before
+            self._rs_before = None
+            if not existed:
+                self.cache.reset(peer)
+                self._queue_event(CacheUpdated())
+                return
+            record = self.cache.get(peer)
+            if record is not None:
+                record.rs1, record.rs2 = rs1, rs2
         if self.cache.get(peer) is not None:
             self.cache.set_verified(peer, False, self.wall_time)
             self._queue_event(CacheUpdated())
@@ -857,6 +874,8 @@ class ZrtpEngine:
                 self._pending_rs1 = keys["rs1"]
                 self._alarm("ZRTP cache mismatch: the peer's retained secret differs; compare the SAS")
             else:
+                record = self.cache.get(peer_zid)
+                self._rs_before = (record is not None, record.rs1 if record else None, record.rs2 if record else None)
                 self.cache.update_retained(peer_zid, keys["rs1"], self.wall_time, self.peer_uri)
                 self._queue_event(CacheUpdated())
         # Keep only the peer's MAC key (GoClear/SASrelay) and the raw Confirm bytes; drop the rest.

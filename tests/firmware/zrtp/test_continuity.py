@@ -107,3 +107,23 @@ def test_no_cache_means_no_continuity():
     b.engine.cache = None
     run(a, b)
     assert a.secure() and not a.secure()[0].verified
+
+
+def test_reject_sas_undoes_this_calls_update():
+    cache_a, cache_b = _caches()
+    _call(cache_a, cache_b, 10, confirm_a=True, confirm_b=True)
+    before = cache_a.get(cache_b.zid)
+    before_rs = (before.rs1, before.rs2)
+    a, b = _call(cache_a, cache_b, 20)
+    assert cache_a.get(cache_b.zid).rs1 != before_rs[0]  # the normal update happened
+    a.engine.reject_sas(11.0)
+    record = cache_a.get(cache_b.zid)
+    assert (record.rs1, record.rs2) == before_rs and not record.verified
+
+
+def test_reject_sas_on_a_first_call_forgets_the_peer():
+    cache_a, cache_b = _caches()
+    a, b = _call(cache_a, cache_b, 10)
+    assert cache_a.get(cache_b.zid) is not None
+    a.engine.reject_sas(11.0)
+    assert cache_a.get(cache_b.zid) is None

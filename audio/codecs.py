@@ -9,7 +9,9 @@ API:
         is 8000 although it samples at 16 kHz, RFC 3551 §4.5.2), .frame_samples (20 ms of PCM)
         .encode(pcm) -> payload          one 20 ms frame of 16-bit little-endian mono PCM
         .decode(payload) -> pcm          any payload duration
-        .conceal(samples) -> pcm         synthetic audio for a lost frame
+        .conceal(samples, next_payload=None) -> pcm   synthetic audio for a lost frame; G.711 uses
+                                         the next packet's payload (when the playout buffer has it) to
+                                         bridge the gap from both sides
         .recover(next_payload, samples) -> pcm   (Opus only: FEC from the following packet)
     G.722 and Opus are imported only when asked for (they are host-only C libraries).
 """
@@ -42,8 +44,11 @@ class G711Codec:
     def decode(self, payload):
         return self._plc.good(self._decode(payload))
 
-    def conceal(self, samples):
-        return self._plc.conceal(samples)
+    def conceal(self, samples, next_payload=None):
+        # G.711 decoding is stateless, so the packet after the gap can be decoded ahead and the gap
+        # bridged from both sides.
+        following = self._decode(next_payload) if next_payload else None
+        return self._plc.conceal(samples, following)
 
 
 def make_codec(name):

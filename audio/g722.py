@@ -5,7 +5,7 @@ API:
         .sample_rate = 16000, .rtp_clock = 8000, .frame_samples = 320 (20 ms), .name = "G722"
         .encode(pcm) -> bytes        pcm: 16-bit little-endian mono at 16 kHz (a whole number of samples)
         .decode(payload) -> bytes    16-bit little-endian mono at 16 kHz
-        .conceal(samples) -> bytes   loss concealment: pitch repetition (audio.plc) at 16 kHz
+        .conceal(samples, next_payload=None) -> bytes   pitch repetition (audio.plc) at 16 kHz
         .note_good(pcm)              feed what was played, for the concealment's history
 """
 
@@ -34,5 +34,6 @@ class G722Codec:
         pcm = self._decoder.decode(payload).tobytes()
         return self._plc.good(pcm)
 
-    def conceal(self, samples):
+    def conceal(self, samples, next_payload=None):
+        # The ADPCM decoder state cannot be run ahead on the next packet: conceal from the past only.
         return self._plc.conceal(samples)

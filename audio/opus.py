@@ -5,7 +5,7 @@ API:
         .sample_rate = 48000, .rtp_clock = 48000, .frame_samples = 960 (20 ms), .name = "opus"
         .encode(pcm) -> bytes            pcm: 960 16-bit little-endian mono samples
         .decode(payload) -> bytes        16-bit little-endian mono at 48 kHz (the packet's duration)
-        .conceal(samples) -> bytes       libopus packet loss concealment for `samples` samples
+        .conceal(samples, next_payload=None) -> bytes   libopus loss concealment (see recover())
         .recover(next_payload, samples) -> bytes   the lost frame rebuilt from the FEC data carried
                                          in the packet after it (falls back to conceal)
 """
@@ -39,7 +39,7 @@ class OpusCodec:
     def decode(self, payload):
         return self._decoder.decode(payload, MAX_FRAME_SAMPLES)
 
-    def conceal(self, samples):
+    def conceal(self, samples, next_payload=None):
         return _decoder_api.decode(self._decoder.decoder_state, None, 0, samples, False, channels=1)
 
     def recover(self, next_payload, samples):

@@ -15,6 +15,7 @@ API:
     pcm: 16-bit little-endian mono bytes.
 """
 
+import math
 import struct
 
 try:
@@ -127,7 +128,11 @@ class Concealer:
             self._position = position
         return out
 
-    def conceal(self, samples):
+    def conceal(self, samples, following=None):
+        """Synthetic audio for a lost frame. `following`: the decoded frame after the gap when it is
+        already here (the playout buffer usually holds it): the gap is then bridged from both sides."""
+        if following is not None and not self._lost and len(following) >= 4:
+            return self._bridge(samples, _unpack(following))
         if not self._lost:
             self._start_loss()
         ten_ms = self.rate // 100
@@ -156,6 +161,41 @@ class Concealer:
         pcm = _pack(out)
         self._remember_concealed(out)
         return pcm
+
+    def _bridge(self, samples, future):
+        """One-frame gap with the next frame known: cross-fade the pitch-repeated past into the
+        pitch-repeated (backwards) future, so the gap ends exactly where the next frame starts."""
+        self._start_loss()
+        forward = self._synthesize(samples)
+        period = self._future_pitch(future)
+        out = []
+        for i in range(samples):
+            backward = future[(i - samples) % period]
+            w = 0.5 - 0.5 * math.cos(math.pi * (i + 1) / (samples + 1))  # raised-cosine cross-fade
+            out.append(forward[i] * (1 - w) + backward * w)
+        self._lost = 0  # the next frame joins by construction: no cross-fade in good()
+        pcm = _pack(out)
+        self._remember_concealed(out)
+        return pcm
+
+    def _future_pitch(self, future):
+        """The pitch period at the start of the next frame (falls back to the past's)."""
+        low, high = self._min_pitch, self._max_pitch
+        window = len(future) - high
+        if window < low:
+            return self._pitch if self._pitch <= len(future) else len(future)
+        head = future[:window]
+        best_lag, best_score = self._pitch, -1.0
+        for lag in range(low, high + 1):
+            candidate = future[lag : lag + window]
+            energy = _dot(candidate, candidate)
+            if energy <= 0:
+                continue
+            correlation = _dot(head, candidate)
+            score = correlation * abs(correlation) / energy
+            if score > best_score:
+                best_score, best_lag = score, lag
+        return best_lag
 
     def _remember_concealed(self, samples):
         # The history keeps what was played, so a following good frame's cross-fade and a later

@@ -410,9 +410,11 @@ class MediaStream:
         self._since_good += 1
         if status == LOST or self._since_good <= 3:
             self.concealed += 1
-            recover = getattr(codec, "recover", None)
-            if status == LOST and payload is not None and recover is not None:
-                return recover(payload, self._codec_frame)
+            if status == LOST and payload is not None:
+                recover = getattr(codec, "recover", None)
+                if recover is not None:  # Opus: in-band FEC from the following packet
+                    return recover(payload, self._codec_frame)
+                return codec.conceal(self._codec_frame, payload)
             return codec.conceal(self._codec_frame)
         return self._comfort.frame(self._codec_frame)
 

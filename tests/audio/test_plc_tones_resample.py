@@ -119,3 +119,22 @@ def test_comfort_noise_level_and_cn_payload():
     quiet = _rms(cn.frame(1600))
     assert 50 < loud < 600 and quiet < loud / 10
     raises(RemoteProtocolError, cn.apply_cn_payload, b"")
+
+
+def test_a_gap_with_the_next_frame_known_is_bridged_closer_than_extrapolated():
+    history = [_sine(180, 8000, k * 160, 160) for k in range(5)]
+    truth = _samples(_sine(180, 8000, 5 * 160, 160))
+    following = _sine(180, 8000, 6 * 160, 160)
+    errors = []
+    for future in (None, following):
+        plc = Concealer(8000)
+        for frame in history:
+            plc.good(frame)
+        got = _samples(plc.conceal(160, future))
+        errors.append(sum((a - b) ** 2 for a, b in zip(got, truth)))
+        # The frame after the gap passes unchanged when the gap was bridged to it.
+        after = plc.good(following)
+        if future is not None:
+            assert after == following
+    assert errors[1] <= errors[0]
+    assert errors[1] < 0.05 * sum(b * b for b in truth)

@@ -101,11 +101,18 @@ def codec_chain(pcm16k, codec_name, loss=0.0, seed=1):
     out = []
     frame_bytes = 640  # 20 ms at 16 kHz
     pcm16k = pcm16k + bytes((-len(pcm16k)) % frame_bytes)
-    for start in range(0, len(pcm16k), frame_bytes):
-        frame = to_codec.process(pcm16k[start : start + frame_bytes])
-        payload = codec.encode(frame)
-        if loss and rng.random() < loss:
-            decoded = codec.conceal(codec.frame_samples)
+    payloads = [codec.encode(to_codec.process(pcm16k[start : start + frame_bytes]))
+                for start in range(0, len(pcm16k), frame_bytes)]
+    lost = [bool(loss) and rng.random() < loss for _ in payloads]
+    for index, payload in enumerate(payloads):
+        if lost[index]:
+            # As MediaStream does: the next packet, when it arrived, helps (G.711 bridge, Opus FEC).
+            following = payloads[index + 1] if index + 1 < len(payloads) and not lost[index + 1] else None
+            recover = getattr(codec, "recover", None)
+            if following is not None and recover is not None:
+                decoded = recover(following, codec.frame_samples)
+            else:
+                decoded = codec.conceal(codec.frame_samples, following)
         else:
             decoded = codec.decode(payload)
         out.append(from_codec.process(decoded))

@@ -407,6 +407,8 @@ class UserAgent:
         if self.outbound_proxy is not None:
             host, port = self.outbound_proxy
             return (host, int(port) if port else None)
+        if uri.host is None:
+            raise LocalProtocolError("a tel: URI needs an outbound proxy")
         return destination_of(uri, self.transport)
 
     def _send_request(self, request, dest, now, context):
@@ -640,6 +642,9 @@ class UserAgent:
         target_uri = _local_uri(target_uri, "bad target URI: ")
         if len(self.calls) >= self.max_calls:
             raise LocalProtocolError("too many calls")
+        if len(self._client) >= MAX_TRANSACTIONS:
+            raise LocalProtocolError("too many pending SIP transactions")
+        dest = self._out_of_dialog_destination(target_uri)
         call_id = self._token(16)
         call = Call(call_id, "uac")
         call.local_tag = self._token(8)
@@ -653,9 +658,7 @@ class UserAgent:
         call.invite = request
         call.state = "calling"
         self.calls[call_id] = call
-        call.invite_tx = self._send_request(
-            request, self._out_of_dialog_destination(target_uri), now, _Context("invite", call_id)
-        )
+        call.invite_tx = self._send_request(request, dest, now, _Context("invite", call_id))
         return call_id
 
     def _invite_response(self, tx, call, response, now):
@@ -688,17 +691,18 @@ class UserAgent:
 
     def _invite_success(self, call, response, now):
         if call.dialog is not None:
-            # A retransmitted 2xx (or one from another fork): ACK it again (§13.2.2.4).
-            if call.ack_data is not None and response.to_addr.tag == call.dialog.remote_tag:
-                self._queue(call.ack_data, call.ack_dest)
+            if response.to_addr.tag == call.dialog.remote_tag:
+                if call.ack_data is not None:
+                    self._queue(call.ack_data, call.ack_dest)  # a retransmitted 2xx: ACK again (§13.2.2.4)
+            else:
+                self._ack_and_bye_stray_dialog(call, response, now)  # another fork answered too
             return
         try:
             dialog = Dialog.from_uac_response(call.invite, response)
         except RemoteProtocolError:
-            dialog = None
-        if dialog is None:
-            # No usable Contact: still ACK (to the Request-URI) and hang up.
-            self._fail_call(call, 502, "bad 2xx")
+            # No usable Contact: still ACK and BYE (to the Request-URI), then report the failure.
+            self._ack_and_bye_stray_dialog(call, response, now)
+            self._fail_call(call, 502, "2xx without a usable Contact")
             return
         call.dialog = dialog
         call.remote_sdp = response.body
@@ -719,6 +723,29 @@ class UserAgent:
         call.state = "confirmed"
         call.established = True
         self._emit(events.CallAnswered(call.id, response.body))
+
+    def _ack_and_bye_stray_dialog(self, call, response, now):
+        """§13.2.2.4: a 2xx we do not want still gets its ACK, then a BYE ends that dialog."""
+        try:
+            dialog = Dialog.from_uac_response(call.invite, response)
+        except RemoteProtocolError:
+            dialog = Dialog(
+                call.id,
+                call.local_tag,
+                response.to_addr.tag,
+                call.invite.from_addr.copy(),
+                response.to_addr.copy(),
+                call.invite.uri.copy(),
+                list(reversed(response.headers.get_all("Record-Route"))),
+                call.invite.cseq[0],
+                None,
+            )
+        stray = Call(call.id, "uac")
+        stray.dialog = dialog
+        ack, dest = self._dialog_request(stray, "ACK", cseq=call.invite.cseq[0])
+        self._queue(ack.to_bytes(), dest)
+        bye, dest = self._dialog_request(stray, "BYE")
+        self._send_request(bye, dest, now, _Context("stray-bye"))
 
     def _fail_call(self, call, status, reason):
         call.state = "ended"

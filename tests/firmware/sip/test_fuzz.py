@@ -1,5 +1,7 @@
 """The fuzz invariant (DESIGN.md): any bytes in, either a parsed value or RemoteProtocolError out."""
 
+import os
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -10,7 +12,12 @@ from firmware.sip.uri import parse_name_addr, parse_uri
 from tests.firmware.sip.test_message import INVITE
 from tests.firmware.test_sdp import LINPHONE_OFFER
 
-FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# SIP_FUZZ_EXAMPLES=5000 for a longer hunt (the default keeps `make test` quick).
+FUZZ = settings(
+    max_examples=int(os.environ.get("SIP_FUZZ_EXAMPLES", "400")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 SIP_ALPHABET = st.sampled_from(
     [b"\r\n", b" ", b":", b";", b",", b'"', b"<", b">", b"@", b"=", b"\\", b"\t", b"%", b"[", b"]", b"/"]
@@ -171,3 +178,67 @@ def test_user_agent_survives_any_datagrams(datagrams):
         ua.datagrams_to_send(now)
         while ua.next_event() is not None:
             pass
+
+
+def _uac_scene():
+    from firmware.sip.message import make_response
+    from firmware.sip.useragent import UserAgent
+    from tests.firmware.sip.netsim import counter_rng
+
+    ua = UserAgent(
+        ("127.0.0.1", 5062),
+        counter_rng("scene"),
+        aor="sip:alice@example.com",
+        password="pw",
+        outbound_proxy=("127.0.0.1", 5099),
+    )
+    ua.register(0.0)
+    call = ua.invite("sip:bob@example.com", b"v=0\r\n", 0.0)
+    sent = [parse_message(d) for d, _ in ua.datagrams_to_send(0.0)]
+    responses = []
+    for request in sent:
+        for status in (100, 180, 200, 401, 407, 423, 487, 503):
+            response = make_response(request, status, to_tag="t{}".format(status))
+            response.headers.add("Contact", "<sip:bob@127.0.0.1:5099>;expires=60")
+            response.headers.add("Record-Route", "<sip:127.0.0.1:5099;lr>")
+            response.headers.add("WWW-Authenticate", 'Digest realm="r", nonce="n", qop="auth", algorithm=SHA-256')
+            response.headers.add("Proxy-Authenticate", 'Digest realm="r", nonce="m", qop="auth"')
+            response.headers.add("Min-Expires", "120")
+            responses.append(response.to_bytes())
+    return ua, call, responses
+
+
+_SCENE_RESPONSES = _uac_scene()[2]
+
+
+@FUZZ
+@given(
+    st.lists(
+        st.tuples(st.integers(0, len(_SCENE_RESPONSES) - 1), st.booleans(), st.binary(max_size=3)),
+        min_size=1,
+        max_size=8,
+    ),
+    st.data(),
+)
+def test_user_agent_survives_mutated_responses_to_its_own_requests(plan, data):
+    from firmware.errors import LocalProtocolError
+
+    ua, call, responses = _uac_scene()
+    now = 0.0
+    for index, mutate, _ in plan:
+        message = responses[index]
+        if mutate:
+            message = data.draw(_mutations(message))
+        ua.receive_datagram(message, ("127.0.0.1", 5099), now)
+        now += 0.7
+        ua.handle_timer(now)
+        ua.datagrams_to_send(now)
+        while ua.next_event() is not None:
+            pass
+    for command in (ua.hangup, lambda c, n: ua.reinvite(c, b"v=0\r\n", n), lambda c, n: ua.refer(c, "sip:x@y", n)):
+        try:
+            command(call, now)
+        except LocalProtocolError:
+            pass
+    ua.handle_timer(now + 100)
+    ua.datagrams_to_send(now + 100)

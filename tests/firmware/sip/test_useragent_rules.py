@@ -106,3 +106,83 @@ def test_retransmitted_invite_gets_the_cached_response():
     again = [parse_message(d).status for d, _ in ua.datagrams_to_send(0.5)]
     assert again == [180]
     assert ua.next_event() is None
+
+
+def _uac_with_invite():
+    ua = UserAgent(("127.0.0.1", 5061), counter_rng("uac"))
+    call = ua.invite("sip:bob@127.0.0.1:5099", b"", 0.0)
+    ((data, dest),) = ua.datagrams_to_send(0.0)
+    return ua, call, parse_message(data)
+
+
+def _ok_from(invite, tag, contact="<sip:bob@127.0.0.1:5099>"):
+    from firmware.sip.message import make_response
+
+    response = make_response(invite, 200, to_tag=tag)
+    response.headers.add("Contact", contact)
+    return response.to_bytes()
+
+
+def test_second_fork_2xx_is_acked_and_hung_up():
+    ua, call, invite = _uac_with_invite()
+    ua.receive_datagram(_ok_from(invite, "fork1"), PEER, 0.1)
+    first = [parse_message(d) for d, _ in ua.datagrams_to_send(0.1)]
+    assert [m.method for m in first] == ["ACK"]
+    assert isinstance(ua.next_event(), events.CallAnswered)
+    ua.receive_datagram(_ok_from(invite, "fork1"), PEER, 0.2)  # retransmission: ACK again only
+    again = [parse_message(d) for d, _ in ua.datagrams_to_send(0.2)]
+    assert [m.method for m in again] == ["ACK"] and again[0].to_addr.tag == "fork1"
+    ua.receive_datagram(_ok_from(invite, "fork2", "<sip:other@127.0.0.1:5098>"), PEER, 0.3)
+    stray = [(parse_message(d), dest) for d, dest in ua.datagrams_to_send(0.3)]
+    assert [(m.method, m.to_addr.tag, dest) for m, dest in stray] == [
+        ("ACK", "fork2", ("127.0.0.1", 5098)),
+        ("BYE", "fork2", ("127.0.0.1", 5098)),
+    ]
+    assert ua.next_event() is None
+    assert call in ua.calls
+
+
+def test_2xx_without_contact_is_acked_byed_and_reported():
+    from firmware.sip.message import make_response
+
+    ua, call, invite = _uac_with_invite()
+    ua.receive_datagram(make_response(invite, 200, to_tag="t").to_bytes(), PEER, 0.1)
+    methods = [parse_message(d).method for d, _ in ua.datagrams_to_send(0.1)]
+    assert methods == ["ACK", "BYE"]
+    event = ua.next_event()
+    assert isinstance(event, events.CallFailed) and event.status == 502
+
+
+def test_tel_uri_needs_an_outbound_proxy():
+    from firmware.errors import LocalProtocolError
+    from tests.portable import raises
+
+    ua = UserAgent(ME, counter_rng("x"))
+    raises(LocalProtocolError, ua.invite, "tel:+15551234", b"", 0.0)
+    assert ua.calls == {}
+    raises(LocalProtocolError, ua.invite, "not a uri", b"", 0.0)
+    proxied = UserAgent(ME, counter_rng("x"), outbound_proxy=("127.0.0.1", 5080))
+    proxied.invite("tel:+15551234", b"", 0.0)
+    ((data, dest),) = proxied.datagrams_to_send(0.0)
+    assert dest == ("127.0.0.1", 5080) and data.startswith(b"INVITE tel:+15551234 SIP/2.0")
+
+
+def test_registrar_seen_address_becomes_the_contact():
+    from firmware.sip.message import make_response
+
+    ua = UserAgent(
+        ("10.0.0.5", 5060), counter_rng("nat"), aor="sip:alice@example.com", outbound_proxy=("192.0.2.1", 5060)
+    )
+    ua.register(0.0)
+    ((data, _),) = ua.datagrams_to_send(0.0)
+    register = parse_message(data)
+    response = make_response(register, 200, to_tag="r")
+    via = register.headers.get("Via").replace(";rport", ";rport=40000;received=203.0.113.7")
+    response.headers.set("Via", via)
+    response.headers.add("Contact", register.headers.get("Contact"))
+    ua.receive_datagram(response.to_bytes(), ("192.0.2.1", 5060), 0.1)
+    ((data, _),) = ua.datagrams_to_send(0.1)
+    again = parse_message(data)
+    assert again.method == "REGISTER"
+    assert again.headers.get("Contact").startswith("<sip:alice@203.0.113.7:40000>")
+    assert ua.public_address == ("203.0.113.7", 40000)

@@ -26,7 +26,8 @@ API:
         rng(n) -> n random octets: the SSRC, first sequence number and first timestamp.
         remote: (host, port) to send RTP to, or None until set_remote().
     .start()                        start the thread
-    .stop()                         stop it, join it, close source and sink (finalises a WAV recording)
+    .stop(send_bye=True)            stop it, join it, send RTCP BYE, close source and sink (finalises a
+                                    WAV recording)
     .set_remote(addr)               where to send (symmetric RTP then follows authenticated media)
     .set_keys(tx_params, rx_params) SRTP keys: each (profile, master_key, master_salt), or both None
                                     for plain RTP. Until set, with plain RTP nothing is withheld;
@@ -157,10 +158,12 @@ class MediaStream:
         self._thread = threading.Thread(target=self._run, name="sotto-media", daemon=True)
         self._thread.start()
 
-    def stop(self):
+    def stop(self, send_bye=True):
         self._stop.set()
         if self._thread is not None:
             self._thread.join(2.0)
+        if send_bye and self._thread is not None and not self._thread.is_alive():
+            self._send_bye()
         for device in (self.source, self.sink):
             try:
                 device.close()
@@ -435,6 +438,15 @@ class MediaStream:
 
     # RTCP ---------------------------------------------------------------------------------------
 
+    def _send_bye(self):
+        """RFC 3550 §6.6: a last report and BYE (sent from the control thread once the loop stopped)."""
+        try:
+            report = rtcp.build_rr(self.ssrc) if not self.sent else rtcp.build_sr(
+                self.ssrc, _ntp(self._wallclock()), self._timestamp, self.sent, self.sent_octets)
+            self._send_compound(report + rtcp.build_bye(self.ssrc))
+        except Exception:  # hanging up must never fail on a last courtesy packet
+            log.exception("sending RTCP BYE failed")
+
     def _send_rtcp(self, now):
         blocks = []
         if self._reception is not None and self._remote_ssrc is not None:
@@ -444,7 +456,9 @@ class MediaStream:
                                    self.sent_octets, blocks)
         else:
             report = rtcp.build_rr(self.ssrc, blocks)
-        compound = report + rtcp.build_sdes_cname(self.ssrc, self.cname)
+        self._send_compound(report + rtcp.build_sdes_cname(self.ssrc, self.cname))
+
+    def _send_compound(self, compound):
         remote = self._remote
         if remote is None:
             return

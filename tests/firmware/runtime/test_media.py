@@ -164,3 +164,23 @@ def test_playout_delay_adapts_to_jitter_and_loss_is_concealed(tmp_path):
     assert impaired["late"] <= 0.05 * impaired["received"]
     rate, recording = read_wav(tmp_path / "impaired.wav")
     assert _dominant_correlation(None, recording, rate) > 0.6  # noise would be near 0
+
+
+def test_stop_sends_rtcp_bye_to_the_peer(tmp_path):
+    socks, (stream_a, stream_b) = _pair(tmp_path, "PCMU", 0)
+    pumps = [Pump(s, st) for s, st in zip(socks, (stream_a, stream_b))]
+    stream_a.start()
+    stream_b.start()
+    try:
+        time.sleep(0.3)
+        stream_a.stop()
+        deadline = time.monotonic() + 2
+        while not stream_b.stats()["bye"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert stream_b.stats()["bye"] and ("bye",) in list(stream_b.events)
+    finally:
+        stream_b.stop()
+        for p in pumps:
+            p.stop()
+        for s in socks:
+            s.close()

@@ -195,10 +195,10 @@ class Linphone:
         """The SAS as linphone shows it ("auth token is XXXX"): B32 as 4 characters, B256 as "word:word"."""
         return self.wait_for(r"auth token is ([^\s.]+(?: [^\s.]+)?)\.", timeout, "console", start).group(1)
 
-    def algorithms(self, timeout=10.0):
-        """The negotiated algorithms from the log, as ZRTP 4-character names."""
+    def algorithms(self, timeout=10.0, start=0):
+        """The negotiated algorithms from the log (after offset `start`), as ZRTP 4-character names."""
         match = self.wait_for(r"Cipher: (\S+) - KeyAgreement: (\S+) - Hash: (\S+) - AuthTag: (\S+) - Sas Rendering: "
-                              r"(\S+)", timeout, "log")
+                              r"(\S+)", timeout, "log", start)
         keys = ("cipher", "key_agreement", "hash", "auth_tag", "sas")
         return {k: _LOG_NAMES.get(v, v) for k, v in zip(keys, match.groups())}
 

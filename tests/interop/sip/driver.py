@@ -87,7 +87,7 @@ KAMAILIO_CFG = """#!KAMAILIO
 debug=2
 log_stderror=yes
 children=1
-disable_tcp=yes
+disable_tcp={disable_tcp}
 auto_aliases=no
 alias="127.0.0.1:{port}"
 mpath="{modules}"
@@ -147,7 +147,7 @@ request_route {{
 class Kamailio:
     """kamailio in the foreground as registrar (+ a proxy for calls), users in a db_text table."""
 
-    def __init__(self, tmp_path, port, users, algorithm="MD5", min_expires=10):
+    def __init__(self, tmp_path, port, users, algorithm="MD5", min_expires=10, tcp=False):
         self.port = port
         self.tmp_path = tmp_path
         db = tmp_path / "db"
@@ -162,7 +162,12 @@ class Kamailio:
         cfg = tmp_path / "kamailio.cfg"
         cfg.write_text(
             KAMAILIO_CFG.format(
-                port=port, modules=KAMAILIO_MODULES, db=db, algorithm=algorithm, min_expires=min_expires
+                port=port,
+                modules=KAMAILIO_MODULES,
+                db=db,
+                algorithm=algorithm,
+                min_expires=min_expires,
+                disable_tcp="no" if tcp else "yes",
             )
         )
         self.log_path = tmp_path / "kamailio.log"
@@ -182,6 +187,7 @@ class Kamailio:
                 "-E",
                 "-l",
                 "udp:127.0.0.1:{}".format(port),
+                *(["-l", "tcp:127.0.0.1:{}".format(port)] if tcp else []),
                 "-Y",
                 str(run),
                 "-P",

@@ -107,3 +107,68 @@ def test_call_through_kamailio_by_address_of_record(kamailio):
     finally:
         alice.close()
         bob.close()
+
+
+def test_register_and_call_over_tcp(tmp_path_factory):
+    server = Kamailio(
+        tmp_path_factory.mktemp("tcp"), KAMAILIO_PORT + 1, [("alice", "alicepw"), ("bob", "bobpw")], tcp=True
+    )
+    proxy = ("127.0.0.1", KAMAILIO_PORT + 1)
+    alice = Driver(transport="tcp", aor="sip:alice@127.0.0.1", password="alicepw", outbound_proxy=proxy)
+    bob = Driver(transport="tcp", aor="sip:bob@127.0.0.1", password="bobpw", outbound_proxy=proxy)
+    try:
+        for d in (alice, bob):
+            d.ua.register(d.now())
+            assert d.run_until(lambda d=d: d.of(events.Registered), 5), (d.events, server.log()[-2000:])
+        contact = "Contact: <sip:bob@127.0.0.1:{};transport=tcp>".format(bob.address[1]).encode()
+        assert contact in [s for s in bob.sent if s.startswith(b"REGISTER")][0]
+
+        def bob_answers(event):
+            if isinstance(event, events.IncomingCall):
+                bob.ua.answer(event.call_id, offer(41012), bob.now())
+
+        bob.on_event = bob_answers
+        call = alice.ua.invite("sip:bob@127.0.0.1", offer(41010), alice.now())
+
+        def pump_both(predicate, timeout):
+            import time
+
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                alice.pump_once(0.005)
+                bob.pump_once(0.005)
+                if predicate():
+                    return True
+            return False
+
+        assert pump_both(lambda: alice.of(events.CallAnswered) and bob.of(events.CallConfirmed), 10), (
+            alice.events,
+            bob.events,
+            server.log()[-3000:],
+        )
+        alice.ua.hangup(call, alice.now())
+        assert pump_both(lambda: alice.of(events.CallEnded) and bob.of(events.CallEnded), 10)
+        # Reliable transport: every request went out exactly once.
+        assert len([s for s in alice.sent if s.startswith(b"INVITE")]) == 2  # plain, then with credentials
+    finally:
+        alice.close()
+        bob.close()
+        server.stop()
+
+
+def test_binding_comes_back_after_a_registrar_restart(tmp_path_factory):
+    port = KAMAILIO_PORT + 2
+    users = [("alice", "alicepw")]
+    server = Kamailio(tmp_path_factory.mktemp("first"), port, users)
+    alice = Driver(
+        aor="sip:alice@127.0.0.1", password="alicepw", outbound_proxy=("127.0.0.1", port), register_expires=10
+    )
+    try:
+        alice.ua.register(alice.now())
+        assert alice.run_until(lambda: alice.of(events.Registered), 5)
+        server.stop()  # the registrar restarts and forgets every binding (usrloc in memory)
+        server = Kamailio(tmp_path_factory.mktemp("second"), port, users)
+        assert alice.run_until(lambda: len(alice.of(events.Registered)) == 2, 10), alice.events
+    finally:
+        alice.close()
+        server.stop()

@@ -158,3 +158,42 @@ def test_cancel_before_answer(tmp_path):
         assert _sent_statuses(driver, 487) and driver.ua.calls == {}
     finally:
         driver.close()
+
+
+def test_tcp_sipp_uac_calls_us(tmp_path):
+    driver = Driver(port=0, transport="tcp")
+
+    def on_event(event):
+        if isinstance(event, events.IncomingCall):
+            _answer(driver, event)
+
+    driver.on_event = on_event
+    try:
+        proc = _sipp(tmp_path, "-sn", "uac", "-t", "t1", "{}:{}".format(*driver.address))
+        code, out = _drive(driver, proc)
+        assert code == 0, out
+        assert driver.of(events.CallConfirmed)
+        assert driver.of(events.CallEnded)[0].by_remote
+        # Reliable transport: no retransmissions of our 200 OK (RFC 3261 17.2.1 / 13.3.1.4 only on UDP).
+        assert len(_sent_statuses(driver, 200)) == 2  # INVITE and BYE
+    finally:
+        driver.close()
+
+
+def test_tcp_we_call_sipp_uas(tmp_path):
+    driver = Driver(port=0, transport="tcp")
+    try:
+        proc = _sipp(tmp_path, "-sn", "uas", "-t", "t1")
+        time.sleep(0.3)
+        target = "sip:service@127.0.0.1:{};transport=tcp".format(SIPP_PORT)
+        call = driver.ua.invite(target, offer(42002), driver.now())
+        assert driver.run_until(lambda: driver.of(events.CallAnswered), 10), driver.events
+        invite = [d for d in driver.sent if d.startswith(b"INVITE")]
+        assert len(invite) == 1 and b"Via: SIP/2.0/TCP " in invite[0] and b";transport=tcp>" in invite[0]
+        driver.run(0.5)
+        driver.ua.hangup(call, driver.now())
+        code, out = _drive(driver, proc)
+        assert code == 0, out
+        assert driver.of(events.CallEnded)[0].reason == "local hangup"
+    finally:
+        driver.close()

@@ -58,7 +58,7 @@ from firmware.sdp import parse_sdp
 from firmware.sip import events
 from firmware.sip.auth import build_authorization, choose_challenge
 from firmware.sip.dialog import Dialog
-from firmware.sip.headers import Headers, Via, parse_int_header
+from firmware.sip.headers import Headers, Via, parse_int_header, split_commas
 from firmware.sip.message import (
     REASONS,
     Request,
@@ -952,6 +952,7 @@ class UserAgent:
             return
         try:
             check_request(message)
+            _stamp_via(message, addr)
             self._on_request(message, addr, now)
         except RemoteProtocolError as exc:
             self._answer_broken_request(message, addr, exc)
@@ -1387,6 +1388,28 @@ class UserAgent:
             status = int(parts[1][:3])
         state = (request.headers.get("Subscription-State") or "").lower()
         self._emit(events.ReferProgress(call.id, status, state.startswith("terminated") or status >= 200))
+
+
+def _stamp_via(request, addr):
+    """§18.2.1 and RFC 3581 §4: note in the top Via where the request really came from, so responses
+    (which copy the Via) tell the peer its public address."""
+    via = request.top_via
+    host, port = addr[0], addr[1]
+    changed = False
+    if via.host != host:
+        via.set_param("received", host)
+        changed = True
+    if via.param("rport") == "":
+        via.set_param("rport", str(port))
+        changed = True
+    if not changed:
+        return
+    pairs = request.headers._pairs
+    for pair in pairs:
+        if pair[0] == "Via":
+            rest = split_commas(pair[1])[1:]
+            pair[1] = ", ".join([str(via)] + rest)
+            break
 
 
 def _local_uri(value, what):

@@ -186,3 +186,16 @@ def test_registrar_seen_address_becomes_the_contact():
     assert again.method == "REGISTER"
     assert again.headers.get("Contact").startswith("<sip:alice@203.0.113.7:40000>")
     assert ua.public_address == ("203.0.113.7", 40000)
+
+
+def test_responses_carry_received_and_rport():
+    request = _request(b"OPTIONS").replace(b"branch=z9hG4bK-options", b"branch=z9hG4bK-options;rport")
+    request = request.replace(b"Via: SIP/2.0/UDP 127.0.0.1:5099", b"Via: SIP/2.0/UDP 10.1.1.1:5099")
+    ua = UserAgent(ME, counter_rng("x"))
+    ua.receive_datagram(request, ("192.0.2.9", 40001), 0.0)
+    ((data, dest),) = ua.datagrams_to_send(0.0)
+    response = parse_message(data)
+    assert dest == ("192.0.2.9", 40001)  # RFC 3581: back to the source address and port
+    via = response.top_via
+    assert via.param("received") == "192.0.2.9" and via.param("rport") == "40001"
+    assert via.branch == "z9hG4bK-options"

@@ -29,8 +29,10 @@ def offer(port, version=1):
 class Driver:
     """A UserAgent on a real socket, pumped in real time; events are collected in `events`."""
 
-    def __init__(self, port=0, transport="udp", **ua_kwargs):
-        self.transport = SipTransport(transport, ("127.0.0.1", port), on_message=self._on_message)
+    def __init__(self, port=0, transport="udp", transport_kwargs=None, **ua_kwargs):
+        self.transport = SipTransport(
+            transport, ("127.0.0.1", port), on_message=self._on_message, **(transport_kwargs or {})
+        )
         self.address = self.transport.local_address
         self.ua = UserAgent(self.address, os.urandom, transport=transport, **ua_kwargs)
         self.events = []

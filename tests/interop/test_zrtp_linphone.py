@@ -201,3 +201,42 @@ def test_broken_peer_secret_is_a_cache_mismatch_until_confirmed(tmp_path, direct
         fourth = call(linphone, cache)
         _check_against_linphone(fourth, linphone, console_start, log_start)
         assert fourth["zrtp"]["cache_mismatch"] is False and fourth["zrtp"]["verified"] is True
+
+
+def _tone(path, seconds=3, rate=8000):
+    import math
+    import struct
+    import wave
+
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate)))
+                               for i in range(seconds * rate)))
+
+
+def _play_when_secure(linphone, path):
+    linphone.auth_token(timeout=10)
+    linphone.command("play {}".format(path))
+
+
+@pytest.mark.parametrize("direction", sorted(DIRECTIONS))
+@pytest.mark.parametrize("suites", [{}, {"zrtp_key_agreements": ["X255"], "zrtp_ciphers": ["AES3"],
+                                          "zrtp_auth_tags": ["HS32"]}], ids=["DH3k-AES1-HS80", "X255-AES3-HS32"])
+def test_srtp_keys_from_zrtp_carry_audio_both_ways(tmp_path, direction, suites):
+    """The SRTP keys and salts handed to the media (our send = initiator's or responder's per role,
+    §4.5.3) are the ones linphone uses: its packets authenticate here and ours there."""
+    tone = tmp_path / "tone.wav"
+    _tone(tone)
+    with _linphone(tmp_path, **suites) as linphone:
+        player = threading.Thread(target=_play_when_secure, args=(linphone, tone))
+        player.start()
+        summary = DIRECTIONS[direction](linphone, tmp_path / "sotto-cache", ["--play", str(tone)])
+        player.join(15)
+        _check_against_linphone(summary, linphone, 0)
+        rtp = summary["rtp"]
+        assert rtp["received"] > 40 and rtp["auth_failures"] == 0, rtp
+        # linphone's oRTP statistics at stream end: packets that passed its SRTP unprotect.
+        received = linphone.wait_for(r"ortp-message-received\s+(\d+) packets", timeout=10, source="log")
+        assert int(received.group(1)) > 40

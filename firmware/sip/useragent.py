@@ -437,7 +437,9 @@ class UserAgent:
 
     @property
     def registered(self):
-        return self._reg.state == "registered"
+        """True while the registrar holds our binding: also during a refresh and until an unregister
+        is answered."""
+        return self._reg.granted is not None and self._reg.granted > 0
 
     @property
     def registration_expires(self):
@@ -496,6 +498,7 @@ class UserAgent:
                 return
             if unregistering:
                 reg.state = "idle"
+                reg.granted = None
                 self._emit(events.Unregistered(status))
                 return
             reg.state = "failed"
@@ -1072,6 +1075,7 @@ class UserAgent:
                 return
             if kind == "unregister":
                 self._reg.state = "idle"
+                self._reg.granted = None
                 self._emit(events.Unregistered(408))
             else:
                 self._registration_failed(408, "timeout", now)

@@ -195,9 +195,12 @@ def test_register_md5_then_refresh_before_expiry_then_unregister():
     assert len({r.call_id for r in registrar.requests}) == 1
     net.run(59)
     assert len(registrar.requests) == 2
-    net.run(2)  # refresh at half of 120 s (§10.2.4: before expiry)
+    assert net.run_until(lambda: len(registrar.requests) == 3, 2)  # refresh at half of 120 s (§10.2.4)
+    assert ua.registered  # the refresh is challenged, but the binding still stands
+    net.run(1)
     assert len(registrar.requests) == 4 and len(net.find(UA, events.Registered)) == 2
     ua.unregister(net.now)
+    assert ua.registered  # the binding stands until the registrar answers
     net.run(1)
     assert net.find(UA, events.Unregistered) == [events.Unregistered(200)]
     assert registrar.requests[-1].headers.get("Expires") == "0"

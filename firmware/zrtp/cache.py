@@ -162,6 +162,8 @@ class ZrtpCache:
             except UnicodeError:
                 raise CacheCorrupt("ZRTP cache URI is not UTF-8")  # noqa: B904 (no chaining on MicroPython)
             offset += uri_len
+            if zid in cache._peers:
+                raise CacheCorrupt("ZRTP cache lists a peer twice")
             cache._peers[zid] = PeerRecord(zid, rs1 if flags & 1 else None, rs2 if flags & 2 else None,
                                            bool(flags & 4), last_use, uri)
         if offset != len(body):

@@ -57,3 +57,15 @@ def test_bounded():
     finally:
         cache_module.MAX_PEERS = old
     assert len(cache) == 3 and cache.get(b"A" * 12) is None and cache.get(b"E" * 12) is not None
+
+
+def test_duplicate_peer_is_corrupt():
+    from firmware import crypto
+
+    cache = ZrtpCache(b"Z" * 12)
+    cache.update_retained(b"A" * 12, b"1" * 32, 2)
+    cache.update_retained(b"B" * 12, b"2" * 32, 1)
+    body = cache.serialize()[:-32]
+    second = body.index(b"B" * 12)
+    body = body[:second] + b"A" * 12 + body[second + 12 :]
+    raises(CacheCorrupt, ZrtpCache.parse, body + crypto.digest("sha256", body))

@@ -466,7 +466,7 @@ class Phone:
             if entry.get("dir") == "out" and entry.get("remote"):
                 self.last_dialed = entry.get("remote")
                 break
-        self.errors = []  # (kind, text) pairs; shown as the error state when no call is up
+        self.errors = []  # (kind, title, detail) triples; shown as the error state when no call is up
         self.unresolved = []  # peer ZIDs (or URIs) whose alarm was never resolved, newest last
         self.notice = None  # a short message shown in idle/menu for NOTICE_HOLD seconds
         self._commands = []
@@ -476,7 +476,6 @@ class Phone:
         self._reset_call()
         self._menu_page = "main"
         self._menu_index = 0
-        self._menu_items = []
 
     # -- public API ---------------------------------------------------------------------------------
 
@@ -493,6 +492,7 @@ class Phone:
         elif isinstance(event, CallRinging):
             if self.state == CALLING:
                 self.far_ringing = True
+                self._play(TONE_RINGBACK)
         elif isinstance(event, CallAnswered):
             self._on_answered(now)
         elif isinstance(event, CallSecure):

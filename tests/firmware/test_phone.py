@@ -45,6 +45,10 @@ def test_digits_then_hash_dial_at_the_dial_domain():
     assert phone.screen(0.5).lines == ("123@127.0.0.1:5072", "connecting...")
     phone.handle(P.CallRinging(), 0.6)
     assert phone.screen(0.6).lines[1] == "ringing..."
+    assert drain(phone) == ["PlayTone('ringback')"]
+    phone.handle(P.CallAnswered(), 1.0)
+    assert drain(phone) == ["StopTone()"]
+    assert phone.state == "in-call"
 
 
 def test_star_is_a_digit_and_speed_dial_maps_digits_to_a_uri():

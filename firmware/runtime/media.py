@@ -387,18 +387,20 @@ class MediaStream:
             if isinstance(report, rtcp.SenderReport):
                 if self._reception is not None:
                     self._reception.note_sender_report(report.ntp, arrival)
-                self._note_blocks(report.blocks)
+                self._note_blocks(report.blocks, arrival)
             elif isinstance(report, rtcp.ReceiverReport):
-                self._note_blocks(report.blocks)
+                self._note_blocks(report.blocks, arrival)
             elif isinstance(report, rtcp.Bye):
                 if not self.bye:
                     self.bye = True
                     self.events.append(("bye",))
 
-    def _note_blocks(self, blocks):
+    def _note_blocks(self, blocks, arrival):
+        # RFC 3550 §6.4.1: A is the arrival time of the report (not when this thread got to it).
+        arrival_wall = self._wallclock() - (self._clock() - arrival)
         for block in blocks:
             if block.ssrc == self.ssrc:
-                rtt = rtcp.round_trip_seconds(block, _ntp(self._wallclock()))
+                rtt = rtcp.round_trip_seconds(block, _ntp(arrival_wall))
                 if rtt is not None:
                     self._rtt = rtt
 

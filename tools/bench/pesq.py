@@ -15,7 +15,7 @@ Helpers (host-only; numpy, espeak-ng and sox):
         resample back): what MediaStream does minus the network
 
     loopback_call(reference_wav, recording_wav, codec, loss=0.0, jitter_s=0.0, seconds=None, seed=1)
-        -> stats dict of the receiving MediaStream
+        -> stats dict of the receiving MediaStream, taken just before the sender stops
         two real MediaStreams (SRTP, AES_CM_128_HMAC_SHA1_80) over loopback UDP in real time; the
         sender plays `reference_wav`, the receiver records what it decodes; datagrams to the receiver
         are dropped with probability `loss` and delayed by a uniform 0..jitter_s (so also reordered)
@@ -192,6 +192,7 @@ def loopback_call(reference_wav, recording_wav, codec, loss=0.0, jitter_s=0.0, s
     sender.start()
     try:
         time.sleep(seconds)
+        stats = receiver.stats()  # before the sender stops: the end of a stream is an underrun by nature
     finally:
         sender.stop()
         time.sleep(0.3)
@@ -200,7 +201,7 @@ def loopback_call(reference_wav, recording_wav, codec, loss=0.0, jitter_s=0.0, s
             pump.stop()
         a.close()
         b.close()
-    return receiver.stats()
+    return stats
 
 
 def run():

@@ -6,7 +6,8 @@
 API (attribute values are the text after "a=crypto:"):
     CryptoAttribute(tag, suite, master_key, master_salt, lifetime=None, mki=None)
         .value() -> str                     "1 AES_CM_128_HMAC_SHA1_80 inline:..."
-        .params() -> (suite, master_key, master_salt)   the immutable tuple SrtpContext takes
+        .params() -> (profile, master_key, master_salt)   the immutable tuple SrtpContext takes
+                                            (suite aliases such as AES_CM_256_HMAC_SHA1_80 mapped)
     parse_crypto(value) -> CryptoAttribute  RemoteProtocolError for malformed text, an unknown suite,
                                             wrong key length or a session parameter we do not honour
     make_offer(rng, suites=DEFAULT_OFFER) -> [CryptoAttribute]   tags 1..n, fresh keys from rng(n)
@@ -32,6 +33,22 @@ from firmware.srtp.kdf import SALT_LENGTH
 DEFAULT_OFFER = ("AES_256_CM_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_80", "AES_256_CM_HMAC_SHA1_32",
                  "AES_CM_128_HMAC_SHA1_32")
 
+# Spellings some implementations use for the RFC 6188 suites (FreeSWITCH, older SDKs): accepted, and
+# echoed back as they were offered, since the answer must repeat the offered suite name.
+SUITE_ALIASES = {
+    "AES_CM_256_HMAC_SHA1_80": "AES_256_CM_HMAC_SHA1_80",
+    "AES_CM_256_HMAC_SHA1_32": "AES_256_CM_HMAC_SHA1_32",
+    "AES_CM_192_HMAC_SHA1_80": "AES_192_CM_HMAC_SHA1_80",
+    "AES_CM_192_HMAC_SHA1_32": "AES_192_CM_HMAC_SHA1_32",
+}
+
+
+def profile_of(suite):
+    """Our SrtpContext profile name for an a=crypto suite name (or None if unsupported)."""
+    profile = SUITE_ALIASES.get(suite, suite)
+    return profile if profile in PROFILES else None
+
+
 # Session parameters (RFC 4568 §6.3) that would weaken or change what SrtpContext does.
 _REFUSED_SESSION_PARAMS = ("UNENCRYPTED_SRTP", "UNENCRYPTED_SRTCP", "UNAUTHENTICATED_SRTP", "KDR=",
                            "FEC_ORDER=", "FEC_KEY=", "WSH=")
@@ -52,7 +69,7 @@ class CryptoAttribute:
         return "CryptoAttribute(tag={}, suite={})".format(self.tag, self.suite)
 
     def params(self):
-        return (self.suite, self.master_key, self.master_salt)
+        return (profile_of(self.suite), self.master_key, self.master_salt)
 
     def value(self):
         inline = binascii.b2a_base64(self.master_key + self.master_salt).strip().decode()
@@ -79,7 +96,7 @@ def _parse_key_params(text, suite):
     if len(parts) > 3:
         raise RemoteProtocolError("a=crypto key parameters have too many fields")
     material = _decode_base64(parts[0])
-    key_length = PROFILES[suite][0]
+    key_length = PROFILES[profile_of(suite)][0]
     if len(material) != key_length + SALT_LENGTH:
         raise RemoteProtocolError("a=crypto key length does not match {}".format(suite), 488)
     lifetime = mki = None
@@ -104,7 +121,7 @@ def parse_crypto(value):
     tag_text, suite, key_params = fields[0], fields[1], fields[2]
     if not tag_text.isdigit() or len(tag_text) > 9:
         raise RemoteProtocolError("a=crypto tag is not a 1-9 digit number")
-    if suite not in PROFILES:
+    if profile_of(suite) is None:
         raise RemoteProtocolError("a=crypto suite {} is not supported".format(suite), 488)
     if ";" in key_params:
         raise RemoteProtocolError("a=crypto with several keys (MKI) is not supported", 488)
@@ -118,7 +135,7 @@ def parse_crypto(value):
 
 
 def _fresh(rng, tag, suite):
-    key_length = PROFILES[suite][0]
+    key_length = PROFILES[profile_of(suite)][0]
     return CryptoAttribute(tag, suite, rng(key_length), rng(SALT_LENGTH))
 
 
@@ -132,7 +149,7 @@ def answer_offer(values, rng, suites=SUPPORTED_PROFILES):
             theirs = parse_crypto(value)
         except RemoteProtocolError:
             continue  # RFC 4568 §7.1.2: skip lines we cannot use, answer with one we can
-        if theirs.suite in suites and theirs.mki is None:
+        if profile_of(theirs.suite) in suites and theirs.mki is None:
             return theirs, _fresh(rng, theirs.tag, theirs.suite)
     return None
 

@@ -74,3 +74,11 @@ def test_accept_answer_rejects_unknown_tag_or_changed_suite():
 def test_repr_never_shows_keys():
     attr = sdes.CryptoAttribute(1, "AES_CM_128_HMAC_SHA1_80", b"K" * 16, b"S" * 14)
     assert "K" not in repr(attr).replace("CryptoAttribute", "")
+
+
+def test_alias_spelling_is_accepted_and_echoed():
+    offered = sdes.CryptoAttribute(3, "AES_CM_256_HMAC_SHA1_80", bytes(32), bytes(14)).value()
+    theirs, ours = sdes.answer_offer([offered], CountingRng())
+    assert ours.suite == "AES_CM_256_HMAC_SHA1_80" and ours.value().startswith("3 AES_CM_256_HMAC_SHA1_80 ")
+    assert theirs.params()[0] == "AES_256_CM_HMAC_SHA1_80" and len(ours.master_key) == 32
+    SrtpContext(*ours.params())

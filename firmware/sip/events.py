@@ -5,7 +5,8 @@ Every call event carries `call_id` (the SIP Call-ID, which is also the call hand
 IncomingCall(call_id, from_uri, from_display, to_uri, sdp)   an INVITE arrived; answer/ringing/reject it
 CallRinging(call_id, status, sdp)        a provisional response (180/183...) to our INVITE; sdp may be b""
 CallAnswered(call_id, sdp)               our INVITE got a 2xx; sdp is the answer (we sent the ACK)
-CallConfirmed(call_id)                   the ACK for our 2xx arrived (incoming call fully set up)
+CallConfirmed(call_id, sdp)              the ACK for our 2xx arrived (incoming call fully set up); sdp is
+                                         the answer when the INVITE had no offer (late offer), else b""
 CallEnded(call_id, reason, sip_status, by_remote)
                                          an established or cancelled call is over. reason is one of
                                          "remote hangup", "local hangup", "cancelled", "rejected",
@@ -77,10 +78,10 @@ class CallAnswered(_Event):
 
 
 class CallConfirmed(_Event):
-    __slots__ = ("call_id",)
+    __slots__ = ("call_id", "sdp")
 
-    def __init__(self, call_id):
-        _init(self, self.__slots__, (call_id,))
+    def __init__(self, call_id, sdp=b""):
+        _init(self, self.__slots__, (call_id, sdp))
 
 
 class CallEnded(_Event):

@@ -75,7 +75,8 @@ ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY, UPDATE"
 USER_AGENT = "Sotto"
 # Methods we know but do not handle out of a dialog: 405 with Allow (§8.2.1). Anything else: 501.
 KNOWN_METHODS = ("REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE", "PRACK", "UPDATE", "INFO", "REFER", "NOTIFY")
-SUPPORTED_EXTENSIONS = ()
+SUPPORTED_EXTENSIONS = ("timer",)  # RFC 4028 session timers: refreshes are answered, and sent when asked
+MIN_SESSION_EXPIRES = 90  # RFC 4028 §4
 
 MAX_TRANSACTIONS = 256
 MAX_OUTGOING = 512
@@ -147,7 +148,9 @@ class Call:
         "reinvite_tx",
         "reinvite_server",
         "established",
-        "refer_dialog_notify",
+        "session_interval",
+        "session_refresher",
+        "session_refresh_at",
     )
 
     def __init__(self, call_id, role):
@@ -177,7 +180,9 @@ class Call:
         self.reinvite_tx = None
         self.reinvite_server = None
         self.established = False
-        self.refer_dialog_notify = False
+        self.session_interval = None
+        self.session_refresher = None
+        self.session_refresh_at = None
 
 
 class _Registration:
@@ -308,7 +313,7 @@ class UserAgent:
             if d is not None:
                 deadlines.append(d)
         for call in self.calls.values():
-            for d in (call.ok_next, call.ok_give_up, call.cancel_deadline):
+            for d in (call.ok_next, call.ok_give_up, call.cancel_deadline, call.session_refresh_at):
                 if d is not None:
                     deadlines.append(d)
         for d in (self._reg.refresh_at, self._reg.retry_at):
@@ -355,6 +360,8 @@ class UserAgent:
             self._queue(call.ok_data, call.peer)
             call.ok_interval = min(call.ok_interval * 2, self.t2)
             call.ok_next = now + call.ok_interval
+        if call.session_refresh_at is not None and call.session_refresh_at <= now:
+            self._refresh_session(call, now)
         if call.cancel_deadline is not None and call.cancel_deadline <= now:
             # §9.1: no final response 64*T1 after the CANCEL: consider the INVITE cancelled.
             call.cancel_deadline = None
@@ -624,7 +631,7 @@ class UserAgent:
             if call is not None:
                 call.invite = request
                 call.invite_tx = new_tx
-        elif context.kind == "reinvite":
+        elif context.kind in ("reinvite", "refresh"):
             call = self.calls.get(context.call_id)
             if call is not None:
                 call.reinvite_tx = new_tx
@@ -725,6 +732,7 @@ class UserAgent:
             return
         call.state = "confirmed"
         call.established = True
+        self._session_timer_from_2xx(call, response, now)
         self._emit(events.CallAnswered(call.id, response.body))
 
     def _ack_and_bye_stray_dialog(self, call, response, now):
@@ -749,6 +757,21 @@ class UserAgent:
         self._queue(ack.to_bytes(), dest)
         bye, dest = self._dialog_request(stray, "BYE")
         self._send_request(bye, dest, now, _Context("stray-bye"))
+
+    def _session_timer_from_2xx(self, call, response, now):
+        """RFC 4028 §7.2: a 2xx may make us (the UAC) the refresher."""
+        value = response.headers.get("Session-Expires")
+        if value is None:
+            return
+        interval_text, _, params = value.partition(";")
+        try:
+            interval = parse_int_header(interval_text, "Session-Expires")
+        except RemoteProtocolError:
+            return
+        if "refresher=uac" in params.replace(" ", "").lower() and interval >= MIN_SESSION_EXPIRES:
+            call.session_interval = interval
+            call.session_refresher = "uac"
+            call.session_refresh_at = now + interval / 2.0
 
     def _fail_call(self, call, status, reason):
         call.state = "ended"
@@ -804,6 +827,16 @@ class UserAgent:
             response.headers.add("Record-Route", value)
         response.headers.add("Contact", self._contact())
         response.headers.add("Allow", ALLOW)
+        response.headers.add("Supported", ", ".join(SUPPORTED_EXTENSIONS))
+        if call.session_interval:
+            # RFC 4028 §9: say who refreshes; "uac" needs Require: timer.
+            response.headers.add(
+                "Session-Expires", "{};refresher={}".format(call.session_interval, call.session_refresher)
+            )
+            if call.session_refresher == "uac":
+                response.headers.add("Require", "timer")
+            else:
+                call.session_refresh_at = now + call.session_interval / 2.0
         if sdp:
             response.headers.add("Content-Type", "application/sdp")
         response.body = sdp
@@ -816,6 +849,47 @@ class UserAgent:
         if not self.reliable:
             call.ok_next = now + self.t1
         call.ok_give_up = now + 64 * self.t1
+
+    def _refresh_session(self, call, now):
+        """RFC 4028 §10: we are the refresher: a re-INVITE with the same SDP (same o= version)."""
+        call.session_refresh_at = None
+        if call.state != "confirmed" or not call.session_interval:
+            return
+        if call.reinvite_tx is not None or call.reinvite_server is not None:
+            call.session_refresh_at = now + 2.0  # an offer/answer is in progress: try a little later
+            return
+        request, dest = self._dialog_request(call, "INVITE", call.local_sdp)
+        request.headers.add("Contact", self._contact())
+        request.headers.add("Allow", ALLOW)
+        request.headers.add("Supported", ", ".join(SUPPORTED_EXTENSIONS))
+        request.headers.add("Session-Expires", "{};refresher=uac".format(call.session_interval))
+        call.reinvite_tx = self._send_request(request, dest, now, _Context("refresh", call.id))
+        call.session_refresh_at = now + call.session_interval / 2.0
+
+    def _negotiate_session_timer(self, call, request):
+        """RFC 4028 §9 as UAS. Returns None, or a 422 response when the interval is too small."""
+        value = request.headers.get("Session-Expires")
+        if value is None:
+            return None
+        interval_text, _, param_text = value.partition(";")
+        interval = parse_int_header(interval_text, "Session-Expires")
+        if interval < MIN_SESSION_EXPIRES:
+            response = make_response(request, 422, to_tag=call.local_tag)
+            response.headers.add("Min-SE", str(MIN_SESSION_EXPIRES))
+            return response
+        refresher = None
+        for item in param_text.split(";"):
+            name, _, param_value = item.partition("=")
+            if name.strip().lower() == "refresher":
+                refresher = param_value.strip().lower()
+        supported = [opt.lower() for opt in request.headers.get_all("Supported") + request.headers.get_all("Require")]
+        if refresher not in ("uac", "uas"):
+            refresher = "uac" if "timer" in supported else "uas"
+        if refresher == "uac" and "timer" not in supported:
+            refresher = "uas"
+        call.session_interval = interval
+        call.session_refresher = refresher
+        return None
 
     def reject(self, call_id, status, now):
         call = self._call(call_id)
@@ -927,7 +1001,7 @@ class UserAgent:
         self._emit(events.CallEnded(call.id, reason, status, by_remote))
 
     def _forget_call(self, call):
-        call.ok_next = call.ok_give_up = call.ok_data = call.cancel_deadline = None
+        call.ok_next = call.ok_give_up = call.ok_data = call.cancel_deadline = call.session_refresh_at = None
         self.calls.pop(call.id, None)
         if call.ack_data is not None:
             self._ended_acks.append((call.id, call.ack_data, call.ack_dest))
@@ -1013,7 +1087,7 @@ class UserAgent:
                     return
             if response.status >= 200:
                 self._end_call(call, "local hangup", 200, False)
-        elif kind == "reinvite":
+        elif kind in ("reinvite", "refresh"):
             self._reinvite_response(tx, call, response, now)
         elif kind == "refer":
             if response.status in (401, 407) and self._auth_retry(tx, response, now)[0] is not None:
@@ -1049,14 +1123,18 @@ class UserAgent:
                 if call.reinvite_tx is tx:
                     call.reinvite_tx = None
                     call.remote_sdp = response.body or call.remote_sdp
-                    self._emit(events.ReinviteAnswered(call.id, response.body))
+                    if tx.context.kind == "reinvite":
+                        self._emit(events.ReinviteAnswered(call.id, response.body))
             return
         if status in (401, 407):
             new_tx, _ = self._auth_retry(tx, response, now)
             if new_tx is not None:
                 return
         call.reinvite_tx = None
-        self._emit(events.ReinviteFailed(call.id, status))
+        if tx.context.kind == "reinvite":
+            self._emit(events.ReinviteFailed(call.id, status))
+        elif status == 491:
+            call.session_refresh_at = now + 2.0  # glare on a refresh: try again (RFC 3261 §14.1)
         if status in (408, 481):
             self._remote_dialog_lost(call, status, now)
 
@@ -1088,9 +1166,10 @@ class UserAgent:
                 self._fail_call(call, 408, "timeout")
         elif kind == "bye":
             self._end_call(call, "local hangup", 408, False)
-        elif kind == "reinvite":
+        elif kind in ("reinvite", "refresh"):
             call.reinvite_tx = None
-            self._emit(events.ReinviteFailed(call.id, 408))
+            if kind == "reinvite":
+                self._emit(events.ReinviteFailed(call.id, 408))
             self._remote_dialog_lost(call, 408, now)
         elif kind == "refer":
             self._emit(events.ReferProgress(call.id, 408, True))
@@ -1189,6 +1268,10 @@ class UserAgent:
         call.peer = addr
         call.remote_uri = str(request.from_addr.uri)
         call.state = "incoming"
+        too_small = self._negotiate_session_timer(call, request)
+        if too_small is not None:
+            self._respond(tx, too_small, now)
+            return
         self.calls[call.id] = call
         tx.context = call.id
         self._respond(tx, make_response(request, 100), now)
@@ -1225,7 +1308,7 @@ class UserAgent:
             call.state = "confirmed"
             if request.body:
                 call.remote_sdp = request.body
-            self._emit(events.CallConfirmed(call.id))
+            self._emit(events.CallConfirmed(call.id, request.body))
             if call.bye_after_ack:
                 self._send_bye(call, now)
                 call.state = "terminating"
@@ -1306,6 +1389,10 @@ class UserAgent:
         contacts = request.headers.get_all("Contact")
         if contacts:
             call.dialog.update_target(contacts[0])
+        too_small = self._negotiate_session_timer(call, request)
+        if too_small is not None:
+            self._respond(tx, too_small, now)
+            return
         self._respond(tx, make_response(request, 100), now)
         if self._is_session_refresh(call, request.body):
             self._send_2xx(call, tx, request, call.local_sdp, now)

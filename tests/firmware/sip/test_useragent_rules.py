@@ -199,3 +199,58 @@ def test_responses_carry_received_and_rport():
     via = response.top_via
     assert via.param("received") == "192.0.2.9" and via.param("rport") == "40001"
     assert via.branch == "z9hG4bK-options"
+
+
+SDP_BODY = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+
+
+def _incoming_with(extra):
+    ua = UserAgent(ME, counter_rng("st"))
+    ua.receive_datagram(_request(b"INVITE", b"Content-Type: application/sdp\r\n" + extra, body=SDP_BODY), PEER, 0.0)
+    return ua
+
+
+def test_session_timer_uac_refreshes_when_it_supports_timer():
+    ua = _incoming_with(b"Session-Expires: 1800\r\nSupported: timer\r\n")
+    event = ua.next_event()
+    ua.answer(event.call_id, SDP_BODY, 0.1)
+    ok = [parse_message(d) for d, _ in ua.datagrams_to_send(0.1)][-1]
+    assert ok.status == 200
+    assert ok.headers.get("Session-Expires") == "1800;refresher=uac"
+    assert ok.headers.get("Require") == "timer"
+
+
+def test_session_timer_too_small_is_422():
+    ua = _incoming_with(b"Session-Expires: 60\r\n")
+    response = [parse_message(d) for d, _ in ua.datagrams_to_send(0.0)][-1]
+    assert response.status == 422 and response.headers.get("Min-SE") == "90"
+    assert ua.calls == {} and ua.next_event() is None
+
+
+def test_session_timer_uas_refresher_sends_refresh_reinvites():
+    from firmware.sip.message import make_response
+
+    ua = _incoming_with(b"Session-Expires: 120\r\n")  # the caller does not support timer: we refresh
+    call = ua.next_event().call_id
+    ua.answer(call, SDP_BODY, 0.0)
+    ok = [parse_message(d) for d, _ in ua.datagrams_to_send(0.0)][-1]
+    assert ok.headers.get("Session-Expires") == "120;refresher=uas" and ok.headers.get("Require") is None
+    ack = _request(b"ACK", to_tag=b";tag=" + ok.to_addr.tag.encode(), cseq_method=b"ACK")
+    ua.receive_datagram(ack, PEER, 0.2)
+    assert isinstance(ua.next_event(), events.CallConfirmed)
+    assert ua.get_timer() == 32.0  # Timer L of the INVITE server transaction (RFC 6026)
+    ua.handle_timer(32.0)
+    assert ua.get_timer() == 60.0  # then the refresh, at half the session interval
+    ua.handle_timer(60.0)
+    ((data, dest),) = ua.datagrams_to_send(60.0)
+    refresh = parse_message(data)
+    assert refresh.method == "INVITE" and refresh.body == SDP_BODY and dest == ("127.0.0.1", 5099)
+    assert refresh.headers.get("Session-Expires") == "120;refresher=uac"
+    response = make_response(refresh, 200)
+    response.headers.add("Contact", "<sip:peer@127.0.0.1:5099>")
+    response.headers.add("Content-Type", "application/sdp")
+    response.body = SDP_BODY
+    ua.receive_datagram(response.to_bytes(), PEER, 60.1)
+    assert [parse_message(d).method for d, _ in ua.datagrams_to_send(60.1)] == ["ACK"]
+    assert ua.next_event() is None  # a refresh is not the application's business
+    assert ua.calls[call].session_refresh_at == 120.0

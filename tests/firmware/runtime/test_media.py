@@ -187,3 +187,76 @@ def test_stop_sends_rtcp_bye_to_the_peer(tmp_path):
             p.stop()
         for s in socks:
             s.close()
+
+
+class FakeSocket:
+    def __init__(self):
+        self.sent = []
+
+    def sendto(self, data, addr):
+        self.sent.append((data, addr))
+
+
+def _counting_rng(n):
+    return bytes(range(1, n + 1))
+
+
+def _stream(codec="PCMU", pt=0, rate=8000, **kwargs):
+    sock = FakeSocket()
+    stream = MediaStream(sock, codec, pt, 101, SilentSource(rate, paced=False), NullSink(rate), _counting_rng,
+                         remote=("127.0.0.1", 40000), realtime=False, **kwargs)
+    return sock, stream
+
+
+def test_timestamps_come_from_the_sample_counter_and_dtmf_shares_the_sequence():
+    from firmware.rtp.dtmf import parse_event
+    from firmware.rtp.packet import parse_rtp
+
+    sock, stream = _stream("G722", 9, 16000)
+    pcm = bytes(640)
+    for i in range(3):
+        stream._cycle(pcm, i * 0.02)
+    stream.send_dtmf("9", duration_ms=40)
+    for i in range(3, 9):
+        stream._cycle(pcm, i * 0.02)
+    packets = [parse_rtp(data) for data, _ in sock.sent if data[1] & 0x7F != 72]
+    assert [p.sequence for p in packets] == [(0x0102 + i) & 0xFFFF for i in range(len(packets))]
+    audio = [p for p in packets if p.payload_type == 9]
+    events = [p for p in packets if p.payload_type == 101]
+    assert audio[0].marker and not any(p.marker for p in audio[1:])
+    assert audio[0].timestamp == 0x01020304
+    assert [p.timestamp - 0x01020304 for p in audio[:3]] == [0, 160, 320]  # G.722: 8000 Hz RTP clock
+    assert len(events) == 4 and events[0].marker and {p.timestamp for p in events} == {0x01020304 + 480}
+    assert [parse_event(p.payload)[3] for p in events] == [160, 320, 320, 320]
+    assert audio[3].timestamp == 0x01020304 + 7 * 160  # audio resumes on the sample clock
+
+
+def test_keys_required_withholds_media_and_ssrc_change_resets_playout():
+    from firmware.rtp.packet import build_rtp
+
+    sock, stream = _stream()
+    stream.require_keys()
+    stream._cycle(bytes(320), 0.0)
+    assert sock.sent == []
+    stream.deliver(build_rtp(0, 1, 160, 0xAAAA, bytes(160)), ("127.0.0.1", 40000))
+    stream._cycle(bytes(320), 0.02)
+    assert stream.stats()["received"] == 0
+    sock2, plain = _stream()
+    for seq in range(5):
+        plain.deliver(build_rtp(0, seq, seq * 160, 0xAAAA, bytes(160)), ("127.0.0.1", 40001))
+    plain._cycle(bytes(320), 0.1)
+    assert plain._remote == ("127.0.0.1", 40001)  # symmetric RTP
+    plain.deliver(build_rtp(0, 9000, 5, 0xBBBB, bytes(160)), ("127.0.0.1", 40001))
+    plain._cycle(bytes(320), 0.12)
+    assert plain.stats()["received"] == 6 and plain._remote_ssrc == 0xBBBB
+    assert plain.stats()["lost"] == 0  # statistics restart with the new source
+
+
+def test_inbox_is_bounded_and_garbage_is_counted():
+    sock, stream = _stream(queue_limit=4)
+    for _ in range(6):
+        stream.deliver(b"\x80\x00junk", ("127.0.0.1", 1))
+    assert len(stream._inbox) == 4 and stream.inbox_overflows == 2
+    stream.deliver(b"\x00\x01\x00\x00", ("127.0.0.1", 1))
+    stream._cycle(bytes(320), 0.0)
+    assert stream.malformed == 4

@@ -217,3 +217,33 @@ class Kamailio:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
         self._log.close()
+
+
+class Dnsmasq:
+    """dnsmasq answering only the records given, on 127.0.0.1:`port` (for RFC 3263 tests)."""
+
+    def __init__(self, port, records):
+        binary = require("dnsmasq")
+        args = [
+            binary,
+            "-k",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--port={}".format(port),
+            "--listen-address=127.0.0.1",
+            "--bind-interfaces",
+            "--pid-file=",
+            "--log-facility=-",
+        ]
+        if os.geteuid() == 0:
+            args.append("--user=root")
+        self.proc = subprocess.Popen(args + list(records), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.3)
+        if self.proc.poll() is not None:
+            raise AssertionError("dnsmasq exited with {}".format(self.proc.returncode))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=5)

@@ -172,3 +172,30 @@ def test_binding_comes_back_after_a_registrar_restart(tmp_path_factory):
     finally:
         alice.close()
         server.stop()
+
+
+def test_register_by_domain_through_rfc3263_dns(tmp_path_factory):
+    from firmware.runtime.sip_transport import Rfc3263Resolver
+    from tests.interop.sip.driver import Dnsmasq
+
+    port = KAMAILIO_PORT + 3
+    dns = Dnsmasq(
+        15054,
+        [
+            "--naptr-record=voip.test,10,50,s,SIP+D2U,,_sip._udp.voip.test",
+            "--srv-host=_sip._udp.voip.test,registrar.voip.test,{},10,5".format(port),
+            "--host-record=registrar.voip.test,127.0.0.1",
+        ],
+    )
+    server = Kamailio(tmp_path_factory.mktemp("dns"), port, [("alice", "alicepw")])
+    alice = Driver(aor="sip:alice@voip.test", password="alicepw")  # no proxy: the domain is looked up
+    alice.transport.resolver = Rfc3263Resolver(nameservers=["127.0.0.1"], port=15054, timeout=1.0)
+    try:
+        alice.ua.register(alice.now())
+        assert alice.run_until(lambda: alice.of(events.Registered), 5), (alice.events, server.log()[-2000:])
+        register = [d for d in alice.sent if d.startswith(b"REGISTER")][0]
+        assert register.startswith(b"REGISTER sip:voip.test SIP/2.0")
+    finally:
+        alice.close()
+        server.stop()
+        dns.stop()

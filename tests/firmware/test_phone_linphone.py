@@ -1,0 +1,82 @@
+"""Issue 6 "done when": a scripted call from the simulated phone (`sotto run --board sim --script`) to
+linphone-cli, which confirms the SAS on its side. The display shows linphone's SAS, `trust` reaches
+`verified`, and the next call to the same peer is `verified` without a press. PNG frames are real
+128x64 images. (The echo-line variant of this flow is tests/interop/test_sotto_run.py.)"""
+
+import json
+import re
+import struct
+
+import pytest
+
+from tests.interop import sotto
+from tests.interop.linphone import Linphone
+
+pytestmark = pytest.mark.interop
+
+NUMBER = "4711"  # linphone's user part: dialled as digits, completed with --dial-domain
+
+SCRIPT = """\
+wait idle 5
+press {number}#
+wait secure 20
+trust
+wait verified 5
+sleep 3
+hangup
+wait idle 10
+press {number}#
+wait verified 20
+sleep 1
+hangup
+wait ended 5
+quit
+"""
+
+
+def png_size(data):
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_scripted_call_to_linphone_shows_its_sas_then_verified_then_verified_without_a_press(tmp_path):
+    script = tmp_path / "script.txt"
+    script.write_text(SCRIPT.format(number=NUMBER))
+    log = tmp_path / "display.jsonl"
+    png = tmp_path / "png"
+    with Linphone(tmp_path / "bob", sotto.free_udp_port(), sotto.free_udp_port(), user=NUMBER,
+                  auto_answer=True) as bob:
+        process = sotto.start(["run", "--board", "sim", "--listen", "127.0.0.1:{}".format(sotto.free_udp_port()),
+                               "--dial-domain", "127.0.0.1:{}".format(bob.sip_port), "--script", str(script),
+                               "--display-log", str(log), "--display-png", str(png)], tmp_path / "home")
+        try:
+            # The person at linphone's end compares the SAS too and confirms it (sets its V flag).
+            linphone_sas = bob.auth_token(timeout=30)
+            first_verified = bob.previously_verified(timeout=10)
+            bob.command("zrtp-set-verified")
+            # linphone numbers its calls; it reprints call 1's token after zrtp-set-verified.
+            second_sas = bob.wait_for(r"Call 2 is fully encrypted and auth token is (\w+)\.", timeout=40).group(1)
+            second_verified = bob.wait_for(r"SAS is {} previously verified (yes|no)".format(second_sas), timeout=10,
+                                           source="log").group(1) == "yes"
+        finally:
+            rc, _summary, err = sotto.finish(process, timeout=90)
+    assert rc == 0, err[-3000:]
+    assert not first_verified  # a first call: nobody has compared the SAS yet
+    assert second_verified  # both V flags set: linphone agrees the peer is verified
+    assert re.fullmatch(r"[a-z0-9]{4}", second_sas)
+    frames = [json.loads(line) for line in log.read_text().splitlines()]
+    states = [frame["state"] for frame in frames]
+    first_secure = states.index("secure")
+    secure_frame = frames[first_secure]
+    # The SAS on our display is the one linphone shows (B32: 4 characters).
+    assert re.fullmatch(r"[a-z0-9]{4}", linphone_sas)
+    assert secure_frame["lines"][1] == linphone_sas, secure_frame
+    assert "read it aloud," in secure_frame["lines"] and "press to confirm" in secure_frame["lines"]
+    assert "verified" in states[first_secure:]
+    last_calling = len(states) - 1 - states[::-1].index("calling")
+    assert "secure" not in states[last_calling:] and "verified" in states[last_calling:]
+    second_verified_frame = frames[states.index("verified", last_calling)]
+    assert "SAS " + second_sas in second_verified_frame["lines"], second_verified_frame
+    images = sorted(png.iterdir())
+    assert len(images) == len(frames)
+    assert png_size(images[first_secure].read_bytes()) == (128, 64)

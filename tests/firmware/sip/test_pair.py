@@ -282,3 +282,32 @@ def test_busy_when_max_calls_reached():
     second = alice.invite("sip:bob@127.0.0.1:5062", _sdp(4002), net.now)
     net.run(1)
     assert net.find(A, events.CallFailed) == [events.CallFailed(second, 486, "Busy Here")]
+
+
+def test_callee_hangs_up_before_the_ack_arrives():
+    net, alice, bob = _pair(latency=0.05)
+    call = _established(net, alice, bob, answer=False)
+    bob.answer(call, _sdp(6000), net.now)
+    bob.hangup(call, net.now)  # §15: the BYE waits for the ACK
+    assert not [e for e in net.sent(src=B) if e["line"].startswith("BYE")]
+    net.run(2)
+    byes = net.sent(src=B, line_prefix="BYE")
+    acks = net.sent(src=A, line_prefix="ACK")
+    assert len(byes) == 1 and byes[0]["time"] >= acks[0]["time"]
+    assert net.find(A, events.CallEnded)[0].by_remote is True
+    assert net.find(B, events.CallEnded)[0].reason == "local hangup"
+
+
+def test_cancel_crossing_the_200_ends_with_ack_and_bye():
+    net, alice, bob = _pair(latency=0.05)
+    call = _established(net, alice, bob, answer=False)
+    bob.ringing(call, net.now)
+    net.run_until(lambda: net.find(A, events.CallRinging), 1)
+    bob.answer(call, _sdp(6000), net.now)
+    alice.hangup(call, net.now)  # the CANCEL and the 200 cross on the wire
+    net.run(3)
+    assert net.sent(src=A, line_prefix="CANCEL")
+    assert net.sent(src=A, line_prefix="ACK") and net.sent(src=A, line_prefix="BYE")
+    assert not net.find(A, events.CallAnswered)
+    assert net.find(A, events.CallEnded) and net.find(B, events.CallEnded)[0].by_remote
+    assert alice.calls == {} and bob.calls == {}

@@ -19,7 +19,7 @@ class RemoteProtocolError(SottoError):
     """
 
     def __init__(self, message, status=400):
-        SottoError.__init__(self, message)
+        super().__init__(message)
         self.message = message
         self.status = status
 
@@ -38,7 +38,7 @@ class ConfigError(SottoError):
     """
 
     def __init__(self, where, key, expected):
-        SottoError.__init__(self, "{}: {}: {}".format(where, key, expected))
+        super().__init__("{}: {}: {}".format(where, key, expected))
         self.where = where
         self.key = key
         self.expected = expected

@@ -29,6 +29,8 @@ datagrams_to_send(now) -> list of (bytes, (host, port))
                                     transport then resolves it per RFC 3263 (NAPTR/SRV/A)
 get_timer() -> absolute deadline (float) or None;  handle_timer(now)
 next_event() -> event or None
+transport_error(addr, now)          the runtime could not send to addr: pending requests there fail now
+                                    (503 "transport error") rather than after Timer B/F
 
 Commands (every `call` argument is a call id, the str returned by invite() or carried by events)
 --------
@@ -1145,6 +1147,21 @@ class UserAgent:
         self._end_call(call, "dialog lost", status, True)
 
     def _client_timeout(self, tx, now):
+        self._client_failure(tx, 408, "timeout", now)
+
+    def transport_error(self, addr, now):
+        """The runtime could not send to `addr` (connection refused, TLS verification failed, no DNS
+        answer): the pending client transactions towards it fail at once, as with a 503 (RFC 3261
+        §8.1.3.1), instead of waiting for Timer B/F."""
+        for key, tx in list(self._client.items()):
+            if tx.destination != addr or tx.state not in ("calling", "trying", "proceeding"):
+                continue
+            tx.timers = []
+            tx.state = "terminated"
+            self._client.pop(key, None)
+            self._client_failure(tx, 503, "transport error", now)
+
+    def _client_failure(self, tx, status, reason, now):
         context = tx.context
         kind = context.kind if context is not None else None
         call = self.calls.get(context.call_id) if context is not None and context.call_id else None
@@ -1154,25 +1171,25 @@ class UserAgent:
             if kind == "unregister":
                 self._reg.state = "idle"
                 self._reg.granted = None
-                self._emit(events.Unregistered(408))
+                self._emit(events.Unregistered(status))
             else:
-                self._registration_failed(408, "timeout", now)
+                self._registration_failed(status, reason, now)
         elif call is None:
             return
         elif kind == "invite":
             if call.cancel_requested or call.state == "cancelling":
-                self._end_call(call, "cancelled", 408, False)
+                self._end_call(call, "cancelled", status, False)
             else:
-                self._fail_call(call, 408, "timeout")
+                self._fail_call(call, status, reason)
         elif kind == "bye":
-            self._end_call(call, "local hangup", 408, False)
+            self._end_call(call, "local hangup", status, False)
         elif kind in ("reinvite", "refresh"):
             call.reinvite_tx = None
             if kind == "reinvite":
-                self._emit(events.ReinviteFailed(call.id, 408))
+                self._emit(events.ReinviteFailed(call.id, status))
             self._remote_dialog_lost(call, 408, now)
         elif kind == "refer":
-            self._emit(events.ReferProgress(call.id, 408, True))
+            self._emit(events.ReferProgress(call.id, status, True))
 
     # ---- requests
 

@@ -254,3 +254,19 @@ def test_session_timer_uas_refresher_sends_refresh_reinvites():
     assert [parse_message(d).method for d, _ in ua.datagrams_to_send(60.1)] == ["ACK"]
     assert ua.next_event() is None  # a refresh is not the application's business
     assert ua.calls[call].session_refresh_at == 120.0
+
+
+def test_transport_error_fails_pending_requests_at_once():
+    ua = UserAgent(
+        ("127.0.0.1", 5061), counter_rng("te"), aor="sip:alice@example.com", outbound_proxy=("127.0.0.1", 5080)
+    )
+    ua.register(0.0)
+    call = ua.invite("sip:bob@example.com", b"", 0.0)
+    ua.datagrams_to_send(0.0)
+    ua.transport_error(("127.0.0.1", 9), 0.1)  # somewhere else: nothing happens
+    assert ua.next_event() is None
+    ua.transport_error(("127.0.0.1", 5080), 0.1)
+    got = [ua.next_event(), ua.next_event()]
+    assert events.RegistrationFailed(503, "transport error", 30) in got
+    assert events.CallFailed(call, 503, "transport error") in got
+    assert ua.calls == {}

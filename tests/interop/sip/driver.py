@@ -52,7 +52,8 @@ class Driver:
             self.ua.handle_timer(now)
         for data, addr in self.ua.datagrams_to_send(now):
             self.sent.append(data)
-            self.transport.send(data, addr)
+            if not self.transport.send(data, addr):
+                self.ua.transport_error(addr, time.monotonic())
         while True:
             event = self.ua.next_event()
             if event is None:

@@ -59,11 +59,14 @@ def test_untrusted_certificate_means_no_call(tmp_path):
     worker = threading.Thread(target=lambda: bob.run_until(lambda: stop.is_set(), 40))
     worker.start()
     try:
-        alice.ua.t1 = 0.05  # shorten Timer B (64*T1) so the failure shows quickly
         target = "sip:bob@127.0.0.1:{};transport=tls".format(bob.address[1])
+        started = time.monotonic()
         alice.ua.invite(target, offer(43000), alice.now())
-        assert alice.run_until(lambda: alice.of(events.CallFailed), 15), alice.events
-        assert alice.of(events.CallFailed)[0].status == 408
+        assert alice.run_until(lambda: alice.of(events.CallFailed), 10), alice.events
+        # The transport reports the failed handshake: the call fails at once, not after Timer B.
+        assert time.monotonic() - started < 5
+        assert alice.of(events.CallFailed)[0].status == 503
+        assert alice.of(events.CallFailed)[0].reason == "transport error"
         assert alice.transport.errors >= 1 and not bob.of(events.IncomingCall)
     finally:
         stop.set()

@@ -77,8 +77,19 @@ def _name_list(choices, what):
 
 
 def _existing_wav(text):
+    """A WAV file the microphone can play: checked now, so a bad file is a usage error, not a dead call."""
+    import wave
+
+    from audio.wavfile import read_wav
+
     if not os.path.isfile(text):
         raise argparse.ArgumentTypeError("no such WAV file: {!r}".format(text))
+    try:
+        read_wav(text)
+    except (ValueError, EOFError, wave.Error) as exc:
+        raise argparse.ArgumentTypeError("unusable WAV file {!r}: {}".format(text, exc)) from None
+    except OSError as exc:
+        raise argparse.ArgumentTypeError("cannot read {!r}: {}".format(text, exc.strerror or exc)) from None
     return text
 
 

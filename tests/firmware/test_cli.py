@@ -71,6 +71,24 @@ def test_bad_arguments_get_one_line_and_exit_2(args, expected):
     assert "Traceback" not in result.stderr
 
 
+def test_unusable_wav_is_a_usage_error(tmp_path):
+    import wave
+
+    not_wav = tmp_path / "noise.wav"
+    not_wav.write_bytes(b"RIFF....WAVEjunk")
+    eight_channels = tmp_path / "surround.wav"
+    with wave.open(str(eight_channels), "wb") as w:
+        w.setnchannels(8)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(bytes(16 * 80))
+    for path in (not_wav, eight_channels):
+        result = run("call", "sip:bob@127.0.0.1", "--play", str(path))
+        assert result.returncode == 2
+        assert "unusable WAV file" in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_bad_config_file_names_file_and_key(tmp_path):
     bad = tmp_path / "phone.toml"
     bad.write_text('[media]\ncodecs = ["PCMU", "speex"]\n')

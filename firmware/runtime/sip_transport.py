@@ -19,7 +19,9 @@ SipTransport(transport="udp", local_address=("127.0.0.1", 5060), on_message=None
     server_tls_context  ssl.SSLContext with our certificate to accept incoming TLS (optional)
 Methods
     send(data, addr) -> bool     addr = (host, port); port None or a host name -> RFC 3263 lookup;
-                                 opens a TCP/TLS connection when none exists to that peer
+                                 opens a TCP/TLS connection when none exists to that peer, trying
+                                 up to 3 resolved targets in order; False = could not send (tell the
+                                 UserAgent: ua.transport_error(addr, now)). UDP uses the first target.
     keepalive()                  RFC 5626 §4.4.1: a CRLFCRLF ping on every open connection (call it
                                  every ~30 s; pongs and pings from peers are handled automatically)
     poll(timeout)                select() on our sockets and dispatch once (for loops of our own)
@@ -53,6 +55,7 @@ log = logging.getLogger("sotto.sip.transport")
 
 MAX_DATAGRAM = 65535
 MAX_READS_PER_WAKE = 32
+MAX_CONNECT_ATTEMPTS = 3
 PING = b"\r\n\r\n"
 PONG = b"\r\n"
 
@@ -426,15 +429,19 @@ class SipTransport:
         if not targets:
             self.errors += 1
             return False
-        _, ip, port = targets[0]
         if self.transport == "udp":
+            _, ip, port = targets[0]
             return self._udp_send(data, (ip, port))
-        conn = self._connections.get((ip, port))
-        if conn is None:
+        # Streams: an open connection to any target first, else connect in RFC 3263 order (failover).
+        for _, ip, port in targets:
+            conn = self._connections.get((ip, port))
+            if conn is not None:
+                return self._stream_send(conn, data)
+        for _, ip, port in targets[:MAX_CONNECT_ATTEMPTS]:
             conn = self._connect((ip, port), addr[0])
-            if conn is None:
-                return False
-        return self._stream_send(conn, data)
+            if conn is not None:
+                return self._stream_send(conn, data)
+        return False
 
     def _udp_send(self, data, addr):
         try:

@@ -221,3 +221,20 @@ def test_transport_sends_to_the_srv_target(dnsmasq):
     finally:
         server.close()
         client.close()
+
+
+def test_tcp_fails_over_to_the_next_srv_target(dnsmasq):
+    got = []
+    # sip1.example.test:15061 is the only _sip._tcp target; make a second resolver answer with a dead
+    # first target by asking for the UDP records over TCP instead: 15060 (nothing) then 15062 (us).
+    server = SipTransport("tcp", ("127.0.0.2", 15062), on_message=lambda d, a: got.append(d))
+    client = SipTransport("tcp", ("127.0.0.1", 0), listen=False)
+    targets = dnsmasq.resolve("example.test", None, "udp")
+    client.resolver = type("Fixed", (), {"resolve": lambda self, *a: [("tcp", ip, port) for _, ip, port in targets]})()
+    try:
+        assert client.send(MESSAGE, ("example.test", None))
+        assert _pump([server, client], lambda: got)
+        assert client.errors == 1  # the first target refused the connection
+    finally:
+        server.close()
+        client.close()

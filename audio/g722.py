@@ -12,6 +12,7 @@ API:
 import array
 
 import G722
+import numpy
 
 from audio.plc import Concealer
 
@@ -28,10 +29,12 @@ class G722Codec:
         self._plc = Concealer(16000)
 
     def encode(self, pcm):
-        return self._encoder.encode(array.array("h", pcm))
+        halved = numpy.frombuffer(pcm, dtype="<i2") >> 1
+        return self._encoder.encode(array.array("h", halved.astype("<i2").tobytes()))
 
     def decode(self, payload):
-        pcm = self._decoder.decode(payload).tobytes()
+        decoded = numpy.frombuffer(self._decoder.decode(payload).tobytes(), dtype="<i2").astype(numpy.int32)
+        pcm = numpy.clip(decoded * 2, -32768, 32767).astype("<i2").tobytes()
         return self._plc.good(pcm)
 
     def conceal(self, samples, next_payload=None):

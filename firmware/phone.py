@@ -863,6 +863,10 @@ class Phone:
     def _on_alarm(self, reason, now):
         if self.state not in CALL_STATES and self.state != CALLING:
             return
+        if reason == ALARM_CACHE_MISMATCH and self.confirmed_now:
+            # The user compared the SAS and confirmed it in this call: that resolved the mismatch. A
+            # report of it arriving afterwards (queued behind the Secure event) is stale.
+            return
         if self.secure_only and reason != ALARM_CACHE_MISMATCH:
             # Not secure (or no longer): secure_only ends the call instead of sounding the alarm.
             self.alarm_reason = reason

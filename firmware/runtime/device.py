@@ -135,16 +135,21 @@ class ScriptRunner:
         self._resume_at = None  # sleep: when to go on
         self._wait_started = None  # wait: when it began
         self._seen = []  # states seen since the current wait began
+        self._ready_at = None  # the next step is due now (events just went out, or a wait is over)
         self.state = None
 
     def note_state(self, state):
         self.state = state
         if self._wait_started is not None and state not in self._seen:
             self._seen.append(state)
+            if state == self.steps[self.index].args[0]:
+                self._ready_at = self._wait_started  # the wait is over: go on at the next tick
 
     def get_timer(self):
         if self.finished:
             return None
+        if self._ready_at is not None:
+            return self._ready_at
         if self._resume_at is not None:
             return self._resume_at
         if self._wait_started is not None:
@@ -152,6 +157,7 @@ class ScriptRunner:
         return None
 
     def advance(self, now):
+        self._ready_at = None
         events = []
         while not self.finished:
             if self.index >= len(self.steps):
@@ -194,7 +200,9 @@ class ScriptRunner:
                 events.append(P.Hook(step.args[0]))
             self.index += 1
             if events:
-                # Let the phone see these before the next step (a wait must observe their effect).
+                # Let the phone see these before the next step (a wait must observe their effect); the
+                # next step is due at once.
+                self._ready_at = now
                 break
         return events
 
@@ -561,10 +569,11 @@ class PhoneDriver:
         return best
 
     def feed(self, event, now):
-        """One event for the phone (an input or a call event from the session)."""
+        """One event for the phone (an input or a call event from the session). The device reacts to
+        what the phone now shows at the next tick (get_timer() says when: at once if a script's wait
+        was satisfied), never from inside feed(): the session may be in the middle of its own work."""
         self.phone.handle(event, now)
         self._after(now)
-        self._pump_device(now)
 
     def tick(self, now):
         """Due timers (the phone's and the device's) and device input."""

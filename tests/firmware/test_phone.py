@@ -198,6 +198,18 @@ def test_cache_mismatch_is_an_alarm_with_the_sas_until_confirmed():
     assert phone.unresolved == []
 
 
+def test_a_cache_mismatch_report_after_the_confirmation_is_stale():
+    phone = P.Phone(dial_domain="d")
+    outgoing_secure(phone, cache_mismatch=True)
+    phone.handle(P.TrustPressed(False), 2.0)
+    drain(phone)
+    phone.handle(P.CallAlarm("cache-mismatch"), 2.1)  # queued behind the Secure event in the session
+    assert phone.state == "verified"
+    assert drain(phone) == []
+    phone.handle(P.CallAlarm("goclear"), 3.0)  # other alarms still count
+    assert phone.state == "alarm"
+
+
 def test_an_unresolved_alarm_returns_on_the_next_call_to_that_peer():
     phone = P.Phone(dial_domain="d")
     outgoing_secure(phone, cache_mismatch=True)

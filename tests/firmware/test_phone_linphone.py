@@ -4,8 +4,11 @@ linphone-cli, which confirms the SAS on its side. The display shows linphone's S
 128x64 images. (The echo-line variant of this flow is tests/interop/test_sotto_run.py.)"""
 
 import json
+import os
 import re
+import sqlite3
 import struct
+import time
 
 import pytest
 
@@ -80,3 +83,105 @@ def test_scripted_call_to_linphone_shows_its_sas_then_verified_then_verified_wit
     images = sorted(png.iterdir())
     assert len(images) == len(frames)
     assert png_size(images[first_secure].read_bytes()) == (128, 64)
+
+
+CONTINUITY_SCRIPT = """\
+wait idle 5
+press {number}#
+wait secure 20
+trust
+wait verified 5
+sleep 2
+hangup
+wait ended 5
+sleep 6
+press {number}#
+wait alarm 20
+sleep 1
+hangup
+wait ended 5
+wait idle 10
+press {number}#
+wait alarm 20
+trust
+wait verified 5
+sleep 2
+hangup
+wait idle 10
+press {number}#
+wait verified 20
+hangup
+wait ended 5
+quit
+"""
+
+
+def frames_of(log_path):
+    try:
+        text = log_path.read_text()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in text.splitlines() if line.endswith("}")]
+
+
+def wait_for_frame(log_path, predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(predicate(frame) for frame in frames_of(log_path)):
+            return
+        time.sleep(0.05)
+    raise AssertionError("no such frame in {} s: {}".format(timeout, frames_of(log_path)[-5:]))
+
+
+def break_linphone_secrets(linphone):
+    db = sqlite3.connect(linphone.zid_cache_path)
+    try:
+        rows = db.execute("UPDATE zrtp SET rs1 = ?, rs2 = ?", (os.urandom(32), os.urandom(32))).rowcount
+        db.commit()
+    finally:
+        db.close()
+    assert rows >= 1
+
+
+def test_a_changed_peer_key_is_an_alarm_on_every_call_until_the_sas_is_confirmed(tmp_path):
+    script = tmp_path / "script.txt"
+    script.write_text(CONTINUITY_SCRIPT.format(number=NUMBER))
+    log = tmp_path / "display.jsonl"
+    bob = Linphone(tmp_path / "bob", sotto.free_udp_port(), sotto.free_udp_port(), user=NUMBER, auto_answer=True)
+    bob.start()
+    process = sotto.start(["run", "--board", "sim", "--listen", "127.0.0.1:{}".format(sotto.free_udp_port()),
+                           "--dial-domain", "127.0.0.1:{}".format(bob.sip_port), "--script", str(script),
+                           "--display-log", str(log)], tmp_path / "home")
+    try:
+        bob.auth_token(timeout=30)
+        bob.command("zrtp-set-verified")  # call 1: both ends confirm
+        wait_for_frame(log, lambda f: f["state"] == "ended", 30)
+        # Between calls the peer's retained secrets change (a new device, or a man in the middle).
+        bob.stop()
+        break_linphone_secrets(bob)
+        bob.start()
+        # Call 2 (linphone's call 1 after its restart): alarm, hung up unconfirmed. Call 3: alarm again;
+        # both ends compare the SAS and confirm it.
+        bob.wait_for(r"Call 2 is fully encrypted and auth token is (\w+)\.", timeout=40)
+        bob.command("zrtp-set-verified")
+    finally:
+        rc, _summary, err = sotto.finish(process, timeout=120)
+        bob.stop()
+    assert rc == 0, err[-3000:]
+    frames = frames_of(log)
+    states = [f["state"] for f in frames]
+    calls = []  # the states of each call, from its "calling" frame on
+    for frame in frames:
+        if frame["state"] == "calling" and (not calls or calls[-1][-1] != "calling"):
+            calls.append([])
+        if calls:
+            calls[-1].append(frame["state"])
+    assert len(calls) == 4, states
+    assert "secure" in calls[0] and "verified" in calls[0] and "alarm" not in calls[0]
+    assert "alarm" in calls[1] and "verified" not in calls[1]
+    assert "alarm" in calls[2] and calls[2].index("verified") > calls[2].index("alarm")
+    assert "alarm" not in calls[3] and "secure" not in calls[3] and "verified" in calls[3]
+    alarm = [f for f in frames if f["state"] == "alarm"][0]
+    assert alarm["lines"][0] == "KEY CHANGED"
+    assert re.fullmatch(r"[a-z0-9]{4}", alarm["lines"][1]), alarm
+    assert "peer key changed" in alarm["lines"]

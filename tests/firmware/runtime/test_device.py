@@ -147,6 +147,7 @@ def test_runner_sleeps_and_waits_on_states_seen_in_between():
     assert runner.advance(1.0) == []  # waiting for ringing
     assert runner.get_timer() == 6.0
     runner.note_state("ringing")
+    assert runner.get_timer() == 1.0  # the wait is over: due at once
     runner.note_state("in-call")  # gone again before the next advance: still counts
     runner.advance(2.0)
     assert runner.finished and runner.exit_code == 0

@@ -465,3 +465,72 @@ def test_phone_from_config():
     assert D.phone_from_config(config, dial_domain="127.0.0.1:5072").dial_domain == "127.0.0.1:5072"
     default = D.phone_from_config(configuration.validate({}))
     assert default.dial_domain is None and not default.secure_only
+
+
+def run_device(driver, gpio, start, seconds):
+    now = start
+    while now < start + seconds:
+        now = round(now + D.POLL_INTERVAL, 6)
+        driver.tick(now)
+    return now
+
+
+def test_hardware_device_with_a_character_lcd_and_a_4x4_keypad():
+    board = schema.load_board("pizero2")  # SH1106 OLED, 4x4 keypad with letters
+    gpio = FakeGPIO()
+    device = D.open_device(board, gpio=gpio, bus=FakeSMBus((0x3C,)))
+    phone = P.Phone()
+    driver = D.PhoneDriver(phone, device, lambda command, now: None)
+    driver.start(0.0)
+    gpio.press_key(5, 21)  # row 1, column 4: 'A' = menu
+    now = run_device(driver, gpio, 0.0, 0.1)
+    assert phone.state == "menu"
+    gpio.release_key(5, 21)
+    now = run_device(driver, gpio, now, 0.1)
+    device.close()
+
+    board = schema.load_board("pi3-lcd")
+    gpio = FakeGPIO()
+    bus = FakeSMBus((0x27,))
+    device = D.open_device(board, gpio=gpio, bus=bus)
+    phone = P.Phone(dial_domain="d")
+    commands = []
+    driver = D.PhoneDriver(phone, device, lambda command, now: commands.append(repr(command)))
+    driver.start(0.0)
+    assert device.display.device is not None
+    shown = list(device.display._shown)
+    assert shown == ["Sotto           ", "Ready           "]
+    gpio.press_key(6, 12)  # '4'
+    now = run_device(driver, gpio, 0.0, 0.1)
+    assert device.display._shown == ["Dial            ", "4_              "]
+    gpio.release_key(6, 12)
+    device.close()
+
+
+def test_hardware_device_named_buttons_are_phone_keys():
+    board = schema.load_board("pi4-oled")
+    gpio = FakeGPIO()
+    device = D.open_device(board, gpio=gpio, bus=FakeSMBus((0x3C,)))
+    phone = P.Phone(dial_domain="d")
+    commands = []
+    driver = D.PhoneDriver(phone, device, lambda command, now: commands.append(repr(command)))
+    driver.start(0.0)
+    gpio.press_key(5, 12)  # '1'
+    now = run_device(driver, gpio, 0.0, 0.1)
+    gpio.release_key(5, 12)
+    now = run_device(driver, gpio, now, 0.1)
+    assert phone.state == "dialing"
+    gpio.hold_low(23)  # the hang-up button
+    now = run_device(driver, gpio, now, 0.1)
+    gpio.release(23)
+    now = run_device(driver, gpio, now, 0.1)
+    assert phone.state == "idle"
+    device.close()
+
+
+def test_import_gpio_refuses_a_board_without_gpio():
+    from boards.drivers.gpio import import_gpio
+
+    with pytest.raises(ConfigError) as info:
+        import_gpio("none")
+    assert info.value.key == "gpio"

@@ -37,12 +37,14 @@ class Driver:
         self.ua = UserAgent(self.address, os.urandom, transport=transport, **ua_kwargs)
         self.events = []
         self.sent = []
+        self.received = []
 
     @staticmethod
     def now():
         return time.monotonic()
 
     def _on_message(self, data, addr):
+        self.received.append(data)
         self.ua.receive_datagram(data, addr, time.monotonic())
 
     def pump_once(self, max_wait=0.02):

@@ -378,7 +378,15 @@ class HardwareDevice:
             led.setup()
         if self.buzzer is not None:
             self.buzzer.setup()
-        self.display.open()
+        from luma.core.error import Error as LumaError
+
+        try:
+            self.display.open()
+        except (OSError, LumaError) as exc:
+            display = self.board.display
+            raise ConfigError(self.board.path or self.board.name, "display.address",
+                              "a {} answering at 0x{:02X} on I2C bus {} ({})".format(
+                                  display.kind, display.address, display.i2c_bus, exc)) from None
 
     def start(self, now):
         self._next_scan = now

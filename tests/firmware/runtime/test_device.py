@@ -534,3 +534,11 @@ def test_import_gpio_refuses_a_board_without_gpio():
     with pytest.raises(ConfigError) as info:
         import_gpio("none")
     assert info.value.key == "gpio"
+
+
+def test_a_display_that_does_not_answer_is_one_clear_error():
+    board = schema.load_board("pi4-oled")
+    with pytest.raises(ConfigError) as info:
+        D.open_device(board, gpio=FakeGPIO(), bus=FakeSMBus(devices=(0x3D,)))
+    assert info.value.key == "display.address"
+    assert "a ssd1306 answering at 0x3C on I2C bus 1" in info.value.expected

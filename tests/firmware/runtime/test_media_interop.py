@@ -1,0 +1,190 @@
+"""MediaStream against linphone-cli over SDES-SRTP, both directions, every codec, scored with PESQ.
+
+The SIP part is a minimal hand-written INVITE/ACK/BYE exchange (this test is about the media path, not
+the SIP engine): linphonec auto-answers with `media_encryption=srtp` (RFC 4568 SDES), plays a speech
+file into the call and records what it receives; Sotto's MediaStream does the same. Ports come from
+the media range 16000-16999.
+"""
+
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from audio.wavfile import WavRecorder, WavSource, read_wav
+from firmware.runtime.media import MediaStream
+from firmware.srtp import sdes
+from tools.bench.pesq import make_speech_wav, pesq_score
+
+pytestmark = [pytest.mark.interop, pytest.mark.slow,
+              pytest.mark.skipif(shutil.which("linphonec") is None, reason="linphone-cli not installed")]
+
+# codec: (payload type, our sample rate, rtpmap, RTP clock, PESQ mode, port offset)
+CODECS = {
+    "PCMU": (0, 8000, "PCMU/8000", 8000, "nb", 0),
+    "PCMA": (8, 8000, "PCMA/8000", 8000, "nb", 10),
+    "G722": (9, 16000, "G722/8000", 8000, "wb", 20),
+    "opus": (111, 48000, "opus/48000/2", 48000, "wb", 30),
+}
+# Floors a little under what was measured here (espeak-ng speech; PCMU 3.92/3.92, PCMA 3.89/3.92,
+# G722 2.90/2.88, opus 3.97/3.83 for Sotto-receives/Linphone-receives); G.711 on this material cannot
+# exceed ~3.92 (the codec alone), G.722 ~2.93.
+FLOORS = {"PCMU": 3.7, "PCMA": 3.7, "G722": 2.7, "opus": 3.5}
+
+
+def _rc(home, sip_port, rtp_port, rtpmap, clock):
+    mime, rate = rtpmap.split("/")[:2]
+    channels = rtpmap.split("/")[2] if rtpmap.count("/") == 2 else "1"
+    return "\n".join([
+        "[sip]", "sip_port={}".format(sip_port), "sip_tcp_port=0", "sip_tls_port=0", "bind_address=127.0.0.1",
+        "ipv6_migration_done=1", "use_ipv6=0", "contact=sip:bob@127.0.0.1:{}".format(sip_port),
+        "guess_hostname=0", "media_encryption=srtp", "media_encryption_mandatory=1",
+        "[rtp]", "audio_rtp_port={}".format(rtp_port), "bind_address=127.0.0.1",
+        "[storage]", "uri={}/.local/share/linphone/linphone.db".format(home),
+        "[misc]", "add_missing_audio_codecs=0",
+        "[audio_codec_0]", "mime={}".format(mime), "rate={}".format(rate), "channels={}".format(channels),
+        "enabled=1",
+        "[audio_codec_1]", "mime=telephone-event", "rate={}".format(clock), "channels=1", "enabled=1", ""])
+
+
+class SipCaller:
+    """Just enough SIP (RFC 3261) to place one call to linphonec and hang it up."""
+
+    def __init__(self, port, peer_port):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.settimeout(10)
+        self.port = port
+        self.peer = ("127.0.0.1", peer_port)
+        self.call_id = "{:x}@127.0.0.1".format(random.getrandbits(64))
+        self.to_tag = ""
+
+    def request(self, method, cseq, body="", content_type=""):
+        to = "<sip:bob@127.0.0.1:{}>".format(self.peer[1]) + (";tag=" + self.to_tag if self.to_tag else "")
+        headers = [
+            "{} sip:bob@127.0.0.1:{} SIP/2.0".format(method, self.peer[1]),
+            "Via: SIP/2.0/UDP 127.0.0.1:{};branch=z9hG4bK{:x};rport".format(self.port, random.getrandbits(48)),
+            "Max-Forwards: 70", "From: <sip:alice@127.0.0.1:{}>;tag=sotto1".format(self.port), "To: " + to,
+            "Call-ID: " + self.call_id, "CSeq: {} {}".format(cseq, method),
+            "Contact: <sip:alice@127.0.0.1:{}>".format(self.port)]
+        if content_type:
+            headers.append("Content-Type: " + content_type)
+        headers.append("Content-Length: {}".format(len(body)))
+        self.sock.sendto(("\r\n".join(headers) + "\r\n\r\n" + body).encode(), self.peer)
+
+    def invite(self, sdp):
+        self.request("INVITE", 1, sdp, "application/sdp")
+        while True:
+            text = self.sock.recvfrom(65535)[0].decode("utf-8", "replace")
+            status = int(text.split(" ", 2)[1])
+            if status >= 300:
+                raise AssertionError("linphonec answered " + text.split("\r\n", 1)[0])
+            if status == 200:
+                self.to_tag = re.search(r"^To:.*;tag=([^;\r\n]+)", text, re.M | re.I).group(1)
+                self.request("ACK", 1)
+                return text.split("\r\n\r\n", 1)[1]
+
+    def bye(self):
+        self.request("BYE", 2)
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.mark.parametrize("codec", list(CODECS))
+def test_srtp_call_with_linphone_both_directions(tmp_path, codec):
+    pt, rate, rtpmap, clock, mode, offset = CODECS[codec]
+    lp_sip, lp_rtp, our_sip, our_rtp = 16100 + offset, 16200 + offset, 16300 + offset, 16400 + offset
+    home = tmp_path / "home"
+    (home / ".local/share/linphone").mkdir(parents=True)
+    (tmp_path / "rc").write_text(_rc(home, lp_sip, lp_rtp, rtpmap, clock))
+    ours_speech = make_speech_wav(tmp_path / "sotto_speech.wav", 16000)
+    their_speech = make_speech_wav(tmp_path / "linphone_speech.wav", rate)
+    linphone = subprocess.Popen(["linphonec", "-c", str(tmp_path / "rc"), "-d", "6", "-l", str(tmp_path / "log.txt"),
+                                 "-a"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=dict(os.environ, HOME=str(home)), cwd=tmp_path)
+    caller = SipCaller(our_sip, lp_sip)
+    rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rtp.bind(("127.0.0.1", our_rtp))
+    stream = None
+    running = [True]
+    pump = None
+    try:
+        def command(text):
+            linphone.stdin.write((text + "\n").encode())
+            linphone.stdin.flush()
+
+        time.sleep(1.5)
+        command("soundcard use files")
+        command("play {}".format(their_speech))
+        command("record {}".format(tmp_path / "linphone_received.wav"))
+        time.sleep(0.5)
+        offer = sdes.make_offer(os.urandom, ("AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"))
+        sdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+               "m=audio {} RTP/SAVP {} 101\r\na=rtpmap:{} {}\r\na=rtpmap:101 telephone-event/{}\r\n".format(
+                   our_rtp, pt, pt, rtpmap, clock)
+               + "".join("a=crypto:{}\r\n".format(a.value()) for a in offer) + "a=sendrecv\r\n")
+        answer = caller.invite(sdp)
+        port = int(re.search(r"m=audio (\d+)", answer).group(1))
+        ours, theirs = sdes.accept_answer(offer, re.search(r"a=crypto:(.*)", answer).group(1).strip())
+        stream = MediaStream(rtp, codec, pt, 101, WavSource(ours_speech, rate, loop=False),
+                             WavRecorder(tmp_path / "sotto_received.wav", rate), os.urandom,
+                             remote=("127.0.0.1", port))
+        stream.set_keys(ours.params(), theirs.params())
+
+        def pump_loop():
+            rtp.settimeout(0.05)
+            while running[0]:
+                try:
+                    data, addr = rtp.recvfrom(4096)
+                except OSError:
+                    continue
+                stream.deliver(data, addr)
+
+        pump = threading.Thread(target=pump_loop, daemon=True)
+        pump.start()
+        stream.start()
+        time.sleep(13.5)
+        stats = stream.stats()
+        caller.bye()
+        time.sleep(0.5)
+    finally:
+        if stream is not None:
+            stream.stop()
+        running[0] = False
+        if pump is not None:
+            pump.join(2)
+        try:
+            linphone.stdin.write(b"quit\n")
+            linphone.stdin.flush()
+            linphone.wait(5)
+        except (OSError, subprocess.TimeoutExpired):
+            linphone.kill()
+            linphone.wait(5)
+        caller.close()
+        rtp.close()
+    assert stats["received"] > 600 and stats["auth_failures"] == 0 and stats["replays"] == 0
+    assert stats["lost"] == 0 and stats["underruns"] == 0
+    sotto_receives = pesq_score(their_speech, tmp_path / "sotto_received.wav", mode)
+    linphone_receives = pesq_score(ours_speech, tmp_path / "linphone_received.wav", mode)
+    assert sotto_receives >= FLOORS[codec], sotto_receives
+    assert linphone_receives >= FLOORS[codec], linphone_receives
+    # Levels survive the trip both ways (within 3 dB): no clipping, no quiet peer.
+    for reference, recording in ((their_speech, "sotto_received.wav"), (ours_speech, "linphone_received.wav")):
+        ref_rate, ref = read_wav(reference)
+        rec_rate, rec = read_wav(tmp_path / recording)
+        assert 0.7 < _rms(rec) / _rms(ref) < 1.4, (recording, _rms(rec), _rms(ref))
+
+
+def _rms(pcm):
+    import numpy
+
+    samples = numpy.frombuffer(pcm, dtype="<i2").astype(float)
+    loud = samples[numpy.abs(samples) > 300]  # speech only, not the silence around it
+    return float(numpy.sqrt(numpy.mean(loud * loud))) if len(loud) else 0.0

@@ -14,8 +14,8 @@ import json
 import os
 
 from boards.drivers.displays import framebuffer_to_image
+from firmware import font5x7, screens
 from firmware import phone as P
-from firmware import screens
 
 QUIT = "quit"
 HOOK_TOGGLE = "hook-toggle"
@@ -127,7 +127,8 @@ class TerminalUi:
         return data.decode("utf-8", "replace")
 
     def draw(self, state, screen):
-        self.out.write("\x1b[H" + "\n".join(render_terminal(state, screen)) + "\x1b[J")
+        # Home, each row then "clear to the end of the line", then clear what is below.
+        self.out.write("\x1b[H" + "\x1b[K\n".join(render_terminal(state, screen)) + "\x1b[K\x1b[J")
         self.out.flush()
 
 
@@ -146,8 +147,22 @@ def render_terminal(state, screen):
     for line in screen.lines:
         rows.append("| " + _pad(line, width) + " |")
     rows.append("+" + "-" * (width + 2) + "+")
+    for part in screens.big_parts(screen.big):
+        rows.extend(big_text_rows(part))
     rows.append("state: " + state)
     rows.append(HELP)
+    return rows
+
+
+def big_text_rows(text):
+    """`text` drawn with the OLED's 5x7 font in block characters: the SAS, large, in the terminal."""
+    rows = []
+    for row_index in range(font5x7.GLYPH_HEIGHT):
+        line = ""
+        for char in text:
+            mask = font5x7.glyph(char)[row_index]
+            line += "".join("\u2588" if mask & (0x10 >> column) else " " for column in range(5)) + " "
+        rows.append("  " + line.rstrip())
     return rows
 
 

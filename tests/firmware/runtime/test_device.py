@@ -336,6 +336,9 @@ def test_terminal_rendering_shows_the_sas_large_and_the_help():
     rows = sim.render_terminal(phone.state, phone.screen(0.2))
     assert "|        a b 3 d        |" in rows
     assert "state: secure" in rows
+    block = "\u2588"
+    # The first row of "ab3d" in the 5x7 font: a (blank), b (#....), 3 (#####), d (....#).
+    assert "  " + " " * 6 + block + " " * 5 + block * 5 + " " + " " * 4 + block in rows
     assert rows[-1].startswith("keys: 0-9*#")
 
 

@@ -197,3 +197,16 @@ def test_tcp_we_call_sipp_uas(tmp_path):
         assert driver.of(events.CallEnded)[0].reason == "local hangup"
     finally:
         driver.close()
+
+
+def test_info_dtmf_from_sipp(tmp_path):
+    driver = _callee(_answer)
+    try:
+        proc = _sipp(tmp_path, "-sf", str(SCENARIOS / "uac_info_dtmf.xml"), "{}:{}".format(*driver.address))
+        code, out = _drive(driver, proc)
+        assert code == 0, out
+        call_id = driver.of(events.IncomingCall)[0].call_id
+        assert driver.of(events.DtmfReceived) == [events.DtmfReceived(call_id, "7", 250)]
+        assert driver.of(events.CallEnded)[0].by_remote
+    finally:
+        driver.close()

@@ -7,7 +7,7 @@ Construction
 ------------
 UserAgent(local_address, rng, transport="udp", aor=None, display_name=None, username=None,
           password=None, outbound_proxy=None, register_expires=3600, contact_user=None, max_calls=4,
-          t1=T1, t2=T2, t4=T4)
+          ring_timeout=180.0, t1=T1, t2=T2, t4=T4)
     local_address   (host, port) we listen on; used in Via and Contact (the "public" address is
                     updated from a registrar's received/rport, RFC 3581, so Contact is NAT friendly)
     rng             callable n -> n random bytes (Call-IDs, tags, branches, cnonces)
@@ -17,6 +17,9 @@ UserAgent(local_address, rng, transport="udp", aor=None, display_name=None, user
     display_name    put in From; username/password digest credentials (username defaults to the AOR
                     user); outbound_proxy (host, port) every out-of-dialog request is sent to
     register_expires the Expires we ask the registrar for
+    max_calls       more simultaneous calls get 486 Busy Here
+    ring_timeout    an incoming call nobody answers within this many seconds gets 480 (CallEnded
+                    reason "no answer"), so a caller that vanished without CANCEL frees the line
 
 Sans-I/O interface
 ------------------
@@ -153,6 +156,7 @@ class Call:
         "session_interval",
         "session_refresher",
         "session_refresh_at",
+        "ring_deadline",
     )
 
     def __init__(self, call_id, role):
@@ -185,6 +189,7 @@ class Call:
         self.session_interval = None
         self.session_refresher = None
         self.session_refresh_at = None
+        self.ring_deadline = None
 
 
 class _Registration:
@@ -232,6 +237,7 @@ class UserAgent:
         register_expires=3600,
         contact_user=None,
         max_calls=4,
+        ring_timeout=180.0,
         t1=T1,
         t2=T2,
         t4=T4,
@@ -257,6 +263,7 @@ class UserAgent:
         self.outbound_proxy = outbound_proxy
         self.contact_user = contact_user or aor.user or "sotto"
         self.max_calls = max_calls
+        self.ring_timeout = ring_timeout
         self.t1 = t1
         self.t2 = t2
         self.t4 = t4
@@ -315,7 +322,7 @@ class UserAgent:
             if d is not None:
                 deadlines.append(d)
         for call in self.calls.values():
-            for d in (call.ok_next, call.ok_give_up, call.cancel_deadline, call.session_refresh_at):
+            for d in (call.ok_next, call.ok_give_up, call.cancel_deadline, call.session_refresh_at, call.ring_deadline):
                 if d is not None:
                     deadlines.append(d)
         for d in (self._reg.refresh_at, self._reg.retry_at):
@@ -351,6 +358,13 @@ class UserAgent:
             self._send_register(now, reg.expires)
 
     def _call_timers(self, call, now):
+        if call.ring_deadline is not None and call.ring_deadline <= now:
+            call.ring_deadline = None
+            if call.state == "incoming":
+                # Nobody answered (or the caller vanished without CANCEL): free the line.
+                self._respond(call.server_tx, make_response(call.invite, 480, to_tag=call.local_tag), now)
+                self._end_call(call, "no answer", 480, False)
+                return
         if call.ok_give_up is not None and call.ok_give_up <= now:
             # §13.3.1.4: no ACK within 64*T1 -> the UAS ends the session with a BYE.
             call.ok_next = call.ok_give_up = call.ok_data = None
@@ -1004,6 +1018,7 @@ class UserAgent:
 
     def _forget_call(self, call):
         call.ok_next = call.ok_give_up = call.ok_data = call.cancel_deadline = call.session_refresh_at = None
+        call.ring_deadline = None
         self.calls.pop(call.id, None)
         if call.ack_data is not None:
             self._ended_acks.append((call.id, call.ack_data, call.ack_dest))
@@ -1290,6 +1305,7 @@ class UserAgent:
             self._respond(tx, too_small, now)
             return
         self.calls[call.id] = call
+        call.ring_deadline = now + self.ring_timeout
         tx.context = call.id
         self._respond(tx, make_response(request, 100), now)
         frm = request.from_addr

@@ -311,3 +311,15 @@ def test_cancel_crossing_the_200_ends_with_ack_and_bye():
     assert not net.find(A, events.CallAnswered)
     assert net.find(A, events.CallEnded) and net.find(B, events.CallEnded)[0].by_remote
     assert alice.calls == {} and bob.calls == {}
+
+
+def test_unanswered_incoming_call_times_out_with_480():
+    net, alice, bob = _pair()
+    bob.ring_timeout = 60.0
+    call = _established(net, alice, bob, answer=False)
+    bob.ringing(call, net.now)
+    net.run(59)
+    assert call in bob.calls
+    net.run(2)
+    assert net.find(B, events.CallEnded) == [events.CallEnded(call, "no answer", 480, False)]
+    assert net.find(A, events.CallFailed) == [events.CallFailed(call, 480, "Temporarily Unavailable")]

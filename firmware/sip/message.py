@@ -11,8 +11,8 @@ parse_message(data, stream=False) -> Request | Response
     else; the status is the response we would send (400 by default).
 check_request(request)
     The rules a parsed request must also meet before a UA acts on it (§8.2): the mandatory headers
-    Via/From/To/Call-ID/CSeq/Max-Forwards parse, the CSeq method matches, Max-Forwards is sane, the
-    Request-URI parses (416 for an unknown scheme). Raises RemoteProtocolError(message, status).
+    Via/From/To/Call-ID/CSeq/Max-Forwards parse, the CSeq method matches, Max-Forwards is a number up
+    to 255, the Request-URI parses (416 for an unknown scheme). Raises RemoteProtocolError(message, status).
 check_response(response)
     Via/From/To/Call-ID/CSeq present and parse. Raises RemoteProtocolError.
 Request(method, uri, headers=None, body=b"")
@@ -338,8 +338,9 @@ def check_request(request):
         raise RemoteProtocolError("CSeq method does not match the request method")
     max_forwards = request.headers.get("Max-Forwards")
     if max_forwards is not None:
-        if parse_int_header(max_forwards, "Max-Forwards", 255) == 0 and request.method not in ("ACK", "CANCEL"):
-            raise RemoteProtocolError("Max-Forwards reached zero", 483)
+        # The value must parse; 0 is fine here: the hop limit is a proxy's business (§16.3), and a UA
+        # still answers e.g. an OPTIONS sent with Max-Forwards: 0 to probe it.
+        parse_int_header(max_forwards, "Max-Forwards", 255)
     if _parsed[1].uri is None or request.to_addr.uri is None:
         raise RemoteProtocolError("wildcard in From or To")
 

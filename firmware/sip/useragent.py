@@ -26,7 +26,7 @@ Sans-I/O interface
 receive_datagram(data, addr, now)   one SIP message (a datagram, or a message framed off a stream by
                                     message.StreamFramer); addr = (host, port) it came from. Malformed
                                     input is dropped and counted in `malformed_dropped`; requests that
-                                    parse but break a rule are answered (400, 416, 420, 483, ...)
+                                    parse but break a rule are answered (400, 415, 416, 420, 481, ...)
 datagrams_to_send(now) -> list of (bytes, (host, port))
                                     `port` is None when the target is a host name without a port: the
                                     transport then resolves it per RFC 3263 (NAPTR/SRV/A)
@@ -824,6 +824,8 @@ class UserAgent:
         if call.role != "uas" or call.state != "incoming":
             raise LocalProtocolError("ringing() needs an unanswered incoming call")
         response = make_response(call.invite, 180, to_tag=call.local_tag)
+        for value in call.invite.headers.get_all("Record-Route"):
+            response.headers.add("Record-Route", value)  # §12.1.1: the 180 creates an early dialog
         response.headers.add("Contact", self._contact())
         self._respond(call.server_tx, response, now)
 

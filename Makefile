@@ -10,7 +10,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_RUN := python3-venv python3-dev build-essential libasound2-dev libopus0
 # What the tests need besides: real peers, audio tools, image tools (../shared/INTEROP.md).
 APT_TEST := linphone-cli kamailio sip-tester baresip-core sipsak tshark espeak-ng sox sqlite3 \
-	mtools dosfstools e2fsprogs fdisk nftables dnsmasq-base iproute2 libsrtp2-1 systemd
+	mtools dosfstools e2fsprogs fdisk nftables dnsmasq-base iproute2 libsrtp2-1 systemd \
+	kamailio-tls-modules
 
 .PHONY: run test bench lint clean image system-run system-test venv venv-dev
 

@@ -185,3 +185,41 @@ def test_a_changed_peer_key_is_an_alarm_on_every_call_until_the_sas_is_confirmed
     assert alarm["lines"][0] == "KEY CHANGED"
     assert re.fullmatch(r"[a-z0-9]{4}", alarm["lines"][1]), alarm
     assert "peer key changed" in alarm["lines"]
+
+
+INCOMING_SCRIPT = """\
+wait ringing 30
+hook off
+wait secure 20
+trust
+wait verified 5
+sleep 1
+hook on
+wait ended 5
+quit
+"""
+
+
+def test_an_incoming_call_from_linphone_rings_and_is_answered_by_lifting_the_handset(tmp_path):
+    script = tmp_path / "script.txt"
+    script.write_text(INCOMING_SCRIPT)
+    log = tmp_path / "display.jsonl"
+    listen_port = sotto.free_udp_port()
+    with Linphone(tmp_path / "alice", sotto.free_udp_port(), sotto.free_udp_port(), user="alice") as alice:
+        process = sotto.start(["run", "--board", "sim", "--listen", "127.0.0.1:{}".format(listen_port),
+                               "--script", str(script), "--display-log", str(log)], tmp_path / "home")
+        try:
+            wait_for_frame(log, lambda f: f["state"] == "idle", 20)
+            alice.command("call sip:sotto@127.0.0.1:{}".format(listen_port))
+            sas = alice.auth_token(timeout=30)
+        finally:
+            rc, _summary, err = sotto.finish(process, timeout=60)
+    assert rc == 0, err[-3000:]
+    frames = frames_of(log)
+    states = [f["state"] for f in frames]
+    ringing = frames[states.index("ringing")]
+    assert ringing["lines"][0] == "Incoming call" and "alice@127.0.0.1" in ringing["lines"][1]
+    assert states.index("ringing") < states.index("in-call") < states.index("secure") < states.index("verified")
+    assert frames[states.index("secure")]["lines"][1] == sas
+    ended = frames[states.index("ended")]
+    assert ended["lines"][1] == "hung up"

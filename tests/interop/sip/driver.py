@@ -96,7 +96,7 @@ disable_tcp={disable_tcp}
 auto_aliases=no
 alias="127.0.0.1:{port}"
 mpath="{modules}"
-loadmodule "tm.so"
+{tls_config}loadmodule "tm.so"
 loadmodule "sl.so"
 loadmodule "rr.so"
 loadmodule "pv.so"
@@ -152,7 +152,8 @@ request_route {{
 class Kamailio:
     """kamailio in the foreground as registrar (+ a proxy for calls), users in a db_text table."""
 
-    def __init__(self, tmp_path, port, users, algorithm="MD5", min_expires=10, tcp=False):
+    def __init__(self, tmp_path, port, users, algorithm="MD5", min_expires=10, tcp=False, tls=None):
+        """tls: (certificate PEM path, key PEM path) to also listen for TLS on port + 1."""
         self.port = port
         self.tmp_path = tmp_path
         db = tmp_path / "db"
@@ -172,7 +173,8 @@ class Kamailio:
                 db=db,
                 algorithm=algorithm,
                 min_expires=min_expires,
-                disable_tcp="no" if tcp else "yes",
+                disable_tcp="no" if tcp or tls else "yes",
+                tls_config=self._tls_config(tmp_path, tls) if tls else "",
             )
         )
         self.log_path = tmp_path / "kamailio.log"
@@ -193,6 +195,7 @@ class Kamailio:
                 "-l",
                 "udp:127.0.0.1:{}".format(port),
                 *(["-l", "tcp:127.0.0.1:{}".format(port)] if tcp else []),
+                *(["-l", "tls:127.0.0.1:{}".format(port + 1)] if tls else []),
                 "-Y",
                 str(run),
                 "-P",
@@ -206,6 +209,17 @@ class Kamailio:
         time.sleep(0.5)
         if self.proc.poll() is not None:
             raise AssertionError("kamailio exited:\n" + self.log())
+
+    @staticmethod
+    def _tls_config(tmp_path, tls):
+        cert, key = tls
+        tls_cfg = tmp_path / "tls.cfg"
+        tls_cfg.write_text(
+            "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n"
+            "private_key = {}\ncertificate = {}\n\n"
+            "[client:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n".format(key, cert)
+        )
+        return 'enable_tls=yes\nloadmodule "tls.so"\nmodparam("tls", "config", "{}")\n'.format(tls_cfg)
 
     def log(self):
         self._log.flush()

@@ -199,3 +199,64 @@ def test_register_by_domain_through_rfc3263_dns(tmp_path_factory):
         alice.close()
         server.stop()
         dns.stop()
+
+
+def test_register_and_call_over_tls_with_a_pinned_certificate(tmp_path_factory):
+    import ssl
+
+    from firmware.runtime.sip_transport import client_tls_context
+    from tests.firmware.runtime.test_sip_transport import _self_signed
+
+    base = tmp_path_factory.mktemp("tls")
+    cert, key = _self_signed(base, "127.0.0.1")
+    port = KAMAILIO_PORT + 4
+    server = Kamailio(base, port, [("alice", "alicepw"), ("bob", "bobpw")], tls=(cert, key))
+    proxy = ("127.0.0.1", port + 1)
+    bob_server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # kamailio connects to bob's Contact for the INVITE
+    bob_server.load_cert_chain(cert, key)
+    pinned = {"tls_context": client_tls_context(pinned_cert=cert)}
+    alice = Driver(
+        transport="tls", transport_kwargs=pinned, aor="sip:alice@127.0.0.1", password="alicepw", outbound_proxy=proxy
+    )
+    bob = Driver(
+        transport="tls",
+        transport_kwargs=dict(pinned, server_tls_context=bob_server),
+        aor="sip:bob@127.0.0.1",
+        password="bobpw",
+        outbound_proxy=proxy,
+    )
+    try:
+        for d in (alice, bob):
+            d.ua.register(d.now())
+            assert d.run_until(lambda d=d: d.of(events.Registered), 5), (d.events, server.log()[-2000:])
+
+        def bob_answers(event):
+            if isinstance(event, events.IncomingCall):
+                bob.ua.answer(event.call_id, offer(41022), bob.now())
+
+        bob.on_event = bob_answers
+        call = alice.ua.invite("sip:bob@127.0.0.1", offer(41020), alice.now())
+
+        def pump_both(predicate, timeout):
+            import time
+
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                alice.pump_once(0.005)
+                bob.pump_once(0.005)
+                if predicate():
+                    return True
+            return False
+
+        assert pump_both(lambda: alice.of(events.CallAnswered) and bob.of(events.CallConfirmed), 10), (
+            alice.events,
+            bob.events,
+            server.log()[-3000:],
+        )
+        alice.ua.hangup(call, alice.now())
+        assert pump_both(lambda: alice.of(events.CallEnded) and bob.of(events.CallEnded), 10)
+        assert b"Via: SIP/2.0/TLS " in [s for s in alice.sent if s.startswith(b"INVITE")][0]
+    finally:
+        alice.close()
+        bob.close()
+        server.stop()

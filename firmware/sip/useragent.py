@@ -112,12 +112,13 @@ def destination_of(uri, transport="udp"):
 class _Context:
     """What a client transaction is for, so its outcome can be routed back."""
 
-    __slots__ = ("kind", "call_id", "nonces", "nc", "tries")
+    __slots__ = ("kind", "call_id", "nonces", "realms", "nc", "tries")
 
     def __init__(self, kind, call_id=None):
         self.kind = kind
         self.call_id = call_id
         self.nonces = []
+        self.realms = []
         self.nc = 0
         self.tries = 0
 
@@ -618,12 +619,15 @@ class UserAgent:
         challenge = choose_challenge(response.headers.get_all(header))
         if challenge is None:
             return None, "unsupported authentication challenge"
-        if challenge.nonce in context.nonces and not challenge.stale:
-            # The server refused our answer to this very nonce: the credentials are wrong.
+        realm_key = (response.status, challenge.realm)
+        if realm_key in context.realms and not challenge.stale:
+            # We already answered a challenge of this realm and got challenged again without
+            # stale=true (RFC 7616 §3.3): the credentials are wrong. No retry loop.
             return None, "wrong password"
         if context.tries >= MAX_AUTH_TRIES:
             return None, "wrong password"
         context.tries += 1
+        context.realms.append(realm_key)
         if challenge.nonce not in context.nonces:
             context.nonces.append(challenge.nonce)
             context.nc = 0

@@ -86,7 +86,14 @@ class FakeRegistrar:
     """Challenges every REGISTER without valid credentials (qop=auth), then grants the binding."""
 
     def __init__(
-        self, password="secret", algorithm="MD5", grant=None, min_expires=None, stale_first=False, proxy_auth=False
+        self,
+        password="secret",
+        algorithm="MD5",
+        grant=None,
+        min_expires=None,
+        stale_first=False,
+        proxy_auth=False,
+        fresh_nonce_on_failure=False,
     ):
         self.password = password
         self.algorithm = algorithm
@@ -94,6 +101,7 @@ class FakeRegistrar:
         self.min_expires = min_expires
         self.stale_first = stale_first
         self.proxy_auth = proxy_auth
+        self.fresh_nonce_on_failure = fresh_nonce_on_failure
         self.nonce_count = 0
         self.nonce = None
         self.requests = []
@@ -135,6 +143,8 @@ class FakeRegistrar:
         if params["nonce"] != self.nonce or params["response"] != expected:
             if self.stale_first and len(self.verified) == 0 and params["nonce"] == self.nonce:
                 pass
+            elif self.fresh_nonce_on_failure:
+                return self._challenge(request)
             else:
                 response = make_response(request, 401 if not self.proxy_auth else 407, to_tag="reg")
                 header_name = "Proxy-Authenticate" if self.proxy_auth else "WWW-Authenticate"
@@ -228,6 +238,16 @@ def test_wrong_password_fails_clearly_without_retry_loop():
     assert net.find(UA, events.RegistrationFailed) == [events.RegistrationFailed(401, "wrong password", None)]
     assert len(registrar.requests) == 2
     assert not ua.registered
+
+
+def test_wrong_password_with_a_fresh_nonce_each_time_still_fails_at_once():
+    registrar = FakeRegistrar(password="right", fresh_nonce_on_failure=True)
+    ua = _ua(password="wrong")
+    net = _setup(registrar, ua)
+    ua.register(net.now)
+    net.run(10)
+    assert net.find(UA, events.RegistrationFailed) == [events.RegistrationFailed(401, "wrong password", None)]
+    assert len(registrar.requests) == 2
 
 
 def test_no_password_is_authentication_required():

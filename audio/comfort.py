@@ -17,14 +17,18 @@ import struct
 
 from firmware.errors import RemoteProtocolError
 
+_TABLE_SAMPLES = 4093  # a prime length, so 20 ms frames do not line up with the table's repetition
+
 
 class ComfortNoise:
-    __slots__ = ("sample_rate", "_amplitude", "_state", "_last")
+    __slots__ = ("sample_rate", "_amplitude", "_state", "_last", "_table", "_position")
 
     def __init__(self, sample_rate, level_dbov=-70):
         self.sample_rate = sample_rate
         self._state = 0x2545F491
         self._last = 0.0
+        self._position = 0
+        self._table = b""
         self.set_level_dbov(level_dbov)
 
     def set_level_dbov(self, level):
@@ -32,14 +36,20 @@ class ComfortNoise:
             level = 0
         # RMS of a uniform variable of peak A is A/sqrt(3); dBov is relative to a full-scale sine.
         rms = 32767.0 / 1.4142 * (10.0 ** (level / 20.0))
-        self._amplitude = rms * 1.732
+        amplitude = rms * 1.732
+        if not self._table or amplitude != self._amplitude:
+            self._amplitude = amplitude
+            # The noise is computed once per level and then read out cyclically: the hot path (a
+            # silent line plays this every 20 ms) is a slice, not a per-sample loop.
+            self._table = self._generate(_TABLE_SAMPLES)
+            self._position = 0
 
     def apply_cn_payload(self, payload):
         if not payload:
             raise RemoteProtocolError("comfort noise payload is empty")
         self.set_level_dbov(-(payload[0] & 0x7F))
 
-    def frame(self, samples):
+    def _generate(self, samples):
         state = self._state
         last = self._last
         amplitude = self._amplitude
@@ -50,7 +60,19 @@ class ComfortNoise:
             state ^= (state << 5) & 0xFFFFFFFF
             white = (state / 2147483648.0) - 1.0
             last = 0.6 * last + 0.4 * white
-            out.append(int(last * amplitude * 1.6))
+            value = int(last * amplitude * 1.6)
+            out.append(32767 if value > 32767 else (-32768 if value < -32768 else value))
         self._state = state
         self._last = last
         return struct.pack("<%dh" % samples, *out)
+
+    def frame(self, samples):
+        table = self._table
+        size = len(table)
+        want = 2 * samples
+        out = b""
+        while len(out) < want:
+            chunk = table[self._position : self._position + want - len(out)]
+            out += chunk
+            self._position = (self._position + len(chunk)) % size
+        return out

@@ -45,7 +45,8 @@ class JitterBuffer:
     __slots__ = ("clock_rate", "packet_ms", "min_delay_ms", "max_delay_ms", "capacity", "_slots",
                  "_next", "_highest", "_highest_ts", "_playing", "_transits", "_transit_index",
                  "_last_transit", "jitter", "target_ms", "_excess_pops", "received", "late",
-                 "duplicates", "lost", "dropped", "underruns", "_played_any", "average_delay_ms")
+                 "duplicates", "lost", "dropped", "underruns", "_played_any", "average_delay_ms",
+                 "_timestamp_ext", "_last_timestamp")
 
     def __init__(self, clock_rate, packet_ms=20, min_delay_ms=20, max_delay_ms=200, capacity=50, window=100):
         self.clock_rate = clock_rate
@@ -53,7 +54,7 @@ class JitterBuffer:
         self.min_delay_ms = min_delay_ms
         self.max_delay_ms = max_delay_ms
         self.capacity = capacity
-        self._transits = [None] * window
+        self._transits = [0.0] * window
         self.received = self.late = self.duplicates = self.lost = self.dropped = self.underruns = 0
         self.average_delay_ms = 0.0
         self.reset()
@@ -64,9 +65,9 @@ class JitterBuffer:
         self._highest = None
         self._highest_ts = None
         self._playing = False
-        for i in range(len(self._transits)):
-            self._transits[i] = None
         self._transit_index = 0
+        self._timestamp_ext = 0
+        self._last_timestamp = 0
         self._last_transit = None
         self.jitter = 0.0
         self.target_ms = float(self.min_delay_ms)
@@ -88,31 +89,25 @@ class JitterBuffer:
         return depth if depth > 0 else 0
 
     def _measure(self, timestamp, now):
-        transit = now * self.clock_rate - timestamp  # RFC 3550 A.8, in timestamp units
-        if self._last_transit is not None:
+        # Timestamps are unwrapped against the previous packet's, so a 2^32 wrap is not a jump.
+        if self._last_transit is None:
+            self._timestamp_ext = timestamp
+        else:
+            self._timestamp_ext += ts_delta(timestamp, self._last_timestamp)
+        self._last_timestamp = timestamp
+        transit = now * self.clock_rate - self._timestamp_ext  # RFC 3550 A.8, in timestamp units
+        if self._last_transit is None:
+            transits = self._transits
+            for i in range(len(transits)):
+                transits[i] = transit
+        else:
             d = transit - self._last_transit
-            # Timestamps wrap modulo 2^32: bring d back near zero.
-            if d > 2147483648:
-                d -= 4294967296
-            elif d < -2147483648:
-                d += 4294967296
-            self.jitter += (abs(d) - self.jitter) / 16.0
+            self.jitter += ((d if d >= 0 else -d) - self.jitter) / 16.0
         self._last_transit = transit
         transits = self._transits
         transits[self._transit_index] = transit
         self._transit_index = (self._transit_index + 1) % len(transits)
-        low = high = transit
-        for value in transits:
-            if value is None:
-                continue
-            if value - transit > 2147483648 or transit - value > 2147483648:
-                continue  # across a timestamp wrap: ignore
-            if value < low:
-                low = value
-            elif value > high:
-                high = value
-        spread_ms = (high - low) * 1000.0 / self.clock_rate
-        target = spread_ms + self.packet_ms + _MARGIN_MS
+        target = (max(transits) - min(transits)) * 1000.0 / self.clock_rate + self.packet_ms + _MARGIN_MS
         if target < self.min_delay_ms:
             target = float(self.min_delay_ms)
         elif target > self.max_delay_ms:

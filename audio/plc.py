@@ -39,7 +39,7 @@ def _dot(a, b):
 
 
 class Concealer:
-    __slots__ = ("rate", "_history", "_history_length", "_min_pitch", "_max_pitch", "_lost",
+    __slots__ = ("rate", "_pcm_history", "_history_length", "_min_pitch", "_max_pitch", "_lost",
                  "_pitch", "_period_buffer", "_position", "_span_periods", "_snapshot")
 
     def __init__(self, sample_rate):
@@ -47,19 +47,20 @@ class Concealer:
         self._history_length = sample_rate * 390 // 8000  # 48.75 ms
         self._min_pitch = sample_rate * 40 // 8000  # 5 ms
         self._max_pitch = sample_rate * 120 // 8000  # 15 ms
-        self._history = [0] * self._history_length
+        # Kept as bytes (a C-level append and slice per good frame); unpacked only when a loss starts.
+        self._pcm_history = bytes(2 * self._history_length)
         self._lost = 0  # samples concealed in the current loss
         self._pitch = 0
         self._period_buffer = []
         self._position = 0
         self._span_periods = 0
-        self._snapshot = self._history
+        self._snapshot = []
 
     # -- good frames -----------------------------------------------------------------------------
 
     def good(self, pcm):
-        samples = _unpack(pcm)
-        if self._lost and self._period_buffer and samples:
+        if self._lost and self._period_buffer and len(pcm) >= 2:
+            samples = _unpack(pcm)
             fade = min(len(samples), max(1, self._pitch // 4))
             synthetic = self._synthesize(fade, advance=False)
             for i in range(fade):
@@ -67,17 +68,20 @@ class Concealer:
                 samples[i] = int(synthetic[i] * (1 - w) + samples[i] * w)
             pcm = _pack(samples)
         self._lost = 0
-        self._remember(samples)
+        self._remember_pcm(pcm)
         return pcm
 
-    def _remember(self, samples):
-        history = self._history + samples
-        self._history = history[len(history) - self._history_length :]
+    def _remember_pcm(self, pcm):
+        history = self._pcm_history + pcm
+        self._pcm_history = history[len(history) - 2 * self._history_length :]
+
+    def _history_samples(self):
+        return _unpack(self._pcm_history)
 
     # -- lost frames -----------------------------------------------------------------------------
 
     def _find_pitch(self):
-        history = self._history
+        history = self._snapshot
         window = self._max_pitch  # correlate the last 15 ms against earlier positions
         end = len(history)
         target = history[end - window :]
@@ -97,14 +101,14 @@ class Concealer:
         return best_lag
 
     def _start_loss(self):
-        self._snapshot = self._history
+        self._snapshot = self._history_samples()
         self._pitch = self._find_pitch()
         self._span_periods = 1
         self._set_period_buffer()
         # Quarter-period overlap-add between the history's tail and the repeated period (App. I).
         quarter = max(1, self._pitch // 4)
         buffer = self._period_buffer
-        tail = self._history[len(self._history) - quarter :]
+        tail = self._snapshot[len(self._snapshot) - quarter :]
         for i in range(quarter):
             w = (i + 1) / (quarter + 1)
             buffer[len(buffer) - quarter + i] = int(tail[i] * (1 - w) + buffer[len(buffer) - quarter + i] * w)
@@ -159,7 +163,7 @@ class Concealer:
             self._lost += chunk
             produced += chunk
         pcm = _pack(out)
-        self._remember_concealed(out)
+        self._remember_pcm(pcm)
         return pcm
 
     def _bridge(self, samples, future):
@@ -175,7 +179,7 @@ class Concealer:
             out.append(forward[i] * (1 - w) + backward * w)
         self._lost = 0  # the next frame joins by construction: no cross-fade in good()
         pcm = _pack(out)
-        self._remember_concealed(out)
+        self._remember_pcm(pcm)
         return pcm
 
     def _future_pitch(self, future):
@@ -196,9 +200,3 @@ class Concealer:
             if score > best_score:
                 best_score, best_lag = score, lag
         return best_lag
-
-    def _remember_concealed(self, samples):
-        # The history keeps what was played, so a following good frame's cross-fade and a later
-        # loss start from the real output (App. I keeps its history the same way).
-        history = self._history + [int(s) for s in samples]
-        self._history = history[len(history) - self._history_length :]

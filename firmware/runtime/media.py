@@ -151,6 +151,8 @@ class MediaStream:
         self.bye = False
         self.loop_errors = 0
         self.max_cycle_ms = 0.0
+        self.busy_ms = 0.0
+        self.cycles = 0
 
     # -- control thread API ----------------------------------------------------------------------
 
@@ -222,6 +224,7 @@ class MediaStream:
             "dtmf_received": self.dtmf_received,
             "bye": self.bye,
             "max_cycle_ms": round(self.max_cycle_ms, 3),
+            "mean_cycle_ms": round(self.busy_ms / self.cycles, 3) if self.cycles else 0.0,
         }
 
     def _summary_line(self):
@@ -257,6 +260,8 @@ class MediaStream:
                 if self.loop_errors < 5:
                     log.exception("media cycle failed")
             elapsed = (self._clock() - started) * 1000.0
+            self.busy_ms += elapsed
+            self.cycles += 1
             if elapsed > self.max_cycle_ms:
                 self.max_cycle_ms = elapsed
             if last_log is None:

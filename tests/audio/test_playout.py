@@ -102,3 +102,11 @@ def test_excess_delay_is_drained():
         jb.pop()
     assert jb.dropped >= 8
     assert jb.delay_ms <= jb.target_ms + 2 * 20
+
+
+def test_timestamp_wrap_is_not_mistaken_for_jitter():
+    jb = JitterBuffer(8000)
+    base = 0xFFFFFFFF - 160 * 10
+    for i in range(40):
+        jb.push((100 + i) & 0xFFFF, (base + 160 * i) & 0xFFFFFFFF, b"x", i * 0.02)
+    assert jb.target_ms <= 25.5 and jb.jitter_ms < 1

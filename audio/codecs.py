@@ -3,6 +3,7 @@
 API:
     CODECS = ("PCMU", "PCMA", "G722", "opus")        names as in SDP (rtpmap encoding names)
     STATIC_PAYLOAD_TYPES = {"PCMU": 0, "PCMA": 8, "G722": 9}
+    RTPMAP, RTP_CLOCKS, SAMPLE_RATES  per codec name: SDP rtpmap text, RTP clock, PCM sample rate
     make_codec(name) -> codec                        LocalProtocolError for an unknown name
     codec attributes and methods:
         .name, .sample_rate (of the PCM it takes and gives), .rtp_clock (RTP timestamp rate; G.722
@@ -22,6 +23,11 @@ from firmware.errors import LocalProtocolError
 
 CODECS = ("PCMU", "PCMA", "G722", "opus")
 STATIC_PAYLOAD_TYPES = {"PCMU": 0, "PCMA": 8, "G722": 9}
+# SDP a=rtpmap encodings (RFC 3551; RFC 7587 for Opus, always "/48000/2"), the RTP clock (the rate of
+# telephone-event/<clock> too), and the PCM rate a device should run at to need no resampling.
+RTPMAP = {"PCMU": "PCMU/8000", "PCMA": "PCMA/8000", "G722": "G722/8000", "opus": "opus/48000/2"}
+RTP_CLOCKS = {"PCMU": 8000, "PCMA": 8000, "G722": 8000, "opus": 48000}
+SAMPLE_RATES = {"PCMU": 8000, "PCMA": 8000, "G722": 16000, "opus": 48000}
 
 
 class G711Codec:

@@ -29,7 +29,8 @@ API:
     .stop(send_bye=True)            stop it, join it, send RTCP BYE, close source and sink (finalises a
                                     WAV recording)
     .set_remote(addr)               where to send (symmetric RTP then follows authenticated media)
-    .set_keys(tx_params, rx_params) SRTP keys: each (profile, master_key, master_salt), or both None
+    .set_keys(tx_params, rx_params) SRTP keys: each (profile, master_key, master_salt[, rtcp_tag_len])
+                                    (firmware.srtp.context.zrtp_profile maps ZRTP's names), or both None
                                     for plain RTP. Until set, with plain RTP nothing is withheld;
                                     call with the keys before start() to never send in the clear.
     .require_keys()                 send nothing and accept nothing until set_keys() gives keys
@@ -60,7 +61,7 @@ from firmware.errors import RemoteProtocolError
 from firmware.rtp import demux, rtcp
 from firmware.rtp.dtmf import DtmfReceiver, DtmfSender
 from firmware.rtp.packet import build_rtp, parse_rtp
-from firmware.srtp.context import SrtpContext
+from firmware.srtp.context import context_from_params
 
 log = logging.getLogger("sotto.media")
 
@@ -185,7 +186,7 @@ class MediaStream:
             self._keys_required = False
             return
         old = self._crypto
-        self._crypto = _Crypto(SrtpContext(*tx_params), SrtpContext(*rx_params))
+        self._crypto = _Crypto(context_from_params(tx_params), context_from_params(rx_params))
         if old is not None:
             self._auth_failures_before += old.rx.auth_failures
             self._replays_before += old.rx.replays

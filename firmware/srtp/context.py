@@ -26,6 +26,10 @@ API:
 
     PROFILES: {name: (cipher_key_length, rtp_tag_length)}
     SUPPORTED_PROFILES: names in our preference order (strongest first).
+    zrtp_profile(cipher, auth_tag) -> profile name for ZRTP's negotiated "AES1"/"AES3" and "HS32"/"HS80"
+        (RFC 6189 §5.1.3, §5.1.4); LocalProtocolError for anything else.
+    context_from_params(params) -> SrtpContext    params: (profile, master_key, master_salt) or
+        (profile, master_key, master_salt, rtcp_tag_length): the immutable snapshot MediaStream takes.
 
 Rollover counter: estimated per RFC 3711 §3.3.1 (Appendix A) from the highest index seen; a packet
 whose estimate would fall before the stream's first packet is dropped as too old. Replay window:
@@ -54,6 +58,29 @@ SUPPORTED_PROFILES = (
     "AES_192_CM_HMAC_SHA1_80",
     "AES_192_CM_HMAC_SHA1_32",
 )
+
+_ZRTP_PROFILES = {
+    ("AES1", "HS32"): "AES_CM_128_HMAC_SHA1_32",
+    ("AES1", "HS80"): "AES_CM_128_HMAC_SHA1_80",
+    ("AES3", "HS32"): "AES_256_CM_HMAC_SHA1_32",
+    ("AES3", "HS80"): "AES_256_CM_HMAC_SHA1_80",
+}
+
+
+def zrtp_profile(cipher, auth_tag):
+    profile = _ZRTP_PROFILES.get((cipher, auth_tag))
+    if profile is None:
+        raise LocalProtocolError("no SRTP profile for ZRTP {}/{}".format(cipher, auth_tag))
+    return profile
+
+
+def context_from_params(params):
+    if len(params) == 4:
+        return SrtpContext(params[0], params[1], params[2], rtcp_tag_length=params[3])
+    if len(params) != 3:
+        raise LocalProtocolError("SRTP parameters are (profile, key, salt[, rtcp_tag_length])")
+    return SrtpContext(params[0], params[1], params[2])
+
 
 _SRTCP_E_FLAG = 0x80000000
 _INDEX_MASK_48 = (1 << 48) - 1

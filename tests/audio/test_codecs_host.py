@@ -115,3 +115,12 @@ def test_recorder_and_null_sink(tmp_path):
     sink = NullSink(8000)
     sink.write(bytes(320))
     assert sink.samples == 160
+
+
+def test_codec_tables_agree_with_the_codecs():
+    from audio.codecs import CODECS, RTP_CLOCKS, RTPMAP, SAMPLE_RATES
+
+    for name in CODECS:
+        codec = make_codec(name)
+        assert codec.sample_rate == SAMPLE_RATES[name] and codec.rtp_clock == RTP_CLOCKS[name]
+        assert RTPMAP[name].split("/")[1] == str(codec.rtp_clock)

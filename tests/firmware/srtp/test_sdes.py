@@ -82,3 +82,16 @@ def test_alias_spelling_is_accepted_and_echoed():
     assert ours.suite == "AES_CM_256_HMAC_SHA1_80" and ours.value().startswith("3 AES_CM_256_HMAC_SHA1_80 ")
     assert theirs.params()[0] == "AES_256_CM_HMAC_SHA1_80" and len(ours.master_key) == 32
     SrtpContext(*ours.params())
+
+
+def test_zrtp_names_and_params_tuples():
+    from firmware.errors import LocalProtocolError
+    from firmware.srtp.context import context_from_params, zrtp_profile
+
+    assert zrtp_profile("AES3", "HS32") == "AES_256_CM_HMAC_SHA1_32"
+    assert zrtp_profile("AES1", "HS80") == "AES_CM_128_HMAC_SHA1_80"
+    raises(LocalProtocolError, zrtp_profile, "2FS1", "HS80")
+    ctx = context_from_params(("AES_CM_128_HMAC_SHA1_32", bytes(16), bytes(14), 4))
+    assert ctx.tag_length == 4 and ctx.rtcp_tag_length == 4
+    assert context_from_params(("AES_CM_128_HMAC_SHA1_32", bytes(16), bytes(14))).rtcp_tag_length == 10
+    raises(LocalProtocolError, context_from_params, ("AES_CM_128_HMAC_SHA1_32", bytes(16)))

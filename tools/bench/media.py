@@ -102,12 +102,14 @@ def _codec_figures():
 def _resample_figures():
     from audio.resample import Resampler
 
-    print("  resampling per 20 ms frame (us):")
+    print("  resampling per 20 ms frame (us):       numpy   pure Python")
     for source, target in ((48000, 8000), (8000, 48000), (48000, 16000), (16000, 48000)):
-        resampler = Resampler(source, target)
+        fast = Resampler(source, target)
+        pure = Resampler(source, target, use_numpy=False)
         frame = os.urandom(source // 50 * 2)
-        print("    {:5d} -> {:5d}  {:8.1f}   ({} taps per output sample)".format(
-            source, target, _per_call(lambda r=resampler, f=frame: r.process(f), 500), resampler._taps))
+        print("    {:5d} -> {:5d}  {:14.1f} {:13.1f}   ({} taps per output sample)".format(
+            source, target, _per_call(lambda r=fast, f=frame: r.process(f), 500),
+            _per_call(lambda r=pure, f=frame: r.process(f), 100), fast._taps))
 
 
 def _jitter_figures():

@@ -220,14 +220,15 @@ class Rfc3263Resolver:
 
 
 class _Connection:
-    __slots__ = ("sock", "peer", "framer", "outgoing", "last_used")
+    __slots__ = ("sock", "peer", "framer", "outgoing", "last_used", "handshaking")
 
-    def __init__(self, sock, peer):
+    def __init__(self, sock, peer, handshaking=False):
         self.sock = sock
         self.peer = peer
         self.framer = StreamFramer()
         self.outgoing = b""
         self.last_used = time.monotonic()
+        self.handshaking = handshaking
 
 
 class SipTransport:
@@ -343,27 +344,51 @@ class SipTransport:
             self.errors += 1
             return
         if len(self._connections) >= self.max_connections:
-            sock.close()
-            self.errors += 1
-            return
+            self._evict_one()
+        handshaking = False
         if self.transport == "tls":
             if self.server_tls_context is None:
                 sock.close()
                 self.errors += 1
                 return
+            # The handshake is driven by readable events, so a slow or silent client never blocks
+            # the loop (it only holds a connection slot until evicted).
+            sock.setblocking(False)
             try:
-                sock.settimeout(self.connect_timeout)
-                sock = self.server_tls_context.wrap_socket(sock, server_side=True)
+                sock = self.server_tls_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
             except (OSError, ssl.SSLError) as exc:
-                log.warning("TLS handshake from %s failed: %s", addr[0], exc)
+                log.warning("TLS from %s refused: %s", addr[0], exc)
                 sock.close()
                 self.errors += 1
                 return
+            handshaking = True
         sock.setblocking(False)
-        self._add_connection(sock, addr[:2])
+        conn = self._add_connection(sock, addr[:2], handshaking)
+        if handshaking:
+            self._continue_handshake(conn)
 
-    def _add_connection(self, sock, peer):
-        conn = _Connection(sock, peer)
+    def _evict_one(self):
+        """Make room: drop a connection still in its handshake first, else the least recently used."""
+        pending = [c for c in self._connections.values() if c.handshaking]
+        victims = pending or list(self._connections.values())
+        self._drop(min(victims, key=lambda c: c.last_used))
+        self.errors += 1
+
+    def _continue_handshake(self, conn):
+        try:
+            conn.sock.do_handshake()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return False
+        except (OSError, ssl.SSLError) as exc:
+            log.warning("TLS handshake from %s failed: %s", conn.peer[0], exc)
+            self.errors += 1
+            self._drop(conn)
+            return False
+        conn.handshaking = False
+        return True
+
+    def _add_connection(self, sock, peer, handshaking=False):
+        conn = _Connection(sock, peer, handshaking)
         self._connections[peer] = conn
         self._watch(sock, lambda conn=conn: self._on_connection_readable(conn))
         return conn
@@ -378,6 +403,8 @@ class SipTransport:
             pass
 
     def _on_connection_readable(self, conn):
+        if conn.handshaking and not self._continue_handshake(conn):
+            return
         for _ in range(MAX_READS_PER_WAKE):
             try:
                 data = conn.sock.recv(65536)
@@ -455,8 +482,7 @@ class SipTransport:
 
     def _connect(self, peer, server_name):
         if len(self._connections) >= self.max_connections:
-            oldest = min(self._connections.values(), key=lambda c: c.last_used)
-            self._drop(oldest)
+            self._evict_one()
         family = socket.AF_INET6 if ":" in peer[0] else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:

@@ -238,3 +238,29 @@ def test_tcp_fails_over_to_the_next_srv_target(dnsmasq):
     finally:
         server.close()
         client.close()
+
+
+def test_tls_handshake_never_blocks_the_loop(tmp_path):
+    import threading
+
+    cert, key = _self_signed(tmp_path, "sip.test")
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    server, got_server, _ = _pair("tls", server_tls_context=server_context, max_connections=2)
+    silent = [socket.create_connection(server.local_address, timeout=2) for _ in range(3)]
+    try:
+        started = time.monotonic()
+        _pump([server], lambda: False, 0.3)  # accepts the silent clients; must not wait on them
+        assert time.monotonic() - started < 1.0
+        assert len(server.sockets()) <= 3  # listener + at most max_connections (older ones evicted)
+        client = SipTransport("tls", ("127.0.0.1", 0), tls_context=client_tls_context(pinned_cert=cert), listen=False)
+        worker = threading.Thread(target=lambda: _pump([server], lambda: got_server, 3.0))
+        worker.start()
+        assert client.send(MESSAGE, server.local_address)
+        worker.join()
+        assert got_server and got_server[0][0] == MESSAGE
+        client.close()
+    finally:
+        for sock in silent:
+            sock.close()
+        server.close()

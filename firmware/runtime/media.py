@@ -43,6 +43,13 @@ API:
                                     target_delay_ms, rtt_ms (float or None), underruns, concealed,
                                     dtmf_received (str), bye (bool)
     .events                         deque of ("dtmf", digit) and ("bye",) for the control thread
+
+    TonePlayer(sink, cadence, paced=None, clock=time.monotonic)
+        plays a call-progress tone or the ring (audio.tones.DIAL, RINGBACK, BUSY, ERROR, RING) on a
+        sink when no call's media is running (dial tone off-hook, the ring on an incoming call).
+        paced: None = pace by absolute 20 ms deadlines unless the sink blocks by itself (ALSA
+        playback has `period_samples` and blocks when its buffer is full).
+        .start(), .stop() (joins; does not close the sink)
 """
 
 import collections
@@ -480,6 +487,42 @@ class MediaStream:
             self.sock.sendto(compound, target)
         except OSError:
             self.send_errors += 1
+
+
+class TonePlayer:
+    def __init__(self, sink, cadence, paced=None, clock=time.monotonic):
+        self.sink = sink
+        self._generator = ToneGenerator(cadence, sink.sample_rate)
+        self._frame = sink.sample_rate * PERIOD_MS // 1000
+        self._paced = (not hasattr(sink, "period_samples")) if paced is None else paced
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread = None
+        self.periods = 0
+
+    def start(self):
+        self._thread = threading.Thread(target=self._run, name="sotto-tone", daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+
+    def _run(self):
+        start = self._clock()
+        while not self._stop.is_set():
+            try:
+                self.sink.write(self._generator.frame(self._frame))
+            except Exception:
+                log.exception("tone playback failed")
+                return
+            self.periods += 1
+            if self._paced:
+                # Absolute deadlines (t0 + n * 20 ms): no drift. Event.wait so stop() is prompt.
+                delay = start + self.periods * PERIOD_MS / 1000.0 - self._clock()
+                if delay > 0 and self._stop.wait(delay):
+                    return
 
 
 def pcm_level_dbov(pcm):

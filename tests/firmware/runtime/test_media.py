@@ -260,3 +260,22 @@ def test_inbox_is_bounded_and_garbage_is_counted():
     stream.deliver(b"\x00\x01\x00\x00", ("127.0.0.1", 1))
     stream._cycle(bytes(320), 0.0)
     assert stream.malformed == 4
+
+
+def test_tone_player_paces_a_cadence_on_a_sink(tmp_path):
+    from audio.tones import BUSY
+    from firmware.runtime.media import TonePlayer, pcm_level_dbov
+
+    recorder = WavRecorder(tmp_path / "busy.wav", 8000)
+    player = TonePlayer(recorder, BUSY)
+    started = time.monotonic()
+    player.start()
+    time.sleep(1.05)
+    player.stop()
+    elapsed = time.monotonic() - started
+    recorder.close()
+    rate, pcm = read_wav(tmp_path / "busy.wav")
+    seconds = len(pcm) / 2 / rate
+    assert abs(seconds - elapsed) < 0.1, (seconds, elapsed)  # real time, not as fast as possible
+    assert pcm_level_dbov(pcm[:8000]) > -25  # 0.5 s on
+    assert pcm_level_dbov(pcm[8000:16000]) < -90  # 0.5 s off

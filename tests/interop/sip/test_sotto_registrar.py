@@ -1,0 +1,190 @@
+"""`sotto call` / `sotto answer` end to end through kamailio (digest auth) and with real phones:
+Sotto to Sotto by address of record (ZRTP), a wrong password, linphone-cli both ways by AOR (ZRTP, the
+same SAS on both sides), and baresip (plain G.711)."""
+
+import json
+import pathlib
+import subprocess
+import time
+
+import pytest
+
+from tests.interop.linphone import Linphone
+from tests.interop.sip.driver import Kamailio
+from tests.interop.sip.test_baresip import BARESIP_SIP, _baresip, _stop
+
+pytestmark = pytest.mark.interop
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+SOTTO = str(ROOT / ".venv" / "bin" / "sotto")
+KAMAILIO_PORT = 15560
+PROXY = "127.0.0.1:{}".format(KAMAILIO_PORT)
+
+
+def _sotto(tmp_path, mode, *args, name="s"):
+    cmd = [SOTTO, mode, *args, "--cache", str(tmp_path / (name + ".cache"))]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+
+
+def _summary(proc, timeout=60):
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate(timeout=10)
+    text = out.decode()
+    assert text.strip(), err.decode()[-3000:]
+    return proc.returncode, json.loads(text), err.decode()
+
+
+@pytest.fixture
+def kamailio(tmp_path):
+    server = Kamailio(tmp_path, KAMAILIO_PORT, [("alice", "alicepw"), ("bob", "bobpw")])
+    yield server
+    server.stop()
+
+
+def _account(user, password, port):
+    return [
+        "--register",
+        "sip:{}@127.0.0.1".format(user),
+        "--password",
+        password,
+        "--proxy",
+        PROXY,
+        "--listen",
+        "127.0.0.1:{}".format(port),
+    ]
+
+
+def test_sotto_calls_sotto_by_aor_through_kamailio(kamailio, tmp_path):
+    bob = _sotto(
+        tmp_path, "answer", *_account("bob", "bobpw", 15580), "--rtp-port", "15582", "--timeout", "30", name="bob"
+    )
+    try:
+        time.sleep(1.5)
+        alice = _sotto(
+            tmp_path,
+            "call",
+            "sip:bob@127.0.0.1",
+            *_account("alice", "alicepw", 15581),
+            "--rtp-port",
+            "15584",
+            "--duration",
+            "2",
+            "--timeout",
+            "30",
+            name="alice",
+        )
+        code, caller, err = _summary(alice)
+        assert code == 0, (caller, err[-2000:], kamailio.log()[-2000:])
+        code, callee, err = _summary(bob)
+        assert code == 0, (callee, err[-2000:])
+    finally:
+        if bob.poll() is None:
+            bob.kill()
+    for summary in (caller, callee):
+        assert summary["result"] == "completed" and summary["registered"] is True
+        assert summary["sip_status"] == 200 and summary["secure"] is True
+        assert summary["rtp"]["received"] > 50
+    assert caller["sas"] == callee["sas"]
+
+
+def test_sotto_wrong_password_fails_promptly(kamailio, tmp_path):
+    started = time.monotonic()
+    proc = _sotto(tmp_path, "call", "sip:bob@127.0.0.1", *_account("alice", "not-it", 15581), "--timeout", "20")
+    code, summary, _ = _summary(proc)
+    assert time.monotonic() - started < 10
+    assert code == 1
+    assert summary["result"] == "failed" and summary["registered"] is False
+    assert "wrong password" in summary["reason"] and summary["sip_status"] == 401
+
+
+def _registered_linphone(tmp_path, auto_answer):
+    phone = Linphone(tmp_path / "linphone", sip_port=15572, rtp_port=15588, user="bob", auto_answer=auto_answer)
+    phone.start()
+    phone.command("register sip:bob@127.0.0.1 sip:{} bobpw".format(PROXY))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        phone.command("status register")
+        time.sleep(0.3)
+        if "registered, identity=sip:bob@127.0.0.1" in phone.console():
+            return phone
+    phone.stop()
+    raise AssertionError("linphone did not register:\n" + phone.console()[-2000:])
+
+
+def test_sotto_calls_linphone_by_aor(kamailio, tmp_path):
+    bob = _registered_linphone(tmp_path, auto_answer=True)
+    try:
+        alice = _sotto(
+            tmp_path,
+            "call",
+            "sip:bob@127.0.0.1",
+            *_account("alice", "alicepw", 15581),
+            "--rtp-port",
+            "15584",
+            "--duration",
+            "2",
+            "--timeout",
+            "30",
+        )
+        code, summary, err = _summary(alice)
+        assert code == 0, (summary, err[-2000:])
+        assert summary["secure"] is True and summary["registered"] is True
+        assert bob.auth_token(timeout=5) == summary["sas"]
+    finally:
+        bob.stop()
+
+
+def test_linphone_calls_sotto_by_aor(kamailio, tmp_path):
+    bob = _registered_linphone(tmp_path, auto_answer=False)
+    alice = _sotto(
+        tmp_path,
+        "answer",
+        *_account("alice", "alicepw", 15581),
+        "--rtp-port",
+        "15584",
+        "--duration",
+        "2",
+        "--timeout",
+        "30",
+    )
+    try:
+        time.sleep(1.5)
+        bob.command("call sip:alice@127.0.0.1")
+        code, summary, err = _summary(alice)
+        assert code == 0, (summary, err[-2000:], bob.console()[-2000:])
+        assert summary["secure"] is True and summary["registered"] is True
+        assert bob.auth_token(timeout=5) == summary["sas"]
+    finally:
+        if alice.poll() is None:
+            alice.kill()
+        bob.stop()
+
+
+def test_sotto_calls_baresip(tmp_path):
+    proc, log = _baresip(tmp_path, "-t", "30")
+    try:
+        time.sleep(1.0)
+        alice = _sotto(
+            tmp_path,
+            "call",
+            "sip:carol@127.0.0.1:{}".format(BARESIP_SIP),
+            "--listen",
+            "127.0.0.1:15581",
+            "--rtp-port",
+            "15584",
+            "--encryption",
+            "none",
+            "--duration",
+            "2",
+            "--timeout",
+            "20",
+        )
+        code, summary, err = _summary(alice)
+        assert code == 0, (summary, err[-2000:], (tmp_path / "baresip.log").read_text()[-2000:])
+        assert summary["encryption"] == "none" and summary["codec"] in ("PCMU", "PCMA")
+        assert summary["rtp"]["received"] > 50
+    finally:
+        _stop(proc, log)

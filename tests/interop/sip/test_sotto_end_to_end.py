@@ -188,3 +188,100 @@ def test_sotto_calls_baresip(tmp_path):
         assert summary["rtp"]["received"] > 50
     finally:
         _stop(proc, log)
+
+
+def test_sipp_uac_calls_sotto_answer(tmp_path):
+    from tests.interop.sip.driver import require
+    from tests.interop.sip.test_sipp import SIPP_PORT
+
+    alice = _sotto(
+        tmp_path,
+        "answer",
+        "--listen",
+        "127.0.0.1:15581",
+        "--rtp-port",
+        "15584",
+        "--encryption",
+        "none",
+        "--timeout",
+        "30",
+    )
+    try:
+        time.sleep(1.5)
+        sipp = subprocess.run(
+            [
+                require("sipp"),
+                "-sn",
+                "uac",
+                "127.0.0.1:15581",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                str(SIPP_PORT),
+                "-m",
+                "1",
+                "-nostdin",
+                "-timeout",
+                "20",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=60,
+        )
+        assert sipp.returncode == 0, sipp.stdout.decode()[-2000:]
+        code, summary, err = _summary(alice)
+        assert code == 0, (summary, err[-2000:])
+        assert summary["result"] == "completed" and summary["reason"] == "remote hangup"
+    finally:
+        if alice.poll() is None:
+            alice.kill()
+
+
+def test_sotto_call_to_sipp_uas(tmp_path):
+    from tests.interop.sip.driver import require
+    from tests.interop.sip.test_sipp import SIPP_PORT
+
+    sipp = subprocess.Popen(
+        [
+            require("sipp"),
+            "-sn",
+            "uas",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(SIPP_PORT),
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "20",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        time.sleep(0.5)
+        alice = _sotto(
+            tmp_path,
+            "call",
+            "sip:service@127.0.0.1:{}".format(SIPP_PORT),
+            "--listen",
+            "127.0.0.1:15581",
+            "--rtp-port",
+            "15584",
+            "--encryption",
+            "none",
+            "--duration",
+            "1",
+            "--timeout",
+            "20",
+        )
+        code, summary, err = _summary(alice)
+        assert code == 0, (summary, err[-2000:])
+        assert summary["result"] == "completed" and summary["sip_status"] == 200
+        assert sipp.wait(timeout=20) == 0
+    finally:
+        if sipp.poll() is None:
+            sipp.kill()
+        sipp.communicate(timeout=10)

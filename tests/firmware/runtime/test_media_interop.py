@@ -112,9 +112,11 @@ def test_srtp_call_with_linphone_both_directions(tmp_path, codec):
     caller = SipCaller(our_sip, lp_sip)
     rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rtp.bind(("127.0.0.1", our_rtp))
+    rtcp_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # no a=rtcp-mux: RTCP on port + 1
+    rtcp_sock.bind(("127.0.0.1", our_rtp + 1))
     stream = None
     running = [True]
-    pump = None
+    pumps = []
     try:
         def command(text):
             linphone.stdin.write((text + "\n").encode())
@@ -135,20 +137,21 @@ def test_srtp_call_with_linphone_both_directions(tmp_path, codec):
         ours, theirs = sdes.accept_answer(offer, re.search(r"a=crypto:(.*)", answer).group(1).strip())
         stream = MediaStream(rtp, codec, pt, 101, WavSource(ours_speech, rate, loop=False),
                              WavRecorder(tmp_path / "sotto_received.wav", rate), os.urandom,
-                             remote=("127.0.0.1", port))
+                             remote=("127.0.0.1", port), rtcp_mux=False)
         stream.set_keys(ours.params(), theirs.params())
 
-        def pump_loop():
-            rtp.settimeout(0.05)
+        def pump_loop(sock):
+            sock.settimeout(0.05)
             while running[0]:
                 try:
-                    data, addr = rtp.recvfrom(4096)
+                    data, addr = sock.recvfrom(4096)
                 except OSError:
                     continue
                 stream.deliver(data, addr)
 
-        pump = threading.Thread(target=pump_loop, daemon=True)
-        pump.start()
+        for sock in (rtp, rtcp_sock):
+            pumps.append(threading.Thread(target=pump_loop, args=(sock,), daemon=True))
+            pumps[-1].start()
         stream.start()
         time.sleep(13.5)
         stats = stream.stats()
@@ -158,7 +161,7 @@ def test_srtp_call_with_linphone_both_directions(tmp_path, codec):
         if stream is not None:
             stream.stop()
         running[0] = False
-        if pump is not None:
+        for pump in pumps:
             pump.join(2)
         try:
             linphone.stdin.write(b"quit\n")
@@ -169,8 +172,11 @@ def test_srtp_call_with_linphone_both_directions(tmp_path, codec):
             linphone.wait(5)
         caller.close()
         rtp.close()
+        rtcp_sock.close()
     assert stats["received"] > 600 and stats["auth_failures"] == 0 and stats["replays"] == 0
     assert stats["lost"] == 0 and stats["underruns"] == 0
+    # SRTCP both ways: Linphone's reports authenticate here and carry LSR/DLSR of our own SR.
+    assert stats["rtt_ms"] is not None and stats["rtt_ms"] < 50, stats["rtt_ms"]
     sotto_receives = pesq_score(their_speech, tmp_path / "sotto_received.wav", mode)
     linphone_receives = pesq_score(ours_speech, tmp_path / "linphone_received.wav", mode)
     assert sotto_receives >= FLOORS[codec], sotto_receives

@@ -20,6 +20,7 @@ import os
 import stat
 import time
 
+from firmware.errors import ConfigError
 from firmware.runtime.storage import atomic_write, read_bytes
 from firmware.zrtp.cache import CacheCorrupt, ZrtpCache
 
@@ -39,6 +40,10 @@ class ZrtpStore:
         self.moved_to = None
 
     def load(self):
+        # Only ever a regular file: moving aside or replacing "/dev/null" or a FIFO given as --cache
+        # would damage the system (as root, /dev/null itself), so such a path is refused.
+        if os.path.lexists(self.path) and not stat.S_ISREG(os.stat(self.path).st_mode):
+            raise ConfigError(self.path, "zrtp cache", "a regular file (or a path that does not exist yet)")
         data = read_bytes(self.path)
         if data is None:
             cache = ZrtpCache.create(self._rng)

@@ -4,6 +4,9 @@ import logging
 import os
 import stat
 
+import pytest
+
+from firmware.errors import ConfigError
 from firmware.runtime.zrtp_store import ZrtpStore
 from firmware.zrtp.cache import ZrtpCache
 
@@ -58,3 +61,16 @@ def test_loose_permissions_are_tightened(tmp_path):
     os.chmod(path, 0o644)
     ZrtpStore(str(path)).load()
     assert _mode(path) == 0o600
+
+
+def test_a_cache_path_that_is_not_a_regular_file_is_refused_untouched(tmp_path):
+    # As root, moving "/dev/null" aside and writing a cache in its place would break the machine.
+    fifo = tmp_path / "cache.fifo"
+    os.mkfifo(fifo)
+    link = tmp_path / "link"
+    link.symlink_to(fifo)
+    for path in (fifo, link, tmp_path):
+        with pytest.raises(ConfigError, match="a regular file"):
+            ZrtpStore(str(path)).load()
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)  # not moved aside, not replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache.fifo", "link"]

@@ -88,6 +88,8 @@ SCHEMA = {
         "proxy": Field(str, "", "HOST:PORT of an outbound proxy, or empty", lambda v: v == "" or _is_host_port(v)),
         "transport": Field(str, "udp", "one of udp, tcp, tls", _one_of(TRANSPORTS)),
         "display_name": Field(str, "", "a string"),
+        "tls_certificate": Field(str, "", "a PEM file with the registrar's certificate to pin, or empty "
+                                 "(verify against the system's CAs)"),
     },
     "sip": {
         "listen": Field(str, "127.0.0.1:5060", "HOST:PORT", _is_host_port),
@@ -232,6 +234,7 @@ DEFAULT_TEMPLATE = """\
 # proxy = "sip.example.org:5060"    # outbound proxy, HOST:PORT
 # transport = "udp"                 # udp, tcp or tls
 # display_name = ""
+# tls_certificate = ""              # with transport = "tls": pin this PEM certificate instead of the CAs
 
 [sip]
 # listen = "127.0.0.1:5060"         # local SIP address (use 0.0.0.0:5060 on a real phone)

@@ -337,6 +337,28 @@ def _hex(data):
     return binascii.hexlify(data).decode()
 
 
+KEEPALIVE_INTERVAL = 30.0
+
+
+def _open_sip_transport(settings, local_address, loop, on_message):
+    from firmware.runtime.sip_transport import SipTransport, client_tls_context
+
+    account = settings.account
+    tls_context = None
+    if account.transport == "tls":
+        try:
+            tls_context = client_tls_context(pinned_cert=account.tls_certificate or None)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(settings.source, "account.tls_certificate",
+                              "a readable PEM certificate ({})".format(exc)) from None
+    try:
+        return SipTransport(account.transport, local_address, on_message=on_message, add_reader=loop.add_reader,
+                            remove_reader=loop.remove_reader, tls_context=tls_context)
+    except OSError as exc:
+        raise StartupError("cannot bind SIP ({}) to {}:{}: {}".format(account.transport, local_address[0],
+                                                                     local_address[1], exc.strerror)) from None
+
+
 class Endpoint:
     """One SIP identity on one local address: the SIP socket, the UserAgent and the ZRTP cache.
 
@@ -357,16 +379,17 @@ class Endpoint:
         self._rtp_port = settings.media.rtp_port
         account = settings.account
         proxy = configuration.host_port(account.proxy) if account.proxy else None
-        self.sip_sock = _bind_udp(host, port, "SIP")
-        self.ua = UserAgent((host, port), rng, aor=account.uri or None, password=account.password or None,
-                            display_name=account.display_name or None, outbound_proxy=proxy)
+        self.transport = _open_sip_transport(settings, (host, port), loop, self._on_sip_message)
+        self.ua = UserAgent((host, port), rng, transport=account.transport, aor=account.uri or None,
+                            password=account.password or None, display_name=account.display_name or None,
+                            outbound_proxy=proxy)
         self.ua_timer = EngineTimer(loop, self.ua, self.pump)
         self._listeners = []
         self._cache = None
         self._store = None
         self.cache_problem = None
         self._pumping = False
-        loop.add_reader(self.sip_sock, self._on_sip_readable)
+        self._keepalive = loop.call_later(KEEPALIVE_INTERVAL, self._send_keepalive)
         self._warm_up()
 
     def _warm_up(self):
@@ -425,33 +448,14 @@ class Endpoint:
                 log.error("could not save the ZRTP cache %s: %s", self._store.path, exc)
 
     # -- SIP ------------------------------------------------------------------------------------------
-    def _on_sip_readable(self):
-        now = self.loop.now()
-        for _ in range(MAX_DATAGRAMS_PER_READ):
-            try:
-                data, addr = self.sip_sock.recvfrom(65536)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                continue
-            self.ua.receive_datagram(data, addr[:2], now)
+    def _on_sip_message(self, data, addr):
+        self.ua.receive_datagram(data, addr[:2], self.loop.now())
         self.pump()
 
-    def _resolve(self, addr):
-        host, port = addr
-        if port is None:
-            port = 5060  # RFC 3263 §4.2 default for UDP when there is no SRV record to ask
-        try:
-            socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
-            return host, port
-        except OSError:
-            pass
-        try:
-            info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-        except OSError:
-            log.warning("cannot resolve %s", host)
-            return None
-        return info[0][4][:2]
+    def _send_keepalive(self):
+        """RFC 5626 §4.4.1: CRLF pings keep TCP/TLS connections (and their NAT bindings) open."""
+        self.transport.keepalive()
+        self._keepalive = self.loop.call_later(KEEPALIVE_INTERVAL, self._send_keepalive)
 
     def pump(self):
         """Send what the UserAgent wants sent, hand its events out, re-arm its timer.
@@ -476,18 +480,15 @@ class Endpoint:
             self._pumping = False
 
     def _send_sip(self, data, addr):
-        target = self._resolve(addr)
-        if target is None:
-            return
-        try:
-            self.sip_sock.sendto(data, target)
-        except OSError as exc:
-            log.warning("SIP send to %s:%s failed: %s", target[0], target[1], exc.strerror or exc)
+        # The transport resolves host names per RFC 3263 and opens TCP/TLS connections as needed.
+        if not self.transport.send(data, addr):
+            log.warning("SIP send to %s failed", addr[0])
+            self.ua.transport_error(addr, self.loop.now())
 
     def close(self):
         self.ua_timer.cancel()
-        self.loop.remove_reader(self.sip_sock)
-        self.sip_sock.close()
+        self._keepalive.cancel()
+        self.transport.close()
 
 
 # Final SIP statuses that mean "the person or their phone declined", as opposed to a failure.

@@ -122,4 +122,4 @@ def test_busy_sip_port_is_one_clear_line(tmp_path):
     finally:
         blocker.close()
     assert result.returncode == 1
-    assert result.stderr.strip().startswith("sotto: error: cannot bind SIP to 127.0.0.1:{}".format(port))
+    assert result.stderr.strip().startswith("sotto: error: cannot bind SIP (udp) to 127.0.0.1:{}".format(port))

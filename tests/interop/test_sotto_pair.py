@@ -92,3 +92,19 @@ def test_secure_only_refuses_a_peer_without_zrtp(tmp_path):
     assert rc_a == 1
     assert alice["result"] in ("failed", "rejected")
     assert alice["secure"] is False
+
+
+def test_sip_over_tcp_from_the_configuration(tmp_path):
+    config = tmp_path / "tcp.toml"
+    config.write_text('[account]\ntransport = "tcp"\n')
+    bob_port, alice_port = sotto.free_udp_port(), sotto.free_udp_port()
+    bob = sotto.start(["answer", "--config", str(config), "--listen", "127.0.0.1:{}".format(bob_port),
+                       "--timeout", "20", "--cache", str(tmp_path / "bob.cache")], tmp_path / "bob-home")
+    time.sleep(0.5)
+    rc_a, alice, err_a = sotto.run(["call", "sip:bob@127.0.0.1:{};transport=tcp".format(bob_port), "--config",
+                                    str(config), "--listen", "127.0.0.1:{}".format(alice_port), "--duration", "0.5",
+                                    "--timeout", "20", "--cache", str(tmp_path / "alice.cache")],
+                                   tmp_path / "alice-home", 30)
+    rc_b, bob_summary, _ = sotto.finish(bob, 30)
+    assert rc_a == 0 and rc_b == 0, err_a
+    assert alice["secure"] and alice["sas"] == bob_summary["sas"]

@@ -108,3 +108,27 @@ def test_sip_over_tcp_from_the_configuration(tmp_path):
     rc_b, bob_summary, _ = sotto.finish(bob, 30)
     assert rc_a == 0 and rc_b == 0, err_a
     assert alice["secure"] and alice["sas"] == bob_summary["sas"]
+
+
+def test_sigterm_hangs_up_politely_and_exits_0(tmp_path):
+    import signal
+
+    bob_port, alice_port = sotto.free_udp_port(), sotto.free_udp_port()
+    bob = sotto.start(["answer", "--listen", "127.0.0.1:{}".format(bob_port), "--timeout", "20",
+                       "--cache", str(tmp_path / "bob.cache")], tmp_path / "bob-home")
+    time.sleep(0.5)
+    alice = sotto.start(["call", "sip:bob@127.0.0.1:{}".format(bob_port), "--listen", "127.0.0.1:{}".format(alice_port),
+                         "--timeout", "20", "--cache", str(tmp_path / "alice.cache"), "--log-level", "info"],
+                        tmp_path / "alice-home")
+    deadline = time.monotonic() + 15
+    seen = ""
+    while "call secure" not in seen and time.monotonic() < deadline:
+        seen += alice.stderr.readline()
+    assert "call secure" in seen
+    alice.send_signal(signal.SIGTERM)
+    rc_a, summary_a, _ = sotto.finish(alice, 15)
+    rc_b, summary_b, _ = sotto.finish(bob, 15)
+    assert rc_a == 0
+    assert summary_a["reason"] == "stopped by signal" and summary_a["secure"] is True
+    assert rc_b == 0 and summary_b["reason"] == "remote hangup"
+    assert (tmp_path / "alice.cache").stat().st_size > 0  # the cache was flushed

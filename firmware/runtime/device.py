@@ -533,10 +533,11 @@ def clean_history_entry(entry):
     return clean
 
 
-def phone_from_config(config, dial_domain=None, history=None):
+def phone_from_config(config, dial_domain=None, history=None, extra_speed_dial=None, our_zid=None, wall_offset=None):
     """A Phone set up from the configuration (firmware.config.Config): the dial domain (the command
-    line's --dial-domain first, then [dial] domain, then the host of the account's URI), speed dial,
-    secure_only, our identity, and the saved history."""
+    line's --dial-domain first, then [dial] domain, then the host of the account's URI), speed dial
+    (the configured entries win over `extra_speed_dial`, e.g. the echo test line), secure_only, our
+    identity (the account, or the SIP address we listen on), our ZID (hex) and the saved history."""
     domain = dial_domain or config.dial.domain or None
     uri = config.account.uri or None
     if domain is None and uri:
@@ -544,8 +545,11 @@ def phone_from_config(config, dial_domain=None, history=None):
         domain = uri.split("@", 1)[1] if "@" in uri else None
         if domain is not None:
             domain = domain.split(";", 1)[0] or None
-    return P.Phone(dial_domain=domain, speed_dial=dict(config.dial.speed_dial), secure_only=config.zrtp.secure_only,
-                   history=history, identity=uri)
+    speed_dial = dict(extra_speed_dial or {})
+    speed_dial.update(config.dial.speed_dial)
+    return P.Phone(dial_domain=domain, speed_dial=speed_dial, secure_only=config.zrtp.secure_only,
+                   history=history, identity=uri or "sip:{}".format(config.sip.listen), our_zid=our_zid,
+                   wall_offset=wall_offset)
 
 
 # --- the phone and its device, pumped together ------------------------------------------------------

@@ -872,12 +872,12 @@ class EchoLine(CallController):
 class PhoneCalls(CallController):
     """`sotto run`: the Phone state machine and its device, driving calls through the endpoint."""
 
-    def __init__(self, endpoint, settings, audio, history_path):
+    def __init__(self, endpoint, settings, audio, history):
         from firmware import phone as P
 
         CallController.__init__(self, endpoint, settings, audio)
         self.P = P
-        self.history_path = history_path
+        self.history = history  # device.HistoryStore
         self.driver = None
         self._incoming = None
 
@@ -916,7 +916,10 @@ class PhoneCalls(CallController):
         elif isinstance(command, P.ResetTrust):
             self._reset_trust(command.peer_zid)
         elif isinstance(command, P.SaveHistory):
-            self._save_history(command.entries)
+            try:
+                self.history.save(command.entries)
+            except OSError as exc:
+                log.error("could not save the call history %s: %s", self.history.path, exc)
         elif isinstance(command, P.PlayTone):
             self._tone(command.name)
         elif isinstance(command, P.StopTone):
@@ -942,16 +945,6 @@ class PhoneCalls(CallController):
             log.warning("reset trust: not a ZID: %r", peer_zid)
             return
         self.endpoint.save_zrtp_cache()
-
-    def _save_history(self, entries):
-        import json
-
-        from firmware.runtime.storage import atomic_write
-
-        try:
-            atomic_write(self.history_path, json.dumps(entries).encode())
-        except OSError as exc:
-            log.error("could not save the call history %s: %s", self.history_path, exc)
 
     # -- call events -> the phone -----------------------------------------------------------------
     def on_registration(self, event):
@@ -1010,31 +1003,15 @@ class PhoneCalls(CallController):
             self.feed(self.P.CallEnded(summary.reason or "call ended", summary.sip_status or None))
 
 
-def _load_history(path):
-    import json
-
-    from firmware.runtime.storage import read_bytes
-
-    try:
-        data = read_bytes(path)
-        entries = json.loads(data.decode()) if data else []
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        log.error("call history %s unreadable (%s); starting a new one", path, exc)
-        return []
-    return entries if isinstance(entries, list) else []
-
-
 def run_phone(settings, args):
     """`sotto run`: the phone on its board until the script quits, the user quits, or a signal."""
     from boards.schema import load_board
-    from firmware import phone as P
     from firmware.runtime import sdnotify
-    from firmware.runtime.device import PhoneDriver, open_device
+    from firmware.runtime.device import HistoryStore, PhoneDriver, open_device, phone_from_config
     from firmware.runtime.storage import ensure_private_dir
 
     board = load_board(settings.board.name)
-    data_dir = ensure_private_dir(settings.data_dir)
-    history_path = os.path.join(data_dir, "history.json")
+    history = HistoryStore(ensure_private_dir(settings.data_dir))
     if board.is_simulated:
         audio = AudioPlan(play=args.play, record=args.record)
     else:
@@ -1042,20 +1019,18 @@ def run_phone(settings, args):
     loop = Loop()
     endpoint = Endpoint(loop, settings, public_address=args.public_address)
     closers = [endpoint.close, loop.close]
-    speed_dial = dict(settings.dial.speed_dial)
     try:
-        echo = None
+        extra_speed_dial = {}
         if board.is_simulated and not settings.account.uri:
             echo = _start_echo_line(loop, settings)
             closers.insert(0, echo.endpoint.close)
-            speed_dial.setdefault(ECHO_NUMBER, "sip:{}@{}".format(ECHO_USER, echo.endpoint.settings.sip.listen))
-        calls = PhoneCalls(endpoint, settings, audio, history_path)
+            extra_speed_dial[ECHO_NUMBER] = "sip:{}@{}".format(ECHO_USER, echo.endpoint.settings.sip.listen)
+        calls = PhoneCalls(endpoint, settings, audio, history)
         cache = endpoint.zrtp_cache() if settings.media.encryption == "zrtp" else None
-        phone = P.Phone(dial_domain=settings.dial.domain or _registrar_domain(settings), speed_dial=speed_dial,
-                        secure_only=settings.zrtp.secure_only, history=_load_history(history_path),
-                        our_zid=_hex(cache.zid) if cache is not None else None,
-                        identity=settings.account.uri or "sip:{}".format(settings.sip.listen),
-                        wall_offset=time.time() - loop.now())
+        phone = phone_from_config(settings, history=history.load(),
+                                  extra_speed_dial=extra_speed_dial,
+                                  our_zid=_hex(cache.zid) if cache is not None else None,
+                                  wall_offset=time.time() - loop.now())
         device = open_device(board, script=args.script, display_log=args.display_log, display_png=args.display_png)
         closers.insert(0, device.close)
         driver = PhoneDriver(phone, device, calls.dispatch)
@@ -1117,12 +1092,6 @@ class _DriverClock:
 
     def handle_timer(self, now):
         self.driver.tick(now)
-
-
-def _registrar_domain(settings):
-    if not settings.account.uri:
-        return None
-    return settings.account.uri.split("@", 1)[1].split(";", 1)[0]
 
 
 def _start_echo_line(loop, settings):

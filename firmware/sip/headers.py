@@ -24,7 +24,14 @@ All parse errors raise RemoteProtocolError(message, 400).
 """
 
 from firmware.errors import RemoteProtocolError
-from firmware.sip.uri import format_header_params, format_host, parse_header_params, split_host_port
+from firmware.sip.uri import (
+    format_header_params,
+    format_host,
+    get_param,
+    parse_header_params,
+    set_param,
+    split_host_port,
+)
 
 # §7.3.3 compact forms, plus the ones from later RFCs we may meet.
 COMPACT = {
@@ -274,17 +281,10 @@ class Via:
         self.params = params if params is not None else []
 
     def param(self, name):
-        for key, value in self.params:
-            if key == name:
-                return "" if value is None else value
-        return None
+        return get_param(self.params, name)
 
     def set_param(self, name, value=None):
-        for pair in self.params:
-            if pair[0] == name:
-                pair[1] = value
-                return
-        self.params.append([name, value])
+        set_param(self.params, name, value)
 
     @property
     def branch(self):

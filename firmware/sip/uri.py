@@ -139,6 +139,23 @@ def format_host(host):
     return "[" + host + "]" if ":" in host else host
 
 
+def get_param(params, name):
+    """The value of parameter `name` in a list of [name, value] pairs: "" for a flag, None if absent."""
+    for key, value in params:
+        if key == name:
+            return "" if value is None else value
+    return None
+
+
+def set_param(params, name, value=None):
+    """Set (or add) parameter `name` in a list of [name, value] pairs, keeping the order."""
+    for pair in params:
+        if pair[0] == name:
+            pair[1] = value
+            return
+    params.append([name, value])
+
+
 class Uri:
     __slots__ = ("scheme", "user", "password", "host", "port", "params", "headers")
 
@@ -152,17 +169,10 @@ class Uri:
         self.headers = headers if headers is not None else []
 
     def param(self, name):
-        for key, value in self.params:
-            if key == name:
-                return "" if value is None else value
-        return None
+        return get_param(self.params, name)
 
     def set_param(self, name, value=None):
-        for pair in self.params:
-            if pair[0] == name:
-                pair[1] = value
-                return
-        self.params.append([name, value])
+        set_param(self.params, name, value)
 
     def remove_param(self, name):
         self.params = [p for p in self.params if p[0] != name]
@@ -394,17 +404,10 @@ class NameAddr:
         self.params = params if params is not None else []
 
     def param(self, name):
-        for key, value in self.params:
-            if key == name:
-                return "" if value is None else value
-        return None
+        return get_param(self.params, name)
 
     def set_param(self, name, value=None):
-        for pair in self.params:
-            if pair[0] == name:
-                pair[1] = value
-                return
-        self.params.append([name, value])
+        set_param(self.params, name, value)
 
     @property
     def tag(self):

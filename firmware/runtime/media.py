@@ -394,6 +394,8 @@ class MediaStream:
         crypto = self._crypto
         if crypto is not None:
             datagram = crypto.rx.unprotect_rtcp(datagram)
+            if crypto.rx.rtcp_tag_length != crypto.tx.rtcp_tag_length and crypto.rx.profile == crypto.tx.profile:
+                crypto.tx.rtcp_tag_length = crypto.rx.rtcp_tag_length  # answer in the peer's SRTCP tag size
         elif self._keys_required:
             return
         for report in rtcp.parse_compound(datagram):

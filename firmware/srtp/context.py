@@ -20,7 +20,9 @@ API:
                                       or too old packet (counts .replays). State only changes for
                                       packets that authenticate.
     .protect_rtcp(rtcp) -> bytes      compound RTCP -> SRTCP (encrypted, E flag, 31-bit index, tag)
-    .unprotect_rtcp(srtcp) -> bytes   SRTCP -> RTCP; same errors and counters as unprotect
+    .unprotect_rtcp(srtcp) -> bytes   SRTCP -> RTCP; same errors and counters as unprotect. With a _32
+                                      profile a 32-bit SRTCP tag is accepted too (and then expected),
+                                      as Linphone sends one with AES_256_CM_HMAC_SHA1_32
     .auth_failures, .replays          ints
     .rollover_counter(ssrc) -> int or None   the ROC this context holds for `ssrc`
 
@@ -265,22 +267,36 @@ class SrtpContext:
         return body + keys.mac.digest(body)[: self.rtcp_tag_length]
 
     def unprotect_rtcp(self, srtcp):
-        tag_length = self.rtcp_tag_length
-        if len(srtcp) < 8 + 4 + tag_length:
+        if len(srtcp) < 8 + 4 + 4:
             raise RemoteProtocolError("SRTCP packet shorter than header, index and tag")
         if srtcp[0] >> 6 != 2:
             raise RemoteProtocolError("SRTCP packet is not RTCP version 2")
+        result = self._unprotect_rtcp_with(srtcp, self.rtcp_tag_length)
+        if result is None and self.tag_length != self.rtcp_tag_length:
+            # A _32 profile: RFC 4568/libsrtp keep 80 bits on SRTCP, but some peers (Linphone with
+            # AES_256_CM_HMAC_SHA1_32, measured) use the 32-bit tag there too. Accept it and keep it:
+            # it is still this key's HMAC, as strong as the profile's SRTP tag.
+            result = self._unprotect_rtcp_with(srtcp, self.tag_length)
+            if result is not None:
+                self.rtcp_tag_length = self.tag_length
+        if result is None:
+            self.auth_failures += 1
+            raise RemoteProtocolError("SRTCP authentication failed")
+        return result
+
+    def _unprotect_rtcp_with(self, srtcp, tag_length):
+        """The RTCP packet, None if the tag does not verify; RemoteProtocolError if malformed/replayed."""
+        if len(srtcp) < 8 + 4 + tag_length:
+            return None
         body = bytes(srtcp[: len(srtcp) - tag_length])
         trailer = int.from_bytes(body[-4:], "big")
         index = trailer & 0x7FFFFFFF
         ssrc = int.from_bytes(body[4:8], "big")
-        window = self._rtcp_windows.get(ssrc)
-        self._check_replay(window, index)
         keys = self._rtcp
         expected = keys.mac.digest(body)[:tag_length]
         if not crypto.constant_time_equal(expected, bytes(srtcp[len(srtcp) - tag_length :])):
-            self.auth_failures += 1
-            raise RemoteProtocolError("SRTCP authentication failed")
+            return None
+        self._check_replay(self._rtcp_windows.get(ssrc), index)
         self._remember(self._rtcp_windows, self._rtcp_order, ssrc, index)
         payload = body[8:-4]
         if trailer & _SRTCP_E_FLAG:

@@ -59,3 +59,17 @@ def test_libsrtp_driver_vector_protect_and_unprotect():
     tampered[2] ^= 1
     raises(RemoteProtocolError, rx.unprotect, bytes(tampered))
     assert rx.auth_failures == 1
+
+
+def test_srtcp_32_bit_tag_is_accepted_only_for_32_bit_profiles():
+    key, salt = bytes(range(16)), bytes(range(14))
+    rtcp = unhex("80c90001 cafebabe")
+    sender = SrtpContext("AES_CM_128_HMAC_SHA1_32", key, salt, rtcp_tag_length=4)
+    receiver = SrtpContext("AES_CM_128_HMAC_SHA1_32", key, salt)
+    assert receiver.rtcp_tag_length == 10
+    assert receiver.unprotect_rtcp(sender.protect_rtcp(rtcp)) == rtcp
+    assert receiver.rtcp_tag_length == 4 and receiver.auth_failures == 0
+    strict = SrtpContext("AES_CM_128_HMAC_SHA1_80", key, salt)
+    short = SrtpContext("AES_CM_128_HMAC_SHA1_80", key, salt, rtcp_tag_length=4)
+    raises(RemoteProtocolError, strict.unprotect_rtcp, short.protect_rtcp(rtcp))
+    assert strict.auth_failures == 1

@@ -165,8 +165,17 @@ class JitterBuffer:
                 delta = seq_delta(sequence, self._next)
                 if best is None or delta < best:
                     best, earliest = delta, sequence
-            if (seq_delta(self._highest, earliest) + 1) * self.packet_ms < self.target_ms:
+            depth = seq_delta(self._highest, earliest) + 1
+            if depth * self.packet_ms < self.target_ms:
                 return WAIT, None
+            # Start no later than the target: a backlog (packets queued before playout began, a burst)
+            # would otherwise be played late and only slowly drained.
+            keep = int(self.target_ms // self.packet_ms) + 1
+            while depth > keep:
+                if self._slots.pop(earliest, None) is not None:
+                    self.dropped += 1
+                earliest = (earliest + 1) & 0xFFFF
+                depth -= 1
             self._next = earliest
             self._playing = True
         depth = self._depth()

@@ -13,17 +13,21 @@ def _push(jb, index, now, payload=None):
 def test_plays_in_order_across_the_sequence_wrap_and_reorders():
     jb = JitterBuffer(8000)
     assert jb.pop() == (WAIT, None)
-    order = [65533, 65535, 65534, 65536, 65538, 65537, 65539]
+    # Arrival order swaps neighbours; one pop per 20 ms period, as the audio thread does.
+    order = [65533, 65535, 65534, 65536, 65538, 65537, 65539, 65541, 65540, 65542]
+    played = []
     for i, seq in enumerate(order):
         assert _push(jb, seq, i * 0.02) == ACCEPTED
-    played = []
+        status, payload = jb.pop()
+        if status == PLAY:
+            played.append(payload[0])
     while True:
         status, payload = jb.pop()
         if status != PLAY:
             break
         played.append(payload[0])
-    assert played == [s & 0xFF for s in (65533, 65534, 65535, 0, 1, 2, 3)]
-    assert jb.lost == 0 and jb.late == 0
+    assert played == [s & 0xFF for s in range(65533, 65543)]
+    assert jb.lost == 0 and jb.late == 0 and jb.dropped == 0
 
 
 def test_duplicates_late_packets_and_losses_are_counted():
@@ -110,3 +114,12 @@ def test_timestamp_wrap_is_not_mistaken_for_jitter():
     for i in range(40):
         jb.push((100 + i) & 0xFFFF, (base + 160 * i) & 0xFFFFFFFF, b"x", i * 0.02)
     assert jb.target_ms <= 25.5 and jb.jitter_ms < 1
+
+
+def test_a_backlog_before_playout_starts_is_trimmed_to_the_target():
+    jb = JitterBuffer(8000)
+    for seq in range(10):  # ten packets that arrived on time but before playout started
+        _push(jb, seq, seq * 0.02)
+    status, payload = jb.pop()
+    assert status == PLAY and jb.dropped > 0
+    assert jb.delay_ms <= jb.target_ms + 20

@@ -15,7 +15,7 @@ Keys and the peer address are handed over as immutable snapshots (one attribute 
 API:
     MediaStream(sock, codec, payload_type, telephone_event_pt, source, sink, rng, remote=None,
                 rtcp_mux=True, cname="sotto", clock=time.monotonic, wallclock=time.time, queue_limit=64,
-                realtime=True)
+                realtime=True, keys_required=False)
         sock: the bound UDP socket (shared with ZRTP); this thread only calls sock.sendto().
         codec: "PCMU" | "PCMA" | "G722" | "opus"; payload_type: its negotiated PT;
         telephone_event_pt: PT of telephone-event/<codec rtp clock>, or None.
@@ -25,6 +25,9 @@ API:
               NullSink)
         rng(n) -> n random octets: the SSRC, first sequence number and first timestamp.
         remote: (host, port) to send RTP to, or None until set_remote().
+        rtcp_mux: True when both SDPs carry a=rtcp-mux (RFC 5761); otherwise RTCP goes to port + 1.
+        keys_required: True for --encryption zrtp|sdes: nothing is sent or accepted until set_keys()
+                (SRTP arriving before ZRTP completes must not be decoded as plain RTP).
     .start()                        start the thread
     .stop(send_bye=True)            stop it, join it, send RTCP BYE, close source and sink (finalises a
                                     WAV recording)
@@ -96,7 +99,7 @@ class _Crypto:
 class MediaStream:
     def __init__(self, sock, codec, payload_type, telephone_event_pt, source, sink, rng, remote=None,
                  rtcp_mux=True, cname="sotto", clock=time.monotonic, wallclock=time.time, queue_limit=64,
-                 realtime=True):
+                 realtime=True, keys_required=False):
         self.sock = sock
         self.codec = make_codec(codec)
         self.codec_name = codec
@@ -115,7 +118,7 @@ class MediaStream:
         self._first_packet = True
         self._remote = remote
         self._crypto = None  # None: plain RTP
-        self._keys_required = False
+        self._keys_required = keys_required
         self._inbox = collections.deque((), queue_limit)
         self._queue_limit = queue_limit
         self._dtmf_requests = collections.deque((), 32)

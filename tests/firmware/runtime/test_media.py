@@ -279,3 +279,16 @@ def test_tone_player_paces_a_cadence_on_a_sink(tmp_path):
     assert abs(seconds - elapsed) < 0.1, (seconds, elapsed)  # real time, not as fast as possible
     assert pcm_level_dbov(pcm[:8000]) > -25  # 0.5 s on
     assert pcm_level_dbov(pcm[8000:16000]) < -90  # 0.5 s off
+
+
+def test_keys_required_from_construction_then_srtp_once_keys_arrive():
+    from firmware.srtp.context import SrtpContext
+
+    sock, stream = _stream(keys_required=True)
+    stream._cycle(bytes(320), 0.0)
+    assert sock.sent == []
+    key = ("AES_CM_128_HMAC_SHA1_80", bytes(16), bytes(14))
+    stream.set_keys(key, key)
+    stream._cycle(bytes(320), 0.02)
+    assert len(sock.sent) == 1
+    assert len(SrtpContext(*key).unprotect(sock.sent[0][0])) == 12 + 160

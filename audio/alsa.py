@@ -19,6 +19,10 @@ API:
         .close()
     hardware_rates(device) -> list of supported rates (or a (min, max) range as ALSA reports it)
     open_device_pair(capture_device, playback_device, preferred_rate=48000) -> (capture, playback)
+    open_pair(capture_device, playback_device, rate)   the same (the name firmware.runtime.session uses)
+        Ask for the codec's rate: "plughw:"/"default" devices then convert in ALSA (C) and the media
+        loop needs no resampling; a "hw:" device that cannot do it opens at its own rate and the loop
+        resamples.
 
 pcm_factory(type, device, rate, period_samples, periods) -> an object with read()/write()/info()/
 close(), for tests that inject xruns; by default it opens alsaaudio.PCM.
@@ -137,3 +141,7 @@ def open_device_pair(capture_device, playback_device, preferred_rate=48000):
         capture.close()
         raise
     return capture, playback
+
+
+def open_pair(capture_device, playback_device, rate):
+    return open_device_pair(capture_device, playback_device, rate)

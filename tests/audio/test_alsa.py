@@ -31,7 +31,11 @@ def test_capture_and_playback_bytes_are_exact_through_the_file_plugin(tmp_path):
     data = bytes((i * 7) & 0xFF for i in range(320 * 8))
     (tmp_path / "in.raw").write_bytes(data)
     result = _run_with_alsa_config(tmp_path, """
-        from audio.alsa import AlsaCapture, AlsaPlayback
+        from audio.alsa import AlsaCapture, AlsaPlayback, open_pair
+        pair = open_pair("sotto_test_cap:INFILE=in.raw", "sotto_test_play:FILE=pair.raw", 16000)
+        assert [d.sample_rate for d in pair] == [16000, 16000] and pair[0].period_samples == 320
+        for d in pair:
+            d.close()
         cap = AlsaCapture("sotto_test_cap:INFILE=in.raw", rate=8000)
         assert cap.sample_rate == 8000 and cap.period_samples == 160, (cap.sample_rate, cap.period_samples)
         frames = [cap.read() for _ in range(3)]

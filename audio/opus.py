@@ -1,7 +1,7 @@
 """Opus over libopus (opuslib): 48 kHz mono, in-band FEC, decoder-side loss concealment. Host-only.
 
 API:
-    OpusCodec(bitrate=32000, fec=True, expected_loss_percent=5)
+    OpusCodec(bitrate=40000, fec=True, expected_loss_percent=5)   (40 kbit/s: PESQ-WB 3.96 here, 3.82 at 32)
         .sample_rate = 48000, .rtp_clock = 48000, .frame_samples = 960 (20 ms), .name = "opus"
         .encode(pcm) -> bytes            pcm: 960 16-bit little-endian mono samples
         .decode(payload) -> bytes        16-bit little-endian mono at 48 kHz (the packet's duration)
@@ -24,7 +24,7 @@ class OpusCodec:
     rtp_clock = 48000
     frame_samples = 960
 
-    def __init__(self, bitrate=32000, fec=True, expected_loss_percent=5):
+    def __init__(self, bitrate=40000, fec=True, expected_loss_percent=5):
         self._encoder = opuslib.Encoder(48000, 1, opuslib.APPLICATION_VOIP)
         self._encoder.bitrate = bitrate
         if fec:

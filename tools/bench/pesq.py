@@ -21,6 +21,9 @@ Helpers (host-only; numpy, espeak-ng and sox):
         are dropped with probability `loss` and delayed by a uniform 0..jitter_s (so also reordered)
         on their way from the socket to MediaStream.deliver(), where the lead's loop would hand them
 
+Command line: `python -m tools.bench.pesq REFERENCE.wav DEGRADED.wav [nb|wb]` prints the score, and
+`python -m tools.bench.pesq --speech OUT.wav [RATE]` writes the synthetic speech file.
+
 `run()` (make bench) prints PESQ for every codec through the offline chain, clean and with 5 % loss,
 then through real MediaStreams over loopback, clean and with 5 % loss + 40 ms jitter, with the
 receiver's playout delay.
@@ -230,3 +233,20 @@ def run():
                           name, mode, loss * 100, jitter * 1000, pesq_score(speech, out, mode),
                           stats["playout_delay_ms"], stats["target_delay_ms"], stats["jitter_ms"], stats["lost"],
                           stats["late"], stats["concealed"], stats["underruns"]))
+
+
+def main(argv):
+    if len(argv) >= 2 and argv[0] == "--speech":
+        make_speech_wav(argv[1], int(argv[2]) if len(argv) > 2 else 16000)
+        return 0
+    if len(argv) not in (2, 3):
+        print("usage: python -m tools.bench.pesq REFERENCE.wav DEGRADED.wav [nb|wb] | --speech OUT.wav [RATE]")
+        return 2
+    print("{:.3f}".format(pesq_score(argv[0], argv[1], argv[2] if len(argv) == 3 else "nb")))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

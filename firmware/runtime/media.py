@@ -44,7 +44,8 @@ API:
     .stats() -> dict                sent, received, lost, late, auth_failures, replays (ints),
                                     jitter_ms, playout_delay_ms (average buffered delay),
                                     target_delay_ms, rtt_ms (float or None), underruns, concealed,
-                                    dtmf_received (str), bye (bool)
+                                    dtmf_received (str), bye (bool), max_cycle_ms and mean_cycle_ms
+                                    (time spent per 20 ms period by the audio thread)
     .events                         deque of ("dtmf", digit) and ("bye",) for the control thread
 
     TonePlayer(sink, cadence, paced=None, clock=time.monotonic)

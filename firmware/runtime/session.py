@@ -12,6 +12,7 @@ import signal
 import socket
 import time
 
+from audio.codecs import SAMPLE_RATES
 from firmware import config as configuration
 from firmware import sdp
 from firmware.errors import ConfigError, LocalProtocolError, RemoteProtocolError
@@ -77,8 +78,26 @@ def _bind_udp(host, port, what):
     return sock
 
 
-# Audio sample rate of each codec's PCM (G.722 is 16 kHz audio with an 8 kHz RTP clock, RFC 3551 §4.5.2).
-AUDIO_RATES = {"PCMU": 8000, "PCMA": 8000, "G722": 16000, "opus": 48000}
+def _bind_rtp_pair(host, port):
+    """The RTP socket and, on the next port, the RTCP socket (RFC 3550 §11: RTP on an even port, RTCP
+    on the odd one above), for peers that do not multiplex RTCP (linphone does not). A configured port
+    is taken as it is; otherwise even ports are tried until a pair is free."""
+    if port:
+        rtp = _bind_udp(host, port, "RTP")
+        try:
+            return rtp, _bind_udp(host, port + 1, "RTCP")
+        except StartupError:
+            return rtp, None  # rtcp-mux only, then
+    for _ in range(32):
+        rtp = _bind_udp(host, 0, "RTP")
+        number = rtp.getsockname()[1]
+        if number % 2 == 0 and number < 65535:
+            try:
+                return rtp, _bind_udp(host, number + 1, "RTCP")
+            except StartupError:
+                pass
+        rtp.close()
+    return _bind_udp(host, 0, "RTP"), None
 
 
 class AudioPlan:
@@ -92,7 +111,7 @@ class AudioPlan:
     def open(self, codec):
         from audio import wavfile
 
-        rate = AUDIO_RATES[codec]
+        rate = SAMPLE_RATES[codec]
         if self.devices is not None:
             from audio import alsa
 
@@ -120,7 +139,7 @@ class CallMedia:
         settings = endpoint.settings
         self.encryption = settings.media.encryption
         host = endpoint.media_host
-        self.sock = _bind_udp(host, endpoint.next_rtp_port(), "RTP")
+        self.sock, self.rtcp_sock = _bind_rtp_pair(host, endpoint.next_rtp_port())
         self.local_port = self.sock.getsockname()[1]
         self.remote = None
         self.remote_zrtp_hash = None
@@ -146,6 +165,8 @@ class CallMedia:
                                    peer_uri=peer_uri, wall_time=int(time.time()))
             self.zrtp_timer = EngineTimer(endpoint.loop, self.zrtp, self.pump_zrtp)
         endpoint.loop.add_reader(self.sock, self._on_readable)
+        if self.rtcp_sock is not None:
+            endpoint.loop.add_reader(self.rtcp_sock, self._on_rtcp_readable)
 
     # -- SDP ----------------------------------------------------------------------------------------
     def _sdp_common(self):
@@ -245,6 +266,20 @@ class CallMedia:
             else:
                 self.ignored_datagrams += 1  # STUN without ICE, DTLS, noise: dropped and counted
 
+    def _on_rtcp_readable(self):
+        """RTCP from a peer without rtcp-mux arrives on our RTP port + 1."""
+        for _ in range(MAX_DATAGRAMS_PER_READ):
+            try:
+                data, addr = self.rtcp_sock.recvfrom(4096)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue
+            if self.stream is not None and demux.classify(data) == demux.RTCP:
+                self.stream.deliver(data, addr)
+            else:
+                self.ignored_datagrams += 1
+
     def pump_zrtp(self):
         from firmware.zrtp import engine as zrtp_engine
 
@@ -319,12 +354,14 @@ class CallMedia:
             stats = self.stream.stats()
             for key in self.summary.rtp:
                 self.summary.rtp[key] = int(stats.get(key, 0))
-            for key in ("jitter_ms", "playout_delay_ms", "underruns", "concealed"):
+            for key in ("jitter_ms", "playout_delay_ms", "underruns", "concealed", "rtt_ms"):
                 if stats.get(key) is not None:
                     self.summary.extra_rtp[key] = stats[key]
             log.info("call media: %s", {k: stats.get(k) for k in sorted(stats)})
-        self.endpoint.loop.remove_reader(self.sock)
-        self.sock.close()
+        for sock in (self.sock, self.rtcp_sock):
+            if sock is not None:
+                self.endpoint.loop.remove_reader(sock)
+                sock.close()
 
 
 def _ssrc(rng):
@@ -839,7 +876,7 @@ class EchoAudio:
 
         from audio import wavfile
 
-        rate = AUDIO_RATES[codec]
+        rate = SAMPLE_RATES[codec]
         frames = collections.deque(maxlen=50)  # at most 1 s of echo delay
 
         class EchoSink(wavfile.NullSink):

@@ -236,22 +236,46 @@ def linphone_linphone_call(workdir, codec, speech, seconds, ports):
     return a_received, b_received
 
 
-def cpu_seconds(pid):
-    """utime + stime of a process (all its threads), in seconds, from /proc/PID/stat."""
-    with open("/proc/{}/stat".format(pid)) as f:
+def _stat_cpu_seconds(path):
+    with open(path) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     # After "pid (comm)": state is field 3, utime 14 and stime 15 (proc(5), 1-based).
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class CpuResult:
-    __slots__ = ("window_s", "sotto_s", "linphone_s", "summary")
+def cpu_seconds(pid):
+    """utime + stime of a process (all its threads), in seconds, from /proc/PID/stat."""
+    return _stat_cpu_seconds("/proc/{}/stat".format(pid))
 
-    def __init__(self, window_s, sotto_s, linphone_s, summary):
+
+def thread_cpu_seconds(pid):
+    """{thread id: utime + stime in seconds} for the live threads of a process (/proc/PID/task/TID/stat)."""
+    out = {}
+    for tid in os.listdir("/proc/{}/task".format(pid)):
+        try:
+            out[int(tid)] = _stat_cpu_seconds("/proc/{}/task/{}/stat".format(pid, tid))
+        except OSError:  # the thread ended meanwhile
+            pass
+    return out
+
+
+def _thread_split(pid, before, after):
+    """(main thread's seconds, other threads' seconds busiest first) between two thread_cpu_seconds()."""
+    deltas = {tid: after[tid] - before.get(tid, 0.0) for tid in after}
+    main = deltas.pop(pid, 0.0)
+    return main, sorted((d for d in deltas.values() if d > 0), reverse=True)
+
+
+class CpuResult:
+    __slots__ = ("window_s", "sotto_s", "linphone_s", "summary", "sotto_threads", "linphone_threads")
+
+    def __init__(self, window_s, sotto_s, linphone_s, summary, sotto_threads=None, linphone_threads=None):
         self.window_s = window_s
         self.sotto_s = sotto_s
         self.linphone_s = linphone_s
         self.summary = summary
+        self.sotto_threads = sotto_threads  # (main thread s, [other threads s, busiest first])
+        self.linphone_threads = linphone_threads
 
     def percent(self, seconds):
         return 100.0 * seconds / self.window_s
@@ -275,9 +299,12 @@ def cpu_call(workdir, speech, ports, settle_s=3.0, window_s=10.0):
             bob.wait_for(r"fully encrypted", timeout=15)
             secure = time.monotonic()
             time.sleep(max(0.0, secure + settle_s - time.monotonic()))
-            start = (time.monotonic(), cpu_seconds(process.pid), cpu_seconds(bob.process.pid))
+            pids = (process.pid, bob.process.pid)
+            start = (time.monotonic(), cpu_seconds(pids[0]), cpu_seconds(pids[1]))
+            threads_start = [thread_cpu_seconds(pid) for pid in pids]
             time.sleep(window_s)
-            end = (time.monotonic(), cpu_seconds(process.pid), cpu_seconds(bob.process.pid))
+            end = (time.monotonic(), cpu_seconds(pids[0]), cpu_seconds(pids[1]))
+            threads_end = [thread_cpu_seconds(pid) for pid in pids]
         except BaseException:
             _stop_process(process)
             raise
@@ -285,7 +312,9 @@ def cpu_call(workdir, speech, ports, settle_s=3.0, window_s=10.0):
     if summary.get("result") != "completed" or not summary.get("secure"):
         raise RuntimeError("sotto call {} (secure {}): {}".format(summary.get("result"), summary.get("secure"),
                                                                  summary.get("reason")))
-    return CpuResult(end[0] - start[0], end[1] - start[1], end[2] - start[2], summary)
+    return CpuResult(end[0] - start[0], end[1] - start[1], end[2] - start[2], summary,
+                     _thread_split(pids[0], threads_start[0], threads_end[0]),
+                     _thread_split(pids[1], threads_start[1], threads_end[1]))
 
 
 _LOG_TIME = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d:\d{3})"
@@ -354,7 +383,8 @@ def run():
               " every".format(LEAD_SILENCE_S))
         print("  sender. Scores: PESQ (P.862 nb / P.862.2 wb, PyPI pesq) of each recording from {:.1f} s on,"
               " aligned.".format(SKIP_S))
-        print("  Calls over SDES-SRTP on 127.0.0.1; 'ceiling' = our codec alone on the file, no network.")
+        print("  Calls over SDES-SRTP on 127.0.0.1; 'ceiling' = our codec alone on the file, no network. Load"
+              " average at start {:.2f} (2 shared cores).".format(os.getloadavg()[0]))
         print("    codec mode  ceiling  sotto<-linphone  linphone<-sotto  linphone<-linphone (callee, caller)")
         for index, (codec, mode) in enumerate(CODECS):
             played = resampled_copy(speech, tmp / "speech-{}.wav".format(codec), LINPHONE_RATES[codec])
@@ -389,6 +419,10 @@ def run():
                       cpu.percent(cpu.sotto_s), cpu.sotto_s, cpu.percent(cpu.linphone_s), cpu.linphone_s,
                       cpu.sotto_s / cpu.linphone_s if cpu.linphone_s else float("inf"), cpu.window_s,
                       1000.0 / os.sysconf("SC_CLK_TCK")))
+            for name, split in (("sotto", cpu.sotto_threads), ("linphonec", cpu.linphone_threads)):
+                print("      {} by thread: main {:4.2f} %, others {}".format(
+                    name, cpu.percent(split[0]), ", ".join("{:4.2f} %".format(cpu.percent(d)) for d in split[1])
+                    or "idle"))
         print("  ZRTP setup, call start -> secure (DH3k, 127.0.0.1):")
         figures = _attempt("linphone zrtp calls", linphone_zrtp_setup_ms, tmp / "zrtp", _block(9))
         if figures:

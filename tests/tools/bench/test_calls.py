@@ -52,3 +52,30 @@ def test_cpu_seconds_reads_this_process():
     while time.process_time() < deadline:
         pass
     assert 0.2 < calls.cpu_seconds(os.getpid()) - before < 1.0
+
+
+def test_thread_cpu_seconds_sees_a_busy_thread_apart_from_the_main_one():
+    import os
+    import threading
+    import time
+
+    pid = os.getpid()
+    before = calls.thread_cpu_seconds(pid)
+    burnt, release = threading.Event(), threading.Event()
+
+    def burn():
+        deadline = time.thread_time() + 0.3
+        while time.thread_time() < deadline:
+            pass
+        burnt.set()
+        release.wait(5)  # stay alive (in /proc) until measured
+
+    worker = threading.Thread(target=burn)
+    worker.start()
+    try:
+        assert burnt.wait(10)
+        main, others = calls._thread_split(pid, before, calls.thread_cpu_seconds(pid))
+    finally:
+        release.set()
+        worker.join(5)
+    assert main < 0.15 and others and others[0] > 0.2

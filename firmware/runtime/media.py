@@ -39,6 +39,9 @@ API:
     .require_keys()                 send nothing and accept nothing until set_keys() gives keys
     .deliver(datagram, addr)        from the control thread: an RTP or RTCP datagram for us
     .send_dtmf(digit, duration_ms=100)   RFC 4733 (needs telephone_event_pt), else in-band tones
+    .set_volume(gain)               playback gain (audio.gain.volume_gain(level)); 0.0 is silent
+    .set_mute(muted)                the microphone: while muted, silence is encoded and sent (the
+                                    RTP timeline and the peer's jitter buffer carry on undisturbed)
     .set_tone(cadence)              play a local tone (audio.tones.RINGBACK, ...) instead of the far
                                     end, or None to stop
     .stats() -> dict                sent, received, lost, late, auth_failures, replays (ints),
@@ -65,6 +68,7 @@ import time
 
 from audio.codecs import make_codec
 from audio.comfort import ComfortNoise
+from audio.gain import scale
 from audio.playout import LOST, PLAY, JitterBuffer
 from audio.resample import Resampler
 from audio.tones import ToneGenerator, dtmf_cadence
@@ -125,6 +129,8 @@ class MediaStream:
         self._dtmf_requests = collections.deque((), 32)
         self.events = collections.deque((), 64)
         self._tone = None
+        self._playback_gain = 1.0
+        self._muted = False
         self._stop = threading.Event()
         self._thread = None
 
@@ -209,6 +215,12 @@ class MediaStream:
 
     def send_dtmf(self, digit, duration_ms=100):
         self._dtmf_requests.append((str(digit), duration_ms))
+
+    def set_volume(self, playback_gain):
+        self._playback_gain = float(playback_gain)
+
+    def set_mute(self, muted):
+        self._muted = bool(muted)
 
     def set_tone(self, cadence):
         self._tone = None if cadence is None else ToneGenerator(cadence, self.sink.sample_rate)
@@ -330,6 +342,8 @@ class MediaStream:
             self._inband_periods -= 1
             if self._inband_periods <= 0:
                 self._inband_dtmf = None
+        if self._muted:
+            pcm = bytes(len(pcm))
         frame = self._capture_resampler.process(pcm)
         if self._dtmf_sender.active:
             for marker, timestamp, payload in self._dtmf_sender.next_packets(self._timestamp):
@@ -455,7 +469,7 @@ class MediaStream:
         out = self._playback_resampler.process(frame)
         if self._tone is not None:
             out = self._tone.frame(len(out) // 2)
-        self.sink.write(out)
+        self.sink.write(scale(out, self._playback_gain))
 
     # RTCP ---------------------------------------------------------------------------------------
 

@@ -915,11 +915,15 @@ class PhoneCalls(CallController):
         CallController.__init__(self, endpoint, settings, audio)
         self.P = P
         self.history = history  # device.HistoryStore
+        self.volume = None  # the phone's, once bound
+        self.muted = False
         self.driver = None
         self._incoming = None
 
     def bind(self, driver):
         self.driver = driver
+        self.volume = driver.phone.volume
+        self.muted = driver.phone.muted
 
     def feed(self, event):
         self.driver.feed(event, self.loop.now())
@@ -961,7 +965,20 @@ class PhoneCalls(CallController):
             self._tone(command.name)
         elif isinstance(command, P.StopTone):
             self._tone(None)
-        # SetVolume / SetMute: the simulated board has no mixer; real boards set it through ALSA.
+        elif isinstance(command, P.SetVolume):
+            self.volume = command.level
+            self._apply_audio_settings()
+        elif isinstance(command, P.SetMute):
+            self.muted = command.muted
+            self._apply_audio_settings()
+
+    def _apply_audio_settings(self):
+        """Volume and mute live on the phone; each call's stream takes them over when it starts."""
+        from audio.gain import volume_gain
+
+        if self.media is not None and self.media.stream is not None:
+            self.media.stream.set_volume(volume_gain(self.volume))
+            self.media.stream.set_mute(self.muted)
 
     def _tone(self, name):
         from audio import tones
@@ -1002,6 +1019,7 @@ class PhoneCalls(CallController):
         self.feed(self.P.CallRinging())
 
     def on_media_up(self):
+        self._apply_audio_settings()
         self.feed(self.P.CallAnswered())
 
     def on_secure(self, event):

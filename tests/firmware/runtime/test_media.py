@@ -292,3 +292,29 @@ def test_keys_required_from_construction_then_srtp_once_keys_arrive():
     stream._cycle(bytes(320), 0.02)
     assert len(sock.sent) == 1
     assert len(SrtpContext(*key).unprotect(sock.sent[0][0])) == 12 + 160
+
+
+def _peak(recording, skip_samples):
+    samples = struct.unpack("<%dh" % (len(recording) // 2), recording)[skip_samples:]
+    return max(abs(x) for x in samples)
+
+
+def test_mute_sends_silence_and_volume_scales_playback(tmp_path):
+    from audio.gain import volume_gain
+
+    socks, (stream_a, stream_b) = _pair(tmp_path, "PCMU", 0)
+    stream_a.set_mute(True)
+    _run(socks, (stream_a, stream_b), 1.0)
+    _rate, muted = read_wav(tmp_path / "b.wav")
+    assert stream_b.stats()["received"] > 30  # packets keep flowing while muted
+    assert _peak(muted, 8000) < 50  # but they carry silence
+
+    socks, (stream_a, stream_b) = _pair(tmp_path, "PCMU", 0)
+    _run(socks, (stream_a, stream_b), 1.0)
+    _rate, full = read_wav(tmp_path / "b.wav")
+    socks, (stream_a, stream_b) = _pair(tmp_path, "PCMU", 0)
+    stream_b.set_volume(volume_gain(2))  # four steps down: -12 dB
+    _run(socks, (stream_a, stream_b), 1.0)
+    _rate, quiet = read_wav(tmp_path / "b.wav")
+    ratio = _peak(quiet, 8000) / _peak(full, 8000)
+    assert 0.2 < ratio < 0.32, ratio  # 10 ** (-12 / 20) = 0.25

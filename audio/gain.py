@@ -1,0 +1,44 @@
+"""Playback volume and microphone mute for 16-bit PCM frames.
+
+    volume_gain(level, max_level=10, unity_level=6, step_db=3.0) -> float
+        the linear gain of a volume step: `unity_level` is 0 dB, each step 3 dB, level 0 is silence.
+    scale(pcm, gain) -> bytes
+        16-bit little-endian PCM multiplied by `gain`, saturated at the int16 limits (never wrapped,
+        which would be a loud click). numpy on the host; a plain loop elsewhere (MicroPython).
+"""
+
+import array
+import sys
+
+try:  # optional on the host: the same arithmetic, vectorised
+    import numpy as _np
+except ImportError:
+    _np = None
+
+_LITTLE_ENDIAN = sys.byteorder == "little"
+
+
+def volume_gain(level, max_level=10, unity_level=6, step_db=3.0):
+    if level <= 0:
+        return 0.0
+    level = min(level, max_level)
+    return 10.0 ** ((level - unity_level) * step_db / 20.0)
+
+
+def scale(pcm, gain):
+    if gain == 1.0:
+        return pcm
+    if gain == 0.0:
+        return bytes(len(pcm))
+    if _np is not None:
+        samples = _np.frombuffer(pcm, dtype="<i2").astype(_np.float32) * gain
+        return _np.clip(samples, -32768, 32767).astype("<i2").tobytes()
+    samples = array.array("h", pcm)
+    if not _LITTLE_ENDIAN:
+        samples.byteswap()
+    for i in range(len(samples)):
+        value = int(samples[i] * gain)
+        samples[i] = 32767 if value > 32767 else (-32768 if value < -32768 else value)
+    if not _LITTLE_ENDIAN:
+        samples.byteswap()
+    return bytes(samples)

@@ -108,6 +108,7 @@ TONE_ALARM = "alarm"
 ERROR_REGISTRATION = "registration"
 ERROR_NETWORK = "network"
 ERROR_AUDIO = "audio"
+ERROR_TRUST_CACHE = "trust-cache"
 
 
 def _lookup(pairs, key, default=None):
@@ -282,6 +283,16 @@ class AudioDeviceMissing:
 
 class AudioDeviceOk:
     __slots__ = ()
+
+
+class TrustCacheLost:
+    """The ZRTP cache was damaged and set aside at start-up: every peer's SAS must be compared again.
+    Shown as an error until the next call becomes secure (a new cache then holds a secret again)."""
+
+    __slots__ = ("detail",)
+
+    def __init__(self, detail=None):
+        self.detail = detail
 
 
 class OurZid:
@@ -502,7 +513,7 @@ class Phone:
         elif isinstance(event, CallEnded):
             self._on_ended(event, now)
         elif isinstance(event, (Registered, RegistrationFailed, NetworkDown, NetworkUp, AudioDeviceMissing,
-                                AudioDeviceOk)):
+                                AudioDeviceOk, TrustCacheLost)):
             self._on_condition(event, now)
         elif isinstance(event, OurZid):
             self.our_zid = event.zid
@@ -842,6 +853,7 @@ class Phone:
             return
         if self.call_start is None:
             self.call_start = now
+        self._clear_error(ERROR_TRUST_CACHE)
         self.secure = True
         self.sas = event.sas
         self.sas_type = event.sas_type
@@ -951,6 +963,8 @@ class Phone:
             self._set_error(ERROR_AUDIO, "No audio device", event.device)
         elif isinstance(event, AudioDeviceOk):
             self._clear_error(ERROR_AUDIO)
+        elif isinstance(event, TrustCacheLost):
+            self._set_error(ERROR_TRUST_CACHE, "Trust cache lost", "compare every SAS again")
         if self.state == IDLE and self.errors:
             self._set_state(ERROR, now)
         elif self.state == ERROR and not self.errors:
@@ -1109,7 +1123,10 @@ def _screen_error(phone, now):
         return Screen("Error", ["no error"], alert=True)
     kind, title, detail = phone.errors[0]
     lines = [detail] if detail else []
-    lines.append("calls by IP only" if kind == ERROR_REGISTRATION else "calls impossible")
+    if kind == ERROR_REGISTRATION:
+        lines.append("calls by IP only")
+    elif kind != ERROR_TRUST_CACHE:  # a lost cache still lets you call; it only forgot who you trusted
+        lines.append("calls impossible")
     return Screen(title, lines, alert=True)
 
 

@@ -1108,6 +1108,10 @@ def run_phone(settings, args):
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, on_signal)
         driver.start(loop.now())
+        if endpoint.cache_problem:
+            from firmware import phone as P
+
+            driver.feed(P.TrustCacheLost(endpoint.cache_problem), loop.now())
         if settings.account.uri:
             endpoint.ua.register(loop.now())
             endpoint.pump()

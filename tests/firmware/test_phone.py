@@ -538,3 +538,17 @@ def test_every_state_name_is_one_of_the_contract():
     assert P.STATES == ("idle", "dialing", "calling", "ringing", "in-call", "secure", "verified", "alarm",
                         "ended", "menu", "error")
     assert P.MediaUp is P.CallAnswered
+
+
+def test_a_lost_trust_cache_is_shown_until_the_next_secure_call():
+    phone = P.Phone(dial_domain="example.org")
+    phone.handle(P.TrustCacheLost("moved to zrtp-cache.corrupt-1"), 0.0)
+    assert phone.state == "error"
+    screen = phone.screen(0.0)
+    assert screen.title == "Trust cache lost" and screen.alert
+    assert screen.lines == ("compare every SAS again",)
+    outgoing_secure(phone, now=1.0)
+    assert phone.state == "secure"
+    phone.handle(P.CallEnded("remote hangup", 200), 5.0)
+    phone.handle_timer(5.0 + P.ENDED_HOLD)
+    assert phone.state == "idle" and not phone.errors

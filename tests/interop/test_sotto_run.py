@@ -106,3 +106,21 @@ def test_systemd_ready_and_watchdog_from_the_main_loop(tmp_path):
     assert process.returncode == 0
     assert messages[0] == b"READY=1"
     assert os.path.exists(notify_path)
+
+
+def test_a_corrupt_cache_is_moved_aside_and_shown_on_the_display(tmp_path):
+    cache = tmp_path / "zrtp-cache"
+    cache.write_bytes(b"SottoZC1 but then garbage")
+    script = tmp_path / "script.txt"
+    script.write_text("wait error 5\nquit\n")
+    log = tmp_path / "display.jsonl"
+    rc, _summary, err = sotto.run(["run", "--listen", "127.0.0.1:{}".format(sotto.free_udp_port()), "--cache",
+                                   str(cache), "--script", str(script), "--display-log", str(log)],
+                                  tmp_path / "home", timeout=30)
+    assert rc == 0, err
+    frames = [json.loads(line) for line in log.read_text().splitlines()]
+    assert any(f["state"] == "error" and f["lines"][0] == "Trust cache lost" for f in frames)
+    assert "corrupt" in err  # logged loudly too
+    moved = [p.name for p in tmp_path.iterdir() if p.name.startswith("zrtp-cache.corrupt-")]
+    assert len(moved) == 1
+    assert (tmp_path / moved[0]).read_bytes() == b"SottoZC1 but then garbage"

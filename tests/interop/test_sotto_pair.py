@@ -132,3 +132,21 @@ def test_sigterm_hangs_up_politely_and_exits_0(tmp_path):
     assert summary_a["reason"] == "stopped by signal" and summary_a["secure"] is True
     assert rc_b == 0 and summary_b["reason"] == "remote hangup"
     assert (tmp_path / "alice.cache").stat().st_size > 0  # the cache was flushed
+
+
+def test_a_reinvite_that_drops_zrtp_is_a_downgrade_alarm(tmp_path):
+    import subprocess
+
+    port = sotto.free_udp_port()
+    answer = sotto.start(["answer", "--listen", "127.0.0.1:{}".format(port), "--timeout", "20", "--cache",
+                          str(tmp_path / "bob.cache")], tmp_path / "home")
+    time.sleep(0.5)
+    scenario = sotto.ROOT / "tests" / "interop" / "scenarios" / "uac_zrtp_downgrade.xml"
+    sipp = subprocess.run(["sipp", "-sf", str(scenario), "127.0.0.1:{}".format(port), "-i", "127.0.0.1", "-p",
+                           str(sotto.free_udp_port()), "-m", "1", "-nostdin", "-timeout", "15", "-timeout_error"],
+                          capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    rc, summary, err = sotto.finish(answer, 30)
+    assert sipp.returncode == 0, sipp.stdout[-2000:] + sipp.stderr[-2000:]
+    assert summary["result"] == "completed" and summary["secure"] is False
+    assert "downgrade: re-INVITE without ZRTP" in summary["alarms"]
+    assert "SECURITY ALARM" in err

@@ -285,6 +285,16 @@ class AudioDeviceOk:
     __slots__ = ()
 
 
+class TransferTo:
+    """The far end transferred the call (SIP REFER, RFC 3515): the session has ended the current call;
+    the phone records it as "transferred" and calls `uri`."""
+
+    __slots__ = ("uri",)
+
+    def __init__(self, uri):
+        self.uri = uri
+
+
 class TrustCacheLost:
     """The ZRTP cache was damaged and set aside at start-up: every peer's SAS must be compared again.
     Shown as an error until the next call becomes secure (a new cache then holds a secret again)."""
@@ -515,6 +525,8 @@ class Phone:
         elif isinstance(event, (Registered, RegistrationFailed, NetworkDown, NetworkUp, AudioDeviceMissing,
                                 AudioDeviceOk, TrustCacheLost)):
             self._on_condition(event, now)
+        elif isinstance(event, TransferTo):
+            self._on_transfer(event.uri, now)
         elif isinstance(event, OurZid):
             self.our_zid = event.zid
         else:
@@ -918,6 +930,13 @@ class Phone:
         reason = event.reason or "ended"
         self.end_status = event.sip_status
         self._finish_call(now, reason, missed=missed)
+
+    def _on_transfer(self, uri, now):
+        if self.state not in CALL_STATES:
+            return
+        self._stop_tone()
+        self._finish_call(now, "transferred")
+        self._dial(uri, now)
 
     def _finish_call(self, now, reason, missed=False):
         if self.call_start is not None:

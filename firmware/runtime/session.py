@@ -653,6 +653,8 @@ class CallController:
                 self.call_over("completed", event.reason)
         elif isinstance(event, e.ReinviteReceived):
             self._on_reinvite(event)
+        elif isinstance(event, e.ReferReceived):
+            self.on_refer(event)
 
     def _start_media(self):
         try:
@@ -698,7 +700,26 @@ class CallController:
         self.call_id = None
         self.on_call_over()
 
+    def end_for_transfer(self):
+        """Leave the current call for a transfer (BYE, which also ends the REFER subscription); the
+        CallEnded that follows belongs to a call we no longer follow."""
+        self.summary.finish("completed", "transferred")
+        try:
+            self.ua.hangup(self.call_id, self.loop.now())
+        except LocalProtocolError:
+            pass
+        self.endpoint.pump()
+        self.media.close()
+        self.call_id = None
+        self.media = None
+
     # -- hooks for the front ends -----------------------------------------------------------------
+    def on_refer(self, event):
+        """A blind transfer (RFC 3515). `sotto call/answer` place exactly one call, so they decline it."""
+        log.info("transfer to %s requested; declined (one call per run)", event.target)
+        self.ua.notify_refer(event.call_id, 603, self.loop.now())
+        self.endpoint.pump()
+
     def on_incoming(self, event):
         self.ua.reject(event.call_id, 486, self.loop.now())
 
@@ -1050,6 +1071,12 @@ class PhoneCalls(CallController):
 
     def on_audio_missing(self, why):
         self.feed(self.P.AudioDeviceMissing(why))
+
+    def on_refer(self, event):
+        """Blind transfer: leave this call and let the phone call the target (it shows "calling")."""
+        log.info("call transferred to %s", event.target)
+        self.end_for_transfer()
+        self.feed(self.P.TransferTo(event.target))
 
     def on_call_over(self):
         summary = self.summary

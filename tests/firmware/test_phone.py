@@ -552,3 +552,17 @@ def test_a_lost_trust_cache_is_shown_until_the_next_secure_call():
     phone.handle(P.CallEnded("remote hangup", 200), 5.0)
     phone.handle_timer(5.0 + P.ENDED_HOLD)
     assert phone.state == "idle" and not phone.errors
+
+
+def test_a_transfer_ends_the_call_in_the_history_and_calls_the_target():
+    phone = P.Phone(dial_domain="example.org")
+    outgoing_secure(phone, now=0.0)
+    drain(phone)
+    phone.handle(P.TransferTo("sip:carol@example.org"), 5.0)
+    assert phone.state == "calling"
+    assert phone.history[0]["reason"] == "transferred" and phone.history[0]["remote"] == "sip:123@example.org"
+    commands = drain(phone)
+    assert "Dial('sip:carol@example.org')" in commands
+    assert "Hangup()" not in commands  # the session already ended the transferred call
+    phone.handle(P.TransferTo("sip:dave@example.org"), 6.0)  # not in a call any more: ignored
+    assert phone.remote == "sip:carol@example.org"

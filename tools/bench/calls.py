@@ -8,8 +8,12 @@
 2. CPU in a secure (ZRTP) G.711 call between `sotto call` and linphonec: CPU seconds each process used
    (utime + stime from /proc/PID/stat, all threads) over the same window, from 3 s after the call is
    secure to 10 s later, as % of one core and the ratio sotto/linphonec.
-3. ZRTP setup time linphonec -> linphonec (the caller's log: "call" command handled -> "fully
-   encrypted"), for comparison with the zrtp section's sotto figures.
+   Also split by thread (the main thread and the others), from /proc/PID/task/TID/stat.
+3. ZRTP setup time linphonec -> linphonec (the caller's log: its INVITE client transaction starting ->
+   "All streams are encrypted"), for comparison with the zrtp section's sotto figures.
+
+espeak-ng's output differs slightly from run to run, so compare the columns of one run with each other
+(every path in a run plays the same file), not single figures across runs.
 
 Helpers (also used by tests/tools/bench/test_calls.py):
     mixed_speech_wav(path, rate=16000) -> path
@@ -23,9 +27,18 @@ Helpers (also used by tests/tools/bench/test_calls.py):
         auto-answer) that plays and records too; .sotto_received, .linphone_received (WAV paths),
         .summary (sotto's JSON summary)
     linphone_linphone_call(workdir, codec, speech, seconds, ports) -> (caller_received, callee_received)
+    cpu_call(workdir, speech, ports, settle_s=3.0, window_s=10.0) -> CpuResult
+        .window_s, .sotto_s, .linphone_s (CPU seconds in the window), .percent(seconds),
+        .sotto_threads / .linphone_threads ((main thread s, [other threads s, busiest first])), .summary
+    cpu_seconds(pid), thread_cpu_seconds(pid) -> {tid: s}
+    linphone_zrtp_setup_ms(workdir, ports, calls=3) -> [ms per call]
+    Ports(base): the block of UDP ports one call uses (base .. base + 11)
+
+linphonec is driven by tests/interop/linphone.py, with one change: Opus is configured as
+opus/48000/2, the name linphone knows (as opus/48000/1 it sends Opus at 6 kbit/s).
 
 Ports 18500-18999 on 127.0.0.1 only; every process is ended by its PID. Bounded: every wait has a
-deadline and the whole section takes about two and a half minutes.
+deadline and the whole section takes about two minutes here.
 """
 
 import json

@@ -91,18 +91,18 @@ _INDEX_MASK_48 = (1 << 48) - 1
 class _Keys:
     """Session keys of one direction of one kind (SRTP or SRTCP)."""
 
-    __slots__ = ("cipher_key", "salt_shifted", "mac")
+    __slots__ = ("cipher", "salt_shifted", "mac")
 
     def __init__(self, master_key, master_salt, cipher_key_length, rtcp):
         cipher_key, auth_key, salt = kdf.session_keys(master_key, master_salt, cipher_key_length, rtcp)
-        self.cipher_key = cipher_key
+        self.cipher = crypto.AesCtrKey(cipher_key)
         self.salt_shifted = int.from_bytes(salt, "big") << 16
         self.mac = crypto.HmacKey("sha1", auth_key)
 
     def crypt(self, ssrc, index, data):
         # RFC 3711 §4.1.1: IV = (k_s * 2^16) XOR (SSRC * 2^64) XOR (i * 2^16)
         iv = (self.salt_shifted ^ (ssrc << 64) ^ (index << 16)).to_bytes(16, "big")
-        return crypto.aes_ctr(self.cipher_key, iv, data)
+        return self.cipher.crypt(iv, data)
 
 
 class _Window:

@@ -58,3 +58,18 @@ def test_constant_time_equal():
 def test_bad_key_length_is_a_local_error():
     raises(LocalProtocolError, crypto.aes_ecb_encrypt, b"short", bytes(16))
     raises(LocalProtocolError, crypto.digest, "sha999", b"")
+
+
+def test_keyed_ctr_matches_one_shot_ctr_across_packets_and_the_counter_wrap():
+    key = unhex("2b7e151628aed2a6abf7158809cf4f3c")
+    keyed = crypto.AesCtrKey(key)
+    ctr = unhex("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff")
+    plain = unhex("6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51")
+    expected = unhex("874d6191b620e3261bef6864990db6ce9806f66b7970fdff8617187bb9fffdff")
+    assert keyed.crypt(ctr, plain) == expected
+    assert keyed.crypt(ctr, expected) == plain  # the context is reusable, packet after packet
+    near_wrap = b"\xff" * 15 + b"\xfe"
+    data = bytes(range(50))
+    assert keyed.crypt(near_wrap, data) == crypto.aes_ctr(key, near_wrap, data)
+    assert keyed.crypt(ctr, b"") == b""
+    raises(LocalProtocolError, keyed.crypt, b"short", data)

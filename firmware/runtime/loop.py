@@ -41,7 +41,7 @@ class Loop:
         self._waker_r, self._waker_w = socket.socketpair()
         self._waker_r.setblocking(False)
         self._waker_w.setblocking(False)
-        self._selector.register(self._waker_r, selectors.EVENT_READ, self._drain_waker)
+        self._selector.register(self._waker_r, selectors.EVENT_READ, (self._drain_waker, None))
         self._stopping = False
         self._previous_signal_handlers = {}
         self._previous_wakeup_fd = None
@@ -49,15 +49,50 @@ class Loop:
     def now(self):
         return self._clock()
 
-    # -- readers ----------------------------------------------------------------------------------
+    # -- readers and writers -----------------------------------------------------------------------
+    # One selector registration per file object; its data is the pair (reader, writer), either None.
+    def _callbacks(self, fileobj):
+        try:
+            return self._selector.get_key(fileobj).data
+        except (KeyError, ValueError):
+            return None
+
+    def _set_callbacks(self, fileobj, reader, writer):
+        events = (selectors.EVENT_READ if reader is not None else 0) | (
+            selectors.EVENT_WRITE if writer is not None else 0
+        )
+        registered = self._callbacks(fileobj) is not None
+        if not events:
+            if registered:
+                self._selector.unregister(fileobj)
+        elif registered:
+            self._selector.modify(fileobj, events, (reader, writer))
+        else:
+            self._selector.register(fileobj, events, (reader, writer))
+
     def add_reader(self, fileobj, callback):
-        self._selector.register(fileobj, selectors.EVENT_READ, callback)
+        """Run `callback()` whenever `fileobj` is readable. KeyError if it already has a reader."""
+        callbacks = self._callbacks(fileobj)
+        if callbacks is not None and callbacks[0] is not None:
+            raise KeyError("{!r} already has a reader".format(fileobj))
+        self._set_callbacks(fileobj, callback, callbacks[1] if callbacks else None)
 
     def remove_reader(self, fileobj):
-        try:
-            self._selector.unregister(fileobj)
-        except (KeyError, ValueError):
-            pass
+        callbacks = self._callbacks(fileobj)
+        if callbacks is not None:
+            self._set_callbacks(fileobj, None, callbacks[1])
+
+    def add_writer(self, fileobj, callback):
+        """Run `callback()` whenever `fileobj` is writable (a connect finished, room in the send buffer).
+
+        Replaces the writer already registered for `fileobj`, if any; its reader is kept."""
+        callbacks = self._callbacks(fileobj)
+        self._set_callbacks(fileobj, callbacks[0] if callbacks else None, callback)
+
+    def remove_writer(self, fileobj):
+        callbacks = self._callbacks(fileobj)
+        if callbacks is not None:
+            self._set_callbacks(fileobj, callbacks[0], None)
 
     # -- timers -----------------------------------------------------------------------------------
     def call_at(self, when, callback):
@@ -122,9 +157,21 @@ class Loop:
             if deadline is not None and now >= deadline:
                 return False
             wait = self._next_wait(now, deadline)
-            for key, _events in self._selector.select(wait):
-                key.data()
+            for key, events in self._selector.select(wait):
+                self._dispatch(key, events)
             self._run_due_timers()
+
+    def _dispatch(self, key, events):
+        """Writer first (a connect completing), then reader; each looked up afresh, since the first
+        callback may have removed the other or closed the file object."""
+        if events & selectors.EVENT_WRITE:
+            callbacks = self._callbacks(key.fileobj)
+            if callbacks is not None and callbacks[1] is not None:
+                callbacks[1]()
+        if events & selectors.EVENT_READ:
+            callbacks = self._callbacks(key.fileobj)
+            if callbacks is not None and callbacks[0] is not None:
+                callbacks[0]()
 
     def _next_wait(self, now, deadline):
         while self._timers and self._timers[0][2].cancelled:

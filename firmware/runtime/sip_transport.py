@@ -7,27 +7,56 @@ API
 ---
 SipTransport(transport="udp", local_address=("127.0.0.1", 5060), on_message=None, add_reader=None,
              remove_reader=None, resolver=None, tls_context=None, server_tls_context=None,
-             connect_timeout=2.0, max_connections=32, listen=True)
+             connect_timeout=2.0, max_connections=32, listen=True, on_error=None, add_writer=None,
+             remove_writer=None, call_later=None, clock=time.monotonic)
     transport       "udp", "tcp" or "tls" (the UserAgent must be built with the same one)
     local_address   where to bind (port 0: any; see `local_address` after construction for the real one)
     on_message      callback(data, (host, port)) for every SIP message received (datagrams as read;
                     on streams, one message framed by Content-Length, RFC 3261 §18.3)
     add_reader / remove_reader   e.g. loop.add_reader / loop.remove_reader; callbacks take no argument.
-                    Without them, call `poll(timeout)` yourself (tests) or register `sockets()`.
+                    Without them, call `poll(timeout)` yourself (tests).
+    on_error        callback(addr) when something accepted by send(data, addr) could not be delivered
+                    after all: every resolved target refused the connection, timed out
+                    (connect_timeout per target, TCP connect + TLS handshake) or failed TLS
+                    verification, or the connection broke with that data still queued. `addr` is the
+                    very tuple given to send(); tell the UserAgent: ua.transport_error(addr, now).
+                    Passing on_error is what makes outgoing connections non-blocking (below).
+    add_writer / remove_writer / call_later   e.g. loop.add_writer / loop.remove_writer / loop.call_later
+                    (call_later(delay, callback), for connect timeouts). Needed with add_reader for
+                    non-blocking connections; poll() drives writers and timeouts itself.
     resolver        an Rfc3263Resolver (default: one using the system's DNS servers)
     tls_context     ssl.SSLContext for outgoing TLS (default: client_tls_context(), system CAs)
     server_tls_context  ssl.SSLContext with our certificate to accept incoming TLS (optional)
+    clock           monotonic clock for connect deadlines (the loop's)
+
+Non-blocking mode (attribute `nonblocking`): on_error given, and either add_writer/remove_writer/
+call_later with add_reader, or no add_reader at all (poll()). Then send() never waits on the network:
+a TCP connect is started with EINPROGRESS and completes on writability, the client TLS handshake is
+driven by SSLWantRead/SSLWantWrite through the loop, and what is sent meanwhile is queued (bounded,
+MAX_QUEUED_BYTES) and written when the connection is up, in order. A target that refuses, times out or
+fails TLS is replaced by the next resolved one (RFC 3263 §4.3, up to MAX_CONNECT_ATTEMPTS targets) with
+the same queue; when none is left, on_error(addr) is called once per address queued for. Writes on an
+open connection are non-blocking too; what the kernel does not take waits for writability.
+Without on_error (or with add_reader but no add_writer) the transport works as before: connections
+are opened and written blocking (up to connect_timeout), and send()'s boolean is the whole answer.
+
 Methods
     send(data, addr) -> bool     addr = (host, port); port None or a host name -> RFC 3263 lookup;
-                                 opens a TCP/TLS connection when none exists to that peer, trying
-                                 up to 3 resolved targets in order; False = could not send (tell the
-                                 UserAgent: ua.transport_error(addr, now)). UDP uses the first target.
+                                 opens a TCP/TLS connection when none exists to that peer (or reuses
+                                 one being opened), trying up to 3 resolved targets in order.
+                                 False = failed now (no target resolved, queue full, every target
+                                 refused at once, a UDP send error): tell the UserAgent
+                                 (ua.transport_error(addr, now)); on_error is NOT called for it.
+                                 True = sent or, in non-blocking mode, queued: a later failure comes
+                                 through on_error(addr). UDP uses the first target.
     keepalive()                  RFC 5626 §4.4.1: a CRLFCRLF ping on every open connection (call it
                                  every ~30 s; pongs and pings from peers are handled automatically)
-    poll(timeout)                select() on our sockets and dispatch once (for loops of our own)
+    poll(timeout)                select() on our sockets (readers and writers), dispatch once, and
+                                 expire connect deadlines (for loops of our own)
     sockets() -> list            what to watch for reading now
     close()
-    Attributes: local_address, errors (count of dropped connections/sends), malformed (framing errors)
+    Attributes: local_address, errors (count of failed targets, dropped connections and sends),
+    malformed (framing errors), nonblocking
 client_tls_context(cafile=None, pinned_cert=None) -> ssl.SSLContext
     Verifies the server against the system CAs, or against one pinned certificate (PEM file): then the
     certificate itself is the trust anchor and the host name is not checked.
@@ -56,6 +85,9 @@ log = logging.getLogger("sotto.sip.transport")
 MAX_DATAGRAM = 65535
 MAX_READS_PER_WAKE = 32
 MAX_CONNECT_ATTEMPTS = 3
+MAX_QUEUED_BYTES = 256 * 1024  # per connection, while it opens or while the peer reads slowly
+MAX_ORIGINS = 8  # distinct send() addresses remembered per opening connection (for on_error)
+WRITE_CHUNK = 16384
 PING = b"\r\n\r\n"
 PONG = b"\r\n"
 
@@ -220,7 +252,26 @@ class Rfc3263Resolver:
 
 
 class _Connection:
-    __slots__ = ("sock", "peer", "framer", "outgoing", "last_used", "handshaking")
+    """One TCP/TLS connection. Outgoing ones start in "connecting" (non-blocking connect, then the TLS
+    handshake) and hold what is sent meanwhile in `outgoing`; `targets` are the RFC 3263 targets left to
+    try if this one fails, `origins` the addresses send() was asked for (reported to on_error)."""
+
+    __slots__ = (
+        "sock",
+        "peer",
+        "framer",
+        "outgoing",
+        "last_used",
+        "handshaking",
+        "connecting",
+        "outbound",
+        "server_name",
+        "targets",
+        "origins",
+        "deadline",
+        "writing",
+        "write_size",
+    )
 
     def __init__(self, sock, peer, handshaking=False):
         self.sock = sock
@@ -229,6 +280,14 @@ class _Connection:
         self.outgoing = b""
         self.last_used = time.monotonic()
         self.handshaking = handshaking
+        self.connecting = False
+        self.outbound = False
+        self.server_name = None
+        self.targets = []
+        self.origins = []
+        self.deadline = None
+        self.writing = False
+        self.write_size = 0  # a TLS write that wanted a retry must be retried with the same length
 
 
 class SipTransport:
@@ -245,14 +304,30 @@ class SipTransport:
         connect_timeout=2.0,
         max_connections=32,
         listen=True,
+        on_error=None,
+        add_writer=None,
+        remove_writer=None,
+        call_later=None,
+        clock=time.monotonic,
     ):
         transport = transport.lower()
         if transport not in ("udp", "tcp", "tls"):
             raise ValueError("unknown SIP transport " + transport)
+        if add_writer is not None and (remove_writer is None or call_later is None or add_reader is None):
+            raise ValueError("add_writer needs add_reader, remove_writer and call_later (connect timeouts)")
         self.transport = transport
         self.on_message = on_message
+        self.on_error = on_error
         self._add_reader = add_reader
         self._remove_reader = remove_reader
+        self._add_writer = add_writer
+        self._remove_writer = remove_writer
+        self._call_later = call_later
+        self._clock = clock
+        # Without on_error, send()'s boolean is the only way to report a failure, so it has to know the
+        # outcome at once: connections are then opened blocking (the behaviour before on_error existed).
+        # Likewise when a loop gives us readers but no writers: we could not learn that a connect ended.
+        self.nonblocking = on_error is not None and (add_writer is not None or add_reader is None)
         self.resolver = resolver
         self.tls_context = tls_context
         self.server_tls_context = server_tls_context
@@ -261,7 +336,8 @@ class SipTransport:
         self.errors = 0
         self.malformed = 0
         self._connections = {}  # peer (ip, port) -> _Connection
-        self._server_names = {}  # peer -> host name for TLS verification
+        self._readers = {}  # socket -> callback, for poll()
+        self._writers = {}  # socket -> callback, for poll()
         host, port = local_address
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         if transport == "udp":
@@ -284,36 +360,63 @@ class SipTransport:
 
     # -- loop plumbing --------------------------------------------------------------------------------
     def _watch(self, sock, callback):
+        self._readers[sock] = callback
         if self._add_reader is not None:
             self._add_reader(sock, callback)
 
     def _unwatch(self, sock):
+        self._readers.pop(sock, None)
         if self._remove_reader is not None:
             self._remove_reader(sock)
 
+    def _want_write(self, conn, callback):
+        if conn.writing:
+            return
+        conn.writing = True
+        self._writers[conn.sock] = callback
+        if self._add_writer is not None:
+            self._add_writer(conn.sock, callback)
+
+    def _stop_writing(self, conn):
+        if not conn.writing:
+            return
+        conn.writing = False
+        self._writers.pop(conn.sock, None)
+        if self._remove_writer is not None:
+            self._remove_writer(conn.sock)
+
     def sockets(self):
         out = [self._sock] if self._listening else []
-        out.extend(c.sock for c in self._connections.values())
+        out.extend(c.sock for c in self._connections.values() if not c.connecting)
         return out
 
     def poll(self, timeout):
-        """Wait up to `timeout` for input on our sockets and dispatch it (loops without add_reader)."""
-        socks = self.sockets()
-        pending = [s for s in socks if isinstance(s, ssl.SSLSocket) and s.pending()]
+        """Wait up to `timeout` for our sockets and dispatch (loops without add_reader/add_writer): input,
+        connects and TLS handshakes in progress, queued output, connect timeouts."""
+        self._check_deadlines()
+        readers = list(self._readers)
+        writers = list(self._writers)
+        pending = [s for s in readers if isinstance(s, ssl.SSLSocket) and s.pending()]
         if pending:
-            readable = pending
+            readable, writable = pending, []
         else:
+            deadlines = [c.deadline for c in self._connections.values() if c.deadline is not None]
+            if deadlines:
+                until_deadline = max(0.0, min(deadlines) - self._clock())
+                timeout = until_deadline if timeout is None else min(timeout, until_deadline)
             try:
-                readable, _, _ = select.select(socks, [], [], timeout)
+                readable, writable, _ = select.select(readers, writers, [], timeout)
             except (OSError, ValueError):
                 return
+        for sock in writable:
+            callback = self._writers.get(sock)
+            if callback is not None:
+                callback()
         for sock in readable:
-            if sock is self._sock:
-                self._on_listen_readable()
-            else:
-                for conn in list(self._connections.values()):
-                    if conn.sock is sock:
-                        self._on_connection_readable(conn)
+            callback = self._readers.get(sock)
+            if callback is not None:
+                callback()
+        self._check_deadlines()
 
     def _deliver(self, data, peer):
         if self.on_message is not None:
@@ -369,22 +472,38 @@ class SipTransport:
 
     def _evict_one(self):
         """Make room: drop a connection still in its handshake first, else the least recently used."""
-        pending = [c for c in self._connections.values() if c.handshaking]
+        pending = [c for c in self._connections.values() if c.handshaking and not c.outbound]
         victims = pending or list(self._connections.values())
-        self._drop(min(victims, key=lambda c: c.last_used))
+        victim = min(victims, key=lambda c: c.last_used)
         self.errors += 1
+        if victim.outbound and (victim.connecting or victim.handshaking):
+            self._give_up(victim, "too many connections")
+        else:
+            self._drop(victim)
 
     def _continue_handshake(self, conn):
         try:
             conn.sock.do_handshake()
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        except ssl.SSLWantReadError:
+            self._stop_writing(conn)
             return False
-        except (OSError, ssl.SSLError) as exc:
-            log.warning("TLS handshake from %s failed: %s", conn.peer[0], exc)
+        except ssl.SSLWantWriteError:
+            if self.nonblocking:
+                self._want_write(conn, lambda conn=conn: self._on_writable(conn))
+            return False
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            log.warning("TLS handshake with %s failed: %s", conn.peer[0], exc)
             self.errors += 1
-            self._drop(conn)
+            if conn.outbound:
+                self._fail_over(conn)
+            else:
+                self._drop(conn)
             return False
         conn.handshaking = False
+        conn.deadline = None
+        self._stop_writing(conn)
+        if conn.outgoing:
+            self._flush(conn)
         return True
 
     def _add_connection(self, sock, peer, handshaking=False):
@@ -396,7 +515,10 @@ class SipTransport:
     def _drop(self, conn):
         if self._connections.get(conn.peer) is conn:
             del self._connections[conn.peer]
-        self._unwatch(conn.sock)
+        self._stop_writing(conn)
+        if not conn.connecting:
+            self._unwatch(conn.sock)
+        conn.deadline = None
         try:
             conn.sock.close()
         except OSError:
@@ -408,7 +530,7 @@ class SipTransport:
         for _ in range(MAX_READS_PER_WAKE):
             try:
                 data = conn.sock.recv(65536)
-            except ssl.SSLWantReadError:
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 return
             except (BlockingIOError, InterruptedError):
                 return
@@ -431,6 +553,8 @@ class SipTransport:
                     self._stream_send(conn, PONG)
                 elif isinstance(item, bytes):
                     self._deliver(item, conn.peer)
+            if conn.sock.fileno() < 0:
+                return  # a callback closed us
             if not (isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending()):
                 if len(data) < 65536:
                     return
@@ -459,16 +583,31 @@ class SipTransport:
         if self.transport == "udp":
             _, ip, port = targets[0]
             return self._udp_send(data, (ip, port))
-        # Streams: an open connection to any target first, else connect in RFC 3263 order (failover).
+        # Streams: an open (or opening) connection to any target first, else connect in RFC 3263 order.
         for _, ip, port in targets:
             conn = self._connections.get((ip, port))
             if conn is not None:
+                if conn.connecting or conn.handshaking:
+                    return self._queue(conn, data, addr)
                 return self._stream_send(conn, data)
-        for _, ip, port in targets[:MAX_CONNECT_ATTEMPTS]:
-            conn = self._connect((ip, port), addr[0])
+        peers = [(ip, port) for _, ip, port in targets[:MAX_CONNECT_ATTEMPTS]]
+        if self.nonblocking:
+            return self._open(peers, addr[0], data, addr)
+        for peer in peers:
+            conn = self._connect_blocking(peer, addr[0])
             if conn is not None:
                 return self._stream_send(conn, data)
         return False
+
+    def _queue(self, conn, data, origin):
+        if len(conn.outgoing) + len(data) > MAX_QUEUED_BYTES:
+            log.warning("SIP %s queue towards %s:%s is full", self.transport, conn.peer[0], conn.peer[1])
+            self.errors += 1
+            return False
+        conn.outgoing += data
+        if origin is not None and origin not in conn.origins and len(conn.origins) < MAX_ORIGINS:
+            conn.origins.append(origin)
+        return True
 
     def _udp_send(self, data, addr):
         try:
@@ -480,7 +619,179 @@ class SipTransport:
                 log.warning("SIP send to %s:%s failed: %s", addr[0], addr[1], exc.strerror or exc)
             return False
 
-    def _connect(self, peer, server_name):
+    # -- connecting without blocking (RFC 3263 §4.3 failover) -----------------------------------------
+    def _open(self, peers, server_name, data, origin):
+        """Start connecting to peers[0] with `data` queued; later peers are the failover list.
+        False when every peer failed at once (the caller learns it from the return value)."""
+        if len(self._connections) >= self.max_connections:
+            self._evict_one()
+        conn = _Connection(None, peers[0])
+        conn.outbound = True
+        conn.connecting = True
+        conn.server_name = server_name
+        conn.targets = list(peers[1:])
+        if not self._queue(conn, data, origin):
+            return False
+        return self._start_connect(conn, peers[0], report=False)
+
+    def _start_connect(self, conn, peer, report):
+        """Connect conn to peer, or to the next of conn.targets when that fails at once. `report`: tell
+        on_error when all failed (False while inside send(), whose return value says it)."""
+        while True:
+            conn.peer = peer
+            conn.connecting = True
+            conn.handshaking = False
+            conn.writing = False
+            conn.write_size = 0
+            family = socket.AF_INET6 if ":" in peer[0] else socket.AF_INET
+            error = None
+            try:
+                sock = socket.socket(family, socket.SOCK_STREAM)
+            except OSError as exc:
+                sock = None
+                error = exc.errno
+            if sock is not None:
+                sock.setblocking(False)
+                error = sock.connect_ex(peer)
+                if error in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY):
+                    conn.sock = sock
+                    self._connections[peer] = conn
+                    conn.deadline = self._clock() + self.connect_timeout
+                    if self._call_later is not None:
+                        self._call_later(self.connect_timeout + 0.01, self._check_deadlines)
+                    if error == 0:
+                        self._connected(conn)
+                    else:
+                        self._want_write(conn, lambda conn=conn: self._on_writable(conn))
+                    return True
+                sock.close()
+            log.warning("SIP %s connection to %s:%s failed: %s", self.transport, peer[0], peer[1],
+                        errno.errorcode.get(error, error))
+            self.errors += 1
+            if not conn.targets:
+                if report:
+                    self._report(conn)
+                return False
+            peer = conn.targets.pop(0)
+
+    def _on_writable(self, conn):
+        if conn.connecting:
+            try:
+                error = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            except OSError as exc:
+                error = exc.errno
+            if error:
+                log.warning("SIP %s connection to %s:%s failed: %s", self.transport, conn.peer[0], conn.peer[1],
+                            errno.errorcode.get(error, error))
+                self.errors += 1
+                self._fail_over(conn)
+                return
+            self._connected(conn)
+        elif conn.handshaking:
+            self._continue_handshake(conn)
+        else:
+            self._flush(conn)
+
+    def _connected(self, conn):
+        """The TCP connect completed: start TLS, or send what was queued."""
+        self._stop_writing(conn)
+        conn.connecting = False
+        if self.transport == "tls":
+            context = self.tls_context or client_tls_context()
+            name = conn.server_name if not _is_ip(conn.server_name) else None
+            if name is None and context.check_hostname:
+                name = conn.server_name
+            try:
+                conn.sock = context.wrap_socket(conn.sock, server_hostname=name, do_handshake_on_connect=False)
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                log.warning("TLS to %s:%s failed: %s", conn.peer[0], conn.peer[1], exc)
+                self.errors += 1
+                conn.connecting = True  # the reader is not registered yet
+                self._fail_over(conn)
+                return
+            conn.handshaking = True
+            self._watch(conn.sock, lambda conn=conn: self._on_connection_readable(conn))
+            self._continue_handshake(conn)
+            return
+        conn.deadline = None
+        self._watch(conn.sock, lambda conn=conn: self._on_connection_readable(conn))
+        if conn.outgoing:
+            self._flush(conn)
+
+    def _fail_over(self, conn):
+        """This target failed (refused, timed out, TLS): try the next one with the same queue (§4.3)."""
+        outgoing, origins, targets = conn.outgoing, conn.origins, conn.targets
+        self._drop(conn)
+        while targets:
+            peer = targets.pop(0)
+            existing = self._connections.get(peer)
+            if existing is not None:  # already connected (or connecting) there: hand the queue over
+                for origin in origins:
+                    if origin not in existing.origins and len(existing.origins) < MAX_ORIGINS:
+                        existing.origins.append(origin)
+                existing.outgoing += outgoing
+                if not (existing.connecting or existing.handshaking):
+                    self._flush(existing)
+                return
+            retry = _Connection(None, peer)
+            retry.outbound = True
+            retry.server_name = conn.server_name
+            retry.targets = targets
+            retry.outgoing = outgoing
+            retry.origins = origins
+            self._start_connect(retry, peer, report=True)
+            return
+        self._report(conn)
+
+    def _give_up(self, conn, reason):
+        log.warning("SIP %s connection to %s:%s abandoned: %s", self.transport, conn.peer[0], conn.peer[1], reason)
+        conn.targets = []
+        self._drop(conn)
+        self._report(conn)
+
+    def _report(self, conn):
+        """Every target failed: what was queued is lost; tell the owner for each address it asked for."""
+        conn.outgoing = b""
+        origins, conn.origins = conn.origins, []
+        if self.on_error is not None:
+            for origin in origins:
+                self.on_error(origin)
+
+    def _check_deadlines(self):
+        now = self._clock()
+        for conn in list(self._connections.values()):
+            if conn.deadline is not None and conn.deadline <= now and (conn.connecting or conn.handshaking):
+                log.warning("SIP %s connection to %s:%s timed out", self.transport, conn.peer[0], conn.peer[1])
+                self.errors += 1
+                self._fail_over(conn)
+
+    def _flush(self, conn):
+        """Write what is queued without blocking; the rest waits for writability."""
+        while conn.outgoing:
+            size = conn.write_size or min(len(conn.outgoing), WRITE_CHUNK)
+            try:
+                sent = conn.sock.send(conn.outgoing[:size])
+            except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError, InterruptedError):
+                conn.write_size = size
+                self._want_write(conn, lambda conn=conn: self._on_writable(conn))
+                return True
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                log.warning("SIP send on %s connection failed: %s", self.transport, exc)
+                self.errors += 1
+                origins = conn.origins
+                self._drop(conn)
+                conn.origins = origins
+                self._report(conn)
+                return False
+            conn.write_size = 0
+            conn.outgoing = conn.outgoing[sent:]
+            conn.last_used = time.monotonic()
+        conn.origins = []
+        self._stop_writing(conn)
+        return True
+
+    # -- blocking fallback (no on_error, or a loop without writers) -------------------------------------
+    def _connect_blocking(self, peer, server_name):
         if len(self._connections) >= self.max_connections:
             self._evict_one()
         family = socket.AF_INET6 if ":" in peer[0] else socket.AF_INET
@@ -503,6 +814,12 @@ class SipTransport:
         return self._add_connection(sock, peer)
 
     def _stream_send(self, conn, data):
+        if self.nonblocking:
+            if not self._queue(conn, data, None):
+                return False
+            if conn.writing:
+                return True  # the writer flushes it, in order
+            return self._flush(conn)
         try:
             conn.sock.setblocking(True)
             conn.sock.settimeout(self.connect_timeout)
@@ -522,7 +839,8 @@ class SipTransport:
 
     def keepalive(self):
         for conn in list(self._connections.values()):
-            self._stream_send(conn, PING)
+            if not (conn.connecting or conn.handshaking):
+                self._stream_send(conn, PING)
 
     def close(self):
         for conn in list(self._connections.values()):

@@ -264,3 +264,237 @@ def test_tls_handshake_never_blocks_the_loop(tmp_path):
         for sock in silent:
             sock.close()
         server.close()
+
+
+# -- non-blocking connections (on_error given) --------------------------------------------------------
+
+
+class _Fixed:
+    """A resolver that answers every name with the same targets (RFC 3263 order)."""
+
+    def __init__(self, targets):
+        self.targets = targets
+
+    def resolve(self, host, port, transport, secure=False):
+        return list(self.targets)
+
+
+def _silent_listener():
+    """A TCP port whose connects never complete: a backlog of 0 already holding one connection, so the
+    kernel drops further SYNs (the client sees a host that does not answer)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    filler = socket.socket()
+    filler.setblocking(False)
+    filler.connect_ex(listener.getsockname())
+    time.sleep(0.05)
+    return listener, filler
+
+
+def _free_port():
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    return port
+
+
+def test_connect_to_a_silent_target_does_not_block_and_is_reported_after_the_timeout():
+    listener, filler = _silent_listener()
+    failed = []
+    client = SipTransport("tcp", ("127.0.0.1", 0), listen=False, on_error=failed.append, connect_timeout=0.3)
+    try:
+        assert client.nonblocking
+        started = time.monotonic()
+        assert client.send(MESSAGE, listener.getsockname())
+        assert client.send(MESSAGE, listener.getsockname())  # queued on the same opening connection
+        assert time.monotonic() - started < 0.1  # the old blocking connect waited connect_timeout here
+        assert not failed
+        assert _pump([client], lambda: failed, 3.0)
+        assert failed == [listener.getsockname()]  # once per address, not once per message
+        assert client.errors == 1 and client.sockets() == []
+    finally:
+        client.close()
+        listener.close()
+        filler.close()
+
+
+def test_failover_to_the_next_target_after_a_timeout_and_a_refusal_keeps_the_queue_in_order():
+    listener, filler = _silent_listener()
+    got, failed = [], []
+    server = SipTransport("tcp", ("127.0.0.1", 0), on_message=lambda d, a: got.append(d))
+    targets = [("tcp",) + listener.getsockname(), ("tcp", "127.0.0.1", _free_port()), ("tcp",) + server.local_address]
+    client = SipTransport(
+        "tcp", ("127.0.0.1", 0), listen=False, on_error=failed.append, connect_timeout=0.3, resolver=_Fixed(targets)
+    )
+    second = MESSAGE.replace(b"CSeq: 1", b"CSeq: 2")
+    try:
+        started = time.monotonic()
+        assert client.send(MESSAGE, ("sip.example.test", None))
+        assert client.send(second, ("sip.example.test", None))
+        assert time.monotonic() - started < 0.1
+        assert _pump([server, client], lambda: len(got) == 2, 3.0)
+        assert got == [MESSAGE, second] and not failed
+        assert client.errors == 2  # the silent target timed out, the closed port refused
+        # The next message reuses the connection that worked.
+        assert client.send(MESSAGE, ("sip.example.test", None))
+        assert _pump([server, client], lambda: len(got) == 3)
+    finally:
+        client.close()
+        server.close()
+        listener.close()
+        filler.close()
+
+
+def test_every_target_refusing_is_an_error_reported_once():
+    failed = []
+    ports = [_free_port(), _free_port()]
+    client = SipTransport(
+        "tcp",
+        ("127.0.0.1", 0),
+        listen=False,
+        on_error=failed.append,
+        resolver=_Fixed([("tcp", "127.0.0.1", p) for p in ports]),
+    )
+    try:
+        accepted = client.send(MESSAGE, ("down.example.test", None))
+        if accepted:  # the refusals arrive through the loop
+            assert _pump([client], lambda: failed, 3.0)
+            assert failed == [("down.example.test", None)]
+        else:  # refused at once: the return value says it, on_error must stay quiet
+            _pump([client], lambda: False, 0.2)
+            assert failed == []
+        assert client.errors == 2
+    finally:
+        client.close()
+
+
+def test_a_peer_that_does_not_read_never_blocks_send():
+    failed = []
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: the sender backs up
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    client = SipTransport("tcp", ("127.0.0.1", 0), listen=False, on_error=failed.append)
+    try:
+        assert client.send(MESSAGE, listener.getsockname())
+        peer, _ = listener.accept()
+        assert _pump([client], lambda: client.sockets(), 2.0)
+        big = MESSAGE.replace(b"Content-Length: 4\r\n\r\nbody", b"Content-Length: 200000\r\n\r\n" + b"x" * 200000)
+        started = time.monotonic()
+        accepted = [client.send(big, listener.getsockname()) for _ in range(30)]  # ~6 MB
+        assert time.monotonic() - started < 0.5  # the old blocking sendall waited here, then failed
+        # More than the socket buffers hold and the queue bound: the first ones are taken, the rest
+        # refused at once (False), never a silent loss of a message that send() accepted.
+        assert accepted[0] and not accepted[-1] and accepted == sorted(accepted, reverse=True)
+        expected = MESSAGE + big * accepted.count(True)
+        peer.settimeout(0.002)
+        received = b""
+        deadline = time.monotonic() + 5
+        while len(received) < len(expected) and time.monotonic() < deadline:
+            client.poll(0)
+            try:
+                received += peer.recv(1 << 20)
+            except TimeoutError:
+                pass
+        assert received == expected
+        assert not failed
+        peer.close()
+    finally:
+        client.close()
+        listener.close()
+
+
+def test_tls_client_and_server_in_one_thread_on_the_loop(tmp_path):
+    """Both ends on one Loop: the handshake can only finish if neither side ever blocks on it."""
+    from firmware.runtime.loop import Loop
+
+    cert, key = _self_signed(tmp_path, "sip.test")
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    loop = Loop()
+    got_server, got_client, failed = [], [], []
+    hooks = dict(
+        add_reader=loop.add_reader,
+        remove_reader=loop.remove_reader,
+        add_writer=loop.add_writer,
+        remove_writer=loop.remove_writer,
+        call_later=loop.call_later,
+        on_error=failed.append,
+    )
+    server = SipTransport(
+        "tls",
+        ("127.0.0.1", 0),
+        on_message=lambda d, a: got_server.append((d, a)),
+        server_tls_context=server_context,
+        **hooks,
+    )
+    client = SipTransport(
+        "tls",
+        ("127.0.0.1", 0),
+        on_message=lambda d, a: got_client.append(d),
+        tls_context=client_tls_context(pinned_cert=cert),
+        listen=False,
+        **hooks,
+    )
+    untrusted = SipTransport("tls", ("127.0.0.1", 0), tls_context=client_tls_context(), listen=False, **hooks)
+    try:
+        started = time.monotonic()
+        assert client.send(MESSAGE, server.local_address)
+        assert time.monotonic() - started < 0.1
+        assert loop.run(until=lambda: got_server, timeout=5)
+        assert got_server[0][0] == MESSAGE
+        assert server.send(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n", got_server[0][1])
+        assert loop.run(until=lambda: got_client, timeout=5)
+        # A server certificate the system CAs do not know: the handshake fails, reported via on_error.
+        assert untrusted.send(MESSAGE, server.local_address)
+        assert loop.run(until=lambda: failed, timeout=5)
+        assert failed == [server.local_address] and len(got_server) == 1 and untrusted.errors == 1
+    finally:
+        untrusted.close()
+        client.close()
+        server.close()
+        loop.close()
+
+
+def test_connect_timeout_fires_from_the_loop_timer():
+    from firmware.runtime.loop import Loop
+
+    listener, filler = _silent_listener()
+    loop = Loop()
+    failed = []
+    client = SipTransport(
+        "tcp",
+        ("127.0.0.1", 0),
+        listen=False,
+        add_reader=loop.add_reader,
+        remove_reader=loop.remove_reader,
+        add_writer=loop.add_writer,
+        remove_writer=loop.remove_writer,
+        call_later=loop.call_later,
+        on_error=failed.append,
+        connect_timeout=0.2,
+    )
+    try:
+        assert client.send(MESSAGE, listener.getsockname())
+        started = time.monotonic()
+        assert loop.run(until=lambda: failed, timeout=3)
+        assert 0.1 < time.monotonic() - started < 1.5
+    finally:
+        client.close()
+        loop.close()
+        listener.close()
+        filler.close()
+
+
+def test_writers_without_a_timer_are_refused_and_without_on_error_connections_stay_blocking():
+    with pytest.raises(ValueError):
+        SipTransport("tcp", ("127.0.0.1", 0), listen=False, add_reader=lambda *a: None,
+                     remove_reader=lambda *a: None, add_writer=lambda *a: None, remove_writer=lambda *a: None)
+    legacy = SipTransport("tcp", ("127.0.0.1", 0), listen=False)
+    readers_only = SipTransport("tcp", ("127.0.0.1", 0), listen=False, on_error=print,
+                                add_reader=lambda *a: None, remove_reader=lambda *a: None)
+    assert not legacy.nonblocking and not readers_only.nonblocking
+    legacy.close()
+    readers_only.close()

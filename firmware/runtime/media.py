@@ -38,6 +38,12 @@ API:
                                     call with the keys before start() to never send in the clear.
     .require_keys()                 send nothing and accept nothing until set_keys() gives keys
     .deliver(datagram, addr)        from the control thread: an RTP or RTCP datagram for us
+    .read_socket(on_other)          from now on this thread reads the socket itself, once per period
+                                    (DESIGN.md: "recv -> SRTP -> playout"), so the control thread no
+                                    longer wakes for every packet; datagrams that are not RTP/RTCP
+                                    (ZRTP, STUN) go to on_other(datagram, addr), called on this thread.
+                                    Arrival times come from the kernel (SO_TIMESTAMPNS), so jitter is
+                                    measured as precisely as when every packet woke the control thread.
     .send_dtmf(digit, duration_ms=100)   RFC 4733 (needs telephone_event_pt), else in-band tones
     .set_volume(gain)               playback gain (audio.gain.volume_gain(level)); 0.0 is silent
     .set_mute(muted)                the microphone: while muted, silence is encoded and sent (the
@@ -62,6 +68,7 @@ API:
 import collections
 import logging
 import os
+import socket
 import struct
 import threading
 import time
@@ -81,6 +88,11 @@ from firmware.srtp.context import context_from_params
 log = logging.getLogger("sotto.media")
 
 PERIOD_MS = 20
+MAX_DATAGRAM = 4096
+# Linux's SO_TIMESTAMPNS (the socket module does not name it): a struct timespec per datagram.
+SO_TIMESTAMPNS = 35
+_TIMESPEC = struct.Struct("@ll")
+_ANCILLARY_SPACE = socket.CMSG_SPACE(_TIMESPEC.size)
 RTCP_INTERVAL = 5.0
 CN_PAYLOAD_TYPE = 13
 _NTP_EPOCH_OFFSET = 2208988800
@@ -133,6 +145,7 @@ class MediaStream:
         self._muted = False
         self._stop = threading.Event()
         self._thread = None
+        self._on_other = None  # set by read_socket(): this thread then reads the socket
 
         codec_rate = self.codec.sample_rate
         self._ts_step = self.codec.rtp_clock * PERIOD_MS // 1000
@@ -207,6 +220,37 @@ class MediaStream:
         if old is not None:
             self._auth_failures_before += old.rx.auth_failures
             self._replays_before += old.rx.replays
+
+    def read_socket(self, on_other):
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        except OSError:
+            pass  # no kernel timestamps: arrival is when this thread reads the packet
+        self._on_other = on_other
+
+    def _drain_socket(self):
+        """Read what arrived during the last period (non-blocking; bounded by the inbox size)."""
+        on_other = self._on_other
+        offset = None
+        for _ in range(self._queue_limit):
+            try:
+                datagram, ancdata, _flags, addr = self.sock.recvmsg(MAX_DATAGRAM, _ANCILLARY_SPACE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # ICMP errors from a peer that went away: keep reading
+                continue
+            kind = demux.classify(datagram)
+            if kind != demux.RTP and kind != demux.RTCP:
+                on_other(datagram, addr)
+                continue
+            arrival = None
+            for level, kind_, data in ancdata:
+                if level == socket.SOL_SOCKET and kind_ == SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+                    seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+                    if offset is None:
+                        offset = self._clock() - self._wallclock()
+                    arrival = seconds + nanoseconds * 1e-9 + offset
+            self._inbox.append((datagram, addr, arrival if arrival is not None else self._clock()))
 
     def deliver(self, datagram, addr):
         if len(self._inbox) >= self._queue_limit:
@@ -295,6 +339,8 @@ class MediaStream:
                 log.info("media: %s", self._summary_line())
 
     def _cycle(self, pcm, now):
+        if self._on_other is not None:
+            self._drain_socket()
         self._receive_pending(now)
         self._send_period(pcm, now)
         self._play_period()

@@ -318,3 +318,33 @@ def test_mute_sends_silence_and_volume_scales_playback(tmp_path):
     _rate, quiet = read_wav(tmp_path / "b.wav")
     ratio = _peak(quiet, 8000) / _peak(full, 8000)
     assert 0.2 < ratio < 0.32, ratio  # 10 ** (-12 / 20) = 0.25
+
+
+def test_the_audio_thread_reads_the_socket_itself_and_hands_back_what_is_not_media(tmp_path):
+    socks, (stream_a, stream_b) = _pair(tmp_path, "PCMU", 0)
+    a, b = socks
+    b.setblocking(False)
+    others = []
+    stream_b.read_socket(lambda data, addr: others.append((data, addr)))
+    zrtp_like = b"\x10\x00\x00\x01ZRTP" + bytes(20)
+    stun_like = b"\x00\x01\x00\x00" + bytes(16)
+    pump_a = Pump(a, stream_a)  # a is read the classic way: by a control thread
+    stream_a.start()
+    stream_b.start()
+    try:
+        time.sleep(0.3)
+        a.sendto(zrtp_like, b.getsockname())
+        a.sendto(stun_like, b.getsockname())
+        time.sleep(1.0)
+    finally:
+        stream_a.stop()
+        stream_b.stop()
+        pump_a.stop()
+        for sock in socks:
+            sock.close()
+    sb = stream_b.stats()
+    assert sb["received"] >= 50 and sb["auth_failures"] == 0
+    assert sb["jitter_ms"] < 5  # kernel timestamps: arrival is not quantised to the 20 ms period
+    assert [data for data, _addr in others] == [zrtp_like, stun_like]
+    rate, recording = read_wav(tmp_path / "b.wav")
+    assert _dominant_correlation(None, recording, rate) > 0.9

@@ -498,3 +498,86 @@ def test_writers_without_a_timer_are_refused_and_without_on_error_connections_st
     assert not legacy.nonblocking and not readers_only.nonblocking
     legacy.close()
     readers_only.close()
+
+
+# -- UDP failover (RFC 3263 §4.3) ---------------------------------------------------------------------
+
+
+def _closed_udp_port():
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    return port
+
+
+def test_udp_moves_to_the_next_target_on_icmp_unreachable():
+    got, failed = [], []
+    server = SipTransport("udp", ("127.0.0.1", 0), on_message=lambda d, a: got.append(d))
+    targets = [("udp", "127.0.0.1", _closed_udp_port()), ("udp",) + server.local_address]
+    client = SipTransport("udp", ("127.0.0.1", 0), on_error=failed.append, resolver=_Fixed(targets))
+    try:
+        assert client.send(MESSAGE, ("sip.example.test", None))  # to the dead first target
+        assert _pump([client], lambda: client.errors, 1.0)  # the ICMP error came back
+        assert client.send(MESSAGE, ("sip.example.test", None))  # a retransmission: the next target
+        assert _pump([server], lambda: got)
+        assert got == [MESSAGE] and failed == []
+    finally:
+        client.close()
+        server.close()
+
+
+def test_udp_icmp_unreachable_everywhere_is_reported():
+    failed = []
+    targets = [("udp", "127.0.0.1", _closed_udp_port()), ("udp", "127.0.0.1", _closed_udp_port())]
+    client = SipTransport("udp", ("127.0.0.1", 0), on_error=failed.append, resolver=_Fixed(targets))
+    lone = ("127.0.0.1", _closed_udp_port())
+    try:
+        for _ in range(2):
+            assert client.send(MESSAGE, ("down.example.test", None))
+            _pump([client], lambda: False, 0.2)
+        assert failed == [("down.example.test", None)]  # the first target failed over, the second reported
+        assert client.send(MESSAGE, lone)
+        assert _pump([client], lambda: len(failed) == 2, 1.0)
+        assert failed[1] == lone
+    finally:
+        client.close()
+
+
+def test_udp_moves_on_from_a_silent_target_but_not_from_one_that_answers():
+    now = [100.0]
+    got = []
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # bound, never answers
+    silent.bind(("127.0.0.1", 0))
+    server = SipTransport("udp", ("127.0.0.1", 0), on_message=lambda d, a: got.append(a))
+    targets = [("udp",) + silent.getsockname(), ("udp",) + server.local_address]
+    client = SipTransport("udp", ("127.0.0.1", 0), resolver=_Fixed(targets), clock=lambda: now[0])
+    name = ("sip.example.test", None)
+    try:
+        silent.settimeout(1)
+        for delay in (0.0, 0.5, 1.0, 2.0):  # Timer E retransmissions within the silence window
+            now[0] += delay
+            assert client.send(MESSAGE, name)
+            assert silent.recvfrom(70000)[0] == MESSAGE
+        now[0] += 0.6  # 4.1 s of silence since the first datagram
+        assert client.send(MESSAGE, name)
+        assert _pump([server], lambda: got)
+        # The second target answers: it stays in use however long the next pause is.
+        server.send(b"SIP/2.0 200 OK\r\n\r\n", got[0])
+        assert _pump([client], lambda: False, 0.2) is False
+        now[0] += 60
+        assert client.send(MESSAGE, name)
+        assert _pump([server], lambda: len(got) == 2)
+        # A message that gets no answer (an ACK) followed by another one seconds later is no failover.
+        ack = MESSAGE.replace(b"OPTIONS", b"ACK")
+        assert client.send(ack, name)
+        now[0] += 10
+        assert client.send(MESSAGE, name)
+        assert _pump([server], lambda: len(got) == 4)
+        silent.settimeout(0.1)
+        with pytest.raises(TimeoutError):
+            silent.recvfrom(70000)
+    finally:
+        client.close()
+        server.close()
+        silent.close()

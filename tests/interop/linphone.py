@@ -42,6 +42,9 @@ _SUITE_PREFIX = {
     "zrtp_sas_suites": "MS_ZRTP_SAS_",
 }
 _CODEC_RATES = {"PCMU": 8000, "PCMA": 8000, "G722": 8000, "opus": 48000}
+# RFC 7587: Opus is always "opus/48000/2" in SDP; with channels=1 linphone treats it as an unknown
+# payload format and falls back to a 6 kbit/s stream.
+_CODEC_CHANNELS = {"opus": 2}
 _LOG_NAMES = {
     "AES-128": "AES1", "AES-256": "AES3", "DHM-3072": "DH3k", "DHM-2048": "DH2k", "ECDH-255": "X255",
     "X25519": "X255", "ECDH-448": "X448", "X448": "X448", "SHA-256": "S256", "SHA-384": "S384",
@@ -122,7 +125,8 @@ class Linphone:
         ]
         for index, codec in enumerate(self.codecs):
             lines += ["[audio_codec_{}]".format(index), "mime={}".format(codec),
-                      "rate={}".format(_CODEC_RATES.get(codec, 8000)), "channels=1", "enabled=1"]
+                      "rate={}".format(_CODEC_RATES.get(codec, 8000)),
+                      "channels={}".format(_CODEC_CHANNELS.get(codec, 1)), "enabled=1"]
         return "\n".join(lines) + "\n"
 
     def start(self, timeout=15.0):

@@ -159,13 +159,7 @@ def ceiling(speech16k, codec, mode, workdir):
 def _linphone(workdir, sip_port, rtp_port, user, codecs, encryption, auto_answer):
     from tests.interop.linphone import Linphone  # the interop tests' driver
 
-    class BenchLinphone(Linphone):
-        def rc_text(self):
-            # linphone knows Opus as opus/48000/2 (RFC 7587's rtpmap); configured as opus/48000/1 it is a
-            # codec outside its default list and it then sends Opus at 6 kbit/s. Configure it as it knows it.
-            return super().rc_text().replace("mime=opus\nrate=48000\nchannels=1", "mime=opus\nrate=48000\nchannels=2")
-
-    return BenchLinphone(workdir, sip_port, rtp_port, user=user, auto_answer=auto_answer, media_encryption=encryption,
+    return Linphone(workdir, sip_port, rtp_port, user=user, auto_answer=auto_answer, media_encryption=encryption,
                     codecs=codecs)
 
 

@@ -39,6 +39,11 @@ Commands (every `call` argument is a call id, the str returned by invite() or ca
 --------
 register(now)                       REGISTER with digest auth; refreshed before expiry; retried with
                                     backoff after failures (not after a wrong password)
+Digest credentials are cached per next hop and realm (at most MAX_CREDENTIALS): every later request to
+that hop (REGISTER refreshes, unregister, BYE/re-INVITE/new INVITEs through the same proxy) answers the
+last challenge again with the nonce count incremented (RFC 7616 §3.4.5), so it is not challenged each
+time; a 401/407 to such a request (stale=true, or a new nonce) is answered once as usual. Not for
+CANCEL/ACK, nor for -sess algorithms or challenges without qop=auth.
 unregister(now)                     REGISTER Expires: 0, then Unregistered
 invite(target_uri, sdp, now) -> call id
 ringing(call, now)                  180 Ringing
@@ -88,6 +93,10 @@ MAX_OUTGOING = 512
 MAX_EVENTS = 256
 MAX_ENDED = 32
 MAX_AUTH_TRIES = 3
+MAX_CREDENTIALS = 8
+# Methods never sent with credentials we were not asked for: CANCEL and ACK cannot be challenged
+# (§22.1); they must match the INVITE they belong to.
+NO_PREEMPTIVE_AUTH = ("CANCEL", "ACK")
 
 DTMF_DIGITS = "0123456789*#ABCD"
 
@@ -112,15 +121,26 @@ def destination_of(uri, transport="udp"):
 class _Context:
     """What a client transaction is for, so its outcome can be routed back."""
 
-    __slots__ = ("kind", "call_id", "nonces", "realms", "nc", "tries")
+    __slots__ = ("kind", "call_id", "realms", "tries")
 
     def __init__(self, kind, call_id=None):
         self.kind = kind
         self.call_id = call_id
-        self.nonces = []
         self.realms = []
-        self.nc = 0
         self.tries = 0
+
+
+class _Credentials:
+    """The last digest challenge of one realm from one next hop, answered again without being asked
+    (RFC 3261 §22.3, RFC 7616 §3.4.5): the same nonce with the nonce count incremented."""
+
+    __slots__ = ("status", "destination", "challenge", "nc")
+
+    def __init__(self, status, destination, challenge):
+        self.status = status  # 401: Authorization, 407: Proxy-Authorization
+        self.destination = destination
+        self.challenge = challenge
+        self.nc = 0
 
 
 class Call:
@@ -279,6 +299,7 @@ class UserAgent:
         self._ended_acks = []  # [(call_id, ack bytes, dest)] to re-ACK late 2xx retransmissions
         self._reg = _Registration()
         self._reg.expires = register_expires
+        self._credentials = []  # [_Credentials], most recent last, at most MAX_CREDENTIALS
 
     # ------------------------------------------------------------------ sans-I/O plumbing
 
@@ -438,6 +459,7 @@ class UserAgent:
     def _send_request(self, request, dest, now, context):
         if len(self._client) >= MAX_TRANSACTIONS:
             raise LocalProtocolError("too many pending SIP transactions")
+        self._add_cached_credentials(request, dest)
         tx = ClientTransaction(request, dest, self.reliable, now, self.t1, self.t2, self.t4)
         tx.context = context
         self._client[tx.key] = tx
@@ -620,18 +642,16 @@ class UserAgent:
         if challenge is None:
             return None, "unsupported authentication challenge"
         realm_key = (response.status, challenge.realm)
-        if realm_key in context.realms and not challenge.stale:
+        if (realm_key in context.realms and not challenge.stale) or context.tries >= MAX_AUTH_TRIES:
             # We already answered a challenge of this realm and got challenged again without
-            # stale=true (RFC 7616 §3.3): the credentials are wrong. No retry loop.
-            return None, "wrong password"
-        if context.tries >= MAX_AUTH_TRIES:
+            # stale=true (RFC 7616 §3.3): the credentials are wrong. No retry loop. (Credentials
+            # sent unasked from the cache do not count: a new nonce for them is answered once.)
+            self._forget_credentials(response.status, challenge.realm, tx.destination)
             return None, "wrong password"
         context.tries += 1
         context.realms.append(realm_key)
-        if challenge.nonce not in context.nonces:
-            context.nonces.append(challenge.nonce)
-            context.nc = 0
-        context.nc += 1
+        cached = self._remember_credentials(response.status, tx.destination, challenge)
+        cached.nc += 1
         old = tx.request
         request = Request(old.method, old.uri.copy(), old.headers.copy(), old.body)
         request.headers.set("Via", self._via(self._new_branch()))
@@ -641,7 +661,7 @@ class UserAgent:
         request.headers.remove("Proxy-Authorization")
         auth_header = "Authorization" if response.status == 401 else "Proxy-Authorization"
         value = build_authorization(
-            challenge, self.username, self.password, old.method, str(old.uri), self._token(8), context.nc
+            challenge, self.username, self.password, old.method, str(old.uri), self._token(8), cached.nc
         )
         request.headers.add(auth_header, value)
         request.invalidate()
@@ -656,6 +676,53 @@ class UserAgent:
             if call is not None:
                 call.reinvite_tx = new_tx
         return new_tx, None
+
+    def _remember_credentials(self, status, destination, challenge):
+        """The cache entry for this realm and next hop, now holding `challenge` (nc restarts at 0 for a
+        new nonce, RFC 7616 §3.4.5)."""
+        for cached in self._credentials:
+            if cached.status == status and cached.destination == destination:
+                if cached.challenge.realm == challenge.realm:
+                    if cached.challenge.nonce != challenge.nonce:
+                        cached.nc = 0
+                    cached.challenge = challenge
+                    return cached
+        if len(self._credentials) >= MAX_CREDENTIALS:
+            self._credentials.pop(0)
+        cached = _Credentials(status, destination, challenge)
+        self._credentials.append(cached)
+        return cached
+
+    def _forget_credentials(self, status, realm, destination):
+        self._credentials = [
+            c
+            for c in self._credentials
+            if not (c.status == status and c.destination == destination and c.challenge.realm == realm)
+        ]
+
+    def _add_cached_credentials(self, request, dest):
+        """Answer the last challenge of each realm seen from `dest` before being asked again, so REGISTER
+        refreshes and requests inside a challenged call are not challenged every time. Only for qop=auth
+        with a non-session algorithm: there the same nonce with a new nc and cnonce is a fresh answer."""
+        if self.password is None or request.method in NO_PREEMPTIVE_AUTH:
+            return
+        if request.headers.get("Authorization") is not None or request.headers.get("Proxy-Authorization"):
+            return
+        added = False
+        for cached in self._credentials:
+            challenge = cached.challenge
+            if cached.destination != dest or "auth" not in challenge.qop:
+                continue
+            if challenge.algorithm.upper().endswith("-SESS"):
+                continue
+            cached.nc += 1
+            value = build_authorization(
+                challenge, self.username, self.password, request.method, str(request.uri), self._token(8), cached.nc
+            )
+            request.headers.add("Authorization" if cached.status == 401 else "Proxy-Authorization", value)
+            added = True
+        if added:
+            request.invalidate()
 
     def _next_cseq_for(self, context, old):
         if context.kind in ("register", "unregister"):

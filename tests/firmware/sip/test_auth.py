@@ -104,12 +104,19 @@ class FakeRegistrar:
         self.fresh_nonce_on_failure = fresh_nonce_on_failure
         self.nonce_count = 0
         self.nonce = None
+        self.last_nc = 0  # the highest nonce count seen for self.nonce: a lower or equal one is a replay
         self.requests = []
         self.verified = []
+        self.nc_seen = []
 
-    def _challenge(self, request, stale=False):
+    def new_nonce(self):
+        """The registrar's nonce expires: answers with the old one get 401 stale=true."""
         self.nonce_count += 1
         self.nonce = "nonce{}".format(self.nonce_count)
+        self.last_nc = 0
+
+    def _challenge(self, request, stale=False):
+        self.new_nonce()
         status = 407 if self.proxy_auth else 401
         response = make_response(request, status, to_tag="reg")
         header = "Proxy-Authenticate" if self.proxy_auth else "WWW-Authenticate"
@@ -140,6 +147,11 @@ class FakeRegistrar:
             params["cnonce"],
             params["qop"],
         )
+        if params["nonce"] != self.nonce and params["response"] == expected and not self.fresh_nonce_on_failure:
+            return self._challenge(request, stale=True)  # right password, expired nonce (RFC 7616 §3.3)
+        nc = int(params["nc"], 16)
+        if params["nonce"] == self.nonce and params["response"] == expected and nc <= self.last_nc:
+            return self._challenge(request, stale=True)  # a replayed nonce count (RFC 7616 §3.4.5)
         if params["nonce"] != self.nonce or params["response"] != expected:
             if self.stale_first and len(self.verified) == 0 and params["nonce"] == self.nonce:
                 pass
@@ -158,6 +170,8 @@ class FakeRegistrar:
         if self.stale_first and not self.verified:
             self.verified.append("stale")
             return self._challenge(request, stale=True)
+        self.last_nc = nc
+        self.nc_seen.append(nc)
         self.verified.append(params["username"])
         if request.method != "REGISTER":
             return [make_response(request, 200, to_tag="x").to_bytes()]
@@ -206,17 +220,20 @@ def test_register_md5_then_refresh_before_expiry_then_unregister():
     net.run(59)
     assert len(registrar.requests) == 2
     assert net.run_until(lambda: len(registrar.requests) == 3, 2)  # refresh at half of 120 s (§10.2.4)
-    assert ua.registered  # the refresh is challenged, but the binding still stands
+    assert ua.registered  # the binding stands during the refresh
     net.run(1)
-    assert len(registrar.requests) == 4 and len(net.find(UA, events.Registered)) == 2
+    # The refresh answers the last challenge again (same nonce, nc 2) and is not challenged.
+    assert len(registrar.requests) == 3 and len(net.find(UA, events.Registered)) == 2
+    assert "nc=00000002" in registrar.requests[2].headers.get("Authorization")
     ua.unregister(net.now)
     assert ua.registered  # the binding stands until the registrar answers
     net.run(1)
     assert net.find(UA, events.Unregistered) == [events.Unregistered(200)]
     assert registrar.requests[-1].headers.get("Expires") == "0"
     assert not ua.registered
+    assert registrar.nc_seen == [1, 2, 3]
     net.run(200)
-    assert len(registrar.requests) == 6  # nothing after unregistering
+    assert len(registrar.requests) == 4  # nothing after unregistering
 
 
 def test_register_sha256():
@@ -290,3 +307,79 @@ def test_invite_with_proxy_authentication():
     assert len(invites) == 2
     assert b"CSeq: 2 INVITE" in invites[1]["data"] and b"Proxy-Authorization: Digest" in invites[1]["data"]
     assert net.sent(src=UA, line_prefix="ACK")  # the 407 is ACKed by the transaction (§17.1.1.3)
+
+
+def test_refresh_with_an_expired_nonce_gets_stale_and_is_answered():
+    registrar = FakeRegistrar(grant=120)
+    ua = _ua()
+    net = _setup(registrar, ua)
+    ua.register(net.now)
+    net.run(1)
+    registrar.new_nonce()  # the registrar forgets our nonce before the refresh
+    stale_nonce = registrar.nonce
+    net.run(60)
+    assert len(net.find(UA, events.Registered)) == 2 and not net.find(UA, events.RegistrationFailed)
+    # refresh with the old nonce -> 401 stale=true -> the new nonce, counted from 1 again
+    assert len(registrar.requests) == 4
+    assert registrar.nc_seen == [1, 1]
+    assert registrar.nonce != stale_nonce and registrar.nonce in registrar.requests[3].headers.get("Authorization")
+    # The next refresh uses the new nonce, nc 2, unchallenged.
+    net.run(61)
+    assert len(registrar.requests) == 5 and registrar.nc_seen == [1, 1, 2]
+
+
+def test_refresh_challenged_with_a_new_nonce_without_stale_is_answered_once():
+    registrar = FakeRegistrar(grant=120, fresh_nonce_on_failure=True)
+    ua = _ua()
+    net = _setup(registrar, ua)
+    ua.register(net.now)
+    net.run(1)
+    registrar.new_nonce()
+    net.run(60)
+    # Credentials sent unasked that the registrar refuses are not a wrong password: answered once.
+    assert len(net.find(UA, events.Registered)) == 2 and not net.find(UA, events.RegistrationFailed)
+    assert len(registrar.requests) == 4
+
+
+def test_wrong_password_drops_the_cached_credentials():
+    registrar = FakeRegistrar(grant=120)
+    ua = _ua()
+    net = _setup(registrar, ua)
+    ua.register(net.now)
+    net.run(1)
+    registrar.password = "changed"  # the account's password changed on the server
+    net.run(60)
+    assert net.find(UA, events.RegistrationFailed)[0].reason == "wrong password"
+    count = len(registrar.requests)
+    ua.register(net.now)
+    net.run(1)
+    # No stale credentials sent unasked any more: the new attempt starts by being challenged.
+    assert registrar.requests[count].headers.get("Authorization") is None
+
+
+def test_session_algorithms_are_not_reused():
+    registrar = FakeRegistrar(grant=120, algorithm="MD5-sess")
+    ua = _ua()
+    net = _setup(registrar, ua)
+    ua.register(net.now)
+    net.run(61)
+    assert len(net.find(UA, events.Registered)) == 2
+    assert registrar.requests[2].headers.get("Authorization") is None  # the refresh is challenged again
+
+
+def test_second_invite_through_the_proxy_answers_the_last_challenge():
+    proxy = FakeRegistrar(proxy_auth=True)
+    ua = _ua()
+    net = _setup(proxy, ua)
+    ua.invite("sip:bob@example.com", b"", net.now)
+    net.run(1)
+    ua.invite("sip:carol@example.com", b"", net.now)
+    net.run(1)
+    invites = net.sent(src=UA, line_prefix="INVITE")
+    assert len(invites) == 3  # the first one was challenged, the second one was not
+    assert b"nc=00000002" in invites[2]["data"] and b"Proxy-Authorization: Digest" in invites[2]["data"]
+    assert proxy.nc_seen == [1, 2]
+    # CANCEL and ACK never carry credentials nobody asked for.
+    for line in ("ACK", "CANCEL"):
+        for sent in net.sent(src=UA, line_prefix=line):
+            assert b"Authorization" not in sent["data"]

@@ -533,7 +533,7 @@ class SipTransport:
         if victim.outbound and (victim.connecting or victim.handshaking):
             self._give_up(victim, "too many connections")
         else:
-            self._drop(victim)
+            self._lost(victim)
 
     def _continue_handshake(self, conn):
         try:
@@ -551,7 +551,7 @@ class SipTransport:
             if conn.outbound:
                 self._fail_over(conn)
             else:
-                self._drop(conn)
+                self._lost(conn)
             return False
         conn.handshaking = False
         conn.deadline = None
@@ -578,6 +578,14 @@ class SipTransport:
         except OSError:
             pass
 
+    def _lost(self, conn):
+        """Drop a broken connection; whoever still had data queued on it hears of it (on_error)."""
+        origins = conn.origins
+        self._drop(conn)
+        if origins:
+            conn.origins = origins
+            self._report(conn)
+
     def _on_connection_readable(self, conn):
         if conn.handshaking and not self._continue_handshake(conn):
             return
@@ -590,17 +598,17 @@ class SipTransport:
                 return
             except (OSError, ssl.SSLError):
                 self.errors += 1
-                self._drop(conn)
+                self._lost(conn)
                 return
             if not data:
-                self._drop(conn)
+                self._lost(conn)
                 return
             conn.last_used = time.monotonic()
             try:
                 items = conn.framer.feed(data)
             except RemoteProtocolError:
                 self.malformed += 1
-                self._drop(conn)  # §18.3: a framing error on a stream closes the connection
+                self._lost(conn)  # §18.3: a framing error on a stream closes the connection
                 return
             for item in items:
                 if item == KEEPALIVE_PING:
@@ -642,7 +650,7 @@ class SipTransport:
             if conn is not None:
                 if conn.connecting or conn.handshaking:
                     return self._queue(conn, data, addr)
-                return self._stream_send(conn, data)
+                return self._stream_send(conn, data, addr)
         peers = [(ip, port) for _, ip, port in targets[:MAX_CONNECT_ATTEMPTS]]
         if self.nonblocking:
             return self._open(peers, addr[0], data, addr)
@@ -908,10 +916,7 @@ class SipTransport:
             except (OSError, ssl.SSLError, ValueError) as exc:
                 log.warning("SIP send on %s connection failed: %s", self.transport, exc)
                 self.errors += 1
-                origins = conn.origins
-                self._drop(conn)
-                conn.origins = origins
-                self._report(conn)
+                self._lost(conn)
                 return False
             conn.write_size = 0
             conn.outgoing = conn.outgoing[sent:]
@@ -943,13 +948,15 @@ class SipTransport:
         sock.setblocking(False)
         return self._add_connection(sock, peer)
 
-    def _stream_send(self, conn, data):
+    def _stream_send(self, conn, data, origin=None):
         if self.nonblocking:
             if not self._queue(conn, data, None):
                 return False
-            if conn.writing:
-                return True  # the writer flushes it, in order
-            return self._flush(conn)
+            if not conn.writing and not self._flush(conn):
+                return False  # send() says it; on_error went only to earlier senders still queued
+            if conn.outgoing:  # waits for writability (after what was queued before, in order)
+                self._queue(conn, b"", origin)
+            return True
         try:
             conn.sock.setblocking(True)
             conn.sock.settimeout(self.connect_timeout)

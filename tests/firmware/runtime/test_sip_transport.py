@@ -581,3 +581,87 @@ def test_udp_moves_on_from_a_silent_target_but_not_from_one_that_answers():
         client.close()
         server.close()
         silent.close()
+
+
+def test_a_connection_that_breaks_with_data_queued_is_reported():
+    failed = []
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    client = SipTransport("tcp", ("127.0.0.1", 0), listen=False, on_error=failed.append)
+    try:
+        assert client.send(MESSAGE, listener.getsockname())
+        peer, _ = listener.accept()
+        assert _pump([client], lambda: client.sockets(), 2.0)
+        big = MESSAGE.replace(b"Content-Length: 4\r\n\r\nbody", b"Content-Length: 200000\r\n\r\n" + b"x" * 200000)
+        while client.send(big, listener.getsockname()):  # until the queue is full: data is waiting
+            pass
+        assert not failed
+        peer.close()  # unread data: the kernel resets the connection
+        assert _pump([client], lambda: failed, 3.0)
+        assert failed == [listener.getsockname()] and client.sockets() == []
+    finally:
+        client.close()
+        listener.close()
+
+
+def test_user_agent_on_the_loop_keeps_running_while_connecting_and_learns_the_failure():
+    """The wiring the shell uses: send() results and on_error both end in ua.transport_error()."""
+    import os
+
+    from firmware.runtime.loop import Loop
+    from firmware.sip import events
+    from firmware.sip.useragent import UserAgent
+
+    listener, filler = _silent_listener()
+    loop = Loop()
+    ticks, got = [], []
+    holder = {}
+
+    def on_error(addr):
+        holder["ua"].transport_error(addr, loop.now())
+        pump()
+
+    transport = SipTransport(
+        "tcp",
+        ("127.0.0.1", 0),
+        listen=False,
+        add_reader=loop.add_reader,
+        remove_reader=loop.remove_reader,
+        add_writer=loop.add_writer,
+        remove_writer=loop.remove_writer,
+        call_later=loop.call_later,
+        on_error=on_error,
+        connect_timeout=0.5,
+    )
+    ua = holder["ua"] = UserAgent(transport.local_address, os.urandom, transport="tcp")
+
+    def pump():
+        for data, addr in ua.datagrams_to_send(loop.now()):
+            if not transport.send(data, addr):
+                ua.transport_error(addr, loop.now())
+        event = ua.next_event()
+        while event is not None:
+            got.append(event)
+            event = ua.next_event()
+
+    def tick():
+        ticks.append(loop.now())
+        loop.call_later(0.01, tick)
+
+    try:
+        started = loop.now()
+        ua.invite("sip:bob@127.0.0.1:{};transport=tcp".format(listener.getsockname()[1]), b"", started)
+        pump()
+        tick()
+        assert loop.run(until=lambda: any(isinstance(e, events.CallFailed) for e in got), timeout=5)
+        failure = [e for e in got if isinstance(e, events.CallFailed)][0]
+        assert (failure.status, failure.reason) == (503, "transport error")
+        assert 0.4 < loop.now() - started < 2.0  # the connect timeout, not Timer B (32 s)
+        assert len(ticks) >= 20  # the loop kept running while the connect was pending
+    finally:
+        transport.close()
+        loop.close()
+        listener.close()
+        filler.close()

@@ -21,6 +21,8 @@ SipTransport(transport="udp", local_address=("127.0.0.1", 5060), on_message=None
                     verification, or the connection broke with that data still queued. `addr` is the
                     very tuple given to send(); tell the UserAgent: ua.transport_error(addr, now).
                     Passing on_error is what makes outgoing connections non-blocking (below).
+                    Called from loop callbacks (writer, reader, timer), or from inside send() when a
+                    connection still opening has to be evicted for a new one (max_connections).
     add_writer / remove_writer / call_later   e.g. loop.add_writer / loop.remove_writer / loop.call_later
                     (call_later(delay, callback), for connect timeouts). Needed with add_reader for
                     non-blocking connections; poll() drives writers and timeouts itself.

@@ -665,3 +665,45 @@ def test_user_agent_on_the_loop_keeps_running_while_connecting_and_learns_the_fa
         loop.close()
         listener.close()
         filler.close()
+
+
+def test_tls_call_between_two_user_agents_in_one_thread(tmp_path):
+    """Before non-blocking connects the callee had to run in a thread of its own (tests/interop/sip/
+    test_tls.py): the caller's handshake blocked until the callee answered it."""
+    from firmware.sip import events
+    from tests.interop.sip.driver import Driver, offer
+
+    cert, key = _self_signed(tmp_path, "bob.test")
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    drivers = []
+
+    def report(index):
+        return lambda addr: drivers[index].ua.transport_error(addr, time.monotonic())
+
+    bob = Driver(transport="tls", transport_kwargs={"server_tls_context": server_context, "on_error": report(0)})
+    alice = Driver(
+        transport="tls",
+        transport_kwargs={"tls_context": client_tls_context(pinned_cert=cert), "on_error": report(1)},
+    )
+    drivers.extend([bob, alice])
+    bob.on_event = lambda e: isinstance(e, events.IncomingCall) and bob.ua.answer(e.call_id, offer(43002), bob.now())
+    try:
+        assert alice.transport.nonblocking and bob.transport.nonblocking
+        started = time.monotonic()
+        call = alice.ua.invite("sip:bob@127.0.0.1:{};transport=tls".format(bob.address[1]), offer(43000), alice.now())
+        deadline = time.monotonic() + 10
+        while not alice.of(events.CallAnswered) and time.monotonic() < deadline:
+            alice.pump_once(0.005)
+            bob.pump_once(0.005)
+        assert alice.of(events.CallAnswered), alice.events
+        assert time.monotonic() - started < 3
+        alice.ua.hangup(call, alice.now())
+        deadline = time.monotonic() + 5
+        while not (alice.of(events.CallEnded) and bob.of(events.CallEnded)) and time.monotonic() < deadline:
+            alice.pump_once(0.005)
+            bob.pump_once(0.005)
+        assert bob.of(events.CallConfirmed) and bob.of(events.CallEnded)[0].by_remote
+    finally:
+        alice.close()
+        bob.close()

@@ -398,7 +398,7 @@ def _hex(data):
 KEEPALIVE_INTERVAL = 30.0
 
 
-def _open_sip_transport(settings, local_address, loop, on_message):
+def _open_sip_transport(settings, local_address, loop, on_message, on_error):
     from firmware.runtime.sip_transport import SipTransport, client_tls_context
 
     account = settings.account
@@ -410,8 +410,12 @@ def _open_sip_transport(settings, local_address, loop, on_message):
             raise ConfigError(settings.source, "account.tls_certificate",
                               "a readable PEM certificate ({})".format(exc)) from None
     try:
+        # With the writer hooks and on_error, TCP/TLS connects and handshakes never block the loop; a
+        # target that fails is replaced by the next RFC 3263 one, and when all fail on_error says so.
         return SipTransport(account.transport, local_address, on_message=on_message, add_reader=loop.add_reader,
-                            remove_reader=loop.remove_reader, tls_context=tls_context)
+                            remove_reader=loop.remove_reader, add_writer=loop.add_writer,
+                            remove_writer=loop.remove_writer, call_later=loop.call_later, clock=loop.now,
+                            on_error=on_error, tls_context=tls_context)
     except OSError as exc:
         raise StartupError("cannot bind SIP ({}) to {}:{}: {}".format(account.transport, local_address[0],
                                                                      local_address[1], exc.strerror)) from None
@@ -437,7 +441,7 @@ class Endpoint:
         self._rtp_port = settings.media.rtp_port
         account = settings.account
         proxy = configuration.host_port(account.proxy) if account.proxy else None
-        self.transport = _open_sip_transport(settings, (host, port), loop, self._on_sip_message)
+        self.transport = _open_sip_transport(settings, (host, port), loop, self._on_sip_message, self._on_sip_error)
         self.ua = UserAgent((host, port), rng, transport=account.transport, aor=account.uri or None,
                             password=account.password or None, display_name=account.display_name or None,
                             outbound_proxy=proxy)
@@ -508,6 +512,13 @@ class Endpoint:
     # -- SIP ------------------------------------------------------------------------------------------
     def _on_sip_message(self, data, addr):
         self.ua.receive_datagram(data, addr[:2], self.loop.now())
+        self.pump()
+
+    def _on_sip_error(self, addr):
+        """Every transport target for `addr` failed after send() had queued a message: the UserAgent
+        fails the transaction at once (503) instead of waiting for Timer B/F."""
+        log.warning("SIP transport to %s failed", addr[0])
+        self.ua.transport_error(addr, self.loop.now())
         self.pump()
 
     def _send_keepalive(self):

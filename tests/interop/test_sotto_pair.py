@@ -150,3 +150,16 @@ def test_a_reinvite_that_drops_zrtp_is_a_downgrade_alarm(tmp_path):
     assert summary["result"] == "completed" and summary["secure"] is False
     assert "downgrade: re-INVITE without ZRTP" in summary["alarms"]
     assert "SECURITY ALARM" in err
+
+
+def test_tcp_call_to_nobody_fails_fast_with_503(tmp_path):
+    config = tmp_path / "tcp.toml"
+    config.write_text('[account]\ntransport = "tcp"\n')
+    nobody = sotto.free_udp_port()  # nothing listens on this TCP port either
+    started = time.monotonic()
+    rc, summary, err = sotto.run(["call", "sip:bob@127.0.0.1:{};transport=tcp".format(nobody), "--config", str(config),
+                                  "--listen", "127.0.0.1:{}".format(sotto.free_udp_port()), "--timeout", "20",
+                                  "--cache", str(tmp_path / "c")], tmp_path / "home", 30)
+    assert rc == 1
+    assert summary["result"] == "failed" and summary["sip_status"] == 503
+    assert time.monotonic() - started < 10  # not Timer B's 32 s

@@ -596,7 +596,12 @@ class Phone:
         if self.call_start is None:
             return None
         elapsed = now - self.call_start
-        return self.call_start + int(elapsed) + 1
+        tick = self.call_start + int(elapsed) + 1
+        if tick <= now:
+            # Floating point: at a whole second, now - call_start can round just below it (0.3 + 2 - 0.3 is
+            # 1.9999999999999998), which would give the same tick again and spin the timer forever.
+            tick += 1
+        return tick
 
     def _reset_call(self):
         self.remote = None

@@ -566,3 +566,14 @@ def test_a_transfer_ends_the_call_in_the_history_and_calls_the_target():
     assert "Hangup()" not in commands  # the session already ended the transferred call
     phone.handle(P.TransferTo("sip:dave@example.org"), 6.0)  # not in a call any more: ignored
     assert phone.remote == "sip:carol@example.org"
+
+
+def test_the_duration_tick_always_moves_forward_despite_float_rounding():
+    # 2.3 - 0.3 is 1.9999999999999998 in binary floating point: the tick must still advance.
+    phone = P.Phone(dial_domain="example.org")
+    press(phone, "123#", 0.0)
+    phone.handle(P.CallAnswered(), 0.3)
+    assert phone.get_timer() == 0.3 + 1
+    now = 2.3
+    phone.handle_timer(now)
+    assert phone.get_timer() > now

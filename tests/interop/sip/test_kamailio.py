@@ -40,6 +40,10 @@ def test_register_refresh_unregister(kamailio):
             assert b"algorithm=SHA-256" in auth[0]
         # Refresh before expiry: half of 20 s.
         assert alice.run_until(lambda: len(alice.of(events.Registered)) == 2, 15), alice.events
+        # The refresh answers the kept challenge with the next nonce count (RFC 7616 §3.4.5): kamailio
+        # accepts it without challenging again, so there are exactly three REGISTERs so far.
+        registers = [d for d in alice.sent if d.startswith(b"REGISTER")]
+        assert len(registers) == 3 and b"nc=00000002" in registers[2], [r[:400] for r in registers]
         alice.ua.unregister(alice.now())
         assert alice.run_until(lambda: alice.of(events.Unregistered), 5)
         assert alice.of(events.Unregistered)[0].status == 200

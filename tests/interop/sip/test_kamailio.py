@@ -1,5 +1,7 @@
 """Registration (and calls through it) against kamailio 5.6 with digest auth, qop=auth, on 127.0.0.1."""
 
+import time
+
 import pytest
 
 from firmware.sip import events
@@ -85,25 +87,14 @@ def test_call_through_kamailio_by_address_of_record(kamailio):
         bob.on_event = bob_answers
         call = alice.ua.invite("sip:bob@127.0.0.1", offer(41000), alice.now())
 
-        def pump_both(predicate, timeout):
-            import time
-
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                alice.pump_once(0.005)
-                bob.pump_once(0.005)
-                if predicate():
-                    return True
-            return False
-
-        assert pump_both(lambda: alice.of(events.CallAnswered) and bob.of(events.CallConfirmed), 10), (
+        assert _pump_both(alice, bob, lambda: alice.of(events.CallAnswered) and bob.of(events.CallConfirmed), 10), (
             alice.events,
             bob.events,
         )
         # The INVITE was challenged by the proxy (407) and resent with credentials.
         assert any(d.startswith(b"INVITE") and b"Proxy-Authorization:" in d for d in alice.sent)
         alice.ua.hangup(call, alice.now())
-        assert pump_both(lambda: alice.of(events.CallEnded) and bob.of(events.CallEnded), 10)
+        assert _pump_both(alice, bob, lambda: alice.of(events.CallEnded) and bob.of(events.CallEnded), 10)
         # The BYE follows the route set kamailio put in Record-Route (RFC 3261 §12.2.1.1).
         bye = [d for d in alice.sent if d.startswith(b"BYE")][0]
         assert b"Route: <sip:127.0.0.1:15060;lr" in bye
@@ -111,6 +102,34 @@ def test_call_through_kamailio_by_address_of_record(kamailio):
     finally:
         alice.close()
         bob.close()
+
+
+def _pump_both(alice, bob, predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alice.pump_once(0.005)
+        bob.pump_once(0.005)
+        if predicate():
+            return True
+    return False
+
+
+def _call_and_hang_up(alice, bob, server, alice_media_port, bob_media_port):
+    """Alice calls bob by address of record through the registrar; bob answers; alice hangs up."""
+
+    def bob_answers(event):
+        if isinstance(event, events.IncomingCall):
+            bob.ua.answer(event.call_id, offer(bob_media_port), bob.now())
+
+    bob.on_event = bob_answers
+    call = alice.ua.invite("sip:bob@127.0.0.1", offer(alice_media_port), alice.now())
+    assert _pump_both(alice, bob, lambda: alice.of(events.CallAnswered) and bob.of(events.CallConfirmed), 10), (
+        alice.events,
+        bob.events,
+        server.log()[-3000:],
+    )
+    alice.ua.hangup(call, alice.now())
+    assert _pump_both(alice, bob, lambda: alice.of(events.CallEnded) and bob.of(events.CallEnded), 10)
 
 
 def test_register_and_call_over_tcp(tmp_path_factory):
@@ -127,31 +146,7 @@ def test_register_and_call_over_tcp(tmp_path_factory):
         contact = "Contact: <sip:bob@127.0.0.1:{};transport=tcp>".format(bob.address[1]).encode()
         assert contact in [s for s in bob.sent if s.startswith(b"REGISTER")][0]
 
-        def bob_answers(event):
-            if isinstance(event, events.IncomingCall):
-                bob.ua.answer(event.call_id, offer(41012), bob.now())
-
-        bob.on_event = bob_answers
-        call = alice.ua.invite("sip:bob@127.0.0.1", offer(41010), alice.now())
-
-        def pump_both(predicate, timeout):
-            import time
-
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                alice.pump_once(0.005)
-                bob.pump_once(0.005)
-                if predicate():
-                    return True
-            return False
-
-        assert pump_both(lambda: alice.of(events.CallAnswered) and bob.of(events.CallConfirmed), 10), (
-            alice.events,
-            bob.events,
-            server.log()[-3000:],
-        )
-        alice.ua.hangup(call, alice.now())
-        assert pump_both(lambda: alice.of(events.CallEnded) and bob.of(events.CallEnded), 10)
+        _call_and_hang_up(alice, bob, server, 41010, 41012)
         # Reliable transport: every request went out exactly once.
         assert len([s for s in alice.sent if s.startswith(b"INVITE")]) == 2  # plain, then with credentials
     finally:
@@ -234,31 +229,7 @@ def test_register_and_call_over_tls_with_a_pinned_certificate(tmp_path_factory):
             d.ua.register(d.now())
             assert d.run_until(lambda d=d: d.of(events.Registered), 5), (d.events, server.log()[-2000:])
 
-        def bob_answers(event):
-            if isinstance(event, events.IncomingCall):
-                bob.ua.answer(event.call_id, offer(41022), bob.now())
-
-        bob.on_event = bob_answers
-        call = alice.ua.invite("sip:bob@127.0.0.1", offer(41020), alice.now())
-
-        def pump_both(predicate, timeout):
-            import time
-
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                alice.pump_once(0.005)
-                bob.pump_once(0.005)
-                if predicate():
-                    return True
-            return False
-
-        assert pump_both(lambda: alice.of(events.CallAnswered) and bob.of(events.CallConfirmed), 10), (
-            alice.events,
-            bob.events,
-            server.log()[-3000:],
-        )
-        alice.ua.hangup(call, alice.now())
-        assert pump_both(lambda: alice.of(events.CallEnded) and bob.of(events.CallEnded), 10)
+        _call_and_hang_up(alice, bob, server, 41020, 41022)
         assert b"Via: SIP/2.0/TLS " in [s for s in alice.sent if s.startswith(b"INVITE")][0]
     finally:
         alice.close()

@@ -250,14 +250,7 @@ class CallMedia:
             self.pump_zrtp()
 
     def _on_readable(self):
-        for _ in range(MAX_DATAGRAMS_PER_READ):
-            try:
-                data, addr = self.sock.recvfrom(4096)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:  # ICMP port unreachable from a peer that went away: keep going
-                continue
-            self._dispatch_datagram(data, addr)
+        _drain(self.sock, self._dispatch_datagram)
 
     def _dispatch_datagram(self, data, addr):
         """One datagram from the RTP port, demultiplexed by its first byte (RFC 7983)."""
@@ -288,17 +281,13 @@ class CallMedia:
 
     def _on_rtcp_readable(self):
         """RTCP from a peer without rtcp-mux arrives on our RTP port + 1."""
-        for _ in range(MAX_DATAGRAMS_PER_READ):
-            try:
-                data, addr = self.rtcp_sock.recvfrom(4096)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                continue
-            if self.stream is not None and demux.classify(data) == demux.RTCP:
-                self.stream.deliver(data, addr)
-            else:
-                self.ignored_datagrams += 1
+        _drain(self.rtcp_sock, self._dispatch_rtcp)
+
+    def _dispatch_rtcp(self, data, addr):
+        if self.stream is not None and demux.classify(data) == demux.RTCP:
+            self.stream.deliver(data, addr)
+        else:
+            self.ignored_datagrams += 1
 
     def pump_zrtp(self):
         from firmware.zrtp import engine as zrtp_engine
@@ -383,6 +372,19 @@ class CallMedia:
             if sock is not None:
                 self.endpoint.loop.remove_reader(sock)
                 sock.close()
+
+
+def _drain(sock, handle):
+    """Hand every datagram waiting on a non-blocking socket to handle(data, addr), at most a bounded
+    number per wake-up so one busy socket cannot starve the loop."""
+    for _ in range(MAX_DATAGRAMS_PER_READ):
+        try:
+            data, addr = sock.recvfrom(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # ICMP port unreachable from a peer that went away: keep going
+            continue
+        handle(data, addr)
 
 
 def _ssrc(rng):

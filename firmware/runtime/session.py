@@ -149,6 +149,7 @@ class CallMedia:
         self.zrtp_timer = None
         self.sdes_offer = None
         self.sdes_keys = None
+        self.sdes_line = None  # our a=crypto value in force, repeated in answers to re-INVITEs
         self.started_at = endpoint.loop.now()
         self.media_up_at = None
         self.secure_at = None
@@ -198,7 +199,8 @@ class CallMedia:
                 raise RemoteProtocolError("no acceptable a=crypto line for SDES-SRTP", 488)
             theirs, ours = chosen
             self.sdes_keys = (ours.params(), theirs.params())
-            kwargs["crypto_lines"] = [ours.value()]
+            self.sdes_line = ours.value()
+            kwargs["crypto_lines"] = [self.sdes_line]
         answer, codec = sdp.answer_offer(offer, codecs, address, port, **kwargs)
         self._use_remote(remote, codec)
         return answer.to_bytes()
@@ -216,7 +218,30 @@ class CallMedia:
                 raise RemoteProtocolError("the answer has no a=crypto line: SDES-SRTP refused", 488)
             mine, theirs = sdes.accept_answer(self.sdes_offer, remote.crypto_lines[0])
             self.sdes_keys = (mine.params(), theirs.params())
+            self.sdes_line = mine.value()
         self._use_remote(remote, ours[0])
+
+    def answer_reinvite(self, offer_bytes):
+        """(our answer, downgrade reason or None) for a re-INVITE's offer (hold, resume, new address).
+
+        The answer keeps the call's keying: our a=zrtp-hash, or the a=crypto line in force (new SDES keys
+        in a re-INVITE are not taken). An offer that drops the ZRTP or SDES keying the call had is a
+        downgrade (DESIGN.md: never silent). RemoteProtocolError(488) when the offer cannot be taken.
+        """
+        offer = sdp.parse_sdp(offer_bytes)
+        remote = sdp.remote_media(offer)
+        codecs, address, port, kwargs = self._sdp_common()
+        if self.sdes_line is not None:
+            kwargs["crypto_lines"] = [self.sdes_line]
+        answer, _codec = sdp.answer_offer(offer, codecs, address, port, **kwargs)
+        downgrade = None
+        if self.encryption == "zrtp" and self.remote_zrtp_hash and not remote.zrtp_hash:
+            downgrade = "re-INVITE without ZRTP"
+        elif self.encryption == "sdes" and not remote.crypto_lines:
+            downgrade = "re-INVITE without SRTP keys"
+        if remote.port and self.stream is not None:
+            self.stream.set_remote((remote.address, remote.port))
+        return answer.to_bytes(), downgrade
 
     def _use_remote(self, remote, codec):
         self.codec = codec
@@ -707,24 +732,19 @@ class CallController:
             self.on_not_secure("ZRTP did not complete within {:.0f} s".format(ZRTP_GIVE_UP))
 
     def _on_reinvite(self, event):
-        """A re-INVITE (hold, resume, new address). Dropping ZRTP mid-call is a downgrade: alarm."""
+        """A re-INVITE (hold, resume, new address). Dropping the call's keying mid-call is an alarm."""
         now = self.loop.now()
         try:
-            offer = sdp.parse_sdp(event.sdp)
-            remote = sdp.remote_media(offer)
-            codecs, address, port, kwargs = self.media._sdp_common()
-            answer, _codec = sdp.answer_offer(offer, codecs, address, port, **kwargs)
+            answer, downgrade = self.media.answer_reinvite(event.sdp)
         except RemoteProtocolError as exc:
             self.ua.reject_reinvite(event.call_id, 488, now)
             log.warning("re-INVITE refused: %s", exc)
             return
-        if self.settings.media.encryption == "zrtp" and self.media.remote_zrtp_hash and not remote.zrtp_hash:
-            log.warning("SECURITY ALARM: re-INVITE without a=zrtp-hash (downgrade attempt?)")
-            self.summary.alarms.append("downgrade: re-INVITE without ZRTP")
+        if downgrade is not None:
+            log.warning("SECURITY ALARM: %s (downgrade attempt?)", downgrade)
+            self.summary.alarms.append("downgrade: " + downgrade)
             self.on_alarm("downgrade")
-        if remote.port and self.media.stream is not None:
-            self.media.stream.set_remote((remote.address, remote.port))
-        self.ua.answer_reinvite(event.call_id, answer.to_bytes(), now)
+        self.ua.answer_reinvite(event.call_id, answer, now)
 
     def call_over(self, result, reason, status=None):
         if self.summary is not None:

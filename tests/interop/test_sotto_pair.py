@@ -163,3 +163,22 @@ def test_tcp_call_to_nobody_fails_fast_with_503(tmp_path):
     assert rc == 1
     assert summary["result"] == "failed" and summary["sip_status"] == 503
     assert time.monotonic() - started < 10  # not Timer B's 32 s
+
+
+def test_sdes_reinvite_answers_keep_the_keys_and_dropping_srtp_is_an_alarm(tmp_path):
+    import subprocess
+
+    port = sotto.free_udp_port()
+    answer = sotto.start(["answer", "--encryption", "sdes", "--listen", "127.0.0.1:{}".format(port), "--timeout",
+                          "20", "--cache", str(tmp_path / "bob.cache")], tmp_path / "home")
+    time.sleep(0.5)
+    scenario = sotto.ROOT / "tests" / "interop" / "scenarios" / "uac_sdes_reinvites.xml"
+    # sipp checks that the answers to the first INVITE and to the hold re-INVITE carry our a=crypto line.
+    sipp = subprocess.run(["sipp", "-sf", str(scenario), "127.0.0.1:{}".format(port), "-i", "127.0.0.1", "-p",
+                           str(sotto.free_udp_port()), "-m", "1", "-nostdin", "-timeout", "15", "-timeout_error"],
+                          capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    rc, summary, err = sotto.finish(answer, 30)
+    assert sipp.returncode == 0, sipp.stdout[-2000:] + sipp.stderr[-2000:]
+    assert summary["result"] == "completed" and summary["secure"] is True
+    assert summary["alarms"] == ["downgrade: re-INVITE without SRTP keys"]
+    assert "SECURITY ALARM" in err

@@ -26,6 +26,17 @@ def offer(port, version=1):
     return build_offer(["PCMU", "PCMA"], "127.0.0.1", port, session_version=version).to_bytes()
 
 
+def pump_until(drivers, predicate, timeout):
+    """Pump several Drivers in turn until predicate() holds (True) or `timeout` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for driver in drivers:
+            driver.pump_once(0.005)
+        if predicate():
+            return True
+    return False
+
+
 class Driver:
     """A UserAgent on a real socket, pumped in real time; events are collected in `events`."""
 

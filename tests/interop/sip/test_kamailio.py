@@ -1,11 +1,10 @@
 """Registration (and calls through it) against kamailio 5.6 with digest auth, qop=auth, on 127.0.0.1."""
 
-import time
 
 import pytest
 
 from firmware.sip import events
-from tests.interop.sip.driver import Driver, Kamailio, offer
+from tests.interop.sip.driver import Driver, Kamailio, offer, pump_until
 
 pytestmark = pytest.mark.interop
 
@@ -87,14 +86,14 @@ def test_call_through_kamailio_by_address_of_record(kamailio):
         bob.on_event = bob_answers
         call = alice.ua.invite("sip:bob@127.0.0.1", offer(41000), alice.now())
 
-        assert _pump_both(alice, bob, lambda: alice.of(events.CallAnswered) and bob.of(events.CallConfirmed), 10), (
+        assert pump_until([alice, bob], lambda: alice.of(events.CallAnswered) and bob.of(events.CallConfirmed), 10), (
             alice.events,
             bob.events,
         )
         # The INVITE was challenged by the proxy (407) and resent with credentials.
         assert any(d.startswith(b"INVITE") and b"Proxy-Authorization:" in d for d in alice.sent)
         alice.ua.hangup(call, alice.now())
-        assert _pump_both(alice, bob, lambda: alice.of(events.CallEnded) and bob.of(events.CallEnded), 10)
+        assert pump_until([alice, bob], lambda: alice.of(events.CallEnded) and bob.of(events.CallEnded), 10)
         # The BYE follows the route set kamailio put in Record-Route (RFC 3261 §12.2.1.1).
         bye = [d for d in alice.sent if d.startswith(b"BYE")][0]
         assert b"Route: <sip:127.0.0.1:15060;lr" in bye
@@ -102,16 +101,6 @@ def test_call_through_kamailio_by_address_of_record(kamailio):
     finally:
         alice.close()
         bob.close()
-
-
-def _pump_both(alice, bob, predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        alice.pump_once(0.005)
-        bob.pump_once(0.005)
-        if predicate():
-            return True
-    return False
 
 
 def _call_and_hang_up(alice, bob, server, alice_media_port, bob_media_port):
@@ -123,13 +112,13 @@ def _call_and_hang_up(alice, bob, server, alice_media_port, bob_media_port):
 
     bob.on_event = bob_answers
     call = alice.ua.invite("sip:bob@127.0.0.1", offer(alice_media_port), alice.now())
-    assert _pump_both(alice, bob, lambda: alice.of(events.CallAnswered) and bob.of(events.CallConfirmed), 10), (
+    assert pump_until([alice, bob], lambda: alice.of(events.CallAnswered) and bob.of(events.CallConfirmed), 10), (
         alice.events,
         bob.events,
         server.log()[-3000:],
     )
     alice.ua.hangup(call, alice.now())
-    assert _pump_both(alice, bob, lambda: alice.of(events.CallEnded) and bob.of(events.CallEnded), 10)
+    assert pump_until([alice, bob], lambda: alice.of(events.CallEnded) and bob.of(events.CallEnded), 10)
 
 
 def test_register_and_call_over_tcp(tmp_path_factory):

@@ -1,28 +1,17 @@
 """Blind transfer (REFER, RFC 3515) with linphone-cli, both directions, at SIP level."""
 
-import time
 
 import pytest
 
 from firmware import sdp
 from firmware.sip import events
 from tests.interop.linphone import Linphone
-from tests.interop.sip.driver import Driver, offer
+from tests.interop.sip.driver import Driver, offer, pump_until
 
 pytestmark = pytest.mark.interop
 
 LINPHONE_SIP = 15372
 LINPHONE_RTP = 15388
-
-
-def _pump(drivers, predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for d in drivers:
-            d.pump_once(0.005)
-        if predicate():
-            return True
-    return False
 
 
 def _answering(driver, port):
@@ -62,9 +51,12 @@ def test_sotto_transfers_linphone(bob):
         alice.run(0.3)
         target = "sip:carol@127.0.0.1:{}".format(carol.address[1])
         alice.ua.refer(call, target, alice.now())
-        assert _pump([alice, carol], lambda: carol.of(events.CallConfirmed), 10), (alice.events, carol.events)
+        assert pump_until([alice, carol], lambda: carol.of(events.CallConfirmed), 10), (alice.events, carol.events)
         assert carol.of(events.IncomingCall)[0].from_uri == "sip:bob@127.0.0.1"
-        assert _pump([alice, carol], lambda: any(p.final for p in alice.of(events.ReferProgress)), 10), alice.events
+        def transfer_done():
+            return any(p.final for p in alice.of(events.ReferProgress))
+
+        assert pump_until([alice, carol], transfer_done, 10), alice.events
         progress = [(p.status, p.final) for p in alice.of(events.ReferProgress)]
         assert progress[0] == (202, False) and progress[-1] == (200, True), progress
         assert alice.of(events.ReinviteReceived)  # linphone held the first call while transferring

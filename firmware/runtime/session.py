@@ -123,6 +123,20 @@ class AudioPlan:
         sink = wavfile.WavRecorder(self.record, rate) if self.record else wavfile.NullSink(rate)
         return source, sink
 
+    def open_speaker(self, rate=16000):
+        """The speaker alone, for tones outside a call (the ring, ringback before the far end answers).
+        With WAV files it is silent: --record holds what the far end says, not our own tones."""
+        from audio import wavfile
+
+        if self.devices is None:
+            return wavfile.NullSink(rate)
+        from audio import alsa
+
+        try:
+            return alsa.AlsaPlayback(self.devices[1], rate)
+        except Exception as exc:  # no sound card: the tone is skipped, the call itself reports the device
+            raise StartupError("no audio device ({})".format(exc)) from None
+
 
 class CallMedia:
     """One call's media: the RTP socket (ZRTP, RTP and RTCP share it), the ZRTP engine and the stream.
@@ -716,6 +730,7 @@ class CallController:
             self.on_refer(event)
 
     def _start_media(self):
+        self.on_media_starting()
         try:
             self.media.start(self.audio)
         except StartupError as exc:
@@ -781,6 +796,9 @@ class CallController:
         pass
 
     def on_ringing(self):
+        pass
+
+    def on_media_starting(self):
         pass
 
     def on_media_up(self):
@@ -994,6 +1012,7 @@ class PhoneCalls(CallController):
         self.muted = False
         self.driver = None
         self._incoming = None
+        self._tone_player = None  # a tone outside a call (ring, ringback): media.TonePlayer
 
     def bind(self, driver):
         self.driver = driver
@@ -1056,13 +1075,34 @@ class PhoneCalls(CallController):
             self.media.stream.set_mute(self.muted)
 
     def _tone(self, name):
+        """PlayTone/StopTone: in a call the stream mixes the tone in; outside one (the ring, ringback
+        while the far end rings) a TonePlayer plays it on the speaker until the media takes over."""
         from audio import tones
+        from firmware.runtime.media import TonePlayer
 
-        if self.media is None or self.media.stream is None:
+        cadence = {"ringback": tones.RINGBACK, "alarm": tones.ERROR, "ring": tones.RING}.get(name)
+        self.stop_tone_player()
+        if self.media is not None and self.media.stream is not None:
+            self.media.stream.set_tone(cadence)
             return
-        cadences = {"ringback": getattr(tones, "RINGBACK", None), "alarm": getattr(tones, "ERROR", None),
-                    "ring": getattr(tones, "RING", None)}
-        self.media.stream.set_tone(cadences.get(name) if name else None)
+        if cadence is None:
+            return
+        try:
+            sink = self.audio.open_speaker()
+        except StartupError as exc:
+            log.warning("tone %s not played: %s", name, exc)
+            return
+        self._tone_player = TonePlayer(sink, cadence)
+        self._tone_player.start()
+
+    def stop_tone_player(self):
+        player, self._tone_player = self._tone_player, None
+        if player is not None:
+            player.stop()
+            player.sink.close()
+
+    def on_media_starting(self):
+        self.stop_tone_player()  # the call's stream needs the speaker
 
     def _reset_trust(self, peer_zid):
         import binascii
@@ -1162,6 +1202,7 @@ def run_phone(settings, args):
             closers.insert(0, echo.endpoint.close)
             extra_speed_dial[ECHO_NUMBER] = "sip:{}@{}".format(ECHO_USER, echo.endpoint.settings.sip.listen)
         calls = PhoneCalls(endpoint, settings, audio, history)
+        closers.insert(0, calls.stop_tone_player)
         cache = endpoint.zrtp_cache() if settings.media.encryption == "zrtp" else None
         phone = phone_from_config(settings, history=history.load(),
                                   extra_speed_dial=extra_speed_dial,

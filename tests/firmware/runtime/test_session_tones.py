@@ -1,0 +1,83 @@
+"""Tones outside a call: the phone's PlayTone("ring") plays on the speaker until StopTone or the media."""
+
+import time
+
+from firmware import config
+from firmware import phone as P
+from firmware.runtime import session
+from firmware.runtime.loop import Loop
+from firmware.runtime.media import pcm_level_dbov
+
+
+class RecordingSpeaker:
+    sample_rate = 16000
+
+    def __init__(self):
+        self.frames = []
+        self.closed = False
+
+    def write(self, pcm):
+        self.frames.append(pcm)
+
+    def close(self):
+        self.closed = True
+
+
+class SpeakerPlan(session.AudioPlan):
+    def __init__(self):
+        session.AudioPlan.__init__(self)
+        self.speakers = []
+
+    def open_speaker(self, rate=16000):
+        self.speakers.append(RecordingSpeaker())
+        return self.speakers[-1]
+
+
+class EndpointStandIn:
+    """Only what CallController's constructor touches; no SIP is exercised here."""
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.ua = None
+
+    def listen(self, callback):
+        pass
+
+
+def _calls():
+    loop = Loop()
+    plan = SpeakerPlan()
+    calls = session.PhoneCalls(EndpointStandIn(loop), config.load(None), plan, history=None)
+    return loop, plan, calls
+
+
+def test_the_ring_plays_on_the_speaker_until_stopped():
+    loop, plan, calls = _calls()
+    try:
+        calls.dispatch(P.PlayTone("ring"), loop.now())
+        time.sleep(0.3)
+        calls.dispatch(P.StopTone(), loop.now())
+        speaker = plan.speakers[0]
+        assert speaker.closed
+        count = len(speaker.frames)
+        assert count >= 10  # about 15 periods of 20 ms in 0.3 s, paced in real time
+        assert max(pcm_level_dbov(frame) for frame in speaker.frames) > -30  # audible, not silence
+        time.sleep(0.1)
+        assert len(speaker.frames) == count  # really stopped
+    finally:
+        calls.stop_tone_player()
+        loop.close()
+
+
+def test_the_media_takes_the_speaker_from_a_tone():
+    loop, plan, calls = _calls()
+    try:
+        calls.dispatch(P.PlayTone("ringback"), loop.now())
+        time.sleep(0.05)
+        calls.on_media_starting()
+        assert plan.speakers[0].closed
+        calls.dispatch(P.PlayTone("no-such-tone"), loop.now())
+        assert len(plan.speakers) == 1  # an unknown tone name plays nothing
+    finally:
+        calls.stop_tone_player()
+        loop.close()

@@ -145,11 +145,9 @@ class CallMedia:
     and it accepts ZRTP from the moment the INVITE leaves (linphone sends Hello before our ACK).
     """
 
-    def __init__(self, endpoint, call_id, summary, peer_uri):
+    def __init__(self, endpoint, summary, peer_uri):
         self.endpoint = endpoint
-        self.call_id = call_id
         self.summary = summary
-        self.peer_uri = peer_uri
         settings = endpoint.settings
         self.encryption = settings.media.encryption
         host = endpoint.media_host
@@ -407,6 +405,8 @@ class CallMedia:
                 if stats.get(key) is not None:
                     self.summary.extra_rtp[key] = stats[key]
             log.info("call media: %s", {k: stats.get(k) for k in sorted(stats)})
+        # Datagrams on our media ports that were neither ours to key nor media (STUN without ICE, noise).
+        self.summary.extra_rtp["ignored"] = self.ignored_datagrams
         for sock in (self.sock, self.rtcp_sock):
             if sock is not None:
                 self.endpoint.loop.remove_reader(sock)
@@ -629,9 +629,8 @@ class CallController:
     def place(self, uri):
         self.summary = self.new_summary()
         self.hanging_up = False
-        self.media = CallMedia(self.endpoint, None, self.summary, uri)
+        self.media = CallMedia(self.endpoint, self.summary, uri)
         self.call_id = self.ua.invite(uri, self.media.offer(), self.loop.now())
-        self.media.call_id = self.call_id
         self.endpoint.pump()
 
     def take_incoming(self, event):
@@ -640,7 +639,7 @@ class CallController:
         self.summary = self.new_summary()
         self.hanging_up = False
         self.call_id = event.call_id
-        self.media = CallMedia(self.endpoint, event.call_id, self.summary, str(event.from_uri))
+        self.media = CallMedia(self.endpoint, self.summary, str(event.from_uri))
         try:
             self._answer_sdp = self.media.answer(event.sdp)
         except RemoteProtocolError as exc:

@@ -47,6 +47,7 @@ def test_zrtp_call_then_verified_on_the_next_call(tmp_path):
         assert summary["zrtp"]["verified"] is False  # first call: nothing confirmed yet
         assert summary["rtp"]["sent"] > 20 and summary["rtp"]["received"] > 20
         assert summary["rtp"]["auth_failures"] == 0
+        assert summary["rtp"]["ignored"] == 0  # Sotto sends nothing that is neither ZRTP nor media
     assert alice["sas"] == bob["sas"] and len(alice["sas"]) == 4
     assert alice["zrtp"]["peer_zid"] != bob["zrtp"]["peer_zid"]
     (rc_a, alice2, _), (rc_b, bob2, _) = _pair(tmp_path, ["--duration", "1"], [])

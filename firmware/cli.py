@@ -201,7 +201,7 @@ def settings_from(args):
     if args.cache:
         config.zrtp.cache = args.cache
     if args.register:
-        if not configuration._is_sip_uri(args.register) or not args.register:
+        if not args.register or not configuration.is_sip_uri(args.register):
             raise UsageError("--register: expected an address of record like sip:alice@example.org, got {!r}"
                              .format(args.register))
         config.account.uri = args.register
@@ -215,10 +215,10 @@ def settings_from(args):
     if getattr(args, "board", None):
         config.board.name = args.board
     if getattr(args, "dial_domain", None):
-        if not configuration._is_host_optional_port(args.dial_domain):
+        if not configuration.is_host_optional_port(args.dial_domain):
             raise UsageError("--dial-domain: expected HOST or HOST:PORT, got {!r}".format(args.dial_domain))
         config.dial.domain = args.dial_domain
-    if args.public_address and not configuration._is_host_optional_port(args.public_address):
+    if args.public_address and not configuration.is_host_optional_port(args.public_address):
         raise UsageError("--public-address: expected HOST or HOST:PORT, got {!r}".format(args.public_address))
     return config
 

@@ -57,7 +57,7 @@ def _is_host_port(value):
     return True
 
 
-def _is_host_optional_port(value):
+def is_host_optional_port(value):
     return bool(value) and (":" not in value or _is_host_port(value))
 
 
@@ -69,7 +69,7 @@ def _list_of(choices):
     return lambda value: bool(value) and all(item in choices for item in value) and len(set(value)) == len(value)
 
 
-def _is_sip_uri(value):
+def is_sip_uri(value):
     return value == "" or (value.startswith(("sip:", "sips:")) and "@" in value and len(value) > 6)
 
 
@@ -83,7 +83,7 @@ def _speed_dial(value):
 
 SCHEMA = {
     "account": {
-        "uri": Field(str, "", "a SIP address of record like sip:alice@example.org, or empty", _is_sip_uri),
+        "uri": Field(str, "", "a SIP address of record like sip:alice@example.org, or empty", is_sip_uri),
         "password": Field(str, "", "a string"),
         "proxy": Field(str, "", "HOST:PORT of an outbound proxy, or empty", lambda v: v == "" or _is_host_port(v)),
         "transport": Field(str, "udp", "one of udp, tcp, tls", _one_of(TRANSPORTS)),
@@ -117,7 +117,7 @@ SCHEMA = {
     },
     "dial": {
         "domain": Field(str, "", "HOST or HOST:PORT to complete dialled numbers, or empty",
-                        lambda v: v == "" or _is_host_optional_port(v)),
+                        lambda v: v == "" or is_host_optional_port(v)),
         "speed_dial": Field(dict, {}, "a table of key = \"sip:...\" entries", _speed_dial),
     },
     "data": {

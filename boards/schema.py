@@ -30,6 +30,7 @@ DEFAULT_LETTERS = (("A", "menu"), ("B", "redial"), ("C", "mute"), ("D", "hangup"
 LED_NAMES = ("verified", "alarm", "power")
 TOP_LEVEL = ("name", "model", "description", "gpio", "numbering", "display", "keypad", "buttons", "hook",
              "leds", "buzzer", "audio")
+MAX_TEXT = 256  # name, model, description, audio device names: short, printable
 I2C_ADDRESS_MIN = 0x08  # 0x00-0x07 and 0x78-0x7F are reserved by the I2C specification
 I2C_ADDRESS_MAX = 0x77
 
@@ -131,15 +132,13 @@ def board_path(name_or_path):
 
 def load_board(name_or_path):
     """Load and validate a board (name or path); a Board, or ConfigError(where, key, expected)."""
+    from firmware.config import read_toml  # host-only, like this module
+
     path = board_path(name_or_path)
     where = str(path)
-    try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(where, "file", "an existing board file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(where, "toml", "valid TOML ({})".format(exc)) from None
+    if not path.exists():
+        raise ConfigError(where, "file", "an existing board file")
+    data = read_toml(path, where, file_key="file", syntax_key="toml")
     board = parse_board(data, where)
     board.path = where
     return board
@@ -151,6 +150,8 @@ def load_board_text(text, where="<board>"):
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(where, "toml", "valid TOML ({})".format(exc)) from None
+    except RecursionError:
+        raise ConfigError(where, "toml", "TOML nested less deeply (arrays or tables nested too deep)") from None
     return parse_board(data, where)
 
 
@@ -184,6 +185,8 @@ class _Checker:
             self.fail(prefix + key, "a value (required)")
         if not isinstance(value, str):
             self.fail(prefix + key, "a string")
+        if len(value) > MAX_TEXT or any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in value):
+            self.fail(prefix + key, "a string of at most {} characters without control characters".format(MAX_TEXT))
         if choices is not None and value not in choices:
             self.fail(prefix + key, "one of: " + ", ".join(choices))
         return value

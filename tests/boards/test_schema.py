@@ -192,3 +192,16 @@ def test_wiring_rows_list_every_pin_once_with_its_header_pin():
             assert schema.BCM_TO_HEADER[bcm] == header
     lcd = schema.wiring(schema.load_board("pi3-lcd"))
     assert ("display (hd44780 at 0x27)", "VCC (5V)", None, 2) in lcd
+
+
+def test_hostile_board_files_are_one_clear_error(tmp_path):
+    deep = tmp_path / "deep.toml"
+    deep.write_text("name = " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError, match="nested"):
+        schema.load_board(str(deep))
+    with pytest.raises(ConfigError, match="nested"):
+        schema.load_board_text("name = " + "[" * 5000 + "]" * 5000 + "\n")
+    long_name = (schema.BOARDS_DIR / "sim.toml").read_text().replace('name = "sim"', 'name = "{}"'.format("s" * 5000))
+    assert long_name != (schema.BOARDS_DIR / "sim.toml").read_text()
+    with pytest.raises(ConfigError, match="at most 256 characters"):
+        schema.load_board_text(long_name)

@@ -15,6 +15,11 @@ API:
                                 160 samples at 8 kHz); the filter delay is constant
         .delay_samples          group delay in output samples
     A Resampler with equal rates passes frames through untouched.
+    check_rates(source_rate, target_rate, zero_crossings=8) -> filter length (taps); ValueError when a
+        rate is not an integer from MIN_RATE to MAX_RATE or the ratio needs a filter longer than
+        MAX_FILTER_TAPS (a rate such as 44101 Hz against 8 kHz has L = 8000 phases); the constructor
+        runs it first, so a WAV header's rate 0 or 4e9 is a clear error, not a ZeroDivisionError or
+        half a gigabyte of filter.
 """
 
 import math
@@ -38,6 +43,27 @@ def _gcd(a, b):
     return a
 
 
+MIN_RATE = 1000
+MAX_RATE = 768000
+MAX_FILTER_TAPS = 32768  # every ratio between the usual rates (8 kHz ... 384 kHz) needs at most ~21 k
+
+
+def check_rates(source_rate, target_rate, zero_crossings=8):
+    for name, rate in (("source", source_rate), ("target", target_rate)):
+        if not isinstance(rate, int) or isinstance(rate, bool) or not MIN_RATE <= rate <= MAX_RATE:
+            raise ValueError("{} sample rate {!r} Hz is not an integer from {} to {}".format(
+                name, rate, MIN_RATE, MAX_RATE))
+    if source_rate == target_rate:
+        return 0
+    g = _gcd(source_rate, target_rate)
+    up, down = target_rate // g, source_rate // g
+    taps = 2 * zero_crossings * max(1, (down + up - 1) // up) * up
+    if taps > MAX_FILTER_TAPS:
+        raise ValueError("converting {} Hz to {} Hz needs a {}-tap filter (at most {}): use a standard "
+                         "sample rate".format(source_rate, target_rate, taps, MAX_FILTER_TAPS))
+    return taps
+
+
 def _bessel_i0(x):
     total = term = 1.0
     k = 1
@@ -53,6 +79,7 @@ class Resampler:
                  "delay_samples", "_passthrough", "_np_phases", "_np_history")
 
     def __init__(self, source_rate, target_rate, zero_crossings=8, use_numpy=None):
+        check_rates(source_rate, target_rate, zero_crossings)
         self.source_rate = source_rate
         self.target_rate = target_rate
         self._passthrough = source_rate == target_rate

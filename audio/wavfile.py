@@ -6,7 +6,9 @@ in tests that device is a WAV file, so WavSource.read() blocks until the period'
 
 API:
     read_wav(path) -> (sample_rate, pcm)      16-bit PCM WAV (mono, or stereo mixed down); ValueError
-                                              for other formats
+                                              for other formats and for impossible headers: a rate
+                                              outside 1 kHz..768 kHz, no audio, a data size larger
+                                              than the file or than MAX_PCM_BYTES
     write_wav(path, sample_rate, pcm)
     WavSource(path, sample_rate, period_ms=20, loop=True, paced=True, clock=time.monotonic)
         .sample_rate, .period_samples
@@ -18,10 +20,15 @@ API:
     NullSink(sample_rate)                     .write(pcm) discards, counts .samples
 """
 
+import os
 import time
 import wave
 
-from audio.resample import Resampler
+from audio.resample import MAX_RATE, MIN_RATE, Resampler
+
+# The whole file is held in memory (and resampled at once): 64 MiB of 16-bit PCM is 11 minutes of
+# stereo 48 kHz, or 70 minutes of mono 8 kHz, which is plenty for a looped microphone.
+MAX_PCM_BYTES = 64 * 1024 * 1024
 
 
 def read_wav(path):
@@ -29,7 +36,21 @@ def read_wav(path):
         channels = reader.getnchannels()
         width = reader.getsampwidth()
         rate = reader.getframerate()
-        frames = reader.readframes(reader.getnframes())
+        frames_declared = reader.getnframes()
+        if not MIN_RATE <= rate <= MAX_RATE:
+            raise ValueError("{}: sample rate {} Hz in the header (expected {} to {})".format(
+                path, rate, MIN_RATE, MAX_RATE))
+        if channels not in (1, 2):
+            raise ValueError("{}: only mono or stereo WAV files are supported ({} channels)".format(path, channels))
+        declared = frames_declared * channels * width
+        if declared > MAX_PCM_BYTES:
+            raise ValueError("{}: {} bytes of audio in the header (at most {})".format(path, declared, MAX_PCM_BYTES))
+        if declared > os.path.getsize(path):
+            raise ValueError("{}: the header claims {} bytes of audio, more than the file's {} bytes".format(
+                path, declared, os.path.getsize(path)))
+        frames = reader.readframes(frames_declared)
+    if not frames:
+        raise ValueError("{}: no audio in the file".format(path))
     if width != 2:
         raise ValueError("{}: only 16-bit PCM WAV files are supported".format(path))
     if channels == 2:

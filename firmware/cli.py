@@ -80,12 +80,17 @@ def _existing_wav(text):
     """A WAV file the microphone can play: checked now, so a bad file is a usage error, not a dead call."""
     import wave
 
+    from audio.codecs import SAMPLE_RATES
+    from audio.resample import check_rates
     from audio.wavfile import read_wav
 
     if not os.path.isfile(text):
         raise argparse.ArgumentTypeError("no such WAV file: {!r}".format(text))
     try:
-        read_wav(text)
+        rate, _pcm = read_wav(text)
+        # Every codec's rate, since the codec is only known once the call is negotiated.
+        for codec_rate in sorted(set(SAMPLE_RATES.values())):
+            check_rates(rate, codec_rate)
     except (ValueError, EOFError, wave.Error) as exc:
         raise argparse.ArgumentTypeError("unusable WAV file {!r}: {}".format(text, exc)) from None
     except OSError as exc:

@@ -89,6 +89,53 @@ def test_unusable_wav_is_a_usage_error(tmp_path):
         assert len(result.stderr.strip().splitlines()) == 1
 
 
+def _wav_bytes(rate=8000, channels=1, width=2, pcm=b"\0" * 1600, data_size=None):
+    """A WAV file written by hand, so its header can say what the wave module would never write."""
+    import struct
+
+    data_size = len(pcm) if data_size is None else data_size
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, (rate * channels * width) & 0xFFFFFFFF, channels * width,
+                      width * 8)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", data_size) + pcm
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+@pytest.mark.parametrize("header, why", [
+    (dict(rate=0), "sample rate 0 Hz"),
+    (dict(rate=4_000_000_000), "sample rate 4000000000 Hz"),
+    (dict(rate=1), "sample rate 1 Hz"),
+    (dict(rate=44101), "filter"),  # legal-looking, but 8000 phases against 8 kHz: refused, not 14 s of CPU
+    (dict(channels=0), "channels"),
+    (dict(channels=1000), "channels"),
+    (dict(data_size=0xFFFFFFF0), "bytes of audio"),
+    (dict(pcm=b"", data_size=0), "no audio"),
+])
+def test_impossible_wav_headers_are_refused_by_play_validation(tmp_path, header, why):
+    import time
+
+    path = tmp_path / "hostile.wav"
+    path.write_bytes(_wav_bytes(**header))
+    started = time.monotonic()
+    result = run("call", "sip:bob@127.0.0.1", "--play", str(path), "--timeout", "1")
+    assert time.monotonic() - started < 10
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unusable WAV file" in lines[0], lines
+    assert why in lines[0] or (why == "channels" and "bad # of channels" in lines[0]), lines[0]
+
+
+def test_the_resampler_refuses_impossible_rates_clearly():
+    from audio.resample import Resampler, check_rates
+
+    for source in (0, -8000, 4_000_000_000, 8000.5, None):
+        with pytest.raises(ValueError, match="sample rate"):
+            Resampler(source, 8000)
+    with pytest.raises(ValueError, match="filter"):
+        Resampler(44101, 8000)
+    assert check_rates(44100, 8000) == 7680 and check_rates(48000, 48000) == 0
+
+
 def test_bad_config_file_names_file_and_key(tmp_path):
     bad = tmp_path / "phone.toml"
     bad.write_text('[media]\ncodecs = ["PCMU", "speex"]\n')

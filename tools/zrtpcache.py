@@ -17,7 +17,7 @@ import os
 import sys
 import time
 
-from firmware.runtime.storage import atomic_write, read_bytes
+from firmware.runtime.storage import NotRegularFile, atomic_write, read_bytes
 from firmware.zrtp.cache import CacheCorrupt, ZrtpCache
 
 
@@ -33,8 +33,18 @@ def fingerprint(zid):
     return " ".join(digest[i : i + 4] for i in range(0, 16, 4))
 
 
+MAX_CACHE_BYTES = 64 * 1024 * 1024  # a full cache (1000 peers) is well under 1 MiB
+
+
 def _load(path):
-    data = read_bytes(path)
+    try:
+        data = read_bytes(path, limit=MAX_CACHE_BYTES)  # non-blocking open: a FIFO cannot hang us
+    except NotRegularFile:
+        raise SystemExit(_fail("{}: not a cache file (a directory, FIFO or device)".format(path))) from None
+    except ValueError as exc:
+        raise SystemExit(_fail(str(exc))) from None
+    except OSError as exc:
+        raise SystemExit(_fail("cannot read {}: {}".format(path, exc.strerror or exc))) from None
     if data is None:
         raise SystemExit(_fail("no ZRTP cache at {}".format(path)))
     try:
@@ -88,7 +98,10 @@ def main(argv=None, out=None):
     if not cache.reset(peer):
         print("zrtpcache: no peer {} in {}".format(args.peer_zid, path), file=sys.stderr)
         return 1
-    atomic_write(path, cache.serialize(), 0o600)
+    try:
+        atomic_write(path, cache.serialize(), 0o600)
+    except OSError as exc:
+        return _fail("cannot write {}: {}".format(path, exc.strerror or exc))
     print("forgot peer {}".format(args.peer_zid), file=out)
     return 0
 

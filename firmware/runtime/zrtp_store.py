@@ -1,10 +1,12 @@
 """Persistence of the ZRTP cache (host only): the file behind firmware.zrtp.cache.ZrtpCache.
 
 The file is written with firmware.runtime.storage.atomic_write (temp file, fsync, rename, fsync of the
-directory), mode 0600, in a directory created 0700 when missing. A file that fails the cache's
-integrity check is never trusted silently: it is moved aside to `<path>.corrupt-<unix time>`, logged
-at ERROR level and reported in `store.problem`, and a fresh cache (a new ZID) takes its place, so every
-peer will see a cache mismatch and the users must compare the SAS again.
+directory), mode 0600, in a directory created 0700 when missing. load() first removes the stale
+`<path>.tmp-<pid>` files that a writer killed mid-save left behind (storage.remove_stale_temporaries).
+A file that fails the cache's integrity check is never trusted silently: it is moved aside to
+`<path>.corrupt-<unix time>`, logged at ERROR level and reported in `store.problem`, and a fresh cache
+(a new ZID) takes its place, so every peer will see a cache mismatch and the users must compare the
+SAS again.
 
 API:
     store = ZrtpStore(path, rng=os.urandom, now=time.time)
@@ -21,7 +23,7 @@ import stat
 import time
 
 from firmware.errors import ConfigError
-from firmware.runtime.storage import atomic_write, read_bytes
+from firmware.runtime.storage import atomic_write, read_bytes, remove_stale_temporaries
 from firmware.zrtp.cache import CacheCorrupt, ZrtpCache
 
 log = logging.getLogger("sotto.zrtp")
@@ -44,6 +46,10 @@ class ZrtpStore:
         # would damage the system (as root, /dev/null itself), so such a path is refused.
         if os.path.lexists(self.path) and not stat.S_ISREG(os.stat(self.path).st_mode):
             raise ConfigError(self.path, "zrtp cache", "a regular file (or a path that does not exist yet)")
+        # A writer killed mid-save (kill -9, power cut) left `<path>.tmp-<pid>` holding retained
+        # secrets: remove such leftovers now, not only at our first save.
+        for name in remove_stale_temporaries(self.path):
+            log.warning("removed %s, left by an interrupted cache write", name)
         data = read_bytes(self.path)
         if data is None:
             cache = ZrtpCache.create(self._rng)

@@ -69,3 +69,20 @@ def test_runs_as_module(cache_file):
     result = subprocess.run([sys.executable, "-m", "tools.zrtpcache", "--cache", str(cache_file), "zid"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "fingerprint" in result.stdout
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_a_directory_or_fifo_is_one_line_and_never_hangs(tmp_path, kind):
+    import os
+
+    path = tmp_path / "not-a-cache"
+    if kind == "directory":
+        path.mkdir()
+    else:
+        os.mkfifo(path)  # open() for reading blocks until a writer comes: it must not be opened blocking
+    result = subprocess.run([sys.executable, "-m", "tools.zrtpcache", "--cache", str(path), "list"],
+                            capture_output=True, text=True, timeout=20)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == ["zrtpcache: {}: not a cache file (a directory, FIFO or device)"
+                                                  .format(path)]

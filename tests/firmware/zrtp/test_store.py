@@ -74,3 +74,18 @@ def test_a_cache_path_that_is_not_a_regular_file_is_refused_untouched(tmp_path):
             ZrtpStore(str(path)).load()
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)  # not moved aside, not replaced
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache.fifo", "link"]
+
+
+def test_load_removes_the_temporary_file_of_a_killed_writer(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "zrtp-cache"
+    ZrtpStore(str(path)).load()
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    leftover = tmp_path / "zrtp-cache.tmp-{}".format(child.pid)
+    leftover.write_bytes(b"half a cache with retained secrets")
+    os.chmod(leftover, 0o600)
+    ZrtpStore(str(path)).load()  # at start, before any save
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["zrtp-cache"]

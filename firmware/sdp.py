@@ -42,12 +42,17 @@ remote_media(description) -> RemoteMedia
 reverse_direction(direction): sendonly <-> recvonly.
 """
 
+from firmware.digits import decimal_or_none, is_ascii_digits, parse_decimal, split_lws, strip_lws
 from firmware.errors import RemoteProtocolError
 from firmware.sip.uri import decode_utf8
 
 MAX_SDP = 16384
 MAX_MEDIA = 64
 MAX_ATTRIBUTES = 256
+# Bounds on numbers a peer's SDP may carry (anything larger is not a real stream).
+MAX_CLOCK_RATE = 1000000  # RFC 4566 §6 rtpmap clock rate; real codecs use at most 192 kHz
+MAX_CHANNELS = 255
+MAX_PTIME = 1000  # a=ptime in ms; longer packets are no telephone stream
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 
@@ -162,31 +167,37 @@ class MediaDescription:
         maps = []
         for value in self.attributes_named("rtpmap"):
             pt_text, _, encoding = value.partition(" ")
-            parts = encoding.strip().split("/")
-            if not pt_text.isdigit() or len(parts) < 2 or not parts[1].isdigit():
+            parts = strip_lws(encoding).split("/")
+            # RFC 4566 §6: a=rtpmap:<payload type> <encoding name>/<clock rate>[/<encoding parameters>]
+            payload_type = decimal_or_none(pt_text, 127)
+            rate = decimal_or_none(parts[1], MAX_CLOCK_RATE, minimum=1) if len(parts) >= 2 else None
+            if payload_type is None or rate is None:
                 raise RemoteProtocolError("bad a=rtpmap")
-            channels = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 1
-            maps.append((pt_text, parts[0], int(parts[1]), channels))
+            channels = decimal_or_none(parts[2], MAX_CHANNELS, minimum=1) if len(parts) > 2 else 1
+            if channels is None:
+                raise RemoteProtocolError("bad a=rtpmap channels")
+            maps.append((payload_type, parts[0], rate, channels))
         fmtps = []
         for value in self.attributes_named("fmtp"):
             pt_text, _, params = value.partition(" ")
-            fmtps.append((pt_text, params.strip()))
+            fmtps.append((decimal_or_none(pt_text, 127), strip_lws(params)))
         codecs = []
         for fmt in self.formats:
-            if not fmt.isdigit() or int(fmt) > 127:
+            payload_type = decimal_or_none(fmt, 127)
+            if payload_type is None:
                 continue
             found = None
-            for pt_text, name, rate, channels in maps:
-                if pt_text == fmt:
-                    found = Codec(int(fmt), _canonical_codec(name), rate, channels)
+            for mapped_type, name, rate, channels in maps:
+                if mapped_type == payload_type:
+                    found = Codec(payload_type, _canonical_codec(name), rate, channels)
                     break
             if found is None:
-                name = _STATIC_NAMES.get(int(fmt))
+                name = _STATIC_NAMES.get(payload_type)
                 if name is None:
                     continue  # a dynamic type without rtpmap: unusable
-                found = Codec(int(fmt), name, 8000, 1)
-            for pt_text, params in fmtps:
-                if pt_text == fmt:
+                found = Codec(payload_type, name, 8000, 1)
+            for fmtp_type, params in fmtps:
+                if fmtp_type == payload_type:
                     found.fmtp = params
             codecs.append(found)
         return codecs
@@ -261,7 +272,7 @@ def _append_attributes(lines, attributes):
 
 
 def _parse_connection(value):
-    parts = value.split()
+    parts = split_lws(value)
     if len(parts) != 3 or parts[0] != "IN" or parts[1] not in ("IP4", "IP6"):
         raise RemoteProtocolError("bad c= line")
     address = parts[2].split("/")[0]
@@ -271,7 +282,7 @@ def _parse_connection(value):
 
 
 def _parse_origin(value):
-    parts = value.split()
+    parts = split_lws(value)
     if len(parts) != 6:
         raise RemoteProtocolError("bad o= line")
     return Origin(parts[0], parts[1], parts[2], parts[5], parts[3], parts[4])
@@ -299,7 +310,7 @@ def parse_sdp(data):
         kind = line[0]
         value = line[2:]
         if not seen_version:
-            if kind != "v" or value.strip() != "0":
+            if kind != "v" or strip_lws(value) != "0":
                 raise RemoteProtocolError("SDP must start with v=0")
             seen_version = True
             continue
@@ -348,15 +359,18 @@ def parse_sdp(data):
 
 
 def _parse_media_line(value):
-    parts = value.split()
+    parts = split_lws(value)
     if len(parts) < 3:
         raise RemoteProtocolError("bad m= line")
     port_text, slash, count_text = parts[1].partition("/")
-    if not port_text.isdigit() or int(port_text) > 65535 or (slash and not count_text.isdigit()):
+    # RFC 4566 §5.14: <port>[/<number of ports>], ASCII digits only.
+    port = parse_decimal(port_text, "m= port", 65535) if is_ascii_digits(port_text) else None
+    count = parse_decimal(count_text, "m= port count", 65535, minimum=1) if is_ascii_digits(count_text) else None
+    if port is None or (slash and count is None):
         raise RemoteProtocolError("bad m= port")
-    m = MediaDescription(parts[0], int(port_text), parts[2], parts[3:])
+    m = MediaDescription(parts[0], port, parts[2], parts[3:])
     if slash:
-        m.port_count = int(count_text)
+        m.port_count = count
     return m
 
 
@@ -563,7 +577,8 @@ def remote_media(description):
     if zrtp_hash is None:
         zrtp_hash = description.attribute("zrtp-hash")
     ptime_text = m.attribute("ptime")
-    ptime = int(ptime_text) if ptime_text and ptime_text.strip().isdigit() else None
+    # RFC 4566 §6 a=ptime is a hint: an unreadable or absurd one is ignored, never fatal (issue 11).
+    ptime = decimal_or_none(ptime_text, MAX_PTIME, minimum=1)
     return RemoteMedia(
         connection.address,
         m.port,

@@ -23,6 +23,7 @@ token checks: is_token(text)
 All parse errors raise RemoteProtocolError(message, 400).
 """
 
+from firmware.digits import parse_decimal, split_lws
 from firmware.errors import RemoteProtocolError
 from firmware.sip.uri import (
     format_header_params,
@@ -173,7 +174,7 @@ def known_name(name):
 
 def split_commas(value):
     if '"' not in value and "<" not in value:
-        return [part.strip() for part in value.split(",") if part.strip()]
+        return [part.strip(" \t") for part in value.split(",") if part.strip(" \t")]
     parts = []
     quoted = False
     angle = False
@@ -194,14 +195,14 @@ def split_commas(value):
         elif ch == ">":
             angle = False
         elif ch == "," and not angle:
-            part = value[start:i].strip()
+            part = value[start:i].strip(" \t")
             if part:
                 parts.append(part)
             start = i + 1
         i += 1
     if quoted:
         raise RemoteProtocolError("unterminated quoted string in header")
-    part = value[start:].strip()
+    part = value[start:].strip(" \t")
     if part:
         parts.append(part)
     return parts
@@ -301,23 +302,23 @@ class Via:
 
 
 def parse_via(value):
-    value = value.strip()
+    value = value.strip(" \t")
     slash1 = value.find("/")
     slash2 = value.find("/", slash1 + 1) if slash1 >= 0 else -1
     if slash1 < 0 or slash2 < 0:
         raise RemoteProtocolError("bad Via protocol")
-    name = value[:slash1].strip()
-    version = value[slash1 + 1 : slash2].strip()
-    rest = value[slash2 + 1 :].lstrip()
+    name = value[:slash1].strip(" \t")
+    version = value[slash1 + 1 : slash2].strip(" \t")
+    rest = value[slash2 + 1 :].lstrip(" \t")
     space = 0
     while space < len(rest) and rest[space] not in " \t":
         space += 1
-    transport = rest[:space].strip().upper()
+    transport = rest[:space].strip(" \t").upper()
     if name.upper() != "SIP" or version != "2.0" or not is_token(transport):
         raise RemoteProtocolError("bad Via protocol")
-    rest = rest[space:].strip()
+    rest = rest[space:].strip(" \t")
     semi = rest.find(";")
-    hostport = (rest if semi < 0 else rest[:semi]).strip()
+    hostport = (rest if semi < 0 else rest[:semi]).strip(" \t")
     hostport = hostport.replace(" ", "").replace("\t", "")
     if not hostport:
         raise RemoteProtocolError("Via without sent-by")
@@ -327,21 +328,14 @@ def parse_via(value):
 
 
 def parse_int_header(value, name, maximum=4294967295):
-    if value is None:
-        raise RemoteProtocolError("missing " + name)
-    value = value.strip()
-    if not value or not value.isdigit() or len(value) > 10:
-        raise RemoteProtocolError("bad " + name)
-    number = int(value)
-    if number > maximum:
-        raise RemoteProtocolError(name + " out of range")
-    return number
+    """An ASCII decimal header value (firmware.digits: no Unicode digits, no control characters)."""
+    return parse_decimal(value, name, maximum)
 
 
 def parse_cseq(value):
     if value is None:
         raise RemoteProtocolError("missing CSeq")
-    parts = value.split()
+    parts = split_lws(value)
     if len(parts) != 2:
         raise RemoteProtocolError("bad CSeq")
     number = parse_int_header(parts[0], "CSeq", 2147483647)

@@ -6,15 +6,23 @@ parse_message(data, stream=False) -> Request | Response
     Parse one message from bytes. Leading CRLFs are skipped (§7.5), folded header lines are unfolded,
     compact names expanded (headers.COMPACT), header order kept. The body is cut to Content-Length; a
     missing Content-Length means "the rest of the datagram" unless `stream` is true (then it is an
-    error, §18.3). Bounds: MAX_MESSAGE (64 KiB, status 513), MAX_HEADERS header fields, MAX_LINE
+    error, §18.3). A message whose head parses but is still broken raises BrokenMessage (a
+    RemoteProtocolError) carrying the parsed message as `.parsed`, so a UA can answer a request: a
+    datagram whose body is shorter than its Content-Length (§18.3: 400), a bad or repeated
+    Content-Length, a control character other than HTAB in a header line (§25.1 TEXT-UTF8char, LWS),
+    an unknown SIP version (505). Bounds: MAX_MESSAGE (64 KiB,
+    status 513), MAX_HEADERS header fields, MAX_LINE
     characters per line. Any malformed input raises RemoteProtocolError(message, status) and nothing
     else; the status is the response we would send (400 by default).
 check_request(request)
     The rules a parsed request must also meet before a UA acts on it (§8.2): the mandatory headers
     Via/From/To/Call-ID/CSeq/Max-Forwards parse, the CSeq method matches, Max-Forwards is a number up
-    to 255, the Request-URI parses (416 for an unknown scheme). Raises RemoteProtocolError(message, status).
+    to 255, the Request-URI parses (416 for an unknown scheme), no SINGLE_VALUED header appears twice
+    (RFC 4475 §3.3.8 multi01), and every value of every NUMERIC_HEADERS header is an ASCII number in
+    range (RFC 4475 §3.1.2.4). Raises RemoteProtocolError(message, status).
 check_response(response)
-    Via/From/To/Call-ID/CSeq present and parse. Raises RemoteProtocolError.
+    Via/From/To/Call-ID/CSeq present and parse, no SINGLE_VALUED header repeated. Raises
+    RemoteProtocolError.
 Request(method, uri, headers=None, body=b"")
     method (str), uri (uri.Uri, or the raw text if it did not parse: see check_request), headers
     (headers.Headers), body (bytes). to_bytes() serializes with a computed Content-Length.
@@ -31,6 +39,7 @@ StreamFramer(max_buffer=MAX_MESSAGE * 2)
     caller closes the connection).
 """
 
+from firmware.digits import is_ascii_digits, parse_decimal, strip_lws
 from firmware.errors import RemoteProtocolError
 from firmware.sip.headers import Headers, is_token, known_name, parse_cseq, parse_int_header, parse_via
 from firmware.sip.uri import decode_utf8, parse_name_addr, parse_uri
@@ -90,6 +99,53 @@ REASONS = {
 }
 
 _MANDATORY = ("Via", "From", "To", "Call-ID", "CSeq")
+
+# Headers whose grammar allows one instance per message (RFC 3261 §20, RFC 4028, RFC 3262, RFC 3515):
+# a second one, even with the same value, is a 400 (RFC 4475 §3.3.8 "multi01", §3.3.9 "mcl01"),
+# because a peer and a proxy could each act on a different copy.
+SINGLE_VALUED = (
+    "Call-ID",
+    "CSeq",
+    "From",
+    "To",
+    "Max-Forwards",
+    "Content-Length",
+    "Content-Type",
+    "Expires",
+    "Min-Expires",
+    "Session-Expires",
+    "Min-SE",
+    "RSeq",
+    "RAck",
+    "Retry-After",
+    "Refer-To",
+    "Event",
+    "Subscription-State",
+)
+
+# Headers that are (or start with) a number in a request, and the largest value each may carry. Every
+# value is checked, not just the first (issue 11: "Max-Forwards: 70" then "Max-Forwards: 70000000000000"
+# was answered 200). Session-Expires / Min-SE / Retry-After carry parameters or a comment after the
+# number (RFC 4028 §4, §5; RFC 3261 §20.33); RSeq and the RAck numbers are 1..2^32-1 (RFC 3262 §7).
+NUMERIC_HEADERS = (
+    ("Max-Forwards", 255),
+    ("Expires", 4294967295),
+    ("Min-Expires", 4294967295),
+    ("Session-Expires", 4294967295),
+    ("Min-SE", 4294967295),
+    ("Retry-After", 4294967295),
+    ("RSeq", 4294967295),
+)
+
+
+class BrokenMessage(RemoteProtocolError):
+    """A message whose head parsed but which is malformed all the same, e.g. a datagram whose body is
+    shorter than its Content-Length (RFC 3261 §18.3: a request like that gets 400). `parsed` is the
+    Request or Response as far as it was read, so the UA can address its answer."""
+
+    def __init__(self, message, parsed, status=400):
+        RemoteProtocolError.__init__(self, message, status)
+        self.parsed = parsed
 
 
 class _Message:
@@ -211,11 +267,17 @@ def _content_length(headers):
     values = headers.get_all("Content-Length")
     if not values:
         return None
-    first = values[0]
-    for other in values[1:]:
-        if other != first:
-            raise RemoteProtocolError("conflicting Content-Length headers")
-    return parse_int_header(first, "Content-Length", MAX_MESSAGE)
+    if len(values) > 1:
+        raise RemoteProtocolError("repeated Content-Length")
+    return parse_int_header(values[0], "Content-Length", MAX_MESSAGE)
+
+
+def has_control_character(line):
+    """§25.1: header text is TEXT-UTF8char and LWS; the only control character allowed is HTAB."""
+    for ch in line:
+        if (ch < " " and ch != "\t") or ch == "\x7f":
+            return True
+    return False
 
 
 def parse_message(data, stream=False):
@@ -247,30 +309,33 @@ def parse_message(data, stream=False):
         start_line = start_line[:-1]
     if len(start_line) > MAX_LINE:
         raise RemoteProtocolError("start line too long", 414)
+    if has_control_character(start_line):
+        raise RemoteProtocolError("control character in start line")
     headers = Headers()
     pairs = headers._pairs
     count = 0
+    defect = None
     for raw in lines[1:]:
         line = raw[:-1] if raw.endswith("\r") else raw
-        if "\r" in line or "\x00" in line:
-            raise RemoteProtocolError("control character in header")
         if len(line) > MAX_LINE:
             raise RemoteProtocolError("header line too long")
+        if defect is None and has_control_character(line):
+            defect = "control character in header"  # answered once the head is read
         if line == "":
             raise RemoteProtocolError("empty header line")
         if line[0] in " \t":
             # Folding (§7.3.1): a continuation line joins the previous value with one space.
             if not pairs:
                 raise RemoteProtocolError("continuation line before the first header")
-            joined = pairs[-1][1] + " " + line.strip()
+            joined = pairs[-1][1] + " " + strip_lws(line)
             if len(joined) > MAX_LINE:
                 raise RemoteProtocolError("header line too long")
-            pairs[-1][1] = joined.strip()
+            pairs[-1][1] = strip_lws(joined)
             continue
         colon = line.find(":")
         if colon <= 0:
             raise RemoteProtocolError("header line without colon")
-        name = line[:colon].rstrip(" \t")
+        name = strip_lws(line[:colon])
         canonical = known_name(name)
         if canonical is None:
             if not is_token(name):
@@ -279,20 +344,30 @@ def parse_message(data, stream=False):
         count += 1
         if count > MAX_HEADERS:
             raise RemoteProtocolError("too many header fields")
-        pairs.append([canonical, line[colon + 1 :].strip()])
+        pairs.append([canonical, strip_lws(line[colon + 1 :])])
     rest = data[body_start:]
-    length = _content_length(headers)
+    if start_line.startswith("SIP/"):
+        message = _parse_status_line(start_line, headers, b"")
+    else:
+        message = _parse_request_line(start_line, headers, b"")
+    length_error = None
+    try:
+        length = _content_length(headers)
+    except RemoteProtocolError as exc:
+        length_error = exc.message  # raised outside the handler: no exception chaining (MicroPython)
+    if length_error is not None:
+        raise BrokenMessage(length_error, message)
+    if defect is not None:
+        raise BrokenMessage(defect, message)
     if length is None:
         if stream:
             raise RemoteProtocolError("Content-Length is mandatory on streams")
-        body = rest
+        message.body = rest
     else:
         if len(rest) < length:
-            raise RemoteProtocolError("body shorter than Content-Length")
-        body = rest[:length]  # §18.3: bytes beyond Content-Length in a datagram are discarded
-    if start_line.startswith("SIP/"):
-        return _parse_status_line(start_line, headers, body)
-    return _parse_request_line(start_line, headers, body)
+            raise BrokenMessage("body shorter than Content-Length", message)
+        message.body = rest[:length]  # §18.3: bytes beyond Content-Length in a datagram are discarded
+    return message
 
 
 def _parse_status_line(line, headers, body):
@@ -300,7 +375,7 @@ def _parse_status_line(line, headers, body):
     if len(parts) < 2 or parts[0] != "SIP/2.0":
         raise RemoteProtocolError("bad status line", 505 if parts and parts[0] != "SIP/2.0" else 400)
     code = parts[1]
-    if len(code) != 3 or not code.isdigit() or code[0] not in "123456":
+    if len(code) != 3 or not is_ascii_digits(code) or code[0] not in "123456":
         raise RemoteProtocolError("bad status code")
     reason = parts[2] if len(parts) == 3 else ""
     for ch in reason:
@@ -316,13 +391,14 @@ def _parse_request_line(line, headers, body):
     method, uri_text, version = parts
     if not is_token(method):
         raise RemoteProtocolError("bad method")
-    if version.upper() != "SIP/2.0":
-        raise RemoteProtocolError("unsupported SIP version", 505)
     try:
         uri = parse_uri(uri_text)
     except RemoteProtocolError:
         uri = uri_text  # check_request reports it with the right status once we can respond
-    return Request(method, uri, headers, body)
+    request = Request(method, uri, headers, body)
+    if version.upper() != "SIP/2.0":
+        raise BrokenMessage("unsupported SIP version", request, 505)  # §8.2.? answered, RFC 4475 badvers
+    return request
 
 
 def check_request(request):
@@ -341,14 +417,38 @@ def check_request(request):
         # The value must parse; 0 is fine here: the hop limit is a proxy's business (§16.3), and a UA
         # still answers e.g. an OPTIONS sent with Max-Forwards: 0 to probe it.
         parse_int_header(max_forwards, "Max-Forwards", 255)
+    _check_single_valued(request)
+    for name, maximum in NUMERIC_HEADERS:
+        for value in request.headers.get_all(name):
+            parse_decimal(_leading_number(value), name, maximum)
     if _parsed[1].uri is None or request.to_addr.uri is None:
         raise RemoteProtocolError("wildcard in From or To")
+
+
+def _leading_number(value):
+    """'1800;refresher=uac' / '120 (lunch)' -> the number part; the parameters are checked elsewhere."""
+    end = len(value)
+    for stop in (";", "("):
+        at = value.find(stop)
+        if 0 <= at < end:
+            end = at
+    return value[:end]
+
+
+def _check_single_valued(message):
+    seen = []
+    for name, _ in message.headers.items():
+        if name in SINGLE_VALUED:
+            if name in seen:
+                raise RemoteProtocolError("repeated " + name)
+            seen.append(name)
 
 
 def check_response(response):
     for name in _MANDATORY:
         if response.headers.get(name) is None:
             raise RemoteProtocolError("missing " + name)
+    _check_single_valued(response)
     return (response.top_via, response.from_addr, response.to_addr, response.call_id, response.cseq)
 
 
@@ -407,13 +507,19 @@ class StreamFramer:
             length = None
             for line in buf[:head_end].split(b"\r\n")[1:]:
                 name, colon, value = line.partition(b":")
-                if colon and name.strip().lower() in (b"content-length", b"l"):
-                    length = value.strip()
-                    break
-            if length is None or not length.isdigit() or len(length) > 6:
+                if colon and strip_lws(name).lower() in (b"content-length", b"l"):
+                    if length is not None:
+                        self._buffer = b""
+                        raise RemoteProtocolError("repeated Content-Length on a stream")
+                    try:
+                        length = parse_decimal(value, "Content-Length", MAX_MESSAGE, status=513)
+                    except RemoteProtocolError:
+                        self._buffer = b""
+                        raise
+            if length is None:
                 self._buffer = b""
-                raise RemoteProtocolError("missing or bad Content-Length on a stream")
-            total = head_end + 4 + int(length)
+                raise RemoteProtocolError("missing Content-Length on a stream")
+            total = head_end + 4 + length
             if total > MAX_MESSAGE:
                 self._buffer = b""
                 raise RemoteProtocolError("message larger than 64 KiB", 513)

@@ -22,6 +22,7 @@ NameAddr(uri, display=None, params=None)
     (always with angle brackets).
 """
 
+from firmware.digits import is_ascii_digits, parse_decimal
 from firmware.errors import RemoteProtocolError
 
 _HEX = "0123456789abcdefABCDEF"
@@ -110,12 +111,9 @@ def _parse_params(text, lower_values=False):
 
 
 def _parse_port(text):
-    if not text or not text.isdigit() or len(text) > 5:
+    if not is_ascii_digits(text):  # no white space inside a hostport (§25.1)
         raise RemoteProtocolError("bad port in URI")
-    port = int(text)
-    if port == 0 or port > 65535:
-        raise RemoteProtocolError("port out of range in URI")
-    return port
+    return parse_decimal(text, "port in URI", 65535, minimum=1)
 
 
 def split_host_port(text):

@@ -63,6 +63,7 @@ public_address ((host, port)), calls (dict call id -> Call, read only for caller
 
 import binascii
 
+from firmware.digits import decimal_or_none, is_ascii_digits
 from firmware.errors import LocalProtocolError, RemoteProtocolError
 from firmware.sdp import parse_sdp
 from firmware.sip import events
@@ -71,10 +72,12 @@ from firmware.sip.dialog import Dialog
 from firmware.sip.headers import Headers, Via, parse_int_header, split_commas
 from firmware.sip.message import (
     REASONS,
+    BrokenMessage,
     Request,
     Response,
     check_request,
     check_response,
+    has_control_character,
     make_response,
     parse_message,
 )
@@ -105,7 +108,7 @@ def _is_ip_literal(host):
     if ":" in host:
         return True
     parts = host.split(".")
-    return len(parts) == 4 and all(p.isdigit() and len(p) <= 3 for p in parts)
+    return len(parts) == 4 and all(is_ascii_digits(p) and len(p) <= 3 for p in parts)
 
 
 def destination_of(uri, transport="udp"):
@@ -602,8 +605,9 @@ class UserAgent:
         rport = via.param("rport")
         host = received or self.public_address[0]
         port = self.public_address[1]
-        if rport and rport.isdigit():
-            port = int(rport)
+        rport_number = decimal_or_none(rport, 65535, minimum=1)  # RFC 3581 §4; ignore a bad one
+        if rport_number is not None:
+            port = rport_number
         if (host, port) != self.public_address:
             self.public_address = (host, port)
             return True
@@ -1101,10 +1105,21 @@ class UserAgent:
     # ------------------------------------------------------------------ incoming datagrams
 
     def receive_datagram(self, data, addr, now):
+        unframed = None
         try:
             message = parse_message(data)
+        except BrokenMessage as exc:
+            unframed = exc
         except RemoteProtocolError:
             self.malformed_dropped += 1
+            return
+        if unframed is not None:
+            # §18.3: e.g. a request whose Content-Length does not frame its datagram is answered 400,
+            # not dropped silently (issue 11); a broken response is dropped and counted.
+            if isinstance(unframed.parsed, Request):
+                self._answer_broken_request(unframed.parsed, addr, unframed)
+            else:
+                self.malformed_dropped += 1
             return
         if isinstance(message, Response):
             try:
@@ -1129,10 +1144,16 @@ class UserAgent:
             self.malformed_dropped += 1
             return
         try:
-            addressable = request.top_via is not None and request.call_id is not None
+            addressable = request.top_via is not None and request.call_id and request.headers.get("CSeq")
             tx = self._server.get(transaction_key(request))
         except RemoteProtocolError:
             addressable = False
+        if addressable:
+            # The response copies these headers (§8.2.6.2): never echo a control character back.
+            for name in ("Via", "From", "To", "Call-ID", "CSeq"):
+                for value in request.headers.get_all(name):
+                    if has_control_character(value):
+                        addressable = False
         if not addressable:
             self.malformed_dropped += 1  # not even enough to address a response
             return
@@ -1536,11 +1557,11 @@ class UserAgent:
             for line in text.replace("\r", "").split("\n"):
                 name, _, value = line.partition("=")
                 name = name.strip().lower()
-                value = value.strip()
+                value = value.strip(" \t")
                 if name == "signal":
                     digit = value
-                elif name == "duration" and value.isdigit():
-                    duration = int(value)
+                elif name == "duration":
+                    duration = decimal_or_none(value, 86400000)
         elif ctype == "application/dtmf":
             digit = text.strip()
         else:
@@ -1581,8 +1602,9 @@ class UserAgent:
         status = 0
         body = decode_utf8(request.body) or ""
         parts = body.split(" ")
-        if len(parts) >= 2 and parts[0].startswith("SIP/2.0") and parts[1][:3].isdigit():
-            status = int(parts[1][:3])
+        if len(parts) >= 2 and parts[0].startswith("SIP/2.0"):
+            # RFC 3515 §2.4.5: the body is a message/sipfrag status line; an unreadable code is 0.
+            status = decimal_or_none(parts[1][:3], 699, minimum=100) or 0
         state = (request.headers.get("Subscription-State") or "").lower()
         self._emit(events.ReferProgress(call.id, status, state.startswith("terminated") or status >= 200))
 

@@ -25,14 +25,51 @@ SIP_ALPHABET = st.sampled_from(
     + [b"SIP/2.0", b"INVITE", b"Via", b"Content-Length", b"CSeq", b"\xff", b"\x00"]
 )
 
+# What a peer puts where a number belongs to break a parser that trusts str.isdigit(), int() or
+# str.strip() (issue 11: `a=ptime:\xb2` and `a=ptime:20\x1d` killed the phone): Unicode digits that
+# isdigit() accepts and int() rejects (superscripts) or silently converts (Arabic-Indic, fullwidth,
+# mathematical digits), control characters that strip()/split() remove, overlong UTF-8 spellings of ASCII
+# digits, signs, and numbers far beyond any field's range.
+HOSTILE_NUMBERS = st.sampled_from(
+    [ch.encode() for ch in "\u00b2\u00b3\u00b9\u2070\u2074\u2079\u0660\u0663\u06f5\u0966\uff10\uff17"]
+    + [ch.encode() for ch in "\U0001d7d8\u2460\u00bd"]
+    + [bytes([c]) for c in (0x1C, 0x1D, 0x1E, 0x1F, 0x0B, 0x0C, 0x7F, 0x01)]
+    + ["\x85".encode(), "\u00a0".encode(), "\u2028".encode(), "\u3000".encode()]
+    + [b"\xc0\xb0", b"\xc0\xb7", b"\xe0\x80\xb2", b"\xf0\x80\x80\xb9"]
+    + [b"-1", b"+5", b"0x10", b"1e3", b"1_000", b" 2", b"00000000000000000000000001"]
+    + [b"70000000000000", b"4294967296", b"2147483648", b"65536", b"99999999999999999999999999999999"]
+)
+
+
+def _digit_positions(data):
+    return [i for i, c in enumerate(data) if 0x30 <= c <= 0x39]
+
 
 def _mutations(base):
     @st.composite
     def mutate(draw):
         data = bytearray(base)
         for _ in range(draw(st.integers(1, 8))):
+            action = draw(st.integers(0, 4))
+            if action >= 3:
+                # Aim at a number: put a hostile chunk right after a digit (action 3) or replace the
+                # whole run of digits with it (action 4).
+                digits = _digit_positions(data)
+                if not digits:
+                    continue
+                pos = draw(st.sampled_from(digits))
+                chunk = draw(HOSTILE_NUMBERS)
+                if action == 3:
+                    data[pos + 1 : pos + 1] = chunk
+                else:
+                    start = end = pos
+                    while start > 0 and 0x30 <= data[start - 1] <= 0x39:
+                        start -= 1
+                    while end < len(data) and 0x30 <= data[end] <= 0x39:
+                        end += 1
+                    data[start:end] = chunk
+                continue
             pos = draw(st.integers(0, len(data)))
-            action = draw(st.integers(0, 2))
             chunk = draw(SIP_ALPHABET)
             if action == 0:
                 data[pos:pos] = chunk
@@ -112,8 +149,12 @@ def test_name_addr_mutations(data):
     str(na)
 
 
+# An offer with every numeric field remote_media() reads: ports, payload types, rates, channels, ptime.
+OFFER_WITH_PTIME = LINPHONE_OFFER.replace(b"a=sendrecv\r\n", b"a=sendrecv\r\na=ptime:20\r\na=maxptime:40\r\n")
+
+
 @FUZZ
-@given(_mutations(LINPHONE_OFFER))
+@given(st.one_of(_mutations(LINPHONE_OFFER), _mutations(OFFER_WITH_PTIME)))
 def test_sdp_mutations(data):
     try:
         sdp = parse_sdp(data)

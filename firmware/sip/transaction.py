@@ -32,6 +32,8 @@ ServerTransaction(request, source, reliable, now, ...)
     request gets the last response again, §17.2). receive_request(request, now) -> "retransmission",
     "ack" (an ACK for our non-2xx: Confirmed), or "ack-2xx" (an ACK in Accepted: pass to the TU).
     handle_timer(now) -> "timeout" when Timer H fired without ACK, else None.
+    absorbing() -> True once only retransmissions are left to absorb (evictable under pressure).
+    On a reliable transport a non-INVITE final response terminates it at once (Timer J = 0).
 transaction_key(request) -> hashable key for server matching (§17.2.3; RFC 2543 fallback).
 client_key(branch, method) -> key of a client transaction (§17.1.3).
 build_ack_for_non2xx(request, response) -> Request (§17.1.1.3).
@@ -284,10 +286,20 @@ class ServerTransaction(_Transaction):
                     self.interval = self.t1
                     self._set_timer("G", now + self.t1)
                 self._set_timer("H", now + 64 * self.t1)
+        elif self.reliable:
+            # §17.2.2: Timer J is 0 on a reliable transport, so Completed ends at once: nothing will be
+            # retransmitted to absorb, and the transaction leaves the table now (issue 11).
+            self._terminate()
         else:
             self.state = "completed"
-            self._set_timer("J", now + (0 if self.reliable else 64 * self.t1))
+            self._set_timer("J", now + 64 * self.t1)
         return True
+
+    def absorbing(self):
+        """True once the transaction only waits to absorb retransmissions (§17.2.1 Completed/Confirmed
+        after the final response, §17.2.2 Completed): forgetting it early costs at most a repeated
+        answer to a late retransmission, so the owner may evict it when its table is full."""
+        return self.state in ("completed", "confirmed", "terminated")
 
     def receive_request(self, request, now):
         if request.method == "ACK":

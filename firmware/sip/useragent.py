@@ -57,7 +57,10 @@ notify_refer(call, status, now)     report the outcome of a transfer we were ask
 send_info_dtmf(call, digit, now, duration_ms=160)
 Commands raise LocalProtocolError for an unknown call or a call in the wrong state.
 
-Attributes: malformed_dropped (int), registered (bool), registration_expires (int or None),
+Server transactions are bounded per source host (MAX_TRANSACTIONS_PER_SOURCE) and in total
+(MAX_TRANSACTIONS); a request past the bound gets 503 with Retry-After (counted in `busy_rejected`).
+
+Attributes: malformed_dropped (int), busy_rejected (int), registered (bool), registration_expires (int or None),
 public_address ((host, port)), calls (dict call id -> Call, read only for callers).
 """
 
@@ -91,7 +94,13 @@ KNOWN_METHODS = ("REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE", "PRACK", "UPDATE
 SUPPORTED_EXTENSIONS = ("timer",)  # RFC 4028 session timers: refreshes are answered, and sent when asked
 MIN_SESSION_EXPIRES = 90  # RFC 4028 §4
 
-MAX_TRANSACTIONS = 256
+MAX_TRANSACTIONS = 256  # client transactions, and server transactions in total
+# Server transactions one source host may hold, finished ones (still absorbing retransmissions for
+# Timer J, 32 s on UDP) included. Past it that host gets 503 + Retry-After while other hosts are served:
+# one table for all senders let ~8 OPTIONS/s from one address lock every caller out (issue 11). 64 in
+# 32 s still lets a proxy relay two requests a second (INFO digits, re-INVITEs, OPTIONS pings).
+MAX_TRANSACTIONS_PER_SOURCE = 64
+RETRY_AFTER_BUSY = 10  # seconds, RFC 3261 §20.33: a flooder is told to come back later
 MAX_OUTGOING = 512
 MAX_EVENTS = 256
 MAX_ENDED = 32
@@ -292,6 +301,7 @@ class UserAgent:
         self.t2 = t2
         self.t4 = t4
         self.malformed_dropped = 0
+        self.busy_rejected = 0
         self.events_dropped = 0
         self.outgoing_dropped = 0
         self.calls = {}
@@ -1307,6 +1317,8 @@ class UserAgent:
             return
         tx.send_response(response, now)
         self._flush(tx)
+        if tx.state == "terminated" and self._server.get(tx.key) is tx:
+            del self._server[tx.key]  # §17.2.2 Timer J = 0 on reliable transports: leave at once
 
     def _on_request(self, request, addr, now):
         key = transaction_key(request)
@@ -1321,9 +1333,10 @@ class UserAgent:
         if method == "ACK":
             self._on_ack(request, now)
             return
-        if len(self._server) >= MAX_TRANSACTIONS:
+        if not self._admit(addr[0]):
+            self.busy_rejected += 1
             response = make_response(request, 503)
-            response.headers.add("Retry-After", "5")
+            response.headers.add("Retry-After", str(RETRY_AFTER_BUSY))
             self._queue(response.to_bytes(), addr)
             return
         tx = ServerTransaction(request, addr, self.reliable, now, self.t1, self.t2, self.t4)
@@ -1359,6 +1372,27 @@ class UserAgent:
             response = make_response(request, 501, to_tag=self._token(8))
             response.headers.add("Allow", ALLOW)
             self._respond(tx, response, now)
+
+    def _admit(self, host):
+        """Room for one more server transaction from `host`? Bounded per source host and in total.
+        When only the total is reached, the finished transaction that expires first is forgotten early
+        (it only absorbs retransmissions), so finished ones never lock new callers out."""
+        from_host = 0
+        evictable = None
+        for tx in self._server.values():
+            if tx.source[0] == host:
+                from_host += 1
+            if tx.absorbing():
+                if evictable is None or _expiry(tx) < _expiry(evictable):
+                    evictable = tx
+        if from_host >= MAX_TRANSACTIONS_PER_SOURCE:
+            return False
+        if len(self._server) < MAX_TRANSACTIONS:
+            return True
+        if evictable is None:
+            return False
+        self._server.pop(evictable.key, None)
+        return True
 
     def _unsupported_requirements(self, request):
         if request.method in ("ACK", "CANCEL"):
@@ -1607,6 +1641,11 @@ class UserAgent:
             status = decimal_or_none(parts[1][:3], 699, minimum=100) or 0
         state = (request.headers.get("Subscription-State") or "").lower()
         self._emit(events.ReferProgress(call.id, status, state.startswith("terminated") or status >= 200))
+
+
+def _expiry(tx):
+    deadline = tx.next_deadline()
+    return -1.0 if deadline is None else deadline
 
 
 def _stamp_via(request, addr):

@@ -97,3 +97,105 @@ def test_torture_requests_get_400_from_a_running_sotto(tmp_path):
         process.terminate()
         code, summary, err = sotto.finish(process, 15)
     assert "Traceback" not in err, err[-3000:]
+
+
+FLOOD_SECONDS = 5.0  # of flood before the call is placed; it goes on during the call
+FLOOD_RATE = 400  # OPTIONS per second from the flooding address; 8/s used to lock every caller out
+
+
+def _flood(target, stop, tally):
+    """OPTIONS from 127.0.0.2 at FLOOD_RATE until `stop` is set; tally the answers by status."""
+    import threading  # noqa: F401  (documented: runs in its own thread)
+    import time
+
+    peer = RawPeer(target, host="127.0.0.2")
+    try:
+        peer.sock.setblocking(False)
+        interval = 1.0 / FLOOD_RATE
+        next_send = time.monotonic()
+        n = 0
+        while not stop.is_set():
+            now = time.monotonic()
+            if now >= next_send:
+                n += 1
+                call_id = "flood-{}".format(n)
+                peer.send(request("OPTIONS", target, peer.local, call_id, call_id))
+                tally["sent"] += 1
+                next_send += interval
+            try:
+                data, _ = peer.sock.recvfrom(65536)
+            except BlockingIOError:
+                time.sleep(0.0005)
+                continue
+            head = data.split(b"\r\n", 1)[0]
+            tally[head[8:11].decode()] = tally.get(head[8:11].decode(), 0) + 1
+            if b"Retry-After:" in data:
+                tally["retry_after"] += 1
+    finally:
+        peer.close()
+
+
+def test_an_options_flood_from_one_address_does_not_lock_out_a_caller(tmp_path):
+    """Issue 11: one table for all senders and Timer J kept finished OPTIONS 32 s, so ~8 OPTIONS/s
+    from one address made every caller get 503. Now: the flooder (127.0.0.2) gets 503 + Retry-After,
+    a prober (127.0.0.3) keeps getting 200 quickly, and a real `sotto call` from 127.0.0.1 completes."""
+    import threading
+    import time
+
+    port = sotto.free_udp_port()
+    process = sotto.start(
+        ["answer", "--listen", "127.0.0.1:{}".format(port), "--timeout", "40", "--encryption", "none",
+         "--cache", str(tmp_path / "bob.cache")],
+        tmp_path / "bob-home",
+    )
+    target = ("127.0.0.1", port)
+    stop = threading.Event()
+    tally = {"sent": 0, "retry_after": 0}
+    flooder = threading.Thread(target=_flood, args=(target, stop, tally), daemon=True)
+    prober = RawPeer(target, host="127.0.0.3")
+    latencies = []
+    caller = None
+    try:
+        wait_until_answering(target)
+        flooder.start()
+        started = time.monotonic()
+        # Probe through the flood, then place the call and keep probing until it is over (`sotto
+        # answer` exits after its one call, so the probing ends with it).
+        while True:
+            response, took = prober.options(timeout=2.0)
+            if response is None and caller is not None and (caller.poll() is not None or process.poll() is not None):
+                break
+            assert response is not None and response.status == 200, (
+                response and response.to_bytes(), time.monotonic() - started, tally)
+            latencies.append(took)
+            if caller is None and time.monotonic() - started > FLOOD_SECONDS:
+                caller = sotto.start(
+                    ["call", "sip:sotto@127.0.0.1:{}".format(port), "--listen",
+                     "127.0.0.1:{}".format(sotto.free_udp_port()), "--duration", "2", "--timeout", "15",
+                     "--encryption", "none", "--cache", str(tmp_path / "alice.cache")],
+                    tmp_path / "alice-home",
+                )
+            if caller is not None and caller.poll() is not None:
+                break
+            assert time.monotonic() - started < FLOOD_SECONDS + 20, "the call did not end"
+            # 4 probes a second stay within the prober's own per-source budget (64 per Timer J, 32 s).
+            time.sleep(0.25)
+        code, summary, err = sotto.finish(caller, 20)
+    finally:
+        stop.set()
+        flooder.join(5)
+        prober.close()
+        if caller is not None and caller.poll() is None:
+            caller.kill()
+            caller.communicate()
+    answer_code, answer_summary, answer_err = sotto.finish(process, 20)
+    worst = max(latencies)
+    print("\nOPTIONS flood: {} sent from 127.0.0.2 at {}/s, answers {}; prober from 127.0.0.3: {} OPTIONS, "
+          "worst latency {:.1f} ms, median {:.1f} ms".format(
+              tally["sent"], FLOOD_RATE, {k: v for k, v in tally.items() if k != "sent"}, len(latencies),
+              worst * 1000, sorted(latencies)[len(latencies) // 2] * 1000))
+    assert code == 0 and summary["result"] == "completed", (code, summary, err[-2000:])
+    assert answer_code == 0 and answer_summary["result"] == "completed", answer_err[-2000:]
+    assert tally.get("503", 0) > 0 and tally["retry_after"] == tally["503"], tally
+    assert tally["sent"] > FLOOD_RATE * FLOOD_SECONDS * 0.8, tally  # the flood really ran
+    assert worst < 0.5, worst

@@ -13,15 +13,18 @@ import stat
 import tomllib
 
 from firmware.errors import ConfigError
+from firmware.zrtp import algorithms as _zrtp_algorithms
 
 CODECS = ("PCMU", "PCMA", "G722", "opus")
 ENCRYPTIONS = ("zrtp", "sdes", "none")
 TRANSPORTS = ("udp", "tcp", "tls")
-ZRTP_KEY_AGREEMENTS = ("DH3k", "DH2k", "EC25", "EC38", "X255", "E255", "X448")
-ZRTP_CIPHERS = ("AES1", "AES3")
-ZRTP_HASHES = ("S256", "S384")
-ZRTP_AUTH_TAGS = ("HS32", "HS80")
-ZRTP_SAS = ("B32", "B256")
+# The ZRTP vocabulary and default preferences have one home: firmware/zrtp/algorithms.py.
+ZRTP_KEY_AGREEMENTS = _zrtp_algorithms.SUPPORTED["key_agreement"] + ("E255",)  # E255: GNU ZRTP's X255
+ZRTP_CIPHERS = _zrtp_algorithms.SUPPORTED["cipher"]
+ZRTP_HASHES = _zrtp_algorithms.SUPPORTED["hash"]
+ZRTP_AUTH_TAGS = _zrtp_algorithms.SUPPORTED["auth_tag"]
+ZRTP_SAS = _zrtp_algorithms.SUPPORTED["sas"]
+_ZRTP_DEFAULTS = _zrtp_algorithms.DEFAULTS
 
 
 class Field:
@@ -149,12 +152,15 @@ SCHEMA = {
         "encryption": Field(str, "zrtp", "one of zrtp, sdes, none", _one_of(ENCRYPTIONS)),
     },
     "zrtp": {
-        "key_agreements": Field(list, ["X255", "DH3k"], "a list from " + ", ".join(ZRTP_KEY_AGREEMENTS),
-                                _list_of(ZRTP_KEY_AGREEMENTS)),
-        "ciphers": Field(list, ["AES1", "AES3"], "a list from AES1, AES3", _list_of(ZRTP_CIPHERS)),
-        "hashes": Field(list, ["S256", "S384"], "a list from S256, S384", _list_of(ZRTP_HASHES)),
-        "auth_tags": Field(list, ["HS80", "HS32"], "a list from HS32, HS80", _list_of(ZRTP_AUTH_TAGS)),
-        "sas": Field(list, ["B32", "B256"], "a list from B32, B256", _list_of(ZRTP_SAS)),
+        "key_agreements": Field(list, list(_ZRTP_DEFAULTS["key_agreement"]),
+                                "a list from " + ", ".join(ZRTP_KEY_AGREEMENTS), _list_of(ZRTP_KEY_AGREEMENTS)),
+        "ciphers": Field(list, list(_ZRTP_DEFAULTS["cipher"]), "a list from " + ", ".join(ZRTP_CIPHERS),
+                         _list_of(ZRTP_CIPHERS)),
+        "hashes": Field(list, list(_ZRTP_DEFAULTS["hash"]), "a list from " + ", ".join(ZRTP_HASHES),
+                        _list_of(ZRTP_HASHES)),
+        "auth_tags": Field(list, list(_ZRTP_DEFAULTS["auth_tag"]), "a list from " + ", ".join(ZRTP_AUTH_TAGS),
+                           _list_of(ZRTP_AUTH_TAGS)),
+        "sas": Field(list, list(_ZRTP_DEFAULTS["sas"]), "a list from " + ", ".join(ZRTP_SAS), _list_of(ZRTP_SAS)),
         "cache": Field(str, "", "a file path (empty: zrtp-cache in the data directory)", _text(MAX_PATH)),
         "secure_only": Field(bool, False, "true or false"),
     },
@@ -338,7 +344,7 @@ DEFAULT_TEMPLATE = """\
 # encryption = "zrtp"               # zrtp, sdes or none
 
 [zrtp]
-# key_agreements = ["X255", "DH3k"]
+# key_agreements = ["X255", "EC25", "X448", "EC38", "DH3k", "DH2k"]
 # ciphers = ["AES1", "AES3"]
 # hashes = ["S256", "S384"]
 # auth_tags = ["HS80", "HS32"]

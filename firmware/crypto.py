@@ -31,6 +31,41 @@ _HASHES = {"sha1": 20, "sha256": 32, "sha384": 48, "md5": 16}
 _BLOCK_SIZES = {"sha1": 64, "sha256": 64, "sha384": 128, "md5": 64}
 
 
+def _probe_capabilities():
+    """What this platform can do, probed once at import (issue 13): the hashes hashlib has, the AES key
+    sizes the block cipher accepts, and the curves, which only `cryptography` provides. MicroPython has
+    sha1/sha256/md5 and `cryptolib` AES-128/256 (no AES-192), and no curves. Finite-field DH always works
+    (Python's own `pow`)."""
+    found = ["ffdh"]
+    for name in _HASHES:
+        if getattr(hashlib, name, None) is not None:
+            found.append(name)
+    if HAVE_CRYPTOGRAPHY:
+        found.extend(("aes128", "aes192", "aes256", "x25519", "x448", "p256", "p384"))
+        return frozenset(found)
+    try:
+        import cryptolib
+    except ImportError:
+        return frozenset(found)
+    for size in (16, 24, 32):
+        try:
+            cryptolib.aes(bytes(size), 1).encrypt(bytes(16))
+        except Exception:  # any refusal means "not available"
+            continue
+        found.append("aes{}".format(size * 8))
+    return frozenset(found)
+
+
+# Names: "sha1", "sha256", "sha384", "md5", "aes128", "aes192", "aes256", "x25519", "x448", "p256",
+# "p384", "ffdh". The ZRTP algorithm lists (firmware/zrtp/algorithms.py) are filtered with it.
+CAPABILITIES = _probe_capabilities()
+
+
+def available(capability):
+    """True when this platform can do `capability` (a CAPABILITIES name)."""
+    return capability in CAPABILITIES
+
+
 def _hash_constructor(name):
     if name not in _HASHES:
         raise LocalProtocolError("unknown hash {}".format(name))

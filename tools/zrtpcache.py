@@ -4,6 +4,10 @@ Commands:
     zid              our ZID and its fingerprint (what a peer's cache stores about us)
     list             every peer: ZID, verified flag, which retained secrets exist, last use, URI
     reset PEER_ZID   forget one peer (hex ZID, as `list` prints it); the next call starts afresh
+    contacts         every verified contact (address of record) and the ZID it is bound to: a call
+                     from that contact with another ZID raises "new key for a verified contact"
+    forget-contact AOR
+                     drop one contact's binding (the next verified call binds it again)
 
 Without --cache, the path comes from the default configuration (zrtp-cache in the data directory).
 Retained secrets themselves are never printed. Exit codes: 0 ok, 1 peer not found, 2 bad arguments or
@@ -73,6 +77,9 @@ def main(argv=None, out=None):
     sub.add_parser("list", help="list the peers")
     reset = sub.add_parser("reset", help="forget one peer")
     reset.add_argument("peer_zid", help="the peer's ZID in hex (24 digits)")
+    sub.add_parser("contacts", help="list the verified contacts and their ZIDs")
+    forget = sub.add_parser("forget-contact", help="drop one contact's ZID binding")
+    forget.add_argument("aor", help="the contact's SIP address, e.g. sip:bob@example.org")
     args = parser.parse_args(argv)
     path = args.cache or default_cache_path()
     cache = _load(path)
@@ -88,6 +95,19 @@ def main(argv=None, out=None):
             print("{:<24}  {:<8}  {:<7}  {:<20}  {}".format(
                 binascii.hexlify(record.zid).decode(), "yes" if record.verified else "no", secrets,
                 _when(record.last_use), record.uri or "-"), file=out)
+        return 0
+    if args.command == "contacts":
+        print("{:<40}  {:<24}  {}".format("contact", "ZID", "last use"), file=out)
+        for contact in cache.contacts():
+            print("{:<40}  {:<24}  {}".format(contact.aor, binascii.hexlify(contact.zid).decode(),
+                                              _when(contact.last_use)), file=out)
+        return 0
+    if args.command == "forget-contact":
+        if not cache.forget_contact(args.aor):
+            print("zrtpcache: no contact {} in {}".format(args.aor, path), file=sys.stderr)
+            return 1
+        atomic_write(path, cache.serialize(), 0o600)
+        print("forgot contact {}".format(args.aor), file=out)
         return 0
     try:
         peer = binascii.unhexlify(args.peer_zid)

@@ -1,9 +1,13 @@
-"""The ZRTP key-continuity cache, sans I/O (RFC 6189 §4.6.1, §4.9).
+"""The ZRTP key-continuity cache, sans I/O (RFC 6189 §4.6.1, §4.9), and the address book's ZID bindings.
 
 Holds our own random 96-bit ZID and, per peer ZID, the retained secrets rs1 and rs2, the "SAS
 verified" flag V, the last use (seconds since the epoch, as the shell passes it) and the peer's URI.
-The engine reads and updates it; the shell (firmware/runtime/zrtp_store.py) persists `serialize()`
-whenever `dirty` is set and loads it with `parse()`.
+It also binds each verified contact (an address of record, normalised by normalize_aor) to the ZID
+it used, so a verified contact that shows up with a different ZID raises an alarm (issue 11; RFC 6189
+§4.6.1 leaves room for it): a man in the middle that presents a fresh ZID has no retained secret to
+break, so only this binding notices it. The engine reads and updates it; the shell
+(firmware/runtime/zrtp_store.py) persists `serialize()` whenever `dirty` is set and loads it with
+`parse()`, with one atomic write for both tables.
 
 API:
 - ZrtpCache.create(rng) -> a new cache with a fresh random ZID; ZrtpCache(zid) for a given one.
@@ -15,6 +19,14 @@ API:
 - cache.serialize() -> bytes; ZrtpCache.parse(data) -> ZrtpCache, CacheCorrupt when the magic, the
   structure or the SHA-256 integrity trailer is wrong (a corrupt cache is never trusted silently).
 - MAX_PEERS bounds the table; the least recently used peer is evicted beyond it.
+- normalize_aor(uri) -> "sip:user@host" (or "sip:host"), or None for something that is no SIP URI.
+- cache.contact_zid(aor) -> the ZID bound to this contact, or None; cache.bind_contact(aor, zid, now);
+  cache.forget_contact(aor) -> bool; cache.contacts() -> list of ContactRecord(aor, zid, last_use),
+  most recently used first. `aor` may be any SIP URI form; it is normalised. MAX_CONTACTS bounds them.
+
+File format: "SottoZC2" || our ZID || peer count || peers || contact count || contacts || SHA-256 of all
+that. A "SottoZC1" file (before the contacts table) still loads: its verified peers with a URI become
+the contact bindings, so continuity carries over.
 """
 
 import struct
@@ -22,8 +34,10 @@ import struct
 from firmware import crypto
 from firmware.errors import LocalProtocolError, SottoError
 
-MAGIC = b"SottoZC1"
+MAGIC = b"SottoZC2"
+MAGIC_V1 = b"SottoZC1"  # no contacts table; still read
 MAX_PEERS = 1000
+MAX_CONTACTS = 1000
 MAX_URI = 512
 RS_LENGTH = 32
 
@@ -44,18 +58,100 @@ class PeerRecord:
         self.uri = uri
 
 
+class ContactRecord:
+    __slots__ = ("aor", "zid", "last_use")
+
+    def __init__(self, aor, zid, last_use=0):
+        self.aor = aor
+        self.zid = zid
+        self.last_use = last_use
+
+
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
+
+
+def _percent_decode(text):
+    # RFC 3261 §19.1.4: "%61lice" and "alice" are the same user. Invalid escapes stay as they are.
+    if "%" not in text:
+        return text
+    out = bytearray()
+    raw = text.encode()
+    i = 0
+    while i < len(raw):
+        pair = raw[i + 1 : i + 3]
+        if raw[i] == 0x25 and len(pair) == 2 and all(c in _HEX_DIGITS for c in pair):
+            out.append(int(pair.decode(), 16))
+            i += 3
+            continue
+        out.append(raw[i])
+        i += 1
+    try:
+        return bytes(out).decode()
+    except UnicodeError:
+        return text
+
+
+def normalize_aor(uri):
+    """The address of record a contact is known by: "sip:user@host" (or "sip:host" for a call by IP).
+
+    RFC 3261 §19.1.4: the scheme and the host compare case-insensitively, the user case-sensitively
+    after percent-decoding; the display name, angle brackets, password, port, URI parameters and
+    headers are not part of the contact's identity (the same person calls from any port or
+    transport). sips: is folded into sip: (one contact, whatever the transport security).
+    """
+    if not isinstance(uri, str):
+        return None
+    text = uri.strip()
+    if "<" in text:
+        start = text.find("<")
+        end = text.find(">", start)
+        if end < 0:
+            return None
+        text = text[start + 1 : end].strip()
+    colon = text.find(":")
+    if colon < 0:
+        return None
+    scheme = text[:colon].lower()
+    if scheme not in ("sip", "sips"):
+        return None
+    rest = text[colon + 1 :]
+    for stop in (";", "?"):
+        cut = rest.find(stop)
+        if cut >= 0:
+            rest = rest[:cut]
+    user = ""
+    at = rest.rfind("@")
+    if at >= 0:
+        user = rest[:at]
+        rest = rest[at + 1 :]
+        if ":" in user:
+            user = user[: user.find(":")]  # user:password
+        user = _percent_decode(user)
+    host = rest
+    if host.startswith("["):
+        end = host.find("]")
+        host = host[: end + 1] if end > 0 else host
+    elif host.count(":") == 1:
+        host = host[: host.find(":")]
+    host = host.lower().rstrip(".")
+    if not host or len(host) > MAX_URI or len(user) > MAX_URI:
+        return None
+    return "sip:{}@{}".format(user, host) if user else "sip:" + host
+
+
 def _check_zid(zid):
     if not isinstance(zid, bytes) or len(zid) != 12:
         raise LocalProtocolError("a ZID is 12 bytes")
 
 
 class ZrtpCache:
-    __slots__ = ("zid", "_peers", "dirty")
+    __slots__ = ("zid", "_peers", "_contacts", "dirty")
 
     def __init__(self, zid):
         _check_zid(zid)
         self.zid = zid
         self._peers = {}
+        self._contacts = {}  # normalised AOR -> ContactRecord
         self.dirty = False
 
     @staticmethod
@@ -117,6 +213,43 @@ class ZrtpCache:
             return True
         return False
 
+    # -- the address book's ZID bindings (issue 11) --
+
+    def contact_zid(self, aor):
+        record = self._contacts.get(normalize_aor(aor))
+        return record.zid if record is not None else None
+
+    def bind_contact(self, aor, zid, now=0):
+        """Remember that the contact `aor` (verified by the user) uses `zid`. False if `aor` is no SIP URI."""
+        _check_zid(zid)
+        key = normalize_aor(aor)
+        if key is None:
+            return False
+        record = self._contacts.get(key)
+        if record is None:
+            if len(self._contacts) >= MAX_CONTACTS:
+                oldest = min(self._contacts.values(), key=lambda r: r.last_use)
+                del self._contacts[oldest.aor]
+            record = ContactRecord(key, zid, int(now or 0))
+            self._contacts[key] = record
+        record.zid = zid
+        record.last_use = int(now or 0)
+        self.dirty = True
+        return True
+
+    def forget_contact(self, aor):
+        key = normalize_aor(aor)
+        if key in self._contacts:
+            del self._contacts[key]
+            self.dirty = True
+            return True
+        return False
+
+    def contacts(self):
+        records = list(self._contacts.values())
+        records.sort(key=lambda r: -r.last_use)
+        return records
+
     def serialize(self):
         parts = [MAGIC, self.zid, struct.pack(">I", len(self._peers))]
         for record in self.peers():
@@ -127,6 +260,13 @@ class ZrtpCache:
             parts.append(record.rs1 or bytes(RS_LENGTH))
             parts.append(record.rs2 or bytes(RS_LENGTH))
             parts.append(uri)
+        contacts = self.contacts()
+        parts.append(struct.pack(">I", len(contacts)))
+        for contact in contacts:
+            aor = contact.aor.encode()[:MAX_URI]
+            parts.append(contact.zid)
+            parts.append(struct.pack(">QH", max(0, int(contact.last_use)), len(aor)))
+            parts.append(aor)
         body = b"".join(parts)
         return body + crypto.digest("sha256", body)
 
@@ -137,7 +277,8 @@ class ZrtpCache:
         body, trailer = data[:-32], data[-32:]
         if not crypto.constant_time_equal(crypto.digest("sha256", body), trailer):
             raise CacheCorrupt("ZRTP cache integrity check failed")
-        if body[: len(MAGIC)] != MAGIC:
+        magic = bytes(body[: len(MAGIC)])
+        if magic not in (MAGIC, MAGIC_V1):
             raise CacheCorrupt("not a Sotto ZRTP cache")
         offset = len(MAGIC)
         cache = ZrtpCache(bytes(body[offset : offset + 12]))
@@ -166,6 +307,43 @@ class ZrtpCache:
                 raise CacheCorrupt("ZRTP cache lists a peer twice")
             cache._peers[zid] = PeerRecord(zid, rs1 if flags & 1 else None, rs2 if flags & 2 else None,
                                            bool(flags & 4), last_use, uri)
+        if magic == MAGIC_V1:
+            # Before the contacts table: a verified peer with a URI was a verified contact.
+            for record in cache.peers():
+                if record.verified and record.uri:
+                    key = normalize_aor(record.uri)
+                    if key is not None and key not in cache._contacts:
+                        cache._contacts[key] = ContactRecord(key, record.zid, record.last_use)
+        else:
+            offset = _parse_contacts(cache, body, offset)
         if offset != len(body):
             raise CacheCorrupt("ZRTP cache has trailing bytes")
         return cache
+
+
+def _parse_contacts(cache, body, offset):
+    if offset + 4 > len(body):
+        raise CacheCorrupt("ZRTP cache truncated")
+    (count,) = struct.unpack(">I", body[offset : offset + 4])
+    offset += 4
+    if count > MAX_CONTACTS:
+        raise CacheCorrupt("ZRTP cache has too many contacts")
+    for _ in range(count):
+        if offset + 12 + 10 > len(body):
+            raise CacheCorrupt("ZRTP cache truncated")
+        zid = bytes(body[offset : offset + 12])
+        last_use, aor_len = struct.unpack(">QH", body[offset + 12 : offset + 22])
+        offset += 22
+        if aor_len == 0 or aor_len > MAX_URI or offset + aor_len > len(body):
+            raise CacheCorrupt("ZRTP cache contact field damaged")
+        try:
+            aor = bytes(body[offset : offset + aor_len]).decode()
+        except UnicodeError:
+            raise CacheCorrupt("ZRTP cache contact is not UTF-8")  # noqa: B904 (no chaining on MicroPython)
+        offset += aor_len
+        if normalize_aor(aor) != aor:
+            raise CacheCorrupt("ZRTP cache contact is not a normalised SIP address")
+        if aor in cache._contacts:
+            raise CacheCorrupt("ZRTP cache lists a contact twice")
+        cache._contacts[aor] = ContactRecord(aor, zid, last_use)
+    return offset

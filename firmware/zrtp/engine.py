@@ -14,34 +14,50 @@ Construction:
     - ssrc: our RTP SSRC, put in every ZRTP packet header.
     - peer_hello_hash: the peer's SDP a=zrtp-hash value ("1.10 <hex>"), if known (else call
       set_peer_hello_hash() later); a mismatch raises an Alarm (§8.1.1).
-    - peer_uri: stored in the cache with the peer's retained secret.
+    - peer_uri: the peer's SIP URI (our call's target, or the From of an incoming call). Stored in the
+      cache with the peer's retained secret, and the contact whose ZID binding is checked (issue 11).
     - wall_time: seconds since the epoch at call start, recorded as the cache's "last use".
 
 Commands and I/O:
-    hello_hash() -> "1.10 <hex>" for our own a=zrtp-hash.
+    hello_hash() -> "1.10 <hex>" for our own a=zrtp-hash (of the current exchange's Hello: after the
+        peer restarts ZRTP, the new Hello has a new hash; put it in the next SDP we send).
     start(now): begin sending Hello.
     receive_datagram(data, now): one raw ZRTP packet from the RTP port (never raises on peer input).
     datagrams_to_send(now) -> list of bytes to send to the peer's RTP address.
     get_timer() -> absolute deadline or None; handle_timer(now).
-    next_event() -> Secure / Alarm / Failed / CacheUpdated, or None.
-    confirm_sas(now): the trust button (short press): set V, apply a deferred cache update.
+    next_event() -> an event of firmware/zrtp/events.py, or None.
+    confirm_sas(now): the trust button (short press): set V, apply a deferred cache update, and bind
+        the contact (peer_uri) to this peer's ZID. accept_new_key(now) is the same, for the trust
+        menu after a NEW_KEY_FOR_CONTACT alarm.
     reject_sas(now): long press, "SAS did not match": clear V, drop any deferred update.
-    set_peer_hello_hash(value): the SDP answer arrived after start().
+    set_peer_hello_hash(value): the SDP answer arrived after start(), or a re-INVITE brought one.
+    exchange: completed exchanges on this stream (0 before the first Secure).
 
-Events:
-    Secure(key_agreement, cipher, hash, auth_tag, sas, sas_type, verified, cache_mismatch, peer_zid,
-           role, send_profile, send_key, send_salt, receive_profile, receive_key, receive_salt)
-        send_* are our SRTP sending keys (the initiator's for the initiator, §4.5.3), receive_* the
-        peer's. verified is True only when our V and the peer's V were both set and rs matched.
-    Alarm(reason, code): a security event that does not end the call by itself (GoClear received,
-        a=zrtp-hash mismatch, SASrelay from a MiTM we never enrolled, cache mismatch).
-    Failed(reason, code): ZRTP gave up; the call is not secure.
-    CacheUpdated(): the cache changed; the shell should persist it.
+Events (firmware/zrtp/events.py, re-exported here): Secure, ReceiveKeys, Alarm(kind, reason, code),
+Failed(kind, reason, code), CacheUpdated. Every Alarm and Failed has a `kind` from events.ALARM_KINDS /
+events.FAILED_KINDS.
 
-    Order: Secure comes before the CacheUpdated of the same handshake (key SRTP first, write the file
-    after); a cache mismatch adds an Alarm. confirm_sas()/reject_sas() queue a CacheUpdated when they
-    change the cache. Hand-shake state is in `state` (Idle, Discovery, CommitSent, WaitConfirm1,
-    WaitConf2ACK, WaitDHPart2, WaitConfirm2, Secure, Failed).
+    Order: Secure comes before the alarms and the CacheUpdated of the same handshake (key SRTP first,
+    write the file after). confirm_sas()/reject_sas() queue a CacheUpdated when they change the cache.
+    Hand-shake state is in `state` (Idle, Discovery, CommitSent, WaitConfirm1, WaitConf2ACK,
+    WaitDHPart2, WaitConfirm2, Secure, Failed).
+
+Re-keying (issue 12). A Hello from the peer after Secure that is not one we already completed an
+exchange with starts a new exchange on the same stream (GNU ZRTP builds a fresh ZRTP session after
+hold/retrieve). The engine runs it from Discovery with a fresh hash chain while the current SRTP keys
+stay in force; the retained secret agreed earlier keeps the call continuous, so a verified peer stays
+verified (a new SAS is shown, flagged verified). On completion it queues Secure(rekey=True, exchange=n)
+with all-new keys; a failure (timeout, Error, bad MAC) is Alarm(REKEY_FAILED) and the engine goes back
+to Secure with the previous keys, never Failed. When the new keys apply, per direction (RFC 6189 §4.6,
+as GNU ZRTP does it):
+    - responder: at Secure, which it queues on receiving Confirm2 (after sending Conf2ACK): it sends
+      with the new keys from then on, and the initiator may still send under the old ones until its
+      Conf2ACK arrives (one trip, more if Conf2ACK is lost and Confirm2 is resent);
+    - initiator: receive keys at ReceiveKeys, queued when it sends Confirm2 (the responder may switch
+      any time after); send keys at Secure, queued on Conf2ACK.
+    So each side should keep its old receive context for a short overlap (try the new one first; a
+    packet that authenticates only under the old one is still the peer's) and drop it once a packet
+    authenticates under the new one, or after a couple of seconds.
 
 The SRTP keys in Secure are the only secrets that leave the engine; s0, the DH private key and the
 other derived keys are dropped as soon as they are no longer needed, except the peer's MAC key, kept
@@ -52,8 +68,9 @@ import binascii
 
 from firmware import crypto
 from firmware.errors import LocalProtocolError, RemoteProtocolError
+from firmware.zrtp import algorithms, events, keyagreement, messages, sas
 from firmware.zrtp import kdf as _kdf
-from firmware.zrtp import keyagreement, messages, sas
+from firmware.zrtp.events import Alarm, CacheUpdated, Failed, ReceiveKeys, Secure  # noqa: F401 (re-exported)
 from firmware.zrtp.messages import (
     Bare,
     Commit,
@@ -79,20 +96,9 @@ MAX_QUEUED_DATAGRAMS = 32
 MAX_QUEUED_EVENTS = 32
 
 # §5.1: algorithms every endpoint supports even when its Hello does not list them.
-MANDATORY = {
-    "hash": ("S256",),
-    "cipher": ("AES1",),
-    "auth_tag": ("HS32", "HS80"),
-    "key_agreement": ("DH3k",),
-    "sas": ("B32",),
-}
-SUPPORTED = {
-    "hash": tuple(_kdf.HASHES),
-    "cipher": tuple(_kdf.CIPHER_KEY_LENGTHS),
-    "auth_tag": _kdf.AUTH_TAGS,
-    "key_agreement": keyagreement.KEY_AGREEMENTS,
-    "sas": sas.SAS_TYPES,
-}
+MANDATORY = algorithms.MANDATORY
+# What this platform can run (firmware/zrtp/algorithms.py; probed once at import).
+SUPPORTED = algorithms.SUPPORTED
 UNSUPPORTED_ERROR = {
     "hash": messages.ERROR_HASH_UNSUPPORTED,
     "cipher": messages.ERROR_CIPHER_UNSUPPORTED,
@@ -117,17 +123,21 @@ IDLE = "Idle"
 
 
 class Preferences:
-    """Algorithm preferences: lists of ZRTP names, most preferred first (at most 7 of each)."""
+    """Algorithm preferences: lists of ZRTP names, most preferred first (at most 7 of each).
+
+    A list left out (or empty) takes firmware.zrtp.algorithms.DEFAULTS: everything this platform can
+    run, in the documented order. A name the platform cannot run is API misuse (LocalProtocolError).
+    """
 
     __slots__ = ("hashes", "ciphers", "auth_tags", "key_agreements", "sas_types")
 
     def __init__(self, hashes=None, ciphers=None, auth_tags=None, key_agreements=None, sas_types=None):
-        self.hashes = _check_names("hash", hashes or ["S256", "S384"])
-        self.ciphers = _check_names("cipher", ciphers or ["AES1", "AES3"])
-        self.auth_tags = _check_names("auth_tag", auth_tags or ["HS80", "HS32"])
-        self.key_agreements = _check_names(
-            "key_agreement", key_agreements or ["DH3k", "X255", "X448", "EC25", "EC38", "DH2k"])
-        self.sas_types = _check_names("sas", sas_types or ["B32", "B256"])
+        defaults = algorithms.DEFAULTS
+        self.hashes = _check_names("hash", hashes or defaults["hash"])
+        self.ciphers = _check_names("cipher", ciphers or defaults["cipher"])
+        self.auth_tags = _check_names("auth_tag", auth_tags or defaults["auth_tag"])
+        self.key_agreements = _check_names("key_agreement", key_agreements or defaults["key_agreement"])
+        self.sas_types = _check_names("sas", sas_types or defaults["sas"])
 
     def of(self, kind):
         return {"hash": self.hashes, "cipher": self.ciphers, "auth_tag": self.auth_tags,
@@ -138,55 +148,15 @@ def _check_names(kind, names):
     out = []
     for name in names:
         if kind == "key_agreement":
-            name = keyagreement.canonical(name)
+            name = algorithms.canonical(name)
         if name not in SUPPORTED[kind]:
-            raise LocalProtocolError("unsupported ZRTP {} {!r}".format(kind.replace("_", " "), name))
+            raise LocalProtocolError("ZRTP {} {!r} is not supported on this platform".format(
+                kind.replace("_", " "), name))
         if name not in out:
             out.append(name)
     if not out or len(out) > messages.MAX_ALGORITHMS:
         raise LocalProtocolError("between 1 and 7 ZRTP {} names".format(kind.replace("_", " ")))
     return out
-
-
-class Secure:
-    __slots__ = ("key_agreement", "cipher", "hash", "auth_tag", "sas", "sas_type", "verified", "cache_mismatch",
-                 "peer_zid", "role", "send_profile", "send_key", "send_salt", "receive_profile", "receive_key",
-                 "receive_salt")
-
-    def __init__(self, **fields):
-        for name in self.__slots__:
-            setattr(self, name, fields[name])
-
-    def __repr__(self):  # never shows the keys
-        return "Secure({} {} {} {} sas={} verified={} cache_mismatch={})".format(
-            self.key_agreement, self.cipher, self.hash, self.auth_tag, self.sas, self.verified,
-            self.cache_mismatch)
-
-
-class Alarm:
-    __slots__ = ("reason", "code")
-
-    def __init__(self, reason, code=None):
-        self.reason = reason
-        self.code = code
-
-    def __repr__(self):
-        return "Alarm({!r})".format(self.reason)
-
-
-class Failed:
-    __slots__ = ("reason", "code")
-
-    def __init__(self, reason, code=None):
-        self.reason = reason
-        self.code = code
-
-    def __repr__(self):
-        return "Failed({!r})".format(self.reason)
-
-
-class CacheUpdated:
-    __slots__ = ()
 
 
 def _hex(data):
@@ -208,7 +178,8 @@ class ZrtpEngine:
         "_sequence", "_outgoing", "_events", "_timer", "_timer_interval", "_timer_count", "_timer_kind",
         "_retransmit", "_commit", "_peer_commit", "_dhpart1", "_dhpart2", "_keypair", "_role", "_algorithms",
         "_keys", "_confirm1", "_confirm2", "_secure_event", "_pending_rs1", "_cache_mismatch", "_peer_v", "_rs_before",
-        "_last_error_code", "_failed", "_peer_spelling", "_alarmed_hash", "_peer_mackey",
+        "_last_error_code", "_failed", "_peer_spelling", "_alarmed_hash", "_peer_mackey", "_mac_hash",
+        "_exchange", "_rollback", "_completed_hellos", "_consumed_hashes", "_alarmed",
     )
 
     def __init__(self, zid, cache, preferences, rng, ssrc=0, client_id="Sotto", peer_hello_hash=None,
@@ -226,15 +197,7 @@ class ZrtpEngine:
         self.peer_uri = peer_uri
         self.wall_time = wall_time
         self.state = IDLE
-        # §9: the hash chain H0 -> H3, SHA-256 (the implicit hash, §5.1.2.2).
-        self._h0 = bytes(rng(32))
-        self._h1 = _kdf.implicit_hash(self._h0)
-        self._h2 = _kdf.implicit_hash(self._h1)
-        self._h3 = _kdf.implicit_hash(self._h2)
-        prefs = self.preferences
-        self._hello = Hello(messages.VERSION, client_id, self._h3, zid, prefs.hashes, prefs.ciphers,
-                            prefs.auth_tags, prefs.key_agreements, prefs.sas_types)
-        self._hello_raw = self._hello.encode(self._h2)
+        self._new_hello()
         self._peer_hello = None
         self._peer_hello_hash = None
         self._alarmed_hash = False
@@ -266,23 +229,41 @@ class ZrtpEngine:
         self._failed = False
         self._peer_spelling = {}
         self._peer_mackey = None  # kept while secure, to authenticate GoClear and SASrelay (§5.11, §5.13)
+        self._mac_hash = None  # the hash of the exchange that produced _peer_mackey
+        self._exchange = 0  # completed exchanges on this stream (the first Secure is exchange 1)
+        self._rollback = None  # while the peer restarts ZRTP on a secure stream: the secure state to keep
+        self._completed_hellos = []  # hashes of the peer Hellos of completed exchanges (never a restart)
+        self._consumed_hashes = []  # a=zrtp-hash values that already matched a Hello of this call
+        self._alarmed = []  # alarm kinds raised once per call (cache mismatch, new key for a contact)
         if peer_hello_hash is not None:
             self.set_peer_hello_hash(peer_hello_hash)
 
     # ---- public API -------------------------------------------------------------------------------
 
+    @property
+    def exchange(self):
+        return self._exchange
+
     def hello_hash(self):
         return "{} {}".format(messages.VERSION, _hex(_kdf.implicit_hash(self._hello_raw)))
 
     def set_peer_hello_hash(self, value):
-        """The peer's a=zrtp-hash ("1.10 <64 hex digits>"); checked against its Hello (§8.1.1)."""
+        """The peer's a=zrtp-hash ("1.10 <64 hex digits>"); checked against its Hello (§8.1.1).
+
+        Call it again with the a=zrtp-hash of every re-INVITE or answer: a value that already matched
+        a Hello of this call is ignored, a new one is checked against the current (or next) Hello.
+        """
         if value is None:
             return
         parts = value.strip().split()
         if len(parts) != 2 or len(parts[1]) != 64:
-            self._alarm("malformed a=zrtp-hash from the peer's SDP")
+            self._alarm(events.ZRTP_HASH_MISMATCH, "malformed a=zrtp-hash from the peer's SDP")
             return
-        self._peer_hello_hash = parts[1].lower()
+        value = parts[1].lower()
+        if value in self._consumed_hashes or value == self._peer_hello_hash:
+            return
+        self._peer_hello_hash = value
+        self._alarmed_hash = False
         if self._peer_hello is not None:
             self._check_peer_hello_hash()
 
@@ -319,11 +300,11 @@ class ZrtpEngine:
             if kind == "error":
                 return
             if kind == "hello":
-                self._fail("no ZRTP answer from the peer (Hello retransmitted {} times)".format(limit),
-                           messages.ERROR_PROTOCOL_TIMEOUT, False, now)
+                self._fail(events.NO_ZRTP, "no ZRTP answer from the peer (Hello retransmitted {} times)".format(
+                    limit), messages.ERROR_PROTOCOL_TIMEOUT, False, now)
             else:
-                self._fail("ZRTP protocol timeout waiting in {}".format(self.state), messages.ERROR_PROTOCOL_TIMEOUT,
-                           True, now)
+                self._fail(events.TIMEOUT, "ZRTP protocol timeout waiting in {}".format(self.state),
+                           messages.ERROR_PROTOCOL_TIMEOUT, True, now)
             return
         self._timer_count += 1
         self._timer_interval = min(self._timer_interval * 2, cap)
@@ -331,16 +312,26 @@ class ZrtpEngine:
         self._send(self._retransmit)
 
     def confirm_sas(self, now):
-        """The user read the SAS aloud and it matched (§4.6.1.1: only now the deferred update applies)."""
-        peer = self._peer_zid()
-        if self.cache is None or peer is None or self._secure_event is None:
+        """The user read the SAS aloud and it matched (§4.6.1.1: only now the deferred update applies).
+
+        It also binds the contact (peer_uri) to this peer's ZID: this is how the user accepts a new key
+        for a verified contact after a NEW_KEY_FOR_CONTACT alarm (issue 11).
+        """
+        peer = self._secure_peer_zid()
+        if self.cache is None or peer is None:
             return
         if self._pending_rs1 is not None:
             self.cache.update_retained(peer, self._pending_rs1, self.wall_time, self.peer_uri)
             self._pending_rs1 = None
         self._rs_before = None
         self.cache.set_verified(peer, True, self.wall_time)
+        if self.peer_uri:
+            self.cache.bind_contact(self.peer_uri, peer, self.wall_time)
         self._queue_event(CacheUpdated())
+
+    def accept_new_key(self, now):
+        """The trust menu's "accept the new key" after NEW_KEY_FOR_CONTACT: the same as confirm_sas()."""
+        self.confirm_sas(now)
 
     def reject_sas(self, now):
         """The SAS did not match (a MiTM, or a misread): the peer is not trusted.
@@ -349,9 +340,9 @@ class ZrtpEngine:
         agreed in this call may be shared with an attacker and must not make the next call look
         continuous), and V is cleared.
         """
-        peer = self._peer_zid()
+        peer = self._secure_peer_zid()
         self._pending_rs1 = None
-        if self.cache is None or peer is None or self._secure_event is None:
+        if self.cache is None or peer is None:
             return
         if self._rs_before is not None:
             existed, rs1, rs2 = self._rs_before
@@ -378,12 +369,37 @@ class ZrtpEngine:
         except RemoteProtocolError as exc:
             # Anything the peer sent that breaks a rule and has no specific handler below.
             if self.state not in (SECURE, FAILED):
-                self._fail("malformed ZRTP message: {}".format(exc), messages.ERROR_MALFORMED, True, now)
+                self._fail(events.PROTOCOL, "malformed ZRTP message: {}".format(exc), messages.ERROR_MALFORMED,
+                           True, now)
+        except LocalProtocolError as exc:
+            # What the peer asked for could not be computed here (the algorithm lists are filtered by the
+            # platform's capabilities, so this is not expected): report it, never raise it (issue 13).
+            if self.state not in (SECURE, FAILED):
+                self._fail(events.LOCAL, "ZRTP could not proceed on this platform: {}".format(exc),
+                           messages.ERROR_SOFTWARE, True, now)
 
     # ---- internals ----------------------------------------------------------------------------------
 
     def _peer_zid(self):
         return self._peer_hello.zid if self._peer_hello is not None else None
+
+    def _secure_peer_zid(self):
+        """The ZID of the peer of the last completed exchange (the one the SAS on display belongs to)."""
+        if self._secure_event is None:
+            return None
+        return binascii.unhexlify(self._secure_event.peer_zid)
+
+    def _new_hello(self):
+        # §9: a fresh hash chain H0 -> H3, SHA-256 (the implicit hash, §5.1.2.2), for every exchange: H0
+        # is revealed to the peer in Confirm, so a chain is never used twice.
+        self._h0 = bytes(self._rng(32))
+        self._h1 = _kdf.implicit_hash(self._h0)
+        self._h2 = _kdf.implicit_hash(self._h1)
+        self._h3 = _kdf.implicit_hash(self._h2)
+        prefs = self.preferences
+        self._hello = Hello(messages.VERSION, self.client_id, self._h3, self.zid, prefs.hashes, prefs.ciphers,
+                            prefs.auth_tags, prefs.key_agreements, prefs.sas_types)
+        self._hello_raw = self._hello.encode(self._h2)
 
     def _send(self, message_raw):
         if len(self._outgoing) >= MAX_QUEUED_DATAGRAMS:
@@ -408,11 +424,18 @@ class ZrtpEngine:
             self._events.pop(0)
         self._events.append(event)
 
-    def _alarm(self, reason, code=None):
-        self._queue_event(Alarm(reason, code))
+    def _alarm(self, kind, reason, code=None, once=False):
+        if once:
+            if kind in self._alarmed:
+                return
+            self._alarmed.append(kind)
+        self._queue_event(Alarm(kind, reason, code))
 
-    def _fail(self, reason, code, send_error, now):
+    def _fail(self, kind, reason, code, send_error, now):
         if self._failed:
+            return
+        if self._rollback is not None:
+            self._restart_failed(reason, code, send_error, now)
             return
         self._failed = True
         self.state = FAILED
@@ -424,11 +447,58 @@ class ZrtpEngine:
             self._last_error_code = code
             self._send(raw)
             self._arm("error", now, raw, T2_INITIAL)
-        self._queue_event(Failed(reason, code))
+        self._queue_event(Failed(kind, reason, code))
 
     def _error(self, code, now, reason=None):
         name = messages.ERROR_NAMES.get(code, "error")
-        self._fail(reason or name, code, True, now)
+        if code in UNSUPPORTED_ERROR.values():
+            kind = events.NO_COMMON_ALGORITHM
+        elif code in (messages.ERROR_BAD_PV, messages.ERROR_BAD_HVI, messages.ERROR_BAD_CONFIRM_MAC):
+            kind = events.AUTHENTICATION
+        else:
+            kind = events.PROTOCOL
+        self._fail(kind, reason or name, code, True, now)
+
+    def _begin_restart(self, hello, now):
+        """The peer started a new ZRTP exchange on our secure stream (a new Hello after Secure, as GNU
+        ZRTP sends after hold/retrieve, when it builds a fresh ZRTP session). We run it from Discovery
+        with a fresh hash chain; until it completes, the current keys stay in force, and if it fails the
+        engine returns to Secure with them (Alarm REKEY_FAILED, never Failed: a spoofed Hello must not
+        take a secure call down)."""
+        self._rollback = (self._peer_hello, self._peer_spelling, self._algorithms, self._role)
+        self._disarm()
+        self._erase()
+        self._commit = self._peer_commit = self._dhpart1 = self._dhpart2 = None
+        self._confirm1 = self._confirm2 = None
+        self._role = None
+        self._algorithms = None
+        self._peer_v = False
+        self._hello_acked = False
+        self._alarmed_hash = False
+        previous = _hex(_kdf.implicit_hash(self._peer_hello.raw))
+        if self._peer_hello_hash == previous:
+            self._peer_hello_hash = None  # that a=zrtp-hash was for the previous Hello (see set_peer_hello_hash)
+        self._peer_hello = None
+        self._peer_spelling = {}
+        self._new_hello()
+        self.state = DISCOVERY
+        self._send(self._hello_raw)
+        self._arm("hello", now, self._hello_raw, T1_INITIAL)
+        self._on_hello(hello, now)
+
+    def _restart_failed(self, reason, code, send_error, now):
+        peer_hello, spelling, algorithms_, role = self._rollback
+        self._rollback = None
+        self._disarm()
+        self._erase()
+        self._peer_hello, self._peer_spelling, self._algorithms, self._role = peer_hello, spelling, algorithms_, role
+        self._commit = self._peer_commit = self._dhpart1 = self._dhpart2 = None
+        self._confirm1 = self._confirm2 = None
+        self.state = SECURE
+        if send_error and code is not None:
+            self._send(Error(code).encode())
+        self._alarm(events.REKEY_FAILED, "the peer's ZRTP restart failed ({}); the previous keys stay in force".format(
+            reason), code)
 
     def _erase(self):
         if self._keypair is not None:
@@ -439,7 +509,7 @@ class ZrtpEngine:
     def _authentic(self, mac, data):
         if self._peer_mackey is None:
             return False
-        expected = _kdf.zrtp_mac(self._algorithms["hash"], self._peer_mackey, data)[:8]
+        expected = _kdf.zrtp_mac(self._mac_hash, self._peer_mackey, data)[:8]
         return crypto.constant_time_equal(expected, mac)
 
     def _check_peer_hello_hash(self):
@@ -448,7 +518,10 @@ class ZrtpEngine:
         actual = _hex(_kdf.implicit_hash(self._peer_hello.raw))
         if actual != self._peer_hello_hash:
             self._alarmed_hash = True
-            self._alarm("the peer's Hello does not match its SDP a=zrtp-hash (possible MiTM)")
+            self._alarm(events.ZRTP_HASH_MISMATCH,
+                        "the peer's Hello does not match its SDP a=zrtp-hash (possible MiTM)")
+        elif actual not in self._consumed_hashes:
+            self._consumed_hashes = (self._consumed_hashes + [actual])[-4:]
 
     def _dispatch(self, message, ssrc, now):
         if self.state == IDLE:
@@ -466,9 +539,12 @@ class ZrtpEngine:
             return
         if isinstance(message, Error):
             self._send(Bare(b"ErrorACK").encode())
-            if not self._failed:
+            # In Secure an Error is unauthenticated noise: obeying it would let anyone on the path end a
+            # secure call's keying (GNU ZRTP ignores it there for the same reason).
+            if not self._failed and self.state != SECURE:
                 name = messages.ERROR_NAMES.get(message.code, "unknown error")
-                self._fail("peer sent Error 0x{:x}: {}".format(message.code, name), message.code, False, now)
+                self._fail(events.PEER_ERROR, "peer sent Error 0x{:x}: {}".format(message.code, name), message.code,
+                           False, now)
             return
         if isinstance(message, Bare) and message.TYPE == b"ErrorACK":
             if self._timer_kind == "error":
@@ -480,14 +556,16 @@ class ZrtpEngine:
             # §4.7.2: we never allow clear mode; an authentic GoClear is a downgrade attempt or a mistake:
             # alarm, refuse, stay secure. One whose clear_mac fails (§5.11) is forged noise and dropped.
             if self._authentic(message.clear_mac, GoClear.TYPE):
-                self._alarm("peer sent GoClear; staying secure (never obeyed)", messages.ERROR_GOCLEAR_NOT_ALLOWED)
+                self._alarm(events.GOCLEAR, "peer sent GoClear; staying secure (never obeyed)",
+                            messages.ERROR_GOCLEAR_NOT_ALLOWED)
                 self._send(Error(messages.ERROR_GOCLEAR_NOT_ALLOWED).encode())
             return
         if isinstance(message, SASrelay):
             # §7.3: we never enrolled with a trusted MiTM (we never accept the E flag), so an authentic
             # SASrelay (MAC over its encrypted part, §5.13) is refused with Error 0x63 and an alarm.
             if self._authentic(message.mac, message.encrypted):
-                self._alarm("SASrelay from a MiTM we never enrolled", messages.ERROR_UNTRUSTED_MITM)
+                self._alarm(events.UNTRUSTED_MITM, "SASrelay from a MiTM we never enrolled",
+                            messages.ERROR_UNTRUSTED_MITM)
                 self._send(Error(messages.ERROR_UNTRUSTED_MITM).encode())
             return
         if isinstance(message, Hello):
@@ -514,6 +592,11 @@ class ZrtpEngine:
 
     def _on_hello(self, hello, now):
         if self.state == SECURE:
+            if hello.raw == self._peer_hello.raw or _hex(_kdf.implicit_hash(hello.raw)) in self._completed_hellos:
+                return  # a late retransmission of a Hello we already completed an exchange with
+            if hello.version[:3] != "1.1" or hello.zid == self.zid:
+                return
+            self._begin_restart(hello, now)
             return
         version = hello.version
         # §4.1.1: any 1.1x is ours; a higher version is ignored (the peer answers our 1.10 Hello).
@@ -561,7 +644,7 @@ class ZrtpEngine:
         peer = self._peer_hello
         ours = self.preferences.of(kind)
         theirs = {"hash": peer.hashes, "cipher": peer.ciphers, "auth_tag": peer.auth_tags,
-                  "key_agreement": [keyagreement.canonical(n) for n in peer.key_agreements],
+                  "key_agreement": [algorithms.canonical(n) for n in peer.key_agreements],
                   "sas": peer.sas_types}[kind]
         explicit_ours = [name for name in ours if name in theirs]
         if not explicit_ours:
@@ -573,7 +656,7 @@ class ZrtpEngine:
         if our_first == their_first:
             return our_first
         if kind == "key_agreement":
-            faster = keyagreement.COST.get(their_first, 99) < keyagreement.COST.get(our_first, 99)
+            faster = algorithms.COST.get(their_first, 99) < algorithms.COST.get(our_first, 99)
             return their_first if faster else our_first
         if kind in STRENGTH:
             return their_first if STRENGTH[kind].index(their_first) > STRENGTH[kind].index(our_first) else our_first
@@ -614,9 +697,8 @@ class ZrtpEngine:
     def _make_dhpart(self, part):
         hash_name = self._algorithms["hash"]
         label = b"Responder" if part == 1 else b"Initiator"
-        record = self.cache.get(self._peer_hello.zid) if self.cache is not None else None
         ids = []
-        for secret in ((record.rs1 if record else None), (record.rs2 if record else None)):
+        for secret in self._our_secrets():
             ids.append(_kdf.secret_id(hash_name, secret, label) if secret else bytes(self._rng(8)))
         # No auxiliary or PBX secrets: random IDs (§4.3.1).
         return DHPart(part, self._h1, ids[0], ids[1], bytes(self._rng(8)), bytes(self._rng(8)),
@@ -733,17 +815,30 @@ class ZrtpEngine:
         self.state = RESPONDER_WAIT_CONFIRM2
         self._send(self._confirm1)
 
+    def _our_secrets(self):
+        """Our (rs1, rs2) for this exchange (§4.3.1). In a re-key after a cache mismatch that the user
+        has not resolved yet, the secret agreed earlier in this call (held back, §4.6.1.1) stands in for
+        rs1 and the cache's rs1 for rs2: a peer that stored it matches it, one that did not matches
+        nothing, as in the first exchange."""
+        record = self.cache.get(self._peer_hello.zid) if self.cache is not None else None
+        rs1 = record.rs1 if record else None
+        rs2 = record.rs2 if record else None
+        if self._pending_rs1 is not None and self._secure_peer_zid() == self._peer_hello.zid:
+            return self._pending_rs1, rs1
+        return rs1, rs2
+
     def _match_secrets(self, peer_dhpart):
         """§4.3.2: compare the peer's rs1/rs2 IDs with ours; return (s1 or None, mismatch flag)."""
-        record = self.cache.get(self._peer_hello.zid) if self.cache is not None else None
-        if record is None or record.rs1 is None:
+        ours = self._our_secrets()
+        if ours[0] is None:
             return None, False
         hash_name = self._algorithms["hash"]
         label = b"Responder" if self._role == "initiator" else b"Initiator"
         for their_id in (peer_dhpart.rs1_id, peer_dhpart.rs2_id):
-            for secret in (record.rs1, record.rs2):
+            for secret in ours:
                 if secret and _kdf.secret_id(hash_name, secret, label) == their_id:
-                    return secret, False
+                    # Matching the held-back secret continues this call; the cache mismatch stays open.
+                    return secret, secret is self._pending_rs1
         return None, True
 
     def _derive(self, dh_result, peer_dhpart, responder_hello, commit_raw, dhpart1_raw, dhpart2_raw, zidi, zidr):
@@ -780,7 +875,7 @@ class ZrtpEngine:
 
     def _our_v(self):
         record = self.cache.get(self._peer_hello.zid) if self.cache is not None else None
-        return bool(record and record.verified and self._keys["s1_matched"])
+        return bool(record and record.verified and self._keys["s1_matched"] and not self._cache_mismatch)
 
     def _confirm_body(self):
         return ConfirmBody(self._h0, self._our_v())
@@ -794,8 +889,8 @@ class ZrtpEngine:
             self._error(messages.ERROR_BAD_CONFIRM_MAC, now)
             return None
         if _kdf.implicit_hash(body.h0) != peer_dhpart.h1 or not peer_dhpart.verify_mac(body.h0):
-            self._fail("peer's H0 does not match its hash chain or DHPart MAC", messages.ERROR_BAD_CONFIRM_MAC,
-                       True, now)
+            self._fail(events.AUTHENTICATION, "peer's H0 does not match its hash chain or DHPart MAC",
+                       messages.ERROR_BAD_CONFIRM_MAC, True, now)
             return None
         return body
 
@@ -818,6 +913,11 @@ class ZrtpEngine:
         self.state = INITIATOR_WAIT_CONF2ACK
         self._send(self._confirm2)
         self._arm("confirm2", now, self._confirm2, T2_INITIAL)
+        # §4.6 (GNU ZRTP cites §5.8): having sent Confirm2, the initiator must be ready to receive SRTP,
+        # because the responder switches both directions on as soon as Confirm2 arrives.
+        keys = self._keys
+        self._queue_event(ReceiveKeys(_kdf.srtp_profile(self._algorithms["cipher"], self._algorithms["auth_tag"]),
+                                      keys["srtpkeyr"], keys["srtpsaltr"], self._exchange > 0, self._exchange + 1))
 
     def _on_confirm2(self, confirm, now):
         if self.state == SECURE and self._role == "responder":
@@ -849,6 +949,11 @@ class ZrtpEngine:
         keys = self._keys
         alg = self._algorithms
         peer_zid = self._peer_hello.zid
+        previous_peer = self._secure_peer_zid()
+        if previous_peer is not None and previous_peer != peer_zid:
+            # A restart by a different ZID: what this call held back or may undo belongs to the other one.
+            self._pending_rs1 = None
+            self._rs_before = None
         our_v = self._our_v()
         verified = our_v and self._peer_v and not self._cache_mismatch
         profile = _kdf.srtp_profile(alg["cipher"], alg["auth_tag"])
@@ -858,29 +963,58 @@ class ZrtpEngine:
         else:
             send = (keys["srtpkeyr"], keys["srtpsaltr"])
             receive = (keys["srtpkeyi"], keys["srtpsalti"])
+        self._exchange += 1
         event = Secure(key_agreement=self._peer_spelling.get(alg["key_agreement"], alg["key_agreement"]),
                        cipher=alg["cipher"], hash=alg["hash"], auth_tag=alg["auth_tag"],
                        sas=sas.render(alg["sas"], keys["sas"]), sas_type=alg["sas"], verified=verified,
                        cache_mismatch=self._cache_mismatch, peer_zid=_hex(peer_zid), role=self._role,
                        send_profile=profile, send_key=send[0], send_salt=send[1], receive_profile=profile,
-                       receive_key=receive[0], receive_salt=receive[1])
+                       receive_key=receive[0], receive_salt=receive[1], rekey=self._exchange > 1,
+                       exchange=self._exchange)
         self._secure_event = event
         self.state = SECURE
+        self._rollback = None
+        self._completed_hellos = (self._completed_hellos + [_hex(_kdf.implicit_hash(self._peer_hello.raw))])[-8:]
         # Secure first, so the shell keys SRTP before it spends time writing the cache file.
         self._queue_event(event)
-        # §4.6.1: rs2 = rs1, rs1 = new; on a cache mismatch the update waits for the SAS (§4.6.1.1).
+        changed = False
+        # §4.6.1: rs2 = rs1, rs1 = new; on a cache mismatch the update waits for the SAS (§4.6.1.1). The
+        # alarm is raised once per call: a re-key that finds the same unresolved mismatch is no news.
         if self.cache is not None and keys.get("retain", True):
             if self._cache_mismatch:
                 self._pending_rs1 = keys["rs1"]
-                self._alarm("ZRTP cache mismatch: the peer's retained secret differs; compare the SAS")
+                self._alarm(events.CACHE_MISMATCH,
+                            "ZRTP cache mismatch: the peer's retained secret differs; compare the SAS", once=True)
             else:
-                record = self.cache.get(peer_zid)
-                self._rs_before = (record is not None, record.rs1 if record else None, record.rs2 if record else None)
+                if self._rs_before is None:  # what reject_sas() restores: the state before this call
+                    record = self.cache.get(peer_zid)
+                    self._rs_before = (record is not None, record.rs1 if record else None,
+                                       record.rs2 if record else None)
                 self.cache.update_retained(peer_zid, keys["rs1"], self.wall_time, self.peer_uri)
-                self._queue_event(CacheUpdated())
+                changed = True
+        changed = self._check_contact(peer_zid, verified) or changed
+        if changed:
+            self._queue_event(CacheUpdated())
         # Keep only the peer's MAC key (GoClear/SASrelay) and the raw Confirm bytes; drop the rest.
         self._peer_mackey = keys["mackeyi"] if self._role == "responder" else keys["mackeyr"]
+        self._mac_hash = alg["hash"]
         self._keys = None
+
+    def _check_contact(self, peer_zid, verified):
+        """Address-book continuity (issue 11): a verified contact that shows up with a different ZID is
+        a loud alarm of its own; a verified call by a contact we have no binding for creates one.
+        Returns True when the cache changed."""
+        if self.cache is None or not self.peer_uri:
+            return False
+        bound = self.cache.contact_zid(self.peer_uri)
+        if bound is not None and bound != peer_zid:
+            self._alarm(events.NEW_KEY_FOR_CONTACT,
+                        "new key for a verified contact: {} used ZID {}, now ZID {}; compare the SAS".format(
+                            self.peer_uri, _hex(bound), _hex(peer_zid)), once=True)
+            return False
+        if bound is None and verified:
+            return self.cache.bind_contact(self.peer_uri, peer_zid, self.wall_time)
+        return False
 
 
 def _int(data):

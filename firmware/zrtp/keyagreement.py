@@ -1,9 +1,9 @@
 """ZRTP key agreement (RFC 6189 §5.1.5, §4.4.1): DH3k, DH2k, EC25, EC38, X255 (alias E255), X448.
 
 API:
-- KEY_AGREEMENTS: the names we implement, fastest first. canonical(name) maps the GNU ZRTP spelling
-  "E255" to "X255" (bzrtp's); is_supported(name).
-- COST: relative cost, for the "faster first choice" rule of §4.1.2.
+- KEY_AGREEMENTS: the names we implement (their default order and measured cost live in
+  firmware/zrtp/algorithms.py). canonical(name) maps the GNU ZRTP spelling "E255" to "X255" (bzrtp's);
+  is_supported(name).
 - PV_LENGTHS: {name: public value length in bytes}.
 - generate(name, rng) -> KeyPair; `rng(n)` returns n random bytes.
 - KeyPair.public: the pv to send; KeyPair.agree(peer_pv) -> DHResult bytes (for DH the result is
@@ -42,7 +42,6 @@ _P3072 = int(
 )
 
 KEY_AGREEMENTS = ("X255", "EC25", "X448", "EC38", "DH2k", "DH3k")
-COST = {"X255": 1, "EC25": 2, "X448": 3, "EC38": 4, "DH2k": 5, "DH3k": 6}
 PV_LENGTHS = {"DH2k": 256, "DH3k": 384, "EC25": 64, "EC38": 96, "X255": 32, "X448": 56}
 _ALIASES = {"E255": "X255"}
 _DH_PRIMES = {"DH2k": _P2048, "DH3k": _P3072}

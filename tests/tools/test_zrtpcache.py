@@ -17,6 +17,7 @@ def cache_file(tmp_path):
     cache.update_retained(b"A" * 12, b"2" * 32, 1700000100)
     cache.set_verified(b"A" * 12, True)
     cache.update_retained(b"B" * 12, b"3" * 32, 1600000000)
+    cache.bind_contact("sip:alice@127.0.0.1", b"A" * 12, 1700000100)
     path = tmp_path / "zrtp-cache"
     path.write_bytes(cache.serialize())
     return path
@@ -43,6 +44,18 @@ def test_list(cache_file):
     assert "sip:alice@127.0.0.1" in lines[1] and "2023-11-14" in lines[1]
     assert lines[2].startswith("424242424242424242424242") and " no " in lines[2]
     assert "31313131" not in out  # secrets are never printed
+
+
+def test_contacts_and_forget_contact(cache_file):
+    code, out = _run("--cache", str(cache_file), "contacts")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 2
+    assert lines[1].startswith("sip:alice@127.0.0.1") and "414141414141414141414141" in lines[1]
+    assert "2023-11-14" in lines[1]
+    code, out = _run("--cache", str(cache_file), "forget-contact", "sip:alice@127.0.0.1:5060")
+    assert code == 0 and "forgot contact" in out
+    assert ZrtpCache.parse(cache_file.read_bytes()).contacts() == []
+    assert _run("--cache", str(cache_file), "forget-contact", "sip:alice@127.0.0.1")[0] == 1
 
 
 def test_reset_one_peer(cache_file):

@@ -135,3 +135,37 @@ def pair(seed=10, prefs_a=None, prefs_b=None, cache_a=None, cache_b=None, **kwar
     a = Side("a", make_engine(seed, cache_a, prefs_a, **kwargs))
     b = Side("b", make_engine(seed + 1, cache_b, prefs_b, **kwargs))
     return a, b
+
+
+def run_restart(a, b, network=None, start=10.0, until=40.0, started=("a",)):
+    """Pump after a restart: the sides named in `started` are already running (their engines were
+    started in an earlier run); the others are started at `start`. Stops when every side has one
+    Secure more than it had, or one failed, or the clock passes `until`. Returns the stop time."""
+    network = network or FakeNetwork()
+    peer = {"a": b, "b": a}
+    goal = {side.name: len(side.secure()) + 1 for side in (a, b)}
+    now = start
+    for side in (a, b):
+        if side.name not in started:
+            side.engine.start(now)
+    while now <= until:
+        for side in (a, b):
+            side.engine.handle_timer(now)
+            for packet in side.engine.datagrams_to_send(now):
+                side.sent.append((now, packet))
+                network.send(now, side, peer[side.name], packet)
+            side.drain()
+        for _arrival, _order, receiver, packet in network.deliver_due(now):
+            receiver.engine.receive_datagram(packet, now)
+            receiver.drain()
+            for out in receiver.engine.datagrams_to_send(now):
+                receiver.sent.append((now, out))
+                network.send(now, receiver, peer[receiver.name], out)
+        done = all(len(s.secure()) >= goal[s.name] or s.failed() for s in (a, b))
+        if done and not network.in_flight:
+            return now
+        candidates = [t for t in (a.engine.get_timer(), b.engine.get_timer(), network.next_arrival()) if t is not None]
+        if not candidates:
+            return now
+        now = max(min(candidates), now + 1e-6)
+    return now

@@ -2,7 +2,7 @@
 
 import pytest
 
-from firmware.zrtp import kdf, keyagreement, messages
+from firmware.zrtp import events, kdf, keyagreement, messages
 from firmware.zrtp.engine import Alarm, Failed, Preferences, Secure
 from tests.firmware.zrtp.pair import FakeNetwork, make_engine, pair, run, seeded_rng
 
@@ -95,7 +95,7 @@ def test_bad_hvi_gets_error_0x62():
     engine.receive_datagram(peer.packet(peer.dhpart2_raw), 0.03)
     assert _error_codes(_sent(engine)) == [messages.ERROR_BAD_HVI]
     failed = [e for e in _events(engine) if isinstance(e, Failed)]
-    assert failed and failed[0].code == 0x62
+    assert failed and failed[0].code == 0x62 and failed[0].kind == events.AUTHENTICATION
 
 
 @pytest.mark.parametrize("bad", ["one", "p-1", "zero"])
@@ -189,6 +189,7 @@ def test_unsupported_key_agreement_gets_error_0x53():
     engine = _engine_after_hello(peer, prefs=Preferences(key_agreements=["X255"]))
     engine.receive_datagram(peer.packet(peer.commit_for(engine._hello_raw)), 0.02)
     assert messages.ERROR_KEY_AGREEMENT_UNSUPPORTED in _error_codes(_sent(engine))
+    assert [e.kind for e in _events(engine) if isinstance(e, Failed)] == [events.NO_COMMON_ALGORITHM]
 
 
 def test_old_version_gets_error_0x30_and_newer_is_ignored_and_1_1x_accepted():
@@ -207,6 +208,7 @@ def test_equal_zid_hello_gets_error_0x90():
     _sent(engine)
     engine.receive_datagram(peer.packet(peer.hello_raw), 0.01)
     assert _error_codes(_sent(engine)) == [messages.ERROR_EQUAL_ZID]
+    assert [e.kind for e in _events(engine) if isinstance(e, Failed)] == [events.PROTOCOL]
 
 
 def test_zrtp_hash_mismatch_raises_alarm_and_match_does_not():
@@ -215,11 +217,14 @@ def test_zrtp_hash_mismatch_raises_alarm_and_match_does_not():
     engine = _engine_after_hello(peer, peer_hello_hash=good)
     assert not [e for e in _events(engine) if isinstance(e, Alarm)]
     engine = _engine_after_hello(peer, peer_hello_hash="1.10 " + "00" * 32)
-    assert [e for e in _events(engine) if isinstance(e, Alarm)]
+    assert [e.kind for e in _events(engine) if isinstance(e, Alarm)] == [events.ZRTP_HASH_MISMATCH]
     # The SDP answer may come after the Hello.
     engine = _engine_after_hello(peer)
     engine.set_peer_hello_hash("1.10 " + "11" * 32)
-    assert [e for e in _events(engine) if isinstance(e, Alarm)]
+    assert [e.kind for e in _events(engine) if isinstance(e, Alarm)] == [events.ZRTP_HASH_MISMATCH]
+    engine = _engine_after_hello(peer)
+    engine.set_peer_hello_hash("1.10 zz")
+    assert [e.kind for e in _events(engine) if isinstance(e, Alarm)] == [events.ZRTP_HASH_MISMATCH]
 
 
 def test_ping_answered_with_pingack():
@@ -238,7 +243,16 @@ def test_error_received_is_acked_and_fails():
     engine.receive_datagram(messages.encode_packet(1, 2, messages.Error(0x40).encode()), 0.1)
     assert [m.TYPE for m in _sent(engine)] == [b"ErrorACK"]
     failed = [e for e in _events(engine) if isinstance(e, Failed)]
-    assert failed and failed[0].code == 0x40
+    assert failed and failed[0].code == 0x40 and failed[0].kind == events.PEER_ERROR
+
+
+def test_error_in_secure_state_is_acked_and_ignored():
+    # An Error carries no MAC: obeying it in Secure would let anyone on the path undo a secure call.
+    a, b = _secure_pair()
+    a.engine.receive_datagram(messages.encode_packet(9, 2, messages.Error(0x70).encode()), 5.0)
+    assert [m.TYPE for m in _sent(a.engine)] == [b"ErrorACK"]
+    assert not [e for e in _events(a.engine) if isinstance(e, (Failed, Alarm))]
+    assert a.engine.state == "Secure"
 
 
 def _secure_pair():
@@ -260,7 +274,7 @@ def test_goclear_is_never_obeyed():
     sent = _sent(a.engine)
     assert _error_codes(sent) == [messages.ERROR_GOCLEAR_NOT_ALLOWED]
     assert not any(m.TYPE == b"ClearACK" for m in sent)
-    assert [e for e in _events(a.engine) if isinstance(e, Alarm)]
+    assert [e.kind for e in _events(a.engine) if isinstance(e, Alarm)] == [events.GOCLEAR]
     assert a.engine.state == "Secure"
 
 
@@ -280,7 +294,7 @@ def test_sasrelay_from_unknown_mitm_refused():
     a.engine.receive_datagram(messages.encode_packet(9, 2, messages.SASrelay(mac, b"i" * 16, encrypted).encode()),
                               5.0)
     assert _error_codes(_sent(a.engine)) == [messages.ERROR_UNTRUSTED_MITM]
-    assert [e for e in _events(a.engine) if isinstance(e, Alarm)]
+    assert [e.kind for e in _events(a.engine) if isinstance(e, Alarm)] == [events.UNTRUSTED_MITM]
 
 
 def test_bad_confirm_mac_gets_error_0x70():

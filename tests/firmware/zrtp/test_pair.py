@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from firmware.zrtp import messages
+from firmware.zrtp import events, messages
 from firmware.zrtp.engine import T1_MAX_RETRANSMISSIONS, T2_MAX_RETRANSMISSIONS, Preferences
 from tests.firmware.zrtp.pair import FakeNetwork, pair, run
 
@@ -113,6 +113,7 @@ def test_hello_retransmission_schedule_t1():
     assert gaps[:4] == [0.05, 0.1, 0.2, 0.2]
     assert max(gaps) == 0.2
     assert a.failed() and a.failed()[0].code == messages.ERROR_PROTOCOL_TIMEOUT
+    assert a.failed()[0].kind == events.NO_ZRTP
     assert a.engine.get_timer() is None
 
 
@@ -126,7 +127,7 @@ def test_commit_retransmission_schedule_t2_and_timeout_error():
     gaps = [round(y - x, 6) for x, y in zip(times, times[1:])]
     # §6: T2 starts at 150 ms and doubles up to its 1.2 s cap.
     assert gaps[:5] == [0.15, 0.3, 0.6, 1.2, 1.2]
-    assert a.failed()[0].code == messages.ERROR_PROTOCOL_TIMEOUT
+    assert a.failed()[0].code == messages.ERROR_PROTOCOL_TIMEOUT and a.failed()[0].kind == events.TIMEOUT
     errors = [p for _, p in a.sent if _type(p) == b"Error   "]
     assert errors and messages.decode_message(messages.decode_packet(errors[0])[2]).code == 0xB0
 

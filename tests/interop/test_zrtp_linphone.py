@@ -1,10 +1,11 @@
 """ZRTP interop with linphone-cli (bzrtp) on 127.0.0.1, through `sotto call` and `sotto answer`.
 
 Both directions, Sotto with its default offer; linphone with its default suites (DH3k, Mult: DH3k is
-chosen) and preferring X255, X448, AES3, S384, HS32 or B256. The SAS linphone prints on its console must equal the one in Sotto's JSON summary, and the
-algorithms in linphone's log must equal Sotto's. Continuity: after both sides confirm the SAS the next
-call is "verified" on both; with linphone's retained secrets broken Sotto reports a cache mismatch, not
-"verified", and leaves its cache untouched until the SAS is confirmed.
+chosen) and preferring X255, X448, AES3, S384, HS32 or B256. The SAS linphone prints on its console
+must equal the one in Sotto's JSON summary, and the algorithms in linphone's log must equal Sotto's.
+Continuity: after both sides confirm the SAS the next call is "verified" on both; with linphone's
+retained secrets broken Sotto reports a cache mismatch, not "verified", and leaves its cache untouched
+until the SAS is confirmed.
 
 Ports (the ZRTP engineer's fixed range 17000-17999): linphone SIP 17060 / RTP 17070, Sotto SIP 17080 /
 RTP 17090.

@@ -69,3 +69,17 @@ def test_duplicate_peer_is_corrupt():
     second = body.index(b"B" * 12)
     body = body[:second] + b"A" * 12 + body[second + 12 :]
     raises(CacheCorrupt, ZrtpCache.parse, body + crypto.digest("sha256", body))
+
+
+def test_contact_bindings_round_trip_and_normalise():
+    cache = ZrtpCache.create(_rng)
+    assert cache_module.normalize_aor('"Bob" <SIP:%62ob:pw@Example.ORG:5070;transport=tcp>') == "sip:bob@example.org"
+    assert cache_module.normalize_aor("sip:10.0.0.1:5060") == "sip:10.0.0.1"
+    assert cache_module.normalize_aor("mailto:bob@example.org") is None
+    assert cache.bind_contact("sip:bob@example.org:5062", b"Z" * 12, 300)
+    again = ZrtpCache.parse(cache.serialize())
+    assert again.contact_zid("sips:bob@EXAMPLE.org") == b"Z" * 12
+    assert [c.aor for c in again.contacts()] == ["sip:bob@example.org"]
+    data = bytearray(cache.serialize())
+    data[-40] ^= 1  # inside the contacts table: the integrity trailer no longer holds
+    raises(CacheCorrupt, ZrtpCache.parse, bytes(data))

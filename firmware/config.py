@@ -141,6 +141,10 @@ SCHEMA = {
     },
     "sip": {
         "listen": Field(str, "127.0.0.1:5060", "HOST:PORT", _text(MAX_HOST_PORT, _is_host_port)),
+        # Behind a NAT with a static port mapping: the address (and RTP port) to advertise in SDP, as
+        # --public-address does on the command line (which wins when both are given).
+        "public_address": Field(str, "", "HOST or HOST:PORT, or empty",
+                                _text(MAX_HOST_PORT, lambda v: v == "" or is_host_optional_port(v))),
     },
     "media": {
         "codecs": Field(list, list(CODECS), "a list of codecs from PCMU, PCMA, G722, opus", _list_of(CODECS)),
@@ -335,6 +339,7 @@ DEFAULT_TEMPLATE = """\
 
 [sip]
 # listen = "127.0.0.1:5060"         # local SIP address (use 0.0.0.0:5060 on a real phone)
+# public_address = ""               # behind a NAT: the public HOST[:RTP PORT] to put in SDP
 
 [media]
 # codecs = ["PCMU", "PCMA", "G722", "opus"]

@@ -929,7 +929,7 @@ def run_single_call(settings, args):
         raise ConfigError("command line", "--secure-only", "--encryption zrtp or sdes (a plain call is never secure)")
     loop = Loop()
     try:
-        endpoint = Endpoint(loop, settings, public_address=args.public_address)
+        endpoint = Endpoint(loop, settings, public_address=args.public_address or settings.sip.public_address or None)
     except StartupError:
         loop.close()
         raise
@@ -1192,7 +1192,7 @@ def run_phone(settings, args):
     else:
         audio = AudioPlan(devices=(board.capture, board.playback))
     loop = Loop()
-    endpoint = Endpoint(loop, settings, public_address=args.public_address)
+    endpoint = Endpoint(loop, settings, public_address=args.public_address or settings.sip.public_address or None)
     closers = [endpoint.close, loop.close]
     try:
         extra_speed_dial = {}

@@ -154,6 +154,8 @@ SCHEMA = {
         "playback_device": Field(str, "default", "an ALSA device name (at most {} characters)"
                                  .format(MAX_DEVICE_NAME), _text(MAX_DEVICE_NAME, bool)),
         "encryption": Field(str, "zrtp", "one of zrtp, sdes, none", _one_of(ENCRYPTIONS)),
+        "inactivity_timeout": Field(int, 30, "seconds from 0 (never) to 3600: a call with no media from the "
+                                    "peer for that long (not on hold) is ended", lambda v: 0 <= v <= 3600),
     },
     "zrtp": {
         "key_agreements": Field(list, list(_ZRTP_DEFAULTS["key_agreement"]),
@@ -347,6 +349,7 @@ DEFAULT_TEMPLATE = """\
 # capture_device = "default"
 # playback_device = "default"
 # encryption = "zrtp"               # zrtp, sdes or none
+# inactivity_timeout = 30           # seconds without media from the peer (not on hold): end the call
 
 [zrtp]
 # key_agreements = ["X255", "EC25", "X448", "EC38", "DH3k", "DH2k"]

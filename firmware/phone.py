@@ -27,8 +27,8 @@ States (automation waits on these names):
 
 Trust button: short press = "the SAS matched" (ConfirmSas); long press (>= 2 s, timed by the driver) =
 "the SAS did NOT match": RejectSas (the session marks the peer untrusted) and Hangup. With secure_only a
-call that cannot become secure is ended (an alarm that is not about the SAS, or no CallSecure within
-SECURE_WAIT seconds of the media being up).
+call that cannot become secure is ended (an alarm that is not about the SAS, or a CallNotSecure verdict
+from the call layer, firmware.call, which alone decides when a call is not going to be secure).
 
 Keys (KeyPressed.key): '0'-'9', '*', '#' and the named keys in NAMED_KEYS. In a call digits, '*' and
 '#' are sent as DTMF. The keypad-only menu code is '**#'; speed dial entries are dialed like numbers
@@ -74,7 +74,6 @@ COMMAND_QUEUE_LIMIT = 64
 VOLUME_MAX = 10
 DIAL_TIMEOUT = 10.0
 ENDED_HOLD = 4.0
-SECURE_WAIT = 10.0
 MENU_TIMEOUT = 30.0
 NOTICE_HOLD = 2.0
 
@@ -84,12 +83,24 @@ ALARM_ZRTP_HASH_MISMATCH = "zrtp-hash-mismatch"
 ALARM_DOWNGRADE = "downgrade"
 ALARM_GOCLEAR = "goclear"
 ALARM_NOT_SECURE = "not-secure"
+ALARM_NO_ZRTP = "no-zrtp"
+ALARM_ZRTP_FAILED = "zrtp-failed"
+ALARM_PEER_STOPPED_ENCRYPTING = "peer-stopped-encrypting"
+ALARM_AUTH_FAILURES = "auth-failures"
+ALARM_NEW_KEY_FOR_CONTACT = "new-key-for-contact"
+# Alarms that show the SAS: the person compares it, a short press accepts the new key (RFC 6189 §4.6.1.1).
+SAS_ALARMS = (ALARM_CACHE_MISMATCH, ALARM_NEW_KEY_FOR_CONTACT)
 ALARM_TITLE = (
     (ALARM_CACHE_MISMATCH, "KEY CHANGED"),
+    (ALARM_NEW_KEY_FOR_CONTACT, "NEW KEY"),
     (ALARM_ZRTP_HASH_MISMATCH, "HASH MISMATCH"),
     (ALARM_DOWNGRADE, "DOWNGRADE"),
     (ALARM_GOCLEAR, "GOCLEAR"),
     (ALARM_NOT_SECURE, "NOT SECURE"),
+    (ALARM_NO_ZRTP, "NOT SECURE"),
+    (ALARM_ZRTP_FAILED, "NOT SECURE"),
+    (ALARM_PEER_STOPPED_ENCRYPTING, "NOT SECURE"),
+    (ALARM_AUTH_FAILURES, "TAMPERING?"),
 )
 ALARM_TEXT = (
     (ALARM_CACHE_MISMATCH, "peer key changed"),
@@ -97,6 +108,11 @@ ALARM_TEXT = (
     (ALARM_DOWNGRADE, "downgrade mid-call"),
     (ALARM_GOCLEAR, "peer sent GoClear"),
     (ALARM_NOT_SECURE, "not encrypted!"),
+    (ALARM_NO_ZRTP, "peer has no ZRTP"),
+    (ALARM_ZRTP_FAILED, "ZRTP failed"),
+    (ALARM_PEER_STOPPED_ENCRYPTING, "peer stopped encrypt"),
+    (ALARM_AUTH_FAILURES, "forged packets"),
+    (ALARM_NEW_KEY_FOR_CONTACT, "contact's key is new"),
 )
 
 # Tones (PlayTone.name): the media engineer's tone generators play them.
@@ -237,6 +253,22 @@ class CallAlarm:
 
     def __init__(self, reason):
         self.reason = reason
+
+
+class CallNotSecure:
+    """The call goes on without end-to-end keys (the call layer's verdict, firmware.call.NotSecure): `kind` is
+    "sdes-only" (encrypted, but to the server: shown, no alarm), "no-zrtp", "zrtp-failed" or
+    "encryption-off" (each a loud NOT SECURE alarm)."""
+
+    __slots__ = ("kind", "reason")
+
+    def __init__(self, kind, reason=None):
+        self.kind = kind
+        self.reason = reason
+
+
+_NOT_SECURE_ALARMS = (("no-zrtp", ALARM_NO_ZRTP), ("zrtp-failed", ALARM_ZRTP_FAILED),
+                      ("encryption-off", ALARM_NOT_SECURE))
 
 
 class CallEnded:
@@ -520,6 +552,8 @@ class Phone:
             self._on_secure(event, now)
         elif isinstance(event, CallAlarm):
             self._on_alarm(event.reason, now)
+        elif isinstance(event, CallNotSecure):
+            self._on_not_secure(event.kind, now)
         elif isinstance(event, CallEnded):
             self._on_ended(event, now)
         elif isinstance(event, (Registered, RegistrationFailed, NetworkDown, NetworkUp, AudioDeviceMissing,
@@ -552,8 +586,6 @@ class Phone:
         self._deadline = None
         if self.state in (DIALING, ENDED, MENU):
             self._go_idle(now)
-        elif self.state == IN_CALL and not self.secure:
-            self._on_alarm(ALARM_NOT_SECURE, now)
 
     def next_command(self):
         """The next command for the session, or None."""
@@ -623,6 +655,7 @@ class Phone:
         self.end_duration = 0
         self.end_status = None
         self.untrusted = False
+        self.to_server_only = False
 
     def _go_idle(self, now):
         self._stop_tone()
@@ -789,7 +822,7 @@ class Phone:
             if long:
                 self._sas_did_not_match(now)
             elif state in (SECURE, VERIFIED) or (state == ALARM and self.sas is not None
-                                                 and self.alarm_reason == ALARM_CACHE_MISMATCH):
+                                                 and self.alarm_reason in SAS_ALARMS):
                 if state != VERIFIED:
                     self._confirm_sas(now)
             elif state == ALARM:
@@ -859,8 +892,15 @@ class Phone:
             self._media_up(now)
 
     def _media_up(self, now):
+        # The call layer gives its verdict (CallSecure or CallNotSecure) in time; no second timer here.
         self.call_start = now
-        self._set_state(IN_CALL, now, now + SECURE_WAIT)
+        self._set_state(IN_CALL, now)
+
+    def _on_not_secure(self, kind, now):
+        if kind == "sdes-only":
+            self.to_server_only = True  # encrypted hop by hop: said on the screen, not an alarm
+            return
+        self._on_alarm(_lookup(_NOT_SECURE_ALARMS, kind, ALARM_NOT_SECURE), now)
 
     def _peer_key(self):
         return self.peer_zid or self.remote
@@ -892,11 +932,11 @@ class Phone:
     def _on_alarm(self, reason, now):
         if self.state not in CALL_STATES and self.state != CALLING:
             return
-        if reason == ALARM_CACHE_MISMATCH and self.confirmed_now:
+        if reason in SAS_ALARMS and self.confirmed_now:
             # The user compared the SAS and confirmed it in this call: that resolved the mismatch. A
             # report of it arriving afterwards (queued behind the Secure event) is stale.
             return
-        if self.secure_only and reason != ALARM_CACHE_MISMATCH:
+        if self.secure_only and reason not in SAS_ALARMS:
             # Not secure (or no longer): secure_only ends the call instead of sounding the alarm.
             self.alarm_reason = reason
             self._hang_up(now, "not secure: " + reason)
@@ -1112,8 +1152,8 @@ def _screen_ringing(phone, now):
 
 
 def _screen_in_call(phone, now):
-    return Screen("In call", [_remote_label(phone), _duration_line(phone, now), "not secure yet"]
-                  + _call_flags(phone))
+    status = "to server only" if phone.to_server_only else "not secure yet"
+    return Screen("In call", [_remote_label(phone), _duration_line(phone, now), status] + _call_flags(phone))
 
 
 def _screen_secure(phone, now):
@@ -1128,7 +1168,7 @@ def _screen_verified(phone, now):
 def _screen_alarm(phone, now):
     reason = _lookup(ALARM_TEXT, phone.alarm_reason, phone.alarm_reason or "security alarm")
     title = _lookup(ALARM_TITLE, phone.alarm_reason, "ALARM")
-    if phone.alarm_reason == ALARM_CACHE_MISMATCH and phone.sas is not None:
+    if phone.alarm_reason in SAS_ALARMS and phone.sas is not None:
         return Screen(title, [reason, "same SAS? press;", "hold 2s: hang up"], big=phone.sas, alert=True)
     lines = [reason, _remote_label(phone)]
     if phone.alarm_acknowledged:

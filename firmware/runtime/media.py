@@ -94,6 +94,9 @@ SO_TIMESTAMPNS = 35
 _TIMESPEC = struct.Struct("@ll")
 _ANCILLARY_SPACE = socket.CMSG_SPACE(_TIMESPEC.size)
 RTCP_INTERVAL = 5.0
+# After a key change, packets under the replaced keys are still accepted this long (the peer switches when
+# its own exchange completes, RFC 6189 §4.6; packets in flight and its jitter buffer need a moment).
+KEY_OVERLAP = 2.0
 CN_PAYLOAD_TYPE = 13
 _NTP_EPOCH_OFFSET = 2208988800
 
@@ -104,13 +107,17 @@ def _ntp(wall):
 
 
 class _Crypto:
-    """An immutable pair of SRTP contexts handed from the control thread to the audio thread."""
+    """An immutable set of SRTP contexts handed from the control thread to the audio thread. `previous_rx`:
+    the receive context of the keys just replaced (a ZRTP re-key, SDES -> ZRTP), tried when the new one
+    fails, so packets the peer sent before it switched still play (no gap in audio)."""
 
-    __slots__ = ("tx", "rx")
+    __slots__ = ("tx", "rx", "previous_rx", "previous_until")
 
-    def __init__(self, tx, rx):
+    def __init__(self, tx, rx, previous_rx=None, previous_until=0.0):
         self.tx = tx
         self.rx = rx
+        self.previous_rx = previous_rx
+        self.previous_until = previous_until
 
 
 class MediaStream:
@@ -171,6 +178,8 @@ class MediaStream:
         self.sent_octets = 0
         self.send_errors = 0
         self.received = 0
+        self.authentic = 0  # RTP and RTCP from the peer that passed SRTP (or any, in the clear): liveness
+        self._double_counted = 0  # packets tried under both the new and the replaced keys
         self.malformed = 0
         self.inbox_overflows = 0
         self.concealed = 0
@@ -210,16 +219,21 @@ class MediaStream:
     def require_keys(self):
         self._keys_required = True
 
-    def set_keys(self, tx_params, rx_params):
+    def set_keys(self, tx_params, rx_params, keep_previous=False):
         if tx_params is None or rx_params is None:
             self._crypto = None
             self._keys_required = False
             return
         old = self._crypto
-        self._crypto = _Crypto(context_from_params(tx_params), context_from_params(rx_params))
+        previous_rx = old.rx if (keep_previous and old is not None) else None
+        self._crypto = _Crypto(context_from_params(tx_params), context_from_params(rx_params), previous_rx,
+                               self._clock() + KEY_OVERLAP)
         if old is not None:
             self._auth_failures_before += old.rx.auth_failures
             self._replays_before += old.rx.replays
+            if old.previous_rx is not None:
+                self._auth_failures_before += old.previous_rx.auth_failures
+                self._replays_before += old.previous_rx.replays
 
     def read_socket(self, on_other):
         try:
@@ -269,10 +283,22 @@ class MediaStream:
     def set_tone(self, cadence):
         self._tone = None if cadence is None else ToneGenerator(cadence, self.sink.sample_rate)
 
+    def counters(self):
+        """(authentic packets from the peer, SRTP authentication failures), cheap enough to poll."""
+        crypto = self._crypto
+        failures = self._auth_failures_before - self._double_counted
+        if crypto is not None:
+            failures += crypto.rx.auth_failures
+            if crypto.previous_rx is not None:
+                failures += crypto.previous_rx.auth_failures
+        return self.authentic, failures
+
     def stats(self):
         crypto = self._crypto
-        auth_failures = self._auth_failures_before + (crypto.rx.auth_failures if crypto else 0)
+        auth_failures = self.counters()[1]
         replays = self._replays_before + (crypto.rx.replays if crypto else 0)
+        if crypto is not None and crypto.previous_rx is not None:
+            replays += crypto.previous_rx.replays
         reception = self._reception
         lost = reception.lost if reception is not None else 0
         jitter = self._jitter
@@ -426,13 +452,26 @@ class MediaStream:
         if addr != self._remote:
             self._remote = addr
 
+    def _unprotect(self, crypto, datagram, rtcp):
+        try:
+            return crypto.rx.unprotect_rtcp(datagram) if rtcp else crypto.rx.unprotect(datagram)
+        except RemoteProtocolError:
+            if crypto.previous_rx is None or self._clock() > crypto.previous_until:
+                raise
+        # Perhaps sent before the peer switched keys. One packet, one verdict: the failure the new context
+        # counted is taken back, whatever the replaced keys say.
+        self._double_counted += 1
+        previous = crypto.previous_rx
+        return previous.unprotect_rtcp(datagram) if rtcp else previous.unprotect(datagram)
+
     def _receive_rtp(self, datagram, addr, arrival):
         crypto = self._crypto
         if crypto is not None:
-            datagram = crypto.rx.unprotect(datagram)
+            datagram = self._unprotect(crypto, datagram, False)
         elif self._keys_required:
             return
         packet = parse_rtp(datagram)
+        self.authentic += 1
         self._authenticated_source(addr)
         pt = packet.payload_type
         if packet.ssrc != self._remote_ssrc:
@@ -457,12 +496,14 @@ class MediaStream:
     def _receive_rtcp(self, datagram, addr, arrival):
         crypto = self._crypto
         if crypto is not None:
-            datagram = crypto.rx.unprotect_rtcp(datagram)
+            datagram = self._unprotect(crypto, datagram, True)
             if crypto.rx.rtcp_tag_length != crypto.tx.rtcp_tag_length and crypto.rx.profile == crypto.tx.profile:
                 crypto.tx.rtcp_tag_length = crypto.rx.rtcp_tag_length  # answer in the peer's SRTCP tag size
         elif self._keys_required:
             return
-        for report in rtcp.parse_compound(datagram):
+        reports = rtcp.parse_compound(datagram)
+        self.authentic += 1
+        for report in reports:
             if isinstance(report, rtcp.SenderReport):
                 if self._reception is not None:
                     self._reception.note_sender_report(report.ntp, arrival)

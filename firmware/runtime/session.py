@@ -13,6 +13,7 @@ import socket
 import time
 
 from audio.codecs import SAMPLE_RATES
+from firmware import call as policy
 from firmware import config as configuration
 from firmware import sdp
 from firmware.errors import ConfigError, LocalProtocolError, RemoteProtocolError
@@ -23,9 +24,6 @@ from firmware.sip import events as sip_events
 
 log = logging.getLogger("sotto.session")
 
-# How long a call may stay "not secure" after the media is up before we conclude ZRTP is not coming
-# (the peer has no ZRTP): long enough for a DH3k exchange on a Pi with retransmissions (RFC 6189 §6).
-ZRTP_GIVE_UP = 10.0
 # After a hang-up, how long we keep pumping for the BYE transaction to finish.
 HANGUP_GRACE = 3.0
 MAX_DATAGRAMS_PER_READ = 64
@@ -167,6 +165,14 @@ class CallMedia:
         self.secure_at = None
         self.ignored_datagrams = 0
         self.ended = False
+        self.lost_tail = 0
+        self._socket_handed_over = False
+        self._policy_open = False
+        self._sampler = None
+        # What the media may do (clear, SDES, ZRTP), when to give up on ZRTP, alarms, liveness: one policy.
+        self.policy = policy.CallPolicy(self.encryption, settings.zrtp.secure_only,
+                                        settings.media.inactivity_timeout)
+        self.policy_timer = EngineTimer(endpoint.loop, self.policy, self.pump_policy)
         if self.encryption == "zrtp":
             from firmware.zrtp.engine import Preferences, ZrtpEngine
 
@@ -193,6 +199,8 @@ class CallMedia:
         if self.encryption == "sdes":
             from firmware.srtp import sdes
 
+            # A ZRTP offer carries no a=crypto: linphone with ZRTP mandatory answers such an offer with 488.
+            # An SDES-only peer's own offer is answered with SDES, though (see answer()).
             self.sdes_offer = sdes.make_offer(self.endpoint.rng)
             kwargs["crypto_lines"] = [line.value() for line in self.sdes_offer]
         # rtcp-mux (RFC 5761): RTCP on the one port we have; a peer that declines gets it at port + 1.
@@ -203,16 +211,17 @@ class CallMedia:
         offer = sdp.parse_sdp(offer_bytes)
         remote = sdp.remote_media(offer)
         codecs, address, port, kwargs = self._sdp_common()
-        if self.encryption == "sdes":
+        if self.encryption == "sdes" or (self.encryption == "zrtp" and remote.crypto_lines):
             from firmware.srtp import sdes
 
             chosen = sdes.answer_offer(remote.crypto_lines, self.endpoint.rng) if remote.crypto_lines else None
-            if chosen is None:
+            if chosen is not None:
+                theirs, ours = chosen
+                self.sdes_keys = (ours.params(), theirs.params())
+                self.sdes_line = ours.value()
+                kwargs["crypto_lines"] = [self.sdes_line]
+            elif self.encryption == "sdes":
                 raise RemoteProtocolError("no acceptable a=crypto line for SDES-SRTP", 488)
-            theirs, ours = chosen
-            self.sdes_keys = (ours.params(), theirs.params())
-            self.sdes_line = ours.value()
-            kwargs["crypto_lines"] = [self.sdes_line]
         answer, codec = sdp.answer_offer(offer, codecs, address, port, **kwargs)
         self._use_remote(remote, codec)
         return answer.to_bytes()
@@ -223,22 +232,27 @@ class CallMedia:
         ours = [c for c in remote.codecs if c.name in self.endpoint.settings.media.codecs]
         if not ours:
             raise RemoteProtocolError("the answer has no codec we offered", 488)
-        if self.encryption == "sdes":
+        if self.encryption == "sdes" and not remote.crypto_lines:
+            raise RemoteProtocolError("the answer has no a=crypto line: SDES-SRTP refused", 488)
+        if self.sdes_offer is not None and remote.crypto_lines:
             from firmware.srtp import sdes
 
-            if not remote.crypto_lines:
-                raise RemoteProtocolError("the answer has no a=crypto line: SDES-SRTP refused", 488)
-            mine, theirs = sdes.accept_answer(self.sdes_offer, remote.crypto_lines[0])
-            self.sdes_keys = (mine.params(), theirs.params())
-            self.sdes_line = mine.value()
+            try:
+                mine, theirs = sdes.accept_answer(self.sdes_offer, remote.crypto_lines[0])
+            except RemoteProtocolError:
+                if self.encryption == "sdes":
+                    raise
+            else:
+                self.sdes_keys = (mine.params(), theirs.params())
+                self.sdes_line = mine.value()
         self._use_remote(remote, ours[0])
 
     def answer_reinvite(self, offer_bytes):
-        """(our answer, downgrade reason or None) for a re-INVITE's offer (hold, resume, new address).
+        """Our answer to a re-INVITE's offer (hold, resume, new address); the policy raises the alarm when the
+        offer drops the call's keying. RemoteProtocolError(488) when the offer cannot be taken.
 
         The answer keeps the call's keying: our a=zrtp-hash, or the a=crypto line in force (new SDES keys
-        in a re-INVITE are not taken). An offer that drops the ZRTP or SDES keying the call had is a
-        downgrade (DESIGN.md: never silent). RemoteProtocolError(488) when the offer cannot be taken.
+        in a re-INVITE are not taken).
         """
         offer = sdp.parse_sdp(offer_bytes)
         remote = sdp.remote_media(offer)
@@ -246,14 +260,12 @@ class CallMedia:
         if self.sdes_line is not None:
             kwargs["crypto_lines"] = [self.sdes_line]
         answer, _codec = sdp.answer_offer(offer, codecs, address, port, **kwargs)
-        downgrade = None
-        if self.encryption == "zrtp" and self.remote_zrtp_hash and not remote.zrtp_hash:
-            downgrade = "re-INVITE without ZRTP"
-        elif self.encryption == "sdes" and not remote.crypto_lines:
-            downgrade = "re-INVITE without SRTP keys"
+        self.policy.reinvite(remote.zrtp_hash, bool(remote.crypto_lines), remote.direction,
+                             self.endpoint.loop.now())
         if remote.port and self.stream is not None:
             self.stream.set_remote((remote.address, remote.port))
-        return answer.to_bytes(), downgrade
+        self.pump_policy()
+        return answer.to_bytes()
 
     def _use_remote(self, remote, codec):
         self.codec = codec
@@ -263,28 +275,79 @@ class CallMedia:
         self.rtcp_mux = remote.rtcp_mux
         if self.zrtp is not None and remote.zrtp_hash:
             self.zrtp.set_peer_hello_hash(remote.zrtp_hash)
+        self.policy.remote_description(remote.zrtp_hash, self.sdes_keys)
 
     # -- media --------------------------------------------------------------------------------------
     def start(self, audio):
-        """The call is up: start the audio loop and, with ZRTP, the key agreement (RFC 6189 §4.1)."""
+        """The call is up: start the audio loop (nothing leaves or is played until the policy releases the
+        media) and, with ZRTP, the key agreement (RFC 6189 §4.1)."""
         from firmware.runtime.media import MediaStream
 
         self.summary.codec = self.codec.name
         source, sink = audio.open(self.codec.name)
         self.stream = MediaStream(self.sock, self.codec.name, self.codec.payload_type, self.telephone_event,
-                                  source, sink, self.endpoint.rng, remote=self.remote, rtcp_mux=self.rtcp_mux)
-        if self.encryption == "sdes":
-            self.stream.set_keys(*self.sdes_keys)
-            self.summary.secure = True
-        elif self.encryption == "zrtp":
-            self.stream.require_keys()  # never a word in the clear while ZRTP runs
-        if self.encryption != "zrtp":
-            self._hand_socket_to_audio_thread()
+                                  source, sink, self.endpoint.rng, remote=self.remote, rtcp_mux=self.rtcp_mux,
+                                  keys_required=True)
         self.stream.start()
-        self.media_up_at = self.endpoint.loop.now()
+        now = self.media_up_at = self.endpoint.loop.now()
+        self.policy.start_media(now)
+        self._sampler = self.endpoint.loop.call_later(policy.MEDIA_SAMPLE, self._sample_media)
         if self.zrtp is not None:
-            self.zrtp.start(self.media_up_at)
+            self.zrtp.start(now)
             self.pump_zrtp()
+
+    def _sample_media(self):
+        """Feed the media counters to the policy (liveness, SRTP health) a few times a second."""
+        self._sampler = None
+        if self.ended or self.stream is None:
+            return
+        stats = self.stream.counters()
+        self.policy.media_progress(stats[0], stats[1], self.endpoint.loop.now())
+        self.pump_policy()
+        if not self.ended:
+            self._sampler = self.endpoint.loop.call_later(policy.MEDIA_SAMPLE, self._sample_media)
+
+    def open_policy(self):
+        """The front end has shown "media up": from now on the policy's verdicts go out (a clear call's "not
+        secure" comes after "in call", so the phone shows both)."""
+        self._policy_open = True
+        self.pump_policy()
+
+    def pump_policy(self):
+        """Carry out what the call policy decided; the front ends hear about it through the endpoint."""
+        if not self._policy_open:
+            return
+        self.policy_timer.rearm()
+        while True:
+            event = self.policy.next_event()
+            if event is None:
+                break
+            if isinstance(event, policy.MediaUp):
+                self.stream.set_keys(event.tx, event.rx, keep_previous=event.rekey)
+                self.summary.encryption = event.encryption
+                if not self._socket_handed_over:
+                    self._socket_handed_over = True
+                    self._hand_socket_to_audio_thread()
+                if event.encryption == "sdes" and self.policy.configured == "sdes":
+                    self.summary.secure = True
+            elif isinstance(event, policy.Secure):
+                self._on_secure(event.info, event.rekey)
+            elif isinstance(event, policy.NotSecure):
+                if event.kind != policy.ENCRYPTION_OFF:
+                    log.warning("CALL IS NOT SECURE: %s", event.reason)
+                    self.summary.alarms.append("not secure: {}".format(event.reason))
+                self.endpoint.emit("not-secure", self, event)
+            elif isinstance(event, policy.Alarm):
+                log.warning("SECURITY ALARM (%s): %s", event.kind, event.reason)
+                self.summary.alarms.append(event.reason)
+                if event.kind == policy.PEER_STOPPED_ENCRYPTING:
+                    self.summary.secure = False
+                self.endpoint.emit("alarm", self, event)
+            elif isinstance(event, policy.Ended):
+                self.lost_tail = event.lost_tail
+                log.warning("ending the call: %s", event.reason)
+                self.endpoint.emit("end", self, event)
+        self.policy_timer.rearm()
 
     def _on_readable(self):
         _drain(self.sock, self._dispatch_datagram)
@@ -297,7 +360,9 @@ class CallMedia:
         if kind == demux.ZRTP and self.zrtp is not None:
             if self.remote is None or self.remote[1] == 0:
                 self.remote = addr
-            self.zrtp.receive_datagram(data, self.endpoint.loop.now())
+            now = self.endpoint.loop.now()
+            self.policy.zrtp_packet(now)
+            self.zrtp.receive_datagram(data, now)
             self.pump_zrtp()
         elif kind in (demux.RTP, demux.RTCP) and self.stream is not None:
             self.stream.deliver(data, addr)
@@ -346,28 +411,31 @@ class CallMedia:
             if event is None:
                 break
             if isinstance(event, zrtp_engine.Secure):
-                self._on_secure(event, now)
+                self.policy.zrtp_secure(event, now)
             elif isinstance(event, zrtp_engine.CacheUpdated):
                 self.endpoint.save_zrtp_cache()
             elif isinstance(event, zrtp_engine.Alarm):
-                log.warning("ZRTP security alarm: %s", event.reason)
-                self.summary.alarms.append(event.reason)
-                self.endpoint.emit("alarm", self, event.reason)
+                self.policy.zrtp_alarm(_zrtp_alarm_kind(event), event.reason, now)
             elif isinstance(event, zrtp_engine.Failed):
                 log.warning("ZRTP failed: %s", event.reason)
                 self.summary.alarms.append("ZRTP failed: {}".format(event.reason))
-                self.endpoint.emit("zrtp-failed", self, event.reason)
+                self.policy.zrtp_failed(event.reason, now)
+        self.pump_policy()
 
-    def _on_secure(self, event, now):
-        self.stream.set_keys((event.send_profile, event.send_key, event.send_salt),
-                             (event.receive_profile, event.receive_key, event.receive_salt))
-        self._hand_socket_to_audio_thread()
-        self.secure_at = now
+    def _on_secure(self, event, rekey):
+        now = self.endpoint.loop.now()
         peer_zid = event.peer_zid if isinstance(event.peer_zid, str) else _hex(event.peer_zid)
         s = self.summary
         s.secure = True
         s.sas = event.sas
         s.sas_type = event.sas_type
+        if rekey and s.zrtp is not None:
+            s.zrtp["rekeys"] = s.zrtp.get("rekeys", 0) + 1
+            log.info("call re-keyed by a new ZRTP exchange: %s/%s/%s/%s SAS %s verified=%s", event.key_agreement,
+                     event.cipher, event.hash, event.auth_tag, event.sas, event.verified)
+            self.endpoint.emit("secure", self, event)
+            return
+        self.secure_at = now
         s.zrtp = {"key_agreement": event.key_agreement, "cipher": event.cipher, "hash": event.hash,
                   "auth_tag": event.auth_tag, "verified": bool(event.verified),
                   "cache_mismatch": bool(event.cache_mismatch), "peer_zid": peer_zid,
@@ -396,11 +464,15 @@ class CallMedia:
         self.ended = True
         if self.zrtp_timer is not None:
             self.zrtp_timer.cancel()
+        self.policy_timer.cancel()
+        if self._sampler is not None:
+            self._sampler.cancel()
         if self.stream is not None:
             self.stream.stop()
             stats = self.stream.stats()
             for key in self.summary.rtp:
                 self.summary.rtp[key] = int(stats.get(key, 0))
+            self.summary.rtp["lost"] += self.lost_tail  # a dead peer's silent tail (issue 11)
             for key in ("jitter_ms", "playout_delay_ms", "underruns", "concealed", "rtt_ms"):
                 if stats.get(key) is not None:
                     self.summary.extra_rtp[key] = stats[key]
@@ -424,6 +496,21 @@ def _drain(sock, handle):
         except OSError:  # ICMP port unreachable from a peer that went away: keep going
             continue
         handle(data, addr)
+
+
+def _zrtp_alarm_kind(event):
+    """The call layer's alarm kind for a ZRTP engine Alarm."""
+    kind = getattr(event, "kind", None)
+    if kind is not None:
+        return kind
+    text = str(event.reason).lower()  # engines before typed alarm kinds
+    if "zrtp-hash" in text:
+        return policy.ZRTP_HASH_MISMATCH
+    if "goclear" in text:
+        return policy.GOCLEAR
+    if "cache mismatch" in text:
+        return policy.CACHE_MISMATCH
+    return policy.NOT_SECURE
 
 
 def _ssrc(rng):
@@ -683,10 +770,12 @@ class CallController:
             return
         elif kind == "secure":
             self.on_secure(payload)
-        elif kind == "zrtp-failed":
+        elif kind == "not-secure":
             self.on_not_secure(payload)
         elif kind == "alarm":
             self.on_alarm(payload)
+        elif kind == "end":
+            self.hangup(payload.result, payload.reason)
 
     def _on_sip(self, event):
         e = sip_events
@@ -719,10 +808,8 @@ class CallController:
                 self.summary.sip_status = event.sip_status
             if self.media is None or self.media.media_up_at is None:
                 self.call_over("failed", event.reason, event.sip_status)
-            elif self.settings.zrtp.secure_only and not self.summary.secure:
-                self.call_over("failed", "not secure: " + event.reason)
             else:
-                self.call_over("completed", event.reason)
+                self.call_over(*self.media.policy.result_of_hangup(event.reason))
         elif isinstance(event, e.ReinviteReceived):
             self._on_reinvite(event)
         elif isinstance(event, e.ReferReceived):
@@ -736,28 +823,18 @@ class CallController:
             self.hangup("failed", str(exc))
             self.on_audio_missing(str(exc))
             return
-        if self.settings.media.encryption == "zrtp":
-            call_id = self.call_id
-            self.loop.call_later(ZRTP_GIVE_UP, lambda: self._zrtp_deadline(call_id))
         self.on_media_up()
-
-    def _zrtp_deadline(self, call_id):
-        if self.call_id == call_id and not self.summary.secure:
-            self.on_not_secure("ZRTP did not complete within {:.0f} s".format(ZRTP_GIVE_UP))
+        self.media.open_policy()
 
     def _on_reinvite(self, event):
-        """A re-INVITE (hold, resume, new address). Dropping the call's keying mid-call is an alarm."""
+        """A re-INVITE (hold, resume, new address); the call policy judges what it does to the keying."""
         now = self.loop.now()
         try:
-            answer, downgrade = self.media.answer_reinvite(event.sdp)
+            answer = self.media.answer_reinvite(event.sdp)
         except RemoteProtocolError as exc:
             self.ua.reject_reinvite(event.call_id, 488, now)
             log.warning("re-INVITE refused: %s", exc)
             return
-        if downgrade is not None:
-            log.warning("SECURITY ALARM: %s (downgrade attempt?)", downgrade)
-            self.summary.alarms.append("downgrade: " + downgrade)
-            self.on_alarm("downgrade")
         self.ua.answer_reinvite(event.call_id, answer, now)
 
     def call_over(self, result, reason, status=None):
@@ -806,11 +883,11 @@ class CallController:
     def on_secure(self, event):
         pass
 
-    def on_not_secure(self, why):
-        pass
+    def on_not_secure(self, event):
+        """firmware.call.NotSecure: the call goes on without end-to-end keys (already logged, in the summary)."""
 
-    def on_alarm(self, reason):
-        pass
+    def on_alarm(self, event):
+        """firmware.call.Alarm (already logged, in the summary)."""
 
     def on_audio_missing(self, why):
         pass
@@ -874,11 +951,11 @@ class SingleCall(CallController):
             self.answer()
 
     def on_media_up(self):
-        if self.settings.media.encryption != "zrtp":
+        if self.settings.media.encryption == "sdes":
             self._arm_duration()
 
     def on_secure(self, event):
-        if self.args.confirm_sas:
+        if self.args.confirm_sas and self.media.secure_at is not None:
             self.media.confirm_sas()
         self._arm_duration()
 
@@ -887,16 +964,8 @@ class SingleCall(CallController):
             self._duration_timer = self.loop.call_later(
                 self.args.duration, lambda: self.hangup("completed", "duration reached"))
 
-    def on_not_secure(self, why):
-        if self.summary.secure or self.call_id is None:
-            return
-        if self.settings.zrtp.secure_only:
-            self.hangup("failed", "not secure: {}".format(why))
-        else:
-            # Policy (DESIGN.md): a call that does not become secure says so loudly, but goes on.
-            log.warning("CALL IS NOT SECURE: %s", why)
-            self.summary.alarms.append("not secure: {}".format(why))
-            self._arm_duration()
+    def on_not_secure(self, event):
+        self._arm_duration()  # not secure is loud (the call layer said so) but the call goes on
 
     def on_call_over(self):
         self.done = True
@@ -1142,25 +1211,14 @@ class PhoneCalls(CallController):
         self.feed(self.P.CallSecure(event.sas, event.sas_type, bool(event.verified), bool(event.cache_mismatch),
                                     algorithms, peer_zid))
 
-    def on_not_secure(self, why):
-        if self.summary is not None and not self.summary.secure:
-            self.feed(self.P.CallAlarm(self.P.ALARM_NOT_SECURE))
-
-    def on_alarm(self, reason):
-        P = self.P
-        text = str(reason).lower()
-        if "hash" in text and "zrtp" in text:
-            kind = P.ALARM_ZRTP_HASH_MISMATCH
-        elif "goclear" in text:
-            kind = P.ALARM_GOCLEAR
-        elif "downgrade" in text:
-            kind = P.ALARM_DOWNGRADE
-        elif "cache" in text and "mismatch" in text:
-            kind = P.ALARM_CACHE_MISMATCH
-        else:
-            kind = P.ALARM_NOT_SECURE
+    def on_not_secure(self, event):
         if self.call_id is not None:
-            self.feed(P.CallAlarm(kind))
+            self.feed(self.P.CallNotSecure(event.kind, event.reason))
+
+    def on_alarm(self, event):
+        # The call layer's alarm kinds are the phone's ALARM_* names.
+        if self.call_id is not None:
+            self.feed(self.P.CallAlarm(event.kind))
 
     def on_audio_missing(self, why):
         self.feed(self.P.AudioDeviceMissing(why))

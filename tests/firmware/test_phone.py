@@ -279,22 +279,49 @@ def test_secure_only_ends_a_secure_call_on_goclear():
     assert drain(phone)[0] == "Hangup()"
 
 
-def test_no_secure_state_in_time_is_an_alarm_or_with_secure_only_the_end():
+def test_the_call_layers_not_secure_verdict_is_an_alarm_or_with_secure_only_the_end():
     phone = P.Phone(dial_domain="d")
     press(phone, "1#", 0.0)
     phone.handle(P.CallAnswered(), 1.0)
     assert phone.state == "in-call"
     assert phone.screen(1.0).lines[2] == "not secure yet"
-    phone.handle_timer(1.0 + P.SECURE_WAIT)
+    assert phone.get_timer() < 3.0  # only the duration tick: the call layer alone decides "not secure"
+    phone.handle(P.CallNotSecure("no-zrtp", "peer has no ZRTP"), 1.1)
     assert phone.state == "alarm"
-    assert phone.alarm_reason == "not-secure"
+    assert phone.alarm_reason == "no-zrtp"
+    assert phone.screen(1.2).title == "NOT SECURE"
+    assert phone.screen(1.2).lines[0] == "peer has no ZRTP"
     phone = P.Phone(dial_domain="d", secure_only=True)
     press(phone, "1#", 0.0)
     phone.handle(P.CallAnswered(), 1.0)
     drain(phone)
-    phone.handle_timer(1.0 + P.SECURE_WAIT)
+    phone.handle(P.CallNotSecure("zrtp-failed", "ZRTP failed"), 4.0)
     assert phone.state == "ended"
     assert drain(phone)[0] == "Hangup()"
+
+
+def test_an_sdes_call_says_encrypted_to_the_server_without_an_alarm():
+    phone = P.Phone(dial_domain="d")
+    press(phone, "1#", 0.0)
+    phone.handle(P.CallAnswered(), 1.0)
+    drain(phone)
+    phone.handle(P.CallNotSecure("sdes-only", "encrypted to the server only"), 1.0)
+    assert phone.state == "in-call"
+    assert phone.screen(1.5).lines[2] == "to server only"
+    assert drain(phone) == []  # no alarm tone
+
+
+def test_a_new_key_for_a_verified_contact_shows_the_sas_and_a_press_accepts_it():
+    phone = P.Phone(dial_domain="d")
+    outgoing_secure(phone)
+    phone.handle(P.CallAlarm("new-key-for-contact"), 3.0)
+    assert phone.state == "alarm"
+    screen = phone.screen(3.1)
+    assert screen.title == "NEW KEY" and screen.big == phone.sas
+    drain(phone)
+    phone.handle(P.TrustPressed(long=False), 3.5)
+    assert phone.state == "verified"
+    assert "ConfirmSas()" in drain(phone)
 
 
 def test_the_call_screen_ticks_every_second():

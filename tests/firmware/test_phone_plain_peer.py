@@ -1,5 +1,5 @@
 """The simulated phone calling a peer without ZRTP (sipp's built-in uas: plain SIP, no ZRTP): the call is
-an alarm ("not secure"), and with --secure-only it is ended instead (issue 6 contract)."""
+an alarm ("NOT SECURE", "peer has no ZRTP") at once, and with --secure-only it is ended instead (issue 6 contract)."""
 
 import json
 import shutil
@@ -53,7 +53,7 @@ def test_a_peer_without_zrtp_is_a_loud_alarm(tmp_path):
     states = [f["state"] for f in frames]
     assert "secure" not in states and "verified" not in states
     alarm = [f for f in frames if f["state"] == "alarm"]
-    assert alarm[0]["lines"][:2] == ["NOT SECURE", "not encrypted!"]
+    assert alarm[0]["lines"][:2] == ["NOT SECURE", "peer has no ZRTP"]
     assert alarm[0]["lines"][-1] == "press: silence"
     assert alarm[-1]["lines"][-1] == "acknowledged"  # the trust press silenced it; the screen stays
 

@@ -26,7 +26,9 @@ The policy (DESIGN.md "a call that is not secure is never silent, and never mute
 
 Events (immutable, __slots__):
     MediaUp(encryption, tx, rx, rekey)   the media may flow now with these SRTP parameters (both None:
-                                         RTP in the clear). Again on every change of keys.
+                                         RTP in the clear). Again on every change of keys; with `rekey`
+                                         the replaced receive keys stay usable for a moment.
+    ReceiveKeys(rx)                      new receive keys ahead of the send keys (a re-keying initiator).
     Secure(info, rekey)                  ZRTP reached SecureState; `info` is the engine's Secure event.
     NotSecure(kind, reason)              the call goes on without end-to-end keys (NO_ZRTP, ZRTP_FAILED,
                                          SDES_ONLY): loud, but not ended.
@@ -56,8 +58,11 @@ DOWNGRADE = "downgrade"
 PEER_STOPPED_ENCRYPTING = "peer-stopped-encrypting"
 AUTH_FAILURES = "auth-failures"
 NOT_SECURE = "not-secure"
-# Alarms the person resolves by comparing the SAS; every other one ends a secure_only call.
-SAS_RESOLVABLE = (CACHE_MISMATCH, NEW_KEY_FOR_CONTACT)
+UNTRUSTED_MITM = "untrusted-mitm"
+REKEY_FAILED = "rekey-failed"
+# Alarms the person resolves by comparing the SAS, and a failed re-key (the call stays under its keys).
+# Every other alarm ends a secure_only call.
+KEEPS_SECURE_ONLY_CALL = (CACHE_MISMATCH, NEW_KEY_FOR_CONTACT, REKEY_FAILED)
 
 # At most this much withheld audio when the peer advertised ZRTP but the exchange does not complete: a DH3k
 # exchange on a Pi with one lost packet fits (RFC 6189 §6: T1 starts at 50 ms).
@@ -90,6 +95,14 @@ class MediaUp(Event):
         self._set("tx", tx)
         self._set("rx", rx)
         self._set("rekey", rekey)
+
+
+class ReceiveKeys(Event):
+    __slots__ = ("rx",)
+    _hidden = ("rx",)
+
+    def __init__(self, rx):
+        self._set("rx", rx)
 
 
 class Secure(Event):
@@ -232,12 +245,17 @@ class CallPolicy:
         self._release(ZRTP, tx, rx, rekey=rekey or self.media_released)
         self._queue(Secure(info, rekey=rekey))
 
-    def zrtp_failed(self, reason, now):
-        """The ZRTP exchange failed for good (an Error message, too many retransmissions)."""
+    def zrtp_receive_keys(self, rx, now):
+        """A re-keying initiator's new receive keys (the engine's ReceiveKeys), ahead of its Secure."""
+        if self.media_released and self.encryption != CLEAR and not self.ended:
+            self._queue(ReceiveKeys(rx))
+
+    def zrtp_failed(self, kind, reason, now):
+        """The ZRTP exchange failed for good (the engine's Failed: no answer, an Error, a bad MAC...)."""
         if self.ended or self.secure:
             return
         if self.media_started and not self.media_released:
-            self._give_up("ZRTP failed: " + str(reason))
+            self._give_up("ZRTP failed: " + str(reason), kind=NO_ZRTP if kind == NO_ZRTP else ZRTP_FAILED)
 
     def zrtp_alarm(self, kind, reason, now):
         """A security alarm from the ZRTP engine (cache mismatch, zrtp-hash mismatch, GoClear...)."""
@@ -345,7 +363,7 @@ class CallPolicy:
 
     def _alarm(self, kind, reason, now):
         self._queue(Alarm(kind, reason))
-        if self.secure_only and kind not in SAS_RESOLVABLE:
+        if self.secure_only and kind not in KEEPS_SECURE_ONLY_CALL:
             self._end("failed", "not secure: " + reason, now)
 
     def _give_up(self, why, kind=ZRTP_FAILED):

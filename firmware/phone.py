@@ -88,6 +88,8 @@ ALARM_ZRTP_FAILED = "zrtp-failed"
 ALARM_PEER_STOPPED_ENCRYPTING = "peer-stopped-encrypting"
 ALARM_AUTH_FAILURES = "auth-failures"
 ALARM_NEW_KEY_FOR_CONTACT = "new-key-for-contact"
+ALARM_UNTRUSTED_MITM = "untrusted-mitm"
+ALARM_REKEY_FAILED = "rekey-failed"
 # Alarms that show the SAS: the person compares it, a short press accepts the new key (RFC 6189 §4.6.1.1).
 SAS_ALARMS = (ALARM_CACHE_MISMATCH, ALARM_NEW_KEY_FOR_CONTACT)
 ALARM_TITLE = (
@@ -101,6 +103,8 @@ ALARM_TITLE = (
     (ALARM_ZRTP_FAILED, "NOT SECURE"),
     (ALARM_PEER_STOPPED_ENCRYPTING, "NOT SECURE"),
     (ALARM_AUTH_FAILURES, "TAMPERING?"),
+    (ALARM_UNTRUSTED_MITM, "UNKNOWN PBX"),
+    (ALARM_REKEY_FAILED, "REKEY FAILED"),
 )
 ALARM_TEXT = (
     (ALARM_CACHE_MISMATCH, "peer key changed"),
@@ -113,6 +117,8 @@ ALARM_TEXT = (
     (ALARM_PEER_STOPPED_ENCRYPTING, "peer stopped encrypt"),
     (ALARM_AUTH_FAILURES, "forged packets"),
     (ALARM_NEW_KEY_FOR_CONTACT, "contact's key is new"),
+    (ALARM_UNTRUSTED_MITM, "SAS relay refused"),
+    (ALARM_REKEY_FAILED, "old keys kept"),
 )
 
 # Tones (PlayTone.name): the media engineer's tone generators play them.

@@ -235,6 +235,17 @@ class MediaStream:
                 self._auth_failures_before += old.previous_rx.auth_failures
                 self._replays_before += old.previous_rx.replays
 
+    def set_receive_keys(self, rx_params):
+        """New receive keys ahead of the send keys (a ZRTP initiator re-keying, RFC 6189 §4.6: the peer may
+        switch once our Confirm2 is out); the replaced receive context stays usable for KEY_OVERLAP."""
+        old = self._crypto
+        if old is None:
+            return
+        self._crypto = _Crypto(old.tx, context_from_params(rx_params), old.rx, self._clock() + KEY_OVERLAP)
+        if old.previous_rx is not None:
+            self._auth_failures_before += old.previous_rx.auth_failures
+            self._replays_before += old.previous_rx.replays
+
     def read_socket(self, on_other):
         try:
             self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)

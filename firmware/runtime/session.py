@@ -322,7 +322,9 @@ class CallMedia:
             event = self.policy.next_event()
             if event is None:
                 break
-            if isinstance(event, policy.MediaUp):
+            if isinstance(event, policy.ReceiveKeys):
+                self.stream.set_receive_keys(event.rx)
+            elif isinstance(event, policy.MediaUp):
                 self.stream.set_keys(event.tx, event.rx, keep_previous=event.rekey)
                 self.summary.encryption = event.encryption
                 if not self._socket_handed_over:
@@ -414,12 +416,14 @@ class CallMedia:
                 self.policy.zrtp_secure(event, now)
             elif isinstance(event, zrtp_engine.CacheUpdated):
                 self.endpoint.save_zrtp_cache()
+            elif isinstance(event, zrtp_engine.ReceiveKeys):
+                self.policy.zrtp_receive_keys((event.receive_profile, event.receive_key, event.receive_salt), now)
             elif isinstance(event, zrtp_engine.Alarm):
-                self.policy.zrtp_alarm(_zrtp_alarm_kind(event), event.reason, now)
+                self.policy.zrtp_alarm(event.kind, event.reason, now)
             elif isinstance(event, zrtp_engine.Failed):
-                log.warning("ZRTP failed: %s", event.reason)
+                log.warning("ZRTP failed (%s): %s", event.kind, event.reason)
                 self.summary.alarms.append("ZRTP failed: {}".format(event.reason))
-                self.policy.zrtp_failed(event.reason, now)
+                self.policy.zrtp_failed(event.kind, event.reason, now)
         self.pump_policy()
 
     def _on_secure(self, event, rekey):
@@ -496,21 +500,6 @@ def _drain(sock, handle):
         except OSError:  # ICMP port unreachable from a peer that went away: keep going
             continue
         handle(data, addr)
-
-
-def _zrtp_alarm_kind(event):
-    """The call layer's alarm kind for a ZRTP engine Alarm."""
-    kind = getattr(event, "kind", None)
-    if kind is not None:
-        return kind
-    text = str(event.reason).lower()  # engines before typed alarm kinds
-    if "zrtp-hash" in text:
-        return policy.ZRTP_HASH_MISMATCH
-    if "goclear" in text:
-        return policy.GOCLEAR
-    if "cache mismatch" in text:
-        return policy.CACHE_MISMATCH
-    return policy.NOT_SECURE
 
 
 def _ssrc(rng):

@@ -81,7 +81,7 @@ def test_an_advertised_zrtp_that_fails_falls_back_to_clear_after_at_most_3_s():
 
 def test_a_zrtp_error_falls_back_at_once_and_only_once():
     policy = started(zrtp_hash=True)
-    policy.zrtp_failed("peer sent Error 0x61", 0.5)
+    policy.zrtp_failed("peer-error", "peer sent Error 0x61", 0.5)
     assert [type(e).__name__ for e in events(policy)] == ["MediaUp", "NotSecure"]
     policy.handle_timer(C.ZRTP_FALLBACK + 1)
     assert events(policy) == []
@@ -167,6 +167,31 @@ def test_a_zrtp_restart_re_keys_as_an_event_not_an_alarm():
     assert policy.secure
 
 
+def test_a_re_keying_initiator_takes_the_new_receive_keys_first():
+    policy = secure_call()
+    policy.zrtp_receive_keys(("AES_CM_128_HMAC_SHA1_80", b"3" * 16, b"3" * 14), 2.0)
+    out = events(policy)
+    assert [type(e).__name__ for e in out] == ["ReceiveKeys"] and out[0].rx[1] == b"3" * 16
+    # not before any keys exist: the first exchange's media is withheld until Secure
+    policy = started(zrtp_hash=True)
+    policy.zrtp_receive_keys(("p", b"k", b"s"), 0.1)
+    assert events(policy) == []
+
+
+def test_the_engines_alarm_and_failure_kinds_are_the_call_layers():
+    from firmware.zrtp import events as Z
+
+    for kind in Z.ALARM_KINDS:
+        assert kind in (C.CACHE_MISMATCH, C.NEW_KEY_FOR_CONTACT, C.ZRTP_HASH_MISMATCH, C.GOCLEAR, C.UNTRUSTED_MITM,
+                        C.REKEY_FAILED)
+    assert Z.NO_ZRTP == C.NO_ZRTP
+    policy = started(zrtp_hash=False, secure_only=True)
+    policy.zrtp_failed(Z.NO_ZRTP, "Hello never answered", 2.0)
+    out = events(policy)
+    assert [type(e).__name__ for e in out] == ["Ended"]
+    assert out[0].reason == "not secure: ZRTP failed: Hello never answered"
+
+
 def test_a_peer_that_stops_encrypting_is_an_alarm_within_1_s_and_the_call_is_no_longer_secure():
     policy = secure_call()
     policy.media_progress(100, 0, 1.0)
@@ -199,7 +224,9 @@ def test_secure_only_ends_the_call_on_a_downgrade_but_not_on_a_sas_alarm():
     policy = secure_call()
     policy.secure_only = True
     policy.zrtp_alarm(C.CACHE_MISMATCH, "ZRTP cache mismatch", 1.0)
-    assert [type(e).__name__ for e in events(policy)] == ["Alarm"]
+    policy.zrtp_alarm(C.NEW_KEY_FOR_CONTACT, "new key for a verified contact", 1.0)
+    policy.zrtp_alarm(C.REKEY_FAILED, "re-key failed, old keys kept", 1.0)
+    assert [type(e).__name__ for e in events(policy)] == ["Alarm", "Alarm", "Alarm"]
     policy.reinvite(None, False, "sendrecv", 2.0)
     out = events(policy)
     assert [type(e).__name__ for e in out] == ["Alarm", "Ended"]

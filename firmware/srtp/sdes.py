@@ -82,6 +82,9 @@ class CryptoAttribute:
 
 
 def _decode_base64(text):
+    # RFC 4568 §9.2's key-salt grammar does not require "=" padding, and rtpengine (a carrier's media
+    # relay) strips it from the keys it passes on: pad before decoding. A length of 4n + 1 stays invalid.
+    text = text + "=" * (-len(text) % 4)
     try:
         return binascii.a2b_base64(text)
     except ValueError:  # binascii.Error is a ValueError

@@ -63,6 +63,17 @@ def test_malformed_lines_each_raise():
         raises(RemoteProtocolError, sdes.parse_crypto, bad)
 
 
+def test_key_without_base64_padding_is_accepted():
+    # rtpengine passes SDES keys on without the "=" padding (46 bytes of AES-256 key and salt).
+    attr = sdes.CryptoAttribute(1, "AES_256_CM_HMAC_SHA1_80", bytes(range(32)), bytes(range(14)))
+    padded = attr.value()
+    assert padded.endswith("==")
+    parsed = sdes.parse_crypto(padded.rstrip("="))
+    assert parsed.master_key == bytes(range(32)) and parsed.master_salt == bytes(range(14))
+    key = padded.split()[2].rstrip("=")
+    raises(RemoteProtocolError, sdes.parse_crypto, "1 AES_256_CM_HMAC_SHA1_80 " + key + "AAA")  # 4n + 1 chars
+
+
 def test_accept_answer_rejects_unknown_tag_or_changed_suite():
     offer = sdes.make_offer(CountingRng())
     other = sdes.CryptoAttribute(9, "AES_CM_128_HMAC_SHA1_80", bytes(16), bytes(14)).value()

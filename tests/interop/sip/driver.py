@@ -128,6 +128,7 @@ modparam("auth_db", "db_url", "text://{db}")
 modparam("auth_db", "calculate_ha1", 1)
 modparam("auth_db", "password_column", "password")
 modparam("auth_db", "load_credentials", "")
+{hook_modules}
 
 request_route {{
     if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
@@ -141,6 +142,7 @@ request_route {{
         if (loose_route()) {{
             # linphone's Contact is a GRUU (RFC 5627) without a port: resolve it from its registration.
             if ($(ru{{uri.param,gr}}) != "") {{ lookup("location"); }}
+            {hook_in_dialog}
             t_relay();
             exit;
         }}
@@ -153,18 +155,30 @@ request_route {{
         if (!proxy_authorize("$fd", "subscriber")) {{ proxy_challenge("$fd", "1"); exit; }}
         consume_credentials();
         record_route();
+        {hook_initial}
     }}
     if (!lookup("location")) {{ sl_send_reply("404", "Not Found"); exit; }}
     t_relay();
 }}
+{hook_routes}
 """
 
 
 class Kamailio:
     """kamailio in the foreground as registrar (+ a proxy for calls), users in a db_text table."""
 
-    def __init__(self, tmp_path, port, users, algorithm="MD5", min_expires=10, tcp=False, tls=None):
-        """tls: (certificate PEM path, key PEM path) to also listen for TLS on port + 1."""
+    # Where a test may add to the configuration (kamailio.cfg text, empty by default): "modules" after the
+    # module parameters, "initial" for a new INVITE after record_route(), "in_dialog" for an in-dialog
+    # request before it is relayed, "routes" after the request route (route[...], onreply_route[...]).
+    HOOKS = ("modules", "initial", "in_dialog", "routes")
+
+    def __init__(self, tmp_path, port, users, algorithm="MD5", min_expires=10, tcp=False, tls=None, hooks=None):
+        """tls: (certificate PEM path, key PEM path) to also listen for TLS on port + 1.
+        hooks: {name: kamailio.cfg text} for the names in HOOKS (e.g. a media relay's calls)."""
+        hooks = dict(hooks or {})
+        unknown = set(hooks) - set(self.HOOKS)
+        if unknown:
+            raise ValueError("unknown kamailio hooks: {}".format(sorted(unknown)))
         self.port = port
         self.tmp_path = tmp_path
         db = tmp_path / "db"
@@ -186,6 +200,7 @@ class Kamailio:
                 min_expires=min_expires,
                 disable_tcp="no" if tcp or tls else "yes",
                 tls_config=self._tls_config(tmp_path, tls) if tls else "",
+                **{"hook_" + name: hooks.get(name, "") for name in self.HOOKS},
             )
         )
         self.log_path = tmp_path / "kamailio.log"

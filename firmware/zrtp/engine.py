@@ -57,7 +57,9 @@ as GNU ZRTP does it):
       any time after); send keys at Secure, queued on Conf2ACK.
     So each side should keep its old receive context for a short overlap (try the new one first; a
     packet that authenticates only under the old one is still the peer's) and drop it once a packet
-    authenticates under the new one, or after a couple of seconds.
+    authenticates under the new one, or after a couple of seconds. Install the keys of Secure and
+    ReceiveKeys before sending the datagrams the same input produced: the Conf2ACK or Confirm2 among
+    them lets the peer switch at once, and its next packet may beat a late key installation.
 
 The SRTP keys in Secure are the only secrets that leave the engine; s0, the DH private key and the
 other derived keys are dropped as soon as they are no longer needed, except the peer's MAC key, kept

@@ -60,7 +60,12 @@ Methods
                                  True = sent or, in non-blocking mode, queued: a later failure comes
                                  through on_error(addr). UDP uses the first target.
     keepalive()                  RFC 5626 §4.4.1: a CRLFCRLF ping on every open connection (call it
-                                 every ~30 s; pongs and pings from peers are handled automatically)
+                                 every ~30 s; pongs and pings from peers are handled automatically).
+                                 A ping (from here or sent with send()) that gets no pong, nor any
+                                 other data, within PONG_TIMEOUT (10 s) fails the flow: the
+                                 connection is closed and on_error(addr) told for every address
+                                 send() used it for (also when the peer closes it), so the UserAgent
+                                 re-registers at once (counted in `flow_failures`).
     poll(timeout)                select() on our sockets (readers and writers), dispatch once, and
                                  expire connect deadlines (for loops of our own)
     sockets() -> list            what to watch for reading now
@@ -102,6 +107,7 @@ WRITE_CHUNK = 16384
 # UDP failover (RFC 3263 §4.3) between the targets of one host name: a target that answers ICMP
 # unreachable is left at once; one we have heard nothing from this long after sending to it, too.
 UDP_FAILOVER_SILENCE = 4.0
+PONG_TIMEOUT = 10.0  # RFC 5626 §4.4.1: no CRLF pong within 10 s of a ping -> the flow has failed
 MAX_UDP_ROUTES = 64
 MAX_RECENT_DESTINATIONS = 64
 # Linux: queue ICMP errors of an unconnected UDP socket, with the destination they are about (ip(7)).
@@ -112,6 +118,11 @@ PONG = b"\r\n"
 
 _NAPTR_SERVICES = {"udp": "SIP+D2U", "tcp": "SIP+D2T", "tls": "SIPS+D2T"}
 _SRV_PREFIX = {"udp": "_sip._udp.", "tcp": "_sip._tcp.", "tls": "_sips._tcp."}
+
+
+def _remember_flow(conn, addr):
+    if addr not in conn.flow_addrs and len(conn.flow_addrs) < MAX_ORIGINS:
+        conn.flow_addrs.append(addr)
 
 
 def _is_ip(host):
@@ -314,6 +325,8 @@ class _Connection:
         "deadline",
         "writing",
         "write_size",
+        "ping_sent",
+        "flow_addrs",
     )
 
     def __init__(self, sock, peer, handshaking=False):
@@ -331,6 +344,8 @@ class _Connection:
         self.deadline = None
         self.writing = False
         self.write_size = 0  # a TLS write that wanted a retry must be retried with the same length
+        self.ping_sent = None  # when our unanswered CRLFCRLF ping went out (RFC 5626 §4.4.1)
+        self.flow_addrs = []  # addresses send() used this connection for: told when the flow fails
 
 
 class SipTransport:
@@ -378,6 +393,7 @@ class SipTransport:
         self.max_connections = max_connections
         self.errors = 0
         self.malformed = 0
+        self.flow_failures = 0
         self._connections = {}  # peer (ip, port) -> _Connection
         self._readers = {}  # socket -> callback, for poll()
         self._writers = {}  # socket -> callback, for poll()
@@ -581,12 +597,30 @@ class SipTransport:
             pass
 
     def _lost(self, conn):
-        """Drop a broken connection; whoever still had data queued on it hears of it (on_error)."""
+        """Drop a broken connection; whoever still had data queued on it hears of it (on_error), and so
+        does every address that used it: its flow has failed (RFC 5626 §4.4.1, e.g. the registrar
+        restarted), so a registration over it is renewed at once."""
         origins = conn.origins
         self._drop(conn)
+        for addr in conn.flow_addrs:
+            if addr not in origins:
+                origins.append(addr)
+        conn.flow_addrs = []
         if origins:
             conn.origins = origins
             self._report(conn)
+
+    def _pong_overdue(self, conn):
+        """RFC 5626 §4.4.1: a ping unanswered for PONG_TIMEOUT means the flow failed."""
+        if self._connections.get(conn.peer) is not conn or conn.ping_sent is None:
+            return
+        if self._clock() - conn.ping_sent < PONG_TIMEOUT - 0.001:
+            return
+        log.warning("SIP %s flow to %s:%s failed: no pong to a keep-alive in %.0f s", self.transport,
+                    conn.peer[0], conn.peer[1], PONG_TIMEOUT)
+        self.errors += 1
+        self.flow_failures += 1
+        self._lost(conn)
 
     def _on_connection_readable(self, conn):
         if conn.handshaking and not self._continue_handshake(conn):
@@ -606,6 +640,7 @@ class SipTransport:
                 self._lost(conn)
                 return
             conn.last_used = time.monotonic()
+            conn.ping_sent = None  # a pong, or anything at all, shows the flow is alive
             try:
                 items = conn.framer.feed(data)
             except RemoteProtocolError:
@@ -650,6 +685,7 @@ class SipTransport:
         for _, ip, port in targets:
             conn = self._connections.get((ip, port))
             if conn is not None:
+                _remember_flow(conn, addr)
                 if conn.connecting or conn.handshaking:
                     return self._queue(conn, data, addr)
                 return self._stream_send(conn, data, addr)
@@ -659,6 +695,7 @@ class SipTransport:
         for peer in peers:
             conn = self._connect_blocking(peer, addr[0])
             if conn is not None:
+                _remember_flow(conn, addr)
                 return self._stream_send(conn, data)
         return False
 
@@ -770,6 +807,7 @@ class SipTransport:
         conn.connecting = True
         conn.server_name = server_name
         conn.targets = list(peers[1:])
+        _remember_flow(conn, origin)
         if not self._queue(conn, data, origin):
             return False
         return self._start_connect(conn, peers[0], report=False)
@@ -879,6 +917,7 @@ class SipTransport:
             retry.targets = targets
             retry.outgoing = outgoing
             retry.origins = origins
+            retry.flow_addrs = conn.flow_addrs
             self._start_connect(retry, peer, report=True)
             return
         self._report(conn)
@@ -900,6 +939,9 @@ class SipTransport:
     def _check_deadlines(self):
         now = self._clock()
         for conn in list(self._connections.values()):
+            if conn.ping_sent is not None and now - conn.ping_sent >= PONG_TIMEOUT:
+                self._pong_overdue(conn)
+                continue
             if conn.deadline is not None and conn.deadline <= now and (conn.connecting or conn.handshaking):
                 log.warning("SIP %s connection to %s:%s timed out", self.transport, conn.peer[0], conn.peer[1])
                 self.errors += 1
@@ -951,6 +993,10 @@ class SipTransport:
         return self._add_connection(sock, peer)
 
     def _stream_send(self, conn, data, origin=None):
+        if data == PING and conn.ping_sent is None and not (conn.connecting or conn.handshaking):
+            conn.ping_sent = self._clock()
+            if self._call_later is not None:
+                self._call_later(PONG_TIMEOUT, lambda conn=conn: self._pong_overdue(conn))
         if self.nonblocking:
             if not self._queue(conn, data, None):
                 return False

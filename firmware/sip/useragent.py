@@ -84,6 +84,12 @@ from firmware.sip.message import (
     make_response,
     parse_message,
 )
+from firmware.sip.registration import (
+    BINDING_LOST,
+    KEEPALIVE_INTERVAL,
+    PROBE_INTERVAL,
+    Registration,
+)
 from firmware.sip.transaction import T1, T2, T4, ClientTransaction, ServerTransaction, client_key, transaction_key
 from firmware.sip.uri import NameAddr, Uri, decode_utf8, format_host, parse_name_addr, parse_uri
 
@@ -225,37 +231,6 @@ class Call:
         self.ring_deadline = None
 
 
-class _Registration:
-    __slots__ = (
-        "state",
-        "call_id",
-        "from_tag",
-        "cseq",
-        "expires",
-        "granted",
-        "refresh_at",
-        "retry_at",
-        "backoff",
-        "tx",
-        "too_brief_tries",
-        "nat_updated",
-    )
-
-    def __init__(self):
-        self.state = "idle"
-        self.call_id = None
-        self.from_tag = None
-        self.cseq = 0
-        self.expires = 3600
-        self.granted = None
-        self.refresh_at = None
-        self.retry_at = None
-        self.backoff = 0
-        self.tx = None
-        self.too_brief_tries = 0
-        self.nat_updated = False
-
-
 class UserAgent:
     def __init__(
         self,
@@ -274,6 +249,8 @@ class UserAgent:
         t1=T1,
         t2=T2,
         t4=T4,
+        keepalive_interval=KEEPALIVE_INTERVAL,
+        probe_interval=PROBE_INTERVAL,
     ):
         if rng is None:
             raise LocalProtocolError("a random source is required")
@@ -310,8 +287,7 @@ class UserAgent:
         self._out = []
         self._events = []
         self._ended_acks = []  # [(call_id, ack bytes, dest)] to re-ACK late 2xx retransmissions
-        self._reg = _Registration()
-        self._reg.expires = register_expires
+        self._reg = Registration(register_expires, keepalive_interval, probe_interval)
         self._credentials = []  # [_Credentials], most recent last, at most MAX_CREDENTIALS
 
     # ------------------------------------------------------------------ sans-I/O plumbing
@@ -360,9 +336,7 @@ class UserAgent:
             for d in (call.ok_next, call.ok_give_up, call.cancel_deadline, call.session_refresh_at, call.ring_deadline):
                 if d is not None:
                     deadlines.append(d)
-        for d in (self._reg.refresh_at, self._reg.retry_at):
-            if d is not None:
-                deadlines.append(d)
+        deadlines.extend(self._reg.deadlines())
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now):
@@ -384,13 +358,7 @@ class UserAgent:
                 self._server.pop(key, None)
         for call in list(self.calls.values()):
             self._call_timers(call, now)
-        reg = self._reg
-        if reg.refresh_at is not None and reg.refresh_at <= now:
-            reg.refresh_at = None
-            self._send_register(now, reg.expires)
-        if reg.retry_at is not None and reg.retry_at <= now:
-            reg.retry_at = None
-            self._send_register(now, reg.expires)
+        self._registration_timers(now)
 
     def _call_timers(self, call, now):
         if call.ring_deadline is not None and call.ring_deadline <= now:
@@ -513,13 +481,68 @@ class UserAgent:
         reg.retry_at = None
         self._send_register(now, reg.expires)
 
+    def network_up(self, now):
+        """The network came back (an interface or address appeared): re-register at once, with the
+        back-off reset (issue 11), instead of waiting for the next retry."""
+        if self._reg.network_up(now):
+            self._send_register(now, self._reg.expires)
+
+    def _fraction(self):
+        """A random number in [0, 1) for back-off and keep-alive jitter (RFC 5626 §4.4.1, §4.5)."""
+        data = self.rng(2)
+        return (data[0] * 256 + data[1]) / 65536.0
+
+    def _registration_timers(self, now):
+        reg = self._reg
+        for action in reg.due(now):
+            if action in ("refresh", "retry"):
+                self._send_register(now, reg.expires)
+            elif action == "keepalive" and reg.next_hop is not None:
+                # RFC 5626 §4.4.1: a CRLFCRLF ping on the registration's flow (a TCP/TLS peer answers
+                # with a CRLF pong, which the transport checks; on UDP it keeps the NAT binding and
+                # draws an ICMP error, reported through transport_error(), when nobody is there).
+                self._queue(b"\r\n\r\n", reg.next_hop)
+                reg.keepalive_sent(now, self._fraction())
+            elif action == "probe":
+                self._send_probe(now)
+                reg.probe_sent(now, self._fraction())
+
+    def _send_probe(self, now):
+        """OPTIONS to our own address of record through the registrar: a registrar that restarted and
+        lost our binding answers 404, which makes us register again at once (issue 11)."""
+        reg = self._reg
+        if reg.probe_tx is not None and reg.probe_tx.state not in ("completed", "terminated"):
+            return
+        target = self.aor.copy()
+        call_id = self._token(16)
+        request = self._base_request(
+            "OPTIONS", target, self._from(self._token(8)), "<{}>".format(target), call_id, 1
+        )
+        request.headers.add("Accept", "application/sdp")
+        reg.probe_tx = self._send_request(request, self._out_of_dialog_destination(target), now, _Context("probe"))
+
+    def _probe_response(self, tx, response, now):
+        reg = self._reg
+        if tx is not reg.probe_tx or response.status < 200:
+            return
+        if response.status in (401, 407):
+            new_tx, _ = self._auth_retry(tx, response, now)
+            if new_tx is not None:
+                reg.probe_tx = new_tx
+            return
+        reg.probe_tx = None
+        if response.status in BINDING_LOST and reg.binding_lost(now):
+            self._send_register(now, reg.expires)
+
     def unregister(self, now):
         reg = self._reg
         if reg.call_id is None:
             raise LocalProtocolError("not registered")
         reg.refresh_at = None
         reg.retry_at = None
-        reg.state = "unregistering"
+        reg.keepalive_at = None
+        reg.probe_at = None
+        reg.move("unregister")
         if reg.tx is not None and reg.tx.state not in ("completed", "terminated"):
             self._client.pop(reg.tx.key, None)  # abandon a pending REGISTER: shutting down wins
             reg.tx = None
@@ -532,8 +555,8 @@ class UserAgent:
         reg = self._reg
         if reg.tx is not None and reg.tx.state not in ("completed", "terminated"):
             return  # one REGISTER at a time (§10.2)
-        if reg.state != "unregistering":
-            reg.state = "registering"
+        if expires != 0:
+            reg.move("register")
         reg.cseq += 1
         aor = str(NameAddr(self.aor.copy(), self.display_name))
         uri = self._registrar_uri()
@@ -542,7 +565,8 @@ class UserAgent:
         request.headers.add("Expires", str(expires))
         request.headers.add("Allow", ALLOW)
         context = _Context("unregister" if expires == 0 else "register")
-        reg.tx = self._send_request(request, self._out_of_dialog_destination(uri), now, context)
+        reg.next_hop = self._out_of_dialog_destination(uri)
+        reg.tx = self._send_request(request, reg.next_hop, now, context)
 
     def _register_response(self, tx, response, now):
         reg = self._reg
@@ -556,16 +580,15 @@ class UserAgent:
                 reg.tx = new_tx
                 return
             if unregistering:
-                reg.state = "idle"
+                reg.move("unregistered")
                 reg.granted = None
                 self._emit(events.Unregistered(status))
                 return
-            reg.state = "failed"
-            reg.granted = None
+            reg.failed(now, 0.0, retry=False)  # a wrong password is not retried
             self._emit(events.RegistrationFailed(status, reason, None))
             return
         if unregistering:
-            reg.state = "idle"
+            reg.move("unregistered")
             reg.granted = None
             self._emit(events.Unregistered(status))
             return
@@ -576,11 +599,7 @@ class UserAgent:
                 self._send_register(now, reg.expires)
                 return
             granted = self._granted_expires(response, reg.expires)
-            reg.state = "registered"
-            reg.granted = granted
-            reg.backoff = 0
-            if granted > 0:
-                reg.refresh_at = now + max(granted * 0.5, granted - 60)
+            reg.succeeded(granted, now, self._fraction())
             self._emit(events.Registered(granted, str(self._contact_uri())))
             return
         if status == 423 and reg.too_brief_tries < 3:
@@ -596,13 +615,9 @@ class UserAgent:
         self._registration_failed(status, reason, now)
 
     def _registration_failed(self, status, reason, now):
-        reg = self._reg
-        reg.state = "failed"
-        reg.granted = None
-        reg.refresh_at = None
-        reg.backoff = min(max(reg.backoff * 2, 30), 1800)
-        reg.retry_at = now + reg.backoff
-        self._emit(events.RegistrationFailed(status, reason, reg.backoff))
+        # RFC 5626 §4.5 back-off: a random 1-2 s after the first failure, doubling up to 10 min.
+        backoff = self._reg.failed(now, self._fraction())
+        self._emit(events.RegistrationFailed(status, reason, backoff))
 
     def _learn_public_address(self, response):
         if self.reliable:
@@ -1194,6 +1209,8 @@ class UserAgent:
         if kind in ("register", "unregister"):
             if tx is self._reg.tx:
                 self._register_response(tx, response, now)
+        elif kind == "probe":
+            self._probe_response(tx, response, now)
         elif kind == "invite":
             if call is not None:
                 self._invite_response(tx, call, response, now)
@@ -1279,6 +1296,10 @@ class UserAgent:
             tx.state = "terminated"
             self._client.pop(key, None)
             self._client_failure(tx, 503, "transport error", now)
+        # The registration's flow failed (ICMP unreachable for a keep-alive, no pong, the connection
+        # lost): RFC 5626 §4.4.1 says register again at once.
+        if addr == self._reg.next_hop and self._reg.flow_failed(now):
+            self._send_register(now, self._reg.expires)
 
     def _client_failure(self, tx, status, reason, now):
         context = tx.context
@@ -1288,11 +1309,18 @@ class UserAgent:
             if tx is not self._reg.tx:
                 return
             if kind == "unregister":
-                self._reg.state = "idle"
+                self._reg.move("unregistered")
                 self._reg.granted = None
                 self._emit(events.Unregistered(status))
             else:
                 self._registration_failed(status, reason, now)
+        elif kind == "probe":
+            # The probe timed out or could not be sent: the flow to the registrar has failed
+            # (RFC 5626 §4.4.1); register again now (the back-off applies if that fails too).
+            if tx is self._reg.probe_tx:
+                self._reg.probe_tx = None
+                if self._reg.flow_failed(now):
+                    self._send_register(now, self._reg.expires)
         elif call is None:
             return
         elif kind == "invite":

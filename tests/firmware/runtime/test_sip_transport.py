@@ -707,3 +707,61 @@ def test_tls_call_between_two_user_agents_in_one_thread(tmp_path):
     finally:
         alice.close()
         bob.close()
+
+
+def test_a_ping_without_a_pong_fails_the_flow_after_10_seconds():
+    """RFC 5626 §4.4.1 (issue 11): a registrar that stopped answering on its TCP connection is noticed
+    10 s after a keep-alive, and the address send() used is told, so the registration is renewed."""
+    failed = []
+    clock = [1000.0]
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    client = SipTransport("tcp", ("127.0.0.1", 0), listen=False, on_error=failed.append, clock=lambda: clock[0])
+    peer = None
+    try:
+        addr = listener.getsockname()
+        assert client.send(MESSAGE, addr)
+        peer, _ = listener.accept()
+        assert _pump([client], lambda: client.sockets(), 2.0)
+        assert client.send(b"\r\n\r\n", addr)  # the UserAgent's keep-alive for its registration
+        assert peer.recv(65536).endswith(b"\r\n\r\n")
+        clock[0] += 9.0
+        client.poll(0.01)
+        assert not failed  # not yet: the pong may still come
+        clock[0] += 1.5
+        client.poll(0.01)
+        assert failed == [addr] and client.flow_failures == 1 and client.sockets() == []
+    finally:
+        client.close()
+        listener.close()
+        if peer is not None:
+            peer.close()
+
+
+def test_a_pong_keeps_the_flow_and_a_closed_connection_fails_it():
+    failed = []
+    clock = [1000.0]
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    client = SipTransport("tcp", ("127.0.0.1", 0), listen=False, on_error=failed.append, clock=lambda: clock[0])
+    peer = None
+    try:
+        addr = listener.getsockname()
+        assert client.send(MESSAGE, addr)
+        peer, _ = listener.accept()
+        assert _pump([client], lambda: client.sockets(), 2.0)
+        client.keepalive()
+        peer.recv(65536)
+        peer.sendall(b"\r\n")  # the pong
+        client.poll(0.1)
+        clock[0] += 11.0
+        client.poll(0.01)
+        assert not failed and client.flow_failures == 0
+        peer.close()  # e.g. the registrar restarts: its connection goes away with nothing queued
+        assert _pump([client], lambda: failed, 2.0)
+        assert failed == [addr]
+    finally:
+        client.close()
+        listener.close()

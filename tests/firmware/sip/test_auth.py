@@ -195,6 +195,9 @@ def _ua(password="secret", expires=3600):
         password=password,
         outbound_proxy=REGISTRAR,
         register_expires=expires,
+        # These tests count every request and nonce count; keep-alives and probes have their own tests.
+        keepalive_interval=None,
+        probe_interval=None,
     )
 
 

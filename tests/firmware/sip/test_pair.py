@@ -95,10 +95,13 @@ def test_timer_e_caps_at_t2_and_timer_f_gives_up():
     sends = net.sent(src=A, line_prefix="REGISTER")
     # §17.1.2.2: Timer E = T1 doubling up to T2 = 4 s; Timer F = 64*T1.
     assert _times(sends) == [0.0, 0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5]
-    assert net.find(A, events.RegistrationFailed) == [events.RegistrationFailed(408, "timeout", 30)]
+    ((failed,),) = [net.find(A, events.RegistrationFailed)]
+    assert (failed.status, failed.reason) == (408, "timeout")
+    assert 1.0 <= failed.retry_in <= 2.0  # RFC 5626 §4.5 back-off: seconds, not 30 s (issue 11)
     # ... and re-registers after the backoff (registrar restart / network back).
     net.run(30)
-    assert _times(net.sent(src=A, line_prefix="REGISTER"))[len(sends)] == 62.0
+    retried = _times(net.sent(src=A, line_prefix="REGISTER"))[len(sends)]
+    assert 32.0 + 1.0 <= retried <= 32.0 + 2.0 + 0.1, retried
 
 
 def test_timer_g_retransmits_non2xx_until_timer_h_when_acks_are_lost():

@@ -267,6 +267,8 @@ def test_transport_error_fails_pending_requests_at_once():
     assert ua.next_event() is None
     ua.transport_error(("127.0.0.1", 5080), 0.1)
     got = [ua.next_event(), ua.next_event()]
-    assert events.RegistrationFailed(503, "transport error", 30) in got
+    failed = [e for e in got if isinstance(e, events.RegistrationFailed)]
+    assert [(e.status, e.reason) for e in failed] == [(503, "transport error")]
+    assert 1.0 <= failed[0].retry_in <= 2.0
     assert events.CallFailed(call, 503, "transport error") in got
     assert ua.calls == {}

@@ -34,9 +34,11 @@ def request(
     extra="",
     content_length=None,
     max_forwards="70",
+    uri=None,
 ):
-    """The bytes of one request from `local` (host, port) to `target` (host, port)."""
-    uri = "sip:sotto@{}:{}".format(*target)
+    """The bytes of one request from `local` (host, port) to `target` (host, port), for `uri` (default:
+    sip:sotto@target)."""
+    uri = uri or "sip:sotto@{}:{}".format(*target)
     head = (
         "{m} {uri} SIP/2.0\r\n"
         "Via: SIP/2.0/UDP {lh}:{lp};branch=z9hG4bK{branch};rport\r\n"
@@ -124,11 +126,11 @@ class RawPeer:
                 if message.status >= 200 or not final:
                     return message
 
-    def options(self, timeout=1.0, extra=""):
-        """Send one OPTIONS; (response or None, seconds it took)."""
+    def options(self, timeout=1.0, extra="", uri=None):
+        """Send one OPTIONS (to `uri` through the target, if given); (response or None, seconds it took)."""
         call_id = self.next_id()
         started = time.monotonic()
-        self.send(request("OPTIONS", self.target, self.local, call_id, call_id, extra=extra))
+        self.send(request("OPTIONS", self.target, self.local, call_id, call_id, extra=extra, uri=uri))
         response = self.wait_for(call_id, timeout)
         return response, time.monotonic() - started
 

@@ -14,7 +14,7 @@ APT_RUN := python3-venv python3-dev build-essential libasound2-dev libopus0
 APT_TEST := linphone-cli kamailio sip-tester baresip-core sipsak tshark espeak-ng sox sqlite3 \
 	mtools dosfstools e2fsprogs fdisk nftables dnsmasq-base iproute2 libsrtp2-1 systemd \
 	kamailio-tls-modules python3-setuptools-whl python3-pip-whl python3-wheel-whl \
-	rtpengine-daemon
+	rtpengine-daemon python3-alsaaudio
 
 .PHONY: run test bench lint clean image system-run system-test venv venv-dev
 

@@ -34,9 +34,17 @@ import alsaaudio
 
 
 def _open_pcm(pcm_type, device, rate, period_samples, periods):
-    return alsaaudio.PCM(pcm_type, alsaaudio.PCM_NORMAL, rate=rate, channels=1,
-                         format=alsaaudio.PCM_FORMAT_S16_LE, periodsize=period_samples, periods=periods,
-                         device=device)
+    try:
+        return alsaaudio.PCM(pcm_type, alsaaudio.PCM_NORMAL, rate=rate, channels=1,
+                             format=alsaaudio.PCM_FORMAT_S16_LE, periodsize=period_samples, periods=periods,
+                             device=device)
+    except TypeError as exc:
+        # pyalsaaudio before 0.9 (Debian bookworm's python3-alsaaudio is 0.8.4) takes no keywords here.
+        # The image ships the pinned 0.11 in its venv; anything else is a wrong environment, said once
+        # and plainly rather than as "no audio device" on every call.
+        raise RuntimeError("pyalsaaudio {} is too old: Sotto needs the pinned version in requirements.txt "
+                           "(0.11), not Debian's python3-alsaaudio ({})".format(
+                               getattr(alsaaudio, "__version__", "< 0.9"), exc)) from None
 
 
 def _candidates(device):

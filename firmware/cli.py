@@ -98,6 +98,18 @@ def _existing_wav(text):
     return text
 
 
+def _at_action(text):
+    from firmware.runtime.actions import parse_at
+
+    try:
+        action = parse_at(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("--at {!r}: {}".format(text, exc)) from None
+    if action.name == "transfer":
+        check_call_uri(action.argument)
+    return action
+
+
 def _writable_target(text):
     directory = os.path.dirname(os.path.abspath(text))
     if not os.path.isdir(directory):
@@ -166,6 +178,10 @@ def build_parser():
     _add_call_options(call)
     answer = commands.add_parser("answer", help="wait for one incoming call, answer it, print a JSON summary")
     _add_call_options(answer)
+    for sub in (call, answer):
+        sub.add_argument("--at", metavar="T:ACTION", type=_at_action, action="append",
+                         help="T seconds after media up: hold, resume, 'dtmf DIGITS', 'transfer URI', confirm-sas, "
+                              "reject-sas or hangup (repeatable)")
     run = commands.add_parser("run", help="the phone itself (board from config or --board; default sim)")
     _add_call_options(run)
     run.add_argument("--board", metavar="NAME", help="board name (file in boards/) or a board TOML path")

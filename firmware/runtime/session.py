@@ -143,8 +143,9 @@ class CallMedia:
     and it accepts ZRTP from the moment the INVITE leaves (linphone sends Hello before our ACK).
     """
 
-    def __init__(self, endpoint, summary, peer_uri):
+    def __init__(self, endpoint, summary, peer_uri, offer_sdes=False):
         self.endpoint = endpoint
+        self.offer_sdes = offer_sdes or settings_encryption(endpoint) == "sdes"
         self.summary = summary
         settings = endpoint.settings
         self.encryption = settings.media.encryption
@@ -168,6 +169,7 @@ class CallMedia:
         self.lost_tail = 0
         self._socket_handed_over = False
         self._policy_open = False
+        self._sdp_version = 1
         self._sampler = None
         # What the media may do (clear, SDES, ZRTP), when to give up on ZRTP, alarms, liveness: one policy.
         self.policy = policy.CallPolicy(self.encryption, settings.zrtp.secure_only,
@@ -196,11 +198,11 @@ class CallMedia:
 
     def offer(self):
         codecs, address, port, kwargs = self._sdp_common()
-        if self.encryption == "sdes":
+        if self.offer_sdes:
             from firmware.srtp import sdes
 
-            # A ZRTP offer carries no a=crypto: linphone with ZRTP mandatory answers such an offer with 488.
-            # An SDES-only peer's own offer is answered with SDES, though (see answer()).
+            # A ZRTP offer carries no a=crypto at first: linphone with ZRTP mandatory refuses such an offer
+            # (488). A peer that refuses ours is offered ZRTP and SDES together (CallController.place).
             self.sdes_offer = sdes.make_offer(self.endpoint.rng)
             kwargs["crypto_lines"] = [line.value() for line in self.sdes_offer]
         # rtcp-mux (RFC 5761): RTCP on the one port we have; a peer that declines gets it at port + 1.
@@ -266,6 +268,25 @@ class CallMedia:
             self.stream.set_remote((remote.address, remote.port))
         self.pump_policy()
         return answer.to_bytes()
+
+    def reoffer(self, direction):
+        """A re-INVITE offer for hold ("sendonly", RFC 3264 §8.4) or resume ("sendrecv"), keeping the call's
+        keying (our a=zrtp-hash, the a=crypto line in force) so the peer sees no downgrade."""
+        codecs, address, port, kwargs = self._sdp_common()
+        if self.sdes_line is not None:
+            kwargs["crypto_lines"] = [self.sdes_line]
+        self._sdp_version += 1  # RFC 3264 §8: a new offer in the session has the next o= version
+        return sdp.build_offer([self.codec.name] if self.codec else codecs, address, port, direction=direction,
+                               rtcp_mux=self.rtcp_mux, session_version=self._sdp_version, **kwargs).to_bytes()
+
+    def accept_reanswer(self, answer_bytes, on_hold):
+        """The peer's answer to our re-INVITE: follow a moved media address; tell the policy about hold."""
+        if answer_bytes:
+            remote = sdp.remote_media(sdp.parse_sdp(answer_bytes))
+            if remote.port and self.stream is not None:
+                self.stream.set_remote((remote.address, remote.port))
+        self.policy.hold(on_hold, self.endpoint.loop.now())
+        self.pump_policy()
 
     def _use_remote(self, remote, codec):
         self.codec = codec
@@ -477,7 +498,7 @@ class CallMedia:
             for key in self.summary.rtp:
                 self.summary.rtp[key] = int(stats.get(key, 0))
             self.summary.rtp["lost"] += self.lost_tail  # a dead peer's silent tail (issue 11)
-            for key in ("jitter_ms", "playout_delay_ms", "underruns", "concealed", "rtt_ms"):
+            for key in ("jitter_ms", "playout_delay_ms", "underruns", "concealed", "rtt_ms", "dtmf_received"):
                 if stats.get(key) is not None:
                     self.summary.extra_rtp[key] = stats[key]
             log.info("call media: %s", {k: stats.get(k) for k in sorted(stats)})
@@ -487,6 +508,10 @@ class CallMedia:
             if sock is not None:
                 self.endpoint.loop.remove_reader(sock)
                 sock.close()
+
+
+def settings_encryption(endpoint):
+    return endpoint.settings.media.encryption
 
 
 def _drain(sock, handle):
@@ -695,6 +720,7 @@ class CallController:
         self.media = None
         self.summary = None
         self.hanging_up = False
+        self._target = None
         endpoint.listen(self.on_event)
 
     # -- commands ---------------------------------------------------------------------------------
@@ -702,12 +728,28 @@ class CallController:
         """The record of the next call (the phone keeps one per call; `sotto call` only ever has one)."""
         return Summary(self.settings.media.encryption)
 
-    def place(self, uri):
+    def place(self, uri, offer_sdes=False):
         self.summary = self.new_summary()
         self.hanging_up = False
-        self.media = CallMedia(self.endpoint, self.summary, uri)
+        self._target = uri
+        self.media = CallMedia(self.endpoint, self.summary, uri, offer_sdes=offer_sdes)
         self.call_id = self.ua.invite(uri, self.media.offer(), self.loop.now())
         self.endpoint.pump()
+
+    def _retry_with_sdes(self, event):
+        """A phone without ZRTP that insists on SRTP (SDES mandatory) refuses a ZRTP-only offer with 488 (RFC
+        3261 §21.4.26). Every peer gets a working call: offer again, ZRTP and SDES together (RFC 4568)."""
+        if (event.status != 488 or self.media is None or self.media.offer_sdes or self.media.encryption != "zrtp"
+                or self.settings.zrtp.secure_only):
+            return False
+        log.warning("the peer refused our ZRTP offer (488): offering SDES-SRTP as well")
+        self.media.close()
+        self.call_id = None
+        summary = self.summary
+        self.place(self._target, offer_sdes=True)
+        self.summary = summary
+        self.media.summary = summary
+        return True
 
     def take_incoming(self, event):
         """Adopt an incoming call and prepare our answer; False (and the call refused) if we cannot."""
@@ -790,6 +832,8 @@ class CallController:
             self.summary.sip_status = 200
             self._start_media()
         elif isinstance(event, e.CallFailed):
+            if self._retry_with_sdes(event):
+                return
             result = "rejected" if event.status in REJECTIONS else "failed"
             self.call_over(result, event.reason or "call failed", event.status)
         elif isinstance(event, e.CallEnded):
@@ -803,6 +847,8 @@ class CallController:
             self._on_reinvite(event)
         elif isinstance(event, e.ReferReceived):
             self.on_refer(event)
+        elif isinstance(event, (e.ReinviteAnswered, e.ReinviteFailed, e.ReferProgress)):
+            self.on_own_request_outcome(event)
 
     def _start_media(self):
         self.on_media_starting()
@@ -857,6 +903,9 @@ class CallController:
     def on_incoming(self, event):
         self.ua.reject(event.call_id, 486, self.loop.now())
 
+    def on_own_request_outcome(self, event):
+        """How our own re-INVITE or REFER went (ReinviteAnswered, ReinviteFailed, ReferProgress)."""
+
     def on_registration(self, event):
         pass
 
@@ -890,8 +939,11 @@ class SingleCall(CallController):
 
     def __init__(self, endpoint, mode, settings, args, audio):
         CallController.__init__(self, endpoint, settings, audio)
+        from firmware.runtime.actions import InCallActions
+
         self.mode = mode  # "call" or "answer"
         self.args = args
+        self.actions = InCallActions(self, getattr(args, "at", None) or [])
         self.summary = Summary(settings.media.encryption)
         self.done = False
         self.registered = False
@@ -942,6 +994,16 @@ class SingleCall(CallController):
     def on_media_up(self):
         if self.settings.media.encryption == "sdes":
             self._arm_duration()
+        self.actions.media_up()
+
+    def on_own_request_outcome(self, event):
+        e = sip_events
+        if isinstance(event, e.ReinviteAnswered):
+            self.actions.reinvite_answered(event.sdp)
+        elif isinstance(event, e.ReinviteFailed):
+            self.actions.reinvite_failed(event.status)
+        elif isinstance(event, e.ReferProgress):
+            self.actions.refer_progress(event.status, event.final)
 
     def on_secure(self, event):
         if self.args.confirm_sas and self.media.secure_at is not None:
@@ -957,6 +1019,8 @@ class SingleCall(CallController):
         self._arm_duration()  # not secure is loud (the call layer said so) but the call goes on
 
     def on_call_over(self):
+        self.actions.cancel()
+        self.summary.actions = self.actions.records
         self.done = True
 
     def on_signal(self):

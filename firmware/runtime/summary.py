@@ -7,7 +7,8 @@
               "peer_zid": hex, "secure_ms": float},
      "rtp": {"sent", "received", "lost", "late", "auth_failures", "replays": int}}
 
-Extra keys may be added (e.g. "alarms", "rtp.jitter_ms"); the ones above never change meaning.
+Extra keys may be added (e.g. "alarms", "rtp.jitter_ms", "actions" for `--at`: [{"at", "action", "result"}]);
+the ones above never change meaning.
 """
 
 RESULTS = ("completed", "failed", "rejected", "timeout")
@@ -29,6 +30,7 @@ class Summary:
         self.rtp = dict.fromkeys(RTP_COUNTERS, 0)
         self.extra_rtp = {}
         self.alarms = []
+        self.actions = []  # `--at` in-call actions and how each went (firmware.runtime.actions)
 
     def finish(self, result, reason, sip_status=None):
         """Record how the call ended; the first conclusion wins (later ones are consequences)."""
@@ -59,4 +61,6 @@ class Summary:
         }
         if self.alarms:
             out["alarms"] = list(self.alarms)
+        if self.actions:
+            out["actions"] = [dict(record) for record in self.actions]
         return out

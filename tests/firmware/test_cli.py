@@ -170,3 +170,19 @@ def test_busy_sip_port_is_one_clear_line(tmp_path):
         blocker.close()
     assert result.returncode == 1
     assert result.stderr.strip().startswith("sotto: error: cannot bind SIP (udp) to 127.0.0.1:{}".format(port))
+
+
+def test_at_actions_are_checked_like_every_other_option(capsys):
+    from firmware.cli import build_parser, main
+
+    args = build_parser().parse_args(["call", "sip:bob@127.0.0.1:5072", "--at", "1.5:hold", "--at", "2:dtmf 12#",
+                                      "--at", "3:transfer sip:carol@127.0.0.1:5080", "--at", "0:confirm-sas"])
+    assert [(a.at, a.name, a.argument) for a in args.at] == [
+        (1.5, "hold", None), (2.0, "dtmf", "12#"), (3.0, "transfer", "sip:carol@127.0.0.1:5080"),
+        (0.0, "confirm-sas", None)]
+    for bad in ("hold", "x:hold", "-1:hold", "nan:hold", "1e9:hold", "1:hold now", "1:dtmf", "1:dtmf 1²",
+                "1:dtmf " + "1" * 33, "1:dtmf 1\x1d", "1:transfer", "1:transfer not-a-uri", "1:dance"):
+        assert main(["call", "sip:bob@127.0.0.1:5072", "--at", bad]) == 2, bad
+        err = capsys.readouterr().err
+        assert err.startswith("sotto: error:") and err.count("\n") == 1, err  # one line, no traceback
+    assert main(["run", "--at", "1:hold"]) == 2  # the phone has its keys for that

@@ -16,6 +16,24 @@ def free_udp_port():
         return sock.getsockname()[1]
 
 
+def wait_listening(port, process=None, timeout=15.0):
+    """Wait until something listens on UDP 127.0.0.1:PORT (a sotto that is still importing under load would
+    answer our INVITE with ICMP port unreachable)."""
+    import time
+
+    needle = ":{:04X}".format(port)
+    deadline = time.monotonic() + timeout
+    while True:
+        with open("/proc/net/udp") as f:
+            if any(line.split()[1].endswith(needle) for line in f.readlines()[1:]):
+                return
+        if process is not None and process.poll() is not None:
+            raise AssertionError("sotto exited before listening on {}: {}".format(port, process.communicate()))
+        if time.monotonic() > deadline:
+            raise AssertionError("nothing listens on UDP port {} after {} s".format(port, timeout))
+        time.sleep(0.05)
+
+
 def sotto_command(*args):
     return [sys.executable, "-m", "firmware", *args]
 

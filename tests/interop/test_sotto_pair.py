@@ -28,7 +28,7 @@ def _pair(tmp_path, caller_args, answer_args, name="a"):
     bob_port, alice_port = sotto.free_udp_port(), sotto.free_udp_port()
     bob = sotto.start(["answer", "--listen", "127.0.0.1:{}".format(bob_port), "--timeout", "20",
                        "--cache", str(tmp_path / "bob.cache"), *answer_args], tmp_path / "bob-home")
-    time.sleep(0.5)
+    sotto.wait_listening(bob_port, bob)
     alice = sotto.start(["call", "sip:bob@127.0.0.1:{}".format(bob_port), "--listen",
                          "127.0.0.1:{}".format(alice_port), "--timeout", "20", "--cache",
                          str(tmp_path / "alice.cache"), *caller_args], tmp_path / "alice-home")
@@ -117,7 +117,7 @@ def test_sigterm_hangs_up_politely_and_exits_0(tmp_path):
     bob_port, alice_port = sotto.free_udp_port(), sotto.free_udp_port()
     bob = sotto.start(["answer", "--listen", "127.0.0.1:{}".format(bob_port), "--timeout", "20",
                        "--cache", str(tmp_path / "bob.cache")], tmp_path / "bob-home")
-    time.sleep(0.5)
+    sotto.wait_listening(bob_port, bob)
     alice = sotto.start(["call", "sip:bob@127.0.0.1:{}".format(bob_port), "--listen", "127.0.0.1:{}".format(alice_port),
                          "--timeout", "20", "--cache", str(tmp_path / "alice.cache"), "--log-level", "info"],
                         tmp_path / "alice-home")
@@ -141,7 +141,7 @@ def test_a_reinvite_that_drops_zrtp_is_a_downgrade_alarm(tmp_path):
     port = sotto.free_udp_port()
     answer = sotto.start(["answer", "--listen", "127.0.0.1:{}".format(port), "--timeout", "20", "--cache",
                           str(tmp_path / "bob.cache")], tmp_path / "home")
-    time.sleep(0.5)
+    sotto.wait_listening(port, answer)
     scenario = sotto.ROOT / "tests" / "interop" / "scenarios" / "uac_zrtp_downgrade.xml"
     sipp = subprocess.run(["sipp", "-sf", str(scenario), "127.0.0.1:{}".format(port), "-i", "127.0.0.1", "-p",
                            str(sotto.free_udp_port()), "-m", "1", "-nostdin", "-timeout", "15", "-timeout_error"],
@@ -172,7 +172,7 @@ def test_sdes_reinvite_answers_keep_the_keys_and_dropping_srtp_is_an_alarm(tmp_p
     port = sotto.free_udp_port()
     answer = sotto.start(["answer", "--encryption", "sdes", "--listen", "127.0.0.1:{}".format(port), "--timeout",
                           "20", "--cache", str(tmp_path / "bob.cache")], tmp_path / "home")
-    time.sleep(0.5)
+    sotto.wait_listening(port, answer)
     scenario = sotto.ROOT / "tests" / "interop" / "scenarios" / "uac_sdes_reinvites.xml"
     # sipp checks that the answers to the first INVITE and to the hold re-INVITE carry our a=crypto line.
     sipp = subprocess.run(["sipp", "-sf", str(scenario), "127.0.0.1:{}".format(port), "-i", "127.0.0.1", "-p",
@@ -183,3 +183,71 @@ def test_sdes_reinvite_answers_keep_the_keys_and_dropping_srtp_is_an_alarm(tmp_p
     assert summary["result"] == "completed" and summary["secure"] is True
     assert summary["alarms"] == ["downgrade: re-INVITE without SRTP keys"]
     assert "SECURITY ALARM" in err
+
+
+def test_in_call_actions_from_the_command_line(tmp_path):
+    """--at (issue 12): confirm the SAS, hold and resume (a re-INVITE keeping a=zrtp-hash: no downgrade alarm on
+    the far side), RFC 4733 DTMF, then hang up; every action's outcome is in the summary."""
+    actions = ["--at", "0.2:confirm-sas", "--at", "0.8:hold", "--at", "1.8:resume", "--at", "2.2:dtmf 12#",
+               "--at", "3.5:hangup"]
+    (rc_a, alice, err_a), (rc_b, bob, err_b) = _pair(tmp_path, actions, ["--confirm-sas"])
+    assert rc_a == 0 and rc_b == 0, err_a + err_b
+    assert [(a["action"], a["result"]) for a in alice["actions"]] == [
+        ("confirm-sas", "ok"), ("hold", "ok"), ("resume", "ok"), ("dtmf 12#", "sent"), ("hangup", "ok")]
+    assert alice["reason"] == "hung up (--at)" and bob["reason"] == "remote hangup"
+    assert alice["secure"] and bob["secure"] and "alarms" not in bob and "alarms" not in alice
+    assert bob["rtp"]["dtmf_received"] == "12#"
+    assert alice["rtp"]["auth_failures"] == 0 and bob["rtp"]["auth_failures"] == 0
+
+
+def test_a_zrtp_phone_and_a_phone_without_zrtp_talk_in_the_clear_loudly(tmp_path):
+    """Issue 12: the call to a phone without ZRTP was mute (media withheld for good). Now it starts in the clear
+    at once and says so; the answerer, set to no encryption, plays what arrives."""
+    (rc_a, alice, err_a), (rc_b, bob, err_b) = _pair(tmp_path, ["--duration", "2"], ["--encryption", "none"])
+    assert rc_a == 0 and rc_b == 0, err_a + err_b
+    assert alice["encryption"] == "none" and alice["secure"] is False
+    assert alice["alarms"] == ["not secure: peer has no ZRTP"]
+    assert alice["rtp"]["sent"] >= 90 and alice["rtp"]["received"] >= 90  # from the first moment, both ways
+    assert bob["rtp"]["received"] >= 90
+    (rc_a, alice, err_a), (rc_b, bob, err_b) = _pair(tmp_path, ["--duration", "1", "--secure-only"],
+                                                     ["--encryption", "none"])
+    assert rc_a == 1 and alice["result"] == "failed" and alice["reason"].startswith("not secure")
+    assert alice["rtp"]["sent"] == 0  # secure_only: never a word in the clear
+
+
+def test_an_sdes_caller_gets_sdes_from_a_zrtp_phone(tmp_path):
+    """A peer without ZRTP that offers a=crypto: the ZRTP phone answers with SDES, encrypted but only to the
+    server, and says so. (The other way round, a ZRTP offer refused with 488 by an SDES-only phone is offered
+    again with SDES: tests/interop/carrier has it against baresip, since `sotto answer` takes one call only.)"""
+    (rc_a, alice, err_a), (rc_b, bob, err_b) = _pair(tmp_path, ["--duration", "1", "--encryption", "sdes"], [])
+    assert rc_a == 0 and rc_b == 0, err_a + err_b
+    assert bob["encryption"] == "sdes" and alice["encryption"] == "sdes"
+    assert bob["secure"] is False and bob["alarms"][0].startswith("not secure: encrypted to the server only")
+    assert alice["secure"] is True  # it asked for SDES and got it
+    assert bob["rtp"]["received"] > 30 and alice["rtp"]["received"] > 30 and bob["rtp"]["auth_failures"] == 0
+
+
+def test_a_dead_peer_ends_the_call_with_media_timeout(tmp_path):
+    """Issue 11: the peer is killed mid-call; the call ends after media.inactivity_timeout with a BYE, result
+    failed, reason "media timeout", the silent tail counted as lost (it used to run to --duration)."""
+    config = tmp_path / "short.toml"
+    config.write_text("[media]\ninactivity_timeout = 2\n")
+    bob_port, alice_port = sotto.free_udp_port(), sotto.free_udp_port()
+    bob = sotto.start(["answer", "--listen", "127.0.0.1:{}".format(bob_port), "--timeout", "30",
+                       "--cache", str(tmp_path / "bob.cache")], tmp_path / "bob-home")
+    sotto.wait_listening(bob_port, bob)
+    started = time.monotonic()
+    alice = sotto.start(["call", "sip:bob@127.0.0.1:{}".format(bob_port), "--listen", "127.0.0.1:{}".format(alice_port),
+                         "--timeout", "40", "--duration", "30", "--config", str(config), "--cache",
+                         str(tmp_path / "alice.cache")], tmp_path / "alice-home")
+    time.sleep(3.0)
+    bob.kill()  # the peer vanishes: no BYE, no RTCP BYE
+    bob.wait(10)
+    killed = time.monotonic()
+    rc, summary, err = sotto.finish(alice, 30)
+    ended = time.monotonic()
+    assert rc == 1, err
+    assert summary["result"] == "failed" and summary["reason"] == "media timeout", summary
+    assert 2.0 <= ended - killed < 8.0, (ended - killed, ended - started)
+    assert summary["rtp"]["lost"] >= 90  # 2 s of silence at 50 packets a second
+    print("dead peer: call ended {:.1f} s after the kill (timeout 2 s)".format(ended - killed))

@@ -415,20 +415,13 @@ class CallMedia:
             self.ignored_datagrams += 1
 
     def pump_zrtp(self):
+        """Handle the engine's events, then send what it queued: new keys are in place before the Confirm2 or
+        Conf2ACK that lets the peer switch leaves (RFC 6189 §4.6), so no packet of a re-key is lost."""
         from firmware.zrtp import engine as zrtp_engine
 
         if self.zrtp is None:
             return
         now = self.endpoint.loop.now()
-        if self.remote is not None:
-            for datagram in self.zrtp.datagrams_to_send(now):
-                try:
-                    self.sock.sendto(datagram, self.remote)
-                except OSError as exc:
-                    log.debug("ZRTP send failed: %s", exc)
-        else:
-            self.zrtp.datagrams_to_send(now)  # nowhere to send yet; Hello is retransmitted anyway
-        self.zrtp_timer.rearm()
         while True:
             event = self.zrtp.next_event()
             if event is None:
@@ -446,6 +439,15 @@ class CallMedia:
                 self.summary.alarms.append("ZRTP failed: {}".format(event.reason))
                 self.policy.zrtp_failed(event.kind, event.reason, now)
         self.pump_policy()
+        if self.remote is not None:
+            for datagram in self.zrtp.datagrams_to_send(now):
+                try:
+                    self.sock.sendto(datagram, self.remote)
+                except OSError as exc:
+                    log.debug("ZRTP send failed: %s", exc)
+        else:
+            self.zrtp.datagrams_to_send(now)  # nowhere to send yet; Hello is retransmitted anyway
+        self.zrtp_timer.rearm()
 
     def _on_secure(self, event, rekey):
         now = self.endpoint.loop.now()

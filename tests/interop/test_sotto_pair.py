@@ -248,6 +248,7 @@ def test_a_dead_peer_ends_the_call_with_media_timeout(tmp_path):
     ended = time.monotonic()
     assert rc == 1, err
     assert summary["result"] == "failed" and summary["reason"] == "media timeout", summary
-    assert 2.0 <= ended - killed < 8.0, (ended - killed, ended - started)
+    # 2 s of silence, then the BYE nobody answers (HANGUP_GRACE, 3 s), then the process exits
+    assert 2.0 <= ended - killed < 12.0, (ended - killed, ended - started)
     assert summary["rtp"]["lost"] >= 90  # 2 s of silence at 50 packets a second
     print("dead peer: call ended {:.1f} s after the kill (timeout 2 s)".format(ended - killed))

@@ -166,4 +166,4 @@ def test_a_peer_restarting_zrtp_mid_call_rekeys_sotto_without_an_alarm(tmp_path)
     rtp = summary["rtp"]
     assert rtp["received"] > 250, rtp
     # At most the packets caught at the switch (one 20 ms period each way of the hand-over).
-    assert rtp["auth_failures"] <= 2, rtp
+    assert rtp["auth_failures"] == 0, rtp  # new keys are installed before the Confirm2/Conf2ACK leaves

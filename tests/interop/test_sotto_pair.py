@@ -188,12 +188,12 @@ def test_sdes_reinvite_answers_keep_the_keys_and_dropping_srtp_is_an_alarm(tmp_p
 def test_in_call_actions_from_the_command_line(tmp_path):
     """--at (issue 12): confirm the SAS, hold and resume (a re-INVITE keeping a=zrtp-hash: no downgrade alarm on
     the far side), RFC 4733 DTMF, then hang up; every action's outcome is in the summary."""
-    actions = ["--at", "0.2:confirm-sas", "--at", "0.8:hold", "--at", "1.8:resume", "--at", "2.2:dtmf 12#",
-               "--at", "3.5:hangup"]
+    actions = ["--at", "0.8:hold", "--at", "1.8:resume", "--at", "2.2:dtmf 12#", "--at", "3:confirm-sas",
+               "--at", "4:hangup"]
     (rc_a, alice, err_a), (rc_b, bob, err_b) = _pair(tmp_path, actions, ["--confirm-sas"])
     assert rc_a == 0 and rc_b == 0, err_a + err_b
     assert [(a["action"], a["result"]) for a in alice["actions"]] == [
-        ("confirm-sas", "ok"), ("hold", "ok"), ("resume", "ok"), ("dtmf 12#", "sent"), ("hangup", "ok")]
+        ("hold", "ok"), ("resume", "ok"), ("dtmf 12#", "sent"), ("confirm-sas", "ok"), ("hangup", "ok")]
     assert alice["reason"] == "hung up (--at)" and bob["reason"] == "remote hangup"
     assert alice["secure"] and bob["secure"] and "alarms" not in bob and "alarms" not in alice
     assert bob["rtp"]["dtmf_received"] == "12#"

@@ -2,21 +2,19 @@
 an alarm ("NOT SECURE", "peer has no ZRTP") at once, and with --secure-only it is ended instead (issue 6 contract)."""
 
 import json
-import shutil
 import subprocess
 import time
 
 import pytest
 
+from tests.conftest import require_tool
 from tests.interop import sotto
 
 pytestmark = pytest.mark.interop
 
 
 def start_sipp_uas(tmp_path, port):
-    binary = shutil.which("sipp")
-    if binary is None:
-        pytest.fail("sipp is not installed (Debian package sip-tester; `make test` installs it)")
+    binary = require_tool("sipp", "sip-tester")
     process = subprocess.Popen([binary, "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-m", "1", "-nostdin",
                                 "-timeout", "60"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.3)

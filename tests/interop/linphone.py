@@ -34,6 +34,8 @@ import signal
 import subprocess
 import time
 
+from tests.conftest import require_tool
+
 _SUITE_PREFIX = {
     "zrtp_key_agreements_suites": "MS_ZRTP_KEY_AGREEMENT_",
     "zrtp_cipher_suites": "MS_ZRTP_CIPHER_",
@@ -135,7 +137,7 @@ class Linphone:
             f.write(self.rc_text())
         if not os.path.exists(self.fifo_path):
             os.mkfifo(self.fifo_path)
-        args = ["linphonec", "-c", self.rc_path, "-d", "6", "-l", self.log_path]
+        args = [require_tool("linphonec", "linphone-cli"), "-c", self.rc_path, "-d", "6", "-l", self.log_path]
         if self.auto_answer:
             args.append("-a")
         env = dict(os.environ, HOME=self.home)

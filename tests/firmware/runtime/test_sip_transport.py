@@ -4,7 +4,6 @@ resolution against a real DNS server (dnsmasq) on 127.0.0.1."""
 import datetime
 import ipaddress
 import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -13,6 +12,7 @@ import time
 import pytest
 
 from firmware.runtime.sip_transport import Rfc3263Resolver, SipTransport, client_tls_context
+from tests.conftest import require_tool
 
 MESSAGE = (
     b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1;branch=z9hG4bK1\r\n"
@@ -160,9 +160,7 @@ def test_tls_with_pinned_certificate_and_refusal_without_it(tmp_path):
 
 @pytest.fixture
 def dnsmasq(tmp_path):
-    binary = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
-    if not os.path.exists(binary):
-        pytest.fail("dnsmasq is not installed: `make test` installs dnsmasq-base")
+    binary = require_tool("dnsmasq", "dnsmasq-base")
     args = [
         binary,
         "-k",

@@ -1,5 +1,5 @@
-"""The shared ZRTP conformance data (../shared/vectors/zrtp.json): a real DH3k transcript between two
-Linphone endpoints, GNU ZRTP KDF vectors and a SAS rendering."""
+"""The ZRTP conformance data (tests/vectors/zrtp.json, see tests/vectors/README.md): a real DH3k transcript
+between two Linphone endpoints, GNU ZRTP KDF vectors and a SAS rendering."""
 
 import json
 import pathlib
@@ -11,7 +11,7 @@ from firmware.errors import RemoteProtocolError
 from firmware.zrtp import kdf, messages, sas
 from tests.portable import unhex
 
-VECTORS = pathlib.Path(__file__).resolve().parents[3] / ".." / "shared" / "vectors" / "zrtp.json"
+VECTORS = pathlib.Path(__file__).resolve().parents[2] / "vectors" / "zrtp.json"
 DATA = json.loads(VECTORS.read_text())
 T = DATA["transcript"]
 PACKETS = {name: unhex(value) for name, value in T["packets"].items()}

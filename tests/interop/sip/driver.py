@@ -2,24 +2,19 @@
 and a kamailio registrar configured in the test's tmp dir (../shared/INTEROP.md)."""
 
 import os
-import shutil
 import subprocess
 import time
-
-import pytest
 
 from firmware.runtime.sip_transport import SipTransport
 from firmware.sdp import build_offer
 from firmware.sip.useragent import UserAgent
+from tests.conftest import require_tool
 
 KAMAILIO_MODULES = "/usr/lib/x86_64-linux-gnu/kamailio/modules/"
 
 
 def require(binary):
-    path = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/usr/bin")
-    if path is None:
-        pytest.fail("{} is not installed: `make test` installs it (../shared/INTEROP.md)".format(binary))
-    return path
+    return require_tool(binary, {"sipp": "sip-tester"}.get(binary))
 
 
 def offer(port, version=1):

@@ -1,16 +1,20 @@
 """The calls bench's own code against a real linphonec, so `make bench` cannot rot silently: one short
 PCMU call over SDES-SRTP, `sotto call` <-> linphonec, both directions scored with the bench's helpers."""
 
-import shutil
 
 import numpy as np
 import pytest
 
+from tests.conftest import require_tool
 from tools.bench import calls
 
-pytestmark = [pytest.mark.interop,
-              pytest.mark.skipif(any(shutil.which(tool) is None for tool in ("linphonec", "espeak-ng", "sox")),
-                                 reason="linphone-cli, espeak-ng or sox not installed")]
+pytestmark = [pytest.mark.interop]
+
+
+@pytest.fixture(autouse=True)
+def _tools_installed():
+    for tool, package in (("linphonec", "linphone-cli"), ("espeak-ng", "espeak-ng"), ("sox", "sox")):
+        require_tool(tool, package)
 
 
 def test_mixed_speech_has_the_silent_lead_and_both_voices(tmp_path):

@@ -71,7 +71,12 @@ Methods
     sockets() -> list            what to watch for reading now
     close()
     Attributes: local_address, errors (count of failed targets, dropped connections and sends),
-    malformed (framing errors), nonblocking
+    malformed (framing errors), nonblocking, flow_failures, refused, slow_dropped
+Bounds on a stream listener (issue 11): at most MAX_CONNECTIONS_PER_SOURCE (8) inbound connections
+per source host (more are closed at accept, counted in `refused`) and max_connections in all (the
+next accept evicts a slow or handshaking inbound connection first, else the least recently used); a
+message must arrive within PARTIAL_MESSAGE_TIMEOUT (10 s) of its first byte (slowloris: counted in
+`slow_dropped`); a header beyond 64 KiB or a buffer beyond 128 KiB closes the connection (framing).
 client_tls_context(cafile=None, pinned_cert=None) -> ssl.SSLContext
     Verifies the server against the system CAs, or against one pinned certificate (PEM file): then the
     certificate itself is the trust anchor and the host name is not checked.
@@ -107,6 +112,12 @@ WRITE_CHUNK = 16384
 # UDP failover (RFC 3263 §4.3) between the targets of one host name: a target that answers ICMP
 # unreachable is left at once; one we have heard nothing from this long after sending to it, too.
 UDP_FAILOVER_SILENCE = 4.0
+# Bounds on what peers may hold on a stream listener (issue 11, TCP abuse): connections per source
+# host, and how long a message may take to arrive once it has started (slowloris). A message is at
+# most MAX_MESSAGE (64 KiB) and the framer's buffer twice that, so memory stays bounded per connection.
+MAX_CONNECTIONS_PER_SOURCE = 8
+PARTIAL_MESSAGE_TIMEOUT = 10.0  # s from the first byte of a message to its last
+LISTEN_BACKLOG = 64
 PONG_TIMEOUT = 10.0  # RFC 5626 §4.4.1: no CRLF pong within 10 s of a ping -> the flow has failed
 MAX_UDP_ROUTES = 64
 MAX_RECENT_DESTINATIONS = 64
@@ -327,6 +338,7 @@ class _Connection:
         "write_size",
         "ping_sent",
         "flow_addrs",
+        "partial_since",
     )
 
     def __init__(self, sock, peer, handshaking=False):
@@ -346,6 +358,7 @@ class _Connection:
         self.write_size = 0  # a TLS write that wanted a retry must be retried with the same length
         self.ping_sent = None  # when our unanswered CRLFCRLF ping went out (RFC 5626 §4.4.1)
         self.flow_addrs = []  # addresses send() used this connection for: told when the flow fails
+        self.partial_since = None  # when the message now being received began (None: between messages)
 
 
 class SipTransport:
@@ -394,6 +407,8 @@ class SipTransport:
         self.errors = 0
         self.malformed = 0
         self.flow_failures = 0
+        self.refused = 0  # connections refused: their host already held MAX_CONNECTIONS_PER_SOURCE
+        self.slow_dropped = 0  # connections dropped: a message took over PARTIAL_MESSAGE_TIMEOUT
         self._connections = {}  # peer (ip, port) -> _Connection
         self._readers = {}  # socket -> callback, for poll()
         self._writers = {}  # socket -> callback, for poll()
@@ -409,7 +424,7 @@ class SipTransport:
         try:
             self._sock.bind((host, port))
             if transport != "udp" and listen:
-                self._sock.listen(16)
+                self._sock.listen(LISTEN_BACKLOG)
         except OSError:
             self._sock.close()
             raise
@@ -511,12 +526,27 @@ class SipTransport:
                     continue
                 self._deliver(data, addr[:2])
             return
-        try:
-            sock, addr = self._sock.accept()
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self.errors += 1
+        # Accept a batch per wake, so a churn of connects cannot fill the backlog while others wait.
+        for _ in range(MAX_READS_PER_WAKE):
+            try:
+                sock, addr = self._sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self.errors += 1
+                return
+            self._accepted(sock, addr)
+
+    def _accepted(self, sock, addr):
+        host = addr[0]
+        from_host = 0
+        for conn in self._connections.values():
+            if not conn.outbound and conn.peer[0] == host:
+                from_host += 1
+        if from_host >= MAX_CONNECTIONS_PER_SOURCE:
+            # One host may not take every slot: the new connection is refused, the others keep theirs.
+            self.refused += 1
+            sock.close()
             return
         if len(self._connections) >= self.max_connections:
             self._evict_one()
@@ -543,8 +573,13 @@ class SipTransport:
             self._continue_handshake(conn)
 
     def _evict_one(self):
-        """Make room: drop a connection still in its handshake first, else the least recently used."""
-        pending = [c for c in self._connections.values() if c.handshaking and not c.outbound]
+        """Make room: drop an inbound connection still in its handshake or in the middle of a message
+        first (a slow or silent client), else the least recently used."""
+        pending = [
+            c
+            for c in self._connections.values()
+            if not c.outbound and (c.handshaking or c.partial_since is not None)
+        ]
         victims = pending or list(self._connections.values())
         victim = min(victims, key=lambda c: c.last_used)
         self.errors += 1
@@ -610,6 +645,29 @@ class SipTransport:
             conn.origins = origins
             self._report(conn)
 
+    def _track_partial(self, conn):
+        """Start or stop the clock on a message being received (slowloris: PARTIAL_MESSAGE_TIMEOUT)."""
+        if conn.framer.pending() == 0:
+            conn.partial_since = None
+            return
+        if conn.partial_since is None:
+            conn.partial_since = self._clock()
+            if self._call_later is not None:
+                self._call_later(PARTIAL_MESSAGE_TIMEOUT, lambda conn=conn: self._partial_overdue(conn))
+
+    def _partial_overdue(self, conn):
+        if self._connections.get(conn.peer) is not conn or conn.partial_since is None:
+            return
+        if self._clock() - conn.partial_since < PARTIAL_MESSAGE_TIMEOUT - 0.001:
+            if self._call_later is not None:  # a later message started since: check that one in time
+                left = conn.partial_since + PARTIAL_MESSAGE_TIMEOUT - self._clock()
+                self._call_later(left, lambda conn=conn: self._partial_overdue(conn))
+            return
+        log.warning("SIP %s connection from %s:%s dropped: a message took more than %.0f s", self.transport,
+                    conn.peer[0], conn.peer[1], PARTIAL_MESSAGE_TIMEOUT)
+        self.slow_dropped += 1
+        self._lost(conn)
+
     def _pong_overdue(self, conn):
         """RFC 5626 §4.4.1: a ping unanswered for PONG_TIMEOUT means the flow failed."""
         if self._connections.get(conn.peer) is not conn or conn.ping_sent is None:
@@ -647,6 +705,7 @@ class SipTransport:
                 self.malformed += 1
                 self._lost(conn)  # §18.3: a framing error on a stream closes the connection
                 return
+            self._track_partial(conn)
             for item in items:
                 if item == KEEPALIVE_PING:
                     self._stream_send(conn, PONG)
@@ -941,6 +1000,9 @@ class SipTransport:
         for conn in list(self._connections.values()):
             if conn.ping_sent is not None and now - conn.ping_sent >= PONG_TIMEOUT:
                 self._pong_overdue(conn)
+                continue
+            if conn.partial_since is not None and now - conn.partial_since >= PARTIAL_MESSAGE_TIMEOUT:
+                self._partial_overdue(conn)
                 continue
             if conn.deadline is not None and conn.deadline <= now and (conn.connecting or conn.handshaking):
                 log.warning("SIP %s connection to %s:%s timed out", self.transport, conn.peer[0], conn.peer[1])

@@ -36,7 +36,7 @@ StreamFramer(max_buffer=MAX_MESSAGE * 2)
     Framing of TCP/TLS byte streams by Content-Length. feed(data) -> list of items, each either
     message bytes or the keep-alive markers KEEPALIVE_PING (a CRLFCRLF, RFC 5626 §4.4.1; answer it
     with a CRLF) / KEEPALIVE_PONG (a lone CRLF). Raises RemoteProtocolError on a framing error (the
-    caller closes the connection).
+    caller closes the connection). pending() -> bytes of a message begun but not yet complete.
 """
 
 from firmware.digits import is_ascii_digits, parse_decimal, strip_lws
@@ -479,6 +479,10 @@ class StreamFramer:
     def __init__(self, max_buffer=MAX_MESSAGE * 2):
         self._buffer = b""
         self._max_buffer = max_buffer
+
+    def pending(self):
+        """Bytes of a message that has begun but not yet been framed."""
+        return len(self._buffer)
 
     def feed(self, data):
         self._buffer += data

@@ -25,6 +25,7 @@ offered lines with an MKI are skipped when answering, and never generated.
 
 import binascii
 
+from firmware.digits import decimal_or_none, is_ascii_digits
 from firmware.errors import RemoteProtocolError
 from firmware.srtp.context import PROFILES, SUPPORTED_PROFILES
 from firmware.srtp.kdf import SALT_LENGTH
@@ -107,12 +108,13 @@ def _parse_key_params(text, suite):
         if ":" in extra:
             mki = extra
             mki_value, _, mki_length = extra.partition(":")
-            if not mki_value.isdigit() or not mki_length.isdigit() or not 1 <= int(mki_length) <= 128:
+            # ASCII digits only (firmware.digits): str.isdigit() let "²" through to int() (issue 11).
+            if not is_ascii_digits(mki_value) or decimal_or_none(mki_length, 128, minimum=1) is None:
                 raise RemoteProtocolError("a=crypto MKI is malformed")
         else:
             lifetime = extra
             digits = extra[2:] if extra.startswith("2^") else extra
-            if not digits.isdigit():
+            if not is_ascii_digits(digits):
                 raise RemoteProtocolError("a=crypto lifetime is malformed")
     return material[:key_length], material[key_length:], lifetime, mki
 
@@ -122,7 +124,7 @@ def parse_crypto(value):
     if len(fields) < 3:
         raise RemoteProtocolError("a=crypto needs a tag, a suite and key parameters")
     tag_text, suite, key_params = fields[0], fields[1], fields[2]
-    if not tag_text.isdigit() or len(tag_text) > 9:
+    if not is_ascii_digits(tag_text) or len(tag_text) > 9:
         raise RemoteProtocolError("a=crypto tag is not a 1-9 digit number")
     if profile_of(suite) is None:
         raise RemoteProtocolError("a=crypto suite {} is not supported".format(suite), 488)
@@ -134,7 +136,7 @@ def parse_crypto(value):
             if param == refused or (refused.endswith("=") and param.startswith(refused)):
                 raise RemoteProtocolError("a=crypto session parameter {} is not honoured".format(param),
                                           488)
-    return CryptoAttribute(int(tag_text), suite, master_key, master_salt, lifetime, mki)
+    return CryptoAttribute(decimal_or_none(tag_text, 999999999), suite, master_key, master_salt, lifetime, mki)
 
 
 def _fresh(rng, tag, suite):

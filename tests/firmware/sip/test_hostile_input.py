@@ -268,3 +268,20 @@ def test_torture_requests_that_must_be_refused():
             assert [m.status for m in out] in ([], [400]), out
         else:
             assert [m.status for m in out] == [status], (data, [m.status for m in out])
+
+
+def test_sdes_crypto_numbers_are_ascii_or_refused():
+    # a=crypto tag and MKI length went through str.isdigit() then int(): "²" was a ValueError.
+    from firmware.srtp.sdes import answer_offer, parse_crypto
+
+    key = "inline:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZn"[:40]
+    assert parse_crypto("1 AES_CM_128_HMAC_SHA1_80 " + key).tag == 1
+    for value in (
+        "\u00b2 AES_CM_128_HMAC_SHA1_80 " + key,
+        "\uff11 AES_CM_128_HMAC_SHA1_80 " + key,
+        "1 AES_CM_128_HMAC_SHA1_80 " + key + "|1:\u00b2",
+        "1 AES_CM_128_HMAC_SHA1_80 " + key + "|\u0661:4",
+        "1 AES_CM_128_HMAC_SHA1_80 " + key + "|2^\u00b3\u00b9",
+    ):
+        raises(RemoteProtocolError, parse_crypto, value)
+        assert answer_offer([value], lambda n: bytes(n)) is None

@@ -24,9 +24,9 @@ import threading
 ZRTP_COOKIE = b"ZRTP"
 
 
-def bind_loopback():
+def bind_loopback(port=0):
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     return sock
 
 
@@ -70,10 +70,17 @@ class _Forwarder:
         self.close()
         return False
 
+    def tick(self):
+        """Called at least every 20 ms (timers of a relay that speaks a protocol itself)."""
+
     def _run(self):
         sockets = self.sockets()
         while not self._stop.is_set():
-            ready, _, _ = select.select(sockets, [], [], 0.05)
+            try:
+                self.tick()
+            except Exception as exc:  # noqa: BLE001 - reported by the test
+                self.errors.append(repr(exc))
+            ready, _, _ = select.select(sockets, [], [], 0.02)
             for sock in ready:
                 try:
                     data, source = sock.recvfrom(65536)
@@ -90,11 +97,11 @@ class _Forwarder:
 
 
 class MediaRelay(_Forwarder):
-    def __init__(self, tamper=None):
+    def __init__(self, tamper=None, to_b_port=0, to_a_port=0):
         _Forwarder.__init__(self)
         self.tamper = tamper or (lambda direction, data: [data])
-        self._to_b = bind_loopback()  # A sends here (B advertises it)
-        self._to_a = bind_loopback()  # B sends here (A advertises it)
+        self._to_b = bind_loopback(to_b_port)  # A sends here (B advertises it)
+        self._to_a = bind_loopback(to_a_port)  # B sends here (A advertises it)
         self.to_b_port = self._to_b.getsockname()[1]
         self.to_a_port = self._to_a.getsockname()[1]
         self._a = self._b = None
@@ -121,10 +128,10 @@ class SipRelay(_Forwarder):
     """In front of B's SIP port; A talks to relay.port. Requests A -> B and responses B -> A both pass
     `rewrite(direction, data)` (direction "a->b" or "b->a"), which returns the bytes to forward."""
 
-    def __init__(self, b_sip_port, rewrite):
+    def __init__(self, b_sip_port, rewrite=None, port=0):
         _Forwarder.__init__(self)
-        self.rewrite = rewrite
-        self._sock = bind_loopback()
+        self.rewrite = rewrite or (lambda direction, data: data)
+        self._sock = bind_loopback(port)
         self.port = self._sock.getsockname()[1]
         self._b = ("127.0.0.1", b_sip_port)
         self._a = None
@@ -147,3 +154,91 @@ def with_content_length(message):
     lines = [line for line in head.split(b"\r\n") if not line.lower().startswith((b"content-length:", b"l:"))]
     lines.append(b"Content-Length: " + str(len(body)).encode())
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def fix_zrtp_crc(packet):
+    """The CRC-32c of a ZRTP packet recomputed (RFC 6189 §5), so a tampered message is not simply dropped
+    as damaged but reaches the protocol checks that must catch it."""
+    from firmware.zrtp.messages import crc32c
+
+    return packet[:-4] + struct.pack("<I", crc32c(packet[:-4]))
+
+
+class ZrtpMitm:
+    """A man in the middle that terminates ZRTP itself (RFC 6189 §4, the attack the SAS, the
+    a=zrtp-hash binding and the cache are there to catch): one engine faces A as if it were B, another
+    faces B as if it were A. Plug it into a MediaRelay as `tamper` and call attach(relay).
+
+    zid_towards_a / zid_towards_b: the ZIDs it presents (None: fresh random ones; the real peers' ZIDs
+    to impersonate them). SRTP between the ends is dropped: the point is what each end reports.
+    """
+
+    def __init__(self, zid_towards_a=None, zid_towards_b=None):
+        import os
+
+        from firmware.zrtp.cache import ZrtpCache
+        from firmware.zrtp.engine import Preferences, ZrtpEngine
+
+        self.engines = {}
+        self.events = {"a": [], "b": []}
+        for side, zid in (("a", zid_towards_a), ("b", zid_towards_b)):
+            cache = ZrtpCache(zid) if zid else ZrtpCache.create(os.urandom)
+            self.engines[side] = ZrtpEngine(cache.zid, cache, Preferences(), os.urandom,
+                                            ssrc=int.from_bytes(os.urandom(4), "big"))
+        self.relay = None
+        self._started = False
+        self.lock = threading.Lock()
+
+    def attach(self, relay):
+        self.relay = relay
+        relay.tamper = self
+        relay.tick = self.tick
+
+    def _now(self):
+        import time
+
+        return time.monotonic()
+
+    def _send(self, side, packets):
+        relay = self.relay
+        # A talks to the port B advertised (relay._to_b): the engine facing A answers from it; and the
+        # other way round.
+        sock, target = (relay._to_b, relay._a) if side == "a" else (relay._to_a, relay._b)
+        for packet in packets:
+            sock.sendto(packet, target)
+
+    def tick(self):
+        now = self._now()
+        with self.lock:
+            for side, engine in self.engines.items():
+                if not self._started:
+                    engine.start(now)
+                timer = engine.get_timer()
+                if timer is not None and timer <= now:
+                    engine.handle_timer(now)
+                self._send(side, engine.datagrams_to_send(now))
+                self._drain(side)
+            self._started = True
+
+    def _drain(self, side):
+        engine = self.engines[side]
+        while True:
+            event = engine.next_event()
+            if event is None:
+                return
+            self.events[side].append(event)
+
+    def __call__(self, direction, data):
+        if not is_zrtp(data):
+            return []  # SRTP/RTCP from one end cannot be read by the other: dropped
+        side = "a" if direction == "a->b" else "b"
+        now = self._now()
+        with self.lock:
+            engine = self.engines[side]
+            engine.receive_datagram(data, now)
+            self._send(side, engine.datagrams_to_send(now))
+            self._drain(side)
+        return []
+
+    def secure(self, side):
+        return any(type(e).__name__ == "Secure" for e in self.events[side])

@@ -186,7 +186,7 @@ class ZrtpMitm:
             self.engines[side] = ZrtpEngine(cache.zid, cache, Preferences(), os.urandom,
                                             ssrc=int.from_bytes(os.urandom(4), "big"))
         self.relay = None
-        self._started = False
+        self._started = set()  # an engine starts when its end's first ZRTP packet arrives (its media is up)
         self.lock = threading.Lock()
 
     def attach(self, relay):
@@ -211,14 +211,13 @@ class ZrtpMitm:
         now = self._now()
         with self.lock:
             for side, engine in self.engines.items():
-                if not self._started:
-                    engine.start(now)
+                if side not in self._started:
+                    continue
                 timer = engine.get_timer()
                 if timer is not None and timer <= now:
                     engine.handle_timer(now)
                 self._send(side, engine.datagrams_to_send(now))
                 self._drain(side)
-            self._started = True
 
     def _drain(self, side):
         engine = self.engines[side]
@@ -235,6 +234,9 @@ class ZrtpMitm:
         now = self._now()
         with self.lock:
             engine = self.engines[side]
+            if side not in self._started:
+                self._started.add(side)
+                engine.start(now)
             engine.receive_datagram(data, now)
             self._send(side, engine.datagrams_to_send(now))
             self._drain(side)

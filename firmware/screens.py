@@ -1,6 +1,6 @@
 """What the phone shows: the screen model and its renderings (sans-I/O, MicroPython-clean).
 
-The phone core (firmware/phone.py) describes every state as a Screen: a short title, an optional big
+The phone core (firmware/phone/views.py) describes every state as a Screen: a short title, an optional big
 text (the SAS, drawn large), a few text lines and an alert flag (alarm and error screens). This module
 turns a Screen into:
 

@@ -1,0 +1,102 @@
+"""What the phone asks the session to do (Phone.next_command()), sans-I/O and MicroPython-clean.
+Immutable, with __slots__; printed as Name(value), the way the tests and logs read them."""
+
+from firmware.events import Event
+
+
+class Dial(Event):
+    __slots__ = ("uri",)
+    _positional = ("uri",)
+
+    def __init__(self, uri):
+        self._set("uri", uri)
+
+
+class Answer(Event):
+    __slots__ = ()
+
+
+class Reject(Event):
+    """Decline the incoming call with this SIP status (603 Decline by default)."""
+
+    __slots__ = ("status",)
+    _positional = ("status",)
+
+    def __init__(self, status=603):
+        self._set("status", status)
+
+
+class Hangup(Event):
+    __slots__ = ()
+
+
+class ConfirmSas(Event):
+    """The user confirmed the SAS: set the cache's V flag and apply a deferred cache update."""
+
+    __slots__ = ()
+
+
+class RejectSas(Event):
+    """The user said the SAS did NOT match: clear V and mark the peer untrusted."""
+
+    __slots__ = ()
+
+
+class SendDtmf(Event):
+    __slots__ = ("digit",)
+    _positional = ("digit",)
+
+    def __init__(self, digit):
+        self._set("digit", digit)
+
+
+class SetVolume(Event):
+    """Playback volume, 0 (silent) to VOLUME_MAX."""
+
+    __slots__ = ("level",)
+    _positional = ("level",)
+
+    def __init__(self, level):
+        self._set("level", level)
+
+
+class SetMute(Event):
+    __slots__ = ("muted",)
+    _positional = ("muted",)
+
+    def __init__(self, muted):
+        self._set("muted", muted)
+
+
+class ResetTrust(Event):
+    """Forget the cached secrets and V flag of this peer (ZID as hex)."""
+
+    __slots__ = ("peer_zid",)
+    _positional = ("peer_zid",)
+
+    def __init__(self, peer_zid):
+        self._set("peer_zid", peer_zid)
+
+
+class PlayTone(Event):
+    """Play a tone until StopTone: "ring", "ringback" or "alarm"."""
+
+    __slots__ = ("name",)
+    _positional = ("name",)
+
+    def __init__(self, name):
+        self._set("name", name)
+
+
+class StopTone(Event):
+    __slots__ = ()
+
+
+class SaveHistory(Event):
+    """The call history changed: persist `entries` (a tuple of dicts, newest first, at most HISTORY_LIMIT)."""
+
+    __slots__ = ("entries",)
+    _counted = ("entries",)
+
+    def __init__(self, entries):
+        self._set("entries", tuple(entries))

@@ -1,0 +1,130 @@
+"""What the phone is fed (sans-I/O, MicroPython-clean): input events from the board (keys, the trust button,
+the hook switch) and call events the session maps from SIP, media and ZRTP. Immutable, with __slots__."""
+
+from firmware.events import Event
+
+# --- input events: from the board -------------------------------------------------------------------
+
+
+class KeyPressed(Event):
+    """A key: one of '0'-'9', '*', '#', or a named key (NAMED_KEYS)."""
+
+    __slots__ = ("key",)
+    _positional = ("key",)
+
+    def __init__(self, key):
+        self._set("key", key)
+
+
+class TrustPressed(Event):
+    """The trust button was released (short) or held for 2 s or more (long=True)."""
+
+    __slots__ = ("long",)
+
+    def __init__(self, long=False):
+        self._set("long", long)
+
+
+class Hook(Event):
+    """The hook switch: off=True when the handset is lifted."""
+
+    __slots__ = ("off",)
+
+    def __init__(self, off):
+        self._set("off", off)
+
+
+# --- call events: from the session (SIP, media, ZRTP) -----------------------------------------------
+
+
+class CallIncoming(Event):
+    """An INVITE for us. `remote`: the caller's URI; `display_name`: from the From header, or None."""
+
+    __slots__ = ("remote", "display_name")
+
+    def __init__(self, remote, display_name=None):
+        self._set("remote", remote)
+        self._set("display_name", display_name)
+
+
+class CallRinging(Event):
+    """Our call rings at the far end (180/183)."""
+
+    __slots__ = ()
+
+
+class CallAnswered(Event):
+    """The media is up (200 OK / ACK exchanged, RTP flowing), not yet secure. Also called MediaUp."""
+
+    __slots__ = ()
+
+
+MediaUp = CallAnswered
+
+
+class CallSecure(Event):
+    """ZRTP reached SecureState. `sas`: the rendered SAS (B32: 4 characters; B256: two words);
+    `sas_type`: "B32" or "B256"; `verified`: the cache's V flag for this peer; `cache_mismatch`: the
+    retained secrets did not match (RFC 6189 section 4.3.2); `algorithms`: e.g. "X255 AES1 S256 HS80";
+    `peer_zid`: the peer's ZID as hex, or None."""
+
+    __slots__ = ("sas", "sas_type", "verified", "cache_mismatch", "algorithms", "peer_zid")
+
+    def __init__(self, sas, sas_type="B32", verified=False, cache_mismatch=False, algorithms=None, peer_zid=None):
+        self._set("sas", sas)
+        self._set("sas_type", sas_type)
+        self._set("verified", verified)
+        self._set("cache_mismatch", cache_mismatch)
+        self._set("algorithms", algorithms)
+        self._set("peer_zid", peer_zid)
+
+
+class CallAlarm(Event):
+    """A security event during the call; `reason` is one of the ALARM_* names."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason):
+        self._set("reason", reason)
+
+
+class CallNotSecure(Event):
+    """The call goes on without end-to-end keys (the call layer's verdict, firmware.call.NotSecure): `kind` is
+    "sdes-only" (encrypted, but to the server: shown, no alarm), "no-zrtp", "zrtp-failed" or
+    "encryption-off" (each a loud NOT SECURE alarm)."""
+
+    __slots__ = ("kind", "reason")
+
+    def __init__(self, kind, reason=None):
+        self._set("kind", kind)
+        self._set("reason", reason)
+
+
+class CallEnded(Event):
+    """The call is over (BYE, CANCEL, an error response, a timeout). `reason`: short human text;
+    `sip_status`: the final response code when there was one."""
+
+    __slots__ = ("reason", "sip_status")
+
+    def __init__(self, reason, sip_status=None):
+        self._set("reason", reason)
+        self._set("sip_status", sip_status)
+
+
+class TransferTo(Event):
+    """The far end transferred the call (SIP REFER, RFC 3515): the session has ended the current call;
+    the phone records it as "transferred" and calls `uri`."""
+
+    __slots__ = ("uri",)
+
+    def __init__(self, uri):
+        self._set("uri", uri)
+
+
+class OurZid(Event):
+    """Our own ZID (hex), for the menu's fingerprint page; the session sends it once it knows it."""
+
+    __slots__ = ("zid",)
+
+    def __init__(self, zid):
+        self._set("zid", zid)

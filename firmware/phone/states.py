@@ -1,0 +1,79 @@
+"""The phone's vocabulary: state names, keys, limits and timings, alarm reasons, tones and error kinds
+(sans-I/O, MicroPython-clean). The state names are a contract: automation waits on them."""
+
+IDLE = "idle"
+DIALING = "dialing"
+CALLING = "calling"
+RINGING = "ringing"
+IN_CALL = "in-call"
+SECURE = "secure"
+VERIFIED = "verified"
+ALARM = "alarm"
+ENDED = "ended"
+MENU = "menu"
+ERROR = "error"
+
+STATES = (IDLE, DIALING, CALLING, RINGING, IN_CALL, SECURE, VERIFIED, ALARM, ENDED, MENU, ERROR)
+CALL_STATES = (IN_CALL, SECURE, VERIFIED, ALARM)
+
+DIAL_KEYS = "0123456789*#"
+KEY_REDIAL = "redial"
+KEY_VOLUME_UP = "volume_up"
+KEY_VOLUME_DOWN = "volume_down"
+KEY_MUTE = "mute"
+KEY_HANGUP = "hangup"
+KEY_MENU = "menu"
+KEY_BACK = "back"
+NAMED_KEYS = (KEY_REDIAL, KEY_VOLUME_UP, KEY_VOLUME_DOWN, KEY_MUTE, KEY_HANGUP, KEY_MENU, KEY_BACK)
+
+MENU_CODE = "**"
+MAX_DIGITS = 32
+HISTORY_LIMIT = 50
+UNRESOLVED_LIMIT = 50
+COMMAND_QUEUE_LIMIT = 64
+VOLUME_MAX = 10
+DIAL_TIMEOUT = 10.0
+ENDED_HOLD = 4.0
+MENU_TIMEOUT = 30.0
+NOTICE_HOLD = 2.0
+
+# Alarm reasons (CallAlarm.reason); firmware.phone.views says what the alarm screen shows for each.
+ALARM_CACHE_MISMATCH = "cache-mismatch"
+ALARM_ZRTP_HASH_MISMATCH = "zrtp-hash-mismatch"
+ALARM_DOWNGRADE = "downgrade"
+ALARM_GOCLEAR = "goclear"
+ALARM_NOT_SECURE = "not-secure"
+ALARM_NO_ZRTP = "no-zrtp"
+ALARM_ZRTP_FAILED = "zrtp-failed"
+ALARM_PEER_STOPPED_ENCRYPTING = "peer-stopped-encrypting"
+ALARM_AUTH_FAILURES = "auth-failures"
+ALARM_NEW_KEY_FOR_CONTACT = "new-key-for-contact"
+ALARM_UNTRUSTED_MITM = "untrusted-mitm"
+ALARM_REKEY_FAILED = "rekey-failed"
+# Alarms that show the SAS: the person compares it, a short press accepts the new key (RFC 6189 §4.6.1.1).
+SAS_ALARMS = (ALARM_CACHE_MISMATCH, ALARM_NEW_KEY_FOR_CONTACT)
+# CallNotSecure kinds that are a loud alarm (an "sdes-only" call is shown, not alarmed).
+NOT_SECURE_ALARMS = (
+    ("no-zrtp", ALARM_NO_ZRTP),
+    ("zrtp-failed", ALARM_ZRTP_FAILED),
+    ("encryption-off", ALARM_NOT_SECURE),
+)
+
+# Tones (PlayTone.name): the media engineer's tone generators play them.
+TONE_RING = "ring"
+TONE_RINGBACK = "ringback"
+TONE_ALARM = "alarm"
+
+# Error conditions (shown when no call is up).
+ERROR_REGISTRATION = "registration"
+ERROR_NETWORK = "network"
+ERROR_AUDIO = "audio"
+ERROR_TRUST_CACHE = "trust-cache"
+
+
+def lookup(pairs, key, default=None):
+    """The value paired with `key` in a tuple of (key, value) pairs (small tables, no dict needed)."""
+    for k, v in pairs:
+        if k == key:
+            return v
+    return default

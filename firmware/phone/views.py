@@ -1,0 +1,282 @@
+"""What each phone state shows (sans-I/O, MicroPython-clean): screen builders that read only the phone's
+public, read-only view model (Phone.view(now)) and return a firmware.screens.Screen."""
+
+from firmware.events import Event
+from firmware.phone import history, menu
+from firmware.phone.states import (
+    ALARM,
+    ALARM_AUTH_FAILURES,
+    ALARM_CACHE_MISMATCH,
+    ALARM_DOWNGRADE,
+    ALARM_GOCLEAR,
+    ALARM_NEW_KEY_FOR_CONTACT,
+    ALARM_NO_ZRTP,
+    ALARM_NOT_SECURE,
+    ALARM_PEER_STOPPED_ENCRYPTING,
+    ALARM_REKEY_FAILED,
+    ALARM_UNTRUSTED_MITM,
+    ALARM_ZRTP_FAILED,
+    ALARM_ZRTP_HASH_MISMATCH,
+    CALLING,
+    DIALING,
+    ENDED,
+    ERROR,
+    ERROR_REGISTRATION,
+    ERROR_TRUST_CACHE,
+    IDLE,
+    IN_CALL,
+    MENU,
+    RINGING,
+    SAS_ALARMS,
+    SECURE,
+    VERIFIED,
+    lookup,
+)
+from firmware.screens import Screen
+
+ALARM_TITLE = (
+    (ALARM_CACHE_MISMATCH, "KEY CHANGED"),
+    (ALARM_NEW_KEY_FOR_CONTACT, "NEW KEY"),
+    (ALARM_ZRTP_HASH_MISMATCH, "HASH MISMATCH"),
+    (ALARM_DOWNGRADE, "DOWNGRADE"),
+    (ALARM_GOCLEAR, "GOCLEAR"),
+    (ALARM_NOT_SECURE, "NOT SECURE"),
+    (ALARM_NO_ZRTP, "NOT SECURE"),
+    (ALARM_ZRTP_FAILED, "NOT SECURE"),
+    (ALARM_PEER_STOPPED_ENCRYPTING, "NOT SECURE"),
+    (ALARM_AUTH_FAILURES, "TAMPERING?"),
+    (ALARM_UNTRUSTED_MITM, "UNKNOWN PBX"),
+    (ALARM_REKEY_FAILED, "REKEY FAILED"),
+)
+ALARM_TEXT = (
+    (ALARM_CACHE_MISMATCH, "peer key changed"),
+    (ALARM_ZRTP_HASH_MISMATCH, "zrtp-hash mismatch"),
+    (ALARM_DOWNGRADE, "downgrade mid-call"),
+    (ALARM_GOCLEAR, "peer sent GoClear"),
+    (ALARM_NOT_SECURE, "not encrypted!"),
+    (ALARM_NO_ZRTP, "peer has no ZRTP"),
+    (ALARM_ZRTP_FAILED, "ZRTP failed"),
+    (ALARM_PEER_STOPPED_ENCRYPTING, "peer stopped encrypt"),
+    (ALARM_AUTH_FAILURES, "forged packets"),
+    (ALARM_NEW_KEY_FOR_CONTACT, "contact's key is new"),
+    (ALARM_UNTRUSTED_MITM, "SAS relay refused"),
+    (ALARM_REKEY_FAILED, "old keys kept"),
+)
+
+
+class ViewModel(Event):
+    """What the screens may know of the phone at one moment: an immutable snapshot (the event base gives
+    immutability, equality and repr). `notice` is the notice text still showing, or None; `call_seconds`
+    the time since the media came up, or None; `errors`, `history` are tuples; `menu_page`, `menu_index`
+    the menu's open page and picked entry. The other fields are the Phone's attributes of the same name."""
+
+    __slots__ = (
+        "state",
+        "identity",
+        "notice",
+        "digits",
+        "remote",
+        "remote_name",
+        "far_ringing",
+        "to_server_only",
+        "muted",
+        "call_seconds",
+        "sas",
+        "alarm_reason",
+        "alarm_acknowledged",
+        "end_reason",
+        "end_duration",
+        "errors",
+        "our_zid",
+        "history",
+        "menu_page",
+        "menu_index",
+    )
+
+    def __init__(self, **fields):
+        for name in self.__slots__:
+            self._set(name, fields[name])
+
+
+def format_duration(seconds):
+    seconds = int(seconds)
+    if seconds < 0:
+        seconds = 0
+    if seconds >= 3600:
+        return "{}:{:02d}:{:02d}".format(seconds // 3600, (seconds // 60) % 60, seconds % 60)
+    return "{:02d}:{:02d}".format(seconds // 60, seconds % 60)
+
+
+def zid_fingerprint(zid_hex):
+    """A ZID (hex) as groups of four hex digits, at most three groups per row: a list of rows."""
+    groups = [zid_hex[i : i + 4] for i in range(0, len(zid_hex), 4)]
+    rows = []
+    for i in range(0, len(groups), 3):
+        rows.append(" ".join(groups[i : i + 3]))
+    return rows
+
+
+def display_uri(uri):
+    """A URI as shown on a small display: without the 'sip:' scheme."""
+    if uri is None:
+        return "unknown"
+    if uri.startswith("sip:"):
+        return uri[4:]
+    return uri
+
+
+def screen(view):
+    """The Screen for a ViewModel."""
+    return _SCREENS[view.state](view)
+
+
+def _remote_label(view):
+    if view.remote_name:
+        return view.remote_name
+    return display_uri(view.remote)
+
+
+def _duration_line(view):
+    if view.call_seconds is None:
+        return "00:00"
+    return format_duration(view.call_seconds)
+
+
+def _call_flags(view):
+    return ["MUTED"] if view.muted else []
+
+
+def _screen_idle(view):
+    lines = ["Ready"]
+    if view.identity:
+        lines.append(display_uri(view.identity))
+    lines.append(view.notice if view.notice is not None else "dial, # to call")
+    return Screen("Sotto", lines)
+
+
+def _screen_dialing(view):
+    return Screen("Dial", [view.digits + "_", "# call  trust: del"])
+
+
+def _screen_calling(view):
+    return Screen("Calling", [display_uri(view.remote), "ringing..." if view.far_ringing else "connecting..."])
+
+
+def _screen_ringing(view):
+    return Screen("Incoming call", [_remote_label(view), "lift or key: answer", "hangup: decline"])
+
+
+def _screen_in_call(view):
+    status = "to server only" if view.to_server_only else "not secure yet"
+    return Screen("In call", [_remote_label(view), _duration_line(view), status] + _call_flags(view))
+
+
+def _screen_secure(view):
+    return Screen("Compare SAS", ["read it aloud,", "press to confirm"], big=view.sas)
+
+
+def _screen_verified(view):
+    lines = [_remote_label(view), _duration_line(view), "SAS " + (view.sas or "")]
+    return Screen("Verified", lines + _call_flags(view))
+
+
+def _screen_alarm(view):
+    reason = lookup(ALARM_TEXT, view.alarm_reason, view.alarm_reason or "security alarm")
+    title = lookup(ALARM_TITLE, view.alarm_reason, "ALARM")
+    if view.alarm_reason in SAS_ALARMS and view.sas is not None:
+        return Screen(title, [reason, "same SAS? press;", "hold 2s: hang up"], big=view.sas, alert=True)
+    lines = [reason, _remote_label(view)]
+    lines.append("acknowledged" if view.alarm_acknowledged else "press: silence")
+    return Screen(title, lines + _call_flags(view), alert=True)
+
+
+def _screen_ended(view):
+    return Screen("Call ended", [view.end_reason or "ended", format_duration(view.end_duration)])
+
+
+def _screen_error(view):
+    if not view.errors:
+        return Screen("Error", ["no error"], alert=True)
+    kind, title, detail = view.errors[0]
+    lines = [detail] if detail else []
+    if kind == ERROR_REGISTRATION:
+        lines.append("calls by IP only")
+    elif kind != ERROR_TRUST_CACHE:  # a lost cache still lets you call; it only forgot who you trusted
+        lines.append("calls impossible")
+    return Screen(title, lines, alert=True)
+
+
+def _history_line(entry):
+    arrow = {"out": "->", "in": "<-", "missed": "!<"}.get(entry.get("dir"), "  ")
+    return "{} {}".format(arrow, display_uri(entry.get("remote")))
+
+
+def _history_detail(entry):
+    if entry.get("untrusted"):
+        trust = "UNTRUSTED"
+    elif entry.get("verified"):
+        trust = "verified"
+    elif entry.get("secure"):
+        trust = "secure"
+    else:
+        trust = "clear"
+    return format_duration(entry.get("duration", 0)) + " " + trust
+
+
+def _menu_zid(view):
+    if view.our_zid:
+        return Screen("Our ZID", zid_fingerprint(view.our_zid) + ["* back"])
+    return Screen("Our ZID", ["not known yet", "* back"])
+
+
+def _menu_history(view):
+    if not view.history:
+        return Screen("History", ["no calls yet", "* back"])
+    entry = view.history[view.menu_index]
+    title = "History {}/{}".format(view.menu_index + 1, len(view.history))
+    return Screen(title, [_history_line(entry), _history_detail(entry), "2/8 move # call"])
+
+
+def _menu_reset(view):
+    peers = history.trusted_peers(view.history)
+    if not peers:
+        return Screen("Reset trust", ["no known peers", "* back"])
+    zid, remote = peers[view.menu_index]
+    if view.menu_page == menu.CONFIRM_RESET:
+        return Screen("Reset trust?", [display_uri(remote), zid[:12], "# yes  * no"])
+    title = "Reset trust {}/{}".format(view.menu_index + 1, len(peers))
+    return Screen(title, [display_uri(remote), zid[:12], "2/8 move # pick"])
+
+
+def _menu_main(view):
+    lines = ["1 Our ZID", "2 History", "3 Reset trust"]
+    lines.append(view.notice if view.notice is not None else "* back")
+    return Screen("Menu", lines)
+
+
+_MENU_PAGES = {
+    menu.MAIN: _menu_main,
+    menu.ZID: _menu_zid,
+    menu.HISTORY: _menu_history,
+    menu.RESET: _menu_reset,
+    menu.CONFIRM_RESET: _menu_reset,
+}
+
+
+def _screen_menu(view):
+    return _MENU_PAGES[view.menu_page](view)
+
+
+_SCREENS = {
+    IDLE: _screen_idle,
+    DIALING: _screen_dialing,
+    CALLING: _screen_calling,
+    RINGING: _screen_ringing,
+    IN_CALL: _screen_in_call,
+    SECURE: _screen_secure,
+    VERIFIED: _screen_verified,
+    ALARM: _screen_alarm,
+    ENDED: _screen_ended,
+    MENU: _screen_menu,
+    ERROR: _screen_error,
+}

@@ -540,6 +540,15 @@ def _hex(data):
 
 
 KEEPALIVE_INTERVAL = 30.0
+NETWORK_CHECK_INTERVAL = 5.0  # s between route checks while the registration has failed
+
+
+def _is_ip_literal(host):
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 def _open_sip_transport(settings, local_address, loop, on_message, on_error):
@@ -596,6 +605,8 @@ class Endpoint:
         self.cache_problem = None
         self._pumping = False
         self._keepalive = loop.call_later(KEEPALIVE_INTERVAL, self._send_keepalive)
+        self._route_lost = False
+        self._network_watch = loop.call_later(NETWORK_CHECK_INTERVAL, self._watch_network)
         self._warm_up()
 
     def _warm_up(self):
@@ -670,6 +681,25 @@ class Endpoint:
         self.transport.keepalive()
         self._keepalive = self.loop.call_later(KEEPALIVE_INTERVAL, self._send_keepalive)
 
+    def _watch_network(self):
+        """While the registration has failed, look every few seconds whether the registrar has a route
+        again (an interface came back, DHCP gave an address): then register at once instead of
+        waiting out the back-off (issue 11). A route that was never lost changes nothing, so a
+        registrar that refuses us is not hammered."""
+        from firmware.runtime.sip_transport import route_available
+        from firmware.sip import registration
+
+        hop = self.ua.registration_next_hop
+        if self.ua.registration_state == registration.FAILED and hop is not None and _is_ip_literal(hop[0]):
+            if not route_available(hop):
+                self._route_lost = True
+            elif self._route_lost:
+                self._route_lost = False
+                log.warning("SIP: the route to %s is back; registering again", hop[0])
+                self.ua.network_up(self.loop.now())
+                self.pump()
+        self._network_watch = self.loop.call_later(NETWORK_CHECK_INTERVAL, self._watch_network)
+
     def pump(self):
         """Send what the UserAgent wants sent, hand its events out, re-arm its timer.
 
@@ -701,6 +731,7 @@ class Endpoint:
     def close(self):
         self.ua_timer.cancel()
         self._keepalive.cancel()
+        self._network_watch.cancel()
         self.transport.close()
 
 

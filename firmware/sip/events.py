@@ -27,28 +27,7 @@ RegistrationFailed(status, reason, retry_in)
 Unregistered(status)                     the binding was removed (or the unregister attempt ended)
 """
 
-
-class _Event:
-    __slots__ = ()
-
-    def __setattr__(self, name, value):
-        raise AttributeError("events are immutable")
-
-    def _set(self, name, value):
-        object.__setattr__(self, name, value)
-
-    def __repr__(self):
-        fields = ", ".join("{}={!r}".format(name, getattr(self, name)) for name in self.__slots__)
-        return "{}({})".format(type(self).__name__, fields)
-
-    def __eq__(self, other):
-        return type(self) is type(other) and all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
-
-    def __ne__(self, other):
-        return not self.__eq__(other)
-
-    def __hash__(self):
-        return hash(tuple(getattr(self, n) for n in self.__slots__))
+from firmware.events import Event as _Event
 
 
 def _init(event, names, values):

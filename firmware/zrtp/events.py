@@ -25,7 +25,9 @@ CacheUpdated()
     The cache changed; the shell should persist it.
 """
 
-# Alarm kinds. The values are stable strings (they double as phone.py's CallAlarm reasons).
+from firmware.events import Event
+
+# Alarm kinds. The values are stable strings (they double as firmware.phone's CallAlarm reasons).
 ZRTP_HASH_MISMATCH = "zrtp-hash-mismatch"  # the peer's Hello does not match its SDP a=zrtp-hash (§8.1.1)
 CACHE_MISMATCH = "cache-mismatch"  # the peer's retained secret differs from ours (§4.3.2, §4.6.1.1)
 NEW_KEY_FOR_CONTACT = "new-key-for-contact"  # a verified contact (AOR) shows up with a different ZID
@@ -45,24 +47,12 @@ LOCAL = "local"  # this platform could not do what was negotiated (never expecte
 FAILED_KINDS = (NO_ZRTP, TIMEOUT, PEER_ERROR, NO_COMMON_ALGORITHM, AUTHENTICATION, PROTOCOL, LOCAL)
 
 
-class _Event:
+class _Event(Event):
     __slots__ = ()
-
-    def __setattr__(self, name, value):
-        raise AttributeError("events are immutable")
 
     def _init(self, names, values):
         for name, value in zip(names, values):
-            object.__setattr__(self, name, value)
-
-    def __eq__(self, other):
-        return type(self) is type(other) and all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
-
-    def __ne__(self, other):
-        return not self.__eq__(other)
-
-    def __hash__(self):
-        return hash(tuple(getattr(self, n) for n in self.__slots__))
+            self._set(name, value)
 
 
 class Secure(_Event):
@@ -113,6 +103,3 @@ class Failed(_Event):
 
 class CacheUpdated(_Event):
     __slots__ = ()
-
-    def __repr__(self):
-        return "CacheUpdated()"

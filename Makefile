@@ -11,7 +11,7 @@ APT_RUN := python3-venv python3-dev build-essential libasound2-dev libopus0
 # What the tests need besides: real peers, audio tools, image tools (../shared/INTEROP.md).
 # rtpengine-daemon is the carrier stack's media relay, run in userspace only (kamailio's rtpengine
 # module ships in the main kamailio package).
-APT_TEST := linphone-cli kamailio sip-tester baresip-core sipsak tshark espeak-ng sox sqlite3 \
+APT_TEST := linphone-cli kamailio sip-tester baresip-core sipsak tshark espeak-ng flite sox sqlite3 \
 	mtools dosfstools e2fsprogs fdisk nftables dnsmasq-base iproute2 libsrtp2-1 systemd \
 	kamailio-tls-modules python3-setuptools-whl python3-pip-whl python3-wheel-whl \
 	rtpengine-daemon python3-alsaaudio

@@ -12,6 +12,8 @@ API:
         .good(pcm) -> pcm                   pass every decoded good frame through it: it keeps the
                                             history and smooths the return after a loss
         .conceal(samples) -> pcm            `samples` samples of synthetic speech for a lost frame
+        .peek(samples) -> pcm               how the concealment would go on, without consuming it
+                                            (G.722 re-encodes it to bring its decoder forward)
     pcm: 16-bit little-endian mono bytes.
 """
 
@@ -165,6 +167,14 @@ class Concealer:
         pcm = _pack(out)
         self._remember_pcm(pcm)
         return pcm
+
+    def peek(self, samples):
+        if not self._lost or not self._period_buffer:
+            return bytes(2 * samples)
+        ten_ms = self.rate // 100
+        elapsed = self._lost
+        gain = 0.0 if elapsed >= 6 * ten_ms else (1.0 if elapsed < ten_ms else 1.0 - 0.2 * (elapsed - ten_ms) / ten_ms)
+        return _pack([s * gain for s in self._synthesize(samples, advance=False)])
 
     def _bridge(self, samples, future):
         """One-frame gap with the next frame known: cross-fade the pitch-repeated past into the

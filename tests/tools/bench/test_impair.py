@@ -1,0 +1,50 @@
+"""The offline impairment bench (tools/bench/impair.py): seeded loss models, a reproducible call through two
+real MediaStreams on a simulated clock, and PESQ of what the receiver played."""
+
+import random
+
+from audio.wavfile import read_wav
+from tools.bench.impair import GilbertElliott, RandomLoss, impaired_call, impaired_pesq
+from tools.bench.pesq import make_voice_wav
+
+
+def _bursts(model, draws):
+    lost = [model.lost() for _ in range(draws)]
+    runs, length = [], 0
+    for flag in lost:
+        if flag:
+            length += 1
+        elif length:
+            runs.append(length)
+            length = 0
+    return sum(lost) / draws, sum(runs) / len(runs)
+
+
+def test_gilbert_elliott_has_the_asked_loss_rate_and_burst_length():
+    rate, mean_burst = _bursts(GilbertElliott(0.05, 3.0, random.Random(4)), 200000)
+    assert 0.045 < rate < 0.055
+    assert 2.7 < mean_burst < 3.3
+    rate, mean_burst = _bursts(RandomLoss(0.05, random.Random(4)), 200000)
+    assert 0.045 < rate < 0.055
+    assert mean_burst < 1.2
+
+
+def test_the_same_seed_gives_the_same_call_and_another_seed_another(tmp_path):
+    speech = make_voice_wav(tmp_path / "speech.wav", 16000, text="Call me back at seven.")
+    _, pcm = read_wav(speech)
+    first = impaired_call(pcm, 16000, "G722", loss=0.1, burst=2.0, jitter_ms=60, skew_ppm=300, seed=3)
+    again = impaired_call(pcm, 16000, "G722", loss=0.1, burst=2.0, jitter_ms=60, skew_ppm=300, seed=3)
+    other = impaired_call(pcm, 16000, "G722", loss=0.1, burst=2.0, jitter_ms=60, skew_ppm=300, seed=4)
+    assert first[0] == again[0] and first[2] == again[2]
+    assert first[0] != other[0]
+    assert first[2]["dropped"] > 0 and first[1]["auth_failures"] == 0
+
+
+def test_pesq_through_the_real_receive_path(tmp_path):
+    speech = make_voice_wav(tmp_path / "speech.wav", 16000,
+                            text="The quick brown fox jumps over the lazy dog. Please call me back at seven.")
+    clean, clean_stats = impaired_pesq(speech, "G722")
+    impaired, stats = impaired_pesq(speech, "G722", loss=0.05, jitter_ms=40, seed=1)
+    assert clean_stats["concealed"] <= 3 and clean_stats["lost"] == 0
+    assert clean >= 4.0, clean  # G.722's own ceiling on flite's voice is 4.2 (PESQ-WB)
+    assert stats["lost"] > 0 and impaired < clean

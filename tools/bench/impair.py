@@ -1,0 +1,297 @@
+"""A deterministic, offline impairment bench: two real MediaStreams (SRTP) on a simulated clock and network.
+
+Nothing here depends on the machine's speed or load: time is simulated, every random choice comes from
+one seeded generator, so a figure is reproduced exactly by running the same command again.
+
+The sender's MediaStream runs its real send path (resample, encode, RTP, SRTP) once per 20 ms of its own
+clock; the receiver's runs its real receive and play path (SRTP unprotect, RTP, JitterBuffer, decode or
+conceal, resample) once per 20 ms of *its* clock. A clock skew of `skew_ppm` makes the sender's periods
+(1 + skew_ppm * 1e-6) times as long as the receiver's, as a USB headset's crystal drifts against the far
+end's. Between them the network drops packets (random, or in bursts: a Gilbert-Elliott two-state chain)
+and delays each one by `base_ms` plus an independent uniform 0..`jitter_ms`, so packets also reorder.
+Arrival times reach the receiver as the kernel's SO_TIMESTAMPNS stamps would.
+
+API (host-only: numpy, pesq):
+    RandomLoss(rate, rng)                     each packet lost with probability `rate`
+    GilbertElliott(rate, mean_burst, rng)     bursts of mean length `mean_burst` packets; mean loss `rate`
+        .lost() -> bool
+    impaired_call(pcm, rate, codec, loss=0.0, burst=1.0, jitter_ms=0.0, skew_ppm=0.0, seed=1, base_ms=10.0)
+        -> (received pcm at `rate`, receiver stats, counters)
+        pcm: 16-bit mono speech at `rate`; the call lasts the speech plus 1 s.
+    impaired_pesq(reference_wav, codec, mode, **impairment) -> (pesq, stats)
+    run()  (make bench: python -m tools.bench impair) prints the table, and writes a PNG plot when
+           matplotlib is installed
+
+Command line: `python -m tools.bench.impair CODEC LOSS_PERCENT JITTER_MS [BURST [SKEW_PPM [SEED]]]`
+prints the PESQ (NB for G.711, WB otherwise) of the synthetic speech through that impairment.
+"""
+
+import random
+import tempfile
+from pathlib import Path
+
+PERIOD = 0.020
+PAYLOAD_TYPES = {"PCMU": 0, "PCMA": 8, "G722": 9, "opus": 111}
+PESQ_MODES = {"PCMU": "nb", "PCMA": "nb", "G722": "wb", "opus": "wb"}
+
+
+class RandomLoss:
+    def __init__(self, rate, rng):
+        self.rate = rate
+        self.rng = rng
+
+    def lost(self):
+        return bool(self.rate) and self.rng.random() < self.rate
+
+
+class GilbertElliott:
+    """Two states: Good (nothing lost) and Bad (everything lost). Leaving Bad has probability 1/mean_burst,
+    entering it p = rate * r / (1 - rate), so the stationary loss is `rate` (Gilbert 1960, Elliott 1963)."""
+
+    def __init__(self, rate, mean_burst, rng):
+        self.rng = rng
+        self.leave_bad = 1.0 / mean_burst
+        self.enter_bad = rate * self.leave_bad / (1.0 - rate) if rate < 1.0 else 1.0
+        self.bad = False
+
+    def lost(self):
+        if self.bad:
+            if self.rng.random() < self.leave_bad:
+                self.bad = False
+        elif self.rng.random() < self.enter_bad:
+            self.bad = True
+        return self.bad
+
+
+class _Wire:
+    """The sender's socket: sendto() puts the datagram on the simulated network."""
+
+    def __init__(self, network):
+        self.network = network
+        self.now = 0.0
+
+    def sendto(self, datagram, addr):
+        self.network.send(datagram, self.now)
+        return len(datagram)
+
+
+class _Network:
+    def __init__(self, loss_model, jitter_s, base_s, rng):
+        self.loss_model = loss_model
+        self.jitter_s = jitter_s
+        self.base_s = base_s
+        self.rng = rng
+        self.in_flight = []
+        self.sent = self.dropped = 0
+
+    def send(self, datagram, now):
+        self.sent += 1
+        if self.loss_model.lost():
+            self.dropped += 1
+            return
+        delay = self.base_s + (self.rng.uniform(0.0, self.jitter_s) if self.jitter_s else 0.0)
+        self.in_flight.append((now + delay, self.sent, datagram))
+
+    def arrived_by(self, now):
+        ready = [item for item in self.in_flight if item[0] <= now]
+        if ready:
+            self.in_flight = [item for item in self.in_flight if item[0] > now]
+            ready.sort()
+        return ready
+
+
+class _Collector:
+    def __init__(self, sample_rate):
+        self.sample_rate = sample_rate
+        self.frames = []
+
+    def write(self, pcm):
+        self.frames.append(pcm)
+
+    def close(self):
+        pass
+
+
+class _Source:
+    """Only its shape is used: the harness hands each period's PCM to MediaStream._cycle itself."""
+
+    def __init__(self, sample_rate):
+        self.sample_rate = sample_rate
+        self.period_samples = sample_rate // 50
+
+    def read(self):
+        return bytes(2 * self.period_samples)
+
+    def close(self):
+        pass
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def impaired_call(pcm, rate, codec, loss=0.0, burst=1.0, jitter_ms=0.0, skew_ppm=0.0, seed=1, base_ms=10.0):
+    from firmware.runtime.media import MediaStream
+
+    rng = random.Random(seed)
+    key_rng = random.Random(seed + 7919)
+
+    def octets(count):
+        return bytes(key_rng.getrandbits(8) for _ in range(count))
+
+    loss_model = GilbertElliott(loss, burst, rng) if burst > 1.0 and loss else RandomLoss(loss, rng)
+    network = _Network(loss_model, jitter_ms / 1000.0, base_ms / 1000.0, rng)
+    wire = _Wire(network)
+    sender_clock, receiver_clock = _Clock(), _Clock()
+    pt = PAYLOAD_TYPES[codec]
+    address = ("127.0.0.1", 40000)
+    sender = MediaStream(wire, codec, pt, 101, _Source(rate), _Collector(rate), octets, remote=address,
+                         clock=sender_clock, wallclock=sender_clock, realtime=False)
+    sink = _Collector(rate)
+    receiver = MediaStream(_Wire(_Network(RandomLoss(0.0, rng), 0.0, 0.0, rng)), codec, pt, 101, _Source(rate), sink,
+                           octets, remote=("127.0.0.1", 40002), clock=receiver_clock, wallclock=receiver_clock,
+                           realtime=False)
+    key_ab = ("AES_CM_128_HMAC_SHA1_80", octets(16), octets(14))
+    key_ba = ("AES_CM_128_HMAC_SHA1_80", octets(16), octets(14))
+    sender.set_keys(key_ab, key_ba)
+    receiver.set_keys(key_ba, key_ab)
+
+    frame_bytes = rate // 50 * 2
+    pcm = pcm + bytes((-len(pcm)) % frame_bytes) + bytes(frame_bytes * 50)  # a second of silence at the end
+    sender_period = PERIOD * (1.0 + skew_ppm * 1e-6)
+    sender_index = receiver_index = 0
+    sender_frames = len(pcm) // frame_bytes
+    receiver_offset = 0.0071  # the two clocks' periods are not aligned
+    while True:
+        sender_time = sender_index * sender_period
+        receiver_time = receiver_offset + receiver_index * PERIOD
+        if sender_index < sender_frames and sender_time <= receiver_time:
+            sender_clock.now = wire.now = sender_time
+            frame = pcm[sender_index * frame_bytes : (sender_index + 1) * frame_bytes]
+            sender._send_period(frame, sender_time)
+            sender_index += 1
+            continue
+        if sender_index >= sender_frames and not network.in_flight and receiver_time > sender_time + 0.5:
+            break
+        receiver_clock.now = receiver_time
+        for arrival, _, datagram in network.arrived_by(receiver_time):
+            receiver._inbox.append((datagram, address, arrival))
+        receiver._receive_pending(receiver_time)
+        receiver._play_period()
+        receiver_index += 1
+    counters = {"sent": network.sent, "dropped": network.dropped}
+    return b"".join(sink.frames), receiver.stats(), dict(counters, **_playout_counters(receiver))
+
+
+def _playout_counters(stream):
+    jitter = stream._jitter
+    return {"jb_dropped": jitter.dropped, "jb_underruns": jitter.underruns, "jb_lost": jitter.lost,
+            "jb_late": jitter.late}
+
+
+def impaired_pesq(reference_wav, codec, mode=None, **impairment):
+    from audio.codecs import SAMPLE_RATES
+    from audio.wavfile import read_wav, write_wav
+    from tools.bench.pesq import pesq_score
+
+    rate = SAMPLE_RATES[codec]
+    from audio.resample import Resampler
+
+    file_rate, pcm = read_wav(reference_wav)
+    if file_rate != rate:
+        pcm = Resampler(file_rate, rate).process(pcm)
+    received, stats, counters = impaired_call(pcm, rate, codec, **impairment)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "received.wav"
+        write_wav(out, rate, received)
+        score = pesq_score(reference_wav, out, mode or PESQ_MODES[codec])
+    return score, dict(stats, **counters)
+
+
+LOSSES = (0.0, 0.03, 0.05, 0.10)
+CODECS = ("PCMU", "PCMA", "G722", "opus")
+
+
+def table(speech_wav, jitter_ms=40.0, burst=1.0, seeds=(1,)):
+    """{codec: [mean PESQ at each of LOSSES]} through `jitter_ms` of jitter."""
+    rows = {}
+    for codec in CODECS:
+        scores = []
+        for loss in LOSSES:
+            figures = [impaired_pesq(speech_wav, codec, loss=loss, burst=burst, jitter_ms=jitter_ms, seed=seed)[0]
+                       for seed in seeds]
+            scores.append(sum(figures) / len(figures))
+        rows[codec] = scores
+    return rows
+
+
+def plot(rows_by_label, path):
+    """PESQ against loss, one line per (phone, codec, loss model); False when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for label, scores in rows_by_label.items():
+        axes.plot([loss * 100 for loss in LOSSES], scores, marker="o", label=label)
+    axes.set_xlabel("packet loss (%), 40 ms jitter")
+    axes.set_ylabel("PESQ MOS-LQO (NB for G.711, WB otherwise)")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(str(path), dpi=100)
+    plt.close(figure)
+    return True
+
+
+def run(plot_path="bench-pesq-loss.png"):
+    from tools.bench.pesq import make_voice_wav
+
+    with tempfile.TemporaryDirectory() as tmp:
+        speech = make_voice_wav(Path(tmp) / "speech.wav", 16000)
+        print("  Sotto -> Sotto, simulated clock and network (deterministic, seed 1), SRTP, 40 ms jitter;")
+        print("  PESQ NB for G.711, WB for G.722 and Opus:")
+        print("    {:16s}".format("codec / loss") + "".join("{:>8.0f} %".format(loss * 100) for loss in LOSSES))
+        lines = {}
+        for burst, model in ((1.0, "random"), (3.0, "bursts of 3")):
+            rows = table(speech, 40.0, burst)
+            for codec, scores in rows.items():
+                label = "Sotto {} ({})".format(codec, model)
+                lines[label] = scores
+                print("    {:16s}".format("{} {}".format(codec, "rand" if burst == 1.0 else "GE3"))
+                      + "".join("{:>10.2f}".format(score) for score in scores))
+        if plot(lines, plot_path):
+            print("  plot: {}".format(Path(plot_path).resolve()))
+        else:
+            print("  plot: not written (matplotlib is not installed)")
+
+
+def main(argv):
+    from tools.bench.pesq import make_voice_wav
+
+    if len(argv) < 3:
+        print("usage: python -m tools.bench.impair CODEC LOSS_PERCENT JITTER_MS [BURST [SKEW_PPM [SEED]]]")
+        return 2
+    codec, loss, jitter = argv[0], float(argv[1]) / 100.0, float(argv[2])
+    burst = float(argv[3]) if len(argv) > 3 else 1.0
+    skew = float(argv[4]) if len(argv) > 4 else 0.0
+    seed = int(argv[5]) if len(argv) > 5 else 1
+    with tempfile.TemporaryDirectory() as tmp:
+        speech = make_voice_wav(Path(tmp) / "speech.wav", 16000)
+        score, stats = impaired_pesq(speech, codec, loss=loss, burst=burst, jitter_ms=jitter, skew_ppm=skew,
+                                     seed=seed)
+    print("{:.3f} {}".format(score, stats))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

@@ -24,7 +24,7 @@ HOST_ONLY = (
     "audio/wavfile.py",  # files, the stdlib wave module
     "audio/g722.py",  # the PyPI g722 extension
     "audio/opus.py",  # libopus through opuslib
-    "boards/drivers/",  # RPi.GPIO, smbus2, luma, Pillow, the terminal
+    "boards/drivers/",  # RPi.GPIO, smbus2, Pillow, the terminal (the display drivers are portable, tested alone)
     "boards/schema.py",  # tomllib
 )
 

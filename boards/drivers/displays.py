@@ -1,27 +1,15 @@
-"""Displays over I2C (host-only): SSD1306 / SH1106 OLEDs through luma.oled, an HD44780 character LCD
-behind a PCF8574 backpack through luma.lcd. Each takes an smbus2 bus (an open smbus2.SMBus, or a test
-fake) and does no I/O until open().
+"""Displays over I2C: SSD1306 / SH1106 OLEDs (boards.drivers.ssd1306), an HD44780 character LCD behind a
+PCF8574 backpack (boards.drivers.hd44780). Each takes an smbus2 bus (an open smbus2.SMBus, or a test
+fake) and does no I/O until open(); a display that does not answer raises
+boards.drivers.i2c.DeviceNotFoundError (an OSError).
 
 The phone's screens are rendered by firmware.screens: a 1024-byte framebuffer in SSD1306 page order for
 OLEDs, text rows for LCDs.
 """
 
+from boards.drivers.hd44780 import Hd44780
+from boards.drivers.ssd1306 import SH1106, SSD1306
 from firmware import screens
-
-
-def framebuffer_to_image(framebuffer, width=screens.OLED_WIDTH, height=screens.OLED_HEIGHT):
-    """A Pillow 1-bit image of a page-ordered framebuffer."""
-    from PIL import Image
-
-    row_bytes = (width + 7) // 8
-    data = bytearray(row_bytes * height)
-    for y in range(height):
-        page = (y >> 3) * width
-        bit = 1 << (y & 7)
-        for x in range(width):
-            if framebuffer[page + x] & bit:
-                data[y * row_bytes + (x >> 3)] |= 0x80 >> (x & 7)
-    return Image.frombytes("1", (width, height), bytes(data))
 
 
 class OledDisplay:
@@ -38,22 +26,20 @@ class OledDisplay:
         self.device = None
 
     def open(self):
-        from luma.core.interface.serial import i2c
-        from luma.oled import device
-
-        serial = i2c(bus=self.bus, address=self.address)
-        factory = device.ssd1306 if self.kind == "ssd1306" else device.sh1106
-        self.device = factory(serial, width=self.width, height=self.height)
+        controller = SSD1306 if self.kind == "ssd1306" else SH1106
+        device = controller(self.bus, self.address, self.width, self.height)
+        device.init_display()
+        self.device = device
 
     def show(self, screen):
         self.show_framebuffer(screens.render_oled(screen))
 
     def show_framebuffer(self, framebuffer):
-        self.device.display(framebuffer_to_image(framebuffer, self.width, self.height))
+        self.device.show(framebuffer)
 
     def close(self):
         if self.device is not None:
-            self.device.hide()
+            self.device.poweroff()
             self.device = None
 
 
@@ -70,11 +56,9 @@ class CharacterLcd:
         self._shown = None
 
     def open(self):
-        from luma.core.interface.serial import pcf8574
-        from luma.lcd.device import hd44780
-
-        serial = pcf8574(bus=self.bus, address=self.address, pulse_time=self.pulse_time)
-        self.device = hd44780(serial, width=self.cols, height=self.rows)
+        device = Hd44780(self.bus, self.address, self.cols, self.rows, self.pulse_time)
+        device.init_display()
+        self.device = device
 
     def show(self, screen):
         self.show_rows(screens.render_lcd(screen, self.cols, self.rows))
@@ -83,7 +67,7 @@ class CharacterLcd:
         if rows == self._shown:
             return  # the PCF8574 moves 4 bits per three I2C writes: do not redraw what is there
         self._shown = list(rows)
-        self.device.text = "\n".join(rows)
+        self.device.show_rows(rows)
 
     def close(self):
         self.device = None

@@ -13,7 +13,6 @@ Terminal keys (when stdin is a TTY):
 import json
 import os
 
-from boards.drivers.displays import framebuffer_to_image
 from firmware import font5x7, screens
 from firmware import phone as P
 
@@ -69,6 +68,21 @@ class DisplayLog:
 
     def close(self):
         self._file.close()
+
+
+def framebuffer_to_image(framebuffer, width=screens.OLED_WIDTH, height=screens.OLED_HEIGHT):
+    """A Pillow 1-bit image of a page-ordered framebuffer."""
+    from PIL import Image  # only the simulator's PNGs need Pillow
+
+    row_bytes = (width + 7) // 8
+    data = bytearray(row_bytes * height)
+    for y in range(height):
+        page = (y >> 3) * width
+        bit = 1 << (y & 7)
+        for x in range(width):
+            if framebuffer[page + x] & bit:
+                data[y * row_bytes + (x >> 3)] |= 0x80 >> (x & 7)
+    return Image.frombytes("1", (width, height), bytes(data))
 
 
 class PngWriter:

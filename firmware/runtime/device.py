@@ -378,11 +378,9 @@ class HardwareDevice:
             led.setup()
         if self.buzzer is not None:
             self.buzzer.setup()
-        from luma.core.error import Error as LumaError
-
         try:
             self.display.open()
-        except (OSError, LumaError) as exc:
+        except OSError as exc:  # boards.drivers.i2c.DeviceNotFoundError when nothing answers
             display = self.board.display
             raise ConfigError(self.board.path or self.board.name, "display.address",
                               "a {} answering at 0x{:02X} on I2C bus {} ({})".format(

@@ -201,7 +201,7 @@ class FakeGPIO:
 
 
 class FakeSMBus:
-    """An smbus2.SMBus, strictly: only the methods luma and our drivers use, checked like the kernel."""
+    """An smbus2.SMBus, strictly: only the methods our display drivers use, checked like the kernel."""
 
     def __init__(self, devices=(0x3C,)):
         self.devices = tuple(devices)

@@ -1,11 +1,12 @@
-"""OLED and LCD drivers through luma against a strict smbus2 fake: addresses, the SSD1306 command stream,
-our framebuffer reaching the controller byte for byte."""
+"""OLED and LCD displays (boards.drivers.displays over ssd1306 and hd44780) against a strict smbus2 fake:
+addresses, the SSD1306 command stream, our framebuffer reaching the controller byte for byte."""
 
 import errno
 
 import pytest
 
-from boards.drivers.displays import CharacterLcd, OledDisplay, framebuffer_to_image
+from boards.drivers.displays import CharacterLcd, OledDisplay
+from boards.drivers.sim import framebuffer_to_image
 from firmware import screens
 from tests.boards.fakes import FakeSMBus
 
@@ -64,7 +65,7 @@ def test_sh1106_pages_are_addressed_one_at_a_time():
 
 
 def test_a_missing_display_is_an_error_not_a_hang():
-    from luma.core.error import DeviceNotFoundError
+    from boards.drivers.i2c import DeviceNotFoundError
 
     bus = FakeSMBus(devices=(0x3D,))
     with pytest.raises(DeviceNotFoundError):

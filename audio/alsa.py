@@ -19,7 +19,7 @@ API:
         .close()
     hardware_rates(device) -> list of supported rates (or a (min, max) range as ALSA reports it)
     open_device_pair(capture_device, playback_device, preferred_rate=48000) -> (capture, playback)
-    open_pair(capture_device, playback_device, rate)   the same (the name firmware.runtime.session uses)
+    open_pair(capture_device, playback_device, rate)   the same (the name firmware.runtime.call_media uses)
         Ask for the codec's rate: "plughw:"/"default" devices then convert in ALSA (C) and the media
         loop needs no resampling; a "hw:" device that cannot do it opens at its own rate and the loop
         resamples.

@@ -273,16 +273,20 @@ def main(argv=None):
         print("sotto: configuration error: {}".format(exc), file=sys.stderr)
         return EXIT_USAGE
     setup_logging(args.log_level)
-    from firmware.runtime import session
+    from firmware.runtime.endpoint import StartupError
 
     try:
         if args.command == "run":
-            return session.run_phone(settings, args)
-        summary = session.run_single_call(settings, args)
+            from firmware.runtime.phone_calls import run_phone
+
+            return run_phone(settings, args)
+        from firmware.runtime.single_call import run_single_call
+
+        summary = run_single_call(settings, args)
     except ConfigError as exc:
         print("sotto: configuration error: {}".format(exc), file=sys.stderr)
         return EXIT_USAGE
-    except session.StartupError as exc:
+    except StartupError as exc:
         print("sotto: error: {}".format(exc), file=sys.stderr)
         return EXIT_FAILED
     print(json.dumps(summary.to_json()))

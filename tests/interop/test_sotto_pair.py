@@ -1,5 +1,6 @@
 """Two real `sotto` processes call each other on loopback: SIP, ZRTP, SRTP, audio files and summaries."""
 
+import subprocess
 import time
 import wave
 
@@ -233,21 +234,29 @@ def test_a_dead_peer_ends_the_call_with_media_timeout(tmp_path):
     config = tmp_path / "short.toml"
     config.write_text("[media]\ninactivity_timeout = 2\n")
     bob_port, alice_port = sotto.free_udp_port(), sotto.free_udp_port()
-    bob = sotto.start(["answer", "--listen", "127.0.0.1:{}".format(bob_port), "--timeout", "30",
-                       "--cache", str(tmp_path / "bob.cache")], tmp_path / "bob-home")
+    bob_log = tmp_path / "bob.log"
+    with open(bob_log, "w") as log:
+        bob = subprocess.Popen(sotto.sotto_command("answer", "--listen", "127.0.0.1:{}".format(bob_port), "--timeout",
+                                                   "30", "--log-level", "info", "--cache", str(tmp_path / "bob.cache")),
+                               cwd=sotto.ROOT, env=sotto.environment(tmp_path / "bob-home"),
+                               stdout=subprocess.DEVNULL, stderr=log)
     sotto.wait_listening(bob_port, bob)
     started = time.monotonic()
     alice = sotto.start(["call", "sip:bob@127.0.0.1:{}".format(bob_port), "--listen", "127.0.0.1:{}".format(alice_port),
                          "--timeout", "40", "--duration", "30", "--config", str(config), "--cache",
                          str(tmp_path / "alice.cache")], tmp_path / "alice-home")
-    time.sleep(3.0)
-    bob.kill()  # the peer vanishes: no BYE, no RTCP BYE
+    while "call secure:" not in bob_log.read_text():  # the call is up and keyed: now the peer vanishes
+        assert time.monotonic() < started + 20 and alice.poll() is None, bob_log.read_text()
+        time.sleep(0.05)
+    time.sleep(0.5)
+    bob.kill()  # no BYE, no RTCP BYE
     bob.wait(10)
     killed = time.monotonic()
     rc, summary, err = sotto.finish(alice, 30)
     ended = time.monotonic()
     assert rc == 1, err
     assert summary["result"] == "failed" and summary["reason"] == "media timeout", summary
+    assert summary["secure"] is True
     # 2 s of silence, then the BYE nobody answers (HANGUP_GRACE, 3 s), then the process exits
     assert 2.0 <= ended - killed < 12.0, (ended - killed, ended - started)
     assert summary["rtp"]["lost"] >= 90  # 2 s of silence at 50 packets a second

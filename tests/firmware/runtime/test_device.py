@@ -18,7 +18,7 @@ PEER_ZID = "00112233445566778899aabb"
 
 
 class FakeCallBackend:
-    """TEST DOUBLE standing in for the lead's session (firmware/runtime/session.py): on Dial it
+    """TEST DOUBLE standing in for the shell's PhoneCalls (firmware/runtime/phone_calls.py): on Dial it
     schedules CallRinging, CallAnswered and CallSecure like a peer with ZRTP; it keeps a tiny "cache"
     of verified peers so that a second call after ConfirmSas comes up verified; RejectSas unverifies."""
 

@@ -4,7 +4,7 @@ import time
 
 from firmware import config
 from firmware import phone as P
-from firmware.runtime import session
+from firmware.runtime import call_media, phone_calls
 from firmware.runtime.loop import Loop
 from firmware.runtime.media import pcm_level_dbov
 
@@ -23,9 +23,9 @@ class RecordingSpeaker:
         self.closed = True
 
 
-class SpeakerPlan(session.AudioPlan):
+class SpeakerPlan(call_media.AudioPlan):
     def __init__(self):
-        session.AudioPlan.__init__(self)
+        call_media.AudioPlan.__init__(self)
         self.speakers = []
 
     def open_speaker(self, rate=16000):
@@ -47,7 +47,7 @@ class EndpointStandIn:
 def _calls():
     loop = Loop()
     plan = SpeakerPlan()
-    calls = session.PhoneCalls(EndpointStandIn(loop), config.load(None), plan, history=None)
+    calls = phone_calls.PhoneCalls(EndpointStandIn(loop), config.load(None), plan, history=None)
     return loop, plan, calls
 
 

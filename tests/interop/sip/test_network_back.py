@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from firmware.runtime.session import NETWORK_CHECK_INTERVAL
+from firmware.runtime.endpoint import NETWORK_CHECK_INTERVAL
 from tests.interop import sotto
 
 pytestmark = pytest.mark.interop
@@ -140,7 +140,8 @@ def test_the_route_check_registers_at_once_only_after_the_route_was_lost(monkeyp
     """The watcher itself (the namespace test above shows it end to end; this one pins the rule): a
     failed registration whose route disappears and comes back registers at once; a registration that
     failed with the route present (a registrar refusing us) keeps its back-off."""
-    from firmware.runtime import session, sip_transport
+    from firmware.runtime import endpoint as endpoint_module
+    from firmware.runtime import sip_transport
     from firmware.sip.message import parse_message
     from firmware.sip.useragent import UserAgent
     from tests.firmware.sip.netsim import counter_rng
@@ -151,7 +152,7 @@ def test_the_route_check_registers_at_once_only_after_the_route_was_lost(monkeyp
     ua.datagrams_to_send(0.0)
     ua.transport_error(registrar, 0.0)  # the send failed: registration failed, backing off
     assert ua.registration_state == "failed"
-    endpoint = session.Endpoint.__new__(session.Endpoint)
+    endpoint = endpoint_module.Endpoint.__new__(endpoint_module.Endpoint)
     endpoint.ua = ua
     endpoint.loop = _FakeLoop()
     endpoint.pump = lambda: None

@@ -1,0 +1,248 @@
+"""What every front end does with one call at a time: place it, answer it, follow re-INVITEs, hang it up
+(CallController). The front ends are single_call (`sotto call/answer`), phone_calls (`sotto run`) and echo_line.
+Everything runs on the Loop's thread, except the audio loop inside MediaStream."""
+
+import logging
+
+from firmware.errors import LocalProtocolError, RemoteProtocolError
+from firmware.runtime.call_media import CallMedia
+from firmware.runtime.endpoint import StartupError
+from firmware.runtime.summary import Summary
+from firmware.sip import events as sip_events
+
+log = logging.getLogger("sotto.calls")
+
+
+# After a hang-up, how long we keep pumping for the BYE transaction to finish.
+HANGUP_GRACE = 3.0
+
+
+REJECTIONS = (403, 404, 410, 480, 486, 600, 603, 604)
+
+
+class CallController:
+    """What every front end does with one call at a time: place it, answer it, follow re-INVITEs,
+    hang it up. Subclasses decide what the events mean for them (a summary, a phone screen)."""
+
+    def __init__(self, endpoint, settings, audio):
+        self.endpoint = endpoint
+        self.loop = endpoint.loop
+        self.ua = endpoint.ua
+        self.settings = settings
+        self.audio = audio
+        self.call_id = None
+        self.media = None
+        self.summary = None
+        self.hanging_up = False
+        self._target = None
+        endpoint.listen(self.on_event)
+
+    # -- commands ---------------------------------------------------------------------------------
+    def new_summary(self):
+        """The record of the next call (the phone keeps one per call; `sotto call` only ever has one)."""
+        return Summary(self.settings.media.encryption)
+
+    def place(self, uri, offer_sdes=False):
+        self.summary = self.new_summary()
+        self.hanging_up = False
+        self._target = uri
+        self.media = CallMedia(self.endpoint, self.summary, uri, offer_sdes=offer_sdes)
+        self.call_id = self.ua.invite(uri, self.media.offer(), self.loop.now())
+        self.endpoint.pump()
+
+    def _retry_with_sdes(self, event):
+        """A phone without ZRTP that insists on SRTP (SDES mandatory) refuses a ZRTP-only offer with 488 (RFC
+        3261 §21.4.26). Every peer gets a working call: offer again, ZRTP and SDES together (RFC 4568)."""
+        if (event.status != 488 or self.media is None or self.media.offer_sdes or self.media.encryption != "zrtp"
+                or self.settings.zrtp.secure_only):
+            return False
+        log.warning("the peer refused our ZRTP offer (488): offering SDES-SRTP as well")
+        self.media.close()
+        self.call_id = None
+        summary = self.summary
+        self.place(self._target, offer_sdes=True)
+        self.summary = summary
+        self.media.summary = summary
+        return True
+
+    def take_incoming(self, event):
+        """Adopt an incoming call and prepare our answer; False (and the call refused) if we cannot."""
+        now = self.loop.now()
+        self.summary = self.new_summary()
+        self.hanging_up = False
+        self.call_id = event.call_id
+        self.media = CallMedia(self.endpoint, self.summary, str(event.from_uri))
+        try:
+            self._answer_sdp = self.media.answer(event.sdp)
+        except RemoteProtocolError as exc:
+            self.ua.reject(event.call_id, exc.status if exc.status >= 400 else 488, now)
+            self.call_over("failed", "cannot answer the offer: {}".format(exc), exc.status)
+            return False
+        return True
+
+    def answer(self):
+        now = self.loop.now()
+        self.ua.answer(self.call_id, self._answer_sdp, now)
+        self.summary.sip_status = 200
+        self.endpoint.pump()
+        self._start_media()
+
+    def hangup(self, result=None, reason=None):
+        """End the call politely (BYE, CANCEL or a decline); the summary keeps the first reason."""
+        if result is not None and self.summary is not None:
+            self.summary.finish(result, reason)
+        if self.call_id is None or self.hanging_up:
+            return
+        self.hanging_up = True
+        call_id = self.call_id
+        try:
+            self.ua.hangup(call_id, self.loop.now())
+        except LocalProtocolError:
+            self.call_over(result or "completed", reason or "hung up")
+            return
+        self.endpoint.pump()
+        self.loop.call_later(HANGUP_GRACE, lambda: self._hangup_grace_over(call_id))
+
+    def _hangup_grace_over(self, call_id):
+        if self.call_id == call_id:
+            self.call_over("failed", "the peer did not confirm the hang-up")
+
+    # -- events -----------------------------------------------------------------------------------
+    def on_event(self, kind, media, payload):
+        if kind == "sip":
+            self._on_sip(payload)
+        elif media is not None and media is not self.media:
+            return
+        elif kind == "secure":
+            self.on_secure(payload)
+        elif kind == "not-secure":
+            self.on_not_secure(payload)
+        elif kind == "alarm":
+            self.on_alarm(payload)
+        elif kind == "end":
+            self.hangup(payload.result, payload.reason)
+
+    def _on_sip(self, event):
+        e = sip_events
+        if isinstance(event, e.IncomingCall):
+            if self.call_id is not None:
+                self.ua.reject(event.call_id, 486, self.loop.now())  # one call at a time: Busy Here
+            else:
+                self.on_incoming(event)
+            return
+        if isinstance(event, (e.Registered, e.RegistrationFailed, e.Unregistered)):
+            self.on_registration(event)
+            return
+        if getattr(event, "call_id", None) != self.call_id or self.call_id is None:
+            return
+        if isinstance(event, e.CallRinging):
+            self.on_ringing()
+        elif isinstance(event, e.CallAnswered):
+            try:
+                self.media.accept_answer(event.sdp)
+            except RemoteProtocolError as exc:
+                self.hangup("failed", "unusable SDP answer: {}".format(exc))
+                return
+            self.summary.sip_status = 200
+            self._start_media()
+        elif isinstance(event, e.CallFailed):
+            if self._retry_with_sdes(event):
+                return
+            result = "rejected" if event.status in REJECTIONS else "failed"
+            self.call_over(result, event.reason or "call failed", event.status)
+        elif isinstance(event, e.CallEnded):
+            if self.summary.sip_status == 0 and event.sip_status:
+                self.summary.sip_status = event.sip_status
+            if self.media is None or self.media.media_up_at is None:
+                self.call_over("failed", event.reason, event.sip_status)
+            else:
+                self.call_over(*self.media.policy.result_of_hangup(event.reason))
+        elif isinstance(event, e.ReinviteReceived):
+            self._on_reinvite(event)
+        elif isinstance(event, e.ReferReceived):
+            self.on_refer(event)
+        elif isinstance(event, (e.ReinviteAnswered, e.ReinviteFailed, e.ReferProgress)):
+            self.on_own_request_outcome(event)
+
+    def _start_media(self):
+        self.on_media_starting()
+        try:
+            self.media.start(self.audio)
+        except StartupError as exc:
+            self.hangup("failed", str(exc))
+            self.on_audio_missing(str(exc))
+            return
+        self.on_media_up()
+        self.media.open_policy()
+
+    def _on_reinvite(self, event):
+        """A re-INVITE (hold, resume, new address); the call policy judges what it does to the keying."""
+        now = self.loop.now()
+        try:
+            answer = self.media.answer_reinvite(event.sdp)
+        except RemoteProtocolError as exc:
+            self.ua.reject_reinvite(event.call_id, 488, now)
+            log.warning("re-INVITE refused: %s", exc)
+            return
+        self.ua.answer_reinvite(event.call_id, answer, now)
+
+    def call_over(self, result, reason, status=None):
+        if self.summary is not None:
+            self.summary.finish(result, reason, status)
+        if self.media is not None:
+            self.media.close()
+        self.call_id = None
+        self.on_call_over()
+
+    def end_for_transfer(self):
+        """Leave the current call for a transfer (BYE, which also ends the REFER subscription); the
+        CallEnded that follows belongs to a call we no longer follow."""
+        self.summary.finish("completed", "transferred")
+        try:
+            self.ua.hangup(self.call_id, self.loop.now())
+        except LocalProtocolError:
+            pass
+        self.endpoint.pump()
+        self.media.close()
+        self.call_id = None
+        self.media = None
+
+    # -- hooks for the front ends -----------------------------------------------------------------
+    def on_refer(self, event):
+        """A blind transfer (RFC 3515). `sotto call/answer` place exactly one call, so they decline it."""
+        log.info("transfer to %s requested; declined (one call per run)", event.target)
+        self.ua.notify_refer(event.call_id, 603, self.loop.now())
+        self.endpoint.pump()
+
+    def on_incoming(self, event):
+        self.ua.reject(event.call_id, 486, self.loop.now())
+
+    def on_own_request_outcome(self, event):
+        """How our own re-INVITE or REFER went (ReinviteAnswered, ReinviteFailed, ReferProgress)."""
+
+    def on_registration(self, event):
+        pass
+
+    def on_ringing(self):
+        pass
+
+    def on_media_starting(self):
+        pass
+
+    def on_media_up(self):
+        pass
+
+    def on_secure(self, event):
+        pass
+
+    def on_not_secure(self, event):
+        """firmware.call.NotSecure: the call goes on without end-to-end keys (already logged, in the summary)."""
+
+    def on_alarm(self, event):
+        """firmware.call.Alarm (already logged, in the summary)."""
+
+    def on_audio_missing(self, why):
+        pass
+
+    def on_call_over(self):
+        pass

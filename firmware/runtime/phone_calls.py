@@ -1,0 +1,279 @@
+"""`sotto run`: the Phone state machine and its device driving calls through the endpoint."""
+
+import logging
+import signal
+import time
+
+from firmware.runtime.call_media import AudioPlan, hex_id
+from firmware.runtime.calls import HANGUP_GRACE, CallController
+from firmware.runtime.echo_line import ECHO_NUMBER, ECHO_USER, start_echo_line
+from firmware.runtime.endpoint import Endpoint, EngineTimer, StartupError
+from firmware.runtime.loop import Loop
+from firmware.sip import events as sip_events
+
+log = logging.getLogger("sotto.phone-calls")
+
+
+class PhoneCalls(CallController):
+    """`sotto run`: the Phone state machine and its device, driving calls through the endpoint."""
+
+    def __init__(self, endpoint, settings, audio, history):
+        from firmware import phone as P
+
+        CallController.__init__(self, endpoint, settings, audio)
+        self.P = P
+        self.history = history  # device.HistoryStore
+        self.volume = None  # the phone's, once bound
+        self.muted = False
+        self.driver = None
+        self._incoming = None
+        self._tone_player = None  # a tone outside a call (ring, ringback): media.TonePlayer
+
+    def bind(self, driver):
+        self.driver = driver
+        self.volume = driver.phone.volume
+        self.muted = driver.phone.muted
+
+    def feed(self, event):
+        self.driver.feed(event, self.loop.now())
+
+    # -- phone commands -> the call ---------------------------------------------------------------
+    def dispatch(self, command, now):
+        P = self.P
+        if isinstance(command, P.Dial):
+            if self.call_id is None:
+                self.place(command.uri)
+        elif isinstance(command, P.Answer):
+            if self.call_id is not None and self._incoming is not None:
+                self._incoming = None
+                self.answer()
+        elif isinstance(command, P.Reject):
+            if self.call_id is not None:
+                self.ua.reject(self.call_id, command.status, now)
+                self.endpoint.pump()
+                self.call_over("rejected", "declined")
+        elif isinstance(command, P.Hangup):
+            self.hangup("completed", "hung up")
+        elif isinstance(command, P.ConfirmSas):
+            if self.media is not None:
+                self.media.confirm_sas()
+        elif isinstance(command, P.RejectSas):
+            if self.media is not None:
+                self.media.reject_sas()
+        elif isinstance(command, P.SendDtmf):
+            if self.media is not None and self.media.stream is not None:
+                self.media.stream.send_dtmf(command.digit)
+        elif isinstance(command, P.ResetTrust):
+            self._reset_trust(command.peer_zid)
+        elif isinstance(command, P.SaveHistory):
+            try:
+                self.history.save(command.entries)
+            except OSError as exc:
+                log.error("could not save the call history %s: %s", self.history.path, exc)
+        elif isinstance(command, P.PlayTone):
+            self._tone(command.name)
+        elif isinstance(command, P.StopTone):
+            self._tone(None)
+        elif isinstance(command, P.SetVolume):
+            self.volume = command.level
+            self._apply_audio_settings()
+        elif isinstance(command, P.SetMute):
+            self.muted = command.muted
+            self._apply_audio_settings()
+
+    def _apply_audio_settings(self):
+        """Volume and mute live on the phone; each call's stream takes them over when it starts."""
+        from audio.gain import volume_gain
+
+        if self.media is not None and self.media.stream is not None:
+            self.media.stream.set_volume(volume_gain(self.volume))
+            self.media.stream.set_mute(self.muted)
+
+    def _tone(self, name):
+        """PlayTone/StopTone: in a call the stream mixes the tone in; outside one (the ring, ringback
+        while the far end rings) a TonePlayer plays it on the speaker until the media takes over."""
+        from audio import tones
+        from firmware.runtime.media import TonePlayer
+
+        cadence = {"ringback": tones.RINGBACK, "alarm": tones.ERROR, "ring": tones.RING}.get(name)
+        self.stop_tone_player()
+        if self.media is not None and self.media.stream is not None:
+            self.media.stream.set_tone(cadence)
+            return
+        if cadence is None:
+            return
+        try:
+            sink = self.audio.open_speaker()
+        except StartupError as exc:
+            log.warning("tone %s not played: %s", name, exc)
+            return
+        self._tone_player = TonePlayer(sink, cadence)
+        self._tone_player.start()
+
+    def stop_tone_player(self):
+        player, self._tone_player = self._tone_player, None
+        if player is not None:
+            player.stop()
+            player.sink.close()
+
+    def on_media_starting(self):
+        self.stop_tone_player()  # the call's stream needs the speaker
+
+    def _reset_trust(self, peer_zid):
+        import binascii
+
+        cache = self.endpoint.zrtp_cache()
+        try:
+            cache.reset(binascii.unhexlify(peer_zid))
+        except (ValueError, TypeError, binascii.Error):
+            log.warning("reset trust: not a ZID: %r", peer_zid)
+            return
+        self.endpoint.save_zrtp_cache()
+
+    # -- call events -> the phone -----------------------------------------------------------------
+    def on_registration(self, event):
+        e = sip_events
+        if isinstance(event, e.Registered):
+            self.feed(self.P.Registered())
+        elif isinstance(event, e.RegistrationFailed):
+            self.feed(self.P.RegistrationFailed(event.reason))
+
+    def on_incoming(self, event):
+        if self.take_incoming(event):
+            self._incoming = event
+            self.ua.ringing(event.call_id, self.loop.now())
+            self.endpoint.pump()
+            self.feed(self.P.CallIncoming(str(event.from_uri), event.from_display))
+
+    def on_ringing(self):
+        self.feed(self.P.CallRinging())
+
+    def on_media_up(self):
+        self._apply_audio_settings()
+        self.feed(self.P.CallAnswered())
+
+    def on_secure(self, event):
+        peer_zid = event.peer_zid if isinstance(event.peer_zid, str) else hex_id(event.peer_zid)
+        algorithms = " ".join((event.key_agreement, event.cipher, event.hash, event.auth_tag))
+        self.feed(self.P.CallSecure(event.sas, event.sas_type, bool(event.verified), bool(event.cache_mismatch),
+                                    algorithms, peer_zid))
+
+    def on_not_secure(self, event):
+        if self.call_id is not None:
+            self.feed(self.P.CallNotSecure(event.kind, event.reason))
+
+    def on_alarm(self, event):
+        # The call layer's alarm kinds are the phone's ALARM_* names.
+        if self.call_id is not None:
+            self.feed(self.P.CallAlarm(event.kind))
+
+    def on_audio_missing(self, why):
+        self.feed(self.P.AudioDeviceMissing(why))
+
+    def on_refer(self, event):
+        """Blind transfer: leave this call and let the phone call the target (it shows "calling")."""
+        log.info("call transferred to %s", event.target)
+        self.end_for_transfer()
+        self.feed(self.P.TransferTo(event.target))
+
+    def on_call_over(self):
+        summary = self.summary
+        self._incoming = None
+        if self.driver is not None and summary is not None:
+            self.feed(self.P.CallEnded(summary.reason or "call ended", summary.sip_status or None))
+
+
+def run_phone(settings, args):
+    """`sotto run`: the phone on its board until the script quits, the user quits, or a signal."""
+    from boards.schema import load_board
+    from firmware.runtime import sdnotify
+    from firmware.runtime.device import HistoryStore, PhoneDriver, open_device, phone_from_config
+    from firmware.runtime.storage import ensure_private_dir
+
+    board = load_board(settings.board.name)
+    history = HistoryStore(ensure_private_dir(settings.data_dir))
+    if board.is_simulated:
+        audio = AudioPlan(play=args.play, record=args.record)
+    else:
+        audio = AudioPlan(devices=(board.capture, board.playback))
+    loop = Loop()
+    endpoint = Endpoint(loop, settings, public_address=args.public_address or settings.sip.public_address or None)
+    closers = [endpoint.close, loop.close]
+    try:
+        extra_speed_dial = {}
+        if board.is_simulated and not settings.account.uri:
+            echo = start_echo_line(loop, settings)
+            closers.insert(0, echo.endpoint.close)
+            extra_speed_dial[ECHO_NUMBER] = "sip:{}@{}".format(ECHO_USER, echo.endpoint.settings.sip.listen)
+        calls = PhoneCalls(endpoint, settings, audio, history)
+        closers.insert(0, calls.stop_tone_player)
+        cache = endpoint.zrtp_cache() if settings.media.encryption == "zrtp" else None
+        phone = phone_from_config(settings, history=history.load(),
+                                  extra_speed_dial=extra_speed_dial,
+                                  our_zid=hex_id(cache.zid) if cache is not None else None,
+                                  wall_offset=time.time() - loop.now())
+        device = open_device(board, script=args.script, display_log=args.display_log, display_png=args.display_png)
+        closers.insert(0, device.close)
+        driver = PhoneDriver(phone, device, calls.dispatch)
+        calls.bind(driver)
+        driver_timer = EngineTimer(loop, _DriverClock(driver), lambda: None)
+        if device.fileno() is not None:
+            def on_keys():
+                device.on_readable(loop.now())
+                driver.tick(loop.now())
+                driver_timer.rearm()
+
+            loop.add_reader(device.fileno(), on_keys)
+        stopping = []
+
+        def on_signal():
+            sdnotify.sd_notify(sdnotify.STOPPING)
+            stopping.append(True)
+            calls.hangup("completed", "stopped by signal")
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, on_signal)
+        driver.start(loop.now())
+        if endpoint.cache_problem:
+            from firmware import phone as P
+
+            driver.feed(P.TrustCacheLost(endpoint.cache_problem), loop.now())
+        if settings.account.uri:
+            endpoint.ua.register(loop.now())
+            endpoint.pump()
+        sdnotify.sd_notify(sdnotify.READY)  # systemd (Type=notify): we listen now
+        sdnotify.keep_alive(loop)  # WATCHDOG=1 from the loop's own timers: a stuck loop gets restarted
+
+        def step():
+            driver_timer.rearm()
+            return device.finished or (stopping and calls.call_id is None)
+
+        loop.run(until=step)
+        if calls.call_id is not None:
+            calls.hangup("completed", "phone stopped")
+            loop.run(until=lambda: calls.call_id is None, timeout=HANGUP_GRACE)
+        if settings.account.uri and endpoint.ua.registered:
+            endpoint.ua.unregister(loop.now())
+            endpoint.pump()
+            loop.run(until=lambda: not endpoint.ua.registered, timeout=2.0)
+        endpoint.save_zrtp_cache()
+        return device.exit_code if device.finished and device.exit_code is not None else 0
+    finally:
+        for close in closers:
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - closing one part must not keep the others open
+                log.exception("closing failed")
+
+
+class _DriverClock:
+    """Adapts PhoneDriver (timers of the phone and of the device) to EngineTimer."""
+
+    def __init__(self, driver):
+        self.driver = driver
+
+    def get_timer(self):
+        return self.driver.get_timer()
+
+    def handle_timer(self, now):
+        self.driver.tick(now)

@@ -218,10 +218,10 @@ class CallPolicy:
             return "failed", "not secure: " + reason
         return "completed", reason
 
-    def zrtp_packet(self, now):
-        """A ZRTP packet arrived from the peer."""
+    def zrtp_packet(self, now, hello=False):
+        """A ZRTP packet arrived from the peer (`hello`: it is a Hello)."""
         self.zrtp_seen = True
-        if self.secure and self._rekey_until is None:
+        if hello and self.secure and self._rekey_until is None:
             # A new exchange on a secure stream (RFC 6189 §4.6 allows a peer to start over, GNU ZRTP does
             # after hold/retrieve): while it runs, failed SRTP checks are the key change, not the peer.
             self._rekey_until = now + REKEY_GRACE

@@ -325,7 +325,7 @@ class CallMedia:
             if self.remote is None or self.remote[1] == 0:
                 self.remote = addr
             now = self.endpoint.loop.now()
-            self.policy.zrtp_packet(now)
+            self.policy.zrtp_packet(now, hello=data[16:24] == b"Hello   ")  # RFC 6189 §5: type at 12 + 4
             self.zrtp.receive_datagram(data, now)
             self.pump_zrtp()
         elif kind in (demux.RTP, demux.RTCP) and self.stream is not None:

@@ -86,7 +86,7 @@ class CallMedia:
 
     def __init__(self, endpoint, summary, peer_uri, offer_sdes=False):
         self.endpoint = endpoint
-        self.offer_sdes = offer_sdes or settings_encryption(endpoint) == "sdes"
+        self.offer_sdes = offer_sdes or endpoint.settings.media.encryption == "sdes"
         self.summary = summary
         settings = endpoint.settings
         self.encryption = settings.media.encryption
@@ -451,10 +451,6 @@ class CallMedia:
             if sock is not None:
                 self.endpoint.loop.remove_reader(sock)
                 sock.close()
-
-
-def settings_encryption(endpoint):
-    return endpoint.settings.media.encryption
 
 
 def _drain(sock, handle):

@@ -48,23 +48,7 @@ from firmware.phone.states import (
 )
 
 VOLUME_KEYS = (KEY_VOLUME_UP, KEY_VOLUME_DOWN)
-# The attributes the view model copies as they are (views.ViewModel names them alike).
-_VIEWED = (
-    "state",
-    "identity",
-    "digits",
-    "remote",
-    "remote_name",
-    "far_ringing",
-    "to_server_only",
-    "muted",
-    "sas",
-    "alarm_reason",
-    "alarm_acknowledged",
-    "end_reason",
-    "end_duration",
-    "our_zid",
-)
+VOLUME_STATES = (IDLE, ERROR, ENDED, DIALING, RINGING) + CALL_STATES  # where the volume keys set the volume
 
 
 class Phone:
@@ -163,7 +147,7 @@ class Phone:
             history=tuple(self.history),
             menu_page=self._menu.page,
             menu_index=self._menu.index,
-            **{name: getattr(self, name) for name in _VIEWED},
+            **{name: getattr(self, name) for name in views.ViewModel.COPIED},
         )
 
     def screen(self, now=None):
@@ -250,6 +234,9 @@ class Phone:
         key = event.key
         if key not in NAMED_KEYS and (len(key) != 1 or key not in DIAL_KEYS):
             raise LocalProtocolError("unknown key {!r}".format(key))
+        if key in VOLUME_KEYS and self.state in VOLUME_STATES:
+            self._change_volume(key)
+            return
         handler = _KEYS.get(self.state)
         if handler is not None:
             handler(self, key, now)
@@ -259,8 +246,6 @@ class Phone:
             self._open_menu(now)
         elif key == KEY_REDIAL or key == "#":
             self._redial(now)
-        elif key in VOLUME_KEYS:
-            self._change_volume(key)
         elif key in (KEY_MUTE, KEY_HANGUP, KEY_BACK):
             if self.state == ENDED:
                 self._go_idle(now)
@@ -278,8 +263,6 @@ class Phone:
             self._redial(now)
         elif key == KEY_MENU:
             self._open_menu(now)
-        elif key in VOLUME_KEYS:
-            self._change_volume(key)
         elif key != KEY_MUTE:
             if len(self.digits) < MAX_DIGITS:
                 self.digits += key
@@ -292,8 +275,6 @@ class Phone:
     def _key_when_ringing(self, key, now):
         if key == KEY_HANGUP:
             self._decline(now)
-        elif key in VOLUME_KEYS:
-            self._change_volume(key)
         else:
             self._answer(now)
 
@@ -303,8 +284,6 @@ class Phone:
         elif key == KEY_MUTE:
             self.muted = not self.muted
             self._emit(commands.SetMute(self.muted))
-        elif key in VOLUME_KEYS:
-            self._change_volume(key)
         elif len(key) == 1:
             self._emit(commands.SendDtmf(key))
 

@@ -68,30 +68,26 @@ class ViewModel(Event):
     """What the screens may know of the phone at one moment: an immutable snapshot (the event base gives
     immutability, equality and repr). `notice` is the notice text still showing, or None; `call_seconds`
     the time since the media came up, or None; `errors`, `history` are tuples; `menu_page`, `menu_index`
-    the menu's open page and picked entry. The other fields are the Phone's attributes of the same name."""
+    the menu's open page and picked entry. The COPIED fields are the Phone's attributes of the same name."""
 
-    __slots__ = (
+    # The Phone's attributes the view model copies as they are.
+    COPIED = (
         "state",
         "identity",
-        "notice",
         "digits",
         "remote",
         "remote_name",
         "far_ringing",
         "to_server_only",
         "muted",
-        "call_seconds",
         "sas",
         "alarm_reason",
         "alarm_acknowledged",
         "end_reason",
         "end_duration",
-        "errors",
         "our_zid",
-        "history",
-        "menu_page",
-        "menu_index",
     )
+    __slots__ = COPIED + ("notice", "call_seconds", "errors", "history", "menu_page", "menu_index")
 
     def __init__(self, **fields):
         for name in self.__slots__:

@@ -298,6 +298,12 @@ def test_secure_only_ends_the_call_to_baresip(tmp_path, mediaenc):
     assert summary["secure"] is False and summary["rtp"]["sent"] == 0, summary
 
 
+def test_secure_only_ends_an_sdes_call_from_baresip(tmp_path):
+    rc, summary, err, carol = _baresip_calls_sotto(tmp_path, "srtp-mand", "--secure-only", "--duration", "30")
+    assert rc == 1 and summary["result"] == "failed", (summary, err[-2000:], carol.log()[-2000:])
+    assert summary["secure"] is False and summary["rtp"]["sent"] == 0, summary
+
+
 def test_secure_only_ends_the_call_whose_zrtp_exchange_fails(tmp_path):
     (rc, caller, err), (rc2, callee, err2), relay = _sotto_pair_through_failing_relay(tmp_path, "--secure-only")
     for code, summary in ((rc, caller), (rc2, callee)):

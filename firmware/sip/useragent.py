@@ -63,9 +63,11 @@ Commands raise LocalProtocolError for an unknown call or a call in the wrong sta
 
 Server transactions are bounded per source host (MAX_TRANSACTIONS_PER_SOURCE) and in total
 (MAX_TRANSACTIONS); a request past the bound gets 503 with Retry-After (counted in `busy_rejected`).
+A source host sending more than source_rate messages a second (source_burst at once) has the rest
+dropped unparsed (counted in `flood_dropped`); source_rate=None turns that off.
 
-Attributes: malformed_dropped (int), busy_rejected (int), registration_state, registration_next_hop,
-registered (bool), registration_expires (int or None),
+Attributes: malformed_dropped (int), busy_rejected (int), flood_dropped (int), registration_state,
+registration_next_hop, registered (bool), registration_expires (int or None),
 public_address ((host, port)), calls (dict call id -> Call, read only for callers).
 """
 
@@ -112,6 +114,12 @@ MAX_TRANSACTIONS = 256  # client transactions, and server transactions in total
 # 32 s still lets a proxy relay two requests a second (INFO digits, re-INVITEs, OPTIONS pings).
 MAX_TRANSACTIONS_PER_SOURCE = 64
 RETRY_AFTER_BUSY = 10  # seconds, RFC 3261 §20.33: a flooder is told to come back later
+# Messages a source host may send: SOURCE_RATE a second on average, SOURCE_BURST at once. Beyond that
+# they are dropped unparsed (counted in flood_dropped): parsing and answering a flood would otherwise
+# take the loop from everyone else. A call set-up is about ten messages; a busy proxy stays well under.
+SOURCE_RATE = 50.0
+SOURCE_BURST = 100
+MAX_TRACKED_SOURCES = 256
 MAX_OUTGOING = 512
 MAX_EVENTS = 256
 MAX_ENDED = 32
@@ -256,6 +264,8 @@ class UserAgent:
         t4=T4,
         keepalive_interval=KEEPALIVE_INTERVAL,
         probe_interval=PROBE_INTERVAL,
+        source_rate=SOURCE_RATE,
+        source_burst=SOURCE_BURST,
     ):
         if rng is None:
             raise LocalProtocolError("a random source is required")
@@ -284,6 +294,10 @@ class UserAgent:
         self.t4 = t4
         self.malformed_dropped = 0
         self.busy_rejected = 0
+        self.flood_dropped = 0
+        self.source_rate = source_rate
+        self.source_burst = source_burst
+        self._buckets = {}  # source host -> [tokens, last time]: at most MAX_TRACKED_SOURCES
         self.events_dropped = 0
         self.outgoing_dropped = 0
         self.calls = {}
@@ -1144,7 +1158,35 @@ class UserAgent:
 
     # ------------------------------------------------------------------ incoming datagrams
 
+    def _within_rate(self, host, now):
+        """A token bucket per source host (source_rate a second, source_burst at once): a flood is
+        dropped before it costs a parse, so one sender cannot starve the loop (issue 11)."""
+        if not self.source_rate:
+            return True
+        bucket = self._buckets.get(host)
+        if bucket is None:
+            if len(self._buckets) >= MAX_TRACKED_SOURCES:
+                oldest = None
+                for key, value in self._buckets.items():
+                    if oldest is None or value[1] < self._buckets[oldest][1]:
+                        oldest = key
+                del self._buckets[oldest]
+            bucket = [float(self.source_burst), now]
+            self._buckets[host] = bucket
+        tokens = bucket[0] + (now - bucket[1]) * self.source_rate
+        if tokens > self.source_burst:
+            tokens = float(self.source_burst)
+        bucket[1] = now
+        if tokens < 1.0:
+            bucket[0] = tokens
+            return False
+        bucket[0] = tokens - 1.0
+        return True
+
     def receive_datagram(self, data, addr, now):
+        if not self._within_rate(addr[0], now):
+            self.flood_dropped += 1
+            return
         unframed = None
         try:
             message = parse_message(data)

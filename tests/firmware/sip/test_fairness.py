@@ -2,7 +2,13 @@
 
 from firmware.sip import events
 from firmware.sip.message import parse_message
-from firmware.sip.useragent import MAX_TRANSACTIONS, MAX_TRANSACTIONS_PER_SOURCE, UserAgent
+from firmware.sip.useragent import (
+    MAX_TRANSACTIONS,
+    MAX_TRANSACTIONS_PER_SOURCE,
+    SOURCE_BURST,
+    SOURCE_RATE,
+    UserAgent,
+)
 from tests.firmware.sip.netsim import counter_rng
 
 # Not run under MicroPython: hundreds of live transactions exceed the unix port's default heap.
@@ -55,7 +61,7 @@ def _caller_gets_through(ua, now):
 
 
 def test_a_flooding_source_gets_503_with_retry_after_and_a_caller_still_gets_in():
-    ua = UserAgent(ME, counter_rng("fair"))
+    ua = UserAgent(ME, counter_rng("fair"), source_rate=None)  # the table's bounds alone
     flooder = ("10.0.0.66", 5060)
     statuses = _flood(ua, flooder, 400, 0.0)
     assert statuses[:MAX_TRANSACTIONS_PER_SOURCE] == [200] * MAX_TRANSACTIONS_PER_SOURCE
@@ -91,9 +97,22 @@ def test_many_sources_fill_the_table_but_finished_transactions_make_room():
 
 
 def test_a_non_invite_transaction_on_a_reliable_transport_leaves_at_once():
-    ua = UserAgent(ME, counter_rng("fair"), transport="tcp")
+    ua = UserAgent(ME, counter_rng("fair"), transport="tcp", source_rate=None)
     peer = ("10.0.0.66", 40000)
     for n in range(3 * MAX_TRANSACTIONS):
         ua.receive_datagram(_request("OPTIONS", peer, n).replace(b"UDP", b"TCP"), peer, 0.0)
         assert _statuses(ua, 0.0) == [200]
         assert ua.get_timer() is None  # Timer J = 0: none stays to fill the table
+
+
+def test_a_flood_beyond_the_source_rate_is_dropped_unparsed_and_others_are_served():
+    ua = UserAgent(ME, counter_rng("fair"))
+    flooder = ("10.0.0.66", 5060)
+    statuses = _flood(ua, flooder, 400, 0.0)
+    assert len(statuses) == SOURCE_BURST  # the rest never reached the parser
+    assert statuses.count(200) == MAX_TRANSACTIONS_PER_SOURCE and statuses.count(503) == SOURCE_BURST - 64
+    assert ua.flood_dropped == 400 - SOURCE_BURST
+    statuses, incoming = _caller_gets_through(ua, 0.5)
+    assert 503 not in statuses and len(incoming) == 1, statuses
+    # The bucket refills at SOURCE_RATE a second.
+    assert len(_flood(ua, flooder, 400, 1.0, first=1000)) == int(SOURCE_RATE)

@@ -44,7 +44,10 @@ def test_garbage_is_dropped_counted_and_calls_still_work(tmp_path):
         driver.run(0.5)
         elapsed = time.perf_counter() - started
         ua = driver.ua
-        assert ua.malformed_dropped >= 1000  # the random half, and most mutated INVITEs
+        # The random half and most mutated INVITEs are malformed; past the source's rate (issue 11) the
+        # rest is dropped before parsing.
+        assert ua.malformed_dropped + ua.flood_dropped >= 1000
+        assert ua.malformed_dropped >= 40
         assert ua.calls == {}  # mutated INVITEs lack a Contact: answered 400, never a call
         assert elapsed < 5.0, elapsed  # well under 2.5 ms per datagram, all included
         proc = _sipp(tmp_path, "-sn", "uac", "{}:{}".format(*driver.address))

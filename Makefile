@@ -16,7 +16,7 @@ APT_TEST := linphone-cli kamailio sip-tester baresip-core sipsak tshark espeak-n
 	kamailio-tls-modules python3-setuptools-whl python3-pip-whl python3-wheel-whl \
 	rtpengine-daemon python3-alsaaudio
 
-.PHONY: run test bench lint clean image system-run system-test venv venv-dev
+.PHONY: run test bench lint clean image bundle binfmt binfmt-off test-pi system-run system-test venv venv-dev
 
 # Install only the Debian packages that are missing, so a prepared machine needs no network.
 define apt_install
@@ -69,9 +69,45 @@ lint: venv-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check --diff . || true
 
+# The image: BASE (Raspberry Pi OS Lite) plus Sotto and everything the phone needs for aarch64, built here
+# in an arm64 bookworm chroot under qemu-user (tools/image/deviceenv.py), cached in PI_CACHE. Needs root.
+APT_IMAGE := mtools e2fsprogs fdisk dosfstools mmdebstrap arch-test qemu-user-static binfmt-support
+PI_CACHE ?= /var/cache/sotto-pi
+
 image: venv
-	$(call apt_install,mtools e2fsprogs fdisk)
-	$(BIN)/python -m tools.image --base "$(BASE)" --out "$(OUT)" $(if $(CONFIG),--config "$(CONFIG)") $(if $(BOARD),--board "$(BOARD)")
+	$(call apt_install,$(APT_IMAGE))
+	@test -n "$(BASE)" -a -n "$(OUT)" || { echo "make image BASE=raspios-lite.img OUT=sotto.img [CONFIG=phone.toml] [BOARD=name]"; exit 2; }
+	@$(MAKE) --no-print-directory binfmt
+	dist=$$($(BIN)/python -m tools.image.deviceenv --cache "$(PI_CACHE)") && \
+	$(BIN)/python -m tools.image --base "$(BASE)" --out "$(OUT)" --dist "$$dist" $(if $(CONFIG),--config "$(CONFIG)") $(if $(BOARD),--board "$(BOARD)")
+
+# An update for a phone that is running (no git checkout on it): the tree and the environment in one tar.
+bundle: venv
+	$(call apt_install,$(APT_IMAGE))
+	@$(MAKE) --no-print-directory binfmt
+	$(BIN)/python -m tools.image.deviceenv --cache "$(PI_CACHE)" --bundle "$(or $(OUT),sotto-update.tar)"
+
+# aarch64 programs through qemu-user (binfmt_misc), for the image build; binfmt-off undoes it.
+binfmt:
+	@$(call apt_install,qemu-user-static binfmt-support)
+	@mountpoint -q /proc/sys/fs/binfmt_misc || $(SUDO) mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+	@grep -qx enabled /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null || $(SUDO) update-binfmts --enable qemu-aarch64
+
+binfmt-off:
+	@if grep -qx enabled /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null; then $(SUDO) update-binfmts --disable qemu-aarch64; fi
+
+# The virtual Raspberry Pi (tests/pi): the image built from an mmdebstrap'd Raspberry Pi OS Lite stand-in,
+# booted under qemu-system-aarch64, called from here. Caches the base and the device environment in
+# PI_CACHE. binfmt_misc is set up for the build and undone afterwards when it was not on before.
+APT_PI := $(APT_IMAGE) qemu-system-arm iproute2
+
+test-pi: venv-dev
+	$(call apt_install,$(APT_PI))
+	@was_on=$$(grep -qx enabled /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null && echo yes); \
+	$(MAKE) --no-print-directory binfmt || exit 1; \
+	SOTTO_PI_CACHE="$(PI_CACHE)" $(BIN)/python -m pytest tests/pi -v -s -p no:cacheprovider; rc=$$?; \
+	if [ -z "$$was_on" ]; then $(MAKE) --no-print-directory binfmt-off; fi; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info

@@ -3,82 +3,42 @@
     python3 /opt/sotto/tools/firstboot.py import-config   copy the boot partition's sotto.toml to
                                                         /etc/sotto/sotto.toml when it changed
     python3 /opt/sotto/tools/firstboot.py data-dir        /var/lib/sotto owned by sotto, mode 0700
-    python3 /opt/sotto/tools/firstboot.py deps            Debian packages, the venv, PyPI for the rest
+    python3 /opt/sotto/tools/firstboot.py deps            the venv and Debian packages the image carries
     python3 /opt/sotto/tools/firstboot.py all             the three, in that order
 
 Only the standard library, with the system's python3: the venv does not exist yet when this runs.
-Dependencies come from Raspberry Pi OS packages where they exist (python3-rpi-lgpio or
-python3-rpi.gpio, python3-smbus2, python3-cryptography, ...: the venv sees them through
---system-site-packages) and from PyPI, pinned as in requirements.txt, for the rest. The slow part is
-skipped when the stamp in the venv holds the hash of the current requirements.txt and pyproject.toml.
+Offline: everything comes from /opt/sotto/dist, which `make image` filled at build time
+(tools/image/deviceenv.py: the venv built for aarch64 with the pinned requirements.txt, the Debian
+arm64 packages Raspberry Pi OS Lite lacks, a MANIFEST with their checksums). The slow part is skipped
+when the stamp in the venv holds the hash of the current MANIFEST. A failure prints one line,
+`sotto-firstboot: FAILED: <why>`, to the journal and leaves it in /run/sotto-firstboot.failed.
 --root DIR makes every path relative to DIR (tests); deps refuses to run with --root.
 """
 
 import argparse
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 
 if __package__ in (None, ""):  # run as a script: /opt/sotto/tools/firstboot.py
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from tools import firstboot_display  # noqa: E402
 from tools.image import payload  # noqa: E402
 
-# requirement name (lower case) -> (Raspberry Pi OS / Debian package or None, module to import)
-DEBIAN_EQUIVALENTS = {
-    "cryptography": ("python3-cryptography", "cryptography"),
-    "pyalsaaudio": ("python3-alsaaudio", "alsaaudio"),
-    "smbus2": ("python3-smbus2", "smbus2"),
-    "pillow": ("python3-pil", "PIL"),
-    "luma.oled": ("python3-luma.oled", "luma.oled"),
-    "luma.lcd": ("python3-luma.lcd", "luma.lcd"),
-    "g722": (None, "g722"),
-    "opuslib": (None, "opuslib"),
-}
-# RPi.GPIO's API: rpi-lgpio (works on every Pi including the 5), else the classic RPi.GPIO.
-GPIO_PACKAGES = ("python3-rpi-lgpio", "python3-rpi.gpio")
-ALWAYS_APT = ("python3-venv", "python3-pip", "python3-setuptools", "libopus0", "i2c-tools")
-# Needed only when something must be compiled from PyPI.
-BUILD_APT = ("build-essential", "python3-dev", "libasound2-dev", "libopus-dev")
+DIST_DIR = "dist"  # in /opt/sotto: what `make image` built for the device (tools/image/deviceenv.py)
 STAMP_NAME = ".sotto-deps"
+FAILED_FILE = "/run/sotto-firstboot.failed"
+
+
+class FirstBootError(Exception):
+    """A first boot that cannot finish: one line for the journal and the display."""
 
 
 def log(message):
     print(message, flush=True)
-
-
-def parse_requirements(text):
-    """[(name, spec)] from requirements.txt lines `name==version` (comments and options skipped)."""
-    found = []
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].strip()
-        if not line or line.startswith("-"):
-            continue
-        name = line
-        for separator in ("==", ">=", "<=", "~=", "!=", "<", ">", "[", ";"):
-            name = name.split(separator, 1)[0]
-        found.append((name.strip(), line))
-    return found
-
-
-def plan_dependencies(requirements, available):
-    """(apt packages, [(spec, import name)] to check in the venv and take from PyPI when missing).
-
-    `available` is the set of Debian package names the system's apt knows.
-    """
-    apt = [p for p in ALWAYS_APT if p in available]
-    checks = []
-    for name, spec in requirements:
-        debian, module = DEBIAN_EQUIVALENTS.get(name.lower(), (None, name.replace("-", "_")))
-        if debian and debian in available:
-            apt.append(debian)
-        checks.append((spec, module))
-    for gpio in GPIO_PACKAGES:
-        if gpio in available:
-            apt.append(gpio)
-            break
-    return apt, checks
 
 
 def _root_path(root, path):
@@ -151,77 +111,121 @@ def _read_bytes(path):
         return None
 
 
-def _run(args, **kwargs):
+def _run(args):
     log("+ " + " ".join(args))
-    subprocess.run(args, check=True, **kwargs)
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        lines = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
+        raise FirstBootError("{} failed: {}".format(args[0], lines[-1] if lines else done.returncode))
+    return done
 
 
-def _apt_available(names):
-    """The subset of `names` apt knows (apt-cache policy prints a Candidate for those)."""
-    done = subprocess.run(["apt-cache", "policy"] + list(names), capture_output=True, text=True, check=False)
-    known = set()
-    current = None
-    for line in done.stdout.splitlines():
-        if line and not line.startswith(" ") and line.endswith(":"):
-            current = line[:-1]
-        elif current and line.strip().startswith("Candidate:") and "(none)" not in line:
-            known.add(current)
-    return known
+def _sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
-class System:
-    """The commands install_dependencies runs; tests replace it with a recording fake."""
-
-    def run(self, args, env=None):
-        _run(args, env=env)
-
-    def apt_available(self, names):
-        return _apt_available(names)
-
-    def importable(self, python, module):
-        return subprocess.run([python, "-c", "import " + module], capture_output=True, check=False).returncode == 0
+def _installed_version(package):
+    done = subprocess.run(["dpkg-query", "-W", "-f=${Status} ${Version}", package],
+                          capture_output=True, text=True, check=False)
+    fields = done.stdout.split()
+    return fields[-1] if done.returncode == 0 and fields[:3] == ["install", "ok", "installed"] else None
 
 
-def install_dependencies(install_dir=payload.INSTALL_DIR, system=None):
-    """Debian packages, the venv (with the system's packages visible), PyPI for the rest, `sotto` itself.
+def _deb_fields(path):
+    done = _run(["dpkg-deb", "--show", "--showformat=${Package} ${Version}", path])
+    return tuple(done.stdout.split())
 
-    Returns False when the stamp says everything is already installed, True after installing.
+
+def install_dependencies(install_dir=payload.INSTALL_DIR, machine=None, config=None):
+    """Unpack the venv and install the Debian packages that the image carries; never the network.
+
+    /opt/sotto/dist holds what `make image` built for this machine (tools/image/deviceenv.py): its
+    MANIFEST lists each file with its sha256, and each is checked before use, so a damaged card gives a
+    clear error rather than a half-working phone. The venv is unpacked next to the old one and renamed
+    into place; the stamp in it holds the MANIFEST's hash, so later boots skip all of this.
+    Returns False when already done, True after installing; raises FirstBootError.
     """
-    system = system or System()
-    requirements_text = _read(os.path.join(install_dir, "requirements.txt")) or ""
-    # The stamp covers what decides the venv's contents: the pins and the project's entry points.
-    digest = hashlib.sha256(
-        (requirements_text + "\0" + (_read(os.path.join(install_dir, "pyproject.toml")) or "")).encode()
-    ).hexdigest()
+    from tools.image.deviceenv import read_manifest
+
+    dist = os.path.join(install_dir, DIST_DIR)
+    manifest_text = _read(os.path.join(dist, "MANIFEST"))
+    if manifest_text is None:
+        raise FirstBootError("{}/MANIFEST is missing: this image carries no environment for the phone "
+                             "(build it with `make image`)".format(dist))
+    digest = hashlib.sha256(manifest_text.encode()).hexdigest()
     venv = os.path.join(install_dir, ".venv")
     stamp = os.path.join(venv, STAMP_NAME)
     if _read(stamp) == digest and os.path.exists(os.path.join(venv, "bin", "sotto")):
         log("dependencies up to date")
         return False
-    requirements = parse_requirements(requirements_text)
-    candidates = list(ALWAYS_APT) + list(GPIO_PACKAGES) + list(BUILD_APT)
-    candidates += [deb for deb, _ in DEBIAN_EQUIVALENTS.values() if deb]
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    system.run(["apt-get", "update", "-q"], env=env)
-    available = system.apt_available(candidates)
-    apt, checks = plan_dependencies(requirements, available)
-    system.run(["apt-get", "install", "-y", "-q", "--no-install-recommends"] + apt, env=env)
-    if not os.path.exists(os.path.join(venv, "bin", "python")):
-        system.run(["python3", "-m", "venv", "--system-site-packages", venv])
-    python = os.path.join(venv, "bin", "python")
-    missing = [spec for spec, module in checks if not system.importable(python, module)]
-    if missing:
-        build = [p for p in BUILD_APT if p in available]
-        if build:
-            system.run(["apt-get", "install", "-y", "-q", "--no-install-recommends"] + build, env=env)
-        system.run([python, "-m", "pip", "install", "-q"] + missing)
-    # The sotto command itself, editable: it runs the code in /opt/sotto, so an update of the tree
-    # (tools/install.py) needs no reinstall. The system's setuptools builds it: no PyPI for this step.
-    system.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "-e", install_dir])
+    if config is not None:
+        # The slow part starts: say so where the phone's user looks (the phone's own screen is not up yet).
+        log(firstboot_display.show("Sotto", "first boot: installing the phone, about a minute", config))
+    try:
+        meta, entries = read_manifest(manifest_text)
+    except ValueError as exc:
+        raise FirstBootError("{}/MANIFEST is damaged: {}".format(dist, exc)) from None
+    machine = machine or os.uname().machine
+    if meta.get("machine") != machine:
+        raise FirstBootError("the image's environment is for {}, this system is {} (use a 64-bit Raspberry Pi "
+                             "OS)".format(meta.get("machine"), machine))
+    python = "{}.{}".format(*sys.version_info[:2])
+    if not str(meta.get("python", "")).startswith(python + "."):
+        raise FirstBootError("the image's environment was built for Python {}, this system has {}".format(
+            meta.get("python"), python))
+    for expected, size, name in entries:
+        path = os.path.join(dist, name)
+        if not os.path.isfile(path) or os.path.getsize(path) != size or _sha256_file(path) != expected:
+            raise FirstBootError("{} is missing or damaged (checksum): rebuild or reflash the card".format(path))
+    debs = [os.path.join(dist, name) for _, _, name in entries if name.startswith("debs/") and name.endswith(".deb")]
+    needed = []
+    for deb in debs:
+        package, version = _deb_fields(deb)
+        if _installed_version(package) is None:
+            needed.append(deb)
+    if needed:
+        # dpkg alone: the packages come from the card, and apt would want its lists (the network).
+        _run(["dpkg", "--install"] + needed)
+    tar = [name for _, _, name in entries if name.startswith("venv-") and name.endswith(".tar")]
+    if len(tar) != 1:
+        raise FirstBootError("{}/MANIFEST names no venv archive".format(dist))
+    fresh = venv + ".new"
+    shutil.rmtree(fresh, ignore_errors=True)
+    os.makedirs(fresh)
+    # The archive holds .venv/...; unpacked under .venv.new/ then moved up one level.
+    _run(["tar", "-xf", os.path.join(dist, tar[0]), "-C", fresh, "--no-same-owner"])
+    unpacked = os.path.join(fresh, ".venv")
+    if not os.path.exists(os.path.join(unpacked, "bin", "python")):
+        raise FirstBootError("{} holds no venv".format(tar[0]))
+    _run([os.path.join(unpacked, "bin", "python"), "-c", "import " + ", ".join(meta.get("imports", ["firmware"]))])
+    old = venv + ".old"
+    shutil.rmtree(old, ignore_errors=True)
+    if os.path.exists(venv):
+        os.rename(venv, old)
+    os.rename(unpacked, venv)
+    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(fresh, ignore_errors=True)
     with open(stamp, "w", encoding="utf-8") as f:
         f.write(digest)
-    log("dependencies installed: apt {}, PyPI {}".format(" ".join(apt), " ".join(missing) or "(none)"))
+    log("dependencies installed from the image: {} Debian package(s), the venv ({})".format(
+        len(needed), tar[0]))
     return True
+
+
+def record_failure(message, path=FAILED_FILE, config=None):
+    """The one line, in the journal (stderr), in `path`, and on the phone's display when it is an OLED."""
+    print("sotto-firstboot: FAILED: {}".format(message), file=sys.stderr, flush=True)
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(message + "\n")
+    except OSError:
+        pass
+    if config is not None:
+        log(firstboot_display.show("First boot failed", message, config, alert=True))
 
 
 def main(argv=None):
@@ -237,10 +241,19 @@ def main(argv=None):
         if args.step in ("import-config", "all"):
             import_config(args.root)
         if args.step in ("deps", "all"):
-            install_dependencies()
-    except (OSError, subprocess.CalledProcessError) as exc:
-        print("sotto-firstboot: {}".format(exc), file=sys.stderr)
+            install_dependencies(config=payload.CONFIG_FILE)
+    except FirstBootError as exc:
+        record_failure(str(exc), config=payload.CONFIG_FILE if args.root == "/" else None)
         return 1
+    except OSError as exc:
+        record_failure("{}: {}".format(exc.filename or "", exc.strerror or exc),
+                       config=payload.CONFIG_FILE if args.root == "/" else None)
+        return 1
+    if args.step in ("deps", "all"):
+        try:
+            os.unlink(FAILED_FILE)
+        except OSError:
+            pass
     return 0
 
 

@@ -178,7 +178,7 @@ class Installer:
         for current, dirs, files in os.walk(base, topdown=True):
             rel_dir = os.path.relpath(current, base)
             if rel_dir == ".":
-                dirs[:] = [d for d in dirs if d != ".venv"]
+                dirs[:] = [d for d in dirs if d not in (".venv", payload.DIST_DIR)]
             links = [d for d in dirs if os.path.islink(os.path.join(current, d))]
             for name in files + links:
                 rel = os.path.normpath(os.path.join(rel_dir, name))
@@ -197,6 +197,29 @@ class Installer:
             else:
                 with open(os.path.join(self.source, rel), "rb") as f:
                     self.write_file(absolute, f.read(), mode)
+
+    def dist(self):
+        """The device environment next to the tree (an update bundle's sotto/dist, tools/image/deviceenv.py):
+        replaces /opt/sotto/dist when its MANIFEST differs. A plain git checkout has none: first boot then
+        keeps the environment already installed."""
+        source = os.path.join(self.source, payload.DIST_DIR)
+        manifest = os.path.join(source, "MANIFEST")
+        if not os.path.isfile(manifest):
+            return
+        target = payload.INSTALL_DIR + "/" + payload.DIST_DIR
+        with open(manifest, "rb") as f:
+            if self.read(target + "/MANIFEST") == f.read():
+                return
+        self.remove(target)
+        self.ensure_dir(target, 0o755)
+        from tools.image.deviceenv import dist_files
+
+        for rel in dist_files(source) + ["MANIFEST"]:
+            parent = os.path.dirname(rel)
+            if parent:
+                self.ensure_dir(target + "/" + parent, 0o755)
+            with open(os.path.join(source, rel), "rb") as f:
+                self.write_file(target + "/" + rel, f.read(), 0o644)
 
     def system_files(self, uid, gid, boot_mount):
         self.ensure_dir(payload.CONFIG_DIR, 0o750, 0, gid)
@@ -245,12 +268,14 @@ class Installer:
         boot_mount = payload.boot_mount_point((self.read("/etc/fstab") or b"").decode("utf-8", "replace"))
         uid, gid = self.accounts()
         self.tree()
+        self.dist()
         self.system_files(uid, gid, boot_mount)
         self.boot_partition(boot_mount, config_bytes, board, uid, gid)
         self.systemctl("daemon-reload")
         if start:
             self.systemctl("start", payload.mount_unit_name(payload.DATA_DIR))
-            self._log("{}: installing dependencies (sotto-firstboot.service), this can take minutes".format(PROG))
+            self._log("{}: installing dependencies from {}/{} (sotto-firstboot.service)".format(
+                PROG, payload.INSTALL_DIR, payload.DIST_DIR))
             self.systemctl("restart", "sotto-firstboot.service")
             self.systemctl("restart", "sotto.service")
 

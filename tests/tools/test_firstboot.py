@@ -1,12 +1,15 @@
-"""tools/firstboot.py: config import, data directory, and the Debian/PyPI dependency plan."""
+"""tools/firstboot.py: config import, data directory, and the offline installation from the image."""
 
 import os
 import pathlib
 import subprocess
 import sys
 
+import pytest
+
 from tests.tools.test_install import make_root
 from tools import firstboot
+from tools.image import deviceenv
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -68,78 +71,79 @@ def test_deps_refuses_a_root_prefix(tmp_path):
     assert done.returncode == 2 and "--root" in done.stderr
 
 
-def test_requirements_parsing():
-    text = "# comment\n-r other.txt\ncryptography==50.0.2\nluma.oled==3.16.0  # display\n\nsmbus2>=0.4\n"
-    assert firstboot.parse_requirements(text) == [
-        ("cryptography", "cryptography==50.0.2"), ("luma.oled", "luma.oled==3.16.0"), ("smbus2", "smbus2>=0.4"),
-    ]
+def _dist(tree, machine=None, python=None, imports=("json",)):
+    """A device environment like tools/image/deviceenv.py makes, for this host: a real venv (Debian's
+    python3, no pip), archived with tar, and its MANIFEST."""
+    work = tree / "build"
+    venv = work / ".venv"
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    (venv / "bin" / "sotto").write_text("#!/bin/sh\n")
+    dist = tree / "dist"
+    dist.mkdir(parents=True)
+    subprocess.run(["tar", "-cf", str(dist / "venv-test.tar"), "-C", str(work), ".venv"], check=True, timeout=120)
+    (dist / "versions.txt").write_text("# test\n")
+    version = subprocess.run(["/usr/bin/python3", "-c", "import sys; print(sys.version.split()[0])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    deviceenv.write_manifest(str(dist), {"machine": machine or os.uname().machine, "python": python or version,
+                                         "imports": list(imports)})
+    return dist
 
 
-def test_plan_prefers_debian_packages_and_falls_back_to_pypi():
-    requirements = firstboot.parse_requirements(
-        "cryptography==50.0.2\nsmbus2==0.6.1\ng722==1.2.8\npyalsaaudio==0.11.0\n")
-    available = {"python3-venv", "libopus0", "python3-cryptography", "python3-smbus2", "python3-rpi-lgpio",
-                 "python3-rpi.gpio"}
-    apt, checks = firstboot.plan_dependencies(requirements, available)
-    assert apt == ["python3-venv", "libopus0", "python3-cryptography", "python3-smbus2", "python3-rpi-lgpio"]
-    assert "python3-setuptools" in firstboot.plan_dependencies([], {"python3-setuptools"})[0]
-    # Everything is still checked in the venv; whatever does not import comes from PyPI, pinned.
-    assert checks == [("cryptography==50.0.2", "cryptography"), ("smbus2==0.6.1", "smbus2"),
-                      ("g722==1.2.8", "g722"), ("pyalsaaudio==0.11.0", "alsaaudio")]
+def _install(tree):
+    # The system's python3 runs first boot on the device; the dev venv's python is another version.
+    code = ("import sys; sys.path.insert(0, {!r}); from tools import firstboot; "
+            "print(firstboot.install_dependencies({!r}))")
+    return subprocess.run(["/usr/bin/python3", "-c", code.format(str(REPO), str(tree))],
+                          capture_output=True, text=True, timeout=300, check=False)
 
 
-def test_plan_takes_classic_rpi_gpio_when_lgpio_is_missing():
-    apt, _ = firstboot.plan_dependencies([], {"python3-rpi.gpio"})
-    assert apt == ["python3-rpi.gpio"]
-
-
-class FakeSystem:
-    """Records commands; pretends apt knows `available` and the venv imports `importable`."""
-
-    def __init__(self, available, importable):
-        self.available = set(available)
-        self.importable_modules = set(importable)
-        self.commands = []
-
-    def run(self, args, env=None):
-        self.commands.append(list(args))
-        if args[1:4] == ["-m", "venv", "--system-site-packages"]:
-            os.makedirs(os.path.join(args[4], "bin"))
-            open(os.path.join(args[4], "bin", "python"), "w").close()
-        if "-e" in args:  # the editable install creates the command
-            open(os.path.join(args[-1], ".venv", "bin", "sotto"), "w").close()
-
-    def apt_available(self, names):
-        return self.available & set(names)
-
-    def importable(self, python, module):
-        return module in self.importable_modules
-
-
-def test_install_dependencies_takes_debian_first_pypi_for_the_rest_then_stops(tmp_path):
+def test_deps_unpacks_the_venv_from_the_image_offline_then_stops(tmp_path):
     tree = tmp_path / "sotto"
-    tree.mkdir()
-    (tree / "requirements.txt").write_text("cryptography==50.0.2\nsmbus2==0.6.1\ng722==1.2.8\n")
-    (tree / "pyproject.toml").write_text("[project]\nname = 'sotto'\n")
-    system = FakeSystem({"python3-venv", "python3-setuptools", "python3-smbus2", "python3-cryptography",
-                         "python3-rpi-lgpio", "build-essential", "python3-dev"}, {"cryptography", "smbus2"})
-    assert firstboot.install_dependencies(str(tree), system) is True
-    venv_python = str(tree / ".venv" / "bin" / "python")
-    assert system.commands == [
-        ["apt-get", "update", "-q"],
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "python3-venv", "python3-setuptools",
-         "python3-cryptography", "python3-smbus2", "python3-rpi-lgpio"],
-        ["python3", "-m", "venv", "--system-site-packages", str(tree / ".venv")],
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "build-essential", "python3-dev"],
-        [venv_python, "-m", "pip", "install", "-q", "g722==1.2.8"],
-        [venv_python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "-e", str(tree)],
-    ]
-    # Next boot: nothing to do.
-    again = FakeSystem(system.available, system.importable_modules)
-    assert firstboot.install_dependencies(str(tree), again) is False and again.commands == []
-    # A changed pin runs it again (the venv is reused).
-    (tree / "requirements.txt").write_text("cryptography==50.0.2\nsmbus2==0.6.1\ng722==1.2.9\n")
-    third = FakeSystem(system.available, system.importable_modules | {"g722"})
-    assert firstboot.install_dependencies(str(tree), third) is True
-    assert ["python3", "-m", "venv", "--system-site-packages", str(tree / ".venv")] not in third.commands
-    assert not [c for c in third.commands if c[-1] == "g722==1.2.9"]  # already importable: no PyPI
+    _dist(tree)
+    done = _install(tree)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("True")
+    assert (tree / ".venv" / "bin" / "python").exists() and (tree / ".venv" / ".sotto-deps").exists()
+    assert not (tree / ".venv.new").exists() and not (tree / ".venv.old").exists()
+    again = _install(tree)
+    assert again.returncode == 0 and again.stdout.strip().endswith("False") and "up to date" in again.stdout
+
+
+def test_deps_refuses_a_damaged_archive_with_one_line(tmp_path):
+    tree = tmp_path / "sotto"
+    dist = _dist(tree)
+    with open(dist / "venv-test.tar", "r+b") as f:
+        f.seek(600)
+        f.write(b"X")
+    done = _install(tree)
+    assert done.returncode != 0
+    assert "FirstBootError" in done.stderr and "damaged (checksum)" in done.stderr
+    assert not (tree / ".venv").exists()
+
+
+def test_deps_refuses_another_machine_or_python(tmp_path):
+    _dist(tmp_path / "a", machine="armv7l")
+    done = _install(tmp_path / "a")
+    assert "is for armv7l" in done.stderr
+    _dist(tmp_path / "b", python="3.9.2")
+    done = _install(tmp_path / "b")
+    assert "built for Python 3.9.2" in done.stderr
+
+
+def test_deps_checks_the_imports_before_switching(tmp_path):
+    tree = tmp_path / "sotto"
+    _dist(tree, imports=("no_such_module_here",))
+    done = _install(tree)
+    assert "No module named 'no_such_module_here'" in done.stderr
+    assert not (tree / ".venv").exists()
+
+
+def test_deps_without_an_environment_says_so():
+    with pytest.raises(firstboot.FirstBootError, match="carries no environment"):
+        firstboot.install_dependencies("/nonexistent-sotto-tree")
+
+
+def test_a_failure_is_one_line_in_the_journal_and_a_file(tmp_path, capsys):
+    firstboot.record_failure("the card is damaged", str(tmp_path / "failed"))
+    assert capsys.readouterr().err == "sotto-firstboot: FAILED: the card is damaged\n"
+    assert (tmp_path / "failed").read_text() == "the card is damaged\n"

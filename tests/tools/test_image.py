@@ -331,3 +331,51 @@ def test_bad_configuration_and_unknown_board_are_refused(built, tmp_path):
     done = build(built["base"], out, "--board", "no-such-board")
     assert done.returncode == 2 and "unknown board" in done.stderr
     assert not out.exists()
+
+
+def test_config_and_board_together(built, tmp_path):
+    """`make image ... CONFIG=... BOARD=...`, as the guide writes it: the board joins the configuration."""
+    config = tmp_path / "phone.toml"
+    config.write_text('[account]\nuri = "sip:alice@example.org"\n')
+    out = tmp_path / "both.img"
+    done = build(built["out"], out, "--config", str(config), "--board", "pi4-oled")
+    assert done.returncode == 0, done.stderr
+    written = tomllib.loads(standin.fat_read(str(out), "/sotto.toml").decode())
+    assert written["board"]["name"] == "pi4-oled" and written["account"]["uri"] == "sip:alice@example.org"
+    config.write_text('[board]\nname = "pi5"\n')
+    refused = build(built["out"], tmp_path / "conflict.img", "--config", str(config), "--board", "pi4-oled")
+    assert refused.returncode == 2 and "give one of them" in refused.stderr
+    assert not (tmp_path / "conflict.img").exists()
+
+
+def test_device_environment_is_carried_and_replaced_when_it_changes(built, tmp_path):
+    from tools.image import deviceenv
+
+    dist = tmp_path / "env"
+    (dist / "debs").mkdir(parents=True)
+    (dist / "venv-aarch64.tar").write_bytes(b"archive one")
+    (dist / "debs" / "libopus0_1.3.1-3_arm64.deb").write_bytes(b"deb")
+    deviceenv.write_manifest(str(dist), {"machine": "aarch64", "python": "3.11.2", "imports": []})
+    first = tmp_path / "with-env.img"
+    done = build(built["out"], first, "--dist", str(dist))
+    assert done.returncode == 0, done.stderr
+    assert standin.ext_read(str(first), "/opt/sotto/dist/MANIFEST") == (dist / "MANIFEST").read_bytes()
+    assert standin.ext_read(str(first), "/opt/sotto/dist/venv-aarch64.tar") == b"archive one"
+    assert standin.ext_read(str(first), "/opt/sotto/dist/debs/libopus0_1.3.1-3_arm64.deb") == b"deb"
+    # The same environment again: the partitions stay byte for byte the same.
+    again = tmp_path / "again.img"
+    assert build(first, again, "--dist", str(dist)).returncode == 0
+    assert standin.partition_bytes(str(again), 2) == standin.partition_bytes(str(first), 2)
+    # A new one replaces the old, and a tree update without --dist keeps it.
+    (dist / "venv-aarch64.tar").write_bytes(b"archive two")
+    (dist / "debs" / "libopus0_1.3.1-3_arm64.deb").unlink()
+    deviceenv.write_manifest(str(dist), {"machine": "aarch64", "python": "3.11.2", "imports": []})
+    second = tmp_path / "new-env.img"
+    assert build(again, second, "--dist", str(dist)).returncode == 0
+    assert standin.ext_read(str(second), "/opt/sotto/dist/venv-aarch64.tar") == b"archive two"
+    assert standin.ext_read(str(second), "/opt/sotto/dist/debs/libopus0_1.3.1-3_arm64.deb") is None
+    kept = tmp_path / "kept.img"
+    assert build(second, kept).returncode == 0
+    assert standin.ext_read(str(kept), "/opt/sotto/dist/MANIFEST") == (dist / "MANIFEST").read_bytes()
+    missing = build(built["out"], tmp_path / "no.img", "--dist", str(tmp_path))
+    assert missing.returncode == 2 and "not a device environment" in missing.stderr

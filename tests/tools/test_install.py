@@ -236,3 +236,31 @@ def test_on_a_running_system_systemd_is_reloaded_and_the_services_started(tmp_pa
     failing = Installer(str(root), source=SOURCE, log=lambda message: None, run=lambda argv: 1)
     with pytest.raises(InstallError, match="systemctl daemon-reload failed"):
         failing.install(board="sim", start=False)
+
+
+def test_an_update_bundle_installs_its_environment(tmp_path):
+    """The update path without a git checkout: the bundle `make bundle` writes, unpacked, then install.py."""
+    from tools.image import deviceenv
+
+    dist = tmp_path / "env"
+    (dist / "debs").mkdir(parents=True)
+    (dist / "venv-aarch64.tar").write_bytes(b"venv archive")
+    (dist / "debs" / "libopus0_1.3.1-3_arm64.deb").write_bytes(b"deb")
+    deviceenv.write_manifest(str(dist), {"machine": "aarch64", "python": "3.11.2", "imports": []})
+    bundle = tmp_path / "sotto-update.tar"
+    deviceenv.write_bundle(str(bundle), str(dist), SOURCE)
+    unpacked = tmp_path / "unpacked"
+    unpacked.mkdir()
+    subprocess.run(["tar", "-xf", str(bundle), "-C", str(unpacked)], check=True, timeout=60)
+    root = make_root(tmp_path / "root")
+    done = subprocess.run([sys.executable, "-m", "tools.install", "--root", str(root), "--board", "sim"],
+                          cwd=str(unpacked / "sotto"), capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    installed_dist = root / "opt/sotto/dist"
+    assert (installed_dist / "MANIFEST").read_bytes() == (dist / "MANIFEST").read_bytes()
+    assert (installed_dist / "venv-aarch64.tar").read_bytes() == b"venv archive"
+    assert (installed_dist / "debs/libopus0_1.3.1-3_arm64.deb").read_bytes() == b"deb"
+    assert (root / "opt/sotto/firmware/config.py").exists()
+    # Again: nothing to change, and the environment is kept by a plain checkout's install too.
+    again = install(root, "--board", "sim")
+    assert again.returncode == 0 and (installed_dist / "MANIFEST").exists()

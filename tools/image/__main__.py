@@ -1,4 +1,4 @@
-"""python -m tools.image --base BASE --out OUT [--config FILE] [--board NAME] [--source DIR]
+"""python -m tools.image --base BASE --out OUT [--config FILE] [--board NAME] [--source DIR] [--dist DIR]
 
 Exit codes: 0 done; 2 bad arguments, a BASE that is not a Raspberry Pi OS-like image (MBR, FAT boot,
 ext4 root), a bad configuration or an unknown board, with one line on stderr and no OUT written;
@@ -34,6 +34,8 @@ def main(argv=None):
         ", ".join(payload.available_boards())))
     parser.add_argument("--source", default=payload.REPO_ROOT,
                         help="the Sotto tree to install (default: this checkout)")
+    parser.add_argument("--dist", help="the device environment to carry (python -m tools.image.deviceenv makes "
+                        "it; `make image` passes it): without it first boot has nothing to install")
     args = parser.parse_args(argv)
     if not os.path.isfile(os.path.join(args.source, "firmware", "__init__.py")):
         return _fail(2, "{}: not a Sotto tree (no firmware/__init__.py)".format(args.source))
@@ -58,8 +60,18 @@ def main(argv=None):
                 return _fail(2, "{}: not UTF-8 text".format(args.config))
             payload.validate_config_text(text, args.config)
             if args.board is not None:
-                return _fail(2, "--board applies to the template only; set [board] name in {}".format(args.config))
-        build(args.base, args.out, config_bytes, args.board, args.source)
+                # CONFIG and BOARD together: the board goes into the configuration unless it names another.
+                import tomllib
+
+                named = tomllib.loads(text).get("board")
+                if named is None:
+                    config_bytes = (text.rstrip("\n") + '\n\n[board]\nname = "{}"\n'.format(args.board)).encode()
+                elif named.get("name") != args.board:
+                    return _fail(2, "{} sets [board] name = {!r}, not {!r}: give one of them".format(
+                        args.config, named.get("name"), args.board))
+        if args.dist is not None and not os.path.isfile(os.path.join(args.dist, "MANIFEST")):
+            return _fail(2, "{}: not a device environment (no MANIFEST)".format(args.dist))
+        build(args.base, args.out, config_bytes, args.board, args.source, args.dist)
     except (BaseImageError, ConfigError) as exc:
         return _fail(2, str(exc))
     except ImageToolError as exc:

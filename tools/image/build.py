@@ -113,7 +113,37 @@ def _account_files(ext):
     return texts, owners
 
 
-def edit_root(ext, stage, repo_root):
+def edit_dist(ext, script, dist, created):
+    """/opt/sotto/dist: the device environment (tools/image/deviceenv.py), replaced when its MANIFEST differs.
+
+    The files are written straight from `dist` (the venv archive is large: no staging copy), and the
+    MANIFEST last, so an interrupted build never leaves a MANIFEST naming files that are not there.
+    """
+    from tools.image.deviceenv import dist_files
+
+    target = payload.INSTALL_DIR + "/" + payload.DIST_DIR
+    with open(os.path.join(dist, "MANIFEST"), "rb") as f:
+        manifest = f.read()
+    if ext.exists(target + "/MANIFEST") and ext.read(target + "/MANIFEST") == manifest:
+        return
+    if ext.exists(target):
+        for path, entry in reversed(ext.walk(target)):
+            if entry.is_dir():
+                script.rmdir(path)
+            else:
+                script.unlink(path)
+        script.rmdir(target)
+    script.mkdir(target, 0o755, 0, 0)
+    for rel in dist_files(dist):
+        parent = os.path.dirname(rel)
+        if parent and target + "/" + parent not in created:
+            script.mkdir(target + "/" + parent, 0o755, 0, 0)
+            created.add(target + "/" + parent)
+        script.write(os.path.join(dist, rel), target + "/" + rel, 0o644, 0, 0)
+    script.write(os.path.join(dist, "MANIFEST"), target + "/MANIFEST", 0o644, 0, 0)
+
+
+def edit_root(ext, stage, repo_root, dist=None):
     """Every root-partition edit; returns (uid, gid, boot mount point)."""
     texts, owners = _account_files(ext)
     before = accounts.Accounts(*(texts[p] for p in ACCOUNT_FILES))
@@ -130,7 +160,8 @@ def edit_root(ext, stage, repo_root):
 
     # The firmware tree: everything under /opt/sotto but the device's venv is replaced.
     install = payload.INSTALL_DIR
-    old_tree = ext.walk(install, skip=(install + "/.venv",)) if ext.exists(install) else []
+    old_tree = ext.walk(install, skip=(install + "/.venv", install + "/" + payload.DIST_DIR)) if ext.exists(
+        install) else []
     wanted = {install + "/" + rel: (is_dir, mode) for rel, is_dir, mode in payload.source_tree(repo_root)}
     # Remove what the new tree does not have, or has as another kind (file <-> directory); children
     # before their directories (walk lists parents first).
@@ -164,6 +195,8 @@ def edit_root(ext, stage, repo_root):
                 script.unlink(path)
             script.write(stage.put(data), path, mode, 0, 0)
 
+    if dist is not None:
+        edit_dist(ext, script, dist, created)
     _ensure_dir(ext, script, payload.CONFIG_DIR, 0o750, 0, gid, created)
     for parent in ("/var", "/var/lib"):
         _ensure_dir(ext, script, parent, 0o755, 0, 0, created)
@@ -275,7 +308,7 @@ def fsck_root(image, offset):
             lines[-1] if lines else done.returncode))
 
 
-def build(base, out, config_bytes=None, board=None, repo_root=payload.REPO_ROOT):
+def build(base, out, config_bytes=None, board=None, repo_root=payload.REPO_ROOT, dist=None):
     """Write the Sotto image for BASE to OUT. Raises BaseImageError, ImageToolError."""
     out_dir = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(out_dir):
@@ -291,7 +324,7 @@ def build(base, out, config_bytes=None, board=None, repo_root=payload.REPO_ROOT)
         finally:
             os.close(fd)
         ext = Ext4Partition(tmp, layout.root.offset)
-        uid, gid, _ = edit_root(ext, stage, repo_root)
+        uid, gid, _ = edit_root(ext, stage, repo_root, dist)
         edit_boot(FatPartition(tmp, layout.boot.offset), stage, config_bytes, board, uid, gid)
         fsck_root(tmp, layout.root.offset)
         os.chmod(tmp, 0o644)

@@ -35,6 +35,7 @@ DATA_IMAGE_BYTES = 16 * 1024 * 1024
 DEFAULT_BOOT_MOUNT = "/boot/firmware"
 MODULES_LOAD = ("/etc/modules-load.d/sotto.conf", "# Sotto: the I2C display needs /dev/i2c-*\ni2c-dev\n")
 
+DIST_DIR = "dist"  # /opt/sotto/dist: the device environment (tools/image/deviceenv.py)
 SOURCE_DIRS = ("firmware", "audio", "boards", "tools")
 SOURCE_FILES = ("pyproject.toml", "requirements.txt", "Makefile", "README.md")
 _SKIP_DIRS = ("__pycache__", ".venv", ".git", "tests", "build", "dist")

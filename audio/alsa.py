@@ -17,7 +17,6 @@ API:
         AlsaPlayback.write(pcm)        one period; an underrun is recovered by re-preparing and
                                        refilling `prefill_periods` of silence ahead of the data
         .close()
-    hardware_rates(device) -> list of supported rates (or a (min, max) range as ALSA reports it)
     open_device_pair(capture_device, playback_device, preferred_rate=48000) -> (capture, playback)
     open_pair(capture_device, playback_device, rate)   the same (the name firmware.runtime.call_media uses)
         Ask for the codec's rate: "plughw:"/"default" devices then convert in ALSA (C) and the media
@@ -128,17 +127,6 @@ class AlsaPlayback(_AlsaDevice):
             if self._prefill:
                 self.pcm.write(self._prefill)
             self.pcm.write(pcm)
-
-
-def hardware_rates(device):
-    pcm = alsaaudio.PCM(alsaaudio.PCM_PLAYBACK, alsaaudio.PCM_NORMAL, device=device)
-    try:
-        rates = pcm.getrates()
-    finally:
-        pcm.close()
-    if isinstance(rates, int):
-        return [rates]
-    return list(rates)
 
 
 def open_device_pair(capture_device, playback_device, preferred_rate=48000):

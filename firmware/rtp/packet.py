@@ -12,7 +12,6 @@ API:
     seq_delta(a, b) -> int                signed distance a - b modulo 2^16, in -32768..32767
     ts_delta(a, b) -> int                 signed distance a - b modulo 2^32
     seq_newer(a, b) -> bool               a is after b (modulo the wrap)
-    is_rtcp(data) -> bool                 second octet is an RTCP packet type 192..223 (RFC 5761 §4)
 
 Fields are plain ints; `payload` is the payload without padding.
 """
@@ -140,8 +139,3 @@ def ts_delta(a, b):
 
 def seq_newer(a, b):
     return seq_delta(a, b) > 0
-
-
-def is_rtcp(data):
-    """RFC 5761 §4: with rtcp-mux, payload types 64-95 (second octet 192-223) are RTCP."""
-    return len(data) >= 2 and 192 <= data[1] <= 223

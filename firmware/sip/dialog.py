@@ -17,7 +17,6 @@ dialog.request_target() -> (request_uri, routes) per §12.2.1.1: loose routing (
 dialog.check_remote_cseq(number) -> bool: False (answer 500) when lower than or equal to the last one
     seen (§12.2.2); updates remote_seq otherwise (ACK and CANCEL are not checked by callers).
 dialog.update_target(contact_value) -> refresh the remote target from a Contact value (target refresh).
-dialog_id_from_request(request) -> (call_id, local_tag=To tag, remote_tag=From tag)
 """
 
 from firmware.errors import RemoteProtocolError
@@ -137,7 +136,3 @@ class Dialog:
         contact = parse_name_addr(contact_value)
         if contact.uri is not None:
             self.remote_target = contact.uri
-
-
-def dialog_id_from_request(request):
-    return (request.call_id, request.to_addr.tag, request.from_addr.tag)

@@ -8,7 +8,7 @@ Headers(pairs=None)
     The ordered header list of one message (a list of [name, value] pairs: MicroPython dicts are
     unordered). Names are stored canonical, values stripped. Methods:
       get(name) -> first value or None          get_all(name) -> every value, comma lists split
-      add(name, value)  prepend(name, value)     set(name, value) (replaces all)   remove(name)
+      add(name, value)  set(name, value) (replaces all)  remove(name)
       count(name)  items() -> list of pairs      len(headers)
     Comma-separated values are split only for the headers whose grammar is a list (Via, Contact,
     Route, Record-Route, Allow, Supported, Require, ...; never WWW-Authenticate, Date, ...).
@@ -220,9 +220,6 @@ class Headers:
     def add(self, name, value):
         self._pairs.append([canonical_name(name), str(value).strip()])
 
-    def prepend(self, name, value):
-        self._pairs.insert(0, [canonical_name(name), str(value).strip()])
-
     def set(self, name, value):
         name = canonical_name(name)
         for i in range(len(self._pairs)):
@@ -290,9 +287,6 @@ class Via:
     @property
     def branch(self):
         return self.param("branch")
-
-    def sent_by(self):
-        return (self.host, self.port)
 
     def __str__(self):
         host = format_host(self.host)

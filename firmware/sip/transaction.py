@@ -206,10 +206,6 @@ class ClientTransaction(_Transaction):
         self._set_timer("K", now + (0 if self.reliable else self.t4))
         return True
 
-    def cancel_retransmissions(self):
-        self._cancel_timer("A")
-        self._cancel_timer("E")
-
     def handle_timer(self, now):
         result = None
         for name, _ in self._expired(now):

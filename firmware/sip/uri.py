@@ -172,9 +172,6 @@ class Uri:
     def set_param(self, name, value=None):
         set_param(self.params, name, value)
 
-    def remove_param(self, name):
-        self.params = [p for p in self.params if p[0] != name]
-
     def copy(self):
         return Uri(
             self.scheme,

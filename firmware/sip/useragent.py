@@ -98,7 +98,7 @@ from firmware.sip.registration import (
     Registration,
 )
 from firmware.sip.transaction import T1, T2, T4, ClientTransaction, ServerTransaction, client_key, transaction_key
-from firmware.sip.uri import NameAddr, Uri, decode_utf8, format_host, parse_name_addr, parse_uri
+from firmware.sip.uri import NameAddr, Uri, decode_utf8, parse_name_addr, parse_uri
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY, UPDATE"
 USER_AGENT = "Sotto"
@@ -1770,7 +1770,3 @@ def _local_uri(value, what):
 def _reason(status):
     return REASONS.get(status, "Unknown")
 
-
-def format_address(address):
-    host, port = address
-    return "{}:{}".format(format_host(host), port)

@@ -193,14 +193,6 @@ class ZrtpCache:
             record.uri = uri[:MAX_URI]
         self.dirty = True
 
-    def touch(self, peer_zid, now, uri=None):
-        record = self._peers.get(peer_zid)
-        if record is not None:
-            record.last_use = int(now)
-            if uri:
-                record.uri = uri[:MAX_URI]
-            self.dirty = True
-
     def set_verified(self, peer_zid, flag, now=None):
         record = self._record(peer_zid, now)
         record.verified = bool(flag)

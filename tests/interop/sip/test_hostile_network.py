@@ -100,7 +100,10 @@ def test_torture_requests_get_400_from_a_running_sotto(tmp_path):
 
 
 FLOOD_SECONDS = 5.0  # of flood before the call is placed; it goes on during the call
-FLOOD_RATE = 400  # OPTIONS per second from the flooding address; 8/s used to lock every caller out
+# OPTIONS per second from the flooding address: 8/s used to lock every caller out. 100/s is within the
+# per-source rate (so every one is parsed and answered: 200, then 503) and keeps the test meaningful on
+# a loaded 2-core machine.
+FLOOD_RATE = 100
 
 
 def _flood(target, stop, tally):

@@ -182,6 +182,8 @@ export PIP_CERT=/etc/ssl/certs/build-host-ca.crt
 PYPI=1 .venv/bin/pip install -q --no-cache-dir -r requirements.txt
 .venv/bin/pip install -q --no-deps --no-build-isolation -e /opt/sotto
 .venv/bin/python -c "import {imports}"
+# mmdebstrap leaves no package lists behind: fetch them (signed, as apt always checks) to download.
+apt-get update -q >/dev/null
 cd /out/debs && apt-get download {debs} >/dev/null
 cd /opt/sotto && .venv/bin/pip freeze --exclude-editable > /out/pip-freeze.txt
 dpkg-query -W {debs} > /out/dpkg.txt

@@ -10,9 +10,20 @@ line: "boards/x.toml: keypad.rows[2]: BCM 17 is already used by buttons.trust".
 """
 
 import pathlib
-import tomllib
 
 from firmware.errors import ConfigError
+from firmware.validation import (
+    REQUIRED,
+    Field,
+    check_key,
+    check_table,
+    fail,
+    in_range,
+    one_of,
+    parse_toml,
+    printable,
+    read_toml,
+)
 
 BOARDS_DIR = pathlib.Path(__file__).resolve().parent
 
@@ -28,8 +39,6 @@ BUTTON_NAMES = ("trust", "hangup", "redial", "menu", "mute", "volume_up", "volum
 PHONE_KEY_NAMES = ("hangup", "redial", "menu", "mute", "volume_up", "volume_down", "back")
 DEFAULT_LETTERS = (("A", "menu"), ("B", "redial"), ("C", "mute"), ("D", "hangup"))
 LED_NAMES = ("verified", "alarm", "power")
-TOP_LEVEL = ("name", "model", "description", "gpio", "numbering", "display", "keypad", "buttons", "hook",
-             "leds", "buzzer", "audio")
 MAX_TEXT = 256  # name, model, description, audio device names: short, printable
 I2C_ADDRESS_MIN = 0x08  # 0x00-0x07 and 0x78-0x7F are reserved by the I2C specification
 I2C_ADDRESS_MAX = 0x77
@@ -132,8 +141,6 @@ def board_path(name_or_path):
 
 def load_board(name_or_path):
     """Load and validate a board (name or path); a Board, or ConfigError(where, key, expected)."""
-    from firmware.config import read_toml  # host-only, like this module
-
     path = board_path(name_or_path)
     where = str(path)
     if not path.exists():
@@ -146,228 +153,216 @@ def load_board(name_or_path):
 
 def load_board_text(text, where="<board>"):
     """Validate board TOML given as text (for tests and for the image tool's checks)."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(where, "toml", "valid TOML ({})".format(exc)) from None
-    except RecursionError:
-        raise ConfigError(where, "toml", "TOML nested less deeply (arrays or tables nested too deep)") from None
-    return parse_board(data, where)
+    return parse_board(parse_toml(text, where, "toml"), where)
 
 
-class _Checker:
-    """Validates one board file; remembers which part uses each BCM pin."""
+# The schema, as data (firmware.validation): every table refuses unknown keys and checks each value's type,
+# bounds and choices. Pins are checked afterwards by _Pins, which knows the numbering and who uses each pin.
+TEXT = "a string of at most {} characters without control characters".format(MAX_TEXT)
+
+
+def _string(choices=None, default=REQUIRED):
+    checks = [(printable(MAX_TEXT), TEXT)]
+    if choices is not None:
+        checks.append((one_of(choices), "one of: " + ", ".join(choices)))
+    return Field(str, default, "a string", checks=checks)
+
+
+def _integer(low, high, default=REQUIRED):
+    in_bounds = (in_range(low, high), "an integer from {} to {}".format(low, high))
+    return Field(int, default, "an integer", checks=[in_bounds], required="an integer (required)")
+
+
+def _table(name):
+    return Field(dict, None, "a table ([{}])".format(name))
+
+
+def _address(default):
+    return Field(int, default, "a 7-bit I2C address such as 0x3C", checks=[
+        (in_range(I2C_ADDRESS_MIN, I2C_ADDRESS_MAX), "a 7-bit I2C address from 0x08 to 0x77, not 0x{:02X}".format)])
+
+
+def _pin(table=None):
+    """A pin of the file: any value here, checked and claimed by _Pins (its text names the numbering)."""
+    if table is None:
+        return Field(None, None)
+    return Field(None, required="a pin number (required in [{}])".format(table))
+
+
+_PIN_LIST = Field(list, REQUIRED, "a list of 1 to 8 pin numbers", lambda pins: 1 <= len(pins) <= 8,
+                  required="a list of 1 to 8 pin numbers")
+BOARD_FIELDS = {
+    "name": _string(), "model": _string(default=""), "description": _string(default=""),
+    "gpio": _string(GPIO_LIBRARIES), "numbering": _string(NUMBERINGS, "BCM"),
+    "display": _table("display"), "keypad": _table("keypad"), "buttons": _table("buttons"), "hook": _table("hook"),
+    "leds": _table("leds"), "buzzer": _table("buzzer"), "audio": _table("audio"),
+}
+TOP_LEVEL = tuple(BOARD_FIELDS)
+DISPLAY_TYPE = _string(DISPLAY_TYPES)
+DISPLAY_FIELDS = {
+    "sim": {"type": DISPLAY_TYPE, "width": _integer(1, 4096, 128), "height": _integer(1, 4096, 64)},
+    "oled": {"type": DISPLAY_TYPE, "i2c_bus": _integer(0, 22, 1), "address": _address(0x3C),
+             "width": _integer(1, 4096, 128), "height": _integer(1, 4096, 64)},
+    "lcd": {"type": DISPLAY_TYPE, "i2c_bus": _integer(0, 22, 1), "address": _address(0x27),
+            "cols": _integer(1, 40, 16), "rows": _integer(1, 4, 2), "backpack": _string(("pcf8574",), "pcf8574")},
+}
+KEYPAD_FIELDS = {
+    "rows": _PIN_LIST, "cols": _PIN_LIST, "keys": Field(None, None), "debounce_ms": _integer(1, 500, 20),
+    "letters": Field(dict, {}, "a table of letter = \"key name\""),
+}
+BUTTON_FIELDS = dict((name, _pin()) for name in BUTTON_NAMES)
+HOOK_FIELDS = {"pin": _pin("hook"), "active": _string(("low", "high"), "low")}
+LED_FIELDS = dict((name, _pin()) for name in LED_NAMES)
+BUZZER_FIELDS = {"pin": _pin("buzzer")}
+AUDIO_FIELDS = {"playback": _string(default="default"), "capture": _string(default="default")}
+
+
+class _Pins:
+    """The cross-field pin rules: a pin is a GPIO of the numbering, not reserved, and used once."""
 
     def __init__(self, where, numbering):
         self.where = where
         self.numbering = numbering
         self.used = {}  # BCM pin -> key that uses it
 
-    def fail(self, key, expected):
-        raise ConfigError(self.where, key, expected)
-
-    def table(self, data, key):
-        value = data.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            self.fail(key, "a table ([{}])".format(key))
-        return value
-
-    def known_keys(self, table, prefix, allowed):
-        for key in table:
-            if key not in allowed:
-                self.fail(prefix + key, "one of: " + ", ".join(allowed))
-
-    def string(self, table, key, prefix, choices=None, default=None):
-        value = table.get(key, default)
-        if value is None:
-            self.fail(prefix + key, "a value (required)")
-        if not isinstance(value, str):
-            self.fail(prefix + key, "a string")
-        if len(value) > MAX_TEXT or any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in value):
-            self.fail(prefix + key, "a string of at most {} characters without control characters".format(MAX_TEXT))
-        if choices is not None and value not in choices:
-            self.fail(prefix + key, "one of: " + ", ".join(choices))
-        return value
-
-    def integer(self, table, key, prefix, low, high, default=None):
-        value = table.get(key, default)
-        if value is None:
-            self.fail(prefix + key, "an integer (required)")
-        if not isinstance(value, int) or isinstance(value, bool):
-            self.fail(prefix + key, "an integer")
-        if value < low or value > high:
-            self.fail(prefix + key, "an integer from {} to {}".format(low, high))
-        return value
-
     def pin(self, value, key):
         """A pin number from the file, checked and converted to BCM, and claimed for `key`."""
         if not isinstance(value, int) or isinstance(value, bool):
-            self.fail(key, "a GPIO pin number ({} numbering)".format(self.numbering))
+            fail(self.where, key, "a GPIO pin number ({} numbering)".format(self.numbering))
         if self.numbering == "BOARD":
             bcm = dict(HEADER_TO_BCM).get(value)
             if bcm is None:
-                self.fail(key, "a GPIO header pin (BOARD numbering), not power or ground: {}".format(value))
+                fail(self.where, key, "a GPIO header pin (BOARD numbering), not power or ground: {}".format(value))
         else:
             bcm = value
             if bcm < 0 or bcm > 27:
-                self.fail(key, "a BCM GPIO number from 2 to 27, not {}".format(bcm))
+                fail(self.where, key, "a BCM GPIO number from 2 to 27, not {}".format(bcm))
         for reserved, why in RESERVED_BCM:
             if bcm == reserved:
-                self.fail(key, "a free pin: BCM {} is reserved for {}".format(bcm, why))
+                fail(self.where, key, "a free pin: BCM {} is reserved for {}".format(bcm, why))
         self.claim(bcm, key)
         return bcm
 
     def claim(self, bcm, key):
         if bcm in self.used:
-            self.fail(key, "a free pin: BCM {} is already used by {}".format(bcm, self.used[bcm]))
+            fail(self.where, key, "a free pin: BCM {} is already used by {}".format(bcm, self.used[bcm]))
         self.used[bcm] = key
 
-    def pin_list(self, table, key, prefix, low, high):
-        value = table.get(key)
-        if not isinstance(value, list) or not low <= len(value) <= high:
-            self.fail(prefix + key, "a list of {} to {} pin numbers".format(low, high))
-        return [self.pin(v, "{}{}[{}]".format(prefix, key, i)) for i, v in enumerate(value)]
+    def named(self, table, names, prefix):
+        """(name, BCM pin) for each of `names` given in `table`, in the order of `names`."""
+        return [(name, self.pin(table[name], prefix + name)) for name in names if table[name] is not None]
+
+    def pin_list(self, pins, key):
+        return [self.pin(value, "{}[{}]".format(key, i)) for i, value in enumerate(pins)]
+
+
+def _section(where, data, name, fields):
+    """The nested table `name` checked against `fields`, or None when the file has no such table."""
+    if data[name] is None:
+        return None
+    return check_table(where, data[name], fields, name + ".")
 
 
 def parse_board(data, where):
     """Validate the parsed TOML of a board file and build a Board (pins in BCM)."""
-    numbering = data.get("numbering", "BCM")
-    check = _Checker(where, numbering if numbering in NUMBERINGS else "BCM")
-    check.known_keys(data, "", TOP_LEVEL)
+    data = check_table(where, data, BOARD_FIELDS)
     board = Board()
-    board.name = check.string(data, "name", "")
-    board.model = check.string(data, "model", "", default="")
-    board.description = check.string(data, "description", "", default="")
-    board.gpio = check.string(data, "gpio", "", GPIO_LIBRARIES)
-    check.string(data, "numbering", "", NUMBERINGS, default="BCM")
-
-    display = check.table(data, "display")
-    if display is None:
-        check.fail("display", "a [display] table")
-    board.display = _parse_display(check, display, board.gpio)
+    board.name, board.model, board.description, board.gpio = (data["name"], data["model"], data["description"],
+                                                               data["gpio"])
+    pins = _Pins(where, data["numbering"])
+    if data["display"] is None:
+        fail(where, "display", "a [display] table")
+    board.display = _parse_display(where, pins, data["display"], board.gpio)
 
     if board.is_simulated:
         for section in ("keypad", "buttons", "hook", "leds", "buzzer"):
-            if section in data:
-                check.fail(section, "nothing: a board with gpio = \"none\" has no pins")
+            if data[section] is not None:
+                fail(where, section, "nothing: a board with gpio = \"none\" has no pins")
     else:
-        keypad = check.table(data, "keypad")
+        keypad = _section(where, data, "keypad", KEYPAD_FIELDS)
         if keypad is None:
-            check.fail("keypad", "a [keypad] table (hardware boards need a keypad)")
-        board.keypad = _parse_keypad(check, keypad)
-        buttons = check.table(data, "buttons") or {}
-        check.known_keys(buttons, "buttons.", BUTTON_NAMES)
-        for name in BUTTON_NAMES:
-            if name in buttons:
-                board.buttons.append((name, check.pin(buttons[name], "buttons." + name)))
+            fail(where, "keypad", "a [keypad] table (hardware boards need a keypad)")
+        board.keypad = _parse_keypad(where, pins, keypad)
+        buttons = _section(where, data, "buttons", BUTTON_FIELDS) or dict.fromkeys(BUTTON_NAMES)
+        board.buttons = pins.named(buttons, BUTTON_NAMES, "buttons.")
         if board.button_pin("trust") is None:
-            check.fail("buttons.trust", "a pin: every hardware board needs the trust button")
-        hook = check.table(data, "hook")
+            fail(where, "buttons.trust", "a pin: every hardware board needs the trust button")
+        hook = _section(where, data, "hook", HOOK_FIELDS)
         if hook is not None:
-            check.known_keys(hook, "hook.", ("pin", "active"))
-            if "pin" not in hook:
-                check.fail("hook.pin", "a pin number (required in [hook])")
-            board.hook_pin = check.pin(hook["pin"], "hook.pin")
-            board.hook_active_low = check.string(hook, "active", "hook.", ("low", "high"), default="low") == "low"
-        leds = check.table(data, "leds") or {}
-        check.known_keys(leds, "leds.", LED_NAMES)
-        for name in LED_NAMES:
-            if name in leds:
-                board.leds.append((name, check.pin(leds[name], "leds." + name)))
-        buzzer = check.table(data, "buzzer")
+            board.hook_pin = pins.pin(hook["pin"], "hook.pin")
+            board.hook_active_low = hook["active"] == "low"
+        leds = _section(where, data, "leds", LED_FIELDS) or dict.fromkeys(LED_NAMES)
+        board.leds = pins.named(leds, LED_NAMES, "leds.")
+        buzzer = _section(where, data, "buzzer", BUZZER_FIELDS)
         if buzzer is not None:
-            check.known_keys(buzzer, "buzzer.", ("pin",))
-            if "pin" not in buzzer:
-                check.fail("buzzer.pin", "a pin number (required in [buzzer])")
-            board.buzzer_pin = check.pin(buzzer["pin"], "buzzer.pin")
+            board.buzzer_pin = pins.pin(buzzer["pin"], "buzzer.pin")
 
-    audio = check.table(data, "audio") or {}
-    check.known_keys(audio, "audio.", ("playback", "capture"))
-    board.playback = check.string(audio, "playback", "audio.", default="default")
-    board.capture = check.string(audio, "capture", "audio.", default="default")
+    audio = check_table(where, data["audio"] or {}, AUDIO_FIELDS, "audio.")
+    board.playback, board.capture = audio["playback"], audio["capture"]
     return board
 
 
-def _parse_display(check, table, gpio):
-    kind = check.string(table, "type", "display.", DISPLAY_TYPES)
+def _parse_display(where, pins, table, gpio):
+    kind = check_key(where, table, "type", DISPLAY_TYPE, "display.")
     if kind == "sim" and gpio != "none":
-        check.fail("display.type", "a real display (ssd1306, sh1106, hd44780) on a board with GPIO")
+        fail(where, "display.type", "a real display (ssd1306, sh1106, hd44780) on a board with GPIO")
     if kind == "sim":
-        check.known_keys(table, "display.", ("type", "width", "height"))
-        width = check.integer(table, "width", "display.", 1, 4096, default=128)
-        height = check.integer(table, "height", "display.", 1, 4096, default=64)
-        if (width, height) != (128, 64):
-            check.fail("display.width", "128 x 64 (the simulated display is a 128x64 OLED)")
-        return Display("sim", width=width, height=height)
+        values = check_table(where, table, DISPLAY_FIELDS["sim"], "display.")
+        if (values["width"], values["height"]) != (128, 64):
+            fail(where, "display.width", "128 x 64 (the simulated display is a 128x64 OLED)")
+        return Display("sim", width=values["width"], height=values["height"])
     if gpio == "none":
-        check.fail("display.type", "\"sim\" on a board with gpio = \"none\"")
+        fail(where, "display.type", "\"sim\" on a board with gpio = \"none\"")
     if kind in OLED_TYPES:
-        check.known_keys(table, "display.", ("type", "i2c_bus", "address", "width", "height"))
-        width = check.integer(table, "width", "display.", 1, 4096, default=128)
-        height = check.integer(table, "height", "display.", 1, 4096, default=64)
-        if (width, height) not in OLED_SIZES:
-            check.fail("display.height",
-                       "an OLED of 128 x 64 (the size the screens are drawn for), not {} x {}".format(width, height))
-        default_address = 0x3C
+        values = check_table(where, table, DISPLAY_FIELDS["oled"], "display.")
+        size = (values["width"], values["height"])
+        if size not in OLED_SIZES:
+            fail(where, "display.height", "an OLED of 128 x 64 (the size the screens are drawn for), not {} x {}"
+                 .format(*size))
     else:
-        check.known_keys(table, "display.", ("type", "i2c_bus", "address", "cols", "rows", "backpack"))
-        check.string(table, "backpack", "display.", ("pcf8574",), default="pcf8574")
-        cols = check.integer(table, "cols", "display.", 1, 40, default=16)
-        rows = check.integer(table, "rows", "display.", 1, 4, default=2)
-        if (cols, rows) not in LCD_SIZES:
-            check.fail("display.cols", "an LCD of 16x2, 20x4, 16x4 or 20x2 characters, not {}x{}".format(cols, rows))
-        default_address = 0x27
-    bus = check.integer(table, "i2c_bus", "display.", 0, 22, default=1)
-    address = table.get("address", default_address)
-    if not isinstance(address, int) or isinstance(address, bool):
-        check.fail("display.address", "a 7-bit I2C address such as 0x3C")
-    if address < I2C_ADDRESS_MIN or address > I2C_ADDRESS_MAX:
-        check.fail("display.address", "a 7-bit I2C address from 0x08 to 0x77, not 0x{:02X}".format(address))
+        values = check_table(where, table, DISPLAY_FIELDS["lcd"], "display.")
+        size = (values["cols"], values["rows"])
+        if size not in LCD_SIZES:
+            fail(where, "display.cols", "an LCD of 16x2, 20x4, 16x4 or 20x2 characters, not {}x{}".format(*size))
+    bus = values["i2c_bus"]
     if bus == 1:
         # I2C bus 1 is on BCM 2 (SDA) and BCM 3 (SCL): nothing else may use them.
         for bcm, signal in I2C1_PINS:
-            check.claim(bcm, "display ({} of I2C bus 1)".format(signal))
+            pins.claim(bcm, "display ({} of I2C bus 1)".format(signal))
     if kind in OLED_TYPES:
-        return Display(kind, bus, address, width=width, height=height)
-    return Display(kind, bus, address, cols=cols, rows=rows)
+        return Display(kind, bus, values["address"], width=size[0], height=size[1])
+    return Display(kind, bus, values["address"], cols=size[0], rows=size[1])
 
 
-def _parse_keypad(check, table):
-    check.known_keys(table, "keypad.", ("rows", "cols", "keys", "debounce_ms", "letters"))
-    rows = check.pin_list(table, "rows", "keypad.", 1, 8)
-    cols = check.pin_list(table, "cols", "keypad.", 1, 8)
-    keys = table.get("keys")
+def _parse_keypad(where, pins, table):
+    rows = pins.pin_list(table["rows"], "keypad.rows")
+    cols = pins.pin_list(table["cols"], "keypad.cols")
+    keys = table["keys"]
     if not isinstance(keys, list) or len(keys) != len(rows):
-        check.fail("keypad.keys", "a list of {} strings, one per row".format(len(rows)))
+        fail(where, "keypad.keys", "a list of {} strings, one per row".format(len(rows)))
     letters = dict(DEFAULT_LETTERS)
-    letter_table = table.get("letters", {})
-    if not isinstance(letter_table, dict):
-        check.fail("keypad.letters", "a table of letter = \"key name\"")
-    for letter, name in letter_table.items():
+    for letter, name in table["letters"].items():
         if letter not in "ABCD" or len(letter) != 1:
-            check.fail("keypad.letters." + letter, "one of the letters A, B, C, D")
+            fail(where, "keypad.letters." + letter, "one of the letters A, B, C, D")
         if name not in PHONE_KEY_NAMES:
-            check.fail("keypad.letters." + letter, "one of: " + ", ".join(PHONE_KEY_NAMES))
+            fail(where, "keypad.letters." + letter, "one of: " + ", ".join(PHONE_KEY_NAMES))
         letters[letter] = name
     layout = []
     seen = []
     for i, row in enumerate(keys):
         key = "keypad.keys[{}]".format(i)
         if not isinstance(row, str) or len(row) != len(cols):
-            check.fail(key, "a string of {} keys (one per column)".format(len(cols)))
+            fail(where, key, "a string of {} keys (one per column)".format(len(cols)))
         names = []
         for char in row:
             if char not in KEYPAD_CHARS:
-                check.fail(key, "keys from \"{}\", not {!r}".format(KEYPAD_CHARS, char))
+                fail(where, key, "keys from \"{}\", not {!r}".format(KEYPAD_CHARS, char))
             if char in seen:
-                check.fail(key, "each key once: {!r} appears twice".format(char))
+                fail(where, key, "each key once: {!r} appears twice".format(char))
             seen.append(char)
             names.append(letters[char] if char in letters else char)
         layout.append(names)
-    debounce_ms = check.integer(table, "debounce_ms", "keypad.", 1, 500, default=20)
-    return Keypad(rows, cols, layout, debounce_ms / 1000.0)
+    return Keypad(rows, cols, layout, table["debounce_ms"] / 1000.0)
 
 
 def wiring(board):

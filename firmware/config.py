@@ -9,10 +9,21 @@ typo never silently falls back to a default.
 """
 
 import os
-import stat
-import tomllib
 
 from firmware.errors import ConfigError
+from firmware.validation import (
+    MAX_FILE_BYTES,  # noqa: F401 (config.MAX_FILE_BYTES: the file size cap)
+    Field,
+    check_keys,
+    check_table,
+    in_range,
+    is_text,
+    list_of,
+    one_of,
+    printable,
+    read_toml,
+    with_value,
+)
 from firmware.zrtp import algorithms as _zrtp_algorithms
 
 CODECS = ("PCMU", "PCMA", "G722", "opus")
@@ -25,16 +36,6 @@ ZRTP_HASHES = _zrtp_algorithms.SUPPORTED["hash"]
 ZRTP_AUTH_TAGS = _zrtp_algorithms.SUPPORTED["auth_tag"]
 ZRTP_SAS = _zrtp_algorithms.SUPPORTED["sas"]
 _ZRTP_DEFAULTS = _zrtp_algorithms.DEFAULTS
-
-
-class Field:
-    __slots__ = ("kind", "default", "check", "expected")
-
-    def __init__(self, kind, default, expected, check=None):
-        self.kind = kind
-        self.default = default
-        self.expected = expected
-        self.check = check
 
 
 def host_port(text):
@@ -65,19 +66,10 @@ def is_host_optional_port(value):
     return bool(value) and (":" not in value or _is_host_port(value))
 
 
-def _one_of(choices):
-    return lambda value: value in choices
-
-
-def _list_of(choices):
-    return lambda value: bool(value) and all(item in choices for item in value) and len(set(value)) == len(value)
-
-
 # Bounds for every free-text value: a configuration file is operator input, but a 100 KB display name
 # would still end up in every SIP From header and on a 21-character display, and a control character
 # (CR, LF) in a value that goes into a SIP header would inject header lines (RFC 3261 §25.1: no CTLs
 # in a token or quoted-string).
-MAX_FILE_BYTES = 1024 * 1024  # a configuration is a few hundred bytes; the cap keeps tomllib bounded
 MAX_URI = 256
 MAX_HOST_PORT = 262  # a 253-character DNS name (RFC 1035 §2.3.4), ':' and a 5-digit port
 MAX_DISPLAY_NAME = 64
@@ -89,30 +81,11 @@ MAX_SPEED_DIAL_DIGITS = 32  # the keypad's dialling buffer (firmware.phone.MAX_D
 SPEED_DIAL_KEYS = "0123456789*"  # what the keypad can dial; '#' sends the digits
 
 
-def is_text(value, limit):
-    """A string of at most `limit` characters with no control characters (C0, DEL, C1)."""
-    if not isinstance(value, str) or len(value) > limit:
-        return False
-    for ch in value:
-        code = ord(ch)
-        if code < 0x20 or 0x7F <= code < 0xA0:
-            return False
-    return True
-
-
-def _text(limit, check=None):
-    return lambda value: is_text(value, limit) and (check is None or check(value))
-
-
 def is_sip_uri(value):
     if value == "":
         return True
     return (is_text(value, MAX_URI) and " " not in value and value.startswith(("sip:", "sips:"))
             and "@" in value and len(value) > 6)
-
-
-def _is_port(value):
-    return 0 <= value < 65536
 
 
 def is_speed_dial_key(key):
@@ -130,59 +103,59 @@ SCHEMA = {
         "uri": Field(str, "", "a SIP address of record like sip:alice@example.org (at most {} characters), "
                      "or empty".format(MAX_URI), is_sip_uri),
         "password": Field(str, "", "a string of at most {} characters without control characters"
-                          .format(MAX_PASSWORD), _text(MAX_PASSWORD)),
+                          .format(MAX_PASSWORD), printable(MAX_PASSWORD)),
         "proxy": Field(str, "", "HOST:PORT of an outbound proxy, or empty",
-                       _text(MAX_HOST_PORT, lambda v: v == "" or _is_host_port(v))),
-        "transport": Field(str, "udp", "one of udp, tcp, tls", _one_of(TRANSPORTS)),
+                       printable(MAX_HOST_PORT, lambda v: v == "" or _is_host_port(v))),
+        "transport": Field(str, "udp", "one of udp, tcp, tls", one_of(TRANSPORTS)),
         "display_name": Field(str, "", "a name of at most {} characters without control characters"
-                              .format(MAX_DISPLAY_NAME), _text(MAX_DISPLAY_NAME)),
+                              .format(MAX_DISPLAY_NAME), printable(MAX_DISPLAY_NAME)),
         "tls_certificate": Field(str, "", "a PEM file with the registrar's certificate to pin, or empty "
-                                 "(verify against the system's CAs)", _text(MAX_PATH)),
+                                 "(verify against the system's CAs)", printable(MAX_PATH)),
     },
     "sip": {
-        "listen": Field(str, "127.0.0.1:5060", "HOST:PORT", _text(MAX_HOST_PORT, _is_host_port)),
+        "listen": Field(str, "127.0.0.1:5060", "HOST:PORT", printable(MAX_HOST_PORT, _is_host_port)),
         # Behind a NAT with a static port mapping: the address (and RTP port) to advertise in SDP, as
         # --public-address does on the command line (which wins when both are given).
         "public_address": Field(str, "", "HOST or HOST:PORT, or empty",
-                                _text(MAX_HOST_PORT, lambda v: v == "" or is_host_optional_port(v))),
+                                printable(MAX_HOST_PORT, lambda v: v == "" or is_host_optional_port(v))),
     },
     "media": {
-        "codecs": Field(list, list(CODECS), "a list of codecs from PCMU, PCMA, G722, opus", _list_of(CODECS)),
-        "rtp_port": Field(int, 0, "a UDP port number (0: any free port)", _is_port),
+        "codecs": Field(list, list(CODECS), "a list of codecs from PCMU, PCMA, G722, opus", list_of(CODECS)),
+        "rtp_port": Field(int, 0, "a UDP port number (0: any free port)", in_range(0, 65535)),
         "capture_device": Field(str, "default", "an ALSA device name (at most {} characters)"
-                                .format(MAX_DEVICE_NAME), _text(MAX_DEVICE_NAME, bool)),
+                                .format(MAX_DEVICE_NAME), printable(MAX_DEVICE_NAME, bool)),
         "playback_device": Field(str, "default", "an ALSA device name (at most {} characters)"
-                                 .format(MAX_DEVICE_NAME), _text(MAX_DEVICE_NAME, bool)),
-        "encryption": Field(str, "zrtp", "one of zrtp, sdes, none", _one_of(ENCRYPTIONS)),
+                                 .format(MAX_DEVICE_NAME), printable(MAX_DEVICE_NAME, bool)),
+        "encryption": Field(str, "zrtp", "one of zrtp, sdes, none", one_of(ENCRYPTIONS)),
         "inactivity_timeout": Field(int, 30, "seconds from 0 (never) to 3600: a call with no media from the "
-                                    "peer for that long (not on hold) is ended", lambda v: 0 <= v <= 3600),
+                                    "peer for that long (not on hold) is ended", in_range(0, 3600)),
     },
     "zrtp": {
         "key_agreements": Field(list, list(_ZRTP_DEFAULTS["key_agreement"]),
-                                "a list from " + ", ".join(ZRTP_KEY_AGREEMENTS), _list_of(ZRTP_KEY_AGREEMENTS)),
+                                "a list from " + ", ".join(ZRTP_KEY_AGREEMENTS), list_of(ZRTP_KEY_AGREEMENTS)),
         "ciphers": Field(list, list(_ZRTP_DEFAULTS["cipher"]), "a list from " + ", ".join(ZRTP_CIPHERS),
-                         _list_of(ZRTP_CIPHERS)),
+                         list_of(ZRTP_CIPHERS)),
         "hashes": Field(list, list(_ZRTP_DEFAULTS["hash"]), "a list from " + ", ".join(ZRTP_HASHES),
-                        _list_of(ZRTP_HASHES)),
+                        list_of(ZRTP_HASHES)),
         "auth_tags": Field(list, list(_ZRTP_DEFAULTS["auth_tag"]), "a list from " + ", ".join(ZRTP_AUTH_TAGS),
-                           _list_of(ZRTP_AUTH_TAGS)),
-        "sas": Field(list, list(_ZRTP_DEFAULTS["sas"]), "a list from " + ", ".join(ZRTP_SAS), _list_of(ZRTP_SAS)),
-        "cache": Field(str, "", "a file path (empty: zrtp-cache in the data directory)", _text(MAX_PATH)),
+                           list_of(ZRTP_AUTH_TAGS)),
+        "sas": Field(list, list(_ZRTP_DEFAULTS["sas"]), "a list from " + ", ".join(ZRTP_SAS), list_of(ZRTP_SAS)),
+        "cache": Field(str, "", "a file path (empty: zrtp-cache in the data directory)", printable(MAX_PATH)),
         "secure_only": Field(bool, False, "true or false"),
     },
     "board": {
         "name": Field(str, "sim", "a board name (a file in boards/) or a path to a board TOML file",
-                      _text(MAX_PATH, bool)),
+                      printable(MAX_PATH, bool)),
     },
     "dial": {
         "domain": Field(str, "", "HOST or HOST:PORT to complete dialled numbers, or empty",
-                        _text(MAX_HOST_PORT, lambda v: v == "" or is_host_optional_port(v))),
+                        printable(MAX_HOST_PORT, lambda v: v == "" or is_host_optional_port(v))),
         "speed_dial": Field(dict, {}, "a table of at most {} key = \"sip:...\" entries, each key 1 to {} "
                             "of the keypad's 0-9 and *".format(MAX_SPEED_DIAL_ENTRIES, MAX_SPEED_DIAL_DIGITS),
                             _speed_dial),
     },
     "data": {
-        "dir": Field(str, "", "a directory path (empty: the per-user data directory)", _text(MAX_PATH)),
+        "dir": Field(str, "", "a directory path (empty: the per-user data directory)", printable(MAX_PATH)),
     },
 }
 
@@ -222,103 +195,20 @@ def default_data_dir():
     return os.path.join(base, "sotto")
 
 
-def _type_name(kind):
-    return {str: "a string", int: "an integer", bool: "true or false", list: "a list", dict: "a table"}[kind]
-
-
-def shown(value, limit=60):
-    """repr() of a bad value for a one-line error, cut short: a 100 KB value must not flood the terminal."""
-    text = repr(value)
-    if len(text) > limit:
-        text = "{}... ({} characters)".format(text[:limit], len(value) if isinstance(value, str) else len(text))
-    return text
-
-
-def _validate_value(where, key, field, value):
-    # bool is a subclass of int in CPython: an int field must not accept true/false.
-    if field.kind is int and isinstance(value, bool) or not isinstance(value, field.kind):
-        raise ConfigError(where, key, "expected {}, got {}".format(field.expected or _type_name(field.kind),
-                                                                  shown(value)))
-    if field.check is not None and not field.check(value):
-        raise ConfigError(where, key, "expected {}, got {}".format(field.expected, shown(value)))
-    return value
-
-
 def validate(data, where="<default>"):
     """Validate a parsed TOML document (a dict) and return a Config."""
     if not isinstance(data, dict):
         raise ConfigError(where, "<top>", "a TOML document")
-    for section in data:
-        if section not in SCHEMA:
-            raise ConfigError(where, section, "a known section ({})".format(", ".join(SCHEMA)))
+    check_keys(where, data, "", tuple(SCHEMA), "a known section ({})")
     sections = {}
     for section, fields in SCHEMA.items():
         given = data.get(section, {})
         if not isinstance(given, dict):
             raise ConfigError(where, section, "a [{}] table".format(section))
-        for key in given:
-            if key not in fields:
-                raise ConfigError(where, "{}.{}".format(section, key),
-                                  "a known key ({})".format(", ".join(fields)))
-        values = {}
-        for key, field in fields.items():
-            name = "{}.{}".format(section, key)
-            if key in given:
-                values[key] = _validate_value(where, name, field, given[key])
-            else:
-                default = field.default
-                values[key] = list(default) if isinstance(default, list) else (
-                    dict(default) if isinstance(default, dict) else default)
-        sections[section] = values
+        sections[section] = check_table(where, given, fields, section + ".", "a known key ({})", with_value)
     if sections["account"]["password"] and not sections["account"]["uri"]:
         raise ConfigError(where, "account.uri", "an address of record when account.password is set")
     return Config(where, sections)
-
-
-def read_toml(path, where=None, limit=MAX_FILE_BYTES, file_key="<file>", syntax_key="<syntax>"):
-    """Parse the TOML file at `path`; every problem is a ConfigError (one line), never a traceback.
-
-    Shared with boards.schema. The file must be a regular file (a FIFO or a device would block or never
-    end) of at most `limit` bytes; tomllib recurses once per nesting level, so a deeply nested
-    document ("a = [[[[...") is refused as such instead of ending in a RecursionError.
-    """
-    where = where or str(path)
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError:
-        raise ConfigError(where, file_key, "an existing, readable TOML file") from None
-    except PermissionError:
-        raise ConfigError(where, file_key, "a readable file (permission denied)") from None
-    except OSError as exc:
-        raise ConfigError(where, file_key, "a readable file ({})".format(exc.strerror or exc)) from None
-    try:
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise ConfigError(where, file_key, "a file, not a directory")
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(where, file_key, "a regular file, not a FIFO or device")
-        if info.st_size > limit:
-            raise ConfigError(where, file_key, "a TOML file of at most {} bytes, not {}".format(limit, info.st_size))
-        with os.fdopen(fd, "rb") as f:
-            fd = None
-            raw = f.read(limit + 1)
-    except OSError as exc:
-        raise ConfigError(where, file_key, "a readable file ({})".format(exc.strerror or exc)) from None
-    finally:
-        if fd is not None:
-            os.close(fd)
-    if len(raw) > limit:
-        raise ConfigError(where, file_key, "a TOML file of at most {} bytes".format(limit))
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(where, file_key, "UTF-8 text") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(where, syntax_key, "valid TOML ({})".format(exc)) from None
-    except RecursionError:
-        raise ConfigError(where, syntax_key, "TOML nested less deeply (arrays or tables nested too deep)") from None
 
 
 def load(path=None):

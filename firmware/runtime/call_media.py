@@ -205,8 +205,7 @@ class CallMedia:
         answer, _codec = sdp.answer_offer(offer, codecs, address, port, **kwargs)
         self.policy.reinvite(remote.zrtp_hash, bool(remote.crypto_lines), remote.direction,
                              self.endpoint.loop.now())
-        if remote.port and self.stream is not None:
-            self.stream.set_remote((remote.address, remote.port))
+        self._follow(remote)
         self.pump_policy()
         return answer.to_bytes()
 
@@ -223,11 +222,18 @@ class CallMedia:
     def accept_reanswer(self, answer_bytes, on_hold):
         """The peer's answer to our re-INVITE: follow a moved media address; tell the policy about hold."""
         if answer_bytes:
-            remote = sdp.remote_media(sdp.parse_sdp(answer_bytes))
-            if remote.port and self.stream is not None:
-                self.stream.set_remote((remote.address, remote.port))
+            self._follow(sdp.remote_media(sdp.parse_sdp(answer_bytes)))
         self.policy.hold(on_hold, self.endpoint.loop.now())
         self.pump_policy()
+
+    def _follow(self, remote):
+        """A moved media address (a relay re-anchoring the call): RTP and ZRTP both go there now, so a ZRTP
+        restart after the move (RFC 6189 §4.6.1) is answered where the peer is, not at the old address."""
+        if not remote.port:
+            return
+        self.remote = (remote.address, remote.port)
+        if self.stream is not None:
+            self.stream.set_remote(self.remote)
 
     def _use_remote(self, remote, codec):
         self.codec = codec

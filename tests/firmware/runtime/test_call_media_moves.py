@@ -1,0 +1,58 @@
+"""A re-INVITE (or the answer to ours) that moves the peer's media address moves every datagram we send:
+the RTP stream, and the ZRTP engine's packets too, so a ZRTP restart after the move (GNU ZRTP sends new
+Hellos after hold/retrieve, RFC 6189 §4.6.1) is answered at the new address, not at the old one a carrier
+relay has already dropped (tests/interop/carrier/test_reanchor.py moves calls that way)."""
+
+import socket
+
+from firmware import config, sdp
+from firmware.runtime.call_media import CallMedia
+from firmware.runtime.endpoint import Endpoint
+from firmware.runtime.loop import Loop
+from firmware.runtime.summary import Summary
+
+PEER_HASH = "1.10 " + "ab" * 32
+
+
+def _media(tmp_path):
+    settings = config.load(None)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # a free port for our SIP socket
+        probe.bind(("127.0.0.1", 0))
+        settings.sip.listen = "127.0.0.1:{}".format(probe.getsockname()[1])
+    settings.data.dir = str(tmp_path)
+    settings.zrtp.cache = str(tmp_path / "zrtp-cache")
+    loop = Loop()
+    endpoint = Endpoint(loop, settings)
+    return loop, endpoint, CallMedia(endpoint, Summary("zrtp"), "sip:peer@127.0.0.1")
+
+
+def _offer(address, port, version):
+    return sdp.build_offer(["PCMU"], address, port, zrtp_hash=PEER_HASH, session_version=version).to_bytes()
+
+
+def _close(loop, endpoint, media):
+    media.close()
+    endpoint.close()
+    loop.close()
+
+
+def test_a_reinvite_to_a_new_address_moves_where_zrtp_goes(tmp_path):
+    loop, endpoint, media = _media(tmp_path)
+    try:
+        media.answer(_offer("127.0.0.1", 40000, 1))
+        assert media.remote == ("127.0.0.1", 40000)
+        media.answer_reinvite(_offer("127.0.0.2", 40100, 2))
+        assert media.remote == ("127.0.0.2", 40100)
+    finally:
+        _close(loop, endpoint, media)
+
+
+def test_the_answer_to_our_reinvite_moves_where_zrtp_goes(tmp_path):
+    loop, endpoint, media = _media(tmp_path)
+    try:
+        media.offer()
+        media.accept_answer(_offer("127.0.0.1", 40000, 1))
+        media.accept_reanswer(_offer("127.0.0.2", 40100, 2), on_hold=False)
+        assert media.remote == ("127.0.0.2", 40100)
+    finally:
+        _close(loop, endpoint, media)

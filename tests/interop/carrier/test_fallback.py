@@ -182,7 +182,9 @@ def test_baresip_with_sdes_gets_sdes_and_audio_both_ways(tmp_path, direction, me
     rc, summary, err, carol = BARESIP_DIRECTIONS[direction](tmp_path, mediaenc, "--duration", "3")
     assert rc == 0, (summary, err[-3000:], carol.log()[-3000:])
     assert summary["result"] == "completed" and summary["encryption"] == "sdes", summary
-    assert summary["rtp"]["received"] > 50, summary
+    # baresip 1.0 opens each call with one 16-byte RTCP APP "PING" in the clear (a NAT pinhole opener, not
+    # SRTCP): it fails Sotto's check, and nothing else does.
+    assert summary["rtp"]["received"] > 50 and summary["rtp"]["auth_failures"] <= 1, summary
     heard_tone(carol.heard(), SOTTO_TONE, min_windows=8)
     heard_tone(tmp_path / "alice-heard.wav", PEER_TONE, min_windows=8)
 

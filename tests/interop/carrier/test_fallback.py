@@ -223,7 +223,8 @@ def test_linphone_with_encryption_off_answers_our_hello_and_goes_secure(tmp_path
     assert summary["encryption"] == "zrtp" and summary["secure"] is True, summary
     assert summary["sas"] == token, (summary, token)
     # linphone with encryption off sends its first packets in the clear until its ZRTP completes; the few
-    # still in flight when Sotto's keys are in place fail the SRTP check (0 to 3 measured). Fewer than the
+    # still in flight when Sotto's keys are in place fail the SRTP check (0 to 3 measured; logged: 172-byte
+    # clear PCMU packets with sequence numbers under 10, no SRTP tag). Fewer than the
     # call layer's "peer stopped encrypting" count (firmware/call.py STOPPED_ENCRYPTING_FAILURES), and no
     # alarm at all: the call is secure and stays so.
     assert summary["rtp"]["received"] > 100 and summary["rtp"]["auth_failures"] < 10, summary

@@ -13,6 +13,17 @@ kamailio calls rtpengine_offer() on every INVITE with SDP and rtpengine_answer()
 second rtpengine on another loopback address (127.0.0.2) takes every re-INVITE: the first relay drops
 the call, and both phones are told a new media address and port mid-call, as when a carrier moves a
 call to another media server. A phone that does not follow loses the audio.
+
+Facts about Debian's rtpengine 10.5 found here:
+- It reads /etc/rtpengine/rtpengine.conf unless given --config-file=none; that file's fixed control
+  ports (2223-2225) would clash between instances.
+- Plain RTP/AVP calls are passed through: unknown attributes such as a=zrtp-hash are kept (moved right
+  after the m= line), ZRTP packets are forwarded untouched (its log calls them "invalid header version").
+- SDES (RTP/SAVP with a=crypto): it reads the keys and sets up its own SRTP contexts (it could decrypt),
+  passes the chosen key on, adds a=crypto lines of its own for suites the offerer did not offer, and
+  drops the base64 padding of the keys unless told "pad-crypto".
+- kamailio's block_media("directional") blocks only the sender of the current request (without
+  "directional" the whole call); the ng command "unblock media" with that from-tag lets it through again.
 """
 
 import os

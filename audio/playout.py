@@ -3,9 +3,16 @@
 The target delay follows the measured delay spread: the difference between the largest and smallest
 transit time (arrival time minus media time) over the last `window` packets, plus a small margin,
 clamped to [min_delay_ms, max_delay_ms] (20-200 ms by default). Playout starts (and restarts after
-an underrun) once that much audio is buffered; when more than target + 2 packets stay buffered for
-half a second, one packet is dropped to bring the delay down again. Everything is bounded: at most
-`capacity` packets are held.
+an underrun) once that much audio is buffered. While playing, no whole packet is ever dropped or
+inserted to adapt the delay (a click or a gap): the buffer asks its player to time-stretch instead
+(audio.stretch: one pitch period removed or repeated inside a decoded frame), through `stretch`:
+    -1 (shorten) when the average buffered delay stays above target + 2 packets, as when the sender's
+       clock runs fast against ours or the jitter has calmed down, at most once per second; -2 (shorten
+       now, on every packet) while more than target + 4 packets are buffered;
+    +1 (lengthen) when the average buffered delay falls below the target (the sender's clock runs
+       slow: without it the buffer would run dry and rebuffer, a gap), at most once per second.
+The player consumes the request by setting `stretch` back to 0. Everything is bounded: at most
+`capacity` packets are held (the oldest are dropped beyond that, counted in `dropped`).
 
 API (sans-I/O: `now` is a monotonic time in seconds, passed in):
     JitterBuffer(clock_rate, packet_ms=20, min_delay_ms=20, max_delay_ms=200, capacity=50, window=100)
@@ -19,6 +26,9 @@ API (sans-I/O: `now` is a monotonic time in seconds, passed in):
             (WAIT, None)              nothing to play yet (buffering, or underrun: rebuffering)
         .reset()                      forget everything (SSRC change)
         counters: received, late, duplicates, lost, dropped, underruns (ints)
+        .stretch                      -2, -1, 0 or +1: shorten or lengthen a decoded frame (see above); -1
+                                      and +1 may wait for a quiet frame, -2 may not
+        .stretches                    how many stretches were asked for
         .jitter_ms                    RFC 3550 §6.4.1 interarrival jitter, in ms
         .target_ms                    current target delay
         .delay_ms                     audio currently buffered, in ms
@@ -38,15 +48,16 @@ WAIT = "wait"
 # Pops happen on the playout clock's 20 ms grid, so the depth seen at a pop varies by one packet even
 # with no network jitter at all: the target is the measured spread + one packet + a small margin.
 _MARGIN_MS = 5.0
-_SHRINK_AFTER_POPS = 25
+# The delay average's time constant is 50 pops (1 s): a stretch shows in it only after that long.
+_STRETCH_EVERY_POPS = 50
 
 
 class JitterBuffer:
     __slots__ = ("clock_rate", "packet_ms", "min_delay_ms", "max_delay_ms", "capacity", "_slots",
                  "_next", "_highest", "_highest_ts", "_playing", "_transits", "_transit_index",
-                 "_last_transit", "jitter", "target_ms", "_excess_pops", "received", "late",
+                 "_last_transit", "jitter", "target_ms", "received", "late",
                  "duplicates", "lost", "dropped", "underruns", "_played_any", "average_delay_ms",
-                 "_timestamp_ext", "_last_timestamp")
+                 "_timestamp_ext", "_last_timestamp", "stretch", "stretches", "_pops_since_stretch")
 
     def __init__(self, clock_rate, packet_ms=20, min_delay_ms=20, max_delay_ms=200, capacity=50, window=100):
         self.clock_rate = clock_rate
@@ -57,6 +68,7 @@ class JitterBuffer:
         self._transits = [0.0] * window
         self.received = self.late = self.duplicates = self.lost = self.dropped = self.underruns = 0
         self.average_delay_ms = 0.0
+        self.stretches = 0
         self.reset()
 
     def reset(self):
@@ -71,8 +83,9 @@ class JitterBuffer:
         self._last_transit = None
         self.jitter = 0.0
         self.target_ms = float(self.min_delay_ms)
-        self._excess_pops = 0
         self._played_any = False
+        self.stretch = 0
+        self._pops_since_stretch = 0
 
     @property
     def jitter_ms(self):
@@ -178,6 +191,7 @@ class JitterBuffer:
                 depth -= 1
             self._next = earliest
             self._playing = True
+            self.average_delay_ms = depth * self.packet_ms  # the average starts where playout starts
         depth = self._depth()
         payload = self._slots.pop(self._next, None)
         if payload is None:
@@ -193,16 +207,22 @@ class JitterBuffer:
         self._played_any = True
         # Exponential average of the delay the buffer adds (the packet being played included).
         self.average_delay_ms += (depth * self.packet_ms - self.average_delay_ms) * 0.02
-        self._shrink(depth - 1)
+        self._adapt(depth)
         return PLAY, payload
 
-    def _shrink(self, depth):
-        if (depth - 2) * self.packet_ms > self.target_ms:
-            self._excess_pops += 1
-            if self._excess_pops >= _SHRINK_AFTER_POPS:
-                self._excess_pops = 0
-                if self._slots.pop(self._next, None) is not None:
-                    self.dropped += 1
-                self._next = (self._next + 1) & 0xFFFF
+    def _adapt(self, depth):
+        """Ask for a time-stretch when the average delay strays from the target (see the module doc)."""
+        self._pops_since_stretch += 1
+        if self.stretch:
+            return  # the last request is not consumed yet
+        average, target, packet = self.average_delay_ms, self.target_ms, self.packet_ms
+        if average > target + 2 * packet and depth * packet > target + 4 * packet:
+            self.stretch = -2  # urgent: the player shortens this very frame
+        elif average > target + 2 * packet and self._pops_since_stretch >= _STRETCH_EVERY_POPS:
+            self.stretch = -1
+        elif average < target and self._pops_since_stretch >= _STRETCH_EVERY_POPS:
+            self.stretch = 1
         else:
-            self._excess_pops = 0
+            return
+        self.stretches += 1
+        self._pops_since_stretch = 0

@@ -53,6 +53,7 @@ API:
     .stats() -> dict                sent, received, lost, late, auth_failures, replays (ints),
                                     jitter_ms, playout_delay_ms (average buffered delay),
                                     target_delay_ms, rtt_ms (float or None), underruns, concealed,
+                                    stretched (frames time-stretched to adapt the playout delay),
                                     dtmf_received (str), bye (bool), max_cycle_ms and mean_cycle_ms
                                     (time spent per 20 ms period by the audio thread)
     .events                         deque of ("dtmf", digit) and ("bye",) for the control thread
@@ -78,6 +79,7 @@ from audio.comfort import ComfortNoise
 from audio.gain import scale
 from audio.playout import LOST, PLAY, JitterBuffer
 from audio.resample import Resampler
+from audio.stretch import lengthen, quiet, shorten
 from audio.tones import ToneGenerator, dtmf_cadence
 from firmware.errors import RemoteProtocolError
 from firmware.rtp import demux, rtcp
@@ -183,6 +185,8 @@ class MediaStream:
         self.malformed = 0
         self.inbox_overflows = 0
         self.concealed = 0
+        self.stretched = 0  # decoded frames time-stretched for playout adaptation
+        self._stretch_waited = 0
         self._auth_failures_before = 0
         self._replays_before = 0
         self._rtt = None
@@ -325,6 +329,7 @@ class MediaStream:
             "target_delay_ms": round(jitter.target_ms, 1),
             "underruns": jitter.underruns,
             "concealed": self.concealed,
+            "stretched": self.stretched,
             "rtt_ms": None if self._rtt is None else round(self._rtt * 1000.0, 2),
             "dtmf_received": self.dtmf_received,
             "bye": self.bye,
@@ -539,10 +544,14 @@ class MediaStream:
 
     def _decode_next(self):
         codec = self.codec
-        status, payload = self._jitter.pop()
+        jitter = self._jitter
+        status, payload = jitter.pop()
         if status == PLAY:
             self._since_good = 0
-            return codec.decode(payload)
+            pcm = codec.decode(payload)
+            if jitter.stretch:
+                pcm = self._stretch(pcm, jitter)
+            return pcm
         self._since_good += 1
         if status == LOST or self._since_good <= 3:
             self.concealed += 1
@@ -553,6 +562,19 @@ class MediaStream:
                 return codec.conceal(self._codec_frame, payload)
             return codec.conceal(self._codec_frame)
         return self._comfort.frame(self._codec_frame)
+
+    def _stretch(self, pcm, jitter):
+        """Playout adaptation by one pitch period, never a whole frame (audio.playout, audio.stretch). A
+        request that is not urgent waits up to half a second for a quiet frame, where it is inaudible."""
+        if jitter.stretch in (-1, 1) and self._stretch_waited < 25 and not quiet(pcm):
+            self._stretch_waited += 1
+            return pcm
+        rate = self.codec.sample_rate
+        pcm = shorten(pcm, rate) if jitter.stretch < 0 else lengthen(pcm, rate)
+        jitter.stretch = 0
+        self._stretch_waited = 0
+        self.stretched += 1
+        return pcm
 
     def _play_period(self):
         needed = self._codec_frame * 2

@@ -97,15 +97,61 @@ def test_bounded_capacity_and_reset_on_a_large_jump():
     assert jb.pop() == (PLAY, bytes((20000 & 0xFF,)))
 
 
-def test_excess_delay_is_drained():
+def _play_with_stretching(jb, seconds_of_periods, push_at):
+    """A player like MediaStream's: 20 ms of audio per period, popping packets as its FIFO needs them; a
+    stretch request removes or adds 10 ms (one pitch period) from the next played frame."""
+    fifo_ms = 0
+    for period in range(seconds_of_periods):
+        push_at(period)
+        while fifo_ms < 20:
+            status, _ = jb.pop()
+            if status == WAIT:
+                break
+            fifo_ms += 20
+            if status == PLAY and jb.stretch:
+                fifo_ms += -10 if jb.stretch < 0 else 10
+                jb.stretch = 0
+        fifo_ms = max(0, fifo_ms - 20)
+
+
+def test_excess_delay_is_drained_by_stretching_never_by_dropping_a_packet():
     jb = JitterBuffer(8000)
-    for seq in range(12):
-        _push(jb, seq, seq * 0.02)
-    for seq in range(12, 400):
-        _push(jb, seq, seq * 0.02)
-        jb.pop()
-    assert jb.dropped >= 8
+    sent = [0]
+
+    def push_at(period):
+        now = period * 0.02
+        if period == 100:  # a 200 ms stall of the network, then everything at once
+            return
+        if 100 < period < 110:
+            return
+        if period == 110:
+            for _ in range(11):
+                _push(jb, sent[0], now)
+                sent[0] += 1
+            return
+        _push(jb, sent[0], now)
+        sent[0] += 1
+
+    _play_with_stretching(jb, 100, push_at)
+    assert jb.stretches == 0  # steady: nothing to adapt
+    _play_with_stretching(jb, 700, lambda period: push_at(period + 100))
+    assert jb.dropped == 0 and jb.stretches >= 8
     assert jb.delay_ms <= jb.target_ms + 2 * 20
+
+
+def test_a_slow_sender_is_met_by_lengthening_before_the_buffer_runs_dry():
+    jb = JitterBuffer(8000)
+    sent = [0]
+
+    def push_at(period):
+        # The sender's clock runs 1 % slow: every 100th period brings no packet.
+        if period % 100 != 99:
+            _push(jb, sent[0], period * 0.02)
+            sent[0] += 1
+
+    _play_with_stretching(jb, 3000, push_at)
+    assert jb.underruns == 0 and jb.dropped == 0
+    assert jb.stretches >= 20
 
 
 def test_timestamp_wrap_is_not_mistaken_for_jitter():

@@ -17,7 +17,8 @@ API (host-only: numpy, pesq):
         .lost() -> bool
     impaired_call(pcm, rate, codec, loss=0.0, burst=1.0, jitter_ms=0.0, skew_ppm=0.0, seed=1, base_ms=10.0)
         -> (received pcm at `rate`, receiver stats, counters)
-        pcm: 16-bit mono speech at `rate`; the call lasts the speech plus 1 s.
+        pcm: 16-bit mono speech at `rate`; the call lasts the speech plus 1 s. counters: the network's
+        (sent, dropped), the playout buffer's at the end (jb_*) and when the sender stopped (speech_jb_*)
     impaired_pesq(reference_wav, codec, mode, **impairment) -> (pesq, stats)
     run()  (make bench: python -m tools.bench impair) prints the table, and writes a PNG plot when
            matplotlib is installed
@@ -166,6 +167,7 @@ def impaired_call(pcm, rate, codec, loss=0.0, burst=1.0, jitter_ms=0.0, skew_ppm
     sender_index = receiver_index = 0
     sender_frames = len(pcm) // frame_bytes
     receiver_offset = 0.0071  # the two clocks' periods are not aligned
+    during_speech = None  # the playout counters when the sender stops (the end of a stream is an underrun)
     while True:
         sender_time = sender_index * sender_period
         receiver_time = receiver_offset + receiver_index * PERIOD
@@ -177,6 +179,8 @@ def impaired_call(pcm, rate, codec, loss=0.0, burst=1.0, jitter_ms=0.0, skew_ppm
             continue
         if sender_index >= sender_frames and not network.in_flight and receiver_time > sender_time + 0.5:
             break
+        if during_speech is None and sender_index >= sender_frames:
+            during_speech = _playout_counters(receiver)
         receiver_clock.now = receiver_time
         for arrival, _, datagram in network.arrived_by(receiver_time):
             receiver._inbox.append((datagram, address, arrival))
@@ -184,13 +188,14 @@ def impaired_call(pcm, rate, codec, loss=0.0, burst=1.0, jitter_ms=0.0, skew_ppm
         receiver._play_period()
         receiver_index += 1
     counters = {"sent": network.sent, "dropped": network.dropped}
+    counters.update(("speech_" + key, value) for key, value in (during_speech or {}).items())
     return b"".join(sink.frames), receiver.stats(), dict(counters, **_playout_counters(receiver))
 
 
 def _playout_counters(stream):
     jitter = stream._jitter
     return {"jb_dropped": jitter.dropped, "jb_underruns": jitter.underruns, "jb_lost": jitter.lost,
-            "jb_late": jitter.late}
+            "jb_late": jitter.late, "jb_delay_ms": jitter.delay_ms, "stretched": getattr(stream, "stretched", 0)}
 
 
 def impaired_pesq(reference_wav, codec, mode=None, **impairment):

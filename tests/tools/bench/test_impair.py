@@ -48,3 +48,16 @@ def test_pesq_through_the_real_receive_path(tmp_path):
     assert clean_stats["concealed"] <= 3 and clean_stats["lost"] == 0
     assert clean >= 4.0, clean  # G.722's own ceiling on flite's voice is 4.2 (PESQ-WB)
     assert stats["lost"] > 0 and impaired < clean
+
+
+def test_a_300_ppm_clock_skew_either_way_never_drops_or_inserts_a_whole_frame(tmp_path):
+    # 200 s of speech at +-300 ppm is 60 ms of drift: three whole frames that the playout buffer must absorb.
+    speech = make_voice_wav(tmp_path / "speech.wav", 8000,
+                            text="The quick brown fox jumps over the lazy dog. Please call me back at seven.")
+    _, pcm = read_wav(speech)
+    pcm = pcm * (200 * 8000 * 2 // len(pcm) + 1)
+    for skew in (300, -300):
+        _, stats, counters = impaired_call(pcm, 8000, "PCMU", jitter_ms=20, skew_ppm=skew, seed=5)
+        assert counters["speech_jb_dropped"] == 0 and counters["speech_jb_underruns"] == 0, (skew, counters)
+        assert counters["speech_stretched"] >= 2, (skew, counters)
+        assert counters["speech_jb_delay_ms"] <= stats["target_delay_ms"] + 3 * 20, (skew, counters, stats)

@@ -241,6 +241,7 @@ def settings_from(args):
         config.dial.domain = args.dial_domain
     if args.public_address and not configuration.is_host_optional_port(args.public_address):
         raise UsageError("--public-address: expected HOST or HOST:PORT, got {!r}".format(args.public_address))
+    configuration.recheck(config)  # the options get the bounds a file gets (length, no control characters)
     return config
 
 

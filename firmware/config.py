@@ -16,6 +16,7 @@ from firmware.validation import (
     Field,
     check_keys,
     check_table,
+    check_value,
     in_range,
     is_text,
     list_of,
@@ -63,7 +64,8 @@ def _is_host_port(value):
 
 
 def is_host_optional_port(value):
-    return bool(value) and (":" not in value or _is_host_port(value))
+    return (bool(value) and is_text(value, MAX_HOST_PORT) and " " not in value
+            and (":" not in value or _is_host_port(value)))
 
 
 # Bounds for every free-text value: a configuration file is operator input, but a 100 KB display name
@@ -193,6 +195,15 @@ class Config:
 def default_data_dir():
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return os.path.join(base, "sotto")
+
+
+def recheck(config, where="command line"):
+    """Check the values of a Config again after the command line changed some (--register, --password,
+    --dial-domain, ...): the same bounds as in a file, the same one-line ConfigError."""
+    for section, fields in SCHEMA.items():
+        values = getattr(config, section)
+        for key, field in fields.items():
+            check_value(where, "{}.{}".format(section, key), field, getattr(values, key), with_value)
 
 
 def validate(data, where="<default>"):

@@ -186,3 +186,26 @@ def test_at_actions_are_checked_like_every_other_option(capsys):
         err = capsys.readouterr().err
         assert err.startswith("sotto: error:") and err.count("\n") == 1, err  # one line, no traceback
     assert main(["run", "--at", "1:hold"]) == 2  # the phone has its keys for that
+
+
+@pytest.mark.parametrize("args, key", [
+    (["--register", "sip:alice@example.org", "--password", "p" * 1000], "account.password"),
+    (["--register", "sip:alice@example.org", "--password", "pass\r\nX-Injected: 1"], "account.password"),
+    (["--register", "sip:alice@" + "a" * 400 + ".org"], "--register"),
+    (["--cache", "/tmp/" + "c" * 5000], "zrtp.cache"),
+])
+def test_command_line_values_get_the_bounds_a_file_gets(args, key):
+    result = run("call", "sip:bob@127.0.0.1:9", *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and key in lines[0] and "Traceback" not in result.stderr, result.stderr[-500:]
+    assert len(lines[0]) < 700
+
+
+def test_dial_domain_and_public_address_are_bounded():
+    for flag in ("--dial-domain", "--public-address"):
+        for value in ("x" * 300 + ".org", "example.org\n", "exa mple.org"):
+            command = ["run"] if flag == "--dial-domain" else ["call", "sip:bob@127.0.0.1:9"]
+            result = run(*command, flag, value)
+            assert result.returncode == 2, (flag, value, result.stderr[-300:])
+            assert flag in result.stderr and "Traceback" not in result.stderr

@@ -18,6 +18,30 @@ def last_dialed(history):
     return None
 
 
+def call_entry(phone, now, missed=False):
+    """The history entry of the call a Phone has just finished, from its public attributes (end_reason and
+    end_duration set); `missed`: an incoming call that was never answered."""
+    direction = phone.direction
+    if missed and direction == "in":
+        direction = "missed"
+    entry = {
+        "dir": direction,
+        "remote": phone.remote,
+        "duration": phone.end_duration,
+        "secure": phone.secure,
+        "verified": phone.verified,
+        "peer_zid": phone.peer_zid,
+        "reason": phone.end_reason,
+    }
+    if phone.alarm_reason is not None:
+        entry["alarm"] = phone.alarm_reason
+    if phone.untrusted:
+        entry["untrusted"] = True
+    if phone.wall_offset is not None:
+        entry["at"] = int(now + phone.wall_offset)
+    return entry
+
+
 def record_call(history, entry):
     """Add the entry of a call that just ended, dropping the oldest past HISTORY_LIMIT."""
     history.insert(0, entry)

@@ -4,7 +4,7 @@ then dispatched through a table keyed by state."""
 
 from firmware.errors import LocalProtocolError
 from firmware.phone import commands, conditions, events, menu, views
-from firmware.phone.history import dialed_uri, last_dialed, load_history, record_call, speed_dial_pairs
+from firmware.phone.history import call_entry, dialed_uri, last_dialed, load_history, record_call, speed_dial_pairs
 from firmware.phone.states import (
     ALARM,
     ALARM_CACHE_MISMATCH,
@@ -566,25 +566,7 @@ class Phone:
     def _finish_call(self, now, reason, missed=False):
         self.end_duration = int(now - self.call_start) if self.call_start is not None else 0
         self.end_reason = reason
-        direction = self.direction
-        if missed and direction == "in":
-            direction = "missed"
-        entry = {
-            "dir": direction,
-            "remote": self.remote,
-            "duration": self.end_duration,
-            "secure": self.secure,
-            "verified": self.verified,
-            "peer_zid": self.peer_zid,
-            "reason": reason,
-        }
-        if self.alarm_reason is not None:
-            entry["alarm"] = self.alarm_reason
-        if self.untrusted:
-            entry["untrusted"] = True
-        if self.wall_offset is not None:
-            entry["at"] = int(now + self.wall_offset)
-        record_call(self.history, entry)
+        record_call(self.history, call_entry(self, now, missed))
         self._emit(commands.SaveHistory(self.history))
         self._set_state(ENDED, now, now + ENDED_HOLD)
 

@@ -126,6 +126,14 @@ def _attribute(attributes, name):
     return None
 
 
+def _direction(attributes):
+    """The first direction attribute (sendrecv, sendonly, recvonly, inactive; RFC 4566 §6), or None."""
+    for key, _ in attributes:
+        if key in DIRECTIONS:
+            return key
+    return None
+
+
 class MediaDescription:
     __slots__ = (
         "media",
@@ -157,10 +165,7 @@ class MediaDescription:
         return ["" if v is None else v for k, v in self.attributes if k == name]
 
     def direction(self):
-        for key, _ in self.attributes:
-            if key in DIRECTIONS:
-                return key
-        return None
+        return _direction(self.attributes)
 
     def rtpmap(self):
         """Codec per payload type in m= order; static types without rtpmap get their RFC 3551 names."""
@@ -231,10 +236,7 @@ class SessionDescription:
         return _attribute(self.attributes, name)
 
     def attribute_direction(self):
-        for key, _ in self.attributes:
-            if key in DIRECTIONS:
-                return key
-        return None
+        return _direction(self.attributes)
 
     def audio(self):
         for m in self.media:
@@ -244,26 +246,26 @@ class SessionDescription:
 
     def to_bytes(self):
         lines = ["v=0", "o=" + str(self.origin), "s=" + (self.session_name or "-")]
-        for kind, value in self.other_lines:
-            lines.append(kind + "=" + value)
-        if self.connection is not None:
-            lines.append("c=" + str(self.connection))
-        for value in self.bandwidths:
-            lines.append("b=" + value)
+        _append_other_connection_bandwidths(lines, self)
         for value in self.times:
             lines.append("t=" + value)
         _append_attributes(lines, self.attributes)
         for m in self.media:
             port = str(m.port) if m.port_count is None else "{}/{}".format(m.port, m.port_count)
             lines.append("m={} {} {} {}".format(m.media, port, m.proto, " ".join(m.formats)))
-            for kind, value in m.other_lines:
-                lines.append(kind + "=" + value)
-            if m.connection is not None:
-                lines.append("c=" + str(m.connection))
-            for value in m.bandwidths:
-                lines.append("b=" + value)
+            _append_other_connection_bandwidths(lines, m)
             _append_attributes(lines, m.attributes)
         return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def _append_other_connection_bandwidths(lines, description):
+    """A session's or a media description's kept lines (i=, ...), then c= and b=, in RFC 4566 §5 order."""
+    for kind, value in description.other_lines:
+        lines.append(kind + "=" + value)
+    if description.connection is not None:
+        lines.append("c=" + str(description.connection))
+    for value in description.bandwidths:
+        lines.append("b=" + value)
 
 
 def _append_attributes(lines, attributes):

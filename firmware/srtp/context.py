@@ -213,14 +213,19 @@ class SrtpContext:
 
     # -- SRTP ------------------------------------------------------------------------------------
 
+    def _rtp_index(self, packet):
+        """(SSRC, its replay window or None, the packet's index estimated from its sequence number and the
+        window's highest index, RFC 3711 §3.3.1 and Appendix A)."""
+        sequence = (packet[2] << 8) | packet[3]
+        ssrc = int.from_bytes(packet[8:12], "big")
+        window = self._rtp_windows.get(ssrc)
+        return ssrc, window, _estimate_index(window, sequence)
+
     def protect(self, rtp):
         if len(rtp) < 12:
             raise LocalProtocolError("RTP packet shorter than its header")
         header_length = _rtp_header_length(rtp)
-        sequence = (rtp[2] << 8) | rtp[3]
-        ssrc = int.from_bytes(rtp[8:12], "big")
-        window = self._rtp_windows.get(ssrc)
-        index = _estimate_index(window, sequence)
+        ssrc, window, index = self._rtp_index(rtp)
         if index < 0:
             raise LocalProtocolError("RTP sequence number goes back before the stream's start")
         keys = self._rtp
@@ -236,10 +241,7 @@ class SrtpContext:
             raise RemoteProtocolError("SRTP packet shorter than header and tag")
         body = srtp[: len(srtp) - tag_length]
         header_length = _rtp_header_length(body)
-        sequence = (srtp[2] << 8) | srtp[3]
-        ssrc = int.from_bytes(srtp[8:12], "big")
-        window = self._rtp_windows.get(ssrc)
-        index = _estimate_index(window, sequence)
+        ssrc, window, index = self._rtp_index(srtp)
         if index < 0:
             self.replays += 1
             raise RemoteProtocolError("SRTP packet from before the stream's first packet")

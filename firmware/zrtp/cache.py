@@ -288,13 +288,7 @@ class ZrtpCache:
             rs1 = bytes(body[offset : offset + RS_LENGTH])
             rs2 = bytes(body[offset + RS_LENGTH : offset + 2 * RS_LENGTH])
             offset += 2 * RS_LENGTH
-            if uri_len > MAX_URI or offset + uri_len > len(body):
-                raise CacheCorrupt("ZRTP cache URI field damaged")
-            try:
-                uri = bytes(body[offset : offset + uri_len]).decode()
-            except UnicodeError:
-                raise CacheCorrupt("ZRTP cache URI is not UTF-8")  # noqa: B904 (no chaining on MicroPython)
-            offset += uri_len
+            uri, offset = _read_text(body, offset, uri_len, "URI")
             if zid in cache._peers:
                 raise CacheCorrupt("ZRTP cache lists a peer twice")
             cache._peers[zid] = PeerRecord(zid, rs1 if flags & 1 else None, rs2 if flags & 2 else None,
@@ -313,6 +307,18 @@ class ZrtpCache:
         return cache
 
 
+def _read_text(body, offset, length, what):
+    """The UTF-8 text of `length` bytes at `offset`, and the offset after it; a field that is too long, runs
+    past the end or is not UTF-8 is CacheCorrupt naming `what`."""
+    if length > MAX_URI or offset + length > len(body):
+        raise CacheCorrupt("ZRTP cache {} field damaged".format(what))
+    try:
+        text = bytes(body[offset : offset + length]).decode()
+    except UnicodeError:
+        raise CacheCorrupt("ZRTP cache {} is not UTF-8".format(what))  # noqa: B904 (no chaining on MicroPython)
+    return text, offset + length
+
+
 def _parse_contacts(cache, body, offset):
     if offset + 4 > len(body):
         raise CacheCorrupt("ZRTP cache truncated")
@@ -326,13 +332,9 @@ def _parse_contacts(cache, body, offset):
         zid = bytes(body[offset : offset + 12])
         last_use, aor_len = struct.unpack(">QH", body[offset + 12 : offset + 22])
         offset += 22
-        if aor_len == 0 or aor_len > MAX_URI or offset + aor_len > len(body):
+        if aor_len == 0:
             raise CacheCorrupt("ZRTP cache contact field damaged")
-        try:
-            aor = bytes(body[offset : offset + aor_len]).decode()
-        except UnicodeError:
-            raise CacheCorrupt("ZRTP cache contact is not UTF-8")  # noqa: B904 (no chaining on MicroPython)
-        offset += aor_len
+        aor, offset = _read_text(body, offset, aor_len, "contact")
         if normalize_aor(aor) != aor:
             raise CacheCorrupt("ZRTP cache contact is not a normalised SIP address")
         if aor in cache._contacts:

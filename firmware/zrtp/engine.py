@@ -433,6 +433,12 @@ class ZrtpEngine:
             self._alarmed.append(kind)
         self._queue_event(Alarm(kind, reason, code))
 
+    def _refuse(self, kind, reason, code):
+        """Refuse an authentic request we never obey (GoClear §4.7.2, SASrelay §7.3): alarm, answer Error
+        `code`, and stay secure."""
+        self._alarm(kind, reason, code)
+        self._send(Error(code).encode())
+
     def _fail(self, kind, reason, code, send_error, now):
         if self._failed:
             return
@@ -558,17 +564,15 @@ class ZrtpEngine:
             # §4.7.2: we never allow clear mode; an authentic GoClear is a downgrade attempt or a mistake:
             # alarm, refuse, stay secure. One whose clear_mac fails (§5.11) is forged noise and dropped.
             if self._authentic(message.clear_mac, GoClear.TYPE):
-                self._alarm(events.GOCLEAR, "peer sent GoClear; staying secure (never obeyed)",
-                            messages.ERROR_GOCLEAR_NOT_ALLOWED)
-                self._send(Error(messages.ERROR_GOCLEAR_NOT_ALLOWED).encode())
+                self._refuse(events.GOCLEAR, "peer sent GoClear; staying secure (never obeyed)",
+                             messages.ERROR_GOCLEAR_NOT_ALLOWED)
             return
         if isinstance(message, SASrelay):
             # §7.3: we never enrolled with a trusted MiTM (we never accept the E flag), so an authentic
             # SASrelay (MAC over its encrypted part, §5.13) is refused with Error 0x63 and an alarm.
             if self._authentic(message.mac, message.encrypted):
-                self._alarm(events.UNTRUSTED_MITM, "SASrelay from a MiTM we never enrolled",
-                            messages.ERROR_UNTRUSTED_MITM)
-                self._send(Error(messages.ERROR_UNTRUSTED_MITM).encode())
+                self._refuse(events.UNTRUSTED_MITM, "SASrelay from a MiTM we never enrolled",
+                             messages.ERROR_UNTRUSTED_MITM)
             return
         if isinstance(message, Hello):
             self._on_hello(message, now)

@@ -260,6 +260,14 @@ def setup_logging(level):
     root.setLevel(getattr(logging, level.upper()))
 
 
+def _error(exc, code):
+    """One line on stderr, never a traceback; `code` is the exit status (EXIT_USAGE for a bad argument or
+    configuration, EXIT_FAILED when the phone could not start)."""
+    label = "configuration error" if isinstance(exc, ConfigError) else "error"
+    print("sotto: {}: {}".format(label, exc), file=sys.stderr)
+    return code
+
+
 def main(argv=None):
     parser = build_parser()
     try:
@@ -268,11 +276,9 @@ def main(argv=None):
             check_call_uri(args.uri)
         settings = settings_from(args)
     except UsageError as exc:
-        print("sotto: error: {}".format(exc), file=sys.stderr)
-        return EXIT_USAGE
+        return _error(exc, EXIT_USAGE)
     except ConfigError as exc:
-        print("sotto: configuration error: {}".format(exc), file=sys.stderr)
-        return EXIT_USAGE
+        return _error(exc, EXIT_USAGE)
     setup_logging(args.log_level)
     from firmware.runtime.endpoint import StartupError
 
@@ -285,11 +291,9 @@ def main(argv=None):
 
         summary = run_single_call(settings, args)
     except ConfigError as exc:
-        print("sotto: configuration error: {}".format(exc), file=sys.stderr)
-        return EXIT_USAGE
+        return _error(exc, EXIT_USAGE)
     except StartupError as exc:
-        print("sotto: error: {}".format(exc), file=sys.stderr)
-        return EXIT_FAILED
+        return _error(exc, EXIT_FAILED)
     print(json.dumps(summary.to_json()))
     sys.stdout.flush()
     if getattr(summary, "stopped_by_signal", False):

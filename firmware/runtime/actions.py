@@ -128,19 +128,19 @@ class InCallActions:
         c.ua.refer(c.call_id, action.argument, c.loop.now())
         self._transfer_record = record
 
-    def _confirm_sas(self, action, record):
-        if self.controller.media.secure_at is None:
+    def _confirm_sas(self, action, record, matches=True):
+        media = self.controller.media
+        if media.secure_at is None:
             record["result"] = "failed: no SAS (the call is not secure)"
             return
-        self.controller.media.confirm_sas()
+        if matches:
+            media.confirm_sas()
+        else:
+            media.reject_sas()
         record["result"] = "ok"
 
     def _reject_sas(self, action, record):
-        if self.controller.media.secure_at is None:
-            record["result"] = "failed: no SAS (the call is not secure)"
-            return
-        self.controller.media.reject_sas()
-        record["result"] = "ok"
+        self._confirm_sas(action, record, matches=False)
 
     def _hangup(self, action, record):
         record["result"] = "ok"

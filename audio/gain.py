@@ -10,10 +10,20 @@
 import array
 import sys
 
-try:  # optional on the host: the same arithmetic, vectorised
-    import numpy as _np
-except ImportError:
-    _np = None
+_np = None  # numpy, imported by the first scale() that changes the level (volume at its default: never)
+_NUMPY_MISSING = False
+
+
+def _numpy():
+    global _np, _NUMPY_MISSING
+    if _np is None and not _NUMPY_MISSING:
+        try:  # optional on the host: the same arithmetic, vectorised
+            import numpy
+
+            _np = numpy
+        except ImportError:
+            _NUMPY_MISSING = True
+    return _np
 
 _LITTLE_ENDIAN = sys.byteorder == "little"
 
@@ -30,9 +40,10 @@ def scale(pcm, gain):
         return pcm
     if gain == 0.0:
         return bytes(len(pcm))
-    if _np is not None:
-        samples = _np.frombuffer(pcm, dtype="<i2").astype(_np.float32) * gain
-        return _np.clip(samples, -32768, 32767).astype("<i2").tobytes()
+    np = _numpy()
+    if np is not None:
+        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) * gain
+        return np.clip(samples, -32768, 32767).astype("<i2").tobytes()
     samples = array.array("h", pcm)
     if not _LITTLE_ENDIAN:
         samples.byteswap()

@@ -10,12 +10,28 @@ API:
                                          in the packet after it (falls back to conceal)
 """
 
+import ctypes
+
 import opuslib
 import opuslib.api.ctl as _ctl
 import opuslib.api.decoder as _decoder_api
 import opuslib.api.encoder as _encoder_api
 
 MAX_FRAME_SAMPLES = 5760  # 120 ms at 48 kHz
+MAX_PAYLOAD = 1500
+
+# Our own handles on opus_encode/opus_decode (CDLL item access makes new function objects, so opuslib's are
+# left as they are). opuslib's wrappers allocate a fresh output buffer per call, twice the size needed, and
+# tie it into a reference cycle with ctypes.cast(): about 1 MB of garbage per second of audio, freed only
+# by the cyclic GC (a saw-tooth in the phone's RSS). Here the buffers are allocated once per codec.
+_opus_encode = opuslib.api.libopus["opus_encode"]
+_opus_encode.argtypes = (_encoder_api.EncoderPointer, ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p,
+                         ctypes.c_int32)
+_opus_encode.restype = ctypes.c_int32
+_opus_decode = opuslib.api.libopus["opus_decode"]
+_opus_decode.argtypes = (_decoder_api.DecoderPointer, ctypes.c_char_p, ctypes.c_int32, ctypes.c_void_p,
+                         ctypes.c_int, ctypes.c_int)
+_opus_decode.restype = ctypes.c_int
 
 
 class OpusCodec:
@@ -32,18 +48,33 @@ class OpusCodec:
             _encoder_api.encoder_ctl(self._encoder.encoder_state, _ctl.set_packet_loss_perc,
                                      expected_loss_percent)
         self._decoder = opuslib.Decoder(48000, 1)
+        self._encoder_state = self._encoder.encoder_state
+        self._decoder_state = self._decoder.decoder_state
+        self._payload = ctypes.create_string_buffer(MAX_PAYLOAD)
+        self._pcm = (ctypes.c_int16 * MAX_FRAME_SAMPLES)()
 
     def encode(self, pcm):
-        return self._encoder.encode(pcm, len(pcm) // 2)
+        length = _opus_encode(self._encoder_state, pcm, len(pcm) // 2, self._payload, MAX_PAYLOAD)
+        if length < 0:
+            raise opuslib.OpusError(length)
+        return ctypes.string_at(self._payload, length)
+
+    def _decode(self, payload, samples, fec):
+        count = _opus_decode(self._decoder_state, payload, len(payload) if payload else 0, self._pcm,
+                             samples, fec)
+        if count < 0:
+            raise opuslib.OpusError(count)
+        return ctypes.string_at(self._pcm, 2 * count)
 
     def decode(self, payload):
-        return self._decoder.decode(payload, MAX_FRAME_SAMPLES)
+        return self._decode(payload, MAX_FRAME_SAMPLES, 0)
 
     def conceal(self, samples, next_payload=None):
-        return _decoder_api.decode(self._decoder.decoder_state, None, 0, samples, False, channels=1)
+        # libopus's own concealment (no data): it continues its internal state, so the next packet joins.
+        return self._decode(None, min(samples, MAX_FRAME_SAMPLES), 0)
 
     def recover(self, next_payload, samples):
         try:
-            return self._decoder.decode(next_payload, samples, decode_fec=True)
+            return self._decode(next_payload, min(samples, MAX_FRAME_SAMPLES), 1)
         except opuslib.OpusError:
             return self.conceal(samples)

@@ -9,8 +9,10 @@ inserted to adapt the delay (a click or a gap): the buffer asks its player to ti
     -1 (shorten) when the average buffered delay stays above target + 2 packets, as when the sender's
        clock runs fast against ours or the jitter has calmed down, at most once per second; -2 (shorten
        now, on every packet) while more than target + 4 packets are buffered;
-    +1 (lengthen) when the average buffered delay falls below the target (the sender's clock runs
-       slow: without it the buffer would run dry and rebuffer, a gap), at most once per second.
+    +1 (lengthen) when the average buffered delay falls below both the target and 2 packets, as when
+       the sender's clock runs slow (without it the buffer runs dry and rebuffers: a gap), at most
+       once per second. Only then is the next packet at risk; lengthening merely to follow a rising
+       target cost Opus 0.5 PESQ at 40 ms jitter in tools/bench/impair.py.
 The player consumes the request by setting `stretch` back to 0. Everything is bounded: at most
 `capacity` packets are held (the oldest are dropped beyond that, counted in `dropped`).
 
@@ -220,7 +222,7 @@ class JitterBuffer:
             self.stretch = -2  # urgent: the player shortens this very frame
         elif average > target + 2 * packet and self._pops_since_stretch >= _STRETCH_EVERY_POPS:
             self.stretch = -1
-        elif average < target and self._pops_since_stretch >= _STRETCH_EVERY_POPS:
+        elif average < min(target, 2 * packet) and self._pops_since_stretch >= _STRETCH_EVERY_POPS:
             self.stretch = 1
         else:
             return

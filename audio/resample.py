@@ -31,10 +31,22 @@ except ImportError:  # MicroPython
     def _mul(a, b):
         return a * b
 
-try:  # optional on the host: the same polyphase arithmetic, vectorised (about 30x faster)
-    import numpy as _np
-except ImportError:
-    _np = None
+_np = None  # numpy, imported only by the first Resampler that really converts (see _numpy())
+_NUMPY_MISSING = False
+
+
+def _numpy():
+    """numpy when importable (host), else None. Imported lazily: a phone whose devices run at the codec's
+    rate never resamples, and numpy (with its BLAS) costs about 15 MB of RSS for nothing."""
+    global _np, _NUMPY_MISSING
+    if _np is None and not _NUMPY_MISSING:
+        try:  # optional on the host: the same polyphase arithmetic, vectorised (about 30x faster)
+            import numpy
+
+            _np = numpy
+        except ImportError:
+            _NUMPY_MISSING = True
+    return _np
 
 
 def _gcd(a, b):
@@ -116,9 +128,10 @@ class Resampler:
         self._history = [0.0] * (taps_per_phase - 1)
         self._time = 0  # position of the next output, in 1/L input-sample units, from history start
         self.delay_samples = int(round(centre / down))
-        if _np is not None and use_numpy is not False:
-            self._np_phases = _np.array(self._phases, dtype=_np.float64)
-            self._np_history = _np.zeros(taps_per_phase - 1, dtype=_np.float64)
+        np = _numpy() if use_numpy is not False else None
+        if np is not None:
+            self._np_phases = np.array(self._phases, dtype=_np.float64)
+            self._np_history = np.zeros(taps_per_phase - 1, dtype=np.float64)
 
     def process(self, pcm):
         if self._passthrough:

@@ -61,3 +61,14 @@ def test_a_300_ppm_clock_skew_either_way_never_drops_or_inserts_a_whole_frame(tm
         assert counters["speech_jb_dropped"] == 0 and counters["speech_jb_underruns"] == 0, (skew, counters)
         assert counters["speech_stretched"] >= 2, (skew, counters)
         assert counters["speech_jb_delay_ms"] <= stats["target_delay_ms"] + 3 * 20, (skew, counters, stats)
+
+
+def test_jitter_without_drift_is_not_answered_by_stretching(tmp_path):
+    # Stretching follows drift; a rising jitter target alone is no reason (it cost Opus 0.5 PESQ when it was).
+    speech = make_voice_wav(tmp_path / "speech.wav", 8000,
+                            text="The quick brown fox jumps over the lazy dog. Please call me back at half past "
+                                 "seven. Secure voice needs both people to read the short authentication string.")
+    _, pcm = read_wav(speech)
+    for seed in (2, 3):
+        _, stats, counters = impaired_call(pcm, 8000, "PCMU", loss=0.05, jitter_ms=40, seed=seed)
+        assert stats["stretched"] == 0, (seed, stats, counters)

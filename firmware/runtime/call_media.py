@@ -111,6 +111,7 @@ class CallMedia:
         self._socket_handed_over = False
         self._policy_open = False
         self._sdp_version = 1
+        self._last_sdp_body = None
         self._sampler = None
         # What the media may do (clear, SDES, ZRTP), when to give up on ZRTP, alarms, liveness: one policy.
         self.policy = policy.CallPolicy(self.encryption, settings.zrtp.secure_only,
@@ -147,7 +148,19 @@ class CallMedia:
             self.sdes_offer = sdes.make_offer(self.endpoint.rng)
             kwargs["crypto_lines"] = [line.value() for line in self.sdes_offer]
         # rtcp-mux (RFC 5761): RTCP on the one port we have; a peer that declines gets it at port + 1.
-        return sdp.build_offer(codecs, address, port, rtcp_mux=True, **kwargs).to_bytes()
+        return self._versioned(lambda version: sdp.build_offer(codecs, address, port, rtcp_mux=True,
+                                                               session_version=version, **kwargs))
+
+    def _versioned(self, build):
+        """Our SDP with the o= version RFC 3264 §8 wants: the same as last time when nothing changed, the next
+        one when something did. build(version) -> SessionDescription."""
+        text = build(self._sdp_version).to_bytes()
+        body = b"\n".join(line for line in text.split(b"\n") if not line.startswith(b"o="))
+        if self._last_sdp_body is not None and body != self._last_sdp_body:
+            self._sdp_version += 1
+            text = build(self._sdp_version).to_bytes()
+        self._last_sdp_body = body
+        return text
 
     def answer(self, offer_bytes):
         """Our SDP answer to the peer's offer; RemoteProtocolError(488) when we cannot take it."""
@@ -165,9 +178,16 @@ class CallMedia:
                 kwargs["crypto_lines"] = [self.sdes_line]
             elif self.encryption == "sdes":
                 raise RemoteProtocolError("no acceptable a=crypto line for SDES-SRTP", 488)
-        answer, codec = sdp.answer_offer(offer, codecs, address, port, **kwargs)
-        self._use_remote(remote, codec)
-        return answer.to_bytes()
+        chosen = []
+
+        def build(version):
+            description, codec = sdp.answer_offer(offer, codecs, address, port, session_version=version, **kwargs)
+            chosen.append(codec)
+            return description
+
+        text = self._versioned(build)
+        self._use_remote(remote, chosen[-1])
+        return text
 
     def accept_answer(self, answer_bytes):
         """The peer's SDP answer to our offer."""
@@ -202,12 +222,13 @@ class CallMedia:
         codecs, address, port, kwargs = self._sdp_common()
         if self.sdes_line is not None:
             kwargs["crypto_lines"] = [self.sdes_line]
-        answer, _codec = sdp.answer_offer(offer, codecs, address, port, **kwargs)
+        answer = self._versioned(lambda version: sdp.answer_offer(offer, codecs, address, port,
+                                                                  session_version=version, **kwargs)[0])
         self.policy.reinvite(remote.zrtp_hash, bool(remote.crypto_lines), remote.direction,
                              self.endpoint.loop.now())
         self._follow(remote)
         self.pump_policy()
-        return answer.to_bytes()
+        return answer
 
     def reoffer(self, direction):
         """A re-INVITE offer for hold ("sendonly", RFC 3264 §8.4) or resume ("sendrecv"), keeping the call's
@@ -215,9 +236,9 @@ class CallMedia:
         codecs, address, port, kwargs = self._sdp_common()
         if self.sdes_line is not None:
             kwargs["crypto_lines"] = [self.sdes_line]
-        self._sdp_version += 1  # RFC 3264 §8: a new offer in the session has the next o= version
-        return sdp.build_offer([self.codec.name] if self.codec else codecs, address, port, direction=direction,
-                               rtcp_mux=self.rtcp_mux, session_version=self._sdp_version, **kwargs).to_bytes()
+        return self._versioned(lambda version: sdp.build_offer(
+            [self.codec.name] if self.codec else codecs, address, port, direction=direction, rtcp_mux=self.rtcp_mux,
+            session_version=version, **kwargs))
 
     def accept_reanswer(self, answer_bytes, on_hold):
         """The peer's answer to our re-INVITE: follow a moved media address; tell the policy about hold."""
@@ -382,8 +403,9 @@ class CallMedia:
             elif isinstance(event, zrtp_engine.Alarm):
                 self.policy.zrtp_alarm(event.kind, event.reason, now)
             elif isinstance(event, zrtp_engine.Failed):
+                # The policy says what it means for the call (a fallback, the end of a secure_only call, or
+                # nothing when the call already went on without ZRTP: then it is not worth an alarm).
                 log.warning("ZRTP failed (%s): %s", event.kind, event.reason)
-                self.summary.alarms.append("ZRTP failed: {}".format(event.reason))
                 self.policy.zrtp_failed(event.kind, event.reason, now)
         self.pump_policy()
         if self.remote is not None:

@@ -93,7 +93,26 @@ class _Transaction:
         "t2",
         "t4",
         "retransmissions",
+        "is_invite",
+        "interval",
+        "last_response",
     )
+
+    def __init__(self, request, destination, reliable, key, t1, t2, t4):
+        self.request = request
+        self.destination = destination
+        self.reliable = reliable
+        self.key = key
+        self.t1 = t1
+        self.t2 = t2
+        self.t4 = t4
+        self.is_invite = request.method == "INVITE"
+        self.outgoing = []
+        self.timers = []
+        self.context = None
+        self.last_response = None
+        self.retransmissions = 0
+        self.interval = t1
 
     def _set_timer(self, name, deadline):
         for timer in self.timers:
@@ -129,26 +148,14 @@ class _Transaction:
 
 
 class ClientTransaction(_Transaction):
-    __slots__ = ("is_invite", "interval", "last_response", "_data", "_ack")
+    __slots__ = ("_data", "_ack")
 
     def __init__(self, request, destination, reliable, now, t1=T1, t2=T2, t4=T4):
-        self.request = request
-        self.destination = destination
-        self.reliable = reliable
-        self.t1 = t1
-        self.t2 = t2
-        self.t4 = t4
-        self.is_invite = request.method == "INVITE"
-        self.key = client_key(request.top_via.branch, request.method)
-        self.outgoing = []
-        self.timers = []
-        self.context = None
-        self.last_response = None
-        self.retransmissions = 0
+        _Transaction.__init__(self, request, destination, reliable, client_key(request.top_via.branch, request.method),
+                              t1, t2, t4)
         self._ack = None
         self._data = request.to_bytes()
         self.outgoing.append(self._data)
-        self.interval = t1
         if self.is_invite:
             self.state = "calling"
             if not reliable:
@@ -234,25 +241,12 @@ class ClientTransaction(_Transaction):
 
 
 class ServerTransaction(_Transaction):
-    __slots__ = ("is_invite", "interval", "last_response", "last_status", "source")
+    __slots__ = ("last_status", "source")
 
     def __init__(self, request, source, reliable, now, t1=T1, t2=T2, t4=T4):
-        self.request = request
+        _Transaction.__init__(self, request, source, reliable, transaction_key(request), t1, t2, t4)
         self.source = source
-        self.destination = source
-        self.reliable = reliable
-        self.t1 = t1
-        self.t2 = t2
-        self.t4 = t4
-        self.is_invite = request.method == "INVITE"
-        self.key = transaction_key(request)
-        self.outgoing = []
-        self.timers = []
-        self.context = None
-        self.last_response = None
         self.last_status = 0
-        self.retransmissions = 0
-        self.interval = t1
         self.state = "proceeding" if self.is_invite else "trying"
 
     def send_response(self, response, now):

@@ -26,11 +26,11 @@ All parse errors raise RemoteProtocolError(message, 400).
 from firmware.digits import parse_decimal, split_lws
 from firmware.errors import RemoteProtocolError
 from firmware.sip.uri import (
+    HasParams,
     format_header_params,
     format_host,
-    get_param,
     parse_header_params,
-    set_param,
+    skip_quoted,
     split_host_port,
 )
 
@@ -176,21 +176,18 @@ def split_commas(value):
     if '"' not in value and "<" not in value:
         return [part.strip(" \t") for part in value.split(",") if part.strip(" \t")]
     parts = []
-    quoted = False
     angle = False
     start = 0
     i = 0
     n = len(value)
     while i < n:
         ch = value[i]
-        if quoted:
-            if ch == "\\":
-                i += 1
-            elif ch == '"':
-                quoted = False
-        elif ch == '"':
-            quoted = True
-        elif ch == "<":
+        if ch == '"':
+            i = skip_quoted(value, i)
+            if i < 0:
+                raise RemoteProtocolError("unterminated quoted string in header")
+            continue
+        if ch == "<":
             angle = True
         elif ch == ">":
             angle = False
@@ -200,8 +197,6 @@ def split_commas(value):
                 parts.append(part)
             start = i + 1
         i += 1
-    if quoted:
-        raise RemoteProtocolError("unterminated quoted string in header")
     part = value[start:].strip(" \t")
     if part:
         parts.append(part)
@@ -268,7 +263,7 @@ class Headers:
         return len(self._pairs)
 
 
-class Via:
+class Via(HasParams):
     __slots__ = ("protocol", "transport", "host", "port", "params")
 
     def __init__(self, transport, host, port=None, params=None, protocol="SIP/2.0"):
@@ -277,12 +272,6 @@ class Via:
         self.host = host
         self.port = port
         self.params = params if params is not None else []
-
-    def param(self, name):
-        return get_param(self.params, name)
-
-    def set_param(self, name, value=None):
-        set_param(self.params, name, value)
 
     @property
     def branch(self):

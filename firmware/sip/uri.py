@@ -154,7 +154,19 @@ def set_param(params, name, value=None):
     params.append([name, value])
 
 
-class Uri:
+class HasParams:
+    """A URI, name-addr or Via with its parameters in `params`, a list of [name, value] pairs."""
+
+    __slots__ = ()
+
+    def param(self, name):
+        return get_param(self.params, name)
+
+    def set_param(self, name, value=None):
+        set_param(self.params, name, value)
+
+
+class Uri(HasParams):
     __slots__ = ("scheme", "user", "password", "host", "port", "params", "headers")
 
     def __init__(self, scheme, user=None, host=None, port=None, params=None, headers=None, password=None):
@@ -165,12 +177,6 @@ class Uri:
         self.port = port
         self.params = params if params is not None else []
         self.headers = headers if headers is not None else []
-
-    def param(self, name):
-        return get_param(self.params, name)
-
-    def set_param(self, name, value=None):
-        set_param(self.params, name, value)
 
     def copy(self):
         return Uri(
@@ -294,23 +300,36 @@ def _parse_tel(rest):
     return Uri("tel", number, None, None, params)
 
 
+def skip_quoted(text, i):
+    """The index just after the quoted-string that opens at text[i] (a double quote; backslash escapes the
+    next character, RFC 3261 §25.1), or -1 when it is never closed."""
+    i += 1
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch == '"':
+            return i + 1
+        i += 1
+    return -1
+
+
 def _find_unquoted(text, char, start=0):
     """Index of `char` in `text` outside double quotes (with backslash escapes), or -1."""
     if '"' not in text:
         return text.find(char, start)
-    quoted = False
     i = start
     n = len(text)
     while i < n:
         ch = text[i]
-        if quoted:
-            if ch == "\\":
-                i += 1
-            elif ch == '"':
-                quoted = False
-        elif ch == '"':
-            quoted = True
-        elif ch == char:
+        if ch == '"':
+            i = skip_quoted(text, i)
+            if i < 0:
+                return -1
+            continue
+        if ch == char:
             return i
         i += 1
     return -1
@@ -390,19 +409,13 @@ def format_header_params(params):
     return "".join(out)
 
 
-class NameAddr:
+class NameAddr(HasParams):
     __slots__ = ("display", "uri", "params")
 
     def __init__(self, uri, display=None, params=None):
         self.uri = uri
         self.display = display
         self.params = params if params is not None else []
-
-    def param(self, name):
-        return get_param(self.params, name)
-
-    def set_param(self, name, value=None):
-        set_param(self.params, name, value)
 
     @property
     def tag(self):

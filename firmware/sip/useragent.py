@@ -609,14 +609,10 @@ class UserAgent:
             if new_tx is not None:
                 reg.tx = new_tx
                 return
-            if unregistering:
-                reg.move("unregistered")
-                reg.granted = None
-                self._emit(events.Unregistered(status))
+            if not unregistering:  # an unanswerable challenge to our un-REGISTER ends it all the same (below)
+                reg.failed(now, 0.0, retry=False)  # a wrong password is not retried
+                self._emit(events.RegistrationFailed(status, reason, None))
                 return
-            reg.failed(now, 0.0, retry=False)  # a wrong password is not retried
-            self._emit(events.RegistrationFailed(status, reason, None))
-            return
         if unregistering:
             reg.move("unregistered")
             reg.granted = None

@@ -151,6 +151,11 @@ class BrokenMessage(RemoteProtocolError):
 class _Message:
     __slots__ = ("headers", "body", "_cache")
 
+    def __init__(self, headers, body):
+        self.headers = headers if headers is not None else Headers()
+        self.body = body
+        self._cache = []
+
     def _cached(self, key, build):
         cache = self._cache
         for k, v in cache:
@@ -222,11 +227,9 @@ class Request(_Message):
     __slots__ = ("method", "uri")
 
     def __init__(self, method, uri, headers=None, body=b""):
+        _Message.__init__(self, headers, body)
         self.method = method
         self.uri = uri
-        self.headers = headers if headers is not None else Headers()
-        self.body = body
-        self._cache = []
 
     def to_bytes(self):
         return self._head_and_body("{} {} SIP/2.0".format(self.method, self.uri))
@@ -239,11 +242,9 @@ class Response(_Message):
     __slots__ = ("status", "reason")
 
     def __init__(self, status, reason=None, headers=None, body=b""):
+        _Message.__init__(self, headers, body)
         self.status = status
         self.reason = reason if reason is not None else REASONS.get(status, "Unknown")
-        self.headers = headers if headers is not None else Headers()
-        self.body = body
-        self._cache = []
 
     def to_bytes(self):
         return self._head_and_body("SIP/2.0 {} {}".format(self.status, self.reason))

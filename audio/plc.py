@@ -36,6 +36,21 @@ def _pack(samples):
     return struct.pack("<%dh" % len(clipped), *clipped)
 
 
+def _best_lag(target, lags, candidate_at, best_lag, best_score=-1.0):
+    """The lag among `lags` whose samples (candidate_at(lag)) best match `target`, by normalised
+    cross-correlation with its sign kept, and that score; `best_lag` and `best_score` when none beats it."""
+    for lag in lags:
+        candidate = candidate_at(lag)
+        energy = _dot(candidate, candidate)
+        if energy <= 0:
+            continue
+        correlation = _dot(target, candidate)
+        score = correlation * abs(correlation) / energy
+        if score > best_score:
+            best_score, best_lag = score, lag
+    return best_lag, best_score
+
+
 def _dot(a, b):
     return sum(map(_mul, a, b))
 
@@ -87,20 +102,15 @@ class Concealer:
         window = self._max_pitch  # correlate the last 15 ms against earlier positions
         end = len(history)
         target = history[end - window :]
-        best_lag, best_score = self._min_pitch, -1.0
-        for lags in (range(self._min_pitch, self._max_pitch + 1, 2), None):  # coarse, then refine
-            if lags is None:
-                lags = range(max(self._min_pitch, best_lag - 1), min(self._max_pitch, best_lag + 1) + 1)
-            for lag in lags:
-                candidate = history[end - window - lag : end - lag]
-                energy = _dot(candidate, candidate)
-                if energy <= 0:
-                    continue
-                correlation = _dot(target, candidate)
-                score = correlation * abs(correlation) / energy
-                if score > best_score:
-                    best_score, best_lag = score, lag
-        return best_lag
+
+        def earlier(lag):
+            return history[end - window - lag : end - lag]
+
+        # Coarse (every second lag), then refined around the best.
+        best_lag, best_score = _best_lag(target, range(self._min_pitch, self._max_pitch + 1, 2), earlier,
+                                         self._min_pitch)
+        refine = range(max(self._min_pitch, best_lag - 1), min(self._max_pitch, best_lag + 1) + 1)
+        return _best_lag(target, refine, earlier, best_lag, best_score)[0]
 
     def _start_loss(self):
         self._snapshot = self._history_samples()
@@ -199,14 +209,4 @@ class Concealer:
         if window < low:
             return self._pitch if self._pitch <= len(future) else len(future)
         head = future[:window]
-        best_lag, best_score = self._pitch, -1.0
-        for lag in range(low, high + 1):
-            candidate = future[lag : lag + window]
-            energy = _dot(candidate, candidate)
-            if energy <= 0:
-                continue
-            correlation = _dot(head, candidate)
-            score = correlation * abs(correlation) / energy
-            if score > best_score:
-                best_score, best_lag = score, lag
-        return best_lag
+        return _best_lag(head, range(low, high + 1), lambda lag: future[lag : lag + window], self._pitch)[0]

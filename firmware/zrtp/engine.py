@@ -776,13 +776,8 @@ class ZrtpEngine:
         h2 = _kdf.implicit_hash(dhpart1.h1)
         if _kdf.implicit_hash(h2) != self._peer_hello.h3 or not self._peer_hello.verify_mac(h2):
             return  # §9: chain or Hello MAC broken: discard
-        if len(dhpart1.pv) != keyagreement.PV_LENGTHS[self._algorithms["key_agreement"]]:
-            self._error(messages.ERROR_MALFORMED, now, "DHPart1 public value has the wrong length")
-            return
-        try:
-            dh_result = self._keypair.agree(dhpart1.pv)
-        except RemoteProtocolError as exc:
-            self._error(messages.ERROR_BAD_PV, now, "bad DH public value from the responder: {}".format(exc))
+        dh_result = self._agree(dhpart1, now, "responder")
+        if dh_result is None:
             return
         self._dhpart1 = dhpart1
         self._derive(dh_result, dhpart1, self._peer_hello.raw, self._commit.raw, dhpart1.raw, self._dhpart2.raw,
@@ -790,6 +785,18 @@ class ZrtpEngine:
         self.state = INITIATOR_WAIT_CONFIRM1
         self._send(self._dhpart2.raw)
         self._arm("dhpart2", now, self._dhpart2.raw, T2_INITIAL)
+
+    def _agree(self, dhpart, now, sender):
+        """The DH result with the peer's public value, or None once Error is sent: a public value of the
+        wrong length is malformed (§5.9 0x10), one the key agreement refuses is a bad pv (§5.9 0x61, §4.4.1.1)."""
+        if len(dhpart.pv) != keyagreement.PV_LENGTHS[self._algorithms["key_agreement"]]:
+            self._error(messages.ERROR_MALFORMED, now, "DHPart{} public value has the wrong length".format(dhpart.part))
+            return None
+        try:
+            return self._keypair.agree(dhpart.pv)
+        except RemoteProtocolError as exc:
+            self._error(messages.ERROR_BAD_PV, now, "bad DH public value from the {}: {}".format(sender, exc))
+            return None
 
     def _on_dhpart2(self, dhpart2, now):
         if self.state == RESPONDER_WAIT_CONFIRM2 and dhpart2.raw == self._dhpart2.raw:
@@ -804,13 +811,8 @@ class ZrtpEngine:
         if hvi != commit.hvi:
             self._error(messages.ERROR_BAD_HVI, now)
             return
-        if len(dhpart2.pv) != keyagreement.PV_LENGTHS[self._algorithms["key_agreement"]]:
-            self._error(messages.ERROR_MALFORMED, now, "DHPart2 public value has the wrong length")
-            return
-        try:
-            dh_result = self._keypair.agree(dhpart2.pv)
-        except RemoteProtocolError as exc:
-            self._error(messages.ERROR_BAD_PV, now, "bad DH public value from the initiator: {}".format(exc))
+        dh_result = self._agree(dhpart2, now, "initiator")
+        if dh_result is None:
             return
         self._dhpart2 = dhpart2
         self._derive(dh_result, dhpart2, self._hello_raw, commit.raw, self._dhpart1.raw, dhpart2.raw,

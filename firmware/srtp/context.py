@@ -88,21 +88,60 @@ _SRTCP_E_FLAG = 0x80000000
 _INDEX_MASK_48 = (1 << 48) - 1
 
 
-class _Keys:
-    """Session keys of one direction of one kind (SRTP or SRTCP)."""
+_BATCH_PACKETS = 8  # keystreams computed ahead per AES call (packets come in index order, mostly)
+_BLOCK_SUFFIXES = [j.to_bytes(2, "big") for j in range(256)]  # counter values in the IV's low 16 bits
 
-    __slots__ = ("cipher", "salt_shifted", "mac")
+
+class _Keys:
+    """Session keys of one direction of one kind (SRTP or SRTCP).
+
+    The AES-CTR keystream of a packet depends only on the keys, the SSRC and the packet index (RFC 3711
+    §4.1.1), never on the data, so it is computed ahead: one AES-ECB call makes the keystreams of the next
+    _BATCH_PACKETS indices, and a packet then costs a dictionary look-up and an XOR. The IV's low 16 bits
+    are zero, so a packet's counter blocks are its IV's first 14 octets and a 16-bit block counter.
+    """
+
+    __slots__ = ("cipher", "salt_shifted", "mac", "_ecb", "_streams", "_stream_length")
 
     def __init__(self, master_key, master_salt, cipher_key_length, rtcp):
         cipher_key, auth_key, salt = kdf.session_keys(master_key, master_salt, cipher_key_length, rtcp)
         self.cipher = crypto.AesCtrKey(cipher_key)
         self.salt_shifted = int.from_bytes(salt, "big") << 16
         self.mac = crypto.HmacKey("sha1", auth_key)
+        self._ecb = getattr(self.cipher, "_ecb", None)  # None without `cryptography` (MicroPython)
+        self._streams = {}
+        self._stream_length = 0
 
     def crypt(self, ssrc, index, data):
-        # RFC 3711 §4.1.1: IV = (k_s * 2^16) XOR (SSRC * 2^64) XOR (i * 2^16)
-        iv = (self.salt_shifted ^ (ssrc << 64) ^ (index << 16)).to_bytes(16, "big")
-        return self.cipher.crypt(iv, data)
+        size = len(data)
+        if self._ecb is None or not size or size > 4096:
+            # RFC 3711 §4.1.1: IV = (k_s * 2^16) XOR (SSRC * 2^64) XOR (i * 2^16)
+            iv = (self.salt_shifted ^ (ssrc << 64) ^ (index << 16)).to_bytes(16, "big")
+            return self.cipher.crypt(iv, data)
+        streams = self._streams
+        stream = streams.pop((ssrc, index), None)
+        if stream is None or len(stream) < size:
+            stream = self._compute_ahead(ssrc, index, size)
+        mixed = int.from_bytes(data, "big") ^ int.from_bytes(stream[:size], "big")
+        return mixed.to_bytes(size, "big")
+
+    def _compute_ahead(self, ssrc, index, size):
+        blocks = (max(size, self._stream_length) + 15) // 16
+        self._stream_length = blocks * 16
+        suffixes = _BLOCK_SUFFIXES[:blocks]
+        base = self.salt_shifted ^ (ssrc << 64)
+        counters = []
+        for ahead in range(_BATCH_PACKETS):
+            prefix = (base ^ (((index + ahead) & _INDEX_MASK_48) << 16)).to_bytes(16, "big")[:14]
+            counters.extend(prefix + suffix for suffix in suffixes)
+        keystream = self._ecb.update(b"".join(counters))
+        length = self._stream_length
+        streams = self._streams
+        if len(streams) > 4 * _BATCH_PACKETS:  # bounded: indices that never came (loss, a new SSRC)
+            streams.clear()
+        for ahead in range(1, _BATCH_PACKETS):
+            streams[(ssrc, (index + ahead) & _INDEX_MASK_48)] = keystream[ahead * length : (ahead + 1) * length]
+        return keystream[:length]
 
 
 class _Window:

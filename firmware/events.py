@@ -1,9 +1,10 @@
 """The one event base of the core: small immutable classes with __slots__ (DESIGN.md), MicroPython-clean.
 
-Subclasses list their fields in __slots__, set them once with `_set(name, value)` in __init__, and may name
-in `_hidden` the fields that must never be printed (keys), in `_positional` the fields printed as a bare
-value (`Dial('sip:1@d')`, not `Dial(uri='sip:1@d')`), and in `_counted` collections printed as their size
-(`SaveHistory(50 entries)`: a whole call history would flood the log).
+Subclasses list their fields in __slots__, set them once in __init__ with `_set(name, value)` (or all at
+once with `_init(names, values)`), and may name in `_hidden` the fields that must never be printed (keys),
+in `_positional` the fields printed as a bare value (`Dial('sip:1@d')`, not `Dial(uri='sip:1@d')`), and in
+`_counted` collections printed as their size (`SaveHistory(50 entries)`: a whole call history would flood
+the log).
 """
 
 
@@ -18,6 +19,11 @@ class Event:
 
     def _set(self, name, value):
         object.__setattr__(self, name, value)
+
+    def _init(self, names, values):
+        """_set() each of `names` to the value at the same place in `values`."""
+        for name, value in zip(names, values):
+            self._set(name, value)
 
     def __repr__(self):
         return "{}({})".format(

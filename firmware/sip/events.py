@@ -30,111 +30,106 @@ Unregistered(status)                     the binding was removed (or the unregis
 from firmware.events import Event as _Event
 
 
-def _init(event, names, values):
-    for name, value in zip(names, values):
-        event._set(name, value)
-
-
 class IncomingCall(_Event):
     __slots__ = ("call_id", "from_uri", "from_display", "to_uri", "sdp")
 
     def __init__(self, call_id, from_uri, from_display, to_uri, sdp):
-        _init(self, self.__slots__, (call_id, from_uri, from_display, to_uri, sdp))
+        self._init(self.__slots__, (call_id, from_uri, from_display, to_uri, sdp))
 
 
 class CallRinging(_Event):
     __slots__ = ("call_id", "status", "sdp")
 
     def __init__(self, call_id, status, sdp):
-        _init(self, self.__slots__, (call_id, status, sdp))
+        self._init(self.__slots__, (call_id, status, sdp))
 
 
 class CallAnswered(_Event):
     __slots__ = ("call_id", "sdp")
 
     def __init__(self, call_id, sdp):
-        _init(self, self.__slots__, (call_id, sdp))
+        self._init(self.__slots__, (call_id, sdp))
 
 
 class CallConfirmed(_Event):
     __slots__ = ("call_id", "sdp")
 
     def __init__(self, call_id, sdp=b""):
-        _init(self, self.__slots__, (call_id, sdp))
+        self._init(self.__slots__, (call_id, sdp))
 
 
 class CallEnded(_Event):
     __slots__ = ("call_id", "reason", "sip_status", "by_remote")
 
     def __init__(self, call_id, reason, sip_status, by_remote):
-        _init(self, self.__slots__, (call_id, reason, sip_status, by_remote))
+        self._init(self.__slots__, (call_id, reason, sip_status, by_remote))
 
 
 class CallFailed(_Event):
     __slots__ = ("call_id", "status", "reason")
 
     def __init__(self, call_id, status, reason):
-        _init(self, self.__slots__, (call_id, status, reason))
+        self._init(self.__slots__, (call_id, status, reason))
 
 
 class ReinviteReceived(_Event):
     __slots__ = ("call_id", "sdp")
 
     def __init__(self, call_id, sdp):
-        _init(self, self.__slots__, (call_id, sdp))
+        self._init(self.__slots__, (call_id, sdp))
 
 
 class ReinviteAnswered(_Event):
     __slots__ = ("call_id", "sdp")
 
     def __init__(self, call_id, sdp):
-        _init(self, self.__slots__, (call_id, sdp))
+        self._init(self.__slots__, (call_id, sdp))
 
 
 class ReinviteFailed(_Event):
     __slots__ = ("call_id", "status")
 
     def __init__(self, call_id, status):
-        _init(self, self.__slots__, (call_id, status))
+        self._init(self.__slots__, (call_id, status))
 
 
 class ReferReceived(_Event):
     __slots__ = ("call_id", "target", "referred_by")
 
     def __init__(self, call_id, target, referred_by):
-        _init(self, self.__slots__, (call_id, target, referred_by))
+        self._init(self.__slots__, (call_id, target, referred_by))
 
 
 class ReferProgress(_Event):
     __slots__ = ("call_id", "status", "final")
 
     def __init__(self, call_id, status, final):
-        _init(self, self.__slots__, (call_id, status, final))
+        self._init(self.__slots__, (call_id, status, final))
 
 
 class DtmfReceived(_Event):
     __slots__ = ("call_id", "digit", "duration_ms")
 
     def __init__(self, call_id, digit, duration_ms):
-        _init(self, self.__slots__, (call_id, digit, duration_ms))
+        self._init(self.__slots__, (call_id, digit, duration_ms))
 
 
 class Registered(_Event):
     __slots__ = ("expires", "contact")
 
     def __init__(self, expires, contact):
-        _init(self, self.__slots__, (expires, contact))
+        self._init(self.__slots__, (expires, contact))
 
 
 class RegistrationFailed(_Event):
     __slots__ = ("status", "reason", "retry_in")
 
     def __init__(self, status, reason, retry_in):
-        _init(self, self.__slots__, (status, reason, retry_in))
+        self._init(self.__slots__, (status, reason, retry_in))
 
 
 class Unregistered(_Event):
     __slots__ = ("status",)
 
     def __init__(self, status):
-        _init(self, self.__slots__, (status,))
+        self._init(self.__slots__, (status,))

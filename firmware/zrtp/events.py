@@ -47,15 +47,7 @@ LOCAL = "local"  # this platform could not do what was negotiated (never expecte
 FAILED_KINDS = (NO_ZRTP, TIMEOUT, PEER_ERROR, NO_COMMON_ALGORITHM, AUTHENTICATION, PROTOCOL, LOCAL)
 
 
-class _Event(Event):
-    __slots__ = ()
-
-    def _init(self, names, values):
-        for name, value in zip(names, values):
-            self._set(name, value)
-
-
-class Secure(_Event):
+class Secure(Event):
     __slots__ = ("key_agreement", "cipher", "hash", "auth_tag", "sas", "sas_type", "verified", "cache_mismatch",
                  "peer_zid", "role", "send_profile", "send_key", "send_salt", "receive_profile", "receive_key",
                  "receive_salt", "rekey", "exchange")
@@ -71,7 +63,7 @@ class Secure(_Event):
             self.cache_mismatch, " rekey #{}".format(self.exchange) if self.rekey else "")
 
 
-class ReceiveKeys(_Event):
+class ReceiveKeys(Event):
     __slots__ = ("receive_profile", "receive_key", "receive_salt", "rekey", "exchange")
 
     def __init__(self, receive_profile, receive_key, receive_salt, rekey=False, exchange=1):
@@ -81,7 +73,7 @@ class ReceiveKeys(_Event):
         return "ReceiveKeys({}{})".format(self.receive_profile, " rekey" if self.rekey else "")
 
 
-class Alarm(_Event):
+class Alarm(Event):
     __slots__ = ("kind", "reason", "code")
 
     def __init__(self, kind, reason, code=None):
@@ -91,7 +83,7 @@ class Alarm(_Event):
         return "Alarm({}: {!r})".format(self.kind, self.reason)
 
 
-class Failed(_Event):
+class Failed(Event):
     __slots__ = ("kind", "reason", "code")
 
     def __init__(self, kind, reason, code=None):
@@ -101,5 +93,5 @@ class Failed(_Event):
         return "Failed({}: {!r})".format(self.kind, self.reason)
 
 
-class CacheUpdated(_Event):
+class CacheUpdated(Event):
     __slots__ = ()

@@ -210,11 +210,28 @@ def impaired_pesq(reference_wav, codec, mode=None, **impairment):
     if file_rate != rate:
         pcm = Resampler(file_rate, rate).process(pcm)
     received, stats, counters = impaired_call(pcm, rate, codec, **impairment)
+    counters["delay_ms"] = _delay_ms(pcm, received, rate)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "received.wav"
         write_wav(out, rate, received)
         score = pesq_score(reference_wav, out, mode or PESQ_MODES[codec])
     return score, dict(stats, **counters)
+
+
+def _delay_ms(sent, received, rate):
+    """How late the received speech is against the sent (cross-correlation peak): the one-way delay of
+    the simulated path, from the sender's capture to the receiver's playback write (codec, packetisation,
+    network base delay and jitter, playout buffer, resamplers), without the sound cards' own buffers."""
+    import numpy as np
+
+    ref = np.frombuffer(sent, dtype="<i2").astype(np.float64)
+    deg = np.frombuffer(received, dtype="<i2").astype(np.float64)
+    size = 1
+    while size < len(ref) + len(deg):
+        size <<= 1
+    correlation = np.fft.irfft(np.fft.rfft(deg, size) * np.conj(np.fft.rfft(ref, size)), size)
+    limit = rate  # at most 1 s late
+    return float(np.argmax(correlation[:limit])) * 1000.0 / rate
 
 
 LOSSES = (0.0, 0.03, 0.05, 0.10)
@@ -272,6 +289,15 @@ def run(plot_path="bench-pesq-loss.png"):
                 lines[label] = scores
                 print("    {:16s}".format("{} {}".format(codec, "rand" if burst == 1.0 else "GE3"))
                       + "".join("{:>10.2f}".format(score) for score in scores))
+        print("  one-way delay through the simulated path (codec, 10 ms network, playout buffer, resampling;")
+        print("  no sound-card buffers), from the cross-correlation of sent and received speech:")
+        for codec in CODECS:
+            figures = []
+            for jitter in (0.0, 40.0):
+                _, stats = impaired_pesq(speech, codec, jitter_ms=jitter, seed=1)
+                figures.append("{:5.1f} ms (playout buffer {:5.1f} ms)".format(stats["delay_ms"],
+                                                                            stats["playout_delay_ms"]))
+            print("    {:5s} clean: {}   40 ms jitter: {}".format(codec, figures[0], figures[1]))
         if plot(lines, plot_path):
             print("  plot: {}".format(Path(plot_path).resolve()))
         else:

@@ -278,9 +278,40 @@ def _parse_connection(value):
     if len(parts) != 3 or parts[0] != "IN" or parts[1] not in ("IP4", "IP6"):
         raise RemoteProtocolError("bad c= line")
     address = parts[2].split("/")[0]
-    if not address:
-        raise RemoteProtocolError("bad c= address")
+    if not (_is_ip4(address) if parts[1] == "IP4" else _is_ip6(address)):
+        # RFC 4566 §5.7 also allows a host name here; we take IP literals only. Media is sent to this
+        # address from the real-time loop, which must never wait on DNS, and a name is where a NUL or a
+        # lone surrogate would reach the socket layer (a remote crash, issue 11).
+        raise RemoteProtocolError("c= address must be an {} literal".format(parts[1]), 488)
     return Connection(address, parts[0], parts[1])
+
+
+def _is_ip4(text):
+    parts = text.split(".")
+    if len(parts) != 4:
+        return False
+    for part in parts:
+        if not (1 <= len(part) <= 3 and is_ascii_digits(part)) or int(part) > 255:
+            return False
+    return True
+
+
+_HEX = "0123456789abcdefABCDEF"
+
+
+def _is_ip6(text):
+    """An RFC 4291 §2.2 text address: hex groups, one "::" at most, an IPv4 tail allowed."""
+    if not 2 <= len(text) <= 45 or text.count("::") > 1 or ":::" in text:
+        return False
+    groups = text.split(":")
+    if "." in groups[-1]:
+        if not _is_ip4(groups[-1]):
+            return False
+        groups = groups[:-1] + ["0", "0"]
+    filled = [g for g in groups if g]
+    if len(groups) > 8 or (len(groups) < 8 and "::" not in text) or len(filled) > 8:
+        return False
+    return all(len(g) <= 4 and all(c in _HEX for c in g) for g in filled)
 
 
 def _parse_origin(value):

@@ -412,7 +412,7 @@ class CallMedia:
             for datagram in self.zrtp.datagrams_to_send(now):
                 try:
                     self.sock.sendto(datagram, self.remote)
-                except OSError as exc:
+                except (OSError, ValueError, TypeError) as exc:  # the SDP check keeps odd addresses out
                     log.debug("ZRTP send failed: %s", exc)
         else:
             self.zrtp.datagrams_to_send(now)  # nowhere to send yet; Hello is retransmitted anyway

@@ -121,6 +121,24 @@ class _Transaction:
                 return
         self.timers.append([name, deadline])
 
+    def handle_timer(self, now):
+        """Run the timers due at `now`, earliest first: "timeout" when one ended the transaction unanswered
+        (Timer B, F or H), else None."""
+        result = None
+        for name, _ in self._expired(now):
+            if self.state == "terminated":
+                break
+            result = self._on_timer(name, now) or result
+        return result
+
+    def _retransmit(self, data, timer, interval, now):
+        """Send `data` again and re-arm `timer` `interval` from now (Timers A and E, §17.1.1.2 and
+        §17.1.2.2; Timer G, §17.2.1)."""
+        self.outgoing.append(data)
+        self.retransmissions += 1
+        self.interval = interval
+        self._set_timer(timer, now + interval)
+
     def _cancel_timer(self, name):
         self.timers = [t for t in self.timers if t[0] != name]
 
@@ -213,31 +231,19 @@ class ClientTransaction(_Transaction):
         self._set_timer("K", now + (0 if self.reliable else self.t4))
         return True
 
-    def handle_timer(self, now):
-        result = None
-        for name, _ in self._expired(now):
-            if self.state == "terminated":
-                break
-            if name == "A" and self.state == "calling":
-                self.outgoing.append(self._data)
-                self.retransmissions += 1
-                self.interval *= 2
-                self._set_timer("A", now + self.interval)
-            elif name == "E" and self.state in ("trying", "proceeding"):
-                self.outgoing.append(self._data)
-                self.retransmissions += 1
-                if self.state == "trying":
-                    self.interval = min(2 * self.interval, self.t2)
-                else:
-                    self.interval = self.t2
-                self._set_timer("E", now + self.interval)
-            elif name in ("B", "F"):
-                if self.state in ("calling", "trying", "proceeding"):
-                    result = "timeout"
-                self._terminate()
-            elif name in ("D", "K", "M"):
-                self._terminate()
-        return result
+    def _on_timer(self, name, now):
+        if name == "A" and self.state == "calling":
+            self._retransmit(self._data, "A", 2 * self.interval, now)
+        elif name == "E" and self.state in ("trying", "proceeding"):
+            interval = min(2 * self.interval, self.t2) if self.state == "trying" else self.t2
+            self._retransmit(self._data, "E", interval, now)
+        elif name in ("B", "F"):
+            unanswered = self.state in ("calling", "trying", "proceeding")
+            self._terminate()
+            return "timeout" if unanswered else None
+        elif name in ("D", "K", "M"):
+            self._terminate()
+        return None
 
 
 class ServerTransaction(_Transaction):
@@ -305,20 +311,13 @@ class ServerTransaction(_Transaction):
             self.outgoing.append(self.last_response)
         return "retransmission"
 
-    def handle_timer(self, now):
-        result = None
-        for name, _ in self._expired(now):
-            if self.state == "terminated":
-                break
-            if name == "G" and self.state == "completed":
-                self.outgoing.append(self.last_response)
-                self.retransmissions += 1
-                self.interval = min(2 * self.interval, self.t2)
-                self._set_timer("G", now + self.interval)
-            elif name == "H":
-                if self.state == "completed":
-                    result = "timeout"
-                self._terminate()
-            elif name in ("I", "J", "L"):
-                self._terminate()
-        return result
+    def _on_timer(self, name, now):
+        if name == "G" and self.state == "completed":
+            self._retransmit(self.last_response, "G", min(2 * self.interval, self.t2), now)
+        elif name == "H":
+            unanswered = self.state == "completed"
+            self._terminate()
+            return "timeout" if unanswered else None
+        elif name in ("I", "J", "L"):
+            self._terminate()
+        return None

@@ -134,8 +134,8 @@ def _hooks():
         'echo raspberrypi > "$1/etc/hostname"',
         'mkdir -p "$1/boot/firmware"',
         'echo snd_aloop > "$1/etc/modules-load.d/virtual-pi.conf"',
-        # Raspberry Pi OS's groups for the hardware (the sotto user joins them).
-        'chroot "$1" groupadd -r gpio', 'chroot "$1" groupadd -r i2c',
+        # Raspberry Pi OS's groups for the hardware (the sotto user joins them); i2c-tools makes i2c.
+        'chroot "$1" groupadd -rf gpio', 'chroot "$1" groupadd -rf i2c',
     ]
     return essential, customize
 

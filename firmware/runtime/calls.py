@@ -131,6 +131,10 @@ class CallController:
                 self.on_incoming(event)
             return
         if isinstance(event, (e.Registered, e.RegistrationFailed, e.Unregistered)):
+            if isinstance(event, e.Registered):
+                log.info("registered as %s for %d s", self.settings.account.uri, event.expires)
+            elif isinstance(event, e.RegistrationFailed):
+                log.warning("registration failed: %s", event.reason)
             self.on_registration(event)
             return
         if getattr(event, "call_id", None) != self.call_id or self.call_id is None:

@@ -12,6 +12,7 @@ import pytest
 from tests.interop.linphone import Linphone
 from tests.interop.sip.driver import Kamailio
 from tests.interop.sip.test_baresip import BARESIP_SIP, _baresip, _stop
+from tests.interop.sotto import wait_listening
 
 pytestmark = pytest.mark.interop
 
@@ -26,6 +27,20 @@ def _sotto(tmp_path, mode, *args, name="s"):
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
 
 
+def _registered_sotto(tmp_path, *args, name="s", timeout=20.0):
+    """`sotto answer` registered with kamailio: waits for its own log line, not a fixed time (under load the
+    REGISTER could still be on its way when the caller dialled, and kamailio answered 404)."""
+    log_path = tmp_path / (name + ".log")
+    cmd = [SOTTO, "answer", *args, "--log-level", "info", "--cache", str(tmp_path / (name + ".cache"))]
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, cwd=ROOT)
+    deadline = time.monotonic() + timeout
+    while "registered as " not in log_path.read_text():
+        assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()[-2000:]
+        time.sleep(0.05)
+    return proc, log_path
+
+
 def _summary(proc, timeout=60):
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -33,8 +48,9 @@ def _summary(proc, timeout=60):
         proc.kill()
         out, err = proc.communicate(timeout=10)
     text = out.decode()
-    assert text.strip(), err.decode()[-3000:]
-    return proc.returncode, json.loads(text), err.decode()
+    err = err.decode() if err is not None else ""  # _registered_sotto's stderr goes to its log file
+    assert text.strip(), err[-3000:]
+    return proc.returncode, json.loads(text), err
 
 
 @pytest.fixture
@@ -58,11 +74,9 @@ def _account(user, password, port):
 
 
 def test_sotto_calls_sotto_by_aor_through_kamailio(kamailio, tmp_path):
-    bob = _sotto(
-        tmp_path, "answer", *_account("bob", "bobpw", 15580), "--rtp-port", "15582", "--timeout", "30", name="bob"
-    )
+    bob, bob_log = _registered_sotto(tmp_path, *_account("bob", "bobpw", 15580), "--rtp-port", "15582", "--timeout",
+                                     "30", name="bob")
     try:
-        time.sleep(1.5)
         alice = _sotto(
             tmp_path,
             "call",
@@ -78,8 +92,8 @@ def test_sotto_calls_sotto_by_aor_through_kamailio(kamailio, tmp_path):
         )
         code, caller, err = _summary(alice)
         assert code == 0, (caller, err[-2000:], kamailio.log()[-2000:])
-        code, callee, err = _summary(bob)
-        assert code == 0, (callee, err[-2000:])
+        code, callee, _ = _summary(bob)
+        assert code == 0, (callee, bob_log.read_text()[-2000:])
     finally:
         if bob.poll() is None:
             bob.kill()
@@ -139,22 +153,12 @@ def test_sotto_calls_linphone_by_aor(kamailio, tmp_path):
 
 def test_linphone_calls_sotto_by_aor(kamailio, tmp_path):
     bob = _registered_linphone(tmp_path, auto_answer=False)
-    alice = _sotto(
-        tmp_path,
-        "answer",
-        *_account("alice", "alicepw", 15581),
-        "--rtp-port",
-        "15584",
-        "--duration",
-        "2",
-        "--timeout",
-        "30",
-    )
+    alice, alice_log = _registered_sotto(tmp_path, *_account("alice", "alicepw", 15581), "--rtp-port", "15584",
+                                         "--duration", "2", "--timeout", "30")
     try:
-        time.sleep(1.5)
         bob.command("call sip:alice@127.0.0.1")
-        code, summary, err = _summary(alice)
-        assert code == 0, (summary, err[-2000:], bob.console()[-2000:])
+        code, summary, _ = _summary(alice)
+        assert code == 0, (summary, alice_log.read_text()[-2000:], bob.console()[-2000:])
         assert summary["secure"] is True and summary["registered"] is True
         assert bob.auth_token(timeout=5) == summary["sas"]
     finally:
@@ -166,7 +170,7 @@ def test_linphone_calls_sotto_by_aor(kamailio, tmp_path):
 def test_sotto_calls_baresip(tmp_path):
     proc, log = _baresip(tmp_path, "-t", "30")
     try:
-        time.sleep(1.0)
+        wait_listening(BARESIP_SIP, proc)
         alice = _sotto(
             tmp_path,
             "call",
@@ -207,7 +211,7 @@ def test_sipp_uac_calls_sotto_answer(tmp_path):
         "30",
     )
     try:
-        time.sleep(1.5)
+        wait_listening(15581, alice)
         sipp = subprocess.run(
             [
                 require("sipp"),
@@ -261,7 +265,7 @@ def test_sotto_call_to_sipp_uas(tmp_path):
         stderr=subprocess.STDOUT,
     )
     try:
-        time.sleep(0.5)
+        wait_listening(SIPP_PORT, sipp)
         alice = _sotto(
             tmp_path,
             "call",

@@ -1,6 +1,6 @@
 """First boot on the phone's own display, before the venv exists: standard library only.
 
-The display drivers the phone uses (luma, smbus2) live in the venv that first boot unpacks, so while it
+The display drivers the phone uses (boards/drivers, over smbus2) live in the venv that first boot unpacks, so while it
 works, and when it fails, this module writes to the OLED itself: firmware.screens renders the screen
 (the same pure-Python renderer the phone uses), and the frame goes to /dev/i2c-N with the kernel's
 I2C_SLAVE ioctl and plain writes (SSD1306: horizontal addressing; SH1106: page by page, 2-column

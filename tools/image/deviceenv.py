@@ -49,8 +49,8 @@ DEVICE_DEBS = ("libopus0",)
 # Modules first boot imports from the venv to prove it works, one per requirement that ships code.
 # `RPi`, not `RPi.GPIO`: rpi-lgpio's RPi.GPIO reads the Pi's revision from the device tree on import and
 # refuses anything else (the build chroot, the virtual Pi); lgpio is the compiled part behind it.
-CHECK_IMPORTS = ("cryptography", "alsaaudio", "G722", "opuslib", "smbus2", "PIL", "luma.oled", "luma.lcd", "dns",
-                 "numpy", "RPi", "lgpio", "firmware", "boards.drivers.displays")
+CHECK_IMPORTS = ("cryptography", "alsaaudio", "G722", "opuslib", "smbus2", "PIL", "dns", "numpy", "RPi", "lgpio",
+                 "firmware", "boards.drivers.displays")
 VENV_TAR = "venv-{}.tar".format(MACHINE)
 # dpkg under qemu-user is slow: no fsync, and no manuals, docs or translations to unpack.
 FAST_DPKG = ["--dpkgopt=force-unsafe-io"] + ["--dpkgopt=path-exclude=/usr/share/{}/*".format(d)

@@ -82,12 +82,10 @@ def _open_sip_transport(settings, local_address, loop, on_message, on_error):
             raise ConfigError(settings.source, "account.tls_certificate",
                               "a readable PEM certificate ({})".format(exc)) from None
     try:
-        # With the writer hooks and on_error, TCP/TLS connects and handshakes never block the loop; a
-        # target that fails is replaced by the next RFC 3263 one, and when all fail on_error says so.
-        return SipTransport(account.transport, local_address, on_message=on_message, add_reader=loop.add_reader,
-                            remove_reader=loop.remove_reader, add_writer=loop.add_writer,
-                            remove_writer=loop.remove_writer, call_later=loop.call_later, clock=loop.now,
-                            on_error=on_error, tls_context=tls_context)
+        # On the loop, TCP/TLS connects and handshakes never block; a target that fails is replaced by the
+        # next RFC 3263 one, and when all fail on_error says so.
+        return SipTransport(account.transport, local_address, loop, on_message=on_message, on_error=on_error,
+                            tls_context=tls_context)
     except OSError as exc:
         raise StartupError("cannot bind SIP ({}) to {}:{}: {}".format(account.transport, local_address[0],
                                                                      local_address[1], exc.strerror)) from None

@@ -156,10 +156,19 @@ class Loop:
             now = self.now()
             if deadline is not None and now >= deadline:
                 return False
-            wait = self._next_wait(now, deadline)
-            for key, events in self._selector.select(wait):
-                self._dispatch(key, events)
-            self._run_due_timers()
+            self._turn(self._next_wait(now, deadline))
+
+    def run_once(self, timeout=0.0):
+        """One turn of run(): callbacks handed over, then wait up to `timeout` (less when a timer is due
+        sooner) for the files, dispatch them, and run the due timers. For drivers that interleave the
+        loop with work of their own (the interop tests' Driver pumps a UserAgent between turns)."""
+        self._run_ready()
+        self._turn(self._next_wait(self.now(), self.now() + max(0.0, timeout)))
+
+    def _turn(self, wait):
+        for key, events in self._selector.select(wait):
+            self._dispatch(key, events)
+        self._run_due_timers()
 
     def _dispatch(self, key, events):
         """Writer first (a connect completing), then reader; each looked up afresh, since the first

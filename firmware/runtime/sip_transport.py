@@ -1,54 +1,48 @@
-"""SIP transports for the UserAgent: UDP, TCP and TLS sockets, and RFC 3263 server location. Host only.
+"""SIP transports for the UserAgent: UDP, TCP and TLS sockets on the shell's Loop. Host only.
 
-The UserAgent is sans-I/O; this module is the socket side of it. It knows nothing about the event loop
-beyond two callables, so the runtime (firmware/runtime/loop.py) registers it like any reader.
+The UserAgent is sans-I/O; this module is the socket side of it. It runs only on a
+firmware.runtime.loop.Loop (readers, writers, timers and its clock), the way the phone runs it: nothing
+here ever blocks on the network, and nothing polls on its own. RFC 3263 lookups are in
+firmware/runtime/dns.py.
 
 API
 ---
-SipTransport(transport="udp", local_address=("127.0.0.1", 5060), on_message=None, add_reader=None,
-             remove_reader=None, resolver=None, tls_context=None, server_tls_context=None,
-             connect_timeout=2.0, max_connections=32, listen=True, on_error=None, add_writer=None,
-             remove_writer=None, call_later=None, clock=time.monotonic)
+SipTransport(transport, local_address, loop, on_message=None, on_error=None, resolver=None,
+             tls_context=None, server_tls_context=None, connect_timeout=2.0, max_connections=32,
+             listen=True)
+    The one way to build it: the phone (runtime/endpoint.py) and the interop tests' Driver both call it.
     transport       "udp", "tcp" or "tls" (the UserAgent must be built with the same one)
     local_address   where to bind (port 0: any; see `local_address` after construction for the real one)
+    loop            the Loop that drives it: add_reader/remove_reader, add_writer/remove_writer,
+                    call_later (connect, pong and partial-message deadlines) and now() (the clock)
     on_message      callback(data, (host, port)) for every SIP message received (datagrams as read;
                     on streams, one message framed by Content-Length, RFC 3261 §18.3)
-    add_reader / remove_reader   e.g. loop.add_reader / loop.remove_reader; callbacks take no argument.
-                    Without them, call `poll(timeout)` yourself (tests).
     on_error        callback(addr) when something accepted by send(data, addr) could not be delivered
                     after all: every resolved target refused the connection, timed out
                     (connect_timeout per target, TCP connect + TLS handshake) or failed TLS
                     verification, or the connection broke with that data still queued. `addr` is the
                     very tuple given to send(); tell the UserAgent: ua.transport_error(addr, now).
-                    Passing on_error is what makes outgoing connections non-blocking (below).
                     Called from loop callbacks (writer, reader, timer), or from inside send() when a
                     connection still opening has to be evicted for a new one (max_connections).
-    add_writer / remove_writer / call_later   e.g. loop.add_writer / loop.remove_writer / loop.call_later
-                    (call_later(delay, callback), for connect timeouts). Needed with add_reader for
-                    non-blocking connections; poll() drives writers and timeouts itself.
+                    None: such failures are only logged and counted.
     resolver        an Rfc3263Resolver (default: one using the system's DNS servers)
     tls_context     ssl.SSLContext for outgoing TLS (default: client_tls_context(), system CAs)
     server_tls_context  ssl.SSLContext with our certificate to accept incoming TLS (optional)
-    clock           monotonic clock for connect deadlines (the loop's)
 
-Non-blocking mode (attribute `nonblocking`): on_error given, and either add_writer/remove_writer/
-call_later with add_reader, or no add_reader at all (poll()). Then send() never waits on the network:
-a TCP connect is started with EINPROGRESS and completes on writability, the client TLS handshake is
-driven by SSLWantRead/SSLWantWrite through the loop, and what is sent meanwhile is queued (bounded,
-MAX_QUEUED_BYTES) and written when the connection is up, in order. A target that refuses, times out or
-fails TLS is replaced by the next resolved one (RFC 3263 §4.3, up to MAX_CONNECT_ATTEMPTS targets) with
-the same queue; when none is left, on_error(addr) is called once per address queued for. Writes on an
-open connection are non-blocking too; what the kernel does not take waits for writability.
-UDP failover (RFC 3263 §4.3, always on): for a name with several targets, send() keeps using one
-target and moves to the next when that one answers ICMP unreachable (read from the socket's error
-queue, IP_RECVERR on Linux) or when a retransmission (the same bytes again) finds that nothing came
-back from it within UDP_FAILOVER_SILENCE (4 s) of the first copy. The UserAgent's retransmissions
-(Timers A/E) then reach the next target within the same transaction: §4.3 asks for a new transaction
-with a new branch, but the new server has never seen this one. ICMP unreachable for the last target of
-a name, or for a lone target, calls on_error(addr) (if given), so the transaction fails at once with
-503 instead of after Timer B/F.
-Without on_error (or with add_reader but no add_writer) the transport works as before: connections
-are opened and written blocking (up to connect_timeout), and send()'s boolean is the whole answer.
+send() never waits on the network: a TCP connect is started with EINPROGRESS and completes on
+writability, the client TLS handshake is driven by SSLWantRead/SSLWantWrite through the loop, and what
+is sent meanwhile is queued (bounded, MAX_QUEUED_BYTES) and written when the connection is up, in
+order. A target that refuses, times out or fails TLS is replaced by the next resolved one (RFC 3263
+§4.3, up to MAX_CONNECT_ATTEMPTS targets) with the same queue; when none is left, on_error(addr) is
+called once per address queued for. Writes on an open connection are non-blocking too; what the kernel
+does not take waits for writability.
+UDP failover (RFC 3263 §4.3): for a name with several targets, send() keeps using one target and moves
+to the next when that one answers ICMP unreachable (read from the socket's error queue, IP_RECVERR on
+Linux) or when a retransmission (the same bytes again) finds that nothing came back from it within
+UDP_FAILOVER_SILENCE (4 s) of the first copy. The UserAgent's retransmissions (Timers A/E) then reach
+the next target within the same transaction: §4.3 asks for a new transaction with a new branch, but the
+new server has never seen this one. ICMP unreachable for the last target of a name, or for a lone
+target, calls on_error(addr), so the transaction fails at once with 503 instead of after Timer B/F.
 
 Methods
     send(data, addr) -> bool     addr = (host, port); port None or a host name -> RFC 3263 lookup;
@@ -57,8 +51,7 @@ Methods
                                  False = failed now (no target resolved, queue full, every target
                                  refused at once, a UDP send error): tell the UserAgent
                                  (ua.transport_error(addr, now)); on_error is NOT called for it.
-                                 True = sent or, in non-blocking mode, queued: a later failure comes
-                                 through on_error(addr). UDP uses the first target.
+                                 True = sent or queued: a later failure comes through on_error(addr).
     keepalive()                  RFC 5626 §4.4.1: a CRLFCRLF ping on every open connection (call it
                                  every ~30 s; pongs and pings from peers are handled automatically).
                                  A ping (from here or sent with send()) that gets no pong, nor any
@@ -66,12 +59,10 @@ Methods
                                  connection is closed and on_error(addr) told for every address
                                  send() used it for (also when the peer closes it), so the UserAgent
                                  re-registers at once (counted in `flow_failures`).
-    poll(timeout)                select() on our sockets (readers and writers), dispatch once, and
-                                 expire connect deadlines (for loops of our own)
-    sockets() -> list            what to watch for reading now
+    sockets() -> list            the listener and the open connections (what the loop reads)
     close()
     Attributes: local_address, errors (count of failed targets, dropped connections and sends),
-    malformed (framing errors), nonblocking, flow_failures, refused, slow_dropped
+    malformed (framing errors), flow_failures, refused, slow_dropped
 Bounds on a stream listener (issue 11): at most MAX_CONNECTIONS_PER_SOURCE (8) inbound connections
 per source host (more are closed at accept, counted in `refused`) and max_connections in all (the
 next accept evicts a slow or handshaking inbound connection first, else the least recently used); a
@@ -81,25 +72,17 @@ route_available(addr) -> bool   whether the routing table has a way to `addr` (a
 client_tls_context(cafile=None, pinned_cert=None) -> ssl.SSLContext
     Verifies the server against the system CAs, or against one pinned certificate (PEM file): then the
     certificate itself is the trust anchor and the host name is not checked.
-
-Rfc3263Resolver(nameservers=None, port=53, timeout=2.0, cache_size=64)
-    resolve(host, port, transport, secure=False) -> list of (transport, ip, port), best first:
-      IP literal -> itself; explicit port -> A/AAAA; else NAPTR (RFC 3263 §4.1, services SIP+D2U,
-      SIP+D2T, SIPS+D2T, only those of `transport`), else SRV (_sip._udp / _sip._tcp / _sips._tcp,
-      RFC 2782 order: priority, then weight), else A/AAAA on 5060/5061 (§4.2). Results are cached
-      for their TTL (bounded). Uses dnspython; without it, only A/AAAA via getaddrinfo.
-    Blocking: the lookup runs on the loop's thread with `timeout` (a registrar lookup is rare).
 """
 
 import errno
 import logging
-import select
 import socket
 import ssl
 import struct
 import time
 
 from firmware.errors import RemoteProtocolError
+from firmware.runtime.dns import Rfc3263Resolver, is_ip_literal
 from firmware.sip.message import KEEPALIVE_PING, StreamFramer
 
 log = logging.getLogger("sotto.sip.transport")
@@ -128,8 +111,6 @@ _IPV6_RECVERR = 25
 PING = b"\r\n\r\n"
 PONG = b"\r\n"
 
-_NAPTR_SERVICES = {"udp": "SIP+D2U", "tcp": "SIP+D2T", "tls": "SIPS+D2T"}
-_SRV_PREFIX = {"udp": "_sip._udp.", "tcp": "_sip._tcp.", "tls": "_sips._tcp."}
 
 
 def route_available(addr):
@@ -151,20 +132,6 @@ def _remember_flow(conn, addr):
         conn.flow_addrs.append(addr)
 
 
-def _is_ip(host):
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            socket.inet_pton(family, host)
-            return True
-        except OSError:
-            continue
-    return False
-
-
-def _default_port(transport):
-    return 5061 if transport == "tls" else 5060
-
-
 def client_tls_context(cafile=None, pinned_cert=None):
     if pinned_cert is not None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -175,136 +142,6 @@ def client_tls_context(cafile=None, pinned_cert=None):
         context = ssl.create_default_context(cafile=cafile)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
-
-
-class Rfc3263Resolver:
-    def __init__(self, nameservers=None, port=53, timeout=2.0, cache_size=64, clock=time.monotonic):
-        self.nameservers = nameservers
-        self.port = port
-        self.timeout = timeout
-        self.cache_size = cache_size
-        self._clock = clock
-        self._cache = {}  # key -> (expires_at, result)
-        self._dns = None
-        try:
-            import dns.resolver
-
-            resolver = dns.resolver.Resolver(configure=nameservers is None)
-            if nameservers is not None:
-                resolver.nameservers = list(nameservers)
-                resolver.port = port
-            resolver.lifetime = timeout
-            resolver.timeout = timeout
-            self._dns = resolver
-        except ImportError:  # pragma: no cover - dnspython is a runtime dependency
-            self._dns = None
-        except Exception as exc:  # no /etc/resolv.conf: fall back to getaddrinfo
-            log.warning("DNS resolver unavailable (%s); using getaddrinfo only", exc)
-            self._dns = None
-
-    def _cached(self, key):
-        entry = self._cache.get(key)
-        if entry is None:
-            return None
-        if entry[0] < self._clock():
-            del self._cache[key]
-            return None
-        return entry[1]
-
-    def _store(self, key, result, ttl):
-        if len(self._cache) >= self.cache_size:
-            oldest = min(self._cache, key=lambda k: self._cache[k][0])
-            del self._cache[oldest]
-        self._cache[key] = (self._clock() + max(1, min(ttl, 3600)), result)
-
-    def _query(self, name, rdtype):
-        """[(rdata, ttl)] or [] for NXDOMAIN/NODATA/timeouts."""
-        import dns.exception
-        import dns.resolver
-
-        try:
-            answer = self._dns.resolve(name, rdtype, raise_on_no_answer=False)
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoNameservers, dns.exception.Timeout, dns.resolver.NoAnswer):
-            return []
-        except dns.exception.DNSException as exc:
-            log.warning("DNS %s %s failed: %s", rdtype, name, exc)
-            return []
-        if answer.rrset is None:
-            return []
-        return [(rdata, answer.rrset.ttl) for rdata in answer.rrset]
-
-    def addresses(self, host):
-        """A then AAAA records of `host` -> (list of IPs, ttl)."""
-        if _is_ip(host):
-            return [host], 3600
-        if self._dns is None:
-            try:
-                infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
-            except OSError:
-                return [], 0
-            return [info[4][0] for info in infos], 60
-        ips = []
-        ttl = 3600
-        for rdtype in ("A", "AAAA"):
-            for rdata, record_ttl in self._query(host, rdtype):
-                ips.append(rdata.address)
-                ttl = min(ttl, record_ttl)
-        return ips, ttl
-
-    def _srv(self, name, transport):
-        records = self._query(name, "SRV")
-        if not records:
-            return None, 0
-        # RFC 2782: lowest priority first; within a priority, heavier weight first (deterministic).
-        records.sort(key=lambda item: (item[0].priority, -item[0].weight))
-        targets = []
-        ttl = min(r[1] for r in records)
-        for rdata, _ in records:
-            target = str(rdata.target).rstrip(".")
-            if target == "":
-                continue  # "." means the service is decidedly not available here
-            ips, ip_ttl = self.addresses(target)
-            ttl = min(ttl, ip_ttl) if ips else ttl
-            for ip in ips:
-                targets.append((transport, ip, rdata.port))
-        return targets, ttl
-
-    def resolve(self, host, port, transport, secure=False):
-        transport = "tls" if secure else transport
-        if _is_ip(host):
-            return [(transport, host, port or _default_port(transport))]
-        key = (host.lower(), port, transport)
-        cached = self._cached(key)
-        if cached is not None:
-            return cached
-        result, ttl = self._resolve_uncached(host, port, transport)
-        if result:
-            self._store(key, result, ttl)
-        return result
-
-    def _resolve_uncached(self, host, port, transport):
-        if port is not None or self._dns is None:
-            ips, ttl = self.addresses(host)
-            return [(transport, ip, port or _default_port(transport)) for ip in ips], ttl
-        # §4.1: NAPTR for the domain, keeping the services of our transport.
-        wanted = _NAPTR_SERVICES[transport]
-        naptrs = self._query(host, "NAPTR")
-        naptrs.sort(key=lambda item: (item[0].order, item[0].preference))
-        for rdata, _ in naptrs:
-            service = rdata.service.decode() if isinstance(rdata.service, bytes) else str(rdata.service)
-            flags = rdata.flags.decode() if isinstance(rdata.flags, bytes) else str(rdata.flags)
-            if service.upper() != wanted or flags.lower() != "s":
-                continue
-            targets, ttl = self._srv(str(rdata.replacement).rstrip("."), transport)
-            if targets:
-                return targets, ttl
-        # §4.2: no usable NAPTR -> SRV for our transport.
-        targets, ttl = self._srv(_SRV_PREFIX[transport] + host, transport)
-        if targets:
-            return targets, ttl
-        # No SRV: A/AAAA on the default port.
-        ips, ttl = self.addresses(host)
-        return [(transport, ip, _default_port(transport)) for ip in ips], ttl
 
 
 class _Route:
@@ -377,43 +214,16 @@ class _Connection:
 
 
 class SipTransport:
-    def __init__(
-        self,
-        transport="udp",
-        local_address=("127.0.0.1", 5060),
-        on_message=None,
-        add_reader=None,
-        remove_reader=None,
-        resolver=None,
-        tls_context=None,
-        server_tls_context=None,
-        connect_timeout=2.0,
-        max_connections=32,
-        listen=True,
-        on_error=None,
-        add_writer=None,
-        remove_writer=None,
-        call_later=None,
-        clock=time.monotonic,
-    ):
+    def __init__(self, transport, local_address, loop, on_message=None, on_error=None, resolver=None,
+                 tls_context=None, server_tls_context=None, connect_timeout=2.0, max_connections=32, listen=True):
         transport = transport.lower()
         if transport not in ("udp", "tcp", "tls"):
             raise ValueError("unknown SIP transport " + transport)
-        if add_writer is not None and (remove_writer is None or call_later is None or add_reader is None):
-            raise ValueError("add_writer needs add_reader, remove_writer and call_later (connect timeouts)")
         self.transport = transport
         self.on_message = on_message
         self.on_error = on_error
-        self._add_reader = add_reader
-        self._remove_reader = remove_reader
-        self._add_writer = add_writer
-        self._remove_writer = remove_writer
-        self._call_later = call_later
-        self._clock = clock
-        # Without on_error, send()'s boolean is the only way to report a failure, so it has to know the
-        # outcome at once: connections are then opened blocking (the behaviour before on_error existed).
-        # Likewise when a loop gives us readers but no writers: we could not learn that a connect ended.
-        self.nonblocking = on_error is not None and (add_writer is not None or add_reader is None)
+        self._loop = loop
+        self._clock = loop.now
         self.resolver = resolver
         self.tls_context = tls_context
         self.server_tls_context = server_tls_context
@@ -425,8 +235,6 @@ class SipTransport:
         self.refused = 0  # connections refused: their host already held MAX_CONNECTIONS_PER_SOURCE
         self.slow_dropped = 0  # connections dropped: a message took over PARTIAL_MESSAGE_TIMEOUT
         self._connections = {}  # peer (ip, port) -> _Connection
-        self._readers = {}  # socket -> callback, for poll()
-        self._writers = {}  # socket -> callback, for poll()
         self._routes = {}  # UDP: addr given to send() -> _Route, for names with several targets
         self._recent = {}  # UDP: (ip, port) we sent to -> the addr send() was given, for ICMP errors
         host, port = local_address
@@ -459,63 +267,31 @@ class SipTransport:
 
     # -- loop plumbing --------------------------------------------------------------------------------
     def _watch(self, sock, callback):
-        self._readers[sock] = callback
-        if self._add_reader is not None:
-            self._add_reader(sock, callback)
+        self._loop.add_reader(sock, callback)
 
     def _unwatch(self, sock):
-        self._readers.pop(sock, None)
-        if self._remove_reader is not None:
-            self._remove_reader(sock)
+        self._loop.remove_reader(sock)
+
+    def _call_later(self, delay, callback):
+        self._loop.call_later(delay, callback)
 
     def _want_write(self, conn, callback):
         if conn.writing:
             return
         conn.writing = True
-        self._writers[conn.sock] = callback
-        if self._add_writer is not None:
-            self._add_writer(conn.sock, callback)
+        self._loop.add_writer(conn.sock, callback)
 
     def _stop_writing(self, conn):
         if not conn.writing:
             return
         conn.writing = False
-        self._writers.pop(conn.sock, None)
-        if self._remove_writer is not None:
-            self._remove_writer(conn.sock)
+        self._loop.remove_writer(conn.sock)
 
     def sockets(self):
+        """The sockets the loop watches for reading: the listener and the open connections."""
         out = [self._sock] if self._listening else []
         out.extend(c.sock for c in self._connections.values() if not c.connecting)
         return out
-
-    def poll(self, timeout):
-        """Wait up to `timeout` for our sockets and dispatch (loops without add_reader/add_writer): input,
-        connects and TLS handshakes in progress, queued output, connect timeouts."""
-        self._check_deadlines()
-        readers = list(self._readers)
-        writers = list(self._writers)
-        pending = [s for s in readers if isinstance(s, ssl.SSLSocket) and s.pending()]
-        if pending:
-            readable, writable = pending, []
-        else:
-            deadlines = [c.deadline for c in self._connections.values() if c.deadline is not None]
-            if deadlines:
-                until_deadline = max(0.0, min(deadlines) - self._clock())
-                timeout = until_deadline if timeout is None else min(timeout, until_deadline)
-            try:
-                readable, writable, _ = select.select(readers, writers, [], timeout)
-            except (OSError, ValueError):
-                return
-        for sock in writable:
-            callback = self._writers.get(sock)
-            if callback is not None:
-                callback()
-        for sock in readable:
-            callback = self._readers.get(sock)
-            if callback is not None:
-                callback()
-        self._check_deadlines()
 
     def _deliver(self, data, peer):
         if self.on_message is not None:
@@ -610,8 +386,7 @@ class SipTransport:
             self._stop_writing(conn)
             return False
         except ssl.SSLWantWriteError:
-            if self.nonblocking:
-                self._want_write(conn, lambda conn=conn: self._on_writable(conn))
+            self._want_write(conn, lambda conn=conn: self._on_writable(conn))
             return False
         except (OSError, ssl.SSLError, ValueError) as exc:
             log.warning("TLS handshake with %s failed: %s", conn.peer[0], exc)
@@ -667,16 +442,15 @@ class SipTransport:
             return
         if conn.partial_since is None:
             conn.partial_since = self._clock()
-            if self._call_later is not None:
-                self._call_later(PARTIAL_MESSAGE_TIMEOUT, lambda conn=conn: self._partial_overdue(conn))
+            self._call_later(PARTIAL_MESSAGE_TIMEOUT, lambda conn=conn: self._partial_overdue(conn))
 
     def _partial_overdue(self, conn):
         if self._connections.get(conn.peer) is not conn or conn.partial_since is None:
             return
         if self._clock() - conn.partial_since < PARTIAL_MESSAGE_TIMEOUT - 0.001:
-            if self._call_later is not None:  # a later message started since: check that one in time
-                left = conn.partial_since + PARTIAL_MESSAGE_TIMEOUT - self._clock()
-                self._call_later(left, lambda conn=conn: self._partial_overdue(conn))
+            # a later message started since: check that one in time
+            left = conn.partial_since + PARTIAL_MESSAGE_TIMEOUT - self._clock()
+            self._call_later(left, lambda conn=conn: self._partial_overdue(conn))
             return
         log.warning("SIP %s connection from %s:%s dropped: a message took more than %.0f s", self.transport,
                     conn.peer[0], conn.peer[1], PARTIAL_MESSAGE_TIMEOUT)
@@ -740,7 +514,7 @@ class SipTransport:
 
     def _targets(self, addr):
         host, port = addr
-        if _is_ip(host) and port is not None:
+        if is_ip_literal(host) and port is not None:
             return [(self.transport, host, port)]
         return self._resolver().resolve(host, port, self.transport)
 
@@ -764,14 +538,7 @@ class SipTransport:
                     return self._queue(conn, data, addr)
                 return self._stream_send(conn, data, addr)
         peers = [(ip, port) for _, ip, port in targets[:MAX_CONNECT_ATTEMPTS]]
-        if self.nonblocking:
-            return self._open(peers, addr[0], data, addr)
-        for peer in peers:
-            conn = self._connect_blocking(peer, addr[0])
-            if conn is not None:
-                _remember_flow(conn, addr)
-                return self._stream_send(conn, data)
-        return False
+        return self._open(peers, addr[0], data, addr)
 
     def _queue(self, conn, data, origin):
         if len(conn.outgoing) + len(data) > MAX_QUEUED_BYTES:
@@ -909,8 +676,7 @@ class SipTransport:
                     conn.sock = sock
                     self._connections[peer] = conn
                     conn.deadline = self._clock() + self.connect_timeout
-                    if self._call_later is not None:
-                        self._call_later(self.connect_timeout + 0.01, self._check_deadlines)
+                    self._call_later(self.connect_timeout + 0.01, self._check_deadlines)
                     if error == 0:
                         self._connected(conn)
                     else:
@@ -950,7 +716,7 @@ class SipTransport:
         conn.connecting = False
         if self.transport == "tls":
             context = self.tls_context or client_tls_context()
-            name = conn.server_name if not _is_ip(conn.server_name) else None
+            name = conn.server_name if not is_ip_literal(conn.server_name) else None
             if name is None and context.check_hostname:
                 name = conn.server_name
             try:
@@ -1046,58 +812,17 @@ class SipTransport:
         self._stop_writing(conn)
         return True
 
-    # -- blocking fallback (no on_error, or a loop without writers) -------------------------------------
-    def _connect_blocking(self, peer, server_name):
-        if len(self._connections) >= self.max_connections:
-            self._evict_one()
-        family = socket.AF_INET6 if ":" in peer[0] else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(self.connect_timeout)
-            sock.connect(peer)
-            if self.transport == "tls":
-                context = self.tls_context or client_tls_context()
-                name = server_name if not _is_ip(server_name) else None
-                if name is None and context.check_hostname:
-                    name = server_name
-                sock = context.wrap_socket(sock, server_hostname=name)
-        except (OSError, ssl.SSLError, ValueError) as exc:
-            log.warning("SIP %s connection to %s:%s failed: %s", self.transport, peer[0], peer[1], exc)
-            self.errors += 1
-            sock.close()
-            return None
-        sock.setblocking(False)
-        return self._add_connection(sock, peer)
-
     def _stream_send(self, conn, data, origin=None):
         if data == PING and conn.ping_sent is None and not (conn.connecting or conn.handshaking):
             conn.ping_sent = self._clock()
-            if self._call_later is not None:
-                self._call_later(PONG_TIMEOUT, lambda conn=conn: self._pong_overdue(conn))
-        if self.nonblocking:
-            if not self._queue(conn, data, None):
-                return False
-            if not conn.writing and not self._flush(conn):
-                return False  # send() says it; on_error went only to earlier senders still queued
-            if conn.outgoing:  # waits for writability (after what was queued before, in order)
-                self._queue(conn, b"", origin)
-            return True
-        try:
-            conn.sock.setblocking(True)
-            conn.sock.settimeout(self.connect_timeout)
-            conn.sock.sendall(data)
-            conn.last_used = time.monotonic()
-            return True
-        except (OSError, ssl.SSLError) as exc:
-            log.warning("SIP send on %s connection failed: %s", self.transport, exc)
-            self.errors += 1
-            self._drop(conn)
+            self._call_later(PONG_TIMEOUT, lambda conn=conn: self._pong_overdue(conn))
+        if not self._queue(conn, data, None):
             return False
-        finally:
-            try:
-                conn.sock.setblocking(False)
-            except OSError:
-                pass
+        if not conn.writing and not self._flush(conn):
+            return False  # send() says it; on_error went only to earlier senders still queued
+        if conn.outgoing:  # waits for writability (after what was queued before, in order)
+            self._queue(conn, b"", origin)
+        return True
 
     def keepalive(self):
         for conn in list(self._connections.values()):

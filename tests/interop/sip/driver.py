@@ -1,10 +1,12 @@
-"""Helpers for SIP-level interop tests: a small real-time loop driving a UserAgent through SipTransport,
-and a kamailio registrar configured in the test's tmp dir (../shared/INTEROP.md)."""
+"""Helpers for SIP-level interop tests: a UserAgent on the production SIP transport driven by the
+production Loop (built as runtime/endpoint.py builds it), and a kamailio registrar configured in the
+test's tmp dir (../shared/INTEROP.md)."""
 
 import os
 import subprocess
 import time
 
+from firmware.runtime.loop import Loop
 from firmware.runtime.sip_transport import SipTransport
 from firmware.sdp import build_offer
 from firmware.sip.useragent import UserAgent
@@ -33,35 +35,49 @@ def pump_until(drivers, predicate, timeout):
 
 
 class Driver:
-    """A UserAgent on a real socket, pumped in real time; events are collected in `events`."""
+    """A UserAgent on a real socket, pumped in real time; events are collected in `events`.
+
+    The transport is the phone's: SipTransport on its own Loop with on_error, exactly as
+    runtime/endpoint.py builds it, so TCP/TLS connects, handshakes and writes never block and failures
+    reach the UserAgent the way they do in the phone (ua.transport_error). `transport_errors` lists the
+    addresses on_error reported; `on_transport_error(addr)` may be set to watch them too.
+    """
 
     def __init__(self, port=0, transport="udp", transport_kwargs=None, **ua_kwargs):
-        self.transport = SipTransport(
-            transport, ("127.0.0.1", port), on_message=self._on_message, **(transport_kwargs or {})
-        )
+        self.loop = Loop()
+        self.transport_errors = []
+        self.on_transport_error = None
+        self.transport = SipTransport(transport, ("127.0.0.1", port), self.loop, on_message=self._on_message,
+                                      on_error=self._on_error, **(transport_kwargs or {}))
         self.address = self.transport.local_address
         self.ua = UserAgent(self.address, os.urandom, transport=transport, **ua_kwargs)
         self.events = []
         self.sent = []
         self.received = []
 
-    @staticmethod
-    def now():
-        return time.monotonic()
+    def now(self):
+        return self.loop.now()
 
     def _on_message(self, data, addr):
         self.received.append(data)
-        self.ua.receive_datagram(data, addr, time.monotonic())
+        self.ua.receive_datagram(data, addr, self.loop.now())
+
+    def _on_error(self, addr):
+        # As Endpoint._on_sip_error: every target failed after send() had queued the message.
+        self.transport_errors.append(addr)
+        self.ua.transport_error(addr, self.loop.now())
+        if self.on_transport_error is not None:
+            self.on_transport_error(addr)
 
     def pump_once(self, max_wait=0.02):
-        now = time.monotonic()
+        now = self.loop.now()
         timer = self.ua.get_timer()
         if timer is not None and timer <= now:
             self.ua.handle_timer(now)
         for data, addr in self.ua.datagrams_to_send(now):
             self.sent.append(data)
             if not self.transport.send(data, addr):
-                self.ua.transport_error(addr, time.monotonic())
+                self.ua.transport_error(addr, self.loop.now())
         while True:
             event = self.ua.next_event()
             if event is None:
@@ -69,8 +85,8 @@ class Driver:
             self.events.append(event)
             self.on_event(event)
         timer = self.ua.get_timer()
-        wait = max_wait if timer is None else max(0.0, min(max_wait, timer - time.monotonic()))
-        self.transport.poll(wait)
+        wait = max_wait if timer is None else max(0.0, min(max_wait, timer - self.loop.now()))
+        self.loop.run_once(wait)
 
     def on_event(self, event):
         """Override or replace to react to events (answer calls, ...)."""
@@ -92,6 +108,7 @@ class Driver:
 
     def close(self):
         self.transport.close()
+        self.loop.close()
 
 
 KAMAILIO_CFG = """#!KAMAILIO

@@ -163,7 +163,7 @@ def test_binding_comes_back_after_a_registrar_restart(tmp_path_factory):
 
 
 def test_register_by_domain_through_rfc3263_dns(tmp_path_factory):
-    from firmware.runtime.sip_transport import Rfc3263Resolver
+    from firmware.runtime.dns import Rfc3263Resolver
     from tests.interop.sip.driver import Dnsmasq
 
     port = KAMAILIO_PORT + 3

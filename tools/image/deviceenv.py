@@ -94,7 +94,8 @@ def check_binfmt():
 def _hash_files(paths, extra=""):
     digest = hashlib.sha256(extra.encode())
     for path in paths:
-        digest.update(b"\0" + path.encode() + b"\0")
+        # The file's name, not its path: the key must not depend on where the checkout is.
+        digest.update(b"\0" + os.path.basename(path).encode() + b"\0")
         with open(path, "rb") as f:
             digest.update(f.read())
     return digest.hexdigest()[:16]
@@ -135,8 +136,16 @@ def in_chroot(root, script, timeout=3600):
 
 
 def env_key(source):
-    files = [os.path.join(source, name) for name in ("requirements.txt", "pyproject.toml")]
-    return _hash_files(files, " ".join((chroot_key(), FORMAT) + DEVICE_DEBS + CHECK_IMPORTS))
+    """What decides the environment: the pins, the parts of pyproject.toml that shape the install (not the
+    linters' or pytest's settings), the chroot and this module's choices."""
+    import tomllib
+
+    with open(os.path.join(source, "pyproject.toml"), "rb") as f:
+        project = tomllib.load(f)
+    shaping = {"build-system": project.get("build-system"), "project": project.get("project"),
+               "setuptools": project.get("tool", {}).get("setuptools")}
+    extra = " ".join((chroot_key(), FORMAT) + DEVICE_DEBS + CHECK_IMPORTS) + json.dumps(shaping, sort_keys=True)
+    return _hash_files([os.path.join(source, "requirements.txt")], extra)
 
 
 def build_env(cache, source=payload.REPO_ROOT):

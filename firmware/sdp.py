@@ -44,7 +44,7 @@ reverse_direction(direction): sendonly <-> recvonly.
 
 from firmware.digits import decimal_or_none, is_ascii_digits, parse_decimal, split_lws, strip_lws
 from firmware.errors import RemoteProtocolError
-from firmware.sip.uri import decode_utf8
+from firmware.text import decode_utf8
 
 MAX_SDP = 16384
 MAX_MEDIA = 64

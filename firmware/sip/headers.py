@@ -9,6 +9,8 @@ Headers(pairs=None)
     unordered). Names are stored canonical, values stripped. Methods:
       get(name) -> first value or None          get_all(name) -> every value, comma lists split
       add(name, value)  set(name, value) (replaces all)  remove(name)
+      replace_first(name, value) -> bool: the first field named `name` gets `value` in place (its
+        position kept, later fields untouched); False when there is none
       count(name)  items() -> list of pairs      len(headers)
     Comma-separated values are split only for the headers whose grammar is a list (Via, Contact,
     Route, Record-Route, Allow, Supported, Require, ...; never WWW-Authenticate, Date, ...).
@@ -223,6 +225,15 @@ class Headers:
                 self._pairs = [p for j, p in enumerate(self._pairs) if j <= i or p[0] != name]
                 return
         self._pairs.append([name, str(value).strip()])
+
+    def replace_first(self, name, value):
+        # In place: a proxy's Via order must survive (RFC 3261 §18.2.1 stamps only the top Via).
+        name = canonical_name(name)
+        for pair in self._pairs:
+            if pair[0] == name:
+                pair[1] = str(value).strip()
+                return True
+        return False
 
     def remove(self, name):
         name = canonical_name(name)

@@ -42,7 +42,8 @@ StreamFramer(max_buffer=MAX_MESSAGE * 2)
 from firmware.digits import is_ascii_digits, parse_decimal, strip_lws
 from firmware.errors import RemoteProtocolError
 from firmware.sip.headers import Headers, is_token, known_name, parse_cseq, parse_int_header, parse_via
-from firmware.sip.uri import decode_utf8, parse_name_addr, parse_uri
+from firmware.sip.uri import parse_name_addr, parse_uri
+from firmware.text import decode_utf8
 
 MAX_MESSAGE = 65536
 MAX_HEADERS = 128

@@ -27,6 +27,8 @@ ClientTransaction(request, destination, reliable, now, t1=T1, t2=T2, t4=T4)
     class transition; retransmitted 2xx of an INVITE too, so the TU can re-ACK), False to absorb.
     handle_timer(now) -> "timeout" when Timer B/F fired (the TU reports 408), else None.
     next_deadline() -> float or None.   retransmissions -> count of retransmitted requests.
+    abort() -> None: terminated at once with no timers left (the TU gave up on it, e.g. the
+    transport reported the destination unreachable, RFC 3261 §8.1.3.1).
 ServerTransaction(request, source, reliable, now, ...)
     For a received request. send_response(response, now) sends it (and caches it: a retransmitted
     request gets the last response again, §17.2). receive_request(request, now) -> "retransmission",
@@ -156,6 +158,10 @@ class _Transaction:
     def _terminate(self):
         self.state = "terminated"
         self.timers = []
+
+    def abort(self):
+        """The TU gives up on this transaction: no retransmission or timeout will follow."""
+        self._terminate()
 
     def _expired(self, now):
         """Names of the timers due at `now`, removed from the list, earliest first."""

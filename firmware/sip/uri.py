@@ -24,6 +24,7 @@ NameAddr(uri, display=None, params=None)
 
 from firmware.digits import is_ascii_digits, parse_decimal
 from firmware.errors import RemoteProtocolError
+from firmware.text import decode_utf8
 
 _HEX = "0123456789abcdefABCDEF"
 # Characters allowed unescaped in the user part (§25.1: unreserved / user-unreserved).
@@ -32,14 +33,6 @@ _PARAM_SAFE = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.
 _HOST_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-."
 _TEL_CHARS = "0123456789+-.()*#abcdefABCDEFpPwW"
 _MAX_URI = 2048
-
-
-def decode_utf8(data):
-    """bytes -> str, or None when the bytes are not UTF-8 (no exception to chain from)."""
-    try:
-        return data.decode()
-    except UnicodeError:
-        return None
 
 
 def _unescape(text):

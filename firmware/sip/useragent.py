@@ -98,7 +98,8 @@ from firmware.sip.registration import (
     Registration,
 )
 from firmware.sip.transaction import T1, T2, T4, ClientTransaction, ServerTransaction, client_key, transaction_key
-from firmware.sip.uri import NameAddr, Uri, decode_utf8, parse_name_addr, parse_uri
+from firmware.sip.uri import NameAddr, Uri, parse_name_addr, parse_uri
+from firmware.text import decode_utf8
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY, UPDATE"
 USER_AGENT = "Sotto"
@@ -1346,8 +1347,7 @@ class UserAgent:
         for key, tx in list(self._client.items()):
             if tx.destination != addr or tx.state not in ("calling", "trying", "proceeding"):
                 continue
-            tx.timers = []
-            tx.state = "terminated"
+            tx.abort()
             self._client.pop(key, None)
             self._client_failure(tx, 503, "transport error", now)
         # The registration's flow failed (ICMP unreachable for a keep-alive, no pong, the connection
@@ -1744,12 +1744,11 @@ def _stamp_via(request, addr):
         changed = True
     if not changed:
         return
-    pairs = request.headers._pairs
-    for pair in pairs:
-        if pair[0] == "Via":
-            rest = split_commas(pair[1])[1:]
-            pair[1] = ", ".join([str(via)] + rest)
-            break
+    # The first Via field may carry several comma-separated values: only its first one is ours to stamp.
+    headers = request.headers
+    first = headers.get("Via")
+    rest = split_commas(first)[1:] if first is not None else []
+    headers.replace_first("Via", ", ".join([str(via)] + rest))
 
 
 def _local_uri(value, what):

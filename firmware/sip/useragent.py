@@ -76,8 +76,8 @@ import binascii
 from firmware.digits import decimal_or_none, is_ascii_digits
 from firmware.errors import LocalProtocolError, RemoteProtocolError
 from firmware.sdp import parse_sdp
-from firmware.sip import events
-from firmware.sip.auth import build_authorization, choose_challenge
+from firmware.sip import events, session_timer
+from firmware.sip.credentials import MAX_AUTH_TRIES, Credentials
 from firmware.sip.dialog import Dialog
 from firmware.sip.headers import Headers, Via, parse_int_header, split_commas
 from firmware.sip.message import (
@@ -105,8 +105,6 @@ ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY, UPDATE"
 USER_AGENT = "Sotto"
 # Methods we know but do not handle out of a dialog: 405 with Allow (§8.2.1). Anything else: 501.
 KNOWN_METHODS = ("REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE", "PRACK", "UPDATE", "INFO", "REFER", "NOTIFY")
-SUPPORTED_EXTENSIONS = ("timer",)  # RFC 4028 session timers: refreshes are answered, and sent when asked
-MIN_SESSION_EXPIRES = 90  # RFC 4028 §4
 
 MAX_TRANSACTIONS = 256  # client transactions, and server transactions in total
 # Server transactions one source host may hold, finished ones (still absorbing retransmissions for
@@ -125,11 +123,6 @@ MAX_TRACKED_SOURCES = 256
 MAX_OUTGOING = 512
 MAX_EVENTS = 256
 MAX_ENDED = 32
-MAX_AUTH_TRIES = 3
-MAX_CREDENTIALS = 8
-# Methods never sent with credentials we were not asked for: CANCEL and ACK cannot be challenged
-# (§22.1); they must match the INVITE they belong to.
-NO_PREEMPTIVE_AUTH = ("CANCEL", "ACK")
 
 DTMF_DIGITS = "0123456789*#ABCD"
 
@@ -161,19 +154,6 @@ class _Context:
         self.call_id = call_id
         self.realms = []
         self.tries = 0
-
-
-class _Credentials:
-    """The last digest challenge of one realm from one next hop, answered again without being asked
-    (RFC 3261 §22.3, RFC 7616 §3.4.5): the same nonce with the nonce count incremented."""
-
-    __slots__ = ("status", "destination", "challenge", "nc")
-
-    def __init__(self, status, destination, challenge):
-        self.status = status  # 401: Authorization, 407: Proxy-Authorization
-        self.destination = destination
-        self.challenge = challenge
-        self.nc = 0
 
 
 class Call:
@@ -309,7 +289,7 @@ class UserAgent:
         self._events = []
         self._ended_acks = []  # [(call_id, ack bytes, dest)] to re-ACK late 2xx retransmissions
         self._reg = Registration(register_expires, keepalive_interval, probe_interval)
-        self._credentials = []  # [_Credentials], most recent last, at most MAX_CREDENTIALS
+        self._credentials = Credentials(self.username, password, lambda: self._token(8))
 
     # ------------------------------------------------------------------ sans-I/O plumbing
 
@@ -461,7 +441,7 @@ class UserAgent:
     def _send_request(self, request, dest, now, context):
         if len(self._client) >= MAX_TRANSACTIONS:
             raise LocalProtocolError("too many pending SIP transactions")
-        self._add_cached_credentials(request, dest)
+        self._credentials.add_cached(request, dest)
         tx = ClientTransaction(request, dest, self.reliable, now, self.t1, self.t2, self.t4)
         tx.context = context
         self._client[tx.key] = tx
@@ -691,10 +671,10 @@ class UserAgent:
     def _auth_retry(self, tx, response, now):
         """Resend tx.request with credentials. -> (new transaction, None) or (None, failure reason)."""
         context = tx.context
-        if self.password is None:
+        credentials = self._credentials
+        if not credentials.can_answer:
             return None, "authentication required"
-        header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
-        challenge = choose_challenge(response.headers.get_all(header))
+        challenge = credentials.challenge_of(response)
         if challenge is None:
             return None, "unsupported authentication challenge"
         realm_key = (response.status, challenge.realm)
@@ -702,24 +682,16 @@ class UserAgent:
             # We already answered a challenge of this realm and got challenged again without
             # stale=true (RFC 7616 §3.3): the credentials are wrong. No retry loop. (Credentials
             # sent unasked from the cache do not count: a new nonce for them is answered once.)
-            self._forget_credentials(response.status, challenge.realm, tx.destination)
+            credentials.forget(response.status, challenge.realm, tx.destination)
             return None, "wrong password"
         context.tries += 1
         context.realms.append(realm_key)
-        cached = self._remember_credentials(response.status, tx.destination, challenge)
-        cached.nc += 1
         old = tx.request
         request = Request(old.method, old.uri.copy(), old.headers.copy(), old.body)
         request.headers.set("Via", self._via(self._new_branch()))
         number = self._next_cseq_for(context, old)
         request.headers.set("CSeq", "{} {}".format(number, old.method))
-        request.headers.remove("Authorization")
-        request.headers.remove("Proxy-Authorization")
-        auth_header = "Authorization" if response.status == 401 else "Proxy-Authorization"
-        value = build_authorization(
-            challenge, self.username, self.password, old.method, str(old.uri), self._token(8), cached.nc
-        )
-        request.headers.add(auth_header, value)
+        credentials.answer_challenge(request, response.status, challenge, tx.destination)
         request.invalidate()
         new_tx = self._send_request(request, tx.destination, now, context)
         if context.kind == "invite":
@@ -732,53 +704,6 @@ class UserAgent:
             if call is not None:
                 call.reinvite_tx = new_tx
         return new_tx, None
-
-    def _remember_credentials(self, status, destination, challenge):
-        """The cache entry for this realm and next hop, now holding `challenge` (nc restarts at 0 for a
-        new nonce, RFC 7616 §3.4.5)."""
-        for cached in self._credentials:
-            if cached.status == status and cached.destination == destination:
-                if cached.challenge.realm == challenge.realm:
-                    if cached.challenge.nonce != challenge.nonce:
-                        cached.nc = 0
-                    cached.challenge = challenge
-                    return cached
-        if len(self._credentials) >= MAX_CREDENTIALS:
-            self._credentials.pop(0)
-        cached = _Credentials(status, destination, challenge)
-        self._credentials.append(cached)
-        return cached
-
-    def _forget_credentials(self, status, realm, destination):
-        self._credentials = [
-            c
-            for c in self._credentials
-            if not (c.status == status and c.destination == destination and c.challenge.realm == realm)
-        ]
-
-    def _add_cached_credentials(self, request, dest):
-        """Answer the last challenge of each realm seen from `dest` before being asked again, so REGISTER
-        refreshes and requests inside a challenged call are not challenged every time. Only for qop=auth
-        with a non-session algorithm: there the same nonce with a new nc and cnonce is a fresh answer."""
-        if self.password is None or request.method in NO_PREEMPTIVE_AUTH:
-            return
-        if request.headers.get("Authorization") is not None or request.headers.get("Proxy-Authorization"):
-            return
-        added = False
-        for cached in self._credentials:
-            challenge = cached.challenge
-            if cached.destination != dest or "auth" not in challenge.qop:
-                continue
-            if challenge.algorithm.upper().endswith("-SESS"):
-                continue
-            cached.nc += 1
-            value = build_authorization(
-                challenge, self.username, self.password, request.method, str(request.uri), self._token(8), cached.nc
-            )
-            request.headers.add("Authorization" if cached.status == 401 else "Proxy-Authorization", value)
-            added = True
-        if added:
-            request.invalidate()
 
     def _next_cseq_for(self, context, old):
         if context.kind in ("register", "unregister"):
@@ -903,18 +828,11 @@ class UserAgent:
 
     def _session_timer_from_2xx(self, call, response, now):
         """RFC 4028 §7.2: a 2xx may make us (the UAC) the refresher."""
-        value = response.headers.get("Session-Expires")
-        if value is None:
-            return
-        interval_text, _, params = value.partition(";")
-        try:
-            interval = parse_int_header(interval_text, "Session-Expires")
-        except RemoteProtocolError:
-            return
-        if "refresher=uac" in params.replace(" ", "").lower() and interval >= MIN_SESSION_EXPIRES:
+        interval = session_timer.refresher_interval_from_2xx(response)
+        if interval is not None:
             call.session_interval = interval
             call.session_refresher = "uac"
-            call.session_refresh_at = now + interval / 2.0
+            call.session_refresh_at = session_timer.next_refresh(now, interval)
 
     def _fail_call(self, call, status, reason):
         call.state = "ended"
@@ -972,16 +890,12 @@ class UserAgent:
             response.headers.add("Record-Route", value)
         response.headers.add("Contact", self._contact())
         response.headers.add("Allow", ALLOW)
-        response.headers.add("Supported", ", ".join(SUPPORTED_EXTENSIONS))
+        response.headers.add("Supported", ", ".join(session_timer.SUPPORTED_EXTENSIONS))
         if call.session_interval:
             # RFC 4028 §9: say who refreshes; "uac" needs Require: timer.
-            response.headers.add(
-                "Session-Expires", "{};refresher={}".format(call.session_interval, call.session_refresher)
-            )
-            if call.session_refresher == "uac":
-                response.headers.add("Require", "timer")
-            else:
-                call.session_refresh_at = now + call.session_interval / 2.0
+            session_timer.add_to_2xx(response.headers, call.session_interval, call.session_refresher)
+            if call.session_refresher == "uas":
+                call.session_refresh_at = session_timer.next_refresh(now, call.session_interval)
         if sdp:
             response.headers.add("Content-Type", "application/sdp")
         response.body = sdp
@@ -1006,34 +920,20 @@ class UserAgent:
         request, dest = self._dialog_request(call, "INVITE", call.local_sdp)
         request.headers.add("Contact", self._contact())
         request.headers.add("Allow", ALLOW)
-        request.headers.add("Supported", ", ".join(SUPPORTED_EXTENSIONS))
-        request.headers.add("Session-Expires", "{};refresher=uac".format(call.session_interval))
+        session_timer.add_to_refresh(request.headers, call.session_interval)
         call.reinvite_tx = self._send_request(request, dest, now, _Context("refresh", call.id))
-        call.session_refresh_at = now + call.session_interval / 2.0
+        call.session_refresh_at = session_timer.next_refresh(now, call.session_interval)
 
     def _negotiate_session_timer(self, call, request):
         """RFC 4028 §9 as UAS. Returns None, or a 422 response when the interval is too small."""
-        value = request.headers.get("Session-Expires")
-        if value is None:
+        outcome = session_timer.negotiate(request)
+        if outcome is None:
             return None
-        interval_text, _, param_text = value.partition(";")
-        interval = parse_int_header(interval_text, "Session-Expires")
-        if interval < MIN_SESSION_EXPIRES:
+        if outcome == session_timer.TOO_SMALL:
             response = make_response(request, 422, to_tag=call.local_tag)
-            response.headers.add("Min-SE", str(MIN_SESSION_EXPIRES))
+            response.headers.add("Min-SE", str(session_timer.MIN_SESSION_EXPIRES))
             return response
-        refresher = None
-        for item in param_text.split(";"):
-            name, _, param_value = item.partition("=")
-            if name.strip().lower() == "refresher":
-                refresher = param_value.strip().lower()
-        supported = [opt.lower() for opt in request.headers.get_all("Supported") + request.headers.get_all("Require")]
-        if refresher not in ("uac", "uas"):
-            refresher = "uac" if "timer" in supported else "uas"
-        if refresher == "uac" and "timer" not in supported:
-            refresher = "uas"
-        call.session_interval = interval
-        call.session_refresher = refresher
+        call.session_interval, call.session_refresher = outcome
         return None
 
     def reject(self, call_id, status, now):
@@ -1441,7 +1341,7 @@ class UserAgent:
             response = make_response(request, 200, to_tag=self._token(8))
             response.headers.add("Allow", ALLOW)
             response.headers.add("Accept", "application/sdp")
-            response.headers.add("Supported", ", ".join(SUPPORTED_EXTENSIONS))
+            response.headers.add("Supported", ", ".join(session_timer.SUPPORTED_EXTENSIONS))
             response.headers.add("Contact", self._contact())
             self._respond(tx, response, now)
         elif method in ("BYE", "NOTIFY"):
@@ -1479,7 +1379,8 @@ class UserAgent:
     def _unsupported_requirements(self, request):
         if request.method in ("ACK", "CANCEL"):
             return []
-        return [opt for opt in request.headers.get_all("Require") if opt.lower() not in SUPPORTED_EXTENSIONS]
+        supported = session_timer.SUPPORTED_EXTENSIONS
+        return [opt for opt in request.headers.get_all("Require") if opt.lower() not in supported]
 
     def _new_incoming_call(self, tx, request, addr, now):
         if request.call_id in self.calls:

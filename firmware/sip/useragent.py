@@ -76,7 +76,9 @@ import binascii
 from firmware.digits import decimal_or_none, is_ascii_digits
 from firmware.errors import LocalProtocolError, RemoteProtocolError
 from firmware.sdp import parse_sdp
+from firmware.sip import call as call_states
 from firmware.sip import events, session_timer
+from firmware.sip.call import Call
 from firmware.sip.credentials import MAX_AUTH_TRIES, Credentials
 from firmware.sip.dialog import Dialog
 from firmware.sip.headers import Headers, Via, parse_int_header, split_commas
@@ -154,76 +156,6 @@ class _Context:
         self.call_id = call_id
         self.realms = []
         self.tries = 0
-
-
-class Call:
-    """One call. Read-only for callers: `id`, `state`, `role` ("uac"/"uas"), `local_sdp`, `remote_sdp`,
-    `remote_uri`, `dialog`, `established` (bool)."""
-
-    __slots__ = (
-        "id",
-        "role",
-        "state",
-        "dialog",
-        "invite",
-        "invite_tx",
-        "server_tx",
-        "local_tag",
-        "remote_uri",
-        "local_sdp",
-        "remote_sdp",
-        "provisional",
-        "cancel_requested",
-        "cancel_deadline",
-        "ack_data",
-        "ack_dest",
-        "peer",
-        "ok_data",
-        "ok_cseq",
-        "ok_interval",
-        "ok_next",
-        "ok_give_up",
-        "bye_after_ack",
-        "reinvite_tx",
-        "reinvite_server",
-        "established",
-        "session_interval",
-        "session_refresher",
-        "session_refresh_at",
-        "ring_deadline",
-    )
-
-    def __init__(self, call_id, role):
-        self.id = call_id
-        self.role = role
-        self.state = "new"
-        self.dialog = None
-        self.invite = None
-        self.invite_tx = None
-        self.server_tx = None
-        self.local_tag = None
-        self.remote_uri = None
-        self.local_sdp = b""
-        self.remote_sdp = b""
-        self.provisional = False
-        self.cancel_requested = False
-        self.cancel_deadline = None
-        self.ack_data = None
-        self.ack_dest = None
-        self.peer = None
-        self.ok_data = None
-        self.ok_cseq = None
-        self.ok_interval = None
-        self.ok_next = None
-        self.ok_give_up = None
-        self.bye_after_ack = False
-        self.reinvite_tx = None
-        self.reinvite_server = None
-        self.established = False
-        self.session_interval = None
-        self.session_refresher = None
-        self.session_refresh_at = None
-        self.ring_deadline = None
 
 
 class UserAgent:
@@ -364,7 +296,7 @@ class UserAgent:
     def _call_timers(self, call, now):
         if call.ring_deadline is not None and call.ring_deadline <= now:
             call.ring_deadline = None
-            if call.state == "incoming":
+            if call.state == call_states.INCOMING:
                 # Nobody answered (or the caller vanished without CANCEL): free the line.
                 self._respond(call.server_tx, make_response(call.invite, 480, to_tag=call.local_tag), now)
                 self._end_call(call, "no answer", 480, False)
@@ -372,7 +304,7 @@ class UserAgent:
         if call.ok_give_up is not None and call.ok_give_up <= now:
             # §13.3.1.4: no ACK within 64*T1 -> the UAS ends the session with a BYE.
             call.ok_next = call.ok_give_up = call.ok_data = None
-            if call.state in ("answered", "confirmed"):
+            if call.state in (call_states.ANSWERED, call_states.CONFIRMED):
                 self._send_bye(call, now)
                 self._end_call(call, "no ACK", 408, False)
             return
@@ -734,24 +666,24 @@ class UserAgent:
         request.headers.add("Contact", self._contact())
         request.headers.add("Allow", ALLOW)
         call.invite = request
-        call.state = "calling"
+        call.advance(call_states.SEND_INVITE)
         self.calls[call_id] = call
         call.invite_tx = self._send_request(request, dest, now, _Context("invite", call_id))
         return call_id
 
     def _invite_response(self, tx, call, response, now):
         status = response.status
-        if call.state in ("ended",):
+        if call.state == call_states.ENDED:
             return
         if status < 200:
             if status > 100:
                 call.provisional = True
-                if call.state == "calling":
-                    call.state = "early"
+                if call.state == call_states.CALLING:
+                    call.advance(call_states.PROVISIONAL)
                 self._emit(events.CallRinging(call.id, status, response.body))
             elif status == 100:
                 call.provisional = True
-            if call.cancel_requested and call.state in ("calling", "early"):
+            if call.cancel_requested and call.state in (call_states.CALLING, call_states.EARLY):
                 self._send_cancel(call, now)
             return
         if status < 300:
@@ -762,7 +694,7 @@ class UserAgent:
             if new_tx is None:
                 self._fail_call(call, status, reason)
             return
-        if call.cancel_requested or call.state == "cancelling":
+        if call.cancel_requested or call.state == call_states.CANCELLING:
             self._end_call(call, "cancelled", status, False)
             return
         self._fail_call(call, status, response.reason)
@@ -793,12 +725,12 @@ class UserAgent:
         call.ack_dest = dest
         self._queue(call.ack_data, dest)
         call.cancel_deadline = None
-        if call.cancel_requested or call.state == "cancelling":
-            call.state = "confirmed"
-            self._send_bye(call, now)
-            call.state = "terminating"
+        cancelled = call.cancel_requested or call.state == call_states.CANCELLING
+        call.advance(call_states.ACCEPTED)
+        if cancelled:
+            self._send_bye(call, now)  # the 2xx crossed our CANCEL: end the dialog it made (§9.1)
+            call.advance(call_states.SEND_BYE)
             return
-        call.state = "confirmed"
         call.established = True
         self._session_timer_from_2xx(call, response, now)
         self._emit(events.CallAnswered(call.id, response.body))
@@ -835,7 +767,7 @@ class UserAgent:
             call.session_refresh_at = session_timer.next_refresh(now, interval)
 
     def _fail_call(self, call, status, reason):
-        call.state = "ended"
+        call.advance(call_states.END)
         self._forget_call(call)
         self._emit(events.CallFailed(call.id, status, reason))
 
@@ -853,7 +785,7 @@ class UserAgent:
         headers.add("User-Agent", USER_AGENT)
         cancel = Request("CANCEL", invite.uri, headers, b"")
         self._send_request(cancel, call.invite_tx.destination, now, _Context("cancel", call.id))
-        call.state = "cancelling"
+        call.advance(call_states.SEND_CANCEL)
         call.cancel_deadline = now + 64 * self.t1
 
     # ------------------------------------------------------------------ commands on calls
@@ -866,7 +798,7 @@ class UserAgent:
 
     def ringing(self, call_id, now):
         call = self._call(call_id)
-        if call.role != "uas" or call.state != "incoming":
+        if call.role != "uas" or call.state != call_states.INCOMING:
             raise LocalProtocolError("ringing() needs an unanswered incoming call")
         response = make_response(call.invite, 180, to_tag=call.local_tag)
         for value in call.invite.headers.get_all("Record-Route"):
@@ -876,11 +808,11 @@ class UserAgent:
 
     def answer(self, call_id, sdp, now):
         call = self._call(call_id)
-        if call.role != "uas" or call.state != "incoming":
+        if call.role != "uas" or call.state != call_states.INCOMING:
             raise LocalProtocolError("answer() needs an unanswered incoming call")
         call.dialog = Dialog.from_uas_request(call.invite, call.local_tag, 0)
         call.local_sdp = sdp
-        call.state = "answered"
+        call.advance(call_states.SEND_2XX)
         call.established = True
         self._send_2xx(call, call.server_tx, call.invite, sdp, now)
 
@@ -912,7 +844,7 @@ class UserAgent:
     def _refresh_session(self, call, now):
         """RFC 4028 §10: we are the refresher: a re-INVITE with the same SDP (same o= version)."""
         call.session_refresh_at = None
-        if call.state != "confirmed" or not call.session_interval:
+        if call.state != call_states.CONFIRMED or not call.session_interval:
             return
         if call.reinvite_tx is not None or call.reinvite_server is not None:
             call.session_refresh_at = now + 2.0  # an offer/answer is in progress: try a little later
@@ -938,7 +870,7 @@ class UserAgent:
 
     def reject(self, call_id, status, now):
         call = self._call(call_id)
-        if call.role != "uas" or call.state != "incoming":
+        if call.role != "uas" or call.state != call_states.INCOMING:
             raise LocalProtocolError("reject() needs an unanswered incoming call")
         if not 300 <= status <= 699:
             raise LocalProtocolError("reject() needs a final non-2xx status")
@@ -951,21 +883,21 @@ class UserAgent:
     def hangup(self, call_id, now):
         call = self._call(call_id)
         state = call.state
-        if call.role == "uas" and state == "incoming":
+        if call.role == "uas" and state == call_states.INCOMING:
             self.reject(call_id, 603, now)
-        elif state == "calling":
+        elif state == call_states.CALLING:
             call.cancel_requested = True  # §9.1: CANCEL only after a provisional response
             if call.provisional:
                 self._send_cancel(call, now)
-        elif state == "early":
+        elif state == call_states.EARLY:
             call.cancel_requested = True
             self._send_cancel(call, now)
-        elif state == "answered":
+        elif state == call_states.ANSWERED:
             call.bye_after_ack = True  # §15: the callee waits for the ACK before sending BYE
-        elif state == "confirmed":
+        elif state == call_states.CONFIRMED:
             self._send_bye(call, now)
-            call.state = "terminating"
-        # "cancelling", "terminating", "ended": already on the way out
+            call.advance(call_states.SEND_BYE)
+        # CANCELLING, TERMINATING, ENDED: already on the way out
 
     def _send_bye(self, call, now):
         request, dest = self._dialog_request(call, "BYE")
@@ -974,7 +906,7 @@ class UserAgent:
 
     def reinvite(self, call_id, sdp, now):
         call = self._call(call_id)
-        if call.state != "confirmed":
+        if call.state != call_states.CONFIRMED:
             raise LocalProtocolError("reinvite() needs an established call")
         if call.reinvite_tx is not None or call.reinvite_server is not None:
             raise LocalProtocolError("an offer/answer exchange is already in progress")
@@ -1004,7 +936,7 @@ class UserAgent:
 
     def refer(self, call_id, target_uri, now):
         call = self._call(call_id)
-        if call.state != "confirmed":
+        if call.state != call_states.CONFIRMED:
             raise LocalProtocolError("refer() needs an established call")
         target_uri = _local_uri(target_uri, "bad transfer target: ")
         request, dest = self._dialog_request(call, "REFER")
@@ -1015,7 +947,7 @@ class UserAgent:
 
     def notify_refer(self, call_id, status, now):
         call = self._call(call_id)
-        if call.dialog is None or call.state not in ("confirmed", "terminating"):
+        if call.dialog is None or call.state not in (call_states.CONFIRMED, call_states.TERMINATING):
             raise LocalProtocolError("no dialog to notify")
         self._send_refer_notify(call, status, now)
 
@@ -1030,7 +962,7 @@ class UserAgent:
 
     def send_info_dtmf(self, call_id, digit, now, duration_ms=160):
         call = self._call(call_id)
-        if call.state != "confirmed":
+        if call.state != call_states.CONFIRMED:
             raise LocalProtocolError("send_info_dtmf() needs an established call")
         if len(digit) != 1 or digit not in DTMF_DIGITS:
             raise LocalProtocolError("bad DTMF digit")
@@ -1039,9 +971,9 @@ class UserAgent:
         self._send_request(request, dest, now, _Context("info", call.id))
 
     def _end_call(self, call, reason, status, by_remote):
-        if call.state == "ended" and call.id not in self.calls:
+        if call.state == call_states.ENDED and call.id not in self.calls:
             return
-        call.state = "ended"
+        call.advance(call_states.END)
         self._forget_call(call)
         self._emit(events.CallEnded(call.id, reason, status, by_remote))
 
@@ -1233,7 +1165,7 @@ class UserAgent:
 
     def _remote_dialog_lost(self, call, status, now):
         # RFC 5057 §5.1: 481/408 to a mid-dialog request ends the dialog.
-        if status == 408 and call.state == "confirmed":
+        if status == 408 and call.state == call_states.CONFIRMED:
             self._send_bye(call, now)
         self._end_call(call, "dialog lost", status, True)
 
@@ -1278,7 +1210,7 @@ class UserAgent:
         elif call is None:
             return
         elif kind == "invite":
-            if call.cancel_requested or call.state == "cancelling":
+            if call.cancel_requested or call.state == call_states.CANCELLING:
                 self._end_call(call, "cancelled", status, False)
             else:
                 self._fail_call(call, status, reason)
@@ -1410,7 +1342,7 @@ class UserAgent:
         call.remote_sdp = request.body
         call.peer = addr
         call.remote_uri = str(request.from_addr.uri)
-        call.state = "incoming"
+        call.advance(call_states.RECEIVE_INVITE)
         too_small = self._negotiate_session_timer(call, request)
         if too_small is not None:
             self._respond(tx, too_small, now)
@@ -1435,7 +1367,7 @@ class UserAgent:
         self._respond(tx, make_response(request, 200, to_tag=to_tag), now)
         if invite_tx.state == "proceeding":
             self._respond(invite_tx, make_response(invite_tx.request, 487, to_tag=to_tag), now)
-            if call is not None and call.state == "incoming":
+            if call is not None and call.state == call_states.INCOMING:
                 self._end_call(call, "cancelled", 487, True)
 
     def _on_ack(self, request, now):
@@ -1448,14 +1380,14 @@ class UserAgent:
             return
         call.ok_next = call.ok_give_up = call.ok_data = None
         call.ok_cseq = None
-        if call.state == "answered":
-            call.state = "confirmed"
+        if call.state == call_states.ANSWERED:
+            call.advance(call_states.RECEIVE_ACK)
             if request.body:
                 call.remote_sdp = request.body
             self._emit(events.CallConfirmed(call.id, request.body))
             if call.bye_after_ack:
                 self._send_bye(call, now)
-                call.state = "terminating"
+                call.advance(call_states.SEND_BYE)
 
     def _find_dialog_call(self, request):
         call = self.calls.get(request.call_id)
@@ -1517,7 +1449,7 @@ class UserAgent:
         return new.session_id == old.session_id and new.session_version == old.session_version
 
     def _on_reinvite(self, tx, call, request, now):
-        if call.state != "confirmed":
+        if call.state != call_states.CONFIRMED:
             response = make_response(request, 500)
             response.headers.add("Retry-After", "2")
             self._respond(tx, response, now)

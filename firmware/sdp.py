@@ -40,6 +40,10 @@ remote_media(description) -> RemoteMedia
     crypto_lines (list of str), rtcp_mux (bool), ptime (int or None), proto. Raises
     RemoteProtocolError(..., 488) without an audio stream.
 reverse_direction(direction): sendonly <-> recvonly.
+same_session(previous, offer) -> bool
+    True when the SDP `offer` (bytes) keeps the o= session id and version of `previous`: RFC 3264 §8,
+    it changes nothing (an RFC 4028 session refresh). False when either does not parse. The shell
+    gives it to the UserAgent, to which bodies are opaque.
 """
 
 from firmware.digits import decimal_or_none, is_ascii_digits, parse_decimal, split_lws, strip_lws
@@ -405,6 +409,15 @@ def _parse_media_line(value):
     if slash:
         m.port_count = count
     return m
+
+
+def same_session(previous, offer):
+    try:
+        new = parse_sdp(offer).origin
+        old = parse_sdp(previous).origin
+    except RemoteProtocolError:
+        return False
+    return new.session_id == old.session_id and new.session_version == old.session_version
 
 
 def reverse_direction(direction):

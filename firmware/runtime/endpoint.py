@@ -6,6 +6,7 @@ import os
 import socket
 
 from firmware import config as configuration
+from firmware import sdp
 from firmware.errors import ConfigError
 
 log = logging.getLogger("sotto.endpoint")
@@ -114,7 +115,7 @@ class Endpoint:
         self.transport = _open_sip_transport(settings, (host, port), loop, self._on_sip_message, self._on_sip_error)
         self.ua = UserAgent((host, port), rng, transport=account.transport, aor=account.uri or None,
                             password=account.password or None, display_name=account.display_name or None,
-                            outbound_proxy=proxy)
+                            outbound_proxy=proxy, same_session=sdp.same_session)
         self.ua_timer = EngineTimer(loop, self.ua, self.pump)
         self._listeners = []
         self._cache = None

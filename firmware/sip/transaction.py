@@ -39,6 +39,7 @@ ServerTransaction(request, source, reliable, now, ...)
 transaction_key(request) -> hashable key for server matching (§17.2.3; RFC 2543 fallback).
 client_key(branch, method) -> key of a client transaction (§17.1.3).
 build_ack_for_non2xx(request, response) -> Request (§17.1.1.3).
+Context(kind, call_id=None): what the TU sent a client transaction for (kind, call_id, realms, tries).
 """
 
 from firmware.sip.headers import Headers
@@ -49,6 +50,19 @@ T2 = 4.0
 T4 = 5.0
 
 MAGIC_COOKIE = "z9hG4bK"
+
+
+class Context:
+    """What a client transaction is for (its `context`), so the TU can route its outcome back: `kind`
+    ("invite", "bye", "register", ...), the call it belongs to, and the digest realms answered so far."""
+
+    __slots__ = ("kind", "call_id", "realms", "tries")
+
+    def __init__(self, kind, call_id=None):
+        self.kind = kind
+        self.call_id = call_id
+        self.realms = []
+        self.tries = 0
 
 
 def client_key(branch, method):

@@ -23,7 +23,7 @@ NameAddr(uri, display=None, params=None)
 """
 
 from firmware.digits import is_ascii_digits, parse_decimal
-from firmware.errors import RemoteProtocolError
+from firmware.errors import LocalProtocolError, RemoteProtocolError
 from firmware.text import decode_utf8
 
 _HEX = "0123456789abcdefABCDEF"
@@ -33,6 +33,19 @@ _PARAM_SAFE = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.
 _HOST_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-."
 _TEL_CHARS = "0123456789+-.()*#abcdefABCDEFpPwW"
 _MAX_URI = 2048
+
+
+def parse_local_uri(value, what):
+    """A URI our own caller gave us (str or Uri): a parse error is API misuse (LocalProtocolError,
+    message `what` + the reason), not the peer's."""
+    if not isinstance(value, str):
+        return value
+    error = None
+    try:
+        return parse_uri(value)
+    except RemoteProtocolError as exc:
+        error = exc.message
+    raise LocalProtocolError(what + error)
 
 
 def _unescape(text):

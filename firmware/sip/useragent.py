@@ -7,7 +7,7 @@ Construction
 ------------
 UserAgent(local_address, rng, transport="udp", aor=None, display_name=None, username=None,
           password=None, outbound_proxy=None, register_expires=3600, contact_user=None, max_calls=4,
-          ring_timeout=180.0, t1=T1, t2=T2, t4=T4)
+          ring_timeout=180.0, t1=T1, t2=T2, t4=T4, same_session=None)
     local_address   (host, port) we listen on; used in Via and Contact (the "public" address is
                     updated from a registrar's received/rport, RFC 3581, so Contact is NAT friendly)
     rng             callable n -> n random bytes (Call-IDs, tags, branches, cnonces)
@@ -20,6 +20,12 @@ UserAgent(local_address, rng, transport="udp", aor=None, display_name=None, user
     max_calls       more simultaneous calls get 486 Busy Here
     ring_timeout    an incoming call nobody answers within this many seconds gets 480 (CallEnded
                     reason "no answer"), so a caller that vanished without CANCEL frees the line
+    same_session    callable (previous body, offer body) -> True when an offer in a re-INVITE/UPDATE
+                    changes nothing (RFC 4028 refresh, RFC 3264 §8 same o= version): answered with our
+                    last body, no ReinviteReceived. Bodies are opaque to the UA, so the default only
+                    knows identical bytes (RFC 3264 §8: an unchanged version means an identical
+                    description); the shell passes firmware.sdp.same_session. A malformed offer is the
+                    application's to refuse (reject_reinvite(call, 488)).
 
 Sans-I/O interface
 ------------------
@@ -75,13 +81,13 @@ import binascii
 
 from firmware.digits import decimal_or_none, is_ascii_digits
 from firmware.errors import LocalProtocolError, RemoteProtocolError
-from firmware.sdp import parse_sdp
 from firmware.sip import call as call_states
 from firmware.sip import events, session_timer
 from firmware.sip.call import Call
 from firmware.sip.credentials import MAX_AUTH_TRIES, Credentials
 from firmware.sip.dialog import Dialog
 from firmware.sip.headers import Headers, Via, parse_int_header, split_commas
+from firmware.sip.indialog import ALLOW, KNOWN_METHODS, InDialog
 from firmware.sip.message import (
     REASONS,
     BrokenMessage,
@@ -99,14 +105,19 @@ from firmware.sip.registration import (
     PROBE_INTERVAL,
     Registration,
 )
-from firmware.sip.transaction import T1, T2, T4, ClientTransaction, ServerTransaction, client_key, transaction_key
-from firmware.sip.uri import NameAddr, Uri, parse_name_addr, parse_uri
-from firmware.text import decode_utf8
+from firmware.sip.transaction import (
+    T1,
+    T2,
+    T4,
+    ClientTransaction,
+    Context,
+    ServerTransaction,
+    client_key,
+    transaction_key,
+)
+from firmware.sip.uri import NameAddr, Uri, parse_local_uri, parse_name_addr, parse_uri
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY, UPDATE"
 USER_AGENT = "Sotto"
-# Methods we know but do not handle out of a dialog: 405 with Allow (§8.2.1). Anything else: 501.
-KNOWN_METHODS = ("REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE", "PRACK", "UPDATE", "INFO", "REFER", "NOTIFY")
 
 MAX_TRANSACTIONS = 256  # client transactions, and server transactions in total
 # Server transactions one source host may hold, finished ones (still absorbing retransmissions for
@@ -126,7 +137,6 @@ MAX_OUTGOING = 512
 MAX_EVENTS = 256
 MAX_ENDED = 32
 
-DTMF_DIGITS = "0123456789*#ABCD"
 
 
 def _is_ip_literal(host):
@@ -144,18 +154,6 @@ def destination_of(uri, transport="udp"):
     if _is_ip_literal(host):
         return (host, 5061 if uri.scheme == "sips" or transport == "tls" else 5060)
     return (host, None)
-
-
-class _Context:
-    """What a client transaction is for, so its outcome can be routed back."""
-
-    __slots__ = ("kind", "call_id", "realms", "tries")
-
-    def __init__(self, kind, call_id=None):
-        self.kind = kind
-        self.call_id = call_id
-        self.realms = []
-        self.tries = 0
 
 
 class UserAgent:
@@ -180,6 +178,7 @@ class UserAgent:
         probe_interval=PROBE_INTERVAL,
         source_rate=SOURCE_RATE,
         source_burst=SOURCE_BURST,
+        same_session=None,
     ):
         if rng is None:
             raise LocalProtocolError("a random source is required")
@@ -220,6 +219,8 @@ class UserAgent:
         self._out = []
         self._events = []
         self._ended_acks = []  # [(call_id, ack bytes, dest)] to re-ACK late 2xx retransmissions
+        self._same_session = same_session or _identical
+        self._dialog = InDialog(self)
         self._reg = Registration(register_expires, keepalive_interval, probe_interval)
         self._credentials = Credentials(self.username, password, lambda: self._token(8))
 
@@ -462,7 +463,7 @@ class UserAgent:
             "OPTIONS", target, self._from(self._token(8)), "<{}>".format(target), call_id, 1
         )
         request.headers.add("Accept", "application/sdp")
-        reg.probe_tx = self._send_request(request, self._out_of_dialog_destination(target), now, _Context("probe"))
+        reg.probe_tx = self._send_request(request, self._out_of_dialog_destination(target), now, Context("probe"))
 
     def _probe_response(self, tx, response, now):
         reg = self._reg
@@ -507,7 +508,7 @@ class UserAgent:
         request.headers.add("Contact", self._contact(";expires={}".format(expires)))
         request.headers.add("Expires", str(expires))
         request.headers.add("Allow", ALLOW)
-        context = _Context("unregister" if expires == 0 else "register")
+        context = Context("unregister" if expires == 0 else "register")
         reg.next_hop = self._out_of_dialog_destination(uri)
         reg.tx = self._send_request(request, reg.next_hop, now, context)
 
@@ -649,7 +650,7 @@ class UserAgent:
     # ------------------------------------------------------------------ outgoing calls
 
     def invite(self, target_uri, sdp, now):
-        target_uri = _local_uri(target_uri, "bad target URI: ")
+        target_uri = parse_local_uri(target_uri, "bad target URI: ")
         if len(self.calls) >= self.max_calls:
             raise LocalProtocolError("too many calls")
         if len(self._client) >= MAX_TRANSACTIONS:
@@ -668,7 +669,7 @@ class UserAgent:
         call.invite = request
         call.advance(call_states.SEND_INVITE)
         self.calls[call_id] = call
-        call.invite_tx = self._send_request(request, dest, now, _Context("invite", call_id))
+        call.invite_tx = self._send_request(request, dest, now, Context("invite", call_id))
         return call_id
 
     def _invite_response(self, tx, call, response, now):
@@ -756,7 +757,7 @@ class UserAgent:
         ack, dest = self._dialog_request(stray, "ACK", cseq=call.invite.cseq[0])
         self._queue(ack.to_bytes(), dest)
         bye, dest = self._dialog_request(stray, "BYE")
-        self._send_request(bye, dest, now, _Context("stray-bye"))
+        self._send_request(bye, dest, now, Context("stray-bye"))
 
     def _session_timer_from_2xx(self, call, response, now):
         """RFC 4028 §7.2: a 2xx may make us (the UAC) the refresher."""
@@ -784,7 +785,7 @@ class UserAgent:
         headers.add("CSeq", "{} CANCEL".format(invite.cseq[0]))
         headers.add("User-Agent", USER_AGENT)
         cancel = Request("CANCEL", invite.uri, headers, b"")
-        self._send_request(cancel, call.invite_tx.destination, now, _Context("cancel", call.id))
+        self._send_request(cancel, call.invite_tx.destination, now, Context("cancel", call.id))
         call.advance(call_states.SEND_CANCEL)
         call.cancel_deadline = now + 64 * self.t1
 
@@ -853,7 +854,7 @@ class UserAgent:
         request.headers.add("Contact", self._contact())
         request.headers.add("Allow", ALLOW)
         session_timer.add_to_refresh(request.headers, call.session_interval)
-        call.reinvite_tx = self._send_request(request, dest, now, _Context("refresh", call.id))
+        call.reinvite_tx = self._send_request(request, dest, now, Context("refresh", call.id))
         call.session_refresh_at = session_timer.next_refresh(now, call.session_interval)
 
     def _negotiate_session_timer(self, call, request):
@@ -901,74 +902,26 @@ class UserAgent:
 
     def _send_bye(self, call, now):
         request, dest = self._dialog_request(call, "BYE")
-        self._send_request(request, dest, now, _Context("bye", call.id))
+        self._send_request(request, dest, now, Context("bye", call.id))
         call.ok_next = call.ok_give_up = call.ok_data = None
 
     def reinvite(self, call_id, sdp, now):
-        call = self._call(call_id)
-        if call.state != call_states.CONFIRMED:
-            raise LocalProtocolError("reinvite() needs an established call")
-        if call.reinvite_tx is not None or call.reinvite_server is not None:
-            raise LocalProtocolError("an offer/answer exchange is already in progress")
-        request, dest = self._dialog_request(call, "INVITE", sdp)
-        request.headers.add("Contact", self._contact())
-        request.headers.add("Allow", ALLOW)
-        call.local_sdp = sdp
-        call.reinvite_tx = self._send_request(request, dest, now, _Context("reinvite", call.id))
+        self._dialog.reinvite(call_id, sdp, now)
 
     def answer_reinvite(self, call_id, sdp, now):
-        call = self._call(call_id)
-        if call.reinvite_server is None:
-            raise LocalProtocolError("no re-INVITE to answer")
-        tx, request = call.reinvite_server
-        call.reinvite_server = None
-        call.local_sdp = sdp
-        call.remote_sdp = request.body or call.remote_sdp
-        self._send_2xx(call, tx, request, sdp, now)
+        self._dialog.answer_reinvite(call_id, sdp, now)
 
     def reject_reinvite(self, call_id, status=488, now=0.0):
-        call = self._call(call_id)
-        if call.reinvite_server is None:
-            raise LocalProtocolError("no re-INVITE to reject")
-        tx, request = call.reinvite_server
-        call.reinvite_server = None
-        self._respond(tx, make_response(request, status, to_tag=call.local_tag), now)
+        self._dialog.reject_reinvite(call_id, status, now)
 
     def refer(self, call_id, target_uri, now):
-        call = self._call(call_id)
-        if call.state != call_states.CONFIRMED:
-            raise LocalProtocolError("refer() needs an established call")
-        target_uri = _local_uri(target_uri, "bad transfer target: ")
-        request, dest = self._dialog_request(call, "REFER")
-        request.headers.add("Refer-To", "<" + str(target_uri) + ">")
-        request.headers.add("Referred-By", "<" + str(self.aor) + ">")
-        request.headers.add("Contact", self._contact())
-        self._send_request(request, dest, now, _Context("refer", call.id))
+        self._dialog.refer(call_id, target_uri, now)
 
     def notify_refer(self, call_id, status, now):
-        call = self._call(call_id)
-        if call.dialog is None or call.state not in (call_states.CONFIRMED, call_states.TERMINATING):
-            raise LocalProtocolError("no dialog to notify")
-        self._send_refer_notify(call, status, now)
-
-    def _send_refer_notify(self, call, status, now):
-        final = status >= 200
-        body = "SIP/2.0 {} {}\r\n".format(status, _reason(status)).encode()
-        request, dest = self._dialog_request(call, "NOTIFY", body, "message/sipfrag;version=2.0")
-        request.headers.add("Event", "refer")
-        request.headers.add("Subscription-State", "terminated;reason=noresource" if final else "active;expires=60")
-        request.headers.add("Contact", self._contact())
-        self._send_request(request, dest, now, _Context("notify", call.id))
+        self._dialog.notify_refer(call_id, status, now)
 
     def send_info_dtmf(self, call_id, digit, now, duration_ms=160):
-        call = self._call(call_id)
-        if call.state != call_states.CONFIRMED:
-            raise LocalProtocolError("send_info_dtmf() needs an established call")
-        if len(digit) != 1 or digit not in DTMF_DIGITS:
-            raise LocalProtocolError("bad DTMF digit")
-        body = "Signal={}\r\nDuration={}\r\n".format(digit, int(duration_ms)).encode()
-        request, dest = self._dialog_request(call, "INFO", body, "application/dtmf-relay")
-        self._send_request(request, dest, now, _Context("info", call.id))
+        self._dialog.send_info_dtmf(call_id, digit, now, duration_ms)
 
     def _end_call(self, call, reason, status, by_remote):
         if call.state == call_states.ENDED and call.id not in self.calls:
@@ -1113,7 +1066,7 @@ class UserAgent:
             if response.status >= 200:
                 self._end_call(call, "local hangup", 200, False)
         elif kind in ("reinvite", "refresh"):
-            self._reinvite_response(tx, call, response, now)
+            self._dialog.reinvite_response(tx, call, response, now)
         elif kind == "refer":
             if response.status in (401, 407) and self._auth_retry(tx, response, now)[0] is not None:
                 return
@@ -1131,37 +1084,6 @@ class UserAgent:
             if ended_id == call_id:
                 self._queue(ack, dest)
                 return
-
-    def _reinvite_response(self, tx, call, response, now):
-        status = response.status
-        if status < 200:
-            return
-        if 200 <= status < 300:
-            if call.reinvite_tx is tx or tx.state == "accepted":
-                if response.headers.get("Contact"):
-                    try:
-                        call.dialog.update_target(response.headers.get_all("Contact")[0])
-                    except RemoteProtocolError:
-                        pass
-                ack, dest = self._dialog_request(call, "ACK", cseq=tx.request.cseq[0])
-                self._queue(ack.to_bytes(), dest)
-                if call.reinvite_tx is tx:
-                    call.reinvite_tx = None
-                    call.remote_sdp = response.body or call.remote_sdp
-                    if tx.context.kind == "reinvite":
-                        self._emit(events.ReinviteAnswered(call.id, response.body))
-            return
-        if status in (401, 407):
-            new_tx, _ = self._auth_retry(tx, response, now)
-            if new_tx is not None:
-                return
-        call.reinvite_tx = None
-        if tx.context.kind == "reinvite":
-            self._emit(events.ReinviteFailed(call.id, status))
-        elif status == 491:
-            call.session_refresh_at = now + 2.0  # glare on a refresh: try again (RFC 3261 §14.1)
-        if status in (408, 481):
-            self._remote_dialog_lost(call, status, now)
 
     def _remote_dialog_lost(self, call, status, now):
         # RFC 5057 §5.1: 481/408 to a mid-dialog request ends the dialog.
@@ -1400,7 +1322,6 @@ class UserAgent:
 
     def _in_dialog_request(self, tx, request, addr, now):
         call = self._find_dialog_call(request)
-        method = request.method
         if call is None:
             self._respond(tx, make_response(request, 481), now)
             return
@@ -1408,154 +1329,12 @@ class UserAgent:
             self._respond(tx, make_response(request, 500, "Out of order CSeq"), now)
             return
         call.peer = addr
-        if method == "BYE":
-            self._respond(tx, make_response(request, 200), now)
-            self._end_call(call, "remote hangup", 200, True)
-        elif method == "INVITE":
-            self._on_reinvite(tx, call, request, now)
-        elif method == "UPDATE":
-            self._on_update(tx, call, request, now)
-        elif method == "INFO":
-            self._on_info(tx, call, request, now)
-        elif method == "REFER":
-            self._on_refer(tx, call, request, now)
-        elif method == "NOTIFY":
-            self._on_notify(tx, call, request, now)
-        elif method == "OPTIONS":
-            response = make_response(request, 200)
-            response.headers.add("Allow", ALLOW)
-            response.headers.add("Accept", "application/sdp")
-            self._respond(tx, response, now)
-        elif method in KNOWN_METHODS:
-            response = make_response(request, 405)
-            response.headers.add("Allow", ALLOW)
-            self._respond(tx, response, now)
-        else:
-            response = make_response(request, 501)
-            response.headers.add("Allow", ALLOW)
-            self._respond(tx, response, now)
+        self._dialog.on_request(tx, call, request, now)
 
-    def _is_session_refresh(self, call, body):
-        """RFC 4028 / RFC 3264 §8: an offer with the previous o= version changes nothing."""
-        if not body:
-            return True
-        if not call.remote_sdp:
-            return False
-        try:
-            new = parse_sdp(body).origin
-            old = parse_sdp(call.remote_sdp).origin
-        except RemoteProtocolError:
-            return False
-        return new.session_id == old.session_id and new.session_version == old.session_version
 
-    def _on_reinvite(self, tx, call, request, now):
-        if call.state != call_states.CONFIRMED:
-            response = make_response(request, 500)
-            response.headers.add("Retry-After", "2")
-            self._respond(tx, response, now)
-            return
-        if call.reinvite_tx is not None or call.reinvite_server is not None:
-            self._respond(tx, make_response(request, 491), now)  # RFC 3261 §14.2 glare
-            return
-        if request.body and request.content_type != "application/sdp":
-            response = make_response(request, 415)
-            response.headers.add("Accept", "application/sdp")
-            self._respond(tx, response, now)
-            return
-        contacts = request.headers.get_all("Contact")
-        if contacts:
-            call.dialog.update_target(contacts[0])
-        too_small = self._negotiate_session_timer(call, request)
-        if too_small is not None:
-            self._respond(tx, too_small, now)
-            return
-        self._respond(tx, make_response(request, 100), now)
-        if self._is_session_refresh(call, request.body):
-            self._send_2xx(call, tx, request, call.local_sdp, now)
-            return
-        try:
-            parse_sdp(request.body)
-        except RemoteProtocolError:
-            self._respond(tx, make_response(request, 488), now)
-            return
-        call.reinvite_server = (tx, request)
-        self._emit(events.ReinviteReceived(call.id, request.body))
 
-    def _on_update(self, tx, call, request, now):
-        if self._is_session_refresh(call, request.body):
-            response = make_response(request, 200)
-            response.headers.add("Contact", self._contact())
-            if request.body:
-                response.headers.add("Content-Type", "application/sdp")
-                response.body = call.local_sdp
-            self._respond(tx, response, now)
-        else:
-            self._respond(tx, make_response(request, 488), now)
-
-    def _on_info(self, tx, call, request, now):
-        ctype = request.content_type
-        if not request.body:
-            self._respond(tx, make_response(request, 200), now)
-            return
-        digit = duration = None
-        text = decode_utf8(request.body) if ctype in ("application/dtmf-relay", "application/dtmf") else None
-        if text is None and ctype in ("application/dtmf-relay", "application/dtmf"):
-            self._respond(tx, make_response(request, 400, "Bad DTMF"), now)
-            return
-        if ctype == "application/dtmf-relay":
-            for line in text.replace("\r", "").split("\n"):
-                name, _, value = line.partition("=")
-                name = name.strip().lower()
-                value = value.strip(" \t")
-                if name == "signal":
-                    digit = value
-                elif name == "duration":
-                    duration = decimal_or_none(value, 86400000)
-        elif ctype == "application/dtmf":
-            digit = text.strip()
-        else:
-            response = make_response(request, 415)
-            response.headers.add("Accept", "application/dtmf-relay, application/dtmf")
-            self._respond(tx, response, now)
-            return
-        if digit in ("10", "11"):
-            digit = "*" if digit == "10" else "#"
-        if digit is not None and len(digit) == 1 and digit.upper() in DTMF_DIGITS:
-            self._respond(tx, make_response(request, 200), now)
-            self._emit(events.DtmfReceived(call.id, digit.upper(), duration if duration is not None else 160))
-        else:
-            self._respond(tx, make_response(request, 400, "Bad DTMF"), now)
-
-    def _on_refer(self, tx, call, request, now):
-        targets = request.headers.get_all("Refer-To")
-        if len(targets) != 1:
-            self._respond(tx, make_response(request, 400, "Need one Refer-To"), now)
-            return
-        target = parse_name_addr(targets[0])
-        if target.uri is None:
-            self._respond(tx, make_response(request, 400, "Bad Refer-To"), now)
-            return
-        response = make_response(request, 202)
-        response.headers.add("Contact", self._contact())
-        self._respond(tx, response, now)
-        referred_by = request.headers.get("Referred-By")
-        self._emit(events.ReferReceived(call.id, str(target.uri), referred_by))
-        self._send_refer_notify(call, 100, now)
-
-    def _on_notify(self, tx, call, request, now):
-        event = (request.headers.get("Event") or "").split(";")[0].strip().lower()
-        if event != "refer":
-            self._respond(tx, make_response(request, 489, "Bad Event"), now)
-            return
-        self._respond(tx, make_response(request, 200), now)
-        status = 0
-        body = decode_utf8(request.body) or ""
-        parts = body.split(" ")
-        if len(parts) >= 2 and parts[0].startswith("SIP/2.0"):
-            # RFC 3515 §2.4.5: the body is a message/sipfrag status line; an unreadable code is 0.
-            status = decimal_or_none(parts[1][:3], 699, minimum=100) or 0
-        state = (request.headers.get("Subscription-State") or "").lower()
-        self._emit(events.ReferProgress(call.id, status, state.startswith("terminated") or status >= 200))
+def _identical(previous, offer):
+    return previous == offer
 
 
 def _expiry(tx):
@@ -1582,18 +1361,6 @@ def _stamp_via(request, addr):
     first = headers.get("Via")
     rest = split_commas(first)[1:] if first is not None else []
     headers.replace_first("Via", ", ".join([str(via)] + rest))
-
-
-def _local_uri(value, what):
-    """A URI our own caller gave us: a parse error is API misuse (LocalProtocolError), not the peer's."""
-    if not isinstance(value, str):
-        return value
-    error = None
-    try:
-        return parse_uri(value)
-    except RemoteProtocolError as exc:
-        error = exc.message
-    raise LocalProtocolError(what + error)
 
 
 def _reason(status):

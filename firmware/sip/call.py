@@ -109,6 +109,10 @@ class Call:
         "ring_deadline",
     )
 
+    def advance(self, happening):
+        """Move along TRANSITIONS; anything else is a bug in the UA, not the peer's doing."""
+        self.state = next_state(self.role, self.state, happening)
+
     def __init__(self, call_id, role):
         self.id = call_id
         self.role = role
@@ -140,7 +144,3 @@ class Call:
         self.session_refresher = None
         self.session_refresh_at = None
         self.ring_deadline = None
-
-    def advance(self, happening):
-        """Move along TRANSITIONS; anything else is a bug in the UA, not the peer's doing."""
-        self.state = next_state(self.role, self.state, happening)

@@ -27,7 +27,7 @@ from firmware.rtp.packet import build_rtp
 from firmware.sip import events
 from firmware.srtp.context import context_from_params
 from firmware.zrtp.cache import ZrtpCache
-from firmware.zrtp.engine import Alarm, Failed, Preferences, Secure, ZrtpEngine
+from firmware.zrtp.engine import Alarm, Failed, Preferences, ReceiveKeys, Secure, ZrtpEngine
 from tests.interop import sotto
 from tests.interop.sip.driver import Driver
 
@@ -89,12 +89,18 @@ class ZrtpPeer:
             if isinstance(event, Secure):
                 self.secure.append(event)
                 self.tx = context_from_params((event.send_profile, event.send_key, event.send_salt))
-                self.rx.insert(0, (len(self.secure), context_from_params(
-                    (event.receive_profile, event.receive_key, event.receive_salt))))
-                del self.rx[2:]
+                if not self.rx or self.rx[0][0] != len(self.secure):  # not already taken at ReceiveKeys
+                    self.rx.insert(0, (len(self.secure), context_from_params(
+                        (event.receive_profile, event.receive_key, event.receive_salt))))
+                    del self.rx[2:]
                 if self.next_send is None:
                     self.next_send = now
                     self.secure_at = now
+            elif isinstance(event, ReceiveKeys):
+                # RFC 6189 §4.6: once our Confirm2 is out the responder may switch; be ready for its packets.
+                self.rx.insert(0, (len(self.secure) + 1, context_from_params(
+                    (event.receive_profile, event.receive_key, event.receive_salt))))
+                del self.rx[2:]
             elif isinstance(event, (Alarm, Failed)):
                 self.problems.append(event)
         if self.tx is not None and self.remote is not None and now >= self.next_send:
@@ -114,8 +120,9 @@ class ZrtpPeer:
         self.undecryptable += 1
 
 
-def test_a_peer_restarting_zrtp_mid_call_rekeys_sotto_without_an_alarm(tmp_path):
-    peer = ZrtpPeer()
+def call_the_harness(tmp_path, peer, duration, after_secure, act):
+    """`sotto call` to the harness, which answers with `peer`'s media; `act(now)` runs once, `after_secure`
+    seconds into the secure call. (exit code, summary, stderr, when it acted or None)."""
     sip = Driver()
 
     def on_event(event):
@@ -130,18 +137,19 @@ def test_a_peer_restarting_zrtp_mid_call_rekeys_sotto_without_an_alarm(tmp_path)
 
     sip.on_event = on_event
     process = sotto.start(["call", "sip:far@127.0.0.1:{}".format(sip.address[1]), "--listen",
-                           "127.0.0.1:{}".format(sotto.free_udp_port()), "--timeout", "25", "--duration", "6",
-                           "--codecs", "PCMU", "--cache", str(tmp_path / "sotto.cache")], tmp_path / "home")
-    restarted_at = None
+                           "127.0.0.1:{}".format(sotto.free_udp_port()), "--timeout", "25", "--duration",
+                           str(duration), "--codecs", "PCMU", "--cache", str(tmp_path / "sotto.cache")],
+                          tmp_path / "home")
+    acted_at = None
     try:
         deadline = time.monotonic() + 30
         while process.poll() is None and time.monotonic() < deadline:
             sip.pump_once(0.002)
             now = time.monotonic()
             peer.pump(now)
-            if restarted_at is None and peer.secure_at is not None and now - peer.secure_at > RESTART_AFTER:
-                restarted_at = now
-                peer.restart(now)
+            if acted_at is None and peer.secure_at is not None and now - peer.secure_at > after_secure:
+                acted_at = now
+                act(now)
         rc, summary, err = sotto.finish(process, 10)
     finally:
         if process.poll() is None:
@@ -149,6 +157,12 @@ def test_a_peer_restarting_zrtp_mid_call_rekeys_sotto_without_an_alarm(tmp_path)
             process.wait(5)
         sip.close()
         peer.sock.close()
+    return rc, summary, err, acted_at
+
+
+def test_a_peer_restarting_zrtp_mid_call_rekeys_sotto_without_an_alarm(tmp_path):
+    peer = ZrtpPeer()
+    rc, summary, err, restarted_at = call_the_harness(tmp_path, peer, 6, RESTART_AFTER, peer.restart)
     assert rc == 0 and summary is not None, err[-3000:]
     assert restarted_at is not None, "the harness never went secure: {}".format(err[-2000:])
     # Our side: two exchanges, the second with the retained secret of the first (no mismatch).

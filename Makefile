@@ -59,6 +59,7 @@ run: venv
 # (no tests collected) is a failure here.
 test: venv-dev
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 		if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
@@ -67,7 +68,7 @@ bench: venv-dev
 
 lint: venv-dev
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check --diff . || true
+	$(BIN)/ruff format --check --diff .
 
 # The image: BASE (Raspberry Pi OS Lite) plus Sotto and everything the phone needs for aarch64, built here
 # in an arm64 bookworm chroot under qemu-user (tools/image/deviceenv.py), cached in PI_CACHE. Needs root.

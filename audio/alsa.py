@@ -34,16 +34,24 @@ import alsaaudio
 
 def _open_pcm(pcm_type, device, rate, period_samples, periods):
     try:
-        return alsaaudio.PCM(pcm_type, alsaaudio.PCM_NORMAL, rate=rate, channels=1,
-                             format=alsaaudio.PCM_FORMAT_S16_LE, periodsize=period_samples, periods=periods,
-                             device=device)
+        return alsaaudio.PCM(
+            pcm_type,
+            alsaaudio.PCM_NORMAL,
+            rate=rate,
+            channels=1,
+            format=alsaaudio.PCM_FORMAT_S16_LE,
+            periodsize=period_samples,
+            periods=periods,
+            device=device,
+        )
     except TypeError as exc:
         # pyalsaaudio before 0.9 (Debian bookworm's python3-alsaaudio is 0.8.4) takes no keywords here.
         # The image ships the pinned 0.11 in its venv; anything else is a wrong environment, said once
         # and plainly rather than as "no audio device" on every call.
-        raise RuntimeError("pyalsaaudio {} is too old: Sotto needs the pinned version in requirements.txt "
-                           "(0.11), not Debian's python3-alsaaudio ({})".format(
-                               getattr(alsaaudio, "__version__", "< 0.9"), exc)) from None
+        raise RuntimeError(
+            "pyalsaaudio {} is too old: Sotto needs the pinned version in requirements.txt "
+            "(0.11), not Debian's python3-alsaaudio ({})".format(getattr(alsaaudio, "__version__", "< 0.9"), exc)
+        ) from None
 
 
 def _candidates(device):
@@ -110,8 +118,7 @@ class AlsaCapture(_AlsaDevice):
 
 
 class AlsaPlayback(_AlsaDevice):
-    def __init__(self, device="default", rate=48000, period_ms=20, periods=4, prefill_periods=2,
-                 pcm_factory=None):
+    def __init__(self, device="default", rate=48000, period_ms=20, periods=4, prefill_periods=2, pcm_factory=None):
         _AlsaDevice.__init__(self, alsaaudio.PCM_PLAYBACK, device, rate, period_ms, periods, pcm_factory)
         self._prefill = bytes(self._period_bytes) * prefill_periods
         if self._prefill:

@@ -1,10 +1,10 @@
 """Playback volume and microphone mute for 16-bit PCM frames.
 
-    volume_gain(level, max_level=10, unity_level=6, step_db=3.0) -> float
-        the linear gain of a volume step: `unity_level` is 0 dB, each step 3 dB, level 0 is silence.
-    scale(pcm, gain) -> bytes
-        16-bit little-endian PCM multiplied by `gain`, saturated at the int16 limits (never wrapped,
-        which would be a loud click). numpy on the host; a plain loop elsewhere (MicroPython).
+volume_gain(level, max_level=10, unity_level=6, step_db=3.0) -> float
+    the linear gain of a volume step: `unity_level` is 0 dB, each step 3 dB, level 0 is silence.
+scale(pcm, gain) -> bytes
+    16-bit little-endian PCM multiplied by `gain`, saturated at the int16 limits (never wrapped,
+    which would be a loud click). numpy on the host; a plain loop elsewhere (MicroPython).
 """
 
 import array
@@ -24,6 +24,7 @@ def _numpy():
         except ImportError:
             _NUMPY_MISSING = True
     return _np
+
 
 _LITTLE_ENDIAN = sys.byteorder == "little"
 

@@ -25,12 +25,17 @@ MAX_PAYLOAD = 1500
 # tie it into a reference cycle with ctypes.cast(): about 1 MB of garbage per second of audio, freed only
 # by the cyclic GC (a saw-tooth in the phone's RSS). Here the buffers are allocated once per codec.
 _opus_encode = opuslib.api.libopus["opus_encode"]
-_opus_encode.argtypes = (_encoder_api.EncoderPointer, ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p,
-                         ctypes.c_int32)
+_opus_encode.argtypes = (_encoder_api.EncoderPointer, ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int32)
 _opus_encode.restype = ctypes.c_int32
 _opus_decode = opuslib.api.libopus["opus_decode"]
-_opus_decode.argtypes = (_decoder_api.DecoderPointer, ctypes.c_char_p, ctypes.c_int32, ctypes.c_void_p,
-                         ctypes.c_int, ctypes.c_int)
+_opus_decode.argtypes = (
+    _decoder_api.DecoderPointer,
+    ctypes.c_char_p,
+    ctypes.c_int32,
+    ctypes.c_void_p,
+    ctypes.c_int,
+    ctypes.c_int,
+)
 _opus_decode.restype = ctypes.c_int
 
 
@@ -45,8 +50,7 @@ class OpusCodec:
         self._encoder.bitrate = bitrate
         if fec:
             _encoder_api.encoder_ctl(self._encoder.encoder_state, _ctl.set_inband_fec, 1)
-            _encoder_api.encoder_ctl(self._encoder.encoder_state, _ctl.set_packet_loss_perc,
-                                     expected_loss_percent)
+            _encoder_api.encoder_ctl(self._encoder.encoder_state, _ctl.set_packet_loss_perc, expected_loss_percent)
         self._decoder = opuslib.Decoder(48000, 1)
         self._encoder_state = self._encoder.encoder_state
         self._decoder_state = self._decoder.decoder_state
@@ -60,8 +64,7 @@ class OpusCodec:
         return ctypes.string_at(self._payload, length)
 
     def _decode(self, payload, samples, fec):
-        count = _opus_decode(self._decoder_state, payload, len(payload) if payload else 0, self._pcm,
-                             samples, fec)
+        count = _opus_decode(self._decoder_state, payload, len(payload) if payload else 0, self._pcm, samples, fec)
         if count < 0:
             raise opuslib.OpusError(count)
         return ctypes.string_at(self._pcm, 2 * count)

@@ -55,11 +55,36 @@ _STRETCH_EVERY_POPS = 50
 
 
 class JitterBuffer:
-    __slots__ = ("clock_rate", "packet_ms", "min_delay_ms", "max_delay_ms", "capacity", "_slots",
-                 "_next", "_highest", "_highest_ts", "_playing", "_transits", "_transit_index",
-                 "_last_transit", "jitter", "target_ms", "received", "late",
-                 "duplicates", "lost", "dropped", "underruns", "_played_any", "average_delay_ms",
-                 "_timestamp_ext", "_last_timestamp", "stretch", "stretches", "_pops_since_stretch")
+    __slots__ = (
+        "clock_rate",
+        "packet_ms",
+        "min_delay_ms",
+        "max_delay_ms",
+        "capacity",
+        "_slots",
+        "_next",
+        "_highest",
+        "_highest_ts",
+        "_playing",
+        "_transits",
+        "_transit_index",
+        "_last_transit",
+        "jitter",
+        "target_ms",
+        "received",
+        "late",
+        "duplicates",
+        "lost",
+        "dropped",
+        "underruns",
+        "_played_any",
+        "average_delay_ms",
+        "_timestamp_ext",
+        "_last_timestamp",
+        "stretch",
+        "stretches",
+        "_pops_since_stretch",
+    )
 
     def __init__(self, clock_rate, packet_ms=20, min_delay_ms=20, max_delay_ms=200, capacity=50, window=100):
         self.clock_rate = clock_rate

@@ -23,6 +23,7 @@ import struct
 try:
     from operator import mul as _mul
 except ImportError:  # MicroPython has no operator module
+
     def _mul(a, b):
         return a * b
 
@@ -56,8 +57,19 @@ def _dot(a, b):
 
 
 class Concealer:
-    __slots__ = ("rate", "_pcm_history", "_history_length", "_min_pitch", "_max_pitch", "_lost",
-                 "_pitch", "_period_buffer", "_position", "_span_periods", "_snapshot")
+    __slots__ = (
+        "rate",
+        "_pcm_history",
+        "_history_length",
+        "_min_pitch",
+        "_max_pitch",
+        "_lost",
+        "_pitch",
+        "_period_buffer",
+        "_position",
+        "_span_periods",
+        "_snapshot",
+    )
 
     def __init__(self, sample_rate):
         self.rate = sample_rate
@@ -107,8 +119,9 @@ class Concealer:
             return history[end - window - lag : end - lag]
 
         # Coarse (every second lag), then refined around the best.
-        best_lag, best_score = _best_lag(target, range(self._min_pitch, self._max_pitch + 1, 2), earlier,
-                                         self._min_pitch)
+        best_lag, best_score = _best_lag(
+            target, range(self._min_pitch, self._max_pitch + 1, 2), earlier, self._min_pitch
+        )
         refine = range(max(self._min_pitch, best_lag - 1), min(self._max_pitch, best_lag + 1) + 1)
         return _best_lag(target, refine, earlier, best_lag, best_score)[0]
 

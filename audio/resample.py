@@ -28,8 +28,10 @@ import struct
 try:
     from operator import mul as _mul
 except ImportError:  # MicroPython
+
     def _mul(a, b):
         return a * b
+
 
 _np = None  # numpy, imported only by the first Resampler that really converts (see _numpy())
 _NUMPY_MISSING = False
@@ -63,16 +65,20 @@ MAX_FILTER_TAPS = 32768  # every ratio between the usual rates (8 kHz ... 384 kH
 def check_rates(source_rate, target_rate, zero_crossings=8):
     for name, rate in (("source", source_rate), ("target", target_rate)):
         if not isinstance(rate, int) or isinstance(rate, bool) or not MIN_RATE <= rate <= MAX_RATE:
-            raise ValueError("{} sample rate {!r} Hz is not an integer from {} to {}".format(
-                name, rate, MIN_RATE, MAX_RATE))
+            raise ValueError(
+                "{} sample rate {!r} Hz is not an integer from {} to {}".format(name, rate, MIN_RATE, MAX_RATE)
+            )
     if source_rate == target_rate:
         return 0
     g = _gcd(source_rate, target_rate)
     up, down = target_rate // g, source_rate // g
     taps = 2 * zero_crossings * max(1, (down + up - 1) // up) * up
     if taps > MAX_FILTER_TAPS:
-        raise ValueError("converting {} Hz to {} Hz needs a {}-tap filter (at most {}): use a standard "
-                         "sample rate".format(source_rate, target_rate, taps, MAX_FILTER_TAPS))
+        raise ValueError(
+            "converting {} Hz to {} Hz needs a {}-tap filter (at most {}): use a standard sample rate".format(
+                source_rate, target_rate, taps, MAX_FILTER_TAPS
+            )
+        )
     return taps
 
 
@@ -87,8 +93,20 @@ def _bessel_i0(x):
 
 
 class Resampler:
-    __slots__ = ("source_rate", "target_rate", "up", "down", "_phases", "_taps", "_history", "_time",
-                 "delay_samples", "_passthrough", "_np_phases", "_np_history")
+    __slots__ = (
+        "source_rate",
+        "target_rate",
+        "up",
+        "down",
+        "_phases",
+        "_taps",
+        "_history",
+        "_time",
+        "delay_samples",
+        "_passthrough",
+        "_np_phases",
+        "_np_history",
+    )
 
     def __init__(self, source_rate, target_rate, zero_crossings=8, use_numpy=None):
         check_rates(source_rate, target_rate, zero_crossings)

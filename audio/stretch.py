@@ -24,8 +24,10 @@ import struct
 try:
     from operator import mul as _mul
 except ImportError:  # MicroPython has no operator module
+
     def _mul(a, b):
         return a * b
+
 
 _MIN_PERIOD_8K = 20  # 2.5 ms: a high voice's pitch
 _MAX_PERIOD_8K = 120  # 15 ms: a low voice's pitch
@@ -61,8 +63,9 @@ def _unpack(pcm):
 
 
 def _pack(samples):
-    return struct.pack("<%dh" % len(samples),
-                       *[32767 if s > 32767 else (-32768 if s < -32768 else int(s)) for s in samples])
+    return struct.pack(
+        "<%dh" % len(samples), *[32767 if s > 32767 else (-32768 if s < -32768 else int(s)) for s in samples]
+    )
 
 
 def _fade(leaving, entering):

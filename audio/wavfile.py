@@ -38,16 +38,20 @@ def read_wav(path):
         rate = reader.getframerate()
         frames_declared = reader.getnframes()
         if not MIN_RATE <= rate <= MAX_RATE:
-            raise ValueError("{}: sample rate {} Hz in the header (expected {} to {})".format(
-                path, rate, MIN_RATE, MAX_RATE))
+            raise ValueError(
+                "{}: sample rate {} Hz in the header (expected {} to {})".format(path, rate, MIN_RATE, MAX_RATE)
+            )
         if channels not in (1, 2):
             raise ValueError("{}: only mono or stereo WAV files are supported ({} channels)".format(path, channels))
         declared = frames_declared * channels * width
         if declared > MAX_PCM_BYTES:
             raise ValueError("{}: {} bytes of audio in the header (at most {})".format(path, declared, MAX_PCM_BYTES))
         if declared > os.path.getsize(path):
-            raise ValueError("{}: the header claims {} bytes of audio, more than the file's {} bytes".format(
-                path, declared, os.path.getsize(path)))
+            raise ValueError(
+                "{}: the header claims {} bytes of audio, more than the file's {} bytes".format(
+                    path, declared, os.path.getsize(path)
+                )
+            )
         frames = reader.readframes(frames_declared)
     if not frames:
         raise ValueError("{}: no audio in the file".format(path))

@@ -45,9 +45,34 @@ I2C_ADDRESS_MAX = 0x77
 
 # The 40-pin header of every Raspberry Pi since the B+: physical pin -> BCM GPIO number.
 HEADER_TO_BCM = (
-    (3, 2), (5, 3), (7, 4), (8, 14), (10, 15), (11, 17), (12, 18), (13, 27), (15, 22), (16, 23), (18, 24),
-    (19, 10), (21, 9), (22, 25), (23, 11), (24, 8), (26, 7), (27, 0), (28, 1), (29, 5), (31, 6), (32, 12),
-    (33, 13), (35, 19), (36, 16), (37, 26), (38, 20), (40, 21),
+    (3, 2),
+    (5, 3),
+    (7, 4),
+    (8, 14),
+    (10, 15),
+    (11, 17),
+    (12, 18),
+    (13, 27),
+    (15, 22),
+    (16, 23),
+    (18, 24),
+    (19, 10),
+    (21, 9),
+    (22, 25),
+    (23, 11),
+    (24, 8),
+    (26, 7),
+    (27, 0),
+    (28, 1),
+    (29, 5),
+    (31, 6),
+    (32, 12),
+    (33, 13),
+    (35, 19),
+    (36, 16),
+    (37, 26),
+    (38, 20),
+    (40, 21),
 )
 BCM_TO_HEADER = dict((bcm, header) for header, bcm in HEADER_TO_BCM)
 RESERVED_BCM = ((0, "the HAT ID EEPROM (ID_SD)"), (1, "the HAT ID EEPROM (ID_SC)"))
@@ -93,8 +118,22 @@ class Keypad:
 class Board:
     """A validated board: everything the device shell needs to bind the hardware, pins in BCM."""
 
-    __slots__ = ("name", "model", "description", "gpio", "path", "display", "keypad", "buttons", "hook_pin",
-                 "hook_active_low", "leds", "buzzer_pin", "playback", "capture")
+    __slots__ = (
+        "name",
+        "model",
+        "description",
+        "gpio",
+        "path",
+        "display",
+        "keypad",
+        "buttons",
+        "hook_pin",
+        "hook_active_low",
+        "leds",
+        "buzzer_pin",
+        "playback",
+        "capture",
+    )
 
     def __init__(self):
         self.name = None
@@ -178,8 +217,14 @@ def _table(name):
 
 
 def _address(default):
-    return Field(int, default, "a 7-bit I2C address such as 0x3C", checks=[
-        (in_range(I2C_ADDRESS_MIN, I2C_ADDRESS_MAX), "a 7-bit I2C address from 0x08 to 0x77, not 0x{:02X}".format)])
+    return Field(
+        int,
+        default,
+        "a 7-bit I2C address such as 0x3C",
+        checks=[
+            (in_range(I2C_ADDRESS_MIN, I2C_ADDRESS_MAX), "a 7-bit I2C address from 0x08 to 0x77, not 0x{:02X}".format)
+        ],
+    )
 
 
 def _pin(table=None):
@@ -189,26 +234,53 @@ def _pin(table=None):
     return Field(None, required="a pin number (required in [{}])".format(table))
 
 
-_PIN_LIST = Field(list, REQUIRED, "a list of 1 to 8 pin numbers", lambda pins: 1 <= len(pins) <= 8,
-                  required="a list of 1 to 8 pin numbers")
+_PIN_LIST = Field(
+    list,
+    REQUIRED,
+    "a list of 1 to 8 pin numbers",
+    lambda pins: 1 <= len(pins) <= 8,
+    required="a list of 1 to 8 pin numbers",
+)
 BOARD_FIELDS = {
-    "name": _string(), "model": _string(default=""), "description": _string(default=""),
-    "gpio": _string(GPIO_LIBRARIES), "numbering": _string(NUMBERINGS, "BCM"),
-    "display": _table("display"), "keypad": _table("keypad"), "buttons": _table("buttons"), "hook": _table("hook"),
-    "leds": _table("leds"), "buzzer": _table("buzzer"), "audio": _table("audio"),
+    "name": _string(),
+    "model": _string(default=""),
+    "description": _string(default=""),
+    "gpio": _string(GPIO_LIBRARIES),
+    "numbering": _string(NUMBERINGS, "BCM"),
+    "display": _table("display"),
+    "keypad": _table("keypad"),
+    "buttons": _table("buttons"),
+    "hook": _table("hook"),
+    "leds": _table("leds"),
+    "buzzer": _table("buzzer"),
+    "audio": _table("audio"),
 }
 TOP_LEVEL = tuple(BOARD_FIELDS)
 DISPLAY_TYPE = _string(DISPLAY_TYPES)
 DISPLAY_FIELDS = {
     "sim": {"type": DISPLAY_TYPE, "width": _integer(1, 4096, 128), "height": _integer(1, 4096, 64)},
-    "oled": {"type": DISPLAY_TYPE, "i2c_bus": _integer(0, 22, 1), "address": _address(0x3C),
-             "width": _integer(1, 4096, 128), "height": _integer(1, 4096, 64)},
-    "lcd": {"type": DISPLAY_TYPE, "i2c_bus": _integer(0, 22, 1), "address": _address(0x27),
-            "cols": _integer(1, 40, 16), "rows": _integer(1, 4, 2), "backpack": _string(("pcf8574",), "pcf8574")},
+    "oled": {
+        "type": DISPLAY_TYPE,
+        "i2c_bus": _integer(0, 22, 1),
+        "address": _address(0x3C),
+        "width": _integer(1, 4096, 128),
+        "height": _integer(1, 4096, 64),
+    },
+    "lcd": {
+        "type": DISPLAY_TYPE,
+        "i2c_bus": _integer(0, 22, 1),
+        "address": _address(0x27),
+        "cols": _integer(1, 40, 16),
+        "rows": _integer(1, 4, 2),
+        "backpack": _string(("pcf8574",), "pcf8574"),
+    },
 }
 KEYPAD_FIELDS = {
-    "rows": _PIN_LIST, "cols": _PIN_LIST, "keys": Field(None, None), "debounce_ms": _integer(1, 500, 20),
-    "letters": Field(dict, {}, "a table of letter = \"key name\""),
+    "rows": _PIN_LIST,
+    "cols": _PIN_LIST,
+    "keys": Field(None, None),
+    "debounce_ms": _integer(1, 500, 20),
+    "letters": Field(dict, {}, 'a table of letter = "key name"'),
 }
 BUTTON_FIELDS = dict((name, _pin()) for name in BUTTON_NAMES)
 HOOK_FIELDS = {"pin": _pin("hook"), "active": _string(("low", "high"), "low")}
@@ -267,8 +339,12 @@ def parse_board(data, where):
     """Validate the parsed TOML of a board file and build a Board (pins in BCM)."""
     data = check_table(where, data, BOARD_FIELDS)
     board = Board()
-    board.name, board.model, board.description, board.gpio = (data["name"], data["model"], data["description"],
-                                                               data["gpio"])
+    board.name, board.model, board.description, board.gpio = (
+        data["name"],
+        data["model"],
+        data["description"],
+        data["gpio"],
+    )
     pins = _Pins(where, data["numbering"])
     if data["display"] is None:
         fail(where, "display", "a [display] table")
@@ -277,7 +353,7 @@ def parse_board(data, where):
     if board.is_simulated:
         for section in ("keypad", "buttons", "hook", "leds", "buzzer"):
             if data[section] is not None:
-                fail(where, section, "nothing: a board with gpio = \"none\" has no pins")
+                fail(where, section, 'nothing: a board with gpio = "none" has no pins')
     else:
         keypad = _section(where, data, "keypad", KEYPAD_FIELDS)
         if keypad is None:
@@ -312,13 +388,16 @@ def _parse_display(where, pins, table, gpio):
             fail(where, "display.width", "128 x 64 (the simulated display is a 128x64 OLED)")
         return Display("sim", width=values["width"], height=values["height"])
     if gpio == "none":
-        fail(where, "display.type", "\"sim\" on a board with gpio = \"none\"")
+        fail(where, "display.type", '"sim" on a board with gpio = "none"')
     if kind in OLED_TYPES:
         values = check_table(where, table, DISPLAY_FIELDS["oled"], "display.")
         size = (values["width"], values["height"])
         if size not in OLED_SIZES:
-            fail(where, "display.height", "an OLED of 128 x 64 (the size the screens are drawn for), not {} x {}"
-                 .format(*size))
+            fail(
+                where,
+                "display.height",
+                "an OLED of 128 x 64 (the size the screens are drawn for), not {} x {}".format(*size),
+            )
     else:
         values = check_table(where, table, DISPLAY_FIELDS["lcd"], "display.")
         size = (values["cols"], values["rows"])
@@ -356,7 +435,7 @@ def _parse_keypad(where, pins, table):
         names = []
         for char in row:
             if char not in KEYPAD_CHARS:
-                fail(where, key, "keys from \"{}\", not {!r}".format(KEYPAD_CHARS, char))
+                fail(where, key, 'keys from "{}", not {!r}'.format(KEYPAD_CHARS, char))
             if char in seen:
                 fail(where, key, "each key once: {!r} appears twice".format(char))
             seen.append(char)
@@ -393,8 +472,14 @@ def wiring(board):
         rows.append((part, "signal (to GND when pressed)", bcm, BCM_TO_HEADER[bcm]))
         rows.append((part, "GND", None, grounds[0]))
     if board.hook_pin is not None:
-        rows.append(("hook switch", "signal ({} when off hook)".format("GND" if board.hook_active_low else "3.3V"),
-                     board.hook_pin, BCM_TO_HEADER[board.hook_pin]))
+        rows.append(
+            (
+                "hook switch",
+                "signal ({} when off hook)".format("GND" if board.hook_active_low else "3.3V"),
+                board.hook_pin,
+                BCM_TO_HEADER[board.hook_pin],
+            )
+        )
     for name, bcm in board.leds:
         rows.append(("{} LED".format(name), "anode (through 330 ohm)", bcm, BCM_TO_HEADER[bcm]))
         rows.append(("{} LED".format(name), "cathode (GND)", None, grounds[1]))

@@ -140,8 +140,10 @@ class Ended(Event):
 
 
 def _keys_of(secure_info):
-    return ((secure_info.send_profile, secure_info.send_key, secure_info.send_salt),
-            (secure_info.receive_profile, secure_info.receive_key, secure_info.receive_salt))
+    return (
+        (secure_info.send_profile, secure_info.send_key, secure_info.send_salt),
+        (secure_info.receive_profile, secure_info.receive_key, secure_info.receive_salt),
+    )
 
 
 class CallPolicy:
@@ -303,19 +305,32 @@ class CallPolicy:
         if new_failures and self._failing_since is None:
             self._failing_since = now
             self._failures_when_failing_began = self._failures
-        if (self._failing_since is not None and now - self._failing_since >= STOPPED_ENCRYPTING_WINDOW
-                and self._failures - self._failures_when_failing_began >= STOPPED_ENCRYPTING_FAILURES):
+        if (
+            self._failing_since is not None
+            and now - self._failing_since >= STOPPED_ENCRYPTING_WINDOW
+            and self._failures - self._failures_when_failing_began >= STOPPED_ENCRYPTING_FAILURES
+        ):
             self.secure = False
             failed = self._failures - self._failures_when_failing_began
             window = now - self._failing_since
             self._failing_since = None
-            self._alarm(PEER_STOPPED_ENCRYPTING, "peer stopped encrypting: {} packets failed SRTP authentication "
-                        "in {:.1f} s, none passed".format(failed, window), now)
+            self._alarm(
+                PEER_STOPPED_ENCRYPTING,
+                "peer stopped encrypting: {} packets failed SRTP authentication in {:.1f} s, none passed".format(
+                    failed, window
+                ),
+                now,
+            )
             return
         if not self._auth_alarm_raised and self._failures - self._failures_at_secure > AUTH_FAILURE_ALARM:
             self._auth_alarm_raised = True
-            self._alarm(AUTH_FAILURES, "{} SRTP packets failed authentication during the secure call"
-                        .format(self._failures - self._failures_at_secure), now)
+            self._alarm(
+                AUTH_FAILURES,
+                "{} SRTP packets failed authentication during the secure call".format(
+                    self._failures - self._failures_at_secure
+                ),
+                now,
+            )
 
     # -- timers -------------------------------------------------------------------------------------
     def get_timer(self):
@@ -340,8 +355,12 @@ class CallPolicy:
                     self._give_up("ZRTP did not complete within {:g} s".format(ZRTP_FALLBACK))
                 else:
                     self._give_up("peer has no ZRTP", kind=NO_ZRTP)
-        if (self.media_timeout and not self.on_hold and self._last_valid_at is not None
-                and now >= self._last_valid_at + self.media_timeout):
+        if (
+            self.media_timeout
+            and not self.on_hold
+            and self._last_valid_at is not None
+            and now >= self._last_valid_at + self.media_timeout
+        ):
             silent = now - self._last_valid_at
             self._end("failed", "media timeout", now, lost_tail=int(silent / PACKET_INTERVAL))
 

@@ -132,23 +132,37 @@ def check_call_uri(text):
 
 def _add_call_options(parser):
     parser.add_argument("--config", metavar="FILE", help="TOML configuration (default: the embedded default)")
-    parser.add_argument("--listen", metavar="HOST:PORT", type=_host_port,
-                        help="local SIP address, UDP (default 127.0.0.1:5060)")
+    parser.add_argument(
+        "--listen", metavar="HOST:PORT", type=_host_port, help="local SIP address, UDP (default 127.0.0.1:5060)"
+    )
     parser.add_argument("--rtp-port", metavar="N", type=_port, help="local RTP port")
-    parser.add_argument("--play", metavar="WAV", type=_existing_wav,
-                        help="microphone from a WAV file (any rate, resampled; looped), paced in real time")
-    parser.add_argument("--record", metavar="WAV", type=_writable_target,
-                        help="what the far end sent, decoded, written as WAV")
-    parser.add_argument("--duration", metavar="S", type=_positive_float,
-                        help='hang up S seconds after the media is up (after "secure" when encrypted)')
+    parser.add_argument(
+        "--play",
+        metavar="WAV",
+        type=_existing_wav,
+        help="microphone from a WAV file (any rate, resampled; looped), paced in real time",
+    )
+    parser.add_argument(
+        "--record", metavar="WAV", type=_writable_target, help="what the far end sent, decoded, written as WAV"
+    )
+    parser.add_argument(
+        "--duration",
+        metavar="S",
+        type=_positive_float,
+        help='hang up S seconds after the media is up (after "secure" when encrypted)',
+    )
     parser.add_argument("--timeout", metavar="S", type=_positive_float, help="give up after S seconds in all")
     parser.add_argument("--encryption", choices=configuration.ENCRYPTIONS, help="default zrtp")
-    parser.add_argument("--secure-only", action="store_true", default=None,
-                        help="end the call if it does not become secure")
-    parser.add_argument("--confirm-sas", action="store_true",
-                        help="press the trust button as soon as the SAS is shown")
-    parser.add_argument("--codecs", metavar="LIST", type=_name_list(configuration.CODECS, "codec"),
-                        help="preference order, e.g. PCMU,PCMA,G722,opus")
+    parser.add_argument(
+        "--secure-only", action="store_true", default=None, help="end the call if it does not become secure"
+    )
+    parser.add_argument("--confirm-sas", action="store_true", help="press the trust button as soon as the SAS is shown")
+    parser.add_argument(
+        "--codecs",
+        metavar="LIST",
+        type=_name_list(configuration.CODECS, "codec"),
+        help="preference order, e.g. PCMU,PCMA,G722,opus",
+    )
     zrtp_lists = (
         ("--zrtp-key-agreements", configuration.ZRTP_KEY_AGREEMENTS, "key agreement", "X255,DH3k"),
         ("--zrtp-ciphers", configuration.ZRTP_CIPHERS, "cipher", "AES3,AES1"),
@@ -157,16 +171,27 @@ def _add_call_options(parser):
         ("--zrtp-sas", configuration.ZRTP_SAS, "SAS type", "B256,B32"),
     )
     for flag, choices, what, example in zrtp_lists:
-        parser.add_argument(flag, metavar="LIST", type=_name_list(choices, "ZRTP " + what),
-                            help="ZRTP names in preference order, e.g. " + example)
+        parser.add_argument(
+            flag,
+            metavar="LIST",
+            type=_name_list(choices, "ZRTP " + what),
+            help="ZRTP names in preference order, e.g. " + example,
+        )
     parser.add_argument("--cache", metavar="PATH", help="ZRTP cache file (created if missing)")
     parser.add_argument("--register", metavar="AOR", help="register with digest auth, call/answer through it")
     parser.add_argument("--password", metavar="P", help="password for --register")
     parser.add_argument("--proxy", metavar="HOST:PORT", type=_host_port, help="outbound proxy for --register")
-    parser.add_argument("--public-address", metavar="HOST[:PORT]",
-                        help="address (and RTP port) to advertise in SDP, e.g. a static NAT mapping or a relay")
-    parser.add_argument("--log-level", default=os.environ.get("SOTTO_LOG", "warning"),
-                        choices=("debug", "info", "warning", "error"), help="log verbosity on stderr")
+    parser.add_argument(
+        "--public-address",
+        metavar="HOST[:PORT]",
+        help="address (and RTP port) to advertise in SDP, e.g. a static NAT mapping or a relay",
+    )
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("SOTTO_LOG", "warning"),
+        choices=("debug", "info", "warning", "error"),
+        help="log verbosity on stderr",
+    )
 
 
 def build_parser():
@@ -179,15 +204,21 @@ def build_parser():
     answer = commands.add_parser("answer", help="wait for one incoming call, answer it, print a JSON summary")
     _add_call_options(answer)
     for sub in (call, answer):
-        sub.add_argument("--at", metavar="T:ACTION", type=_at_action, action="append",
-                         help="T seconds after media up: hold, resume, 'dtmf DIGITS', 'transfer URI', confirm-sas, "
-                              "reject-sas or hangup (repeatable)")
+        sub.add_argument(
+            "--at",
+            metavar="T:ACTION",
+            type=_at_action,
+            action="append",
+            help="T seconds after media up: hold, resume, 'dtmf DIGITS', 'transfer URI', confirm-sas, "
+            "reject-sas or hangup (repeatable)",
+        )
     run = commands.add_parser("run", help="the phone itself (board from config or --board; default sim)")
     _add_call_options(run)
     run.add_argument("--board", metavar="NAME", help="board name (file in boards/) or a board TOML path")
     run.add_argument("--script", metavar="FILE", type=_existing_file, help="scripted input for the sim board")
-    run.add_argument("--display-log", metavar="FILE", type=_writable_target,
-                     help="write every display frame as a JSON line")
+    run.add_argument(
+        "--display-log", metavar="FILE", type=_writable_target, help="write every display frame as a JSON line"
+    )
     run.add_argument("--display-png", metavar="DIR", help="write every display frame as a 128x64 PNG")
     run.add_argument("--dial-domain", metavar="HOST[:PORT]", help="dialled digits call sip:DIGITS@HOST[:PORT]")
     for sub in (call, answer, run):
@@ -214,8 +245,13 @@ def settings_from(args):
         config.zrtp.secure_only = True
     if args.codecs:
         config.media.codecs = args.codecs
-    for flag, key in (("zrtp_key_agreements", "key_agreements"), ("zrtp_ciphers", "ciphers"),
-                      ("zrtp_hashes", "hashes"), ("zrtp_auth_tags", "auth_tags"), ("zrtp_sas", "sas")):
+    for flag, key in (
+        ("zrtp_key_agreements", "key_agreements"),
+        ("zrtp_ciphers", "ciphers"),
+        ("zrtp_hashes", "hashes"),
+        ("zrtp_auth_tags", "auth_tags"),
+        ("zrtp_sas", "sas"),
+    ):
         value = getattr(args, flag)
         if value:
             setattr(config.zrtp, key, value)
@@ -223,8 +259,9 @@ def settings_from(args):
         config.zrtp.cache = args.cache
     if args.register:
         if not args.register or not configuration.is_sip_uri(args.register):
-            raise UsageError("--register: expected an address of record like sip:alice@example.org, got {!r}"
-                             .format(args.register))
+            raise UsageError(
+                "--register: expected an address of record like sip:alice@example.org, got {!r}".format(args.register)
+            )
         config.account.uri = args.register
         config.account.password = args.password or ""
     elif args.password:

@@ -64,8 +64,12 @@ def _is_host_port(value):
 
 
 def is_host_optional_port(value):
-    return (bool(value) and is_text(value, MAX_HOST_PORT) and " " not in value
-            and (":" not in value or _is_host_port(value)))
+    return (
+        bool(value)
+        and is_text(value, MAX_HOST_PORT)
+        and " " not in value
+        and (":" not in value or _is_host_port(value))
+    )
 
 
 # Bounds for every free-text value: a configuration file is operator input, but a 100 KB display name
@@ -86,75 +90,133 @@ SPEED_DIAL_KEYS = "0123456789*"  # what the keypad can dial; '#' sends the digit
 def is_sip_uri(value):
     if value == "":
         return True
-    return (is_text(value, MAX_URI) and " " not in value and value.startswith(("sip:", "sips:"))
-            and "@" in value and len(value) > 6)
+    return (
+        is_text(value, MAX_URI)
+        and " " not in value
+        and value.startswith(("sip:", "sips:"))
+        and "@" in value
+        and len(value) > 6
+    )
 
 
 def is_speed_dial_key(key):
-    return (isinstance(key, str) and 0 < len(key) <= MAX_SPEED_DIAL_DIGITS
-            and all(ch in SPEED_DIAL_KEYS for ch in key))
+    return isinstance(key, str) and 0 < len(key) <= MAX_SPEED_DIAL_DIGITS and all(ch in SPEED_DIAL_KEYS for ch in key)
 
 
 def _speed_dial(value):
     return len(value) <= MAX_SPEED_DIAL_ENTRIES and all(
-        is_speed_dial_key(k) and isinstance(v, str) and v and is_sip_uri(v) for k, v in value.items())
+        is_speed_dial_key(k) and isinstance(v, str) and v and is_sip_uri(v) for k, v in value.items()
+    )
 
 
 SCHEMA = {
     "account": {
-        "uri": Field(str, "", "a SIP address of record like sip:alice@example.org (at most {} characters), "
-                     "or empty".format(MAX_URI), is_sip_uri),
-        "password": Field(str, "", "a string of at most {} characters without control characters"
-                          .format(MAX_PASSWORD), printable(MAX_PASSWORD)),
-        "proxy": Field(str, "", "HOST:PORT of an outbound proxy, or empty",
-                       printable(MAX_HOST_PORT, lambda v: v == "" or _is_host_port(v))),
+        "uri": Field(
+            str,
+            "",
+            "a SIP address of record like sip:alice@example.org (at most {} characters), or empty".format(MAX_URI),
+            is_sip_uri,
+        ),
+        "password": Field(
+            str,
+            "",
+            "a string of at most {} characters without control characters".format(MAX_PASSWORD),
+            printable(MAX_PASSWORD),
+        ),
+        "proxy": Field(
+            str,
+            "",
+            "HOST:PORT of an outbound proxy, or empty",
+            printable(MAX_HOST_PORT, lambda v: v == "" or _is_host_port(v)),
+        ),
         "transport": Field(str, "udp", "one of udp, tcp, tls", one_of(TRANSPORTS)),
-        "display_name": Field(str, "", "a name of at most {} characters without control characters"
-                              .format(MAX_DISPLAY_NAME), printable(MAX_DISPLAY_NAME)),
-        "tls_certificate": Field(str, "", "a PEM file with the registrar's certificate to pin, or empty "
-                                 "(verify against the system's CAs)", printable(MAX_PATH)),
+        "display_name": Field(
+            str,
+            "",
+            "a name of at most {} characters without control characters".format(MAX_DISPLAY_NAME),
+            printable(MAX_DISPLAY_NAME),
+        ),
+        "tls_certificate": Field(
+            str,
+            "",
+            "a PEM file with the registrar's certificate to pin, or empty (verify against the system's CAs)",
+            printable(MAX_PATH),
+        ),
     },
     "sip": {
         "listen": Field(str, "127.0.0.1:5060", "HOST:PORT", printable(MAX_HOST_PORT, _is_host_port)),
         # Behind a NAT with a static port mapping: the address (and RTP port) to advertise in SDP, as
         # --public-address does on the command line (which wins when both are given).
-        "public_address": Field(str, "", "HOST or HOST:PORT, or empty",
-                                printable(MAX_HOST_PORT, lambda v: v == "" or is_host_optional_port(v))),
+        "public_address": Field(
+            str,
+            "",
+            "HOST or HOST:PORT, or empty",
+            printable(MAX_HOST_PORT, lambda v: v == "" or is_host_optional_port(v)),
+        ),
     },
     "media": {
         "codecs": Field(list, list(CODECS), "a list of codecs from PCMU, PCMA, G722, opus", list_of(CODECS)),
         "rtp_port": Field(int, 0, "a UDP port number (0: any free port)", in_range(0, 65535)),
-        "capture_device": Field(str, "default", "an ALSA device name (at most {} characters)"
-                                .format(MAX_DEVICE_NAME), printable(MAX_DEVICE_NAME, bool)),
-        "playback_device": Field(str, "default", "an ALSA device name (at most {} characters)"
-                                 .format(MAX_DEVICE_NAME), printable(MAX_DEVICE_NAME, bool)),
+        "capture_device": Field(
+            str,
+            "default",
+            "an ALSA device name (at most {} characters)".format(MAX_DEVICE_NAME),
+            printable(MAX_DEVICE_NAME, bool),
+        ),
+        "playback_device": Field(
+            str,
+            "default",
+            "an ALSA device name (at most {} characters)".format(MAX_DEVICE_NAME),
+            printable(MAX_DEVICE_NAME, bool),
+        ),
         "encryption": Field(str, "zrtp", "one of zrtp, sdes, none", one_of(ENCRYPTIONS)),
-        "inactivity_timeout": Field(int, 30, "seconds from 0 (never) to 3600: a call with no media from the "
-                                    "peer for that long (not on hold) is ended", in_range(0, 3600)),
+        "inactivity_timeout": Field(
+            int,
+            30,
+            "seconds from 0 (never) to 3600: a call with no media from the peer for that long (not on hold) is ended",
+            in_range(0, 3600),
+        ),
     },
     "zrtp": {
-        "key_agreements": Field(list, list(_ZRTP_DEFAULTS["key_agreement"]),
-                                "a list from " + ", ".join(ZRTP_KEY_AGREEMENTS), list_of(ZRTP_KEY_AGREEMENTS)),
-        "ciphers": Field(list, list(_ZRTP_DEFAULTS["cipher"]), "a list from " + ", ".join(ZRTP_CIPHERS),
-                         list_of(ZRTP_CIPHERS)),
-        "hashes": Field(list, list(_ZRTP_DEFAULTS["hash"]), "a list from " + ", ".join(ZRTP_HASHES),
-                        list_of(ZRTP_HASHES)),
-        "auth_tags": Field(list, list(_ZRTP_DEFAULTS["auth_tag"]), "a list from " + ", ".join(ZRTP_AUTH_TAGS),
-                           list_of(ZRTP_AUTH_TAGS)),
+        "key_agreements": Field(
+            list,
+            list(_ZRTP_DEFAULTS["key_agreement"]),
+            "a list from " + ", ".join(ZRTP_KEY_AGREEMENTS),
+            list_of(ZRTP_KEY_AGREEMENTS),
+        ),
+        "ciphers": Field(
+            list, list(_ZRTP_DEFAULTS["cipher"]), "a list from " + ", ".join(ZRTP_CIPHERS), list_of(ZRTP_CIPHERS)
+        ),
+        "hashes": Field(
+            list, list(_ZRTP_DEFAULTS["hash"]), "a list from " + ", ".join(ZRTP_HASHES), list_of(ZRTP_HASHES)
+        ),
+        "auth_tags": Field(
+            list, list(_ZRTP_DEFAULTS["auth_tag"]), "a list from " + ", ".join(ZRTP_AUTH_TAGS), list_of(ZRTP_AUTH_TAGS)
+        ),
         "sas": Field(list, list(_ZRTP_DEFAULTS["sas"]), "a list from " + ", ".join(ZRTP_SAS), list_of(ZRTP_SAS)),
         "cache": Field(str, "", "a file path (empty: zrtp-cache in the data directory)", printable(MAX_PATH)),
         "secure_only": Field(bool, False, "true or false"),
     },
     "board": {
-        "name": Field(str, "sim", "a board name (a file in boards/) or a path to a board TOML file",
-                      printable(MAX_PATH, bool)),
+        "name": Field(
+            str, "sim", "a board name (a file in boards/) or a path to a board TOML file", printable(MAX_PATH, bool)
+        ),
     },
     "dial": {
-        "domain": Field(str, "", "HOST or HOST:PORT to complete dialled numbers, or empty",
-                        printable(MAX_HOST_PORT, lambda v: v == "" or is_host_optional_port(v))),
-        "speed_dial": Field(dict, {}, "a table of at most {} key = \"sip:...\" entries, each key 1 to {} "
-                            "of the keypad's 0-9 and *".format(MAX_SPEED_DIAL_ENTRIES, MAX_SPEED_DIAL_DIGITS),
-                            _speed_dial),
+        "domain": Field(
+            str,
+            "",
+            "HOST or HOST:PORT to complete dialled numbers, or empty",
+            printable(MAX_HOST_PORT, lambda v: v == "" or is_host_optional_port(v)),
+        ),
+        "speed_dial": Field(
+            dict,
+            {},
+            'a table of at most {} key = "sip:..." entries, each key 1 to {} of the keypad\'s 0-9 and *'.format(
+                MAX_SPEED_DIAL_ENTRIES, MAX_SPEED_DIAL_DIGITS
+            ),
+            _speed_dial,
+        ),
     },
     "data": {
         "dir": Field(str, "", "a directory path (empty: the per-user data directory)", printable(MAX_PATH)),

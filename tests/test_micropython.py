@@ -61,9 +61,7 @@ def _micropython(*args, timeout=600):
     if not MICROPYTHON.exists():
         pytest.fail("micropython not installed in .venv: run `make test`, which installs it")
     env = dict(os.environ, MICROPYPATH=str(ROOT))
-    return subprocess.run(
-        [str(MICROPYTHON), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run([str(MICROPYTHON), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def test_every_core_module_imports_under_micropython():

@@ -129,8 +129,9 @@ def _sha256_file(path):
 
 
 def _installed_version(package):
-    done = subprocess.run(["dpkg-query", "-W", "-f=${Status} ${Version}", package],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Status} ${Version}", package], capture_output=True, text=True, check=False
+    )
     fields = done.stdout.split()
     return fields[-1] if done.returncode == 0 and fields[:3] == ["install", "ok", "installed"] else None
 
@@ -154,8 +155,10 @@ def install_dependencies(install_dir=payload.INSTALL_DIR, machine=None, config=N
     dist = os.path.join(install_dir, DIST_DIR)
     manifest_text = _read(os.path.join(dist, "MANIFEST"))
     if manifest_text is None:
-        raise FirstBootError("{}/MANIFEST is missing: this image carries no environment for the phone "
-                             "(build it with `make image`)".format(dist))
+        raise FirstBootError(
+            "{}/MANIFEST is missing: this image carries no environment for the phone "
+            "(build it with `make image`)".format(dist)
+        )
     digest = hashlib.sha256(manifest_text.encode()).hexdigest()
     venv = os.path.join(install_dir, ".venv")
     stamp = os.path.join(venv, STAMP_NAME)
@@ -171,12 +174,16 @@ def install_dependencies(install_dir=payload.INSTALL_DIR, machine=None, config=N
         raise FirstBootError("{}/MANIFEST is damaged: {}".format(dist, exc)) from None
     machine = machine or os.uname().machine
     if meta.get("machine") != machine:
-        raise FirstBootError("the image's environment is for {}, this system is {} (use a 64-bit Raspberry Pi "
-                             "OS)".format(meta.get("machine"), machine))
+        raise FirstBootError(
+            "the image's environment is for {}, this system is {} (use a 64-bit Raspberry Pi OS)".format(
+                meta.get("machine"), machine
+            )
+        )
     python = "{}.{}".format(*sys.version_info[:2])
     if not str(meta.get("python", "")).startswith(python + "."):
-        raise FirstBootError("the image's environment was built for Python {}, this system has {}".format(
-            meta.get("python"), python))
+        raise FirstBootError(
+            "the image's environment was built for Python {}, this system has {}".format(meta.get("python"), python)
+        )
     for expected, size, name in entries:
         path = os.path.join(dist, name)
         if not os.path.isfile(path) or os.path.getsize(path) != size or _sha256_file(path) != expected:
@@ -211,8 +218,7 @@ def install_dependencies(install_dir=payload.INSTALL_DIR, machine=None, config=N
     shutil.rmtree(fresh, ignore_errors=True)
     with open(stamp, "w", encoding="utf-8") as f:
         f.write(digest)
-    log("dependencies installed from the image: {} Debian package(s), the venv ({})".format(
-        len(needed), tar[0]))
+    log("dependencies installed from the image: {} Debian package(s), the venv ({})".format(len(needed), tar[0]))
     return True
 
 
@@ -246,8 +252,10 @@ def main(argv=None):
         record_failure(str(exc), config=payload.CONFIG_FILE if args.root == "/" else None)
         return 1
     except OSError as exc:
-        record_failure("{}: {}".format(exc.filename or "", exc.strerror or exc),
-                       config=payload.CONFIG_FILE if args.root == "/" else None)
+        record_failure(
+            "{}: {}".format(exc.filename or "", exc.strerror or exc),
+            config=payload.CONFIG_FILE if args.root == "/" else None,
+        )
         return 1
     if args.step in ("deps", "all"):
         try:

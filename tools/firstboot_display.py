@@ -18,10 +18,62 @@ CHUNK = 32  # bytes of pixel data per I2C write (SMBus-sized, what small adapter
 # SSD1306 datasheet section 10 / the usual 128x64 power-up: display off, clock, multiplex 63, offset 0,
 # start line 0, charge pump on, horizontal addressing, segment remap, COM scan reversed, COM pins,
 # contrast, precharge, VCOMH, resume from RAM, normal (not inverted), display on.
-SSD1306_INIT = bytes([0xAE, 0xD5, 0x80, 0xA8, 0x3F, 0xD3, 0x00, 0x40, 0x8D, 0x14, 0x20, 0x00, 0xA1, 0xC8,
-                      0xDA, 0x12, 0x81, 0xCF, 0xD9, 0xF1, 0xDB, 0x40, 0xA4, 0xA6, 0xAF])
-SH1106_INIT = bytes([0xAE, 0xD5, 0x80, 0xA8, 0x3F, 0xD3, 0x00, 0x40, 0xAD, 0x8B, 0xA1, 0xC8, 0xDA, 0x12,
-                     0x81, 0xCF, 0xD9, 0x22, 0xDB, 0x40, 0xA4, 0xA6, 0xAF])
+SSD1306_INIT = bytes(
+    [
+        0xAE,
+        0xD5,
+        0x80,
+        0xA8,
+        0x3F,
+        0xD3,
+        0x00,
+        0x40,
+        0x8D,
+        0x14,
+        0x20,
+        0x00,
+        0xA1,
+        0xC8,
+        0xDA,
+        0x12,
+        0x81,
+        0xCF,
+        0xD9,
+        0xF1,
+        0xDB,
+        0x40,
+        0xA4,
+        0xA6,
+        0xAF,
+    ]
+)
+SH1106_INIT = bytes(
+    [
+        0xAE,
+        0xD5,
+        0x80,
+        0xA8,
+        0x3F,
+        0xD3,
+        0x00,
+        0x40,
+        0xAD,
+        0x8B,
+        0xA1,
+        0xC8,
+        0xDA,
+        0x12,
+        0x81,
+        0xCF,
+        0xD9,
+        0x22,
+        0xDB,
+        0x40,
+        0xA4,
+        0xA6,
+        0xAF,
+    ]
+)
 
 
 class I2cDevice:
@@ -46,15 +98,15 @@ def frame_writes(kind, framebuffer):
         writes.append(bytes([CONTROL_COMMAND]) + SSD1306_INIT)
         writes.append(bytes([CONTROL_COMMAND, 0x21, 0x00, 0x7F, 0x22, 0x00, 0x07]))  # columns 0-127, pages 0-7
         for start in range(0, len(framebuffer), CHUNK):
-            writes.append(bytes([CONTROL_DATA]) + bytes(framebuffer[start:start + CHUNK]))
+            writes.append(bytes([CONTROL_DATA]) + bytes(framebuffer[start : start + CHUNK]))
     elif kind == "sh1106":
         writes.append(bytes([CONTROL_COMMAND]) + SH1106_INIT)
         for page in range(8):
             # SH1106 RAM is 132 columns wide; a 128-pixel panel starts at column 2.
             writes.append(bytes([CONTROL_COMMAND, 0xB0 + page, 0x02, 0x10]))
-            row = framebuffer[page * 128:(page + 1) * 128]
+            row = framebuffer[page * 128 : (page + 1) * 128]
             for start in range(0, 128, CHUNK):
-                writes.append(bytes([CONTROL_DATA]) + bytes(row[start:start + CHUNK]))
+                writes.append(bytes([CONTROL_DATA]) + bytes(row[start : start + CHUNK]))
     else:
         raise ValueError("no first-boot display driver for {!r}".format(kind))
     return writes

@@ -158,8 +158,11 @@ class Installer:
         return uid, gid
 
     def _write_accounts(self, before, after):
-        pairs = zip(ACCOUNT_FILES, (before.passwd, before.group, before.shadow, before.gshadow),
-                    (after.passwd, after.group, after.shadow, after.gshadow))
+        pairs = zip(
+            ACCOUNT_FILES,
+            (before.passwd, before.group, before.shadow, before.gshadow),
+            (after.passwd, after.group, after.shadow, after.gshadow),
+        )
         for absolute, old, new in pairs:
             if old is None or new == old:
                 continue
@@ -274,8 +277,11 @@ class Installer:
         self.systemctl("daemon-reload")
         if start:
             self.systemctl("start", payload.mount_unit_name(payload.DATA_DIR))
-            self._log("{}: installing dependencies from {}/{} (sotto-firstboot.service)".format(
-                PROG, payload.INSTALL_DIR, payload.DIST_DIR))
+            self._log(
+                "{}: installing dependencies from {}/{} (sotto-firstboot.service)".format(
+                    PROG, payload.INSTALL_DIR, payload.DIST_DIR
+                )
+            )
             self.systemctl("restart", "sotto-firstboot.service")
             self.systemctl("restart", "sotto.service")
 
@@ -334,8 +340,10 @@ def main(argv=None):
             return 0
         config_bytes = None
         if args.board is not None and args.board not in payload.available_boards():
-            print("{}: unknown board {!r} (known: {})".format(
-                PROG, args.board, ", ".join(payload.available_boards())), file=sys.stderr)
+            print(
+                "{}: unknown board {!r} (known: {})".format(PROG, args.board, ", ".join(payload.available_boards())),
+                file=sys.stderr,
+            )
             return 2
         if args.config is not None:
             from firmware.errors import ConfigError

@@ -33,8 +33,11 @@ def wiring_table(board):
     """The board's wiring as a Markdown table: part, signal, GPIO (BCM), header pin."""
     lines = ["| part | signal | GPIO (BCM) | header pin |", "| --- | --- | --- | --- |"]
     for part, signal, bcm, header in schema.wiring(board):
-        lines.append("| {} | {} | {} | {} |".format(
-            _cell(part), _cell(signal), _cell(None if bcm is None else "GPIO {}".format(bcm)), _cell(header)))
+        lines.append(
+            "| {} | {} | {} | {} |".format(
+                _cell(part), _cell(signal), _cell(None if bcm is None else "GPIO {}".format(bcm)), _cell(header)
+            )
+        )
     return "\n".join(lines)
 
 
@@ -49,10 +52,13 @@ def parts_list(board):
             size = " {}x{}".format(display.cols, display.rows)
         parts.append("{}{}, I2C address 0x{:02X}".format(DISPLAY_PARTS[display.kind], size, display.address))
     if board.keypad is not None:
-        parts.append("{}x{} matrix keypad ({} wires)".format(
-            len(board.keypad.rows), len(board.keypad.cols), len(board.keypad.rows) + len(board.keypad.cols)))
+        parts.append(
+            "{}x{} matrix keypad ({} wires)".format(
+                len(board.keypad.rows), len(board.keypad.cols), len(board.keypad.rows) + len(board.keypad.cols)
+            )
+        )
     for name, _ in board.buttons:
-        role = " (confirms the SAS; hold 2 s for \"did not match\")" if name == "trust" else ""
+        role = ' (confirms the SAS; hold 2 s for "did not match")' if name == "trust" else ""
         parts.append("push button: {}{}".format(name.replace("_", " "), role))
     if board.hook_pin is not None:
         parts.append("hook switch (a microswitch under the handset rest)")
@@ -66,15 +72,17 @@ def parts_list(board):
 
 def board_section(board):
     audio = "ALSA playback `{}`, capture `{}`".format(board.playback, board.capture)
-    return "\n".join([
-        "### `{}`: {}".format(board.name, board.model),
-        "",
-        "{}. GPIO library: {}; {}.".format(board.description.rstrip("."), board.gpio, audio),
-        "",
-        parts_list(board),
-        "",
-        wiring_table(board),
-    ])
+    return "\n".join(
+        [
+            "### `{}`: {}".format(board.name, board.model),
+            "",
+            "{}. GPIO library: {}; {}.".format(board.description.rstrip("."), board.gpio, audio),
+            "",
+            parts_list(board),
+            "",
+            wiring_table(board),
+        ]
+    )
 
 
 def hardware_boards():
@@ -94,7 +102,7 @@ def replace_block(text, block):
     end = text.find(END)
     if start < 0 or end < start:
         raise ValueError("no generated-wiring markers")
-    return text[:start] + block + text[end + len(END):]
+    return text[:start] + block + text[end + len(END) :]
 
 
 def main(argv=None):
@@ -123,8 +131,10 @@ def main(argv=None):
         return 2
     if args.check:
         if updated != text:
-            print("tools.wiring: {} is out of date: run python -m tools.wiring --update {}".format(target, target),
-                  file=sys.stderr)
+            print(
+                "tools.wiring: {} is out of date: run python -m tools.wiring --update {}".format(target, target),
+                file=sys.stderr,
+            )
             return 1
         return 0
     if updated != text:

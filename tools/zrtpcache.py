@@ -88,19 +88,29 @@ def main(argv=None, out=None):
         print("fingerprint {}".format(fingerprint(cache.zid)), file=out)
         return 0
     if args.command == "list":
-        print("{:<24}  {:<8}  {:<7}  {:<20}  {}".format("peer ZID", "verified", "secrets", "last use", "URI"),
-              file=out)
+        print("{:<24}  {:<8}  {:<7}  {:<20}  {}".format("peer ZID", "verified", "secrets", "last use", "URI"), file=out)
         for record in cache.peers():
             secrets = "+".join(name for name, value in (("rs1", record.rs1), ("rs2", record.rs2)) if value) or "-"
-            print("{:<24}  {:<8}  {:<7}  {:<20}  {}".format(
-                binascii.hexlify(record.zid).decode(), "yes" if record.verified else "no", secrets,
-                _when(record.last_use), record.uri or "-"), file=out)
+            print(
+                "{:<24}  {:<8}  {:<7}  {:<20}  {}".format(
+                    binascii.hexlify(record.zid).decode(),
+                    "yes" if record.verified else "no",
+                    secrets,
+                    _when(record.last_use),
+                    record.uri or "-",
+                ),
+                file=out,
+            )
         return 0
     if args.command == "contacts":
         print("{:<40}  {:<24}  {}".format("contact", "ZID", "last use"), file=out)
         for contact in cache.contacts():
-            print("{:<40}  {:<24}  {}".format(contact.aor, binascii.hexlify(contact.zid).decode(),
-                                              _when(contact.last_use)), file=out)
+            print(
+                "{:<40}  {:<24}  {}".format(
+                    contact.aor, binascii.hexlify(contact.zid).decode(), _when(contact.last_use)
+                ),
+                file=out,
+            )
         return 0
     if args.command == "forget-contact":
         if not cache.forget_contact(args.aor):

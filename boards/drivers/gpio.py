@@ -13,8 +13,9 @@ def import_gpio(library):
         import RPi.GPIO as gpio  # rpi-lgpio installs this same module name on a Pi 5
     except ImportError:
         package = "rpi-lgpio" if library == "rpi-lgpio" else "RPi.GPIO"
-        raise ConfigError("board", "gpio", "the {} package installed (apt: python3-rpi-lgpio or "
-                                           "python3-rpi.gpio)".format(package)) from None
+        raise ConfigError(
+            "board", "gpio", "the {} package installed (apt: python3-rpi-lgpio or python3-rpi.gpio)".format(package)
+        ) from None
     return gpio
 
 

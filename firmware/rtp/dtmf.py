@@ -40,8 +40,18 @@ def parse_event(payload):
 
 
 class DtmfSender:
-    __slots__ = ("clock_rate", "packet_ms", "volume", "_queue", "_event", "_timestamp", "_total",
-                 "_elapsed", "_ends_left", "_first")
+    __slots__ = (
+        "clock_rate",
+        "packet_ms",
+        "volume",
+        "_queue",
+        "_event",
+        "_timestamp",
+        "_total",
+        "_elapsed",
+        "_ends_left",
+        "_first",
+    )
 
     def __init__(self, clock_rate, packet_ms=20, volume=10):
         self.clock_rate = clock_rate

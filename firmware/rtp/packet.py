@@ -26,11 +26,11 @@ _HEADER = "!BBHII"
 
 
 class RtpPacket:
-    __slots__ = ("payload_type", "sequence", "timestamp", "ssrc", "payload", "marker", "csrcs",
-                 "extension", "padding")
+    __slots__ = ("payload_type", "sequence", "timestamp", "ssrc", "payload", "marker", "csrcs", "extension", "padding")
 
-    def __init__(self, payload_type, sequence, timestamp, ssrc, payload=b"", marker=False, csrcs=(),
-                 extension=None, padding=0):
+    def __init__(
+        self, payload_type, sequence, timestamp, ssrc, payload=b"", marker=False, csrcs=(), extension=None, padding=0
+    ):
         self.payload_type = payload_type
         self.sequence = sequence
         self.timestamp = timestamp
@@ -43,7 +43,8 @@ class RtpPacket:
 
     def __repr__(self):
         return "RtpPacket(pt={}, seq={}, ts={}, ssrc={:08x}, {} octets)".format(
-            self.payload_type, self.sequence, self.timestamp, self.ssrc, len(self.payload))
+            self.payload_type, self.sequence, self.timestamp, self.ssrc, len(self.payload)
+        )
 
     def serialize(self):
         if not 0 <= self.payload_type <= 127:
@@ -125,8 +126,7 @@ def parse_rtp(data):
         profile = (data[start] << 8) | data[start + 1]
         extension = (profile, data[start + 4 : offset])
     payload = data[offset : len(data) - padding]
-    return RtpPacket(second & 0x7F, sequence, timestamp, ssrc, payload, bool(second & 0x80), csrcs,
-                     extension, padding)
+    return RtpPacket(second & 0x7F, sequence, timestamp, ssrc, payload, bool(second & 0x80), csrcs, extension, padding)
 
 
 def seq_delta(a, b):

@@ -49,14 +49,23 @@ class ReportBlock:
             lost = 0x7FFFFF
         elif lost < -0x800000:
             lost = -0x800000
-        return struct.pack("!IBBHIIII", self.ssrc, self.fraction_lost & 0xFF, (lost >> 16) & 0xFF,
-                           lost & 0xFFFF, self.highest_sequence & 0xFFFFFFFF, self.jitter & 0xFFFFFFFF,
-                           self.lsr & 0xFFFFFFFF, self.dlsr & 0xFFFFFFFF)
+        return struct.pack(
+            "!IBBHIIII",
+            self.ssrc,
+            self.fraction_lost & 0xFF,
+            (lost >> 16) & 0xFF,
+            lost & 0xFFFF,
+            self.highest_sequence & 0xFFFFFFFF,
+            self.jitter & 0xFFFFFFFF,
+            self.lsr & 0xFFFFFFFF,
+            self.dlsr & 0xFFFFFFFF,
+        )
 
 
 def _parse_block(data, offset):
     ssrc, fraction, lost_hi, lost_lo, highest, jitter, lsr, dlsr = struct.unpack(
-        "!IBBHIIII", data[offset : offset + 24])
+        "!IBBHIIII", data[offset : offset + 24]
+    )
     lost = (lost_hi << 16) | lost_lo
     if lost & 0x800000:
         lost -= 0x1000000
@@ -111,8 +120,15 @@ def _header(count, packet_type, body_length):
 
 
 def build_sr(ssrc, ntp, rtp_timestamp, packet_count, octet_count, blocks=()):
-    body = struct.pack("!IIIIII", ssrc, (ntp >> 32) & 0xFFFFFFFF, ntp & 0xFFFFFFFF,
-                       rtp_timestamp & 0xFFFFFFFF, packet_count & 0xFFFFFFFF, octet_count & 0xFFFFFFFF)
+    body = struct.pack(
+        "!IIIIII",
+        ssrc,
+        (ntp >> 32) & 0xFFFFFFFF,
+        ntp & 0xFFFFFFFF,
+        rtp_timestamp & 0xFFFFFFFF,
+        packet_count & 0xFFFFFFFF,
+        octet_count & 0xFFFFFFFF,
+    )
     body += b"".join(block.serialize() for block in blocks)
     return _header(len(blocks), SR, len(body)) + body
 
@@ -175,8 +191,7 @@ def _parse_one(packet_type, count, body):
         if len(body) < 24:
             raise RemoteProtocolError("RTCP SR shorter than its sender info")
         ssrc, ntp_hi, ntp_lo, rtp_ts, packets, octets = struct.unpack("!IIIIII", body[:24])
-        return SenderReport(ssrc, (ntp_hi << 32) | ntp_lo, rtp_ts, packets, octets,
-                            _parse_blocks(body, 24, count))
+        return SenderReport(ssrc, (ntp_hi << 32) | ntp_lo, rtp_ts, packets, octets, _parse_blocks(body, 24, count))
     if packet_type == RR:
         if len(body) < 4:
             raise RemoteProtocolError("RTCP RR shorter than its SSRC")
@@ -240,8 +255,19 @@ def round_trip_seconds(block, ntp_now):
 class ReceptionStats:
     """RFC 3550 appendix A.1/A.3/A.8 receiver statistics for one source."""
 
-    __slots__ = ("clock_rate", "base_seq", "max_seq", "cycles", "received", "expected_prior",
-                 "received_prior", "jitter", "_last_transit", "_last_sr", "_last_sr_time")
+    __slots__ = (
+        "clock_rate",
+        "base_seq",
+        "max_seq",
+        "cycles",
+        "received",
+        "expected_prior",
+        "received_prior",
+        "jitter",
+        "_last_transit",
+        "_last_sr",
+        "_last_sr_time",
+    )
 
     def __init__(self, clock_rate):
         self.clock_rate = clock_rate
@@ -305,5 +331,6 @@ class ReceptionStats:
         dlsr = 0
         if self._last_sr_time is not None:
             dlsr = int((now - self._last_sr_time) * 65536) & 0xFFFFFFFF
-        return ReportBlock(ssrc, min(fraction, 255), self.lost, self.extended_max & 0xFFFFFFFF,
-                           int(self.jitter), self._last_sr, dlsr)
+        return ReportBlock(
+            ssrc, min(fraction, 255), self.lost, self.extended_max & 0xFFFFFFFF, int(self.jitter), self._last_sr, dlsr
+        )

@@ -34,7 +34,7 @@ class Action:
 
 
 def parse_at(text):
-    """"T:ACTION" -> Action; ValueError with the reason when it is not one."""
+    """ "T:ACTION" -> Action; ValueError with the reason when it is not one."""
     if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
         raise ValueError("control characters are not allowed")
     when, sep, action = text.partition(":")

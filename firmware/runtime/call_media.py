@@ -114,18 +114,29 @@ class CallMedia:
         self._last_sdp_body = None
         self._sampler = None
         # What the media may do (clear, SDES, ZRTP), when to give up on ZRTP, alarms, liveness: one policy.
-        self.policy = policy.CallPolicy(self.encryption, settings.zrtp.secure_only,
-                                        settings.media.inactivity_timeout)
+        self.policy = policy.CallPolicy(self.encryption, settings.zrtp.secure_only, settings.media.inactivity_timeout)
         self.policy_timer = EngineTimer(endpoint.loop, self.policy, self.pump_policy)
         if self.encryption == "zrtp":
             from firmware.zrtp.engine import Preferences, ZrtpEngine
 
             z = settings.zrtp
-            prefs = Preferences(hashes=z.hashes, ciphers=z.ciphers, auth_tags=z.auth_tags,
-                                key_agreements=z.key_agreements, sas_types=z.sas)
+            prefs = Preferences(
+                hashes=z.hashes,
+                ciphers=z.ciphers,
+                auth_tags=z.auth_tags,
+                key_agreements=z.key_agreements,
+                sas_types=z.sas,
+            )
             cache = endpoint.zrtp_cache()
-            self.zrtp = ZrtpEngine(cache.zid, cache, prefs, endpoint.rng, ssrc=_ssrc(endpoint.rng),
-                                   peer_uri=peer_uri, wall_time=int(time.time()))
+            self.zrtp = ZrtpEngine(
+                cache.zid,
+                cache,
+                prefs,
+                endpoint.rng,
+                ssrc=_ssrc(endpoint.rng),
+                peer_uri=peer_uri,
+                wall_time=int(time.time()),
+            )
             self.zrtp_timer = EngineTimer(endpoint.loop, self.zrtp, self.pump_zrtp)
         endpoint.loop.add_reader(self.sock, self._on_readable)
         if self.rtcp_sock is not None:
@@ -148,8 +159,9 @@ class CallMedia:
             self.sdes_offer = sdes.make_offer(self.endpoint.rng)
             kwargs["crypto_lines"] = [line.value() for line in self.sdes_offer]
         # rtcp-mux (RFC 5761): RTCP on the one port we have; a peer that declines gets it at port + 1.
-        return self._versioned(lambda version: sdp.build_offer(codecs, address, port, rtcp_mux=True,
-                                                               session_version=version, **kwargs))
+        return self._versioned(
+            lambda version: sdp.build_offer(codecs, address, port, rtcp_mux=True, session_version=version, **kwargs)
+        )
 
     def _versioned(self, build):
         """Our SDP with the o= version RFC 3264 §8 wants: the same as last time when nothing changed, the next
@@ -222,10 +234,10 @@ class CallMedia:
         codecs, address, port, kwargs = self._sdp_common()
         if self.sdes_line is not None:
             kwargs["crypto_lines"] = [self.sdes_line]
-        answer = self._versioned(lambda version: sdp.answer_offer(offer, codecs, address, port,
-                                                                  session_version=version, **kwargs)[0])
-        self.policy.reinvite(remote.zrtp_hash, bool(remote.crypto_lines), remote.direction,
-                             self.endpoint.loop.now())
+        answer = self._versioned(
+            lambda version: sdp.answer_offer(offer, codecs, address, port, session_version=version, **kwargs)[0]
+        )
+        self.policy.reinvite(remote.zrtp_hash, bool(remote.crypto_lines), remote.direction, self.endpoint.loop.now())
         self._follow(remote)
         self.pump_policy()
         return answer
@@ -236,9 +248,17 @@ class CallMedia:
         codecs, address, port, kwargs = self._sdp_common()
         if self.sdes_line is not None:
             kwargs["crypto_lines"] = [self.sdes_line]
-        return self._versioned(lambda version: sdp.build_offer(
-            [self.codec.name] if self.codec else codecs, address, port, direction=direction, rtcp_mux=self.rtcp_mux,
-            session_version=version, **kwargs))
+        return self._versioned(
+            lambda version: sdp.build_offer(
+                [self.codec.name] if self.codec else codecs,
+                address,
+                port,
+                direction=direction,
+                rtcp_mux=self.rtcp_mux,
+                session_version=version,
+                **kwargs,
+            )
+        )
 
     def accept_reanswer(self, answer_bytes, on_hold):
         """The peer's answer to our re-INVITE: follow a moved media address; tell the policy about hold."""
@@ -274,9 +294,18 @@ class CallMedia:
 
         self.summary.codec = self.codec.name
         source, sink = audio.open(self.codec.name)
-        self.stream = MediaStream(self.sock, self.codec.name, self.codec.payload_type, self.telephone_event,
-                                  source, sink, self.endpoint.rng, remote=self.remote, rtcp_mux=self.rtcp_mux,
-                                  keys_required=True)
+        self.stream = MediaStream(
+            self.sock,
+            self.codec.name,
+            self.codec.payload_type,
+            self.telephone_event,
+            source,
+            sink,
+            self.endpoint.rng,
+            remote=self.remote,
+            rtcp_mux=self.rtcp_mux,
+            keys_required=True,
+        )
         self.stream.start()
         now = self.media_up_at = self.endpoint.loop.now()
         self.policy.start_media(now)
@@ -427,17 +456,38 @@ class CallMedia:
         s.sas_type = event.sas_type
         if rekey and s.zrtp is not None:
             s.zrtp["rekeys"] = s.zrtp.get("rekeys", 0) + 1
-            log.info("call re-keyed by a new ZRTP exchange: %s/%s/%s/%s SAS %s verified=%s", event.key_agreement,
-                     event.cipher, event.hash, event.auth_tag, event.sas, event.verified)
+            log.info(
+                "call re-keyed by a new ZRTP exchange: %s/%s/%s/%s SAS %s verified=%s",
+                event.key_agreement,
+                event.cipher,
+                event.hash,
+                event.auth_tag,
+                event.sas,
+                event.verified,
+            )
             self.endpoint.emit("secure", self, event)
             return
         self.secure_at = now
-        s.zrtp = {"key_agreement": event.key_agreement, "cipher": event.cipher, "hash": event.hash,
-                  "auth_tag": event.auth_tag, "verified": bool(event.verified),
-                  "cache_mismatch": bool(event.cache_mismatch), "peer_zid": peer_zid,
-                  "secure_ms": round((now - self.started_at) * 1000.0, 1)}
-        log.info("call secure: %s/%s/%s/%s SAS %s verified=%s cache_mismatch=%s", event.key_agreement,
-                 event.cipher, event.hash, event.auth_tag, event.sas, event.verified, event.cache_mismatch)
+        s.zrtp = {
+            "key_agreement": event.key_agreement,
+            "cipher": event.cipher,
+            "hash": event.hash,
+            "auth_tag": event.auth_tag,
+            "verified": bool(event.verified),
+            "cache_mismatch": bool(event.cache_mismatch),
+            "peer_zid": peer_zid,
+            "secure_ms": round((now - self.started_at) * 1000.0, 1),
+        }
+        log.info(
+            "call secure: %s/%s/%s/%s SAS %s verified=%s cache_mismatch=%s",
+            event.key_agreement,
+            event.cipher,
+            event.hash,
+            event.auth_tag,
+            event.sas,
+            event.verified,
+            event.cache_mismatch,
+        )
         self.endpoint.emit("secure", self, event)
 
     def confirm_sas(self):

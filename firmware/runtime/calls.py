@@ -53,8 +53,13 @@ class CallController:
     def _retry_with_sdes(self, event):
         """A phone without ZRTP that insists on SRTP (SDES mandatory) refuses a ZRTP-only offer with 488 (RFC
         3261 §21.4.26). Every peer gets a working call: offer again, ZRTP and SDES together (RFC 4568)."""
-        if (event.status != 488 or self.media is None or self.media.offer_sdes or self.media.encryption != "zrtp"
-                or self.settings.zrtp.secure_only):
+        if (
+            event.status != 488
+            or self.media is None
+            or self.media.offer_sdes
+            or self.media.encryption != "zrtp"
+            or self.settings.zrtp.secure_only
+        ):
             return False
         log.warning("the peer refused our ZRTP offer (488): offering SDES-SRTP as well")
         self.media.close()

@@ -177,8 +177,12 @@ class ScriptRunner:
                     self._seen = [self.state] if self.state is not None else []
                 if state not in self._seen:
                     if now >= self._wait_started + timeout:
-                        self._finish(1, "{}: wait {}: timed out after {:g} s (the phone is in {})".format(
-                            step.where, state, timeout, self.state))
+                        self._finish(
+                            1,
+                            "{}: wait {}: timed out after {:g} s (the phone is in {})".format(
+                                step.where, state, timeout, self.state
+                            ),
+                        )
                     break
                 self._wait_started = None
                 self._seen = []
@@ -382,9 +386,13 @@ class HardwareDevice:
             self.display.open()
         except OSError as exc:  # boards.drivers.i2c.DeviceNotFoundError when nothing answers
             display = self.board.display
-            raise ConfigError(self.board.path or self.board.name, "display.address",
-                              "a {} answering at 0x{:02X} on I2C bus {} ({})".format(
-                                  display.kind, display.address, display.i2c_bus, exc)) from None
+            raise ConfigError(
+                self.board.path or self.board.name,
+                "display.address",
+                "a {} answering at 0x{:02X} on I2C bus {} ({})".format(
+                    display.kind, display.address, display.i2c_bus, exc
+                ),
+            ) from None
 
     def start(self, now):
         self._next_scan = now
@@ -451,8 +459,7 @@ class HardwareDevice:
         self.gpio.cleanup()
 
 
-def open_device(board, script=None, display_log=None, display_png=None, stdin=None, stdout=None, gpio=None,
-                bus=None):
+def open_device(board, script=None, display_log=None, display_png=None, stdin=None, stdout=None, gpio=None, bus=None):
     """The device for a loaded board (boards.schema.load_board). For the simulated board: the script,
     display log and PNG directory of the command line, and a terminal UI when stdin is a TTY and no
     script drives the phone. For a real board: its drivers over `gpio` (default: the board's GPIO
@@ -476,8 +483,9 @@ def open_device(board, script=None, display_log=None, display_png=None, stdin=No
 
             bus = smbus2.SMBus(board.display.i2c_bus)
         except OSError as exc:
-            raise ConfigError(board.path or board.name, "display.i2c_bus",
-                              "an I2C bus that exists ({})".format(exc.strerror)) from None
+            raise ConfigError(
+                board.path or board.name, "display.i2c_bus", "an I2C bus that exists ({})".format(exc.strerror)
+            ) from None
     device = HardwareDevice(board, gpio, bus)
     device.setup()
     return device
@@ -487,8 +495,18 @@ def open_device(board, script=None, display_log=None, display_png=None, stdin=No
 
 HISTORY_FILE = "history.json"
 HISTORY_MAX_BYTES = 256 * 1024
-HISTORY_KEYS = (("dir", str), ("remote", str), ("duration", int), ("secure", bool), ("verified", bool),
-                ("peer_zid", str), ("reason", str), ("alarm", str), ("untrusted", bool), ("at", int))
+HISTORY_KEYS = (
+    ("dir", str),
+    ("remote", str),
+    ("duration", int),
+    ("secure", bool),
+    ("verified", bool),
+    ("peer_zid", str),
+    ("reason", str),
+    ("alarm", str),
+    ("untrusted", bool),
+    ("at", int),
+)
 
 
 class HistoryStore:
@@ -545,9 +563,15 @@ def phone_from_config(config, dial_domain=None, history=None, extra_speed_dial=N
             domain = domain.split(";", 1)[0] or None
     speed_dial = dict(extra_speed_dial or {})
     speed_dial.update(config.dial.speed_dial)
-    return P.Phone(dial_domain=domain, speed_dial=speed_dial, secure_only=config.zrtp.secure_only,
-                   history=history, identity=uri or "sip:{}".format(config.sip.listen), our_zid=our_zid,
-                   wall_offset=wall_offset)
+    return P.Phone(
+        dial_domain=domain,
+        speed_dial=speed_dial,
+        secure_only=config.zrtp.secure_only,
+        history=history,
+        identity=uri or "sip:{}".format(config.sip.listen),
+        our_zid=our_zid,
+        wall_offset=wall_offset,
+    )
 
 
 # --- the phone and its device, pumped together ------------------------------------------------------

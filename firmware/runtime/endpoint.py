@@ -80,16 +80,21 @@ def _open_sip_transport(settings, local_address, loop, on_message, on_error):
         try:
             tls_context = client_tls_context(pinned_cert=account.tls_certificate or None)
         except (OSError, ValueError) as exc:
-            raise ConfigError(settings.source, "account.tls_certificate",
-                              "a readable PEM certificate ({})".format(exc)) from None
+            raise ConfigError(
+                settings.source, "account.tls_certificate", "a readable PEM certificate ({})".format(exc)
+            ) from None
     try:
         # On the loop, TCP/TLS connects and handshakes never block; a target that fails is replaced by the
         # next RFC 3263 one, and when all fail on_error says so.
-        return SipTransport(account.transport, local_address, loop, on_message=on_message, on_error=on_error,
-                            tls_context=tls_context)
+        return SipTransport(
+            account.transport, local_address, loop, on_message=on_message, on_error=on_error, tls_context=tls_context
+        )
     except OSError as exc:
-        raise StartupError("cannot bind SIP ({}) to {}:{}: {}".format(account.transport, local_address[0],
-                                                                     local_address[1], exc.strerror)) from None
+        raise StartupError(
+            "cannot bind SIP ({}) to {}:{}: {}".format(
+                account.transport, local_address[0], local_address[1], exc.strerror
+            )
+        ) from None
 
 
 class Endpoint:
@@ -113,9 +118,16 @@ class Endpoint:
         account = settings.account
         proxy = configuration.host_port(account.proxy) if account.proxy else None
         self.transport = _open_sip_transport(settings, (host, port), loop, self._on_sip_message, self._on_sip_error)
-        self.ua = UserAgent((host, port), rng, transport=account.transport, aor=account.uri or None,
-                            password=account.password or None, display_name=account.display_name or None,
-                            outbound_proxy=proxy, same_session=sdp.same_session)
+        self.ua = UserAgent(
+            (host, port),
+            rng,
+            transport=account.transport,
+            aor=account.uri or None,
+            password=account.password or None,
+            display_name=account.display_name or None,
+            outbound_proxy=proxy,
+            same_session=sdp.same_session,
+        )
         self.ua_timer = EngineTimer(loop, self.ua, self.pump)
         self._listeners = []
         self._cache = None
@@ -169,8 +181,9 @@ class Endpoint:
             try:
                 self._cache = self._store.load()
             except OSError as exc:
-                raise StartupError("cannot open the ZRTP cache {}: {}".format(self.settings.cache_path,
-                                                                              exc.strerror or exc)) from None
+                raise StartupError(
+                    "cannot open the ZRTP cache {}: {}".format(self.settings.cache_path, exc.strerror or exc)
+                ) from None
             # A corrupt cache was moved aside (the store logged it at ERROR); front ends report it too.
             self.cache_problem = self._store.problem
         return self._cache

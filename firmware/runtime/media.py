@@ -123,9 +123,24 @@ class _Crypto:
 
 
 class MediaStream:
-    def __init__(self, sock, codec, payload_type, telephone_event_pt, source, sink, rng, remote=None,
-                 rtcp_mux=True, cname="sotto", clock=time.monotonic, wallclock=time.time, queue_limit=64,
-                 realtime=True, keys_required=False):
+    def __init__(
+        self,
+        sock,
+        codec,
+        payload_type,
+        telephone_event_pt,
+        source,
+        sink,
+        rng,
+        remote=None,
+        rtcp_mux=True,
+        cname="sotto",
+        clock=time.monotonic,
+        wallclock=time.time,
+        queue_limit=64,
+        realtime=True,
+        keys_required=False,
+    ):
         self.sock = sock
         self.codec = make_codec(codec)
         self.codec_name = codec
@@ -230,8 +245,9 @@ class MediaStream:
             return
         old = self._crypto
         previous_rx = old.rx if (keep_previous and old is not None) else None
-        self._crypto = _Crypto(context_from_params(tx_params), context_from_params(rx_params), previous_rx,
-                               self._clock() + KEY_OVERLAP)
+        self._crypto = _Crypto(
+            context_from_params(tx_params), context_from_params(rx_params), previous_rx, self._clock() + KEY_OVERLAP
+        )
         if old is not None:
             self._auth_failures_before += old.rx.auth_failures
             self._replays_before += old.rx.replays
@@ -339,10 +355,22 @@ class MediaStream:
 
     def _summary_line(self):
         s = self.stats()
-        return ("codec={} sent={} received={} lost={} late={} auth_failures={} replays={} jitter_ms={} "
-                "playout_delay_ms={} underruns={} concealed={}").format(
-            self.codec_name, s["sent"], s["received"], s["lost"], s["late"], s["auth_failures"],
-            s["replays"], s["jitter_ms"], s["playout_delay_ms"], s["underruns"], s["concealed"])
+        return (
+            "codec={} sent={} received={} lost={} late={} auth_failures={} replays={} jitter_ms={} "
+            "playout_delay_ms={} underruns={} concealed={}"
+        ).format(
+            self.codec_name,
+            s["sent"],
+            s["received"],
+            s["lost"],
+            s["late"],
+            s["auth_failures"],
+            s["replays"],
+            s["jitter_ms"],
+            s["playout_delay_ms"],
+            s["underruns"],
+            s["concealed"],
+        )
 
     # -- the audio thread ------------------------------------------------------------------------
 
@@ -420,8 +448,9 @@ class MediaStream:
                     log.warning("ignoring DTMF request %r", digit)
             else:
                 try:
-                    self._inband_dtmf = ToneGenerator(dtmf_cadence(digit, duration_ms), self.source.sample_rate,
-                                                      level=0.25)
+                    self._inband_dtmf = ToneGenerator(
+                        dtmf_cadence(digit, duration_ms), self.source.sample_rate, level=0.25
+                    )
                     self._inband_periods = -(-(duration_ms + 60) // PERIOD_MS)
                 except KeyError:
                     log.warning("ignoring DTMF request %r", digit)
@@ -435,13 +464,13 @@ class MediaStream:
         frame = self._capture_resampler.process(pcm)
         if self._dtmf_sender.active:
             for marker, timestamp, payload in self._dtmf_sender.next_packets(self._timestamp):
-                self._send_packet(build_rtp(self.telephone_event_pt, self._seq, timestamp, self.ssrc, payload,
-                                            marker))
+                self._send_packet(build_rtp(self.telephone_event_pt, self._seq, timestamp, self.ssrc, payload, marker))
                 self._seq = (self._seq + 1) & 0xFFFF
         else:
             payload = self.codec.encode(frame)
-            if self._send_packet(build_rtp(self.payload_type, self._seq, self._timestamp, self.ssrc, payload,
-                                           self._first_packet)):
+            if self._send_packet(
+                build_rtp(self.payload_type, self._seq, self._timestamp, self.ssrc, payload, self._first_packet)
+            ):
                 self._first_packet = False
             self._seq = (self._seq + 1) & 0xFFFF
         self._timestamp = (self._timestamp + self._ts_step) & 0xFFFFFFFF
@@ -596,8 +625,11 @@ class MediaStream:
     def _send_bye(self):
         """RFC 3550 §6.6: a last report and BYE (sent from the control thread once the loop stopped)."""
         try:
-            report = rtcp.build_rr(self.ssrc) if not self.sent else rtcp.build_sr(
-                self.ssrc, _ntp(self._wallclock()), self._timestamp, self.sent, self.sent_octets)
+            report = (
+                rtcp.build_rr(self.ssrc)
+                if not self.sent
+                else rtcp.build_sr(self.ssrc, _ntp(self._wallclock()), self._timestamp, self.sent, self.sent_octets)
+            )
             self._send_compound(report + rtcp.build_bye(self.ssrc))
         except Exception:  # hanging up must never fail on a last courtesy packet
             log.exception("sending RTCP BYE failed")
@@ -607,8 +639,9 @@ class MediaStream:
         if self._reception is not None and self._remote_ssrc is not None:
             blocks.append(self._reception.report_block(self._remote_ssrc, now))
         if self.sent:
-            report = rtcp.build_sr(self.ssrc, _ntp(self._wallclock()), self._timestamp, self.sent,
-                                   self.sent_octets, blocks)
+            report = rtcp.build_sr(
+                self.ssrc, _ntp(self._wallclock()), self._timestamp, self.sent, self.sent_octets, blocks
+            )
         else:
             report = rtcp.build_rr(self.ssrc, blocks)
         self._send_compound(report + rtcp.build_sdes_cname(self.ssrc, self.cname))

@@ -155,8 +155,11 @@ class PhoneCalls(CallController):
     def on_secure(self, event):
         peer_zid = event.peer_zid if isinstance(event.peer_zid, str) else hex_id(event.peer_zid)
         algorithms = " ".join((event.key_agreement, event.cipher, event.hash, event.auth_tag))
-        self.feed(self.P.CallSecure(event.sas, event.sas_type, bool(event.verified), bool(event.cache_mismatch),
-                                    algorithms, peer_zid))
+        self.feed(
+            self.P.CallSecure(
+                event.sas, event.sas_type, bool(event.verified), bool(event.cache_mismatch), algorithms, peer_zid
+            )
+        )
 
     def on_not_secure(self, event):
         if self.call_id is not None:
@@ -208,16 +211,20 @@ def run_phone(settings, args):
         calls = PhoneCalls(endpoint, settings, audio, history)
         closers.insert(0, calls.stop_tone_player)
         cache = endpoint.zrtp_cache() if settings.media.encryption == "zrtp" else None
-        phone = phone_from_config(settings, history=history.load(),
-                                  extra_speed_dial=extra_speed_dial,
-                                  our_zid=hex_id(cache.zid) if cache is not None else None,
-                                  wall_offset=time.time() - loop.now())
+        phone = phone_from_config(
+            settings,
+            history=history.load(),
+            extra_speed_dial=extra_speed_dial,
+            our_zid=hex_id(cache.zid) if cache is not None else None,
+            wall_offset=time.time() - loop.now(),
+        )
         device = open_device(board, script=args.script, display_log=args.display_log, display_png=args.display_png)
         closers.insert(0, device.close)
         driver = PhoneDriver(phone, device, calls.dispatch)
         calls.bind(driver)
         driver_timer = EngineTimer(loop, _DriverClock(driver), lambda: None)
         if device.fileno() is not None:
+
             def on_keys():
                 device.on_readable(loop.now())
                 driver.tick(loop.now())

@@ -93,7 +93,8 @@ class SingleCall(CallController):
     def _arm_duration(self):
         if self.args.duration and self._duration_timer is None:
             self._duration_timer = self.loop.call_later(
-                self.args.duration, lambda: self.hangup("completed", "duration reached"))
+                self.args.duration, lambda: self.hangup("completed", "duration reached")
+            )
 
     def on_not_secure(self, event):
         self._arm_duration()  # not secure is loud (the call layer said so) but the call goes on

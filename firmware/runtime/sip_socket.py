@@ -19,8 +19,20 @@ class SipSocket:
 
     kind = None  # socket.SOCK_DGRAM or socket.SOCK_STREAM
 
-    def __init__(self, transport, local_address, loop, on_message=None, on_error=None, resolver=None,
-                 tls_context=None, server_tls_context=None, connect_timeout=2.0, max_connections=32, listen=True):
+    def __init__(
+        self,
+        transport,
+        local_address,
+        loop,
+        on_message=None,
+        on_error=None,
+        resolver=None,
+        tls_context=None,
+        server_tls_context=None,
+        connect_timeout=2.0,
+        max_connections=32,
+        listen=True,
+    ):
         self.transport = transport
         self.on_message = on_message
         self.on_error = on_error

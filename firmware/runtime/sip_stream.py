@@ -157,9 +157,7 @@ class StreamTransport(SipSocket):
         """Make room: drop an inbound connection still in its handshake or in the middle of a message
         first (a slow or silent client), else the least recently used."""
         pending = [
-            c
-            for c in self._connections.values()
-            if not c.outbound and (c.handshaking or c.partial_since is not None)
+            c for c in self._connections.values() if not c.outbound and (c.handshaking or c.partial_since is not None)
         ]
         victims = pending or list(self._connections.values())
         victim = min(victims, key=lambda c: c.last_used)
@@ -242,8 +240,13 @@ class StreamTransport(SipSocket):
             left = conn.partial_since + PARTIAL_MESSAGE_TIMEOUT - self._clock()
             self._call_later(left, lambda conn=conn: self._partial_overdue(conn))
             return
-        log.warning("SIP %s connection from %s:%s dropped: a message took more than %.0f s", self.transport,
-                    conn.peer[0], conn.peer[1], PARTIAL_MESSAGE_TIMEOUT)
+        log.warning(
+            "SIP %s connection from %s:%s dropped: a message took more than %.0f s",
+            self.transport,
+            conn.peer[0],
+            conn.peer[1],
+            PARTIAL_MESSAGE_TIMEOUT,
+        )
         self.slow_dropped += 1
         self._lost(conn)
 
@@ -253,8 +256,13 @@ class StreamTransport(SipSocket):
             return
         if self._clock() - conn.ping_sent < PONG_TIMEOUT - 0.001:
             return
-        log.warning("SIP %s flow to %s:%s failed: no pong to a keep-alive in %.0f s", self.transport,
-                    conn.peer[0], conn.peer[1], PONG_TIMEOUT)
+        log.warning(
+            "SIP %s flow to %s:%s failed: no pong to a keep-alive in %.0f s",
+            self.transport,
+            conn.peer[0],
+            conn.peer[1],
+            PONG_TIMEOUT,
+        )
         self.errors += 1
         self.flow_failures += 1
         self._lost(conn)
@@ -365,8 +373,13 @@ class StreamTransport(SipSocket):
                         self._want_write(conn, lambda conn=conn: self._on_writable(conn))
                     return True
                 sock.close()
-            log.warning("SIP %s connection to %s:%s failed: %s", self.transport, peer[0], peer[1],
-                        errno.errorcode.get(error, error))
+            log.warning(
+                "SIP %s connection to %s:%s failed: %s",
+                self.transport,
+                peer[0],
+                peer[1],
+                errno.errorcode.get(error, error),
+            )
             self.errors += 1
             if not conn.targets:
                 if report:
@@ -381,8 +394,13 @@ class StreamTransport(SipSocket):
             except OSError as exc:
                 error = exc.errno
             if error:
-                log.warning("SIP %s connection to %s:%s failed: %s", self.transport, conn.peer[0], conn.peer[1],
-                            errno.errorcode.get(error, error))
+                log.warning(
+                    "SIP %s connection to %s:%s failed: %s",
+                    self.transport,
+                    conn.peer[0],
+                    conn.peer[1],
+                    errno.errorcode.get(error, error),
+                )
                 self.errors += 1
                 self._fail_over(conn)
                 return

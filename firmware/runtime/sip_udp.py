@@ -124,8 +124,14 @@ class UdpTransport(SipSocket):
             silent = route.current()
             route.advance()
             route.waiting_since = now
-            log.warning("SIP target %s:%s silent for %.0f s; trying %s:%s", silent[0], silent[1],
-                        UDP_FAILOVER_SILENCE, route.current()[0], route.current()[1])
+            log.warning(
+                "SIP target %s:%s silent for %.0f s; trying %s:%s",
+                silent[0],
+                silent[1],
+                UDP_FAILOVER_SILENCE,
+                route.current()[0],
+                route.current()[1],
+            )
         elif route.waiting_since is None:
             route.waiting_since = now
         return route.current()
@@ -160,8 +166,7 @@ class UdpTransport(SipSocket):
             if route.current() != peer:
                 continue
             if route.advance():
-                log.warning("SIP: trying the next target of %s, %s:%s", addr[0], route.current()[0],
-                            route.current()[1])
+                log.warning("SIP: trying the next target of %s, %s:%s", addr[0], route.current()[0], route.current()[1])
             else:
                 reported.append(addr)
         origin = self._recent.get(peer)

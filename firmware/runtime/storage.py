@@ -60,9 +60,9 @@ def remove_stale_temporaries(path, now=time.time):
     except OSError:
         return removed
     for name in names:
-        if not name.startswith(prefix) or not name[len(prefix):].isdigit() or not name[len(prefix):].isascii():
+        if not name.startswith(prefix) or not name[len(prefix) :].isdigit() or not name[len(prefix) :].isascii():
             continue
-        pid = int(name[len(prefix):])
+        pid = int(name[len(prefix) :])
         full = os.path.join(directory, name)
         try:
             fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)

@@ -62,7 +62,8 @@ class ZrtpStore:
             self.moved_to = "{}.corrupt-{}".format(self.path, int(self._now()))
             os.replace(self.path, self.moved_to)
             self.problem = "ZRTP cache {} is corrupt ({}); moved to {}; a new cache was started".format(
-                self.path, exc, self.moved_to)
+                self.path, exc, self.moved_to
+            )
             log.error("%s", self.problem)
             cache = ZrtpCache.create(self._rng)
             self.save(cache)

@@ -189,8 +189,9 @@ class ClientTransaction(_Transaction):
     __slots__ = ("_data", "_ack")
 
     def __init__(self, request, destination, reliable, now, t1=T1, t2=T2, t4=T4):
-        _Transaction.__init__(self, request, destination, reliable, client_key(request.top_via.branch, request.method),
-                              t1, t2, t4)
+        _Transaction.__init__(
+            self, request, destination, reliable, client_key(request.top_via.branch, request.method), t1, t2, t4
+        )
         self._ack = None
         self._data = request.to_bytes()
         self.outgoing.append(self._data)

@@ -138,7 +138,6 @@ MAX_EVENTS = 256
 MAX_ENDED = 32
 
 
-
 def _is_ip_literal(host):
     if ":" in host:
         return True
@@ -459,9 +458,7 @@ class UserAgent:
             return
         target = self.aor.copy()
         call_id = self._token(16)
-        request = self._base_request(
-            "OPTIONS", target, self._from(self._token(8)), "<{}>".format(target), call_id, 1
-        )
+        request = self._base_request("OPTIONS", target, self._from(self._token(8)), "<{}>".format(target), call_id, 1)
         request.headers.add("Accept", "application/sdp")
         reg.probe_tx = self._send_request(request, self._out_of_dialog_destination(target), now, Context("probe"))
 
@@ -1332,7 +1329,6 @@ class UserAgent:
         self._dialog.on_request(tx, call, request, now)
 
 
-
 def _identical(previous, offer):
     return previous == offer
 
@@ -1365,4 +1361,3 @@ def _stamp_via(request, addr):
 
 def _reason(status):
     return REASONS.get(status, "Unknown")
-

@@ -184,12 +184,24 @@ def _estimate_index(window, sequence):
 
 
 class SrtpContext:
-    __slots__ = ("profile", "tag_length", "rtcp_tag_length", "replay_window", "max_streams",
-                 "_rtp", "_rtcp", "_rtp_windows", "_rtcp_windows", "_order", "_rtcp_order",
-                 "_rtcp_tx_index", "auth_failures", "replays")
+    __slots__ = (
+        "profile",
+        "tag_length",
+        "rtcp_tag_length",
+        "replay_window",
+        "max_streams",
+        "_rtp",
+        "_rtcp",
+        "_rtp_windows",
+        "_rtcp_windows",
+        "_order",
+        "_rtcp_order",
+        "_rtcp_tx_index",
+        "auth_failures",
+        "replays",
+    )
 
-    def __init__(self, profile, master_key, master_salt, replay_window=128, max_streams=16,
-                 rtcp_tag_length=None):
+    def __init__(self, profile, master_key, master_salt, replay_window=128, max_streams=16, rtcp_tag_length=None):
         if profile not in PROFILES:
             raise LocalProtocolError("unknown SRTP profile {}".format(profile))
         cipher_key_length, tag_length = PROFILES[profile]
@@ -231,8 +243,9 @@ class SrtpContext:
             return
         delta = index - window.highest
         if delta > 0:
-            window.mask = ((window.mask << delta) | 1) & ((1 << self.replay_window) - 1) \
-                if delta < self.replay_window else 1
+            window.mask = (
+                ((window.mask << delta) | 1) & ((1 << self.replay_window) - 1) if delta < self.replay_window else 1
+            )
             window.highest = index
         else:
             window.mask |= 1 << -delta

@@ -31,8 +31,12 @@ from firmware.srtp.context import PROFILES, SUPPORTED_PROFILES
 from firmware.srtp.kdf import SALT_LENGTH
 
 # What we offer, strongest first (the AES-192 suites are rarely implemented by peers).
-DEFAULT_OFFER = ("AES_256_CM_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_80", "AES_256_CM_HMAC_SHA1_32",
-                 "AES_CM_128_HMAC_SHA1_32")
+DEFAULT_OFFER = (
+    "AES_256_CM_HMAC_SHA1_80",
+    "AES_CM_128_HMAC_SHA1_80",
+    "AES_256_CM_HMAC_SHA1_32",
+    "AES_CM_128_HMAC_SHA1_32",
+)
 
 # Spellings some implementations use for the RFC 6188 suites (FreeSWITCH, older SDKs): accepted, and
 # echoed back as they were offered, since the answer must repeat the offered suite name.
@@ -51,8 +55,15 @@ def profile_of(suite):
 
 
 # Session parameters (RFC 4568 §6.3) that would weaken or change what SrtpContext does.
-_REFUSED_SESSION_PARAMS = ("UNENCRYPTED_SRTP", "UNENCRYPTED_SRTCP", "UNAUTHENTICATED_SRTP", "KDR=",
-                           "FEC_ORDER=", "FEC_KEY=", "WSH=")
+_REFUSED_SESSION_PARAMS = (
+    "UNENCRYPTED_SRTP",
+    "UNENCRYPTED_SRTCP",
+    "UNAUTHENTICATED_SRTP",
+    "KDR=",
+    "FEC_ORDER=",
+    "FEC_KEY=",
+    "WSH=",
+)
 
 
 class CryptoAttribute:
@@ -134,8 +145,7 @@ def parse_crypto(value):
     for param in fields[3:]:
         for refused in _REFUSED_SESSION_PARAMS:
             if param == refused or (refused.endswith("=") and param.startswith(refused)):
-                raise RemoteProtocolError("a=crypto session parameter {} is not honoured".format(param),
-                                          488)
+                raise RemoteProtocolError("a=crypto session parameter {} is not honoured".format(param), 488)
     return CryptoAttribute(decimal_or_none(tag_text, 999999999), suite, master_key, master_salt, lifetime, mki)
 
 
@@ -164,8 +174,7 @@ def accept_answer(offer, value):
     for ours in offer:
         if ours.tag == theirs.tag:
             if ours.suite != theirs.suite:
-                raise RemoteProtocolError("a=crypto answer changed the suite of tag {}".format(theirs.tag),
-                                          488)
+                raise RemoteProtocolError("a=crypto answer changed the suite of tag {}".format(theirs.tag), 488)
             if theirs.mki is not None:
                 raise RemoteProtocolError("a=crypto answer uses an MKI", 488)
             return ours, theirs

@@ -52,10 +52,18 @@ IMPLEMENTED = {
 
 # What each name needs from firmware.crypto (a CAPABILITIES name); absent means nothing special.
 _NEEDS = {
-    "S256": "sha256", "S384": "sha384",
-    "AES1": "aes128", "AES3": "aes256",
-    "HS80": "sha1", "HS32": "sha1",
-    "X255": "x25519", "X448": "x448", "EC25": "p256", "EC38": "p384", "DH3k": "ffdh", "DH2k": "ffdh",
+    "S256": "sha256",
+    "S384": "sha384",
+    "AES1": "aes128",
+    "AES3": "aes256",
+    "HS80": "sha1",
+    "HS32": "sha1",
+    "X255": "x25519",
+    "X448": "x448",
+    "EC25": "p256",
+    "EC38": "p384",
+    "DH3k": "ffdh",
+    "DH2k": "ffdh",
 }
 
 MANDATORY = {
@@ -68,6 +76,7 @@ MANDATORY = {
 
 # Rank by the measured cost above (1 = fastest).
 COST = {"X255": 1, "EC25": 2, "X448": 3, "DH2k": 4, "EC38": 5, "DH3k": 6}
+
 
 def _runnable(name):
     need = _NEEDS.get(name)

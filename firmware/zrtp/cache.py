@@ -291,8 +291,9 @@ class ZrtpCache:
             uri, offset = _read_text(body, offset, uri_len, "URI")
             if zid in cache._peers:
                 raise CacheCorrupt("ZRTP cache lists a peer twice")
-            cache._peers[zid] = PeerRecord(zid, rs1 if flags & 1 else None, rs2 if flags & 2 else None,
-                                           bool(flags & 4), last_use, uri)
+            cache._peers[zid] = PeerRecord(
+                zid, rs1 if flags & 1 else None, rs2 if flags & 2 else None, bool(flags & 4), last_use, uri
+            )
         if magic == MAGIC_V1:
             # Before the contacts table: a verified peer with a URI was a verified contact.
             for record in cache.peers():

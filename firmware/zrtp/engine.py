@@ -142,8 +142,13 @@ class Preferences:
         self.sas_types = _check_names("sas", sas_types or defaults["sas"])
 
     def of(self, kind):
-        return {"hash": self.hashes, "cipher": self.ciphers, "auth_tag": self.auth_tags,
-                "key_agreement": self.key_agreements, "sas": self.sas_types}[kind]
+        return {
+            "hash": self.hashes,
+            "cipher": self.ciphers,
+            "auth_tag": self.auth_tags,
+            "key_agreement": self.key_agreements,
+            "sas": self.sas_types,
+        }[kind]
 
 
 def _check_names(kind, names):
@@ -152,8 +157,9 @@ def _check_names(kind, names):
         if kind == "key_agreement":
             name = algorithms.canonical(name)
         if name not in SUPPORTED[kind]:
-            raise LocalProtocolError("ZRTP {} {!r} is not supported on this platform".format(
-                kind.replace("_", " "), name))
+            raise LocalProtocolError(
+                "ZRTP {} {!r} is not supported on this platform".format(kind.replace("_", " "), name)
+            )
         if name not in out:
             out.append(name)
     if not out or len(out) > messages.MAX_ALGORITHMS:
@@ -175,17 +181,63 @@ def _effective(names, kind):
 
 class ZrtpEngine:
     __slots__ = (
-        "zid", "cache", "preferences", "_rng", "ssrc", "client_id", "peer_uri", "wall_time", "state",
-        "_h0", "_h1", "_h2", "_h3", "_hello", "_hello_raw", "_peer_hello", "_peer_hello_hash", "_hello_acked",
-        "_sequence", "_outgoing", "_events", "_timer", "_timer_interval", "_timer_count", "_timer_kind",
-        "_retransmit", "_commit", "_peer_commit", "_dhpart1", "_dhpart2", "_keypair", "_role", "_algorithms",
-        "_keys", "_confirm1", "_confirm2", "_secure_event", "_pending_rs1", "_cache_mismatch", "_peer_v", "_rs_before",
-        "_last_error_code", "_failed", "_peer_spelling", "_alarmed_hash", "_peer_mackey", "_mac_hash",
-        "_exchange", "_rollback", "_completed_hellos", "_consumed_hashes", "_alarmed",
+        "zid",
+        "cache",
+        "preferences",
+        "_rng",
+        "ssrc",
+        "client_id",
+        "peer_uri",
+        "wall_time",
+        "state",
+        "_h0",
+        "_h1",
+        "_h2",
+        "_h3",
+        "_hello",
+        "_hello_raw",
+        "_peer_hello",
+        "_peer_hello_hash",
+        "_hello_acked",
+        "_sequence",
+        "_outgoing",
+        "_events",
+        "_timer",
+        "_timer_interval",
+        "_timer_count",
+        "_timer_kind",
+        "_retransmit",
+        "_commit",
+        "_peer_commit",
+        "_dhpart1",
+        "_dhpart2",
+        "_keypair",
+        "_role",
+        "_algorithms",
+        "_keys",
+        "_confirm1",
+        "_confirm2",
+        "_secure_event",
+        "_pending_rs1",
+        "_cache_mismatch",
+        "_peer_v",
+        "_rs_before",
+        "_last_error_code",
+        "_failed",
+        "_peer_spelling",
+        "_alarmed_hash",
+        "_peer_mackey",
+        "_mac_hash",
+        "_exchange",
+        "_rollback",
+        "_completed_hellos",
+        "_consumed_hashes",
+        "_alarmed",
     )
 
-    def __init__(self, zid, cache, preferences, rng, ssrc=0, client_id="Sotto", peer_hello_hash=None,
-                 peer_uri=None, wall_time=0):
+    def __init__(
+        self, zid, cache, preferences, rng, ssrc=0, client_id="Sotto", peer_hello_hash=None, peer_uri=None, wall_time=0
+    ):
         if not isinstance(zid, bytes) or len(zid) != 12:
             raise LocalProtocolError("a ZID is 12 bytes")
         if cache is not None and cache.zid != zid:
@@ -302,11 +354,21 @@ class ZrtpEngine:
             if kind == "error":
                 return
             if kind == "hello":
-                self._fail(events.NO_ZRTP, "no ZRTP answer from the peer (Hello retransmitted {} times)".format(
-                    limit), messages.ERROR_PROTOCOL_TIMEOUT, False, now)
+                self._fail(
+                    events.NO_ZRTP,
+                    "no ZRTP answer from the peer (Hello retransmitted {} times)".format(limit),
+                    messages.ERROR_PROTOCOL_TIMEOUT,
+                    False,
+                    now,
+                )
             else:
-                self._fail(events.TIMEOUT, "ZRTP protocol timeout waiting in {}".format(self.state),
-                           messages.ERROR_PROTOCOL_TIMEOUT, True, now)
+                self._fail(
+                    events.TIMEOUT,
+                    "ZRTP protocol timeout waiting in {}".format(self.state),
+                    messages.ERROR_PROTOCOL_TIMEOUT,
+                    True,
+                    now,
+                )
             return
         self._timer_count += 1
         self._timer_interval = min(self._timer_interval * 2, cap)
@@ -371,14 +433,20 @@ class ZrtpEngine:
         except RemoteProtocolError as exc:
             # Anything the peer sent that breaks a rule and has no specific handler below.
             if self.state not in (SECURE, FAILED):
-                self._fail(events.PROTOCOL, "malformed ZRTP message: {}".format(exc), messages.ERROR_MALFORMED,
-                           True, now)
+                self._fail(
+                    events.PROTOCOL, "malformed ZRTP message: {}".format(exc), messages.ERROR_MALFORMED, True, now
+                )
         except LocalProtocolError as exc:
             # What the peer asked for could not be computed here (the algorithm lists are filtered by the
             # platform's capabilities, so this is not expected): report it, never raise it (issue 13).
             if self.state not in (SECURE, FAILED):
-                self._fail(events.LOCAL, "ZRTP could not proceed on this platform: {}".format(exc),
-                           messages.ERROR_SOFTWARE, True, now)
+                self._fail(
+                    events.LOCAL,
+                    "ZRTP could not proceed on this platform: {}".format(exc),
+                    messages.ERROR_SOFTWARE,
+                    True,
+                    now,
+                )
 
     # ---- internals ----------------------------------------------------------------------------------
 
@@ -399,8 +467,17 @@ class ZrtpEngine:
         self._h2 = _kdf.implicit_hash(self._h1)
         self._h3 = _kdf.implicit_hash(self._h2)
         prefs = self.preferences
-        self._hello = Hello(messages.VERSION, self.client_id, self._h3, self.zid, prefs.hashes, prefs.ciphers,
-                            prefs.auth_tags, prefs.key_agreements, prefs.sas_types)
+        self._hello = Hello(
+            messages.VERSION,
+            self.client_id,
+            self._h3,
+            self.zid,
+            prefs.hashes,
+            prefs.ciphers,
+            prefs.auth_tags,
+            prefs.key_agreements,
+            prefs.sas_types,
+        )
         self._hello_raw = self._hello.encode(self._h2)
 
     def _send(self, message_raw):
@@ -505,8 +582,11 @@ class ZrtpEngine:
         self.state = SECURE
         if send_error and code is not None:
             self._send(Error(code).encode())
-        self._alarm(events.REKEY_FAILED, "the peer's ZRTP restart failed ({}); the previous keys stay in force".format(
-            reason), code)
+        self._alarm(
+            events.REKEY_FAILED,
+            "the peer's ZRTP restart failed ({}); the previous keys stay in force".format(reason),
+            code,
+        )
 
     def _erase(self):
         if self._keypair is not None:
@@ -526,8 +606,9 @@ class ZrtpEngine:
         actual = _hex(_kdf.implicit_hash(self._peer_hello.raw))
         if actual != self._peer_hello_hash:
             self._alarmed_hash = True
-            self._alarm(events.ZRTP_HASH_MISMATCH,
-                        "the peer's Hello does not match its SDP a=zrtp-hash (possible MiTM)")
+            self._alarm(
+                events.ZRTP_HASH_MISMATCH, "the peer's Hello does not match its SDP a=zrtp-hash (possible MiTM)"
+            )
         elif actual not in self._consumed_hashes:
             self._consumed_hashes = (self._consumed_hashes + [actual])[-4:]
 
@@ -551,8 +632,9 @@ class ZrtpEngine:
             # secure call's keying (GNU ZRTP ignores it there for the same reason).
             if not self._failed and self.state != SECURE:
                 name = messages.ERROR_NAMES.get(message.code, "unknown error")
-                self._fail(events.PEER_ERROR, "peer sent Error 0x{:x}: {}".format(message.code, name), message.code,
-                           False, now)
+                self._fail(
+                    events.PEER_ERROR, "peer sent Error 0x{:x}: {}".format(message.code, name), message.code, False, now
+                )
             return
         if isinstance(message, Bare) and message.TYPE == b"ErrorACK":
             if self._timer_kind == "error":
@@ -564,15 +646,19 @@ class ZrtpEngine:
             # §4.7.2: we never allow clear mode; an authentic GoClear is a downgrade attempt or a mistake:
             # alarm, refuse, stay secure. One whose clear_mac fails (§5.11) is forged noise and dropped.
             if self._authentic(message.clear_mac, GoClear.TYPE):
-                self._refuse(events.GOCLEAR, "peer sent GoClear; staying secure (never obeyed)",
-                             messages.ERROR_GOCLEAR_NOT_ALLOWED)
+                self._refuse(
+                    events.GOCLEAR,
+                    "peer sent GoClear; staying secure (never obeyed)",
+                    messages.ERROR_GOCLEAR_NOT_ALLOWED,
+                )
             return
         if isinstance(message, SASrelay):
             # §7.3: we never enrolled with a trusted MiTM (we never accept the E flag), so an authentic
             # SASrelay (MAC over its encrypted part, §5.13) is refused with Error 0x63 and an alarm.
             if self._authentic(message.mac, message.encrypted):
-                self._refuse(events.UNTRUSTED_MITM, "SASrelay from a MiTM we never enrolled",
-                             messages.ERROR_UNTRUSTED_MITM)
+                self._refuse(
+                    events.UNTRUSTED_MITM, "SASrelay from a MiTM we never enrolled", messages.ERROR_UNTRUSTED_MITM
+                )
             return
         if isinstance(message, Hello):
             self._on_hello(message, now)
@@ -649,9 +735,13 @@ class ZrtpEngine:
         """
         peer = self._peer_hello
         ours = self.preferences.of(kind)
-        theirs = {"hash": peer.hashes, "cipher": peer.ciphers, "auth_tag": peer.auth_tags,
-                  "key_agreement": [algorithms.canonical(n) for n in peer.key_agreements],
-                  "sas": peer.sas_types}[kind]
+        theirs = {
+            "hash": peer.hashes,
+            "cipher": peer.ciphers,
+            "auth_tag": peer.auth_tags,
+            "key_agreement": [algorithms.canonical(n) for n in peer.key_agreements],
+            "sas": peer.sas_types,
+        }[kind]
         explicit_ours = [name for name in ours if name in theirs]
         if not explicit_ours:
             theirs_all = _effective(theirs, kind)
@@ -692,8 +782,9 @@ class ZrtpEngine:
         # §4.4.1.1: hvi = hash(initiator's DHPart2 || responder's Hello), truncated to 256 bits.
         hvi = _kdf.zrtp_hash(chosen["hash"], dhpart2_raw + self._peer_hello.raw)[:32]
         ka_name = self._peer_spelling.get(chosen["key_agreement"], chosen["key_agreement"])
-        commit = Commit(self._h2, self.zid, chosen["hash"], chosen["cipher"], chosen["auth_tag"], ka_name,
-                        chosen["sas"], hvi=hvi)
+        commit = Commit(
+            self._h2, self.zid, chosen["hash"], chosen["cipher"], chosen["auth_tag"], ka_name, chosen["sas"], hvi=hvi
+        )
         commit.raw = commit.encode(self._h1)
         self._commit = commit
         self.state = INITIATOR_COMMIT_SENT
@@ -707,8 +798,7 @@ class ZrtpEngine:
         for secret in self._our_secrets():
             ids.append(_kdf.secret_id(hash_name, secret, label) if secret else bytes(self._rng(8)))
         # No auxiliary or PBX secrets: random IDs (§4.3.1).
-        return DHPart(part, self._h1, ids[0], ids[1], bytes(self._rng(8)), bytes(self._rng(8)),
-                      self._keypair.public)
+        return DHPart(part, self._h1, ids[0], ids[1], bytes(self._rng(8)), bytes(self._rng(8)), self._keypair.public)
 
     # -- commit and contention (§4.2) --
 
@@ -730,8 +820,11 @@ class ZrtpEngine:
         if commit.key_agreement in ("Mult", "Prsh"):
             if self.state == INITIATOR_COMMIT_SENT:
                 return  # §4.2: a DH Commit beats a Multistream or Preshared one
-            self._error(messages.ERROR_NO_SHARED_SECRET, now, "peer asked for {} mode; only DH mode".format(
-                commit.key_agreement))
+            self._error(
+                messages.ERROR_NO_SHARED_SECRET,
+                now,
+                "peer asked for {} mode; only DH mode".format(commit.key_agreement),
+            )
             return
         if self.state == INITIATOR_COMMIT_SENT:
             # §4.2: both sent Commit; the one with the larger hvi stays initiator.
@@ -740,13 +833,21 @@ class ZrtpEngine:
         self._become_responder(commit, now)
 
     def _become_responder(self, commit, now):
-        algorithms = {"hash": commit.hash, "cipher": commit.cipher, "auth_tag": commit.auth_tag,
-                      "key_agreement": keyagreement.canonical(commit.key_agreement), "sas": commit.sas}
+        algorithms = {
+            "hash": commit.hash,
+            "cipher": commit.cipher,
+            "auth_tag": commit.auth_tag,
+            "key_agreement": keyagreement.canonical(commit.key_agreement),
+            "sas": commit.sas,
+        }
         for kind in ("hash", "cipher", "auth_tag", "key_agreement", "sas"):
             offered = _effective(self.preferences.of(kind), kind)
             if algorithms[kind] not in offered:
-                self._error(UNSUPPORTED_ERROR[kind], now, "peer chose {} {} which we did not offer".format(
-                    kind, algorithms[kind]))
+                self._error(
+                    UNSUPPORTED_ERROR[kind],
+                    now,
+                    "peer chose {} {} which we did not offer".format(kind, algorithms[kind]),
+                )
                 return
         self._disarm()
         if self._keypair is not None and self._keypair.name != algorithms["key_agreement"]:
@@ -780,8 +881,16 @@ class ZrtpEngine:
         if dh_result is None:
             return
         self._dhpart1 = dhpart1
-        self._derive(dh_result, dhpart1, self._peer_hello.raw, self._commit.raw, dhpart1.raw, self._dhpart2.raw,
-                     self.zid, self._peer_hello.zid)
+        self._derive(
+            dh_result,
+            dhpart1,
+            self._peer_hello.raw,
+            self._commit.raw,
+            dhpart1.raw,
+            self._dhpart2.raw,
+            self.zid,
+            self._peer_hello.zid,
+        )
         self.state = INITIATOR_WAIT_CONFIRM1
         self._send(self._dhpart2.raw)
         self._arm("dhpart2", now, self._dhpart2.raw, T2_INITIAL)
@@ -815,10 +924,24 @@ class ZrtpEngine:
         if dh_result is None:
             return
         self._dhpart2 = dhpart2
-        self._derive(dh_result, dhpart2, self._hello_raw, commit.raw, self._dhpart1.raw, dhpart2.raw,
-                     self._peer_hello.zid, self.zid)
-        confirm1 = messages.seal_confirm(1, self._confirm_body(), self._algorithms["hash"], self._keys["zrtpkeyr"],
-                                         self._keys["mackeyr"], bytes(self._rng(16)))
+        self._derive(
+            dh_result,
+            dhpart2,
+            self._hello_raw,
+            commit.raw,
+            self._dhpart1.raw,
+            dhpart2.raw,
+            self._peer_hello.zid,
+            self.zid,
+        )
+        confirm1 = messages.seal_confirm(
+            1,
+            self._confirm_body(),
+            self._algorithms["hash"],
+            self._keys["zrtpkeyr"],
+            self._keys["mackeyr"],
+            bytes(self._rng(16)),
+        )
         self._confirm1 = confirm1.encode()
         self.state = RESPONDER_WAIT_CONFIRM2
         self._send(self._confirm1)
@@ -897,8 +1020,13 @@ class ZrtpEngine:
             self._error(messages.ERROR_BAD_CONFIRM_MAC, now)
             return None
         if _kdf.implicit_hash(body.h0) != peer_dhpart.h1 or not peer_dhpart.verify_mac(body.h0):
-            self._fail(events.AUTHENTICATION, "peer's H0 does not match its hash chain or DHPart MAC",
-                       messages.ERROR_BAD_CONFIRM_MAC, True, now)
+            self._fail(
+                events.AUTHENTICATION,
+                "peer's H0 does not match its hash chain or DHPart MAC",
+                messages.ERROR_BAD_CONFIRM_MAC,
+                True,
+                now,
+            )
             return None
         return body
 
@@ -914,8 +1042,14 @@ class ZrtpEngine:
             return
         self._confirm1 = confirm.raw
         self._peer_v = body.verified
-        confirm2 = messages.seal_confirm(2, self._confirm_body(), self._algorithms["hash"], self._keys["zrtpkeyi"],
-                                         self._keys["mackeyi"], bytes(self._rng(16)))
+        confirm2 = messages.seal_confirm(
+            2,
+            self._confirm_body(),
+            self._algorithms["hash"],
+            self._keys["zrtpkeyi"],
+            self._keys["mackeyi"],
+            bytes(self._rng(16)),
+        )
         self._confirm2 = confirm2.encode()
         self._retain_policy(body)
         self.state = INITIATOR_WAIT_CONF2ACK
@@ -924,8 +1058,15 @@ class ZrtpEngine:
         # §4.6 (GNU ZRTP cites §5.8): having sent Confirm2, the initiator must be ready to receive SRTP,
         # because the responder switches both directions on as soon as Confirm2 arrives.
         keys = self._keys
-        self._queue_event(ReceiveKeys(_kdf.srtp_profile(self._algorithms["cipher"], self._algorithms["auth_tag"]),
-                                      keys["srtpkeyr"], keys["srtpsaltr"], self._exchange > 0, self._exchange + 1))
+        self._queue_event(
+            ReceiveKeys(
+                _kdf.srtp_profile(self._algorithms["cipher"], self._algorithms["auth_tag"]),
+                keys["srtpkeyr"],
+                keys["srtpsaltr"],
+                self._exchange > 0,
+                self._exchange + 1,
+            )
+        )
 
     def _on_confirm2(self, confirm, now):
         if self.state == SECURE and self._role == "responder":
@@ -972,13 +1113,26 @@ class ZrtpEngine:
             send = (keys["srtpkeyr"], keys["srtpsaltr"])
             receive = (keys["srtpkeyi"], keys["srtpsalti"])
         self._exchange += 1
-        event = Secure(key_agreement=self._peer_spelling.get(alg["key_agreement"], alg["key_agreement"]),
-                       cipher=alg["cipher"], hash=alg["hash"], auth_tag=alg["auth_tag"],
-                       sas=sas.render(alg["sas"], keys["sas"]), sas_type=alg["sas"], verified=verified,
-                       cache_mismatch=self._cache_mismatch, peer_zid=_hex(peer_zid), role=self._role,
-                       send_profile=profile, send_key=send[0], send_salt=send[1], receive_profile=profile,
-                       receive_key=receive[0], receive_salt=receive[1], rekey=self._exchange > 1,
-                       exchange=self._exchange)
+        event = Secure(
+            key_agreement=self._peer_spelling.get(alg["key_agreement"], alg["key_agreement"]),
+            cipher=alg["cipher"],
+            hash=alg["hash"],
+            auth_tag=alg["auth_tag"],
+            sas=sas.render(alg["sas"], keys["sas"]),
+            sas_type=alg["sas"],
+            verified=verified,
+            cache_mismatch=self._cache_mismatch,
+            peer_zid=_hex(peer_zid),
+            role=self._role,
+            send_profile=profile,
+            send_key=send[0],
+            send_salt=send[1],
+            receive_profile=profile,
+            receive_key=receive[0],
+            receive_salt=receive[1],
+            rekey=self._exchange > 1,
+            exchange=self._exchange,
+        )
         self._secure_event = event
         self.state = SECURE
         self._rollback = None
@@ -991,13 +1145,19 @@ class ZrtpEngine:
         if self.cache is not None and keys.get("retain", True):
             if self._cache_mismatch:
                 self._pending_rs1 = keys["rs1"]
-                self._alarm(events.CACHE_MISMATCH,
-                            "ZRTP cache mismatch: the peer's retained secret differs; compare the SAS", once=True)
+                self._alarm(
+                    events.CACHE_MISMATCH,
+                    "ZRTP cache mismatch: the peer's retained secret differs; compare the SAS",
+                    once=True,
+                )
             else:
                 if self._rs_before is None:  # what reject_sas() restores: the state before this call
                     record = self.cache.get(peer_zid)
-                    self._rs_before = (record is not None, record.rs1 if record else None,
-                                       record.rs2 if record else None)
+                    self._rs_before = (
+                        record is not None,
+                        record.rs1 if record else None,
+                        record.rs2 if record else None,
+                    )
                 self.cache.update_retained(peer_zid, keys["rs1"], self.wall_time, self.peer_uri)
                 changed = True
         changed = self._check_contact(peer_zid, verified) or changed
@@ -1016,9 +1176,13 @@ class ZrtpEngine:
             return False
         bound = self.cache.contact_zid(self.peer_uri)
         if bound is not None and bound != peer_zid:
-            self._alarm(events.NEW_KEY_FOR_CONTACT,
-                        "new key for a verified contact: {} used ZID {}, now ZID {}; compare the SAS".format(
-                            self.peer_uri, _hex(bound), _hex(peer_zid)), once=True)
+            self._alarm(
+                events.NEW_KEY_FOR_CONTACT,
+                "new key for a verified contact: {} used ZID {}, now ZID {}; compare the SAS".format(
+                    self.peer_uri, _hex(bound), _hex(peer_zid)
+                ),
+                once=True,
+            )
             return False
         if bound is None and verified:
             return self.cache.bind_contact(self.peer_uri, peer_zid, self.wall_time)

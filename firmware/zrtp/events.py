@@ -48,9 +48,26 @@ FAILED_KINDS = (NO_ZRTP, TIMEOUT, PEER_ERROR, NO_COMMON_ALGORITHM, AUTHENTICATIO
 
 
 class Secure(Event):
-    __slots__ = ("key_agreement", "cipher", "hash", "auth_tag", "sas", "sas_type", "verified", "cache_mismatch",
-                 "peer_zid", "role", "send_profile", "send_key", "send_salt", "receive_profile", "receive_key",
-                 "receive_salt", "rekey", "exchange")
+    __slots__ = (
+        "key_agreement",
+        "cipher",
+        "hash",
+        "auth_tag",
+        "sas",
+        "sas_type",
+        "verified",
+        "cache_mismatch",
+        "peer_zid",
+        "role",
+        "send_profile",
+        "send_key",
+        "send_salt",
+        "receive_profile",
+        "receive_key",
+        "receive_salt",
+        "rekey",
+        "exchange",
+    )
 
     def __init__(self, **fields):
         fields.setdefault("rekey", False)
@@ -59,8 +76,15 @@ class Secure(Event):
 
     def __repr__(self):  # never shows the keys
         return "Secure({} {} {} {} sas={} verified={} cache_mismatch={}{})".format(
-            self.key_agreement, self.cipher, self.hash, self.auth_tag, self.sas, self.verified,
-            self.cache_mismatch, " rekey #{}".format(self.exchange) if self.rekey else "")
+            self.key_agreement,
+            self.cipher,
+            self.hash,
+            self.auth_tag,
+            self.sas,
+            self.verified,
+            self.cache_mismatch,
+            " rekey #{}".format(self.exchange) if self.rekey else "",
+        )
 
 
 class ReceiveKeys(Event):

@@ -74,8 +74,9 @@ class KeyPair:
             raise LocalProtocolError("key pair already erased")
         name = self.name
         if len(peer_pv) != PV_LENGTHS[name]:
-            raise RemoteProtocolError("{} public value must be {} bytes, not {}".format(
-                name, PV_LENGTHS[name], len(peer_pv)))
+            raise RemoteProtocolError(
+                "{} public value must be {} bytes, not {}".format(name, PV_LENGTHS[name], len(peer_pv))
+            )
         if name in _DH_PRIMES:
             prime = _DH_PRIMES[name]
             value = _int_from_bytes(peer_pv)

@@ -189,13 +189,38 @@ class Bare:
 
 class Hello:
     __slots__ = (
-        "version", "client_id", "h3", "zid", "signature_capable", "mitm", "passive", "hashes",
-        "ciphers", "auth_tags", "key_agreements", "sas_types", "mac", "raw",
+        "version",
+        "client_id",
+        "h3",
+        "zid",
+        "signature_capable",
+        "mitm",
+        "passive",
+        "hashes",
+        "ciphers",
+        "auth_tags",
+        "key_agreements",
+        "sas_types",
+        "mac",
+        "raw",
     )
     TYPE = b"Hello   "
 
-    def __init__(self, version, client_id, h3, zid, hashes, ciphers, auth_tags, key_agreements, sas_types,
-                 signature_capable=False, mitm=False, passive=False):
+    def __init__(
+        self,
+        version,
+        client_id,
+        h3,
+        zid,
+        hashes,
+        ciphers,
+        auth_tags,
+        key_agreements,
+        sas_types,
+        signature_capable=False,
+        mitm=False,
+        passive=False,
+    ):
         self.version = version
         self.client_id = client_id
         self.h3 = h3
@@ -222,13 +247,17 @@ class Hello:
         client = client + b" " * (16 - len(client))
         flags = (int(self.signature_capable) << 6) | (int(self.mitm) << 5) | (int(self.passive) << 4)
         counts = struct.pack(
-            ">BBBB", flags, len(self.hashes), (len(self.ciphers) << 4) | len(self.auth_tags),
+            ">BBBB",
+            flags,
+            len(self.hashes),
+            (len(self.ciphers) << 4) | len(self.auth_tags),
             (len(self.key_agreements) << 4) | len(self.sas_types),
         )
         names = b"".join(_name_bytes(n) for names in lists for n in names)
         length = 88 + len(names)
-        body = b"".join((_header(self.TYPE, length), _name_bytes(self.version), client, self.h3, self.zid,
-                         counts, names))
+        body = b"".join(
+            (_header(self.TYPE, length), _name_bytes(self.version), client, self.h3, self.zid, counts, names)
+        )
         return _with_mac(body, h2)
 
     def verify_mac(self, h2):
@@ -256,8 +285,20 @@ class Hello:
                 names.append(_name(msg[offset : offset + 4], "Hello algorithm name"))
                 offset += 4
             lists.append(names)
-        hello = Hello(version, _client_text(client), bytes(msg[32:64]), bytes(msg[64:76]), lists[0], lists[1],
-                      lists[2], lists[3], lists[4], bool(flags & 0x40), bool(flags & 0x20), bool(flags & 0x10))
+        hello = Hello(
+            version,
+            _client_text(client),
+            bytes(msg[32:64]),
+            bytes(msg[64:76]),
+            lists[0],
+            lists[1],
+            lists[2],
+            lists[3],
+            lists[4],
+            bool(flags & 0x40),
+            bool(flags & 0x20),
+            bool(flags & 0x10),
+        )
         hello.mac = bytes(msg[-8:])
         hello.raw = bytes(msg)
         return hello
@@ -271,8 +312,20 @@ def _client_text(data):
 
 
 class Commit:
-    __slots__ = ("h2", "zid", "hash", "cipher", "auth_tag", "key_agreement", "sas", "hvi", "nonce", "key_id",
-                 "mac", "raw")
+    __slots__ = (
+        "h2",
+        "zid",
+        "hash",
+        "cipher",
+        "auth_tag",
+        "key_agreement",
+        "sas",
+        "hvi",
+        "nonce",
+        "key_id",
+        "mac",
+        "raw",
+    )
     TYPE = b"Commit  "
 
     def __init__(self, h2, zid, hash, cipher, auth_tag, key_agreement, sas, hvi=None, nonce=None, key_id=None):
@@ -290,8 +343,7 @@ class Commit:
         self.raw = None
 
     def encode(self, h1):
-        algs = b"".join(_name_bytes(n) for n in (self.hash, self.cipher, self.auth_tag, self.key_agreement,
-                                                 self.sas))
+        algs = b"".join(_name_bytes(n) for n in (self.hash, self.cipher, self.auth_tag, self.key_agreement, self.sas))
         if self.key_agreement == "Mult":
             tail = self.nonce
         elif self.key_agreement == "Prsh":
@@ -312,8 +364,7 @@ class Commit:
         key_agreement = names[3]
         expected = {"Mult": 100, "Prsh": 108}.get(key_agreement, 116)
         if len(msg) != expected:
-            raise RemoteProtocolError("Commit ({}) must be {} bytes, not {}".format(key_agreement, expected,
-                                                                                  len(msg)))
+            raise RemoteProtocolError("Commit ({}) must be {} bytes, not {}".format(key_agreement, expected, len(msg)))
         hvi = nonce = key_id = None
         if key_agreement == "Mult":
             nonce = bytes(msg[76:92])
@@ -322,8 +373,18 @@ class Commit:
             key_id = bytes(msg[92:100])
         else:
             hvi = bytes(msg[76:108])
-        commit = Commit(bytes(msg[12:44]), bytes(msg[44:56]), names[0], names[1], names[2], key_agreement, names[4],
-                        hvi, nonce, key_id)
+        commit = Commit(
+            bytes(msg[12:44]),
+            bytes(msg[44:56]),
+            names[0],
+            names[1],
+            names[2],
+            key_agreement,
+            names[4],
+            hvi,
+            nonce,
+            key_id,
+        )
         commit.mac = bytes(msg[-8:])
         commit.raw = bytes(msg)
         return commit
@@ -349,8 +410,9 @@ class DHPart:
 
     def encode(self, h0):
         length = 12 + 32 + 32 + len(self.pv) + 8
-        body = b"".join((_header(self.TYPE, length), self.h1, self.rs1_id, self.rs2_id, self.aux_id,
-                         self.pbx_id, self.pv))
+        body = b"".join(
+            (_header(self.TYPE, length), self.h1, self.rs1_id, self.rs2_id, self.aux_id, self.pbx_id, self.pv)
+        )
         return _with_mac(body, h0)
 
     def verify_mac(self, h0):
@@ -363,8 +425,15 @@ class DHPart:
             raise RemoteProtocolError("DHPart{} too short".format(part))
         if len(msg) > 12 + 64 + 512 + 8:
             raise RemoteProtocolError("DHPart{} too long".format(part))
-        dh = DHPart(part, bytes(msg[12:44]), bytes(msg[44:52]), bytes(msg[52:60]), bytes(msg[60:68]),
-                    bytes(msg[68:76]), bytes(msg[76:-8]))
+        dh = DHPart(
+            part,
+            bytes(msg[12:44]),
+            bytes(msg[44:52]),
+            bytes(msg[52:60]),
+            bytes(msg[60:68]),
+            bytes(msg[68:76]),
+            bytes(msg[76:-8]),
+        )
         dh.mac = bytes(msg[-8:])
         dh.raw = bytes(msg)
         return dh
@@ -375,8 +444,16 @@ class ConfirmBody:
 
     __slots__ = ("h0", "verified", "allow_clear", "disclosure", "pbx_enrollment", "cache_expiry", "signature")
 
-    def __init__(self, h0, verified, allow_clear=False, disclosure=False, pbx_enrollment=False,
-                 cache_expiry=0xFFFFFFFF, signature=b""):
+    def __init__(
+        self,
+        h0,
+        verified,
+        allow_clear=False,
+        disclosure=False,
+        pbx_enrollment=False,
+        cache_expiry=0xFFFFFFFF,
+        signature=b"",
+    ):
         self.h0 = h0
         self.verified = verified
         self.allow_clear = allow_clear
@@ -386,8 +463,12 @@ class ConfirmBody:
         self.signature = signature
 
     def encode(self):
-        flags = (int(self.pbx_enrollment) << 3) | (int(self.verified) << 2) | (int(self.allow_clear) << 1) | int(
-            self.disclosure)
+        flags = (
+            (int(self.pbx_enrollment) << 3)
+            | (int(self.verified) << 2)
+            | (int(self.allow_clear) << 1)
+            | int(self.disclosure)
+        )
         sig_words = len(self.signature) // 4
         # 15 unused bits, 9-bit signature length in words, 8 flag bits (0 0 0 0 E V A D).
         word = ((sig_words & 0x1FF) << 8) | flags
@@ -403,8 +484,15 @@ class ConfirmBody:
         if 40 + 4 * sig_words != len(data):
             raise RemoteProtocolError("Confirm signature length does not match the message")
         (expiry,) = struct.unpack(">I", data[36:40])
-        return ConfirmBody(bytes(data[:32]), bool(flags & 4), bool(flags & 2), bool(flags & 1), bool(flags & 8),
-                           expiry, bytes(data[40:]))
+        return ConfirmBody(
+            bytes(data[:32]),
+            bool(flags & 4),
+            bool(flags & 2),
+            bool(flags & 1),
+            bool(flags & 8),
+            expiry,
+            bytes(data[40:]),
+        )
 
 
 class Confirm:
@@ -542,15 +630,24 @@ class PingACK:
         self.raw = None
 
     def encode(self):
-        return (_header(self.TYPE, 36) + _name_bytes(self.version) + self.sender_hash + self.received_hash
-                + struct.pack(">I", self.ssrc))
+        return (
+            _header(self.TYPE, 36)
+            + _name_bytes(self.version)
+            + self.sender_hash
+            + self.received_hash
+            + struct.pack(">I", self.ssrc)
+        )
 
     @staticmethod
     def decode(msg):
         if len(msg) != 36:
             raise RemoteProtocolError("PingACK must be 36 bytes")
-        message = PingACK(_name(msg[12:16], "PingACK version"), bytes(msg[16:24]), bytes(msg[24:32]),
-                          struct.unpack(">I", msg[32:36])[0])
+        message = PingACK(
+            _name(msg[12:16], "PingACK version"),
+            bytes(msg[16:24]),
+            bytes(msg[24:32]),
+            struct.unpack(">I", msg[32:36])[0],
+        )
         message.raw = bytes(msg)
         return message
 
@@ -567,8 +664,9 @@ def decode_message(msg):
     if preamble != PREAMBLE:
         raise RemoteProtocolError("ZRTP message preamble is not 0x505a")
     if words * 4 != len(msg):
-        raise RemoteProtocolError("ZRTP message length field ({} words) does not match {} bytes".format(
-            words, len(msg)))
+        raise RemoteProtocolError(
+            "ZRTP message length field ({} words) does not match {} bytes".format(words, len(msg))
+        )
     type_block = bytes(msg[4:12])
     if type_block in BARE_TYPES:
         if len(msg) != 12:

@@ -21,14 +21,22 @@ def _run_with_alsa_config(tmp_path, script):
     conf = tmp_path / "test.conf"
     conf.write_text(ALSA_CONF)
     env = dict(os.environ, ALSA_CONFIG_PATH="/usr/share/alsa/alsa.conf:{}".format(conf), PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_capture_and_playback_bytes_are_exact_through_the_file_plugin(tmp_path):
     data = bytes((i * 7) & 0xFF for i in range(320 * 8))
     (tmp_path / "in.raw").write_bytes(data)
-    result = _run_with_alsa_config(tmp_path, """
+    result = _run_with_alsa_config(
+        tmp_path,
+        """
         from audio.alsa import AlsaCapture, AlsaPlayback, open_pair
         pair = open_pair("sotto_test_cap:INFILE=in.raw", "sotto_test_play:FILE=pair.raw", 16000)
         assert [d.sample_rate for d in pair] == [16000, 16000] and pair[0].period_samples == 320
@@ -44,7 +52,8 @@ def test_capture_and_playback_bytes_are_exact_through_the_file_plugin(tmp_path):
             play.write(f)
         play.close()
         print("OK", play.xruns, cap.xruns)
-    """)
+    """,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("OK 0 0")
     assert (tmp_path / "captured.raw").read_bytes() == data[: 320 * 3]
@@ -52,13 +61,16 @@ def test_capture_and_playback_bytes_are_exact_through_the_file_plugin(tmp_path):
 
 
 def test_missing_device_raises_oserror(tmp_path):
-    result = _run_with_alsa_config(tmp_path, """
+    result = _run_with_alsa_config(
+        tmp_path,
+        """
         from audio.alsa import AlsaCapture
         try:
             AlsaCapture("hw:97,0", rate=8000)
         except OSError as exc:
             print("OSError", "plughw:97,0" in str(exc) or "hw:97,0" in str(exc))
-    """)
+    """,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "OSError True"
 
@@ -97,6 +109,7 @@ class FakePcm:
 
 def test_capture_xrun_recovers_within_one_period_without_drift():
     from audio import alsa  # pyalsaaudio is pinned in requirements.txt: missing is a failure
+
     created = []
 
     def factory(pcm_type, device, rate, period_samples, periods):
@@ -114,6 +127,7 @@ def test_capture_xrun_recovers_within_one_period_without_drift():
 
 def test_hardware_rate_is_discovered_and_playback_xrun_refills():
     from audio import alsa  # pyalsaaudio is pinned in requirements.txt: missing is a failure
+
     opened = []
 
     def factory(pcm_type, device, rate, period_samples, periods):
@@ -132,7 +146,9 @@ def test_hardware_rate_is_discovered_and_playback_xrun_refills():
 
 def test_media_loop_paced_by_a_real_alsaaudio_capture(tmp_path):
     """MediaStream over AlsaCapture/AlsaPlayback (file plugin): a FIFO written every 20 ms paces it."""
-    result = _run_with_alsa_config(tmp_path, """
+    result = _run_with_alsa_config(
+        tmp_path,
+        """
         import math, os, socket, struct, threading, time
         from audio.alsa import AlsaCapture, AlsaPlayback
         from audio.wavfile import SilentSource, WavRecorder
@@ -182,7 +198,8 @@ def test_media_loop_paced_by_a_real_alsaaudio_capture(tmp_path):
             recorded = w.readframes(w.getnframes())
         print("RESULT", sent, received, round(elapsed, 2), os.path.getsize("played.raw"),
               round(pcm_level_dbov(recorded[8000:]), 1))
-    """)
+    """,
+    )
     assert result.returncode == 0, result.stderr
     line = [x for x in result.stdout.splitlines() if x.startswith("RESULT")][0].split()
     sent, received, elapsed, played, level = int(line[1]), int(line[2]), float(line[3]), int(line[4]), float(line[5])

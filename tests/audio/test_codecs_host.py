@@ -12,8 +12,9 @@ from firmware.errors import LocalProtocolError
 
 
 def _sine(freq, rate, count, amplitude=8000, start=0):
-    return struct.pack("<%dh" % count, *[int(amplitude * math.sin(2 * math.pi * freq * (start + i) / rate))
-                                        for i in range(count)])
+    return struct.pack(
+        "<%dh" % count, *[int(amplitude * math.sin(2 * math.pi * freq * (start + i) / rate)) for i in range(count)]
+    )
 
 
 def _best_correlation(reference, decoded, max_lag):

@@ -14,8 +14,9 @@ MICROPYTHON = True
 
 
 def _sine(freq, rate, start, count, amplitude=8000):
-    return struct.pack("<%dh" % count, *[int(amplitude * math.sin(2 * math.pi * freq * (start + i) / rate))
-                                        for i in range(count)])
+    return struct.pack(
+        "<%dh" % count, *[int(amplitude * math.sin(2 * math.pi * freq * (start + i) / rate)) for i in range(count)]
+    )
 
 
 def _samples(pcm):

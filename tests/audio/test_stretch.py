@@ -10,8 +10,9 @@ MICROPYTHON = True
 
 
 def _tone(rate, frequency, samples, amplitude=8000):
-    return struct.pack("<%dh" % samples, *[int(amplitude * math.sin(2 * math.pi * frequency * n / rate))
-                                           for n in range(samples)])
+    return struct.pack(
+        "<%dh" % samples, *[int(amplitude * math.sin(2 * math.pi * frequency * n / rate)) for n in range(samples)]
+    )
 
 
 def _largest_step(pcm):

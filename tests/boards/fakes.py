@@ -13,8 +13,36 @@ button or hook switch), and pull-ups make an unconnected input read high.
 
 import errno
 
-BOARD_VALID = (3, 5, 7, 8, 10, 11, 12, 13, 15, 16, 18, 19, 21, 22, 23, 24, 26, 27, 28, 29, 31, 32, 33, 35, 36,
-               37, 38, 40)
+BOARD_VALID = (
+    3,
+    5,
+    7,
+    8,
+    10,
+    11,
+    12,
+    13,
+    15,
+    16,
+    18,
+    19,
+    21,
+    22,
+    23,
+    24,
+    26,
+    27,
+    28,
+    29,
+    31,
+    32,
+    33,
+    35,
+    36,
+    37,
+    38,
+    40,
+)
 
 
 class FakePWM:
@@ -95,8 +123,7 @@ class FakeGPIO:
 
     def _check_channel(self, channel):
         if self.mode is None:
-            raise RuntimeError(
-                "Please set pin numbering mode using GPIO.setmode(GPIO.BOARD) or GPIO.setmode(GPIO.BCM)")
+            raise RuntimeError("Please set pin numbering mode using GPIO.setmode(GPIO.BOARD) or GPIO.setmode(GPIO.BCM)")
         if not isinstance(channel, int) or isinstance(channel, bool):
             raise ValueError("Channel must be an integer or list/tuple of integers")
         valid = BOARD_VALID if self.mode == self.BOARD else range(0, 28)

@@ -113,8 +113,8 @@ ERRORS = [
     (('gpio = "RPi.GPIO"', 'gpio = "wiringpi"'), "gpio", "one of: RPi.GPIO, rpi-lgpio, none"),
     (('numbering = "BCM"', 'numbering = "WPI"'), "numbering", "one of: BCM, BOARD"),
     (('numbering = "BCM"\n', 'numbering = "BOARD"\n[x]\n'), "x", "one of: name"),
-    (("[leds]", "[hook]\nactive = \"low\"\n[leds]"), "hook.pin", "required"),
-    (("[leds]", "[hook]\npin = 27\nactive = \"sideways\"\n[leds]"), "hook.active", "one of: low, high"),
+    (("[leds]", '[hook]\nactive = "low"\n[leds]'), "hook.pin", "required"),
+    (("[leds]", '[hook]\npin = 27\nactive = "sideways"\n[leds]'), "hook.active", "one of: low, high"),
     (("[leds]", "[leds"), "toml", "valid TOML"),
     (('name = "test"\n', ""), "name", "required"),
 ]

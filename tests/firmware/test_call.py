@@ -29,8 +29,10 @@ def events(policy):
 
 
 def kinds(policy):
-    return [type(e).__name__ + ":" + str(getattr(e, "kind", getattr(e, "encryption", getattr(e, "result", ""))))
-            for e in events(policy)]
+    return [
+        type(e).__name__ + ":" + str(getattr(e, "kind", getattr(e, "encryption", getattr(e, "result", ""))))
+        for e in events(policy)
+    ]
 
 
 def started(encryption="zrtp", zrtp_hash=True, sdes_keys=None, secure_only=False, timeout=30.0, now=0.0):
@@ -113,8 +115,11 @@ def test_sdes_and_zrtp_both_agreed_flow_under_sdes_until_zrtp_takes_over():
 
 
 def test_secure_only_never_releases_clear_or_sdes_media_and_ends_the_call():
-    for zrtp_hash, sdes_keys, wait in ((False, None, C.SECURE_ONLY_WAIT), (True, None, C.ZRTP_FALLBACK),
-                                       (False, SDES_KEYS, C.SECURE_ONLY_WAIT)):
+    for zrtp_hash, sdes_keys, wait in (
+        (False, None, C.SECURE_ONLY_WAIT),
+        (True, None, C.ZRTP_FALLBACK),
+        (False, SDES_KEYS, C.SECURE_ONLY_WAIT),
+    ):
         policy = started(zrtp_hash=zrtp_hash, sdes_keys=sdes_keys, secure_only=True)
         assert events(policy) == []
         policy.handle_timer(wait)
@@ -142,8 +147,9 @@ def test_a_peer_hanging_up_a_secure_only_call_that_never_went_secure_is_a_failur
 def test_encryption_off_is_clear_and_says_so():
     policy = started(encryption="none", zrtp_hash=False)
     out = events(policy)
-    assert [(type(e).__name__, getattr(e, "kind", e.encryption if hasattr(e, "encryption") else None))
-            for e in out] == [("MediaUp", "none"), ("NotSecure", C.ENCRYPTION_OFF)]
+    assert [
+        (type(e).__name__, getattr(e, "kind", e.encryption if hasattr(e, "encryption") else None)) for e in out
+    ] == [("MediaUp", "none"), ("NotSecure", C.ENCRYPTION_OFF)]
 
 
 def test_configured_sdes_is_secure_at_once():
@@ -182,8 +188,14 @@ def test_the_engines_alarm_and_failure_kinds_are_the_call_layers():
     from firmware.zrtp import events as Z
 
     for kind in Z.ALARM_KINDS:
-        assert kind in (C.CACHE_MISMATCH, C.NEW_KEY_FOR_CONTACT, C.ZRTP_HASH_MISMATCH, C.GOCLEAR, C.UNTRUSTED_MITM,
-                        C.REKEY_FAILED)
+        assert kind in (
+            C.CACHE_MISMATCH,
+            C.NEW_KEY_FOR_CONTACT,
+            C.ZRTP_HASH_MISMATCH,
+            C.GOCLEAR,
+            C.UNTRUSTED_MITM,
+            C.REKEY_FAILED,
+        )
     assert Z.NO_ZRTP == C.NO_ZRTP
     policy = started(zrtp_hash=False, secure_only=True)
     policy.zrtp_failed(Z.NO_ZRTP, "Hello never answered", 2.0)

@@ -70,7 +70,12 @@ def test_bzrtp_exchange_messages_parse_and_chain():
     commit = zrtp("linphone_zrtp_commit.bin")
     dhpart1 = zrtp("linphone_zrtp_dhpart1.bin")
     assert (commit.hash, commit.cipher, commit.auth_tag, commit.key_agreement, commit.sas) == (
-        "S256", "AES1", "HS80", "DH3k", "B32")
+        "S256",
+        "AES1",
+        "HS80",
+        "DH3k",
+        "B32",
+    )
     assert hashlib.sha256(commit.h2).digest() == hello.h3
     assert isinstance(dhpart1, messages.DHPart) and dhpart1.part == 1
     assert hashlib.sha256(dhpart1.h1).digest() == commit.h2

@@ -13,8 +13,7 @@ SOTTO = [sys.executable, "-m", "firmware"]
 
 def run(*args, timeout=30, **kwargs):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([*SOTTO, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env,
-                          **kwargs)
+    return subprocess.run([*SOTTO, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env, **kwargs)
 
 
 def test_help_lists_the_three_commands():
@@ -26,10 +25,28 @@ def test_help_lists_the_three_commands():
 
 def test_every_contract_option_is_accepted_by_call():
     result = run("call", "--help")
-    for option in ("--config", "--listen", "--rtp-port", "--play", "--record", "--duration", "--timeout",
-                   "--encryption", "--secure-only", "--confirm-sas", "--codecs", "--zrtp-key-agreements",
-                   "--zrtp-ciphers", "--zrtp-hashes", "--zrtp-auth-tags", "--zrtp-sas", "--cache", "--register",
-                   "--password", "--proxy"):
+    for option in (
+        "--config",
+        "--listen",
+        "--rtp-port",
+        "--play",
+        "--record",
+        "--duration",
+        "--timeout",
+        "--encryption",
+        "--secure-only",
+        "--confirm-sas",
+        "--codecs",
+        "--zrtp-key-agreements",
+        "--zrtp-ciphers",
+        "--zrtp-hashes",
+        "--zrtp-auth-tags",
+        "--zrtp-sas",
+        "--cache",
+        "--register",
+        "--password",
+        "--proxy",
+    ):
         assert option in result.stdout, option
 
 
@@ -94,22 +111,24 @@ def _wav_bytes(rate=8000, channels=1, width=2, pcm=b"\0" * 1600, data_size=None)
     import struct
 
     data_size = len(pcm) if data_size is None else data_size
-    fmt = struct.pack("<HHIIHH", 1, channels, rate, (rate * channels * width) & 0xFFFFFFFF, channels * width,
-                      width * 8)
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, (rate * channels * width) & 0xFFFFFFFF, channels * width, width * 8)
     body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", data_size) + pcm
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
-@pytest.mark.parametrize("header, why", [
-    (dict(rate=0), "sample rate 0 Hz"),
-    (dict(rate=4_000_000_000), "sample rate 4000000000 Hz"),
-    (dict(rate=1), "sample rate 1 Hz"),
-    (dict(rate=44101), "filter"),  # legal-looking, but 8000 phases against 8 kHz: refused, not 14 s of CPU
-    (dict(channels=0), "channels"),
-    (dict(channels=1000), "channels"),
-    (dict(data_size=0xFFFFFFF0), "bytes of audio"),
-    (dict(pcm=b"", data_size=0), "no audio"),
-])
+@pytest.mark.parametrize(
+    "header, why",
+    [
+        (dict(rate=0), "sample rate 0 Hz"),
+        (dict(rate=4_000_000_000), "sample rate 4000000000 Hz"),
+        (dict(rate=1), "sample rate 1 Hz"),
+        (dict(rate=44101), "filter"),  # legal-looking, but 8000 phases against 8 kHz: refused, not 14 s of CPU
+        (dict(channels=0), "channels"),
+        (dict(channels=1000), "channels"),
+        (dict(data_size=0xFFFFFFF0), "bytes of audio"),
+        (dict(pcm=b"", data_size=0), "no audio"),
+    ],
+)
 def test_impossible_wav_headers_are_refused_by_play_validation(tmp_path, header, why):
     import time
 
@@ -143,12 +162,14 @@ def test_bad_config_file_names_file_and_key(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "sotto: configuration error: {}: media.codecs: expected a list of codecs from PCMU, PCMA, G722, opus, "
-        "got ['PCMU', 'speex']".format(bad))
+        "got ['PCMU', 'speex']".format(bad)
+    )
 
 
 def test_answer_times_out_with_a_summary(tmp_path):
-    result = run("answer", "--listen", "127.0.0.1:0".replace(":0", ":19491"), "--timeout", "0.5",
-                 "--cache", str(tmp_path / "c"))
+    result = run(
+        "answer", "--listen", "127.0.0.1:0".replace(":0", ":19491"), "--timeout", "0.5", "--cache", str(tmp_path / "c")
+    )
     assert result.returncode == 1
     import json
 
@@ -164,8 +185,9 @@ def test_busy_sip_port_is_one_clear_line(tmp_path):
     blocker.bind(("127.0.0.1", 0))
     port = blocker.getsockname()[1]
     try:
-        result = run("answer", "--listen", "127.0.0.1:{}".format(port), "--timeout", "1", "--cache",
-                     str(tmp_path / "c"))
+        result = run(
+            "answer", "--listen", "127.0.0.1:{}".format(port), "--timeout", "1", "--cache", str(tmp_path / "c")
+        )
     finally:
         blocker.close()
     assert result.returncode == 1
@@ -175,25 +197,56 @@ def test_busy_sip_port_is_one_clear_line(tmp_path):
 def test_at_actions_are_checked_like_every_other_option(capsys):
     from firmware.cli import build_parser, main
 
-    args = build_parser().parse_args(["call", "sip:bob@127.0.0.1:5072", "--at", "1.5:hold", "--at", "2:dtmf 12#",
-                                      "--at", "3:transfer sip:carol@127.0.0.1:5080", "--at", "0:confirm-sas"])
+    args = build_parser().parse_args(
+        [
+            "call",
+            "sip:bob@127.0.0.1:5072",
+            "--at",
+            "1.5:hold",
+            "--at",
+            "2:dtmf 12#",
+            "--at",
+            "3:transfer sip:carol@127.0.0.1:5080",
+            "--at",
+            "0:confirm-sas",
+        ]
+    )
     assert [(a.at, a.name, a.argument) for a in args.at] == [
-        (1.5, "hold", None), (2.0, "dtmf", "12#"), (3.0, "transfer", "sip:carol@127.0.0.1:5080"),
-        (0.0, "confirm-sas", None)]
-    for bad in ("hold", "x:hold", "-1:hold", "nan:hold", "1e9:hold", "1:hold now", "1:dtmf", "1:dtmf 1²",
-                "1:dtmf " + "1" * 33, "1:dtmf 1\x1d", "1:transfer", "1:transfer not-a-uri", "1:dance"):
+        (1.5, "hold", None),
+        (2.0, "dtmf", "12#"),
+        (3.0, "transfer", "sip:carol@127.0.0.1:5080"),
+        (0.0, "confirm-sas", None),
+    ]
+    for bad in (
+        "hold",
+        "x:hold",
+        "-1:hold",
+        "nan:hold",
+        "1e9:hold",
+        "1:hold now",
+        "1:dtmf",
+        "1:dtmf 1²",
+        "1:dtmf " + "1" * 33,
+        "1:dtmf 1\x1d",
+        "1:transfer",
+        "1:transfer not-a-uri",
+        "1:dance",
+    ):
         assert main(["call", "sip:bob@127.0.0.1:5072", "--at", bad]) == 2, bad
         err = capsys.readouterr().err
         assert err.startswith("sotto: error:") and err.count("\n") == 1, err  # one line, no traceback
     assert main(["run", "--at", "1:hold"]) == 2  # the phone has its keys for that
 
 
-@pytest.mark.parametrize("args, key", [
-    (["--register", "sip:alice@example.org", "--password", "p" * 1000], "account.password"),
-    (["--register", "sip:alice@example.org", "--password", "pass\r\nX-Injected: 1"], "account.password"),
-    (["--register", "sip:alice@" + "a" * 400 + ".org"], "--register"),
-    (["--cache", "/tmp/" + "c" * 5000], "zrtp.cache"),
-])
+@pytest.mark.parametrize(
+    "args, key",
+    [
+        (["--register", "sip:alice@example.org", "--password", "p" * 1000], "account.password"),
+        (["--register", "sip:alice@example.org", "--password", "pass\r\nX-Injected: 1"], "account.password"),
+        (["--register", "sip:alice@" + "a" * 400 + ".org"], "--register"),
+        (["--cache", "/tmp/" + "c" * 5000], "zrtp.cache"),
+    ],
+)
 def test_command_line_values_get_the_bounds_a_file_gets(args, key):
     result = run("call", "sip:bob@127.0.0.1:9", *args)
     assert result.returncode == 2

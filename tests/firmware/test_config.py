@@ -81,14 +81,19 @@ def test_data_dir_default_follows_xdg(monkeypatch, tmp_path):
 
 # --- hostile files (issue 11 item 6): one clear line, exit 2, bounded values ------------------------
 
+
 def _sotto_with_config(tmp_path, path):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "firmware", "call", "sip:bob@127.0.0.1:9", "--config", str(path)],
-                          capture_output=True, text=True, timeout=30, cwd=str(tmp_path),
-                          env=dict(__import__("os").environ, PYTHONPATH=str(__import__("pathlib").Path(__file__)
-                                                                               .resolve().parents[2])))
+    return subprocess.run(
+        [sys.executable, "-m", "firmware", "call", "sip:bob@127.0.0.1:9", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=str(tmp_path),
+        env=dict(__import__("os").environ, PYTHONPATH=str(__import__("pathlib").Path(__file__).resolve().parents[2])),
+    )
 
 
 @pytest.mark.parametrize("nesting", ["a = " + "[" * 5000 + "]" * 5000, "a = " + "{b = " * 3000 + "1" + "}" * 3000])
@@ -122,8 +127,10 @@ def test_a_deeply_nested_file_is_one_line_exit_2(tmp_path, nesting):
         ('[dial]\nspeed_dial = { "" = "sip:bob@example.org" }\n', "dial.speed_dial"),
         ('[dial]\nspeed_dial = {{ 1 = "{}" }}\n'.format("sip:b@" + "x" * 400), "dial.speed_dial"),
         ('[dial]\nspeed_dial = { 1 = "bob" }\n', "dial.speed_dial"),
-        ("[dial.speed_dial]\n" + "".join('{} = "sip:u{}@example.org"\n'.format(n, n) for n in range(101)),
-         "dial.speed_dial"),
+        (
+            "[dial.speed_dial]\n" + "".join('{} = "sip:u{}@example.org"\n'.format(n, n) for n in range(101)),
+            "dial.speed_dial",
+        ),
         ('[board]\nname = "{}"\n'.format("b" * 5000), "board.name"),
     ],
 )
@@ -139,9 +146,11 @@ def test_free_text_values_are_bounded(tmp_path, text, key):
 
 def test_the_bounds_accept_ordinary_values(tmp_path):
     path = tmp_path / "ok.toml"
-    path.write_text('[account]\nuri = "sip:alice@example.org"\ndisplay_name = "Alice Müller, 3rd floor"\n'
-                    'password = "correct horse battery staple"\n[dial.speed_dial]\n1 = "sip:bob@example.org"\n'
-                    '"*7" = "sip:carol@example.org"\n"0123456789" = "sip:dan@example.org"\n')
+    path.write_text(
+        '[account]\nuri = "sip:alice@example.org"\ndisplay_name = "Alice Müller, 3rd floor"\n'
+        'password = "correct horse battery staple"\n[dial.speed_dial]\n1 = "sip:bob@example.org"\n'
+        '"*7" = "sip:carol@example.org"\n"0123456789" = "sip:dan@example.org"\n'
+    )
     cfg = config.load(str(path))
     assert cfg.account.display_name == "Alice Müller, 3rd floor"
     assert set(cfg.dial.speed_dial) == {"1", "*7", "0123456789"}

@@ -29,8 +29,17 @@ def outgoing_secure(phone, now=0.0, verified=False, cache_mismatch=False, peer=P
     press(phone, number + "#", now)
     phone.handle(P.CallRinging(), now + 0.1)
     phone.handle(P.CallAnswered(), now + 0.5)
-    phone.handle(P.CallSecure("ab3d", "B32", verified=verified, cache_mismatch=cache_mismatch,
-                              algorithms="X255 AES1 S256 HS80", peer_zid=peer), now + 0.7)
+    phone.handle(
+        P.CallSecure(
+            "ab3d",
+            "B32",
+            verified=verified,
+            cache_mismatch=cache_mismatch,
+            algorithms="X255 AES1 S256 HS80",
+            peer_zid=peer,
+        ),
+        now + 0.7,
+    )
 
 
 def test_digits_then_hash_dial_at_the_dial_domain():
@@ -562,8 +571,19 @@ def test_the_command_queue_is_bounded():
 
 
 def test_every_state_name_is_one_of_the_contract():
-    assert P.STATES == ("idle", "dialing", "calling", "ringing", "in-call", "secure", "verified", "alarm",
-                        "ended", "menu", "error")
+    assert P.STATES == (
+        "idle",
+        "dialing",
+        "calling",
+        "ringing",
+        "in-call",
+        "secure",
+        "verified",
+        "alarm",
+        "ended",
+        "menu",
+        "error",
+    )
     assert P.MediaUp is P.CallAnswered
 
 

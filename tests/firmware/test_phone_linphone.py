@@ -47,11 +47,25 @@ def test_scripted_call_to_linphone_shows_its_sas_then_verified_then_verified_wit
     script.write_text(SCRIPT.format(number=NUMBER))
     log = tmp_path / "display.jsonl"
     png = tmp_path / "png"
-    with Linphone(tmp_path / "bob", sotto.free_udp_port(), sotto.free_udp_port(), user=NUMBER,
-                  auto_answer=True) as bob:
-        process = sotto.start(["run", "--board", "sim", "--listen", "127.0.0.1:{}".format(sotto.free_udp_port()),
-                               "--dial-domain", "127.0.0.1:{}".format(bob.sip_port), "--script", str(script),
-                               "--display-log", str(log), "--display-png", str(png)], tmp_path / "home")
+    with Linphone(tmp_path / "bob", sotto.free_udp_port(), sotto.free_udp_port(), user=NUMBER, auto_answer=True) as bob:
+        process = sotto.start(
+            [
+                "run",
+                "--board",
+                "sim",
+                "--listen",
+                "127.0.0.1:{}".format(sotto.free_udp_port()),
+                "--dial-domain",
+                "127.0.0.1:{}".format(bob.sip_port),
+                "--script",
+                str(script),
+                "--display-log",
+                str(log),
+                "--display-png",
+                str(png),
+            ],
+            tmp_path / "home",
+        )
         try:
             # The person at linphone's end compares the SAS too and confirms it (sets its V flag).
             linphone_sas = bob.auth_token(timeout=30)
@@ -59,8 +73,12 @@ def test_scripted_call_to_linphone_shows_its_sas_then_verified_then_verified_wit
             bob.command("zrtp-set-verified")
             # linphone numbers its calls; it reprints call 1's token after zrtp-set-verified.
             second_sas = bob.wait_for(r"Call 2 is fully encrypted and auth token is (\w+)\.", timeout=40).group(1)
-            second_verified = bob.wait_for(r"SAS is {} previously verified (yes|no)".format(second_sas), timeout=10,
-                                           source="log").group(1) == "yes"
+            second_verified = (
+                bob.wait_for(
+                    r"SAS is {} previously verified (yes|no)".format(second_sas), timeout=10, source="log"
+                ).group(1)
+                == "yes"
+            )
         finally:
             rc, _summary, err = sotto.finish(process, timeout=90)
     assert rc == 0, err[-3000:]
@@ -149,9 +167,22 @@ def test_a_changed_peer_key_is_an_alarm_on_every_call_until_the_sas_is_confirmed
     log = tmp_path / "display.jsonl"
     bob = Linphone(tmp_path / "bob", sotto.free_udp_port(), sotto.free_udp_port(), user=NUMBER, auto_answer=True)
     bob.start()
-    process = sotto.start(["run", "--board", "sim", "--listen", "127.0.0.1:{}".format(sotto.free_udp_port()),
-                           "--dial-domain", "127.0.0.1:{}".format(bob.sip_port), "--script", str(script),
-                           "--display-log", str(log)], tmp_path / "home")
+    process = sotto.start(
+        [
+            "run",
+            "--board",
+            "sim",
+            "--listen",
+            "127.0.0.1:{}".format(sotto.free_udp_port()),
+            "--dial-domain",
+            "127.0.0.1:{}".format(bob.sip_port),
+            "--script",
+            str(script),
+            "--display-log",
+            str(log),
+        ],
+        tmp_path / "home",
+    )
     try:
         bob.auth_token(timeout=30)
         bob.command("zrtp-set-verified")  # call 1: both ends confirm
@@ -206,8 +237,20 @@ def test_an_incoming_call_from_linphone_rings_and_is_answered_by_lifting_the_han
     log = tmp_path / "display.jsonl"
     listen_port = sotto.free_udp_port()
     with Linphone(tmp_path / "alice", sotto.free_udp_port(), sotto.free_udp_port(), user="alice") as alice:
-        process = sotto.start(["run", "--board", "sim", "--listen", "127.0.0.1:{}".format(listen_port),
-                               "--script", str(script), "--display-log", str(log)], tmp_path / "home")
+        process = sotto.start(
+            [
+                "run",
+                "--board",
+                "sim",
+                "--listen",
+                "127.0.0.1:{}".format(listen_port),
+                "--script",
+                str(script),
+                "--display-log",
+                str(log),
+            ],
+            tmp_path / "home",
+        )
         try:
             wait_for_frame(log, lambda f: f["state"] == "idle", 20)
             alice.command("call sip:sotto@127.0.0.1:{}".format(listen_port))

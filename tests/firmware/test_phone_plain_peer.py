@@ -15,8 +15,12 @@ pytestmark = pytest.mark.interop
 
 def start_sipp_uas(tmp_path, port):
     binary = require_tool("sipp", "sip-tester")
-    process = subprocess.Popen([binary, "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-m", "1", "-nostdin",
-                                "-timeout", "60"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [binary, "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-m", "1", "-nostdin", "-timeout", "60"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(0.3)
     return process
 
@@ -35,9 +39,24 @@ def run_script(tmp_path, script_text, extra=()):
     log = tmp_path / "display.jsonl"
     try:
         listen = "127.0.0.1:{}".format(sotto.free_udp_port())
-        rc, _summary, err = sotto.run(["run", "--board", "sim", "--listen", listen,
-                                       "--dial-domain", "127.0.0.1:{}".format(sipp_port), "--script", str(script),
-                                       "--display-log", str(log), *extra], tmp_path / "home", timeout=90)
+        rc, _summary, err = sotto.run(
+            [
+                "run",
+                "--board",
+                "sim",
+                "--listen",
+                listen,
+                "--dial-domain",
+                "127.0.0.1:{}".format(sipp_port),
+                "--script",
+                str(script),
+                "--display-log",
+                str(log),
+                *extra,
+            ],
+            tmp_path / "home",
+            timeout=90,
+        )
     finally:
         stop(sipp)
     frames = [json.loads(line) for line in log.read_text().splitlines()]
@@ -45,8 +64,9 @@ def run_script(tmp_path, script_text, extra=()):
 
 
 def test_a_peer_without_zrtp_is_a_loud_alarm(tmp_path):
-    rc, err, frames = run_script(tmp_path, "press 1#\nwait in-call 10\nwait alarm 25\ntrust\nsleep 0.5\nhangup\n"
-                                           "wait ended 5\nquit\n")
+    rc, err, frames = run_script(
+        tmp_path, "press 1#\nwait in-call 10\nwait alarm 25\ntrust\nsleep 0.5\nhangup\nwait ended 5\nquit\n"
+    )
     assert rc == 0, err[-3000:]
     states = [f["state"] for f in frames]
     assert "secure" not in states and "verified" not in states

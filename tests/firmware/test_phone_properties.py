@@ -13,13 +13,22 @@ inputs = st.one_of(
     st.booleans().map(P.Hook),
 )
 call_events = st.one_of(
-    st.builds(P.CallIncoming, st.sampled_from(["sip:a@b", "sip:carol@10.0.0.3:5070"]),
-              st.one_of(st.none(), st.text(max_size=30))),
+    st.builds(
+        P.CallIncoming,
+        st.sampled_from(["sip:a@b", "sip:carol@10.0.0.3:5070"]),
+        st.one_of(st.none(), st.text(max_size=30)),
+    ),
     st.just(P.CallRinging()),
     st.just(P.CallAnswered()),
-    st.builds(P.CallSecure, st.sampled_from(["ab3d", "adroitness tambourine", "paperweight Wilmington"]),
-              st.sampled_from(["B32", "B256"]), st.booleans(), st.booleans(), st.none(),
-              st.sampled_from([None, "00112233445566778899aabb", "ffeeddccbbaa998877665544"])),
+    st.builds(
+        P.CallSecure,
+        st.sampled_from(["ab3d", "adroitness tambourine", "paperweight Wilmington"]),
+        st.sampled_from(["B32", "B256"]),
+        st.booleans(),
+        st.booleans(),
+        st.none(),
+        st.sampled_from([None, "00112233445566778899aabb", "ffeeddccbbaa998877665544"]),
+    ),
     st.sampled_from(["cache-mismatch", "zrtp-hash-mismatch", "downgrade", "goclear", "not-secure"]).map(P.CallAlarm),
     st.builds(P.CallEnded, st.text(max_size=40), st.one_of(st.none(), st.integers(100, 699))),
     st.just(P.Registered()),
@@ -34,8 +43,11 @@ steps = st.lists(st.tuples(st.floats(0, 30, allow_nan=False), st.one_of(inputs, 
 
 
 @settings(max_examples=300, deadline=None)
-@given(steps, st.booleans(), st.dictionaries(st.text("0123456789*", min_size=1, max_size=4),
-                                             st.just("sip:x@y"), max_size=3))
+@given(
+    steps,
+    st.booleans(),
+    st.dictionaries(st.text("0123456789*", min_size=1, max_size=4), st.just("sip:x@y"), max_size=3),
+)
 def test_any_event_sequence_keeps_the_phone_consistent(sequence, secure_only, speed_dial):
     phone = P.Phone(dial_domain="example.org", secure_only=secure_only, speed_dial=speed_dial)
     now = 0.0

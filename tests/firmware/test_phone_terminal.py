@@ -32,9 +32,15 @@ def read_until(fd, marker, timeout, seen):
 def test_terminal_keys_drive_a_secure_verified_call(tmp_path):
     master, slave = pty.openpty()
     port = sotto.free_udp_port()
-    process = subprocess.Popen(sotto.sotto_command("run", "--board", "sim", "--listen", "127.0.0.1:{}".format(port)),
-                               cwd=sotto.ROOT, env=sotto.environment(tmp_path / "home"), stdin=slave, stdout=slave,
-                               stderr=subprocess.PIPE, start_new_session=True)
+    process = subprocess.Popen(
+        sotto.sotto_command("run", "--board", "sim", "--listen", "127.0.0.1:{}".format(port)),
+        cwd=sotto.ROOT,
+        env=sotto.environment(tmp_path / "home"),
+        stdin=slave,
+        stdout=slave,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     os.close(slave)
     seen = [""]
     try:

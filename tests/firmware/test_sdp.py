@@ -156,4 +156,3 @@ def test_no_audio_is_488():
     data = b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\nm=video 5000 RTP/AVP 96\r\n"
     assert raises(RemoteProtocolError, remote_media, data).status == 488
     assert raises(RemoteProtocolError, answer_offer, data, ["PCMU"], "127.0.0.1", 1).status == 488
-

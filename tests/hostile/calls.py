@@ -25,16 +25,32 @@ class Ports:
     (sip:bob@127.0.0.1:<sip_relay>), as she would call a contact from her address book."""
 
     def __init__(self):
-        (self.bob_sip, self.alice_sip, self.bob_rtp, self.alice_rtp, self.relay_to_b, self.relay_to_a,
-         self.sip_relay) = (sotto.free_udp_port() for _ in range(7))
+        (
+            self.bob_sip,
+            self.alice_sip,
+            self.bob_rtp,
+            self.alice_rtp,
+            self.relay_to_b,
+            self.relay_to_a,
+            self.sip_relay,
+        ) = (sotto.free_udp_port() for _ in range(7))
 
     @property
     def bob_uri(self):
         return "sip:bob@127.0.0.1:{}".format(self.sip_relay)
 
 
-def relayed_call(tmp_path, tamper=None, caller_args=(), answer_args=(), duration=5, ports=None, sip_rewrite=None,
-                 mitm=None, timeout=40):
+def relayed_call(
+    tmp_path,
+    tamper=None,
+    caller_args=(),
+    answer_args=(),
+    duration=5,
+    ports=None,
+    sip_rewrite=None,
+    mitm=None,
+    timeout=40,
+):
     """Alice (`sotto call`) calls Bob (`sotto answer`) through a SipRelay (running `sip_rewrite`) and a
     MediaRelay (running `tamper`, or the ZrtpMitm `mitm`): all of the call crosses the relays.
 
@@ -48,16 +64,52 @@ def relayed_call(tmp_path, tamper=None, caller_args=(), answer_args=(), duration
         mitm.attach(relay)
     sip = SipRelay(ports.bob_sip, sip_rewrite, port=ports.sip_relay)
     with relay, sip:
-        bob = sotto.start(["answer", "--listen", "127.0.0.1:{}".format(ports.bob_sip), "--rtp-port",
-                           str(ports.bob_rtp), "--public-address", "127.0.0.1:{}".format(ports.relay_to_b),
-                           "--timeout", str(timeout - 5), "--cache", str(tmp_path / "bob.cache"), "--play", str(wav),
-                           "--codecs", "PCMU", *answer_args], tmp_path / "bob-home")
+        bob = sotto.start(
+            [
+                "answer",
+                "--listen",
+                "127.0.0.1:{}".format(ports.bob_sip),
+                "--rtp-port",
+                str(ports.bob_rtp),
+                "--public-address",
+                "127.0.0.1:{}".format(ports.relay_to_b),
+                "--timeout",
+                str(timeout - 5),
+                "--cache",
+                str(tmp_path / "bob.cache"),
+                "--play",
+                str(wav),
+                "--codecs",
+                "PCMU",
+                *answer_args,
+            ],
+            tmp_path / "bob-home",
+        )
         time.sleep(0.5)
-        alice = sotto.start(["call", ports.bob_uri, "--listen", "127.0.0.1:{}".format(ports.alice_sip), "--rtp-port",
-                             str(ports.alice_rtp), "--public-address", "127.0.0.1:{}".format(ports.relay_to_a),
-                             "--timeout", str(timeout - 5), "--duration", str(duration), "--cache",
-                             str(tmp_path / "alice.cache"), "--play", str(wav), "--codecs", "PCMU", *caller_args],
-                            tmp_path / "alice-home")
+        alice = sotto.start(
+            [
+                "call",
+                ports.bob_uri,
+                "--listen",
+                "127.0.0.1:{}".format(ports.alice_sip),
+                "--rtp-port",
+                str(ports.alice_rtp),
+                "--public-address",
+                "127.0.0.1:{}".format(ports.relay_to_a),
+                "--timeout",
+                str(timeout - 5),
+                "--duration",
+                str(duration),
+                "--cache",
+                str(tmp_path / "alice.cache"),
+                "--play",
+                str(wav),
+                "--codecs",
+                "PCMU",
+                *caller_args,
+            ],
+            tmp_path / "alice-home",
+        )
         a = sotto.finish(alice, timeout)
         b = sotto.finish(bob, timeout)
     assert relay.errors == [] and sip.errors == [], relay.errors + sip.errors

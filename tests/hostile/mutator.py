@@ -24,11 +24,45 @@ UNICODE_DIGITS = (
     "𝟎𝟏𝟐𝟑𝟒𝟓𝟔𝟕𝟖𝟗",  # mathematical bold
 )
 CONTROLS = [bytes([c]) for c in list(range(0, 32)) + [127]] + [
-    "\x85".encode(), "\u2028".encode(), "\u2029".encode(), "\u00a0".encode(), "\ufeff".encode(), "\u200b".encode()]
-BAD_UTF8 = (b"\xc0\xaf", b"\xc0\x80", b"\xe0\x80\xaf", b"\xf0\x80\x80\xaf", b"\xc1\xbf", b"\xed\xa0\x80",
-            b"\xf4\x90\x80\x80", b"\xff", b"\xfe\xff", b"\x80", b"\xc3", b"\xf8\x88\x80\x80\x80")
-HUGE_NUMBERS = (b"70000000000000", b"18446744073709551616", b"9" * 400, b"-1", b"0", b"1e9", b"0x10", b"+5",
-                b"4294967296", b"2147483648", b"65536", b"99999", b"00000000000000000020", b"1_000", b" 20", b"20 ")
+    "\x85".encode(),
+    "\u2028".encode(),
+    "\u2029".encode(),
+    "\u00a0".encode(),
+    "\ufeff".encode(),
+    "\u200b".encode(),
+]
+BAD_UTF8 = (
+    b"\xc0\xaf",
+    b"\xc0\x80",
+    b"\xe0\x80\xaf",
+    b"\xf0\x80\x80\xaf",
+    b"\xc1\xbf",
+    b"\xed\xa0\x80",
+    b"\xf4\x90\x80\x80",
+    b"\xff",
+    b"\xfe\xff",
+    b"\x80",
+    b"\xc3",
+    b"\xf8\x88\x80\x80\x80",
+)
+HUGE_NUMBERS = (
+    b"70000000000000",
+    b"18446744073709551616",
+    b"9" * 400,
+    b"-1",
+    b"0",
+    b"1e9",
+    b"0x10",
+    b"+5",
+    b"4294967296",
+    b"2147483648",
+    b"65536",
+    b"99999",
+    b"00000000000000000020",
+    b"1_000",
+    b" 20",
+    b"20 ",
+)
 DIGIT_RUN = re.compile(rb"[0-9]+")
 
 SDP = (
@@ -45,7 +79,7 @@ REQUEST = (
     "{method} sip:{user}@127.0.0.1:{port} SIP/2.0\r\n"
     "Via: SIP/2.0/UDP 127.0.0.1:{me};rport;branch=z9hG4bKfz{n}\r\n"
     "Max-Forwards: 70\r\n"
-    "From: \"Fuzz {n}\" <sip:fuzz@127.0.0.1:{me}>;tag=f{n}\r\n"
+    'From: "Fuzz {n}" <sip:fuzz@127.0.0.1:{me}>;tag=f{n}\r\n'
     "To: <sip:{user}@127.0.0.1:{port}>{to_tag}\r\n"
     "Call-ID: fz{n}@127.0.0.1\r\n"
     "CSeq: {cseq} {method}\r\n"
@@ -68,19 +102,36 @@ RESPONSE = (
 
 # (name, weight, method, extra headers, body kind)
 TEMPLATES = (
-    ("INVITE", 30, "INVITE", "Content-Type: application/sdp\r\nAllow: INVITE, ACK, BYE, CANCEL, OPTIONS\r\n"
-     "Supported: replaces, timer\r\nSession-Expires: 1800\r\nUser-Agent: fuzz\r\n", "sdp"),
+    (
+        "INVITE",
+        30,
+        "INVITE",
+        "Content-Type: application/sdp\r\nAllow: INVITE, ACK, BYE, CANCEL, OPTIONS\r\n"
+        "Supported: replaces, timer\r\nSession-Expires: 1800\r\nUser-Agent: fuzz\r\n",
+        "sdp",
+    ),
     ("re-INVITE", 6, "INVITE", "Content-Type: application/sdp\r\n", "sdp-dialog"),
     ("OPTIONS", 10, "OPTIONS", "Accept: application/sdp\r\n", ""),
-    ("REGISTER", 6, "REGISTER", "Expires: 3600\r\nAuthorization: Digest username=\"fuzz\", realm=\"x\", "
-     "nonce=\"abc\", uri=\"sip:127.0.0.1\", response=\"0123456789abcdef0123456789abcdef\", qop=auth, nc=00000001, "
-     "cnonce=\"x\"\r\n", ""),
-    ("BYE", 6, "BYE", "Reason: SIP;cause=200;text=\"bye\"\r\n", "dialog"),
+    (
+        "REGISTER",
+        6,
+        "REGISTER",
+        'Expires: 3600\r\nAuthorization: Digest username="fuzz", realm="x", '
+        'nonce="abc", uri="sip:127.0.0.1", response="0123456789abcdef0123456789abcdef", qop=auth, nc=00000001, '
+        'cnonce="x"\r\n',
+        "",
+    ),
+    ("BYE", 6, "BYE", 'Reason: SIP;cause=200;text="bye"\r\n', "dialog"),
     ("CANCEL", 4, "CANCEL", "", ""),
     ("ACK", 4, "ACK", "", "dialog"),
     ("INFO", 4, "INFO", "Content-Type: application/dtmf-relay\r\n", "dtmf"),
-    ("NOTIFY", 3, "NOTIFY", "Event: refer;id=1\r\nSubscription-State: active;expires=60\r\n"
-     "Content-Type: message/sipfrag\r\n", "sipfrag"),
+    (
+        "NOTIFY",
+        3,
+        "NOTIFY",
+        "Event: refer;id=1\r\nSubscription-State: active;expires=60\r\nContent-Type: message/sipfrag\r\n",
+        "sipfrag",
+    ),
     ("REFER", 3, "REFER", "Refer-To: <sip:carol@127.0.0.1:9>\r\nReferred-By: <sip:fuzz@127.0.0.1>\r\n", "dialog"),
     ("UPDATE", 2, "UPDATE", "Content-Type: application/sdp\r\n", "sdp-dialog"),
     ("MESSAGE", 2, "MESSAGE", "Content-Type: text/plain\r\n", "text"),
@@ -107,8 +158,12 @@ class Mutator:
     def _body(self, kind):
         r = self.rand
         if kind.startswith("sdp"):
-            return SDP.format(n=self.n, rtp=self.rtp_port, rtcp=self.rtp_port + 1,
-                              hash="".join(r.choice("0123456789abcdef") for _ in range(64)))
+            return SDP.format(
+                n=self.n,
+                rtp=self.rtp_port,
+                rtcp=self.rtp_port + 1,
+                hash="".join(r.choice("0123456789abcdef") for _ in range(64)),
+            )
         if kind == "dtmf":
             return "Signal={}\r\nDuration=160\r\n".format(r.choice("0123456789*#ABCD"))
         if kind == "sipfrag":
@@ -131,27 +186,53 @@ class Mutator:
                 return ("SIP/2.0 " * r.randrange(1, 200)).encode()
             return b"INVITE " + b"A" * r.randrange(1, 65000)
         if name == "response":
-            status, reason = r.choice(((100, "Trying"), (180, "Ringing"), (200, "OK"), (401, "Unauthorized"),
-                                       (407, "Proxy Authentication Required"), (486, "Busy Here"),
-                                       (503, "Service Unavailable")))
+            status, reason = r.choice(
+                (
+                    (100, "Trying"),
+                    (180, "Ringing"),
+                    (200, "OK"),
+                    (401, "Unauthorized"),
+                    (407, "Proxy Authentication Required"),
+                    (486, "Busy Here"),
+                    (503, "Service Unavailable"),
+                )
+            )
             method = r.choice(("INVITE", "REGISTER", "BYE", "OPTIONS", "CANCEL"))
             extra = ""
             if status in (401, 407):
                 extra = '{}: Digest realm="x", nonce="{}", qop="auth", algorithm=MD5\r\n'.format(
-                    "WWW-Authenticate" if status == 401 else "Proxy-Authenticate", n)
+                    "WWW-Authenticate" if status == 401 else "Proxy-Authenticate", n
+                )
             if status == 503:
                 extra = "Retry-After: 5\r\n"
             body = SDP.format(n=n, rtp=self.rtp_port, rtcp=self.rtp_port + 1, hash="0" * 64) if status == 200 else ""
             if body:
                 extra += "Content-Type: application/sdp\r\n"
-            head = RESPONSE.format(status=status, reason=reason, port=self.port, me=self.me, n=n, cseq=1,
-                                   method=method, extra=extra, length=len(body.encode()))
+            head = RESPONSE.format(
+                status=status,
+                reason=reason,
+                port=self.port,
+                me=self.me,
+                n=n,
+                cseq=1,
+                method=method,
+                extra=extra,
+                length=len(body.encode()),
+            )
             return (head + body).encode()
         body = self._body(body_kind)
         to_tag = ";tag=t{}".format(n) if body_kind in ("dialog", "sdp-dialog") else ""
-        head = REQUEST.format(method=method, user=r.choice(("sotto", "100", "alice", "x")), port=self.port,
-                              me=self.me, n=n, to_tag=to_tag, cseq=r.choice((1, 2, 101)), extra=extra,
-                              length=len(body.encode()))
+        head = REQUEST.format(
+            method=method,
+            user=r.choice(("sotto", "100", "alice", "x")),
+            port=self.port,
+            me=self.me,
+            n=n,
+            to_tag=to_tag,
+            cseq=r.choice((1, 2, 101)),
+            extra=extra,
+            length=len(body.encode()),
+        )
         return (head + body).encode()
 
     # -- mutations ------------------------------------------------------------------------------------
@@ -165,7 +246,7 @@ class Mutator:
                 new = "".join(digits[int(ch)] for ch in run.group().decode()).encode()
             else:  # one digit in it, or one appended
                 new = run.group() + digits[r.randrange(10)].encode()
-            return data[:run.start()] + new + data[run.end():]
+            return data[: run.start()] + new + data[run.end() :]
         at = r.randrange(len(data) + 1)
         return data[:at] + digits[r.randrange(10)].encode() + data[at:]
 
@@ -188,7 +269,7 @@ class Mutator:
         if not runs:
             return data
         run = self.rand.choice(runs)
-        return data[:run.start()] + self.rand.choice(HUGE_NUMBERS) + data[run.end():]
+        return data[: run.start()] + self.rand.choice(HUGE_NUMBERS) + data[run.end() :]
 
     def _bytes(self, data):
         r = self.rand
@@ -216,7 +297,7 @@ class Mutator:
             j = r.randrange(len(lines))
             lines[i], lines[j] = lines[j], lines[i]
         elif op == 3:
-            lines[i:i + 1] = [lines[i]] * r.randrange(2, 300)
+            lines[i : i + 1] = [lines[i]] * r.randrange(2, 300)
         elif op == 4:
             lines[i] = lines[i] + b"x" * r.randrange(100, 9000)
         elif op == 5:
@@ -231,8 +312,7 @@ class Mutator:
         value = self.rand.choice((b"0", b"1", b"99999", b"-5", b"4294967296", b"20\x1d", "²".encode(), b""))
         return re.sub(rb"Content-Length: [^\r\n]*", b"Content-Length: " + value, data, count=1)
 
-    MUTATIONS = ("_unicode_digits", "_control", "_bad_utf8", "_huge_number", "_bytes", "_lines",
-                 "_content_length")
+    MUTATIONS = ("_unicode_digits", "_control", "_bad_utf8", "_huge_number", "_bytes", "_lines", "_content_length")
 
     def next(self):
         self.n += 1

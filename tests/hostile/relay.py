@@ -183,8 +183,9 @@ class ZrtpMitm:
         self.events = {"a": [], "b": []}
         for side, zid in (("a", zid_towards_a), ("b", zid_towards_b)):
             cache = ZrtpCache(zid) if zid else ZrtpCache.create(os.urandom)
-            self.engines[side] = ZrtpEngine(cache.zid, cache, Preferences(), os.urandom,
-                                            ssrc=int.from_bytes(os.urandom(4), "big"))
+            self.engines[side] = ZrtpEngine(
+                cache.zid, cache, Preferences(), os.urandom, ssrc=int.from_bytes(os.urandom(4), "big")
+            )
         self.relay = None
         self._started = set()  # an engine starts when its end's first ZRTP packet arrives (its media is up)
         self.lock = threading.Lock()

@@ -55,8 +55,14 @@ def test_kill_9_during_cache_writes_never_loses_the_cache(tmp_path):
     writes = 0
     started = time.monotonic()
     for _kill in range(KILLS):
-        child = subprocess.Popen([sys.executable, "-m", "tests.hostile.cache_writer", path], cwd=ROOT, env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "tests.hostile.cache_writer", path],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             ready = child.stdout.readline()
             assert ready.startswith("ready "), child.stderr.read()
@@ -87,6 +93,12 @@ def test_kill_9_during_cache_writes_never_loses_the_cache(tmp_path):
         assert store.load().zid == zid and store.problem is None
         assert _temporaries(tmp_path) == [], "a temporary file with retained secrets survived a start"
     elapsed = time.monotonic() - started
-    totals.record("cache kill -9", kills_survived=KILLS, versions_written=writes,
-                  killed_mid_write=leftovers_seen, corrupt=0, seconds=round(elapsed, 1))
+    totals.record(
+        "cache kill -9",
+        kills_survived=KILLS,
+        versions_written=writes,
+        killed_mid_write=leftovers_seen,
+        corrupt=0,
+        seconds=round(elapsed, 1),
+    )
     assert writes >= KILLS  # every kill came after at least one complete save of its writer

@@ -32,10 +32,12 @@ def _alarms(summary):
 
 def _rewrite_zrtp_hash(change):
     """A SIP rewrite that applies `change(match) -> bytes` to every a=zrtp-hash line, both ways."""
+
     def rewrite(direction, data):
         if b"a=zrtp-hash:" not in data:
             return data
         return with_content_length(re.sub(rb"a=zrtp-hash:[^\r\n]*\r\n", change, data))
+
     return rewrite
 
 
@@ -56,7 +58,8 @@ def _zid(path):
 def _verified_first_call(tmp_path, ports):
     """A clean call through the (transparent) relays in which both users confirm the SAS."""
     (rc_a, alice, err_a), (rc_b, bob, err_b), _ = relayed_call(
-        tmp_path, ports=ports, caller_args=["--confirm-sas"], answer_args=["--confirm-sas"], duration=1)
+        tmp_path, ports=ports, caller_args=["--confirm-sas"], answer_args=["--confirm-sas"], duration=1
+    )
     assert rc_a == 0 and rc_b == 0, err_a[-2000:] + err_b[-2000:]
     assert alice["secure"] and bob["secure"] and alice["sas"] == bob["sas"]
     assert _alarms(alice) == [] and _alarms(bob) == []
@@ -74,7 +77,8 @@ def test_a_relay_that_terminates_zrtp_is_caught_by_the_zrtp_hash_binding(tmp_pat
 
 def test_an_altered_zrtp_hash_in_the_sdp_is_an_alarm(tmp_path):
     (rc_a, alice, err_a), (rc_b, bob, err_b), _ = relayed_call(
-        tmp_path, sip_rewrite=_rewrite_zrtp_hash(_flip_hash), duration=2, timeout=30)
+        tmp_path, sip_rewrite=_rewrite_zrtp_hash(_flip_hash), duration=2, timeout=30
+    )
     assert any(HASH_ALARM in alarm for alarm in _alarms(alice)), alice  # its answer was altered
     assert any(HASH_ALARM in alarm for alarm in _alarms(bob)), bob  # its offer was altered
     _record("a=zrtp-hash altered in offer and answer", "a=zrtp-hash alarm at both ends")
@@ -93,8 +97,9 @@ def test_a_relay_that_strips_the_binding_and_impersonates_both_zids_is_caught_by
     ports = Ports()
     _verified_first_call(tmp_path, ports)
     mitm = ZrtpMitm(zid_towards_a=_zid(tmp_path / "bob.cache"), zid_towards_b=_zid(tmp_path / "alice.cache"))
-    (rc_a, alice, err_a), (rc_b, bob, err_b), _ = relayed_call(tmp_path, ports=ports, mitm=mitm, sip_rewrite=STRIP,
-                                                               duration=2, timeout=30)
+    (rc_a, alice, err_a), (rc_b, bob, err_b), _ = relayed_call(
+        tmp_path, ports=ports, mitm=mitm, sip_rewrite=STRIP, duration=2, timeout=30
+    )
     assert mitm.secure("a") and mitm.secure("b"), mitm.events
     for summary in (alice, bob):
         assert summary["zrtp"]["cache_mismatch"] is True, summary
@@ -143,11 +148,12 @@ def test_a_dh3k_public_value_of_0_1_or_p_minus_1_fails_closed(tmp_path, value):
         # header 12, message head 12, H1 32, four secret IDs 32, then pv (384 bytes for DH3k), MAC 8, CRC 4
         assert len(data) == 12 + 12 + 64 + 384 + 8 + 4, len(data)
         tampered.append(kind.strip())
-        return [fix_zrtp_crc(data[:88] + pv + data[88 + 384:])]
+        return [fix_zrtp_crc(data[:88] + pv + data[88 + 384 :])]
 
     args = ["--zrtp-key-agreements", "DH3k"]
-    (rc_a, alice, err_a), (rc_b, bob, err_b), _ = relayed_call(tmp_path, tamper, caller_args=args, answer_args=args,
-                                                               duration=2, timeout=30)
+    (rc_a, alice, err_a), (rc_b, bob, err_b), _ = relayed_call(
+        tmp_path, tamper, caller_args=args, answer_args=args, duration=2, timeout=30
+    )
     assert tampered
     for summary in (alice, bob):
         assert summary["secure"] is False, summary
@@ -163,8 +169,9 @@ def test_a_verified_contact_with_a_new_zid_is_a_new_key_alarm(tmp_path):
     ports = Ports()
     _verified_first_call(tmp_path, ports)
     mitm = ZrtpMitm()  # fresh random ZIDs towards both ends
-    (rc_a, alice, err_a), (rc_b, bob, err_b), _ = relayed_call(tmp_path, ports=ports, mitm=mitm, sip_rewrite=STRIP,
-                                                               duration=2, timeout=30)
+    (rc_a, alice, err_a), (rc_b, bob, err_b), _ = relayed_call(
+        tmp_path, ports=ports, mitm=mitm, sip_rewrite=STRIP, duration=2, timeout=30
+    )
     assert mitm.secure("a") and mitm.secure("b"), mitm.events
     assert any(alarm.startswith("new key for a verified contact") for alarm in _alarms(alice)), alice
     assert alice["zrtp"]["verified"] is False and alice["sas"] != bob["sas"]

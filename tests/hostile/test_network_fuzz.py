@@ -76,18 +76,28 @@ def _frames(path):
 
 
 def _options(port, source_port, tag):
-    return ("OPTIONS sip:sotto@127.0.0.1:{port} SIP/2.0\r\n"
+    return (
+        (
+            "OPTIONS sip:sotto@127.0.0.1:{port} SIP/2.0\r\n"
             "Via: SIP/2.0/UDP 127.0.0.1:{me};rport;branch=z9hG4bK{tag}\r\nMax-Forwards: 70\r\n"
             "From: <sip:probe@127.0.0.1>;tag={tag}\r\nTo: <sip:sotto@127.0.0.1>\r\n"
-            "Call-ID: {tag}@probe\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").format(
-                port=port, me=source_port, tag=tag).encode()
+            "Call-ID: {tag}@probe\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        )
+        .format(port=port, me=source_port, tag=tag)
+        .encode()
+    )
 
 
 def _cancel(uri, via, frm, to, call_id, cseq_number):
     to = re.sub(r";\s*tag=[^;]*", "", to)
-    return ("CANCEL {} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\n"
-            "Call-ID: {}\r\nCSeq: {} CANCEL\r\nContent-Length: 0\r\n\r\n").format(
-                uri, via, frm, to, call_id, cseq_number).encode()
+    return (
+        (
+            "CANCEL {} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\n"
+            "Call-ID: {}\r\nCSeq: {} CANCEL\r\nContent-Length: 0\r\n\r\n"
+        )
+        .format(uri, via, frm, to, call_id, cseq_number)
+        .encode()
+    )
 
 
 def _cancel_for(data):
@@ -108,8 +118,9 @@ def _cancel_for(data):
             return None
         headers = message.headers
         uri = message.uri if isinstance(message, Request) else "sip:sotto@127.0.0.1"
-        return _cancel(uri, headers.get("Via"), headers.get("From"), headers.get("To"), message.call_id,
-                       message.cseq[0])
+        return _cancel(
+            uri, headers.get("Via"), headers.get("From"), headers.get("To"), message.call_id, message.cseq[0]
+        )
     except (RemoteProtocolError, TypeError, ValueError, AttributeError, IndexError):
         return None
 
@@ -270,21 +281,40 @@ def _media_fuzz(rand, port, count):
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind((host, 0))
         socks.append(sock)
-    types = [b"Hello   ", b"HelloACK", b"Commit  ", b"DHPart1 ", b"DHPart2 ", b"Confirm1", b"Confirm2",
-             b"Conf2ACK", b"Error   ", b"ErrorACK", b"GoClear ", b"ClearACK", b"SASrelay", b"RelayACK", b"Ping    "]
+    types = [
+        b"Hello   ",
+        b"HelloACK",
+        b"Commit  ",
+        b"DHPart1 ",
+        b"DHPart2 ",
+        b"Confirm1",
+        b"Confirm2",
+        b"Conf2ACK",
+        b"Error   ",
+        b"ErrorACK",
+        b"GoClear ",
+        b"ClearACK",
+        b"SASrelay",
+        b"RelayACK",
+        b"Ping    ",
+    ]
     sent = 0
     try:
         for i in range(count):
             kind = i % 5
             if kind == 0:  # RTP with any payload type, sequence, SSRC
-                data = bytes([0x80 | rand.randrange(16), rand.randrange(256)]) + rand.randbytes(10) + rand.randbytes(
-                    rand.randrange(0, 400))
+                data = (
+                    bytes([0x80 | rand.randrange(16), rand.randrange(256)])
+                    + rand.randbytes(10)
+                    + rand.randbytes(rand.randrange(0, 400))
+                )
             elif kind == 1:  # ZRTP: the right cookie and preamble, any message type, wrong or right-looking CRC
                 body = b"\x50\x5a" + rand.randbytes(2) + rand.choice(types) + rand.randbytes(rand.randrange(0, 600))
                 data = b"\x10\x00" + rand.randbytes(2) + b"ZRTP" + rand.randbytes(4) + body + rand.randbytes(4)
             elif kind == 2:  # RTCP: SR, RR, SDES, BYE, APP with random lengths
-                data = bytes([0x80 | rand.randrange(32), rand.choice((200, 201, 202, 203, 204, 205, 206))]) + \
-                    rand.randbytes(rand.randrange(2, 200))
+                data = bytes(
+                    [0x80 | rand.randrange(32), rand.choice((200, 201, 202, 203, 204, 205, 206))]
+                ) + rand.randbytes(rand.randrange(2, 200))
             elif kind == 3:  # STUN binding requests and junk
                 data = b"\x00\x01" + rand.randbytes(2) + b"\x21\x12\xa4\x42" + rand.randbytes(rand.randrange(12, 100))
             else:
@@ -321,7 +351,8 @@ def test_network_fuzz_leaves_the_phone_alive_and_working(tmp_path):
     sent = phones = 0
     while sent < DATAGRAMS:
         assert time.monotonic() - started < BUDGET, "only {} of {} datagrams in {:.0f} s".format(
-            sent, DATAGRAMS, BUDGET)
+            sent, DATAGRAMS, BUDGET
+        )
         directory = tmp_path / "phone{}".format(phones)
         directory.mkdir()
         result = _fuzz_one_phone(directory, DATAGRAMS - sent, SEED + 1000 * phones)
@@ -351,11 +382,31 @@ def _fuzz_one_phone(tmp_path, datagrams, seed):
     wav = tone_wav(tmp_path / "tone.wav")
     home = tmp_path / "home"
     with open(stderr_path, "w") as stderr:  # a file: a pipe nobody reads could fill up and stall the phone
-        phone = subprocess.Popen(sotto.sotto_command(
-            "run", "--board", "sim", "--listen", "127.0.0.1:{}".format(port), "--rtp-port", str(rtp_port),
-            "--script", str(script), "--display-log", str(log), "--play", str(wav), "--codecs", "PCMU",
-            "--cache", str(tmp_path / "phone.cache")), cwd=sotto.ROOT, env=sotto.environment(home),
-            stdout=subprocess.DEVNULL, stderr=stderr)
+        phone = subprocess.Popen(
+            sotto.sotto_command(
+                "run",
+                "--board",
+                "sim",
+                "--listen",
+                "127.0.0.1:{}".format(port),
+                "--rtp-port",
+                str(rtp_port),
+                "--script",
+                str(script),
+                "--display-log",
+                str(log),
+                "--play",
+                str(wav),
+                "--codecs",
+                "PCMU",
+                "--cache",
+                str(tmp_path / "phone.cache"),
+            ),
+            cwd=sotto.ROOT,
+            env=sotto.environment(home),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     fuzzer = SipFuzzer(port, seed)
     crashes = unanswered = 0
     try:
@@ -399,10 +450,25 @@ def _fuzz_one_phone(tmp_path, datagrams, seed):
         check.close()
         assert answer.startswith(b"SIP/2.0 200 "), answer[:200]
         # A real call to the phone, answered by the script.
-        caller = sotto.start(["call", "sip:sotto@127.0.0.1:{}".format(port), "--listen",
-                              "127.0.0.1:{}".format(sotto.free_udp_port()), "--duration", "5", "--timeout", "40",
-                              "--cache", str(tmp_path / "caller.cache"), "--play", str(wav), "--codecs", "PCMU"],
-                             tmp_path / "caller-home")
+        caller = sotto.start(
+            [
+                "call",
+                "sip:sotto@127.0.0.1:{}".format(port),
+                "--listen",
+                "127.0.0.1:{}".format(sotto.free_udp_port()),
+                "--duration",
+                "5",
+                "--timeout",
+                "40",
+                "--cache",
+                str(tmp_path / "caller.cache"),
+                "--play",
+                str(wav),
+                "--codecs",
+                "PCMU",
+            ],
+            tmp_path / "caller-home",
+        )
         frames_before = len(_frames(log))
         deadline = time.monotonic() + 30
         while not any(f["state"] == "secure" for f in _frames(log)[frames_before:]) and time.monotonic() < deadline:
@@ -423,13 +489,23 @@ def _fuzz_one_phone(tmp_path, datagrams, seed):
     assert summary["rtp"]["received"] >= 200, summary["rtp"]  # 5 s of the phone's tone came through
     assert rc_phone == 0, err[-3000:]
     tracebacks = err.count("Traceback")
-    assert tracebacks == 0, err[err.index("Traceback") - 200:][:4000]
+    assert tracebacks == 0, err[err.index("Traceback") - 200 :][:4000]
     assert dropped <= fuzzer.sent // 100, "the kernel dropped {} datagrams: the pacing is wrong".format(dropped)
     rung = sum(1 for f in _frames(log) if f["state"] == "ringing")
-    return {"sip_datagrams": fuzzer.sent - dropped, "kernel_drops": dropped, "media_datagrams": media_sent,
-            "crashes": crashes, "tracebacks": tracebacks, "probes": fuzzer.probes,
-            "probe_retransmissions": fuzzer.probe_retransmissions,
-            "worst_probe_ms": round(fuzzer.worst_probe * 1000, 1), "fuzz_seconds": fuzz_seconds,
-            "ringing_frames": rung, "cancels": fuzzer.cancels, "declined_at_window_end": stuck,
-            "answers": dict(fuzzer.responses), "cancel_answers": dict(fuzzer.cancel_answers),
-            "kinds": dict(fuzzer.mutator.kinds)}
+    return {
+        "sip_datagrams": fuzzer.sent - dropped,
+        "kernel_drops": dropped,
+        "media_datagrams": media_sent,
+        "crashes": crashes,
+        "tracebacks": tracebacks,
+        "probes": fuzzer.probes,
+        "probe_retransmissions": fuzzer.probe_retransmissions,
+        "worst_probe_ms": round(fuzzer.worst_probe * 1000, 1),
+        "fuzz_seconds": fuzz_seconds,
+        "ringing_frames": rung,
+        "cancels": fuzzer.cancels,
+        "declined_at_window_end": stuck,
+        "answers": dict(fuzzer.responses),
+        "cancel_answers": dict(fuzzer.cancel_answers),
+        "kinds": dict(fuzzer.mutator.kinds),
+    }

@@ -53,7 +53,8 @@ def test_replayed_and_bit_flipped_srtp_is_counted_exactly_and_audio_goes_on(tmp_
     tamper = ReplayAndTamper()
     record = tmp_path / "bob-heard.wav"
     (rc_a, alice, err_a), (rc_b, bob, err_b), relay = relayed_call(
-        tmp_path, tamper, answer_args=["--record", str(record)], duration=5)
+        tmp_path, tamper, answer_args=["--record", str(record)], duration=5
+    )
     assert rc_a == 0 and rc_b == 0, err_a[-2000:] + err_b[-2000:]
     assert tamper.replayed == LIMIT and tamper.tampered == LIMIT, (tamper.replayed, tamper.tampered, tamper.srtp)
     for summary in (alice, bob):
@@ -65,6 +66,12 @@ def test_replayed_and_bit_flipped_srtp_is_counted_exactly_and_audio_goes_on(tmp_
     assert bob["rtp"]["received"] >= tamper.srtp - 5, (bob["rtp"], tamper.srtp)
     assert bob["rtp"]["lost"] <= 2, bob["rtp"]
     assert _rms(record) > 1000  # the 440 Hz tone (amplitude 8000), not silence
-    totals.record("srtp replay/tamper", srtp_packets=tamper.srtp, replays_sent=tamper.replayed,
-                  replays_counted=bob["rtp"]["replays"], forgeries_sent=tamper.tampered,
-                  auth_failures_counted=bob["rtp"]["auth_failures"], forwarded=sum(relay.forwarded.values()))
+    totals.record(
+        "srtp replay/tamper",
+        srtp_packets=tamper.srtp,
+        replays_sent=tamper.replayed,
+        replays_counted=bob["rtp"]["replays"],
+        forgeries_sent=tamper.tampered,
+        auth_failures_counted=bob["rtp"]["auth_failures"],
+        forwarded=sum(relay.forwarded.values()),
+    )

@@ -48,9 +48,20 @@ _CODEC_RATES = {"PCMU": 8000, "PCMA": 8000, "G722": 8000, "opus": 48000}
 # payload format and falls back to a 6 kbit/s stream.
 _CODEC_CHANNELS = {"opus": 2}
 _LOG_NAMES = {
-    "AES-128": "AES1", "AES-256": "AES3", "DHM-3072": "DH3k", "DHM-2048": "DH2k", "ECDH-255": "X255",
-    "X25519": "X255", "ECDH-448": "X448", "X448": "X448", "SHA-256": "S256", "SHA-384": "S384",
-    "HMAC-SHA1-80": "HS80", "HMAC-SHA1-32": "HS32", "Base32": "B32", "PGP-WordList": "B256",
+    "AES-128": "AES1",
+    "AES-256": "AES3",
+    "DHM-3072": "DH3k",
+    "DHM-2048": "DH2k",
+    "ECDH-255": "X255",
+    "X25519": "X255",
+    "ECDH-448": "X448",
+    "X448": "X448",
+    "SHA-256": "S256",
+    "SHA-384": "S384",
+    "HMAC-SHA1-80": "HS80",
+    "HMAC-SHA1-32": "HS32",
+    "Base32": "B32",
+    "PGP-WordList": "B256",
 }
 
 
@@ -61,9 +72,21 @@ def _suite_name(prefix, name):
 
 
 class Linphone:
-    def __init__(self, workdir, sip_port, rtp_port, user="linphone", auto_answer=False, media_encryption="zrtp",
-                 zrtp_key_agreements=None, zrtp_ciphers=None, zrtp_hashes=None, zrtp_auth_tags=None,
-                 zrtp_sas=None, codecs=("PCMU",)):
+    def __init__(
+        self,
+        workdir,
+        sip_port,
+        rtp_port,
+        user="linphone",
+        auto_answer=False,
+        media_encryption="zrtp",
+        zrtp_key_agreements=None,
+        zrtp_ciphers=None,
+        zrtp_hashes=None,
+        zrtp_auth_tags=None,
+        zrtp_sas=None,
+        codecs=("PCMU",),
+    ):
         self.workdir = os.path.abspath(str(workdir))
         self.sip_port = sip_port
         self.rtp_port = rtp_port
@@ -126,9 +149,13 @@ class Linphone:
             "add_missing_audio_codecs=0",
         ]
         for index, codec in enumerate(self.codecs):
-            lines += ["[audio_codec_{}]".format(index), "mime={}".format(codec),
-                      "rate={}".format(_CODEC_RATES.get(codec, 8000)),
-                      "channels={}".format(_CODEC_CHANNELS.get(codec, 1)), "enabled=1"]
+            lines += [
+                "[audio_codec_{}]".format(index),
+                "mime={}".format(codec),
+                "rate={}".format(_CODEC_RATES.get(codec, 8000)),
+                "channels={}".format(_CODEC_CHANNELS.get(codec, 1)),
+                "enabled=1",
+            ]
         return "\n".join(lines) + "\n"
 
     def start(self, timeout=15.0):
@@ -146,8 +173,15 @@ class Linphone:
         reader = os.open(self.fifo_path, os.O_RDONLY | os.O_NONBLOCK)
         self._fifo = os.open(self.fifo_path, os.O_WRONLY)
         os.set_blocking(reader, True)
-        self.process = subprocess.Popen(args, stdin=reader, stdout=self._console, stderr=subprocess.STDOUT,
-                                        env=env, cwd=self.workdir, start_new_session=True)
+        self.process = subprocess.Popen(
+            args,
+            stdin=reader,
+            stdout=self._console,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=self.workdir,
+            start_new_session=True,
+        )
         os.close(reader)
         self.command("soundcard use files")
         self._wait_listening(timeout)
@@ -203,8 +237,13 @@ class Linphone:
 
     def algorithms(self, timeout=10.0, start=0):
         """The negotiated algorithms from the log (after offset `start`), as ZRTP 4-character names."""
-        match = self.wait_for(r"Cipher: (\S+) - KeyAgreement: (\S+) - Hash: (\S+) - AuthTag: (\S+) - Sas Rendering: "
-                              r"(\S+)", timeout, "log", start)
+        match = self.wait_for(
+            r"Cipher: (\S+) - KeyAgreement: (\S+) - Hash: (\S+) - AuthTag: (\S+) - Sas Rendering: "
+            r"(\S+)",
+            timeout,
+            "log",
+            start,
+        )
         keys = ("cipher", "key_agreement", "hash", "auth_tag", "sas")
         return {k: _LOG_NAMES.get(v, v) for k, v in zip(keys, match.groups())}
 

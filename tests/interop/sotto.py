@@ -45,8 +45,9 @@ def environment(home):
 
 def start(args, home, stdout=subprocess.PIPE):
     """Start `sotto ARGS` in the background (end it with finish())."""
-    return subprocess.Popen(sotto_command(*args), cwd=ROOT, env=environment(home), stdout=stdout,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        sotto_command(*args), cwd=ROOT, env=environment(home), stdout=stdout, stderr=subprocess.PIPE, text=True
+    )
 
 
 def finish(process, timeout):

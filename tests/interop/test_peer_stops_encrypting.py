@@ -6,7 +6,6 @@ sockets), called by the real `sotto call`; two seconds into the secure call it s
 packets and sends plain RTP, as a peer that dropped its ZRTP session does.
 """
 
-
 import pytest
 
 from firmware.rtp.packet import build_rtp

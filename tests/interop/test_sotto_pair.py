@@ -27,20 +27,41 @@ def _tone_wav(path, rate=8000, seconds=1.0, freq=440):
 
 def _pair(tmp_path, caller_args, answer_args, name="a"):
     bob_port, alice_port = sotto.free_udp_port(), sotto.free_udp_port()
-    bob = sotto.start(["answer", "--listen", "127.0.0.1:{}".format(bob_port), "--timeout", "20",
-                       "--cache", str(tmp_path / "bob.cache"), *answer_args], tmp_path / "bob-home")
+    bob = sotto.start(
+        [
+            "answer",
+            "--listen",
+            "127.0.0.1:{}".format(bob_port),
+            "--timeout",
+            "20",
+            "--cache",
+            str(tmp_path / "bob.cache"),
+            *answer_args,
+        ],
+        tmp_path / "bob-home",
+    )
     sotto.wait_listening(bob_port, bob)
-    alice = sotto.start(["call", "sip:bob@127.0.0.1:{}".format(bob_port), "--listen",
-                         "127.0.0.1:{}".format(alice_port), "--timeout", "20", "--cache",
-                         str(tmp_path / "alice.cache"), *caller_args], tmp_path / "alice-home")
+    alice = sotto.start(
+        [
+            "call",
+            "sip:bob@127.0.0.1:{}".format(bob_port),
+            "--listen",
+            "127.0.0.1:{}".format(alice_port),
+            "--timeout",
+            "20",
+            "--cache",
+            str(tmp_path / "alice.cache"),
+            *caller_args,
+        ],
+        tmp_path / "alice-home",
+    )
     a = sotto.finish(alice, 30)
     b = sotto.finish(bob, 30)
     return a, b
 
 
 def test_zrtp_call_then_verified_on_the_next_call(tmp_path):
-    (rc_a, alice, err_a), (rc_b, bob, err_b) = _pair(tmp_path, ["--duration", "1", "--confirm-sas"],
-                                                     ["--confirm-sas"])
+    (rc_a, alice, err_a), (rc_b, bob, err_b) = _pair(tmp_path, ["--duration", "1", "--confirm-sas"], ["--confirm-sas"])
     assert rc_a == 0 and rc_b == 0, err_a + err_b
     for summary in (alice, bob):
         assert summary["result"] == "completed"
@@ -59,8 +80,18 @@ def test_zrtp_call_then_verified_on_the_next_call(tmp_path):
 
 
 def test_every_zrtp_preference_is_honoured(tmp_path):
-    prefs = ["--zrtp-key-agreements", "X448", "--zrtp-ciphers", "AES3", "--zrtp-hashes", "S384",
-             "--zrtp-auth-tags", "HS32", "--zrtp-sas", "B256"]
+    prefs = [
+        "--zrtp-key-agreements",
+        "X448",
+        "--zrtp-ciphers",
+        "AES3",
+        "--zrtp-hashes",
+        "S384",
+        "--zrtp-auth-tags",
+        "HS32",
+        "--zrtp-sas",
+        "B256",
+    ]
     (rc_a, alice, err_a), (rc_b, bob, _) = _pair(tmp_path, ["--duration", "0.5", *prefs], prefs)
     assert rc_a == 0 and rc_b == 0, err_a
     assert alice["zrtp"]["key_agreement"] == "X448"
@@ -75,21 +106,22 @@ def test_plain_and_sdes_calls_carry_the_audio(tmp_path, encryption):
     _tone_wav(source)
     recording = tmp_path / "heard.wav"
     (rc_a, alice, err_a), (rc_b, bob, err_b) = _pair(
-        tmp_path, ["--duration", "1.5", "--encryption", encryption, "--play", str(source), "--codecs", "PCMA"],
-        ["--encryption", encryption, "--record", str(recording)])
+        tmp_path,
+        ["--duration", "1.5", "--encryption", encryption, "--play", str(source), "--codecs", "PCMA"],
+        ["--encryption", encryption, "--record", str(recording)],
+    )
     assert rc_a == 0 and rc_b == 0, err_a + err_b
     assert alice["codec"] == bob["codec"] == "PCMA"
     assert alice["secure"] is (encryption == "sdes") and alice["sas"] is None
     with wave.open(str(recording)) as w:
         frames = w.readframes(w.getnframes())
-    samples = [int.from_bytes(frames[i:i + 2], "little", signed=True) for i in range(0, len(frames), 2)]
+    samples = [int.from_bytes(frames[i : i + 2], "little", signed=True) for i in range(0, len(frames), 2)]
     assert len(samples) > 8000  # more than a second of audio arrived
     assert max(abs(s) for s in samples) > 4000  # and it is the tone, not silence
 
 
 def test_secure_only_refuses_a_peer_without_zrtp(tmp_path):
-    (rc_a, alice, _), (rc_b, bob, _) = _pair(tmp_path, ["--duration", "1", "--secure-only"],
-                                             ["--encryption", "sdes"])
+    (rc_a, alice, _), (rc_b, bob, _) = _pair(tmp_path, ["--duration", "1", "--secure-only"], ["--encryption", "sdes"])
     # An SDES-only answerer cannot take a ZRTP offer without a=crypto: the call fails, never in clear.
     assert rc_a == 1
     assert alice["result"] in ("failed", "rejected")
@@ -100,13 +132,39 @@ def test_sip_over_tcp_from_the_configuration(tmp_path):
     config = tmp_path / "tcp.toml"
     config.write_text('[account]\ntransport = "tcp"\n')
     bob_port, alice_port = sotto.free_udp_port(), sotto.free_udp_port()
-    bob = sotto.start(["answer", "--config", str(config), "--listen", "127.0.0.1:{}".format(bob_port),
-                       "--timeout", "20", "--cache", str(tmp_path / "bob.cache")], tmp_path / "bob-home")
+    bob = sotto.start(
+        [
+            "answer",
+            "--config",
+            str(config),
+            "--listen",
+            "127.0.0.1:{}".format(bob_port),
+            "--timeout",
+            "20",
+            "--cache",
+            str(tmp_path / "bob.cache"),
+        ],
+        tmp_path / "bob-home",
+    )
     time.sleep(0.5)
-    rc_a, alice, err_a = sotto.run(["call", "sip:bob@127.0.0.1:{};transport=tcp".format(bob_port), "--config",
-                                    str(config), "--listen", "127.0.0.1:{}".format(alice_port), "--duration", "0.5",
-                                    "--timeout", "20", "--cache", str(tmp_path / "alice.cache")],
-                                   tmp_path / "alice-home", 30)
+    rc_a, alice, err_a = sotto.run(
+        [
+            "call",
+            "sip:bob@127.0.0.1:{};transport=tcp".format(bob_port),
+            "--config",
+            str(config),
+            "--listen",
+            "127.0.0.1:{}".format(alice_port),
+            "--duration",
+            "0.5",
+            "--timeout",
+            "20",
+            "--cache",
+            str(tmp_path / "alice.cache"),
+        ],
+        tmp_path / "alice-home",
+        30,
+    )
     rc_b, bob_summary, _ = sotto.finish(bob, 30)
     assert rc_a == 0 and rc_b == 0, err_a
     assert alice["secure"] and alice["sas"] == bob_summary["sas"]
@@ -116,12 +174,34 @@ def test_sigterm_hangs_up_politely_and_exits_0(tmp_path):
     import signal
 
     bob_port, alice_port = sotto.free_udp_port(), sotto.free_udp_port()
-    bob = sotto.start(["answer", "--listen", "127.0.0.1:{}".format(bob_port), "--timeout", "20",
-                       "--cache", str(tmp_path / "bob.cache")], tmp_path / "bob-home")
+    bob = sotto.start(
+        [
+            "answer",
+            "--listen",
+            "127.0.0.1:{}".format(bob_port),
+            "--timeout",
+            "20",
+            "--cache",
+            str(tmp_path / "bob.cache"),
+        ],
+        tmp_path / "bob-home",
+    )
     sotto.wait_listening(bob_port, bob)
-    alice = sotto.start(["call", "sip:bob@127.0.0.1:{}".format(bob_port), "--listen", "127.0.0.1:{}".format(alice_port),
-                         "--timeout", "20", "--cache", str(tmp_path / "alice.cache"), "--log-level", "info"],
-                        tmp_path / "alice-home")
+    alice = sotto.start(
+        [
+            "call",
+            "sip:bob@127.0.0.1:{}".format(bob_port),
+            "--listen",
+            "127.0.0.1:{}".format(alice_port),
+            "--timeout",
+            "20",
+            "--cache",
+            str(tmp_path / "alice.cache"),
+            "--log-level",
+            "info",
+        ],
+        tmp_path / "alice-home",
+    )
     deadline = time.monotonic() + 15
     seen = ""
     while "call secure" not in seen and time.monotonic() < deadline:
@@ -140,13 +220,34 @@ def test_a_reinvite_that_drops_zrtp_is_a_downgrade_alarm(tmp_path):
     import subprocess
 
     port = sotto.free_udp_port()
-    answer = sotto.start(["answer", "--listen", "127.0.0.1:{}".format(port), "--timeout", "20", "--cache",
-                          str(tmp_path / "bob.cache")], tmp_path / "home")
+    answer = sotto.start(
+        ["answer", "--listen", "127.0.0.1:{}".format(port), "--timeout", "20", "--cache", str(tmp_path / "bob.cache")],
+        tmp_path / "home",
+    )
     sotto.wait_listening(port, answer)
     scenario = sotto.ROOT / "tests" / "interop" / "scenarios" / "uac_zrtp_downgrade.xml"
-    sipp = subprocess.run(["sipp", "-sf", str(scenario), "127.0.0.1:{}".format(port), "-i", "127.0.0.1", "-p",
-                           str(sotto.free_udp_port()), "-m", "1", "-nostdin", "-timeout", "15", "-timeout_error"],
-                          capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    sipp = subprocess.run(
+        [
+            "sipp",
+            "-sf",
+            str(scenario),
+            "127.0.0.1:{}".format(port),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(sotto.free_udp_port()),
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "15",
+            "-timeout_error",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
     rc, summary, err = sotto.finish(answer, 30)
     assert sipp.returncode == 0, sipp.stdout[-2000:] + sipp.stderr[-2000:]
     assert summary["result"] == "completed" and summary["secure"] is False
@@ -159,9 +260,22 @@ def test_tcp_call_to_nobody_fails_fast_with_503(tmp_path):
     config.write_text('[account]\ntransport = "tcp"\n')
     nobody = sotto.free_udp_port()  # nothing listens on this TCP port either
     started = time.monotonic()
-    rc, summary, err = sotto.run(["call", "sip:bob@127.0.0.1:{};transport=tcp".format(nobody), "--config", str(config),
-                                  "--listen", "127.0.0.1:{}".format(sotto.free_udp_port()), "--timeout", "20",
-                                  "--cache", str(tmp_path / "c")], tmp_path / "home", 30)
+    rc, summary, err = sotto.run(
+        [
+            "call",
+            "sip:bob@127.0.0.1:{};transport=tcp".format(nobody),
+            "--config",
+            str(config),
+            "--listen",
+            "127.0.0.1:{}".format(sotto.free_udp_port()),
+            "--timeout",
+            "20",
+            "--cache",
+            str(tmp_path / "c"),
+        ],
+        tmp_path / "home",
+        30,
+    )
     assert rc == 1
     assert summary["result"] == "failed" and summary["sip_status"] == 503
     assert time.monotonic() - started < 10  # not Timer B's 32 s
@@ -171,14 +285,45 @@ def test_sdes_reinvite_answers_keep_the_keys_and_dropping_srtp_is_an_alarm(tmp_p
     import subprocess
 
     port = sotto.free_udp_port()
-    answer = sotto.start(["answer", "--encryption", "sdes", "--listen", "127.0.0.1:{}".format(port), "--timeout",
-                          "20", "--cache", str(tmp_path / "bob.cache")], tmp_path / "home")
+    answer = sotto.start(
+        [
+            "answer",
+            "--encryption",
+            "sdes",
+            "--listen",
+            "127.0.0.1:{}".format(port),
+            "--timeout",
+            "20",
+            "--cache",
+            str(tmp_path / "bob.cache"),
+        ],
+        tmp_path / "home",
+    )
     sotto.wait_listening(port, answer)
     scenario = sotto.ROOT / "tests" / "interop" / "scenarios" / "uac_sdes_reinvites.xml"
     # sipp checks that the answers to the first INVITE and to the hold re-INVITE carry our a=crypto line.
-    sipp = subprocess.run(["sipp", "-sf", str(scenario), "127.0.0.1:{}".format(port), "-i", "127.0.0.1", "-p",
-                           str(sotto.free_udp_port()), "-m", "1", "-nostdin", "-timeout", "15", "-timeout_error"],
-                          capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    sipp = subprocess.run(
+        [
+            "sipp",
+            "-sf",
+            str(scenario),
+            "127.0.0.1:{}".format(port),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(sotto.free_udp_port()),
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "15",
+            "-timeout_error",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
     rc, summary, err = sotto.finish(answer, 30)
     assert sipp.returncode == 0, sipp.stdout[-2000:] + sipp.stderr[-2000:]
     assert summary["result"] == "completed" and summary["secure"] is True
@@ -189,12 +334,27 @@ def test_sdes_reinvite_answers_keep_the_keys_and_dropping_srtp_is_an_alarm(tmp_p
 def test_in_call_actions_from_the_command_line(tmp_path):
     """--at (issue 12): confirm the SAS, hold and resume (a re-INVITE keeping a=zrtp-hash: no downgrade alarm on
     the far side), RFC 4733 DTMF, then hang up; every action's outcome is in the summary."""
-    actions = ["--at", "0.8:hold", "--at", "1.8:resume", "--at", "2.2:dtmf 12#", "--at", "3:confirm-sas",
-               "--at", "4:hangup"]
+    actions = [
+        "--at",
+        "0.8:hold",
+        "--at",
+        "1.8:resume",
+        "--at",
+        "2.2:dtmf 12#",
+        "--at",
+        "3:confirm-sas",
+        "--at",
+        "4:hangup",
+    ]
     (rc_a, alice, err_a), (rc_b, bob, err_b) = _pair(tmp_path, actions, ["--confirm-sas"])
     assert rc_a == 0 and rc_b == 0, err_a + err_b
     assert [(a["action"], a["result"]) for a in alice["actions"]] == [
-        ("hold", "ok"), ("resume", "ok"), ("dtmf 12#", "sent"), ("confirm-sas", "ok"), ("hangup", "ok")]
+        ("hold", "ok"),
+        ("resume", "ok"),
+        ("dtmf 12#", "sent"),
+        ("confirm-sas", "ok"),
+        ("hangup", "ok"),
+    ]
     assert alice["reason"] == "hung up (--at)" and bob["reason"] == "remote hangup"
     assert alice["secure"] and bob["secure"] and "alarms" not in bob and "alarms" not in alice
     assert bob["rtp"]["dtmf_received"] == "12#"
@@ -210,8 +370,9 @@ def test_a_zrtp_phone_and_a_phone_without_zrtp_talk_in_the_clear_loudly(tmp_path
     assert alice["alarms"] == ["not secure: peer has no ZRTP"]
     assert alice["rtp"]["sent"] >= 90 and alice["rtp"]["received"] >= 90  # from the first moment, both ways
     assert bob["rtp"]["received"] >= 90
-    (rc_a, alice, err_a), (rc_b, bob, err_b) = _pair(tmp_path, ["--duration", "1", "--secure-only"],
-                                                     ["--encryption", "none"])
+    (rc_a, alice, err_a), (rc_b, bob, err_b) = _pair(
+        tmp_path, ["--duration", "1", "--secure-only"], ["--encryption", "none"]
+    )
     assert rc_a == 1 and alice["result"] == "failed" and alice["reason"].startswith("not secure")
     assert alice["rtp"]["sent"] == 0  # secure_only: never a word in the clear
 
@@ -236,15 +397,42 @@ def test_a_dead_peer_ends_the_call_with_media_timeout(tmp_path):
     bob_port, alice_port = sotto.free_udp_port(), sotto.free_udp_port()
     bob_log = tmp_path / "bob.log"
     with open(bob_log, "w") as log:
-        bob = subprocess.Popen(sotto.sotto_command("answer", "--listen", "127.0.0.1:{}".format(bob_port), "--timeout",
-                                                   "30", "--log-level", "info", "--cache", str(tmp_path / "bob.cache")),
-                               cwd=sotto.ROOT, env=sotto.environment(tmp_path / "bob-home"),
-                               stdout=subprocess.DEVNULL, stderr=log)
+        bob = subprocess.Popen(
+            sotto.sotto_command(
+                "answer",
+                "--listen",
+                "127.0.0.1:{}".format(bob_port),
+                "--timeout",
+                "30",
+                "--log-level",
+                "info",
+                "--cache",
+                str(tmp_path / "bob.cache"),
+            ),
+            cwd=sotto.ROOT,
+            env=sotto.environment(tmp_path / "bob-home"),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     sotto.wait_listening(bob_port, bob)
     started = time.monotonic()
-    alice = sotto.start(["call", "sip:bob@127.0.0.1:{}".format(bob_port), "--listen", "127.0.0.1:{}".format(alice_port),
-                         "--timeout", "40", "--duration", "30", "--config", str(config), "--cache",
-                         str(tmp_path / "alice.cache")], tmp_path / "alice-home")
+    alice = sotto.start(
+        [
+            "call",
+            "sip:bob@127.0.0.1:{}".format(bob_port),
+            "--listen",
+            "127.0.0.1:{}".format(alice_port),
+            "--timeout",
+            "40",
+            "--duration",
+            "30",
+            "--config",
+            str(config),
+            "--cache",
+            str(tmp_path / "alice.cache"),
+        ],
+        tmp_path / "alice-home",
+    )
     while "call secure:" not in bob_log.read_text():  # the call is up and keyed: now the peer vanishes
         assert time.monotonic() < started + 20 and alice.poll() is None, bob_log.read_text()
         time.sleep(0.05)

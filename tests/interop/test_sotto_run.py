@@ -39,9 +39,23 @@ def test_echo_line_secure_then_verified(tmp_path):
     log = tmp_path / "display.jsonl"
     png = tmp_path / "png"
     port = sotto.free_udp_port()
-    rc, _summary, err = sotto.run(["run", "--board", "sim", "--listen", "127.0.0.1:{}".format(port), "--script",
-                                   str(script), "--display-log", str(log), "--display-png", str(png)],
-                                  tmp_path / "home", timeout=60)
+    rc, _summary, err = sotto.run(
+        [
+            "run",
+            "--board",
+            "sim",
+            "--listen",
+            "127.0.0.1:{}".format(port),
+            "--script",
+            str(script),
+            "--display-log",
+            str(log),
+            "--display-png",
+            str(png),
+        ],
+        tmp_path / "home",
+        timeout=60,
+    )
     assert rc == 0, err
     frames = [json.loads(line) for line in log.read_text().splitlines()]
     states = [frame["state"] for frame in frames]
@@ -65,8 +79,11 @@ def test_echo_line_secure_then_verified(tmp_path):
 def test_wait_timeout_fails_the_script(tmp_path):
     script = tmp_path / "script.txt"
     script.write_text("wait secure 0.5\nquit\n")
-    rc, _summary, err = sotto.run(["run", "--listen", "127.0.0.1:{}".format(sotto.free_udp_port()), "--script",
-                                   str(script)], tmp_path / "home", timeout=30)
+    rc, _summary, err = sotto.run(
+        ["run", "--listen", "127.0.0.1:{}".format(sotto.free_udp_port()), "--script", str(script)],
+        tmp_path / "home",
+        timeout=30,
+    )
     assert rc != 0
     assert "secure" in err
 
@@ -74,8 +91,11 @@ def test_wait_timeout_fails_the_script(tmp_path):
 def test_bad_script_line_is_one_clear_error(tmp_path):
     script = tmp_path / "script.txt"
     script.write_text("press 12a\n")
-    rc, _summary, err = sotto.run(["run", "--listen", "127.0.0.1:{}".format(sotto.free_udp_port()), "--script",
-                                   str(script)], tmp_path / "home", timeout=30)
+    rc, _summary, err = sotto.run(
+        ["run", "--listen", "127.0.0.1:{}".format(sotto.free_udp_port()), "--script", str(script)],
+        tmp_path / "home",
+        timeout=30,
+    )
     assert rc == 2
     assert err.strip().splitlines()[-1].startswith("sotto: ")
     assert "Traceback" not in err
@@ -93,9 +113,13 @@ def test_systemd_ready_and_watchdog_from_the_main_loop(tmp_path):
     script = tmp_path / "script.txt"
     script.write_text("wait idle 5\nsleep 1\nquit\n")
     env = dict(sotto.environment(tmp_path / "home"), NOTIFY_SOCKET=notify_path, WATCHDOG_USEC="200000")
-    process = subprocess.Popen(sotto.sotto_command("run", "--listen", "127.0.0.1:{}".format(sotto.free_udp_port()),
-                                                   "--script", str(script)),
-                               cwd=sotto.ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        sotto.sotto_command("run", "--listen", "127.0.0.1:{}".format(sotto.free_udp_port()), "--script", str(script)),
+        cwd=sotto.ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     messages = []
     try:
         while len([m for m in messages if m == b"WATCHDOG=1"]) < 3:
@@ -114,9 +138,21 @@ def test_a_corrupt_cache_is_moved_aside_and_shown_on_the_display(tmp_path):
     script = tmp_path / "script.txt"
     script.write_text("wait error 5\nquit\n")
     log = tmp_path / "display.jsonl"
-    rc, _summary, err = sotto.run(["run", "--listen", "127.0.0.1:{}".format(sotto.free_udp_port()), "--cache",
-                                   str(cache), "--script", str(script), "--display-log", str(log)],
-                                  tmp_path / "home", timeout=30)
+    rc, _summary, err = sotto.run(
+        [
+            "run",
+            "--listen",
+            "127.0.0.1:{}".format(sotto.free_udp_port()),
+            "--cache",
+            str(cache),
+            "--script",
+            str(script),
+            "--display-log",
+            str(log),
+        ],
+        tmp_path / "home",
+        timeout=30,
+    )
     assert rc == 0, err
     frames = [json.loads(line) for line in log.read_text().splitlines()]
     assert any(f["state"] == "error" and f["lines"][0] == "Trust cache lost" for f in frames)

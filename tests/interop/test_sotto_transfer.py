@@ -34,11 +34,33 @@ def test_linphone_transfers_the_phone_to_another_sotto(tmp_path):
     script.write_text(SCRIPT)
     log = tmp_path / "display.jsonl"
     phone_port, carol_port = sotto.free_udp_port(), sotto.free_udp_port()
-    carol = sotto.start(["answer", "--listen", "127.0.0.1:{}".format(carol_port), "--timeout", "60", "--cache",
-                         str(tmp_path / "carol.cache")], tmp_path / "carol-home")
+    carol = sotto.start(
+        [
+            "answer",
+            "--listen",
+            "127.0.0.1:{}".format(carol_port),
+            "--timeout",
+            "60",
+            "--cache",
+            str(tmp_path / "carol.cache"),
+        ],
+        tmp_path / "carol-home",
+    )
     with Linphone(tmp_path / "alice", sotto.free_udp_port(), sotto.free_udp_port(), user="alice") as alice:
-        phone = sotto.start(["run", "--board", "sim", "--listen", "127.0.0.1:{}".format(phone_port), "--script",
-                             str(script), "--display-log", str(log)], tmp_path / "home")
+        phone = sotto.start(
+            [
+                "run",
+                "--board",
+                "sim",
+                "--listen",
+                "127.0.0.1:{}".format(phone_port),
+                "--script",
+                str(script),
+                "--display-log",
+                str(log),
+            ],
+            tmp_path / "home",
+        )
         try:
             deadline = time.monotonic() + 20
             while not any(f["state"] == "idle" for f in _frames(log)) and time.monotonic() < deadline:

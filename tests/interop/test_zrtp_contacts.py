@@ -20,12 +20,36 @@ PREFIX = "new key for a verified contact"
 
 def _call(tmp_path, caller_cache, answer_cache, caller_args=(), answer_args=()):
     answer_port, caller_port = sotto.free_udp_port(), sotto.free_udp_port()
-    answerer = sotto.start(["answer", "--listen", "127.0.0.1:{}".format(answer_port), "--timeout", "20",
-                            "--cache", str(tmp_path / answer_cache), *answer_args], tmp_path / "answer-home")
+    answerer = sotto.start(
+        [
+            "answer",
+            "--listen",
+            "127.0.0.1:{}".format(answer_port),
+            "--timeout",
+            "20",
+            "--cache",
+            str(tmp_path / answer_cache),
+            *answer_args,
+        ],
+        tmp_path / "answer-home",
+    )
     time.sleep(0.5)
-    caller = sotto.start(["call", "sip:bob@127.0.0.1:{}".format(answer_port), "--listen",
-                          "127.0.0.1:{}".format(caller_port), "--timeout", "20", "--duration", "1",
-                          "--cache", str(tmp_path / caller_cache), *caller_args], tmp_path / "caller-home")
+    caller = sotto.start(
+        [
+            "call",
+            "sip:bob@127.0.0.1:{}".format(answer_port),
+            "--listen",
+            "127.0.0.1:{}".format(caller_port),
+            "--timeout",
+            "20",
+            "--duration",
+            "1",
+            "--cache",
+            str(tmp_path / caller_cache),
+            *caller_args,
+        ],
+        tmp_path / "caller-home",
+    )
     rc_c, caller_summary, err_c = sotto.finish(caller, 30)
     rc_a, answer_summary, err_a = sotto.finish(answerer, 30)
     assert rc_c == 0 and rc_a == 0, err_c[-2000:] + err_a[-2000:]
@@ -67,7 +91,8 @@ def test_a_verified_contact_with_a_fresh_zid_is_a_loud_alarm_on_both_ends(tmp_pa
     # Accepting Mallory's key deliberately (the trust button on that call) rebinds Bob's address.
     _call(tmp_path, "alice.cache", "mallory.cache", ["--confirm-sas"])
     mallory_cache = ZrtpCache.parse((tmp_path / "mallory.cache").read_bytes())
-    assert ZrtpCache.parse((tmp_path / "alice.cache").read_bytes()).contact_zid(
-        "sip:bob@127.0.0.1") == mallory_cache.zid
+    assert (
+        ZrtpCache.parse((tmp_path / "alice.cache").read_bytes()).contact_zid("sip:bob@127.0.0.1") == mallory_cache.zid
+    )
     alice5, _ = _call(tmp_path, "alice.cache", "bob.cache")
     assert len(_contact_alarms(alice5)) == 1

@@ -48,8 +48,20 @@ def _sotto_command(mode, cache, extra):
     args = [sys.executable, "-m", "firmware", mode]
     if mode == "call":
         args.append("sip:bob@127.0.0.1:{}".format(LINPHONE_SIP))
-    args += ["--listen", "127.0.0.1:{}".format(SOTTO_SIP), "--rtp-port", str(SOTTO_RTP), "--duration", "2",
-             "--timeout", "20", "--cache", str(cache), "--codecs", "PCMU"]
+    args += [
+        "--listen",
+        "127.0.0.1:{}".format(SOTTO_SIP),
+        "--rtp-port",
+        str(SOTTO_RTP),
+        "--duration",
+        "2",
+        "--timeout",
+        "20",
+        "--cache",
+        str(cache),
+        "--codecs",
+        "PCMU",
+    ]
     return args + SOTTO_ZRTP_ARGS + list(extra)
 
 
@@ -65,14 +77,14 @@ def _udp_port_open(port):
 
 
 def sotto_calls(linphone, cache, extra=()):
-    result = subprocess.run(_sotto_command("call", cache, extra), capture_output=True, text=True, timeout=40,
-                            cwd=ROOT)
+    result = subprocess.run(_sotto_command("call", cache, extra), capture_output=True, text=True, timeout=40, cwd=ROOT)
     return _summary(result)
 
 
 def linphone_calls(linphone, cache, extra=()):
-    process = subprocess.Popen(_sotto_command("answer", cache, extra), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    process = subprocess.Popen(
+        _sotto_command("answer", cache, extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+    )
     try:
         deadline = time.monotonic() + 15
         while not _udp_port_open(SOTTO_SIP):
@@ -102,8 +114,12 @@ def _check_against_linphone(summary, linphone, console_start, log_start=0):
     algorithms = linphone.algorithms(start=log_start)
     ours = summary["zrtp"]
     assert (ours["key_agreement"], ours["cipher"], ours["hash"], ours["auth_tag"], summary["sas_type"]) == (
-        algorithms["key_agreement"], algorithms["cipher"], algorithms["hash"], algorithms["auth_tag"],
-        algorithms["sas"])
+        algorithms["key_agreement"],
+        algorithms["cipher"],
+        algorithms["hash"],
+        algorithms["auth_tag"],
+        algorithms["sas"],
+    )
     return token
 
 
@@ -214,8 +230,11 @@ def _tone(path, seconds=3, rate=8000):
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(rate)
-        w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate)))
-                               for i in range(seconds * rate)))
+        w.writeframes(
+            b"".join(
+                struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate))) for i in range(seconds * rate)
+            )
+        )
 
 
 def _play_when_secure(linphone, path):
@@ -224,8 +243,11 @@ def _play_when_secure(linphone, path):
 
 
 @pytest.mark.parametrize("direction", sorted(DIRECTIONS))
-@pytest.mark.parametrize("suites", [{}, {"zrtp_key_agreements": ["X255"], "zrtp_ciphers": ["AES3"],
-                                          "zrtp_auth_tags": ["HS32"]}], ids=["DH3k-AES1-HS80", "X255-AES3-HS32"])
+@pytest.mark.parametrize(
+    "suites",
+    [{}, {"zrtp_key_agreements": ["X255"], "zrtp_ciphers": ["AES3"], "zrtp_auth_tags": ["HS32"]}],
+    ids=["DH3k-AES1-HS80", "X255-AES3-HS32"],
+)
 def test_srtp_keys_from_zrtp_carry_audio_both_ways(tmp_path, direction, suites):
     """The SRTP keys and salts handed to the media (our send = initiator's or responder's per role,
     §4.5.3) are the ones linphone uses: its packets authenticate here and ours there."""

@@ -90,16 +90,26 @@ class ZrtpPeer:
                 self.secure.append(event)
                 self.tx = context_from_params((event.send_profile, event.send_key, event.send_salt))
                 if not self.rx or self.rx[0][0] != len(self.secure):  # not already taken at ReceiveKeys
-                    self.rx.insert(0, (len(self.secure), context_from_params(
-                        (event.receive_profile, event.receive_key, event.receive_salt))))
+                    self.rx.insert(
+                        0,
+                        (
+                            len(self.secure),
+                            context_from_params((event.receive_profile, event.receive_key, event.receive_salt)),
+                        ),
+                    )
                     del self.rx[2:]
                 if self.next_send is None:
                     self.next_send = now
                     self.secure_at = now
             elif isinstance(event, ReceiveKeys):
                 # RFC 6189 §4.6: once our Confirm2 is out the responder may switch; be ready for its packets.
-                self.rx.insert(0, (len(self.secure) + 1, context_from_params(
-                    (event.receive_profile, event.receive_key, event.receive_salt))))
+                self.rx.insert(
+                    0,
+                    (
+                        len(self.secure) + 1,
+                        context_from_params((event.receive_profile, event.receive_key, event.receive_salt)),
+                    ),
+                )
                 del self.rx[2:]
             elif isinstance(event, (Alarm, Failed)):
                 self.problems.append(event)
@@ -130,16 +140,30 @@ def call_the_harness(tmp_path, peer, duration, after_secure, act):
             offer = sdp.remote_media(event.sdp)
             peer.remote = (offer.address, offer.port)
             peer.engine.set_peer_hello_hash(offer.zrtp_hash)
-            answer, _ = sdp.answer_offer(event.sdp, ["PCMU"], "127.0.0.1", peer.port,
-                                         zrtp_hash=peer.engine.hello_hash())
+            answer, _ = sdp.answer_offer(
+                event.sdp, ["PCMU"], "127.0.0.1", peer.port, zrtp_hash=peer.engine.hello_hash()
+            )
             sip.ua.answer(event.call_id, answer.to_bytes(), sip.now())
             peer.engine.start(sip.now())
 
     sip.on_event = on_event
-    process = sotto.start(["call", "sip:far@127.0.0.1:{}".format(sip.address[1]), "--listen",
-                           "127.0.0.1:{}".format(sotto.free_udp_port()), "--timeout", "25", "--duration",
-                           str(duration), "--codecs", "PCMU", "--cache", str(tmp_path / "sotto.cache")],
-                          tmp_path / "home")
+    process = sotto.start(
+        [
+            "call",
+            "sip:far@127.0.0.1:{}".format(sip.address[1]),
+            "--listen",
+            "127.0.0.1:{}".format(sotto.free_udp_port()),
+            "--timeout",
+            "25",
+            "--duration",
+            str(duration),
+            "--codecs",
+            "PCMU",
+            "--cache",
+            str(tmp_path / "sotto.cache"),
+        ],
+        tmp_path / "home",
+    )
     acted_at = None
     try:
         deadline = time.monotonic() + 30

@@ -24,8 +24,9 @@ PHONE_SIP, PHONE_RTP, HOST_SIP, HOST_RTP = 26060, 26100, 26070, 26200
 
 def _chroot_argv(root, argv):
     mounts = "mount --rbind /dev {r}/dev && mount -t proc proc {r}/proc && mount -t sysfs sys {r}/sys".format(r=root)
-    command = ("{} && exec chroot {} /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp LANG=C.UTF-8 "
-               "\"$@\"").format(mounts, root)
+    command = (
+        '{} && exec chroot {} /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp LANG=C.UTF-8 "$@"'
+    ).format(mounts, root)
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", command, "sh"] + list(argv)
 
 
@@ -38,8 +39,14 @@ def _udp_bound(port):
 
 def test_first_boot_installs_the_environment_on_aarch64_and_the_phone_goes_secure(tmp_path):
     deviceenv.check_binfmt()
-    done = subprocess.run([sys.executable, "-m", "tools.image.deviceenv", "--cache", CACHE], cwd=REPO,
-                          capture_output=True, text=True, timeout=3600, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.image.deviceenv", "--cache", CACHE],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     dist = done.stdout.strip().splitlines()[-1]
     root = deviceenv.build_chroot(CACHE)
@@ -56,11 +63,14 @@ def test_first_boot_installs_the_environment_on_aarch64_and_the_phone_goes_secur
             os.chmod(path, mode)
     shutil.copytree(dist, os.path.join(tree, payload.DIST_DIR))
 
-    code = ("import sys, time; sys.path.insert(0, '/opt/sotto'); from tools import firstboot; "
-            "t = time.monotonic(); firstboot.install_dependencies('/opt/sotto'); "
-            "print('first boot: %.1f s' % (time.monotonic() - t))")
-    done = subprocess.run(_chroot_argv(root, ["python3", "-c", code]), capture_output=True, text=True, timeout=600,
-                          check=False)
+    code = (
+        "import sys, time; sys.path.insert(0, '/opt/sotto'); from tools import firstboot; "
+        "t = time.monotonic(); firstboot.install_dependencies('/opt/sotto'); "
+        "print('first boot: %.1f s' % (time.monotonic() - t))"
+    )
+    done = subprocess.run(
+        _chroot_argv(root, ["python3", "-c", code]), capture_output=True, text=True, timeout=600, check=False
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "dependencies installed from the image" in done.stdout and "pip" not in done.stdout, done.stdout
     seconds = float(done.stdout.split("first boot: ")[1].split(" s")[0])
@@ -68,9 +78,25 @@ def test_first_boot_installs_the_environment_on_aarch64_and_the_phone_goes_secur
     assert seconds < 120
 
     answer = subprocess.Popen(
-        _chroot_argv(root, ["/opt/sotto/.venv/bin/sotto", "answer", "--listen", "127.0.0.1:{}".format(PHONE_SIP),
-                            "--rtp-port", str(PHONE_RTP), "--cache", "/tmp/phone-zrtp-cache", "--timeout", "150"]),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _chroot_argv(
+            root,
+            [
+                "/opt/sotto/.venv/bin/sotto",
+                "answer",
+                "--listen",
+                "127.0.0.1:{}".format(PHONE_SIP),
+                "--rtp-port",
+                str(PHONE_RTP),
+                "--cache",
+                "/tmp/phone-zrtp-cache",
+                "--timeout",
+                "150",
+            ],
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         # The aarch64 python starts slowly under emulation: wait until its SIP socket is bound.
         deadline = time.monotonic() + 120
@@ -79,15 +105,38 @@ def test_first_boot_installs_the_environment_on_aarch64_and_the_phone_goes_secur
             assert time.monotonic() < deadline, "the aarch64 phone did not bind its SIP port in 120 s"
             time.sleep(0.5)
         call = subprocess.run(
-            [sys.executable, "-m", "firmware", "call", "sip:phone@127.0.0.1:{}".format(PHONE_SIP), "--listen",
-             "127.0.0.1:{}".format(HOST_SIP), "--rtp-port", str(HOST_RTP), "--duration", "4", "--secure-only",
-             "--cache", str(tmp_path / "host-cache"), "--timeout", "120"],
-            cwd=REPO, capture_output=True, text=True, timeout=180, check=False)
+            [
+                sys.executable,
+                "-m",
+                "firmware",
+                "call",
+                "sip:phone@127.0.0.1:{}".format(PHONE_SIP),
+                "--listen",
+                "127.0.0.1:{}".format(HOST_SIP),
+                "--rtp-port",
+                str(HOST_RTP),
+                "--duration",
+                "4",
+                "--secure-only",
+                "--cache",
+                str(tmp_path / "host-cache"),
+                "--timeout",
+                "120",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
         try:
             out, err = answer.communicate(timeout=90)
         except subprocess.TimeoutExpired:
-            raise AssertionError("the aarch64 phone did not end its call: host said {}{}".format(
-                call.stdout[-1500:], call.stderr[-1500:])) from None
+            raise AssertionError(
+                "the aarch64 phone did not end its call: host said {}{}".format(
+                    call.stdout[-1500:], call.stderr[-1500:]
+                )
+            ) from None
     finally:
         if answer.poll() is None:
             answer.kill()
@@ -97,5 +146,9 @@ def test_first_boot_installs_the_environment_on_aarch64_and_the_phone_goes_secur
     assert host["secure"] and phone["secure"], (call.stderr[-2000:], err[-2000:])
     assert host["sas"] == phone["sas"]
     assert host["rtp"]["auth_failures"] == 0 and phone["rtp"]["auth_failures"] == 0
-    print("device env: call to secure: host {:.0f} ms, aarch64 phone {:.0f} ms, SAS {} on both".format(
-        host["zrtp"]["secure_ms"], phone["zrtp"]["secure_ms"], host["sas"]), flush=True)
+    print(
+        "device env: call to secure: host {:.0f} ms, aarch64 phone {:.0f} ms, SAS {} on both".format(
+            host["zrtp"]["secure_ms"], phone["zrtp"]["secure_ms"], host["sas"]
+        ),
+        flush=True,
+    )

@@ -75,10 +75,21 @@ ExecStart=/opt/sotto/.venv/bin/sotto run --config /etc/sotto/sotto.toml \
     --script /usr/local/share/virtual-pi/answer.script --display-log /var/lib/sotto/display.jsonl
 """
 # What `systemctl show sotto` must report in the guest: the shipped hardening is in force.
-SANDBOX = {"CapabilityBoundingSet": "", "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectProc": "invisible",
-           "RestrictNamespaces": "yes", "RestrictSUIDSGID": "yes", "ProtectClock": "yes", "ProtectHostname": "yes",
-           "ProtectKernelLogs": "yes", "DevicePolicy": "closed", "User": "sotto", "WatchdogUSec": "15s",
-           "Type": "notify"}
+SANDBOX = {
+    "CapabilityBoundingSet": "",
+    "NoNewPrivileges": "yes",
+    "ProtectSystem": "strict",
+    "ProtectProc": "invisible",
+    "RestrictNamespaces": "yes",
+    "RestrictSUIDSGID": "yes",
+    "ProtectClock": "yes",
+    "ProtectHostname": "yes",
+    "ProtectKernelLogs": "yes",
+    "DevicePolicy": "closed",
+    "User": "sotto",
+    "WatchdogUSec": "15s",
+    "Type": "notify",
+}
 
 
 def _need(tool, package):
@@ -107,15 +118,24 @@ def _debugfs_write(image, files, links=()):
             host = os.path.join(stage, "f{}".format(i))
             with open(host, "w", encoding="utf-8") as f:
                 f.write(text)
-            lines += ["rm " + path, "write {} {}".format(host, path), "sif {} mode 0100644".format(path),
-                      "sif {} uid 0".format(path), "sif {} gid 0".format(path)]
+            lines += [
+                "rm " + path,
+                "write {} {}".format(host, path),
+                "sif {} mode 0100644".format(path),
+                "sif {} uid 0".format(path),
+                "sif {} gid 0".format(path),
+            ]
         for path, target in links:
             lines += ["rm " + path, "symlink {} {}".format(path, target)]
         script = os.path.join(stage, "script")
         with open(script, "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
-        subprocess.run(["debugfs", "-w", "-f", script, "{}?offset={}".format(image, offset)],
-                       capture_output=True, timeout=120, check=True)
+        subprocess.run(
+            ["debugfs", "-w", "-f", script, "{}?offset={}".format(image, offset)],
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 
@@ -147,23 +167,34 @@ def test_kernel_has_no_gpio_or_i2c_simulators():
     image = virtualpi.build_base(CACHE)
     offset = virtualpi.partitions(image)[1][0]
     device = "{}?offset={}".format(image, offset)
-    listing = subprocess.run(["debugfs", "-R", "ls -p /boot", device], capture_output=True, text=True,
-                             timeout=60, check=True).stdout
-    config = sorted(line.split("/")[5] for line in listing.splitlines()
-                    if len(line.split("/")) >= 7 and line.split("/")[5].startswith("config-"))[-1]
-    text = subprocess.run(["debugfs", "-R", "cat /boot/" + config, device], capture_output=True, text=True,
-                          timeout=60, check=True).stdout
+    listing = subprocess.run(
+        ["debugfs", "-R", "ls -p /boot", device], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    config = sorted(
+        line.split("/")[5]
+        for line in listing.splitlines()
+        if len(line.split("/")) >= 7 and line.split("/")[5].startswith("config-")
+    )[-1]
+    text = subprocess.run(
+        ["debugfs", "-R", "cat /boot/" + config, device], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
     for option in ("CONFIG_GPIO_SIM", "CONFIG_GPIO_MOCKUP", "CONFIG_I2C_STUB"):
         assert "# {} is not set".format(option) in text, option
     assert "CONFIG_GPIO_CDEV=y" in text and "CONFIG_SND_USB_AUDIO=m" in text
 
 
 def test_virtual_pi_boots_the_image_and_takes_a_secure_call(tmp_path):
-    for tool, package in (("mmdebstrap", "mmdebstrap"), ("qemu-system-aarch64", "qemu-system-arm"),
-                          ("debugfs", "e2fsprogs"), ("mcopy", "mtools"), ("ip", "iproute2")):
+    for tool, package in (
+        ("mmdebstrap", "mmdebstrap"),
+        ("qemu-system-aarch64", "qemu-system-arm"),
+        ("debugfs", "e2fsprogs"),
+        ("mcopy", "mtools"),
+        ("ip", "iproute2"),
+    ):
         _need(tool, package)
-    assert os.path.exists("/proc/sys/fs/binfmt_misc/qemu-aarch64"), \
+    assert os.path.exists("/proc/sys/fs/binfmt_misc/qemu-aarch64"), (
         "binfmt_misc has no qemu-aarch64 entry (`make binfmt`, run by `make test-pi`, sets it up)"
+    )
     started = time.monotonic()
     times = {}
 
@@ -171,24 +202,40 @@ def test_virtual_pi_boots_the_image_and_takes_a_secure_call(tmp_path):
     _timed("base image (mmdebstrap, cached)", times, started)
 
     step = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "tools.image.deviceenv", "--cache", CACHE], cwd=REPO,
-                          capture_output=True, text=True, timeout=1500, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.image.deviceenv", "--cache", CACHE],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     dist = done.stdout.strip().splitlines()[-1]
     config = tmp_path / "phone.toml"
     config.write_text(PHONE_TOML)
     image = str(tmp_path / "sotto.img")
-    done = subprocess.run([sys.executable, "-m", "tools.image", "--base", base, "--out", image, "--config",
-                           str(config), "--dist", dist], cwd=REPO, capture_output=True, text=True, timeout=600,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.image", "--base", base, "--out", image, "--config", str(config), "--dist", dist],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     _timed("make image (environment cached)", times, step)
     with open(os.path.join(dist, "versions.txt"), encoding="utf-8") as f:
         print("virtual-pi: on the device:\n" + f.read(), flush=True)
-    _debugfs_write(image, [("/etc/systemd/system/sotto.service.d/virtual-pi.conf", BENCH_DROPIN),
-                           ("/usr/local/share/virtual-pi/answer.script", ANSWER_SCRIPT)],
-                   # The bench shell owns /dev/hvc0: no login prompt there.
-                   links=[("/etc/systemd/system/serial-getty@hvc0.service", "/dev/null")])
+    _debugfs_write(
+        image,
+        [
+            ("/etc/systemd/system/sotto.service.d/virtual-pi.conf", BENCH_DROPIN),
+            ("/usr/local/share/virtual-pi/answer.script", ANSWER_SCRIPT),
+        ],
+        # The bench shell owns /dev/hvc0: no login prompt there.
+        links=[("/etc/systemd/system/serial-getty@hvc0.service", "/dev/null")],
+    )
 
     netns = "sotto-vpi-{}".format(os.getpid())
     subprocess.run(["ip", "netns", "add", netns], check=True, timeout=30)
@@ -206,10 +253,10 @@ def test_virtual_pi_boots_the_image_and_takes_a_secure_call(tmp_path):
         _, journal = guest.sh("journalctl -b --no-pager -o cat -u sotto-firstboot", check=False)
         assert firstboot["ActiveState"] == "active", journal
         assert "dependencies installed from the image" in journal, journal
-        stamps = _show(guest, "sotto-firstboot", ["ExecMainStartTimestampMonotonic",
-                                                  "ExecMainExitTimestampMonotonic"])
-        first_boot = (int(stamps["ExecMainExitTimestampMonotonic"])
-                      - int(stamps["ExecMainStartTimestampMonotonic"])) / 1e6
+        stamps = _show(guest, "sotto-firstboot", ["ExecMainStartTimestampMonotonic", "ExecMainExitTimestampMonotonic"])
+        first_boot = (
+            int(stamps["ExecMainExitTimestampMonotonic"]) - int(stamps["ExecMainStartTimestampMonotonic"])
+        ) / 1e6
         times["first boot (sotto-firstboot.service)"] = first_boot
         print("virtual-pi: first boot: {:.1f} s".format(first_boot), flush=True)
         assert first_boot < 120, "first boot took {:.0f} s under emulation (the issue allows 2 min)".format(first_boot)
@@ -219,8 +266,11 @@ def test_virtual_pi_boots_the_image_and_takes_a_secure_call(tmp_path):
         ready = _wait_unit(guest, "sotto", ("active", "failed"), timeout=240)
         _, journal = guest.sh("journalctl -b --no-pager -o cat -u sotto", check=False)
         assert ready["ActiveState"] == "active" and ready["SubState"] == "running", journal
-        shown = _show(guest, "sotto", list(SANDBOX) + ["MainPID", "NRestarts", "SystemCallFilter",
-                                                       "ActiveEnterTimestampMonotonic"])
+        shown = _show(
+            guest,
+            "sotto",
+            list(SANDBOX) + ["MainPID", "NRestarts", "SystemCallFilter", "ActiveEnterTimestampMonotonic"],
+        )
         for key, value in SANDBOX.items():
             assert shown.get(key) == value, (key, shown.get(key))
         assert shown["SystemCallFilter"], "no system call filter in force"
@@ -232,28 +282,59 @@ def test_virtual_pi_boots_the_image_and_takes_a_secure_call(tmp_path):
         _, cards = guest.sh("aplay -l; arecord -l", check=False)
         print("virtual-pi: ALSA cards:\n" + cards, flush=True)
         code, out = guest.sh(
-            "cd /opt/sotto && runuser -u sotto -- /opt/sotto/.venv/bin/python -c \""
+            'cd /opt/sotto && runuser -u sotto -- /opt/sotto/.venv/bin/python -c "'
             "from audio import alsa; c, p = alsa.open_pair('default', 'default', 8000); "
             "[p.write(bytes(2 * p.period_samples)) for _ in range(10)]; data = [c.read() for _ in range(10)]; "
             "print('alsa', c.device, c.sample_rate, p.device, p.sample_rate, sum(map(len, data))); "
-            "c.close(); p.close()\"", check=False)
+            'c.close(); p.close()"',
+            check=False,
+        )
         assert code == 0 and "alsa default" in out, out
 
         # The call, from the namespace the guest's ports are forwarded into.
         step = time.monotonic()
         call = subprocess.run(
-            ["ip", "netns", "exec", netns, sys.executable, "-m", "firmware", "call",
-             "sip:phone@127.0.0.1:{}".format(SIP_PORT), "--listen", "127.0.0.1:{}".format(HOST_SIP_PORT),
-             "--rtp-port", str(HOST_RTP_PORT), "--public-address", SLIRP_HOST, "--codecs", "PCMU",
-             "--secure-only", "--duration", "4", "--timeout", "150"],
-            cwd=REPO, capture_output=True, text=True, timeout=200, check=False)
+            [
+                "ip",
+                "netns",
+                "exec",
+                netns,
+                sys.executable,
+                "-m",
+                "firmware",
+                "call",
+                "sip:phone@127.0.0.1:{}".format(SIP_PORT),
+                "--listen",
+                "127.0.0.1:{}".format(HOST_SIP_PORT),
+                "--rtp-port",
+                str(HOST_RTP_PORT),
+                "--public-address",
+                SLIRP_HOST,
+                "--codecs",
+                "PCMU",
+                "--secure-only",
+                "--duration",
+                "4",
+                "--timeout",
+                "150",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=200,
+            check=False,
+        )
         summary = json.loads(call.stdout.strip().splitlines()[-1]) if call.stdout.strip() else {}
         _, display = guest.sh("cat /var/lib/sotto/display.jsonl", check=False)
         assert summary.get("secure") is True, (call.stdout, call.stderr[-3000:], display[-3000:])
         secure_ms = summary["zrtp"]["secure_ms"]
         times["call to secure (zrtp secure_ms)"] = secure_ms / 1000
-        print("virtual-pi: call to secure: {:.0f} ms; call: {:.1f} s; rtp {}".format(
-            secure_ms, time.monotonic() - step, summary.get("rtp")), flush=True)
+        print(
+            "virtual-pi: call to secure: {:.0f} ms; call: {:.1f} s; rtp {}".format(
+                secure_ms, time.monotonic() - step, summary.get("rtp")
+            ),
+            flush=True,
+        )
         sas = summary["sas"]
         frames = [json.loads(line) for line in display.splitlines() if line.startswith("{")]
         secure_frames = [f for f in frames if f["state"] in ("secure", "verified")]

@@ -27,8 +27,21 @@ import time
 MIB = 1024 * 1024
 SUITE = "bookworm"
 # Raspberry Pi OS Lite's share of what the phone touches: systemd, udev, python3 3.11, ALSA, i2c-tools.
-BASE_PACKAGES = ("systemd", "systemd-sysv", "udev", "kmod", "dbus", "linux-image-arm64", "initramfs-tools",
-                 "python3", "libasound2", "alsa-utils", "i2c-tools", "iproute2", "procps")
+BASE_PACKAGES = (
+    "systemd",
+    "systemd-sysv",
+    "udev",
+    "kmod",
+    "dbus",
+    "linux-image-arm64",
+    "initramfs-tools",
+    "python3",
+    "libasound2",
+    "alsa-utils",
+    "i2c-tools",
+    "iproute2",
+    "procps",
+)
 # The initramfs only needs to find the virtio disk: a short list instead of MODULES=most, which takes
 # minutes under qemu-user.
 INITRAMFS_MODULES = ("virtio_pci", "virtio_blk", "ext4")
@@ -36,8 +49,9 @@ PARTUUID = "5e3da3da"
 BOOT_SIZE = 128 * MIB
 ROOT_EXTRA = 900 * MIB  # room for the phone's environment (archive and unpacked venv)
 FORMAT = "1"
-FAST_DPKG = ["--dpkgopt=force-unsafe-io"] + ["--dpkgopt=path-exclude=/usr/share/{}/*".format(d)
-                                             for d in ("man", "doc", "info", "locale")]
+FAST_DPKG = ["--dpkgopt=force-unsafe-io"] + [
+    "--dpkgopt=path-exclude=/usr/share/{}/*".format(d) for d in ("man", "doc", "info", "locale")
+]
 
 CONFIG_TXT = """\
 # For more options and information see
@@ -126,16 +140,19 @@ def _hooks():
         'echo MODULES=list > "$1/etc/initramfs-tools/conf.d/virtual-pi.conf"',
         'printf "{}\\n" > "$1/etc/initramfs-tools/modules.d/virtual-pi"'.format(modules),
     ]
-    fstab = ("proc /proc proc defaults 0 0\\n"
-             "PARTUUID={p}-01 /boot/firmware vfat defaults 0 2\\n"
-             "PARTUUID={p}-02 / ext4 defaults,noatime 0 1\\n").format(p=PARTUUID)
+    fstab = (
+        "proc /proc proc defaults 0 0\\n"
+        "PARTUUID={p}-01 /boot/firmware vfat defaults 0 2\\n"
+        "PARTUUID={p}-02 / ext4 defaults,noatime 0 1\\n"
+    ).format(p=PARTUUID)
     customize = [
         'printf "{}" > "$1/etc/fstab"'.format(fstab),
         'echo raspberrypi > "$1/etc/hostname"',
         'mkdir -p "$1/boot/firmware"',
         'echo snd_aloop > "$1/etc/modules-load.d/virtual-pi.conf"',
         # Raspberry Pi OS's groups for the hardware (the sotto user joins them); i2c-tools makes i2c.
-        'chroot "$1" groupadd -rf gpio', 'chroot "$1" groupadd -rf i2c',
+        'chroot "$1" groupadd -rf gpio',
+        'chroot "$1" groupadd -rf i2c',
     ]
     return essential, customize
 
@@ -157,8 +174,13 @@ def build_base(cache):
     try:
         root = os.path.join(work, "root")
         essential, customize = _hooks()
-        args = ["mmdebstrap", "--quiet", "--arch=arm64", "--variant=minbase",
-                "--include=" + ",".join(BASE_PACKAGES)] + FAST_DPKG
+        args = [
+            "mmdebstrap",
+            "--quiet",
+            "--arch=arm64",
+            "--variant=minbase",
+            "--include=" + ",".join(BASE_PACKAGES),
+        ] + FAST_DPKG
         args += ["--essential-hook=" + hook for hook in essential]
         args += ["--customize-hook=" + hook for hook in customize]
         started = time.monotonic()
@@ -167,8 +189,10 @@ def build_base(cache):
         _write(os.path.join(root, "usr/local/sbin/vpi-agent"), AGENT, 0o755)
         _write(os.path.join(root, "etc/systemd/system/vpi-agent.service"), AGENT_UNIT)
         os.makedirs(os.path.join(root, "etc/systemd/system/sysinit.target.wants"), exist_ok=True)
-        os.symlink("/etc/systemd/system/vpi-agent.service",
-                   os.path.join(root, "etc/systemd/system/sysinit.target.wants/vpi-agent.service"))
+        os.symlink(
+            "/etc/systemd/system/vpi-agent.service",
+            os.path.join(root, "etc/systemd/system/sysinit.target.wants/vpi-agent.service"),
+        )
         _write(os.path.join(root, "etc/asound.conf"), ASOUND_CONF)
         make_disk(work, root, image + ".partial")
         os.rename(image + ".partial", image)
@@ -186,7 +210,8 @@ def make_disk(work, root, image):
     with open(image, "wb") as f:
         f.truncate(root_start + root_size)
     table = "label: dos\nlabel-id: 0x{}\nstart={}, size={}, type=c\nstart={}, size={}, type=83\n".format(
-        PARTUUID, boot_start // 512, BOOT_SIZE // 512, root_start // 512, root_size // 512)
+        PARTUUID, boot_start // 512, BOOT_SIZE // 512, root_start // 512, root_size // 512
+    )
     _run(["sfdisk", "-q", image], input=table.encode())
     boot = os.path.join(work, "boot.img")
     with open(boot, "wb") as f:
@@ -201,8 +226,18 @@ def make_disk(work, root, image):
         f.truncate(root_size)
     _run(["mkfs.ext4", "-q", "-L", "rootfs", "-d", root, rootfs], timeout=600)
     for offset, part in ((boot_start, boot), (root_start, rootfs)):
-        _run(["dd", "if=" + part, "of=" + image, "bs=4M", "seek={}".format(offset), "oflag=seek_bytes",
-              "conv=notrunc,sparse"], timeout=600)
+        _run(
+            [
+                "dd",
+                "if=" + part,
+                "of=" + image,
+                "bs=4M",
+                "seek={}".format(offset),
+                "oflag=seek_bytes",
+                "conv=notrunc,sparse",
+            ],
+            timeout=600,
+        )
         os.unlink(part)
 
 
@@ -222,7 +257,7 @@ def extract_kernel(image, target_dir):
     kernels = sorted(n for n in names if n.startswith("vmlinuz-"))
     if not kernels:
         raise VirtualPiError("no /boot/vmlinuz-* in the image")
-    version = kernels[-1][len("vmlinuz-"):]
+    version = kernels[-1][len("vmlinuz-") :]
     found = []
     for name in ("vmlinuz-" + version, "initrd.img-" + version):
         path = os.path.join(target_dir, name)
@@ -252,21 +287,57 @@ class Guest:
     def start(self):
         kernel, initrd, _ = extract_kernel(self.image, self.workdir)
         fwd = "".join(",hostfwd={}:127.0.0.1:{}-:{}".format(p, h, g) for p, h, g in self.forwards)
-        args = ["qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-smp", str(self.cpus),
-                "-m", str(self.memory_mb), "-display", "none", "-monitor", "none", "-no-reboot",
-                "-kernel", kernel, "-initrd", initrd,
-                "-append", "root=PARTUUID={}-02 rootwait console=ttyAMA0 panic=-1 quiet".format(PARTUUID),
-                "-drive", "file={},format=raw,if=none,id=disk".format(self.image),
-                "-device", "virtio-blk-pci,drive=disk",
-                "-netdev", "user,id=net" + fwd, "-device", "virtio-net-pci,netdev=net",
-                "-audiodev", "none,id=snd", "-device", "qemu-xhci", "-device", "usb-audio,audiodev=snd",
-                "-chardev", "socket,id=agent,path={},server=on,wait=off".format(self.agent_path),
-                "-device", "virtio-serial-pci", "-device", "virtconsole,chardev=agent",
-                "-serial", "file:" + self.console]
+        args = [
+            "qemu-system-aarch64",
+            "-M",
+            "virt",
+            "-cpu",
+            "cortex-a72",
+            "-smp",
+            str(self.cpus),
+            "-m",
+            str(self.memory_mb),
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-no-reboot",
+            "-kernel",
+            kernel,
+            "-initrd",
+            initrd,
+            "-append",
+            "root=PARTUUID={}-02 rootwait console=ttyAMA0 panic=-1 quiet".format(PARTUUID),
+            "-drive",
+            "file={},format=raw,if=none,id=disk".format(self.image),
+            "-device",
+            "virtio-blk-pci,drive=disk",
+            "-netdev",
+            "user,id=net" + fwd,
+            "-device",
+            "virtio-net-pci,netdev=net",
+            "-audiodev",
+            "none,id=snd",
+            "-device",
+            "qemu-xhci",
+            "-device",
+            "usb-audio,audiodev=snd",
+            "-chardev",
+            "socket,id=agent,path={},server=on,wait=off".format(self.agent_path),
+            "-device",
+            "virtio-serial-pci",
+            "-device",
+            "virtconsole,chardev=agent",
+            "-serial",
+            "file:" + self.console,
+        ]
         self.started = time.monotonic()
-        self.process = subprocess.Popen(["ip", "netns", "exec", self.netns] + args, stdin=subprocess.DEVNULL,
-                                        stdout=open(os.path.join(self.workdir, "qemu.log"), "wb"),
-                                        stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            ["ip", "netns", "exec", self.netns] + args,
+            stdin=subprocess.DEVNULL,
+            stdout=open(os.path.join(self.workdir, "qemu.log"), "wb"),
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 30
         while not os.path.exists(self.agent_path):
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -294,8 +365,9 @@ class Guest:
         while marker not in self.buffer:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self.process.poll() is not None:
-                raise VirtualPiError("no {!r} from the guest within {:.0f} s; console:\n{}".format(
-                    marker, timeout, self.console_tail()))
+                raise VirtualPiError(
+                    "no {!r} from the guest within {:.0f} s; console:\n{}".format(marker, timeout, self.console_tail())
+                )
             self.sock.settimeout(min(remaining, 1.0))
             try:
                 data = self.sock.recv(65536)

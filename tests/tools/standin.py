@@ -48,10 +48,7 @@ ROOT_FILES = {
         "systemd-network:x:998:998:systemd Network Management:/:/usr/sbin/nologin\n"
         "pi:x:1000:1000:,,,:/home/pi:/bin/bash\n"
     ),
-    "etc/group": (
-        "root:x:0:\ndaemon:x:1:\naudio:x:29:pi\nshadow:x:42:\n"
-        "systemd-network:x:998:\npi:x:1000:\n"
-    ),
+    "etc/group": ("root:x:0:\ndaemon:x:1:\naudio:x:29:pi\nshadow:x:42:\nsystemd-network:x:998:\npi:x:1000:\n"),
     "etc/shadow": "root:*:19700:0:99999:7:::\ndaemon:*:19700:0:99999:7:::\npi:$y$j9T$x$y:19700:0:99999:7:::\n",
     "etc/gshadow": "root:*::\ndaemon:*::\naudio:*::pi\nshadow:*::\nsystemd-network:!*::\npi:!::\n",
 }
@@ -144,8 +141,13 @@ def fat_read(image, path):
     """A file from the boot partition with mcopy, or None."""
     offset = partition_offsets(image)[0][0]
     env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
-    done = subprocess.run(["mcopy", "-n", "-i", "{}@@{}".format(image, offset), "::" + path, "-"],
-                          capture_output=True, timeout=60, env=env, check=False)
+    done = subprocess.run(
+        ["mcopy", "-n", "-i", "{}@@{}".format(image, offset), "::" + path, "-"],
+        capture_output=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
     return done.stdout if done.returncode == 0 else None
 
 
@@ -158,8 +160,9 @@ def fat_names(image):
 def debugfs(image, command, offset=None):
     if offset is None:
         offset = partition_offsets(image)[1][0]
-    done = subprocess.run(["debugfs", "-R", command, "{}?offset={}".format(image, offset)],
-                          capture_output=True, timeout=60, check=False)
+    done = subprocess.run(
+        ["debugfs", "-R", command, "{}?offset={}".format(image, offset)], capture_output=True, timeout=60, check=False
+    )
     return done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace")
 
 
@@ -169,7 +172,9 @@ def ext_read(image, path):
         return None
     return subprocess.run(
         ["debugfs", "-R", "cat " + path, "{}?offset={}".format(image, partition_offsets(image)[1][0])],
-        capture_output=True, timeout=60, check=True,
+        capture_output=True,
+        timeout=60,
+        check=True,
     ).stdout
 
 

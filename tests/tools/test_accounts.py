@@ -36,8 +36,12 @@ def test_creates_user_group_and_memberships():
 def test_second_run_changes_nothing_and_keeps_ids():
     once, uid, gid = add()
     twice, uid2, gid2 = add(once)
-    assert (twice.passwd, twice.group, twice.shadow, twice.gshadow) == (once.passwd, once.group, once.shadow,
-                                                                         once.gshadow)
+    assert (twice.passwd, twice.group, twice.shadow, twice.gshadow) == (
+        once.passwd,
+        once.group,
+        once.shadow,
+        once.gshadow,
+    )
     assert (uid, gid) == (uid2, gid2)
 
 

@@ -15,8 +15,13 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def run(root, step):
-    return subprocess.run([sys.executable, str(REPO / "tools" / "firstboot.py"), step, "--root", str(root)],
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, str(REPO / "tools" / "firstboot.py"), step, "--root", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def add_user(root):
@@ -82,19 +87,30 @@ def _dist(tree, machine=None, python=None, imports=("json",)):
     dist.mkdir(parents=True)
     subprocess.run(["tar", "-cf", str(dist / "venv-test.tar"), "-C", str(work), ".venv"], check=True, timeout=120)
     (dist / "versions.txt").write_text("# test\n")
-    version = subprocess.run(["/usr/bin/python3", "-c", "import sys; print(sys.version.split()[0])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    deviceenv.write_manifest(str(dist), {"machine": machine or os.uname().machine, "python": python or version,
-                                         "imports": list(imports)})
+    version = subprocess.run(
+        ["/usr/bin/python3", "-c", "import sys; print(sys.version.split()[0])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    deviceenv.write_manifest(
+        str(dist), {"machine": machine or os.uname().machine, "python": python or version, "imports": list(imports)}
+    )
     return dist
 
 
 def _install(tree):
     # The system's python3 runs first boot on the device; the dev venv's python is another version.
-    code = ("import sys; sys.path.insert(0, {!r}); from tools import firstboot; "
-            "print(firstboot.install_dependencies({!r}))")
-    return subprocess.run(["/usr/bin/python3", "-c", code.format(str(REPO), str(tree))],
-                          capture_output=True, text=True, timeout=300, check=False)
+    code = (
+        "import sys; sys.path.insert(0, {!r}); from tools import firstboot; print(firstboot.install_dependencies({!r}))"
+    )
+    return subprocess.run(
+        ["/usr/bin/python3", "-c", code.format(str(REPO), str(tree))],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_deps_unpacks_the_venv_from_the_image_offline_then_stops(tmp_path):

@@ -33,14 +33,18 @@ def test_failure_line_reaches_an_ssd1306_oled(tmp_path):
     config = tmp_path / "sotto.toml"
     config.write_text('[board]\nname = "pi4-oled"\n')
     Recorder.opened = []
-    result = firstboot_display.show("First boot failed", "venv-aarch64.tar is damaged (checksum)", str(config),
-                                    open_device=Recorder, alert=True)
+    result = firstboot_display.show(
+        "First boot failed", "venv-aarch64.tar is damaged (checksum)", str(config), open_device=Recorder, alert=True
+    )
     assert result == "display: ssd1306 at 0x3c on i2c-1: First boot failed"
     (device,) = Recorder.opened
     assert (device.bus, device.address, device.closed) == (1, 0x3C, True)
     assert device.writes[0][0] == firstboot_display.CONTROL_COMMAND and device.writes[0][-1] == 0xAF  # display on
-    expected = screens.render_oled(screens.Screen(
-        "First boot failed", firstboot_display.wrap("venv-aarch64.tar is damaged (checksum)", 21), alert=True))
+    expected = screens.render_oled(
+        screens.Screen(
+            "First boot failed", firstboot_display.wrap("venv-aarch64.tar is damaged (checksum)", 21), alert=True
+        )
+    )
     assert _ssd1306_frame(device.writes) == expected
     assert all(len(w) <= 1 + firstboot_display.CHUNK or w[0] == 0 for w in device.writes)
 
@@ -70,5 +74,8 @@ def test_other_displays_and_errors_never_raise(tmp_path):
 
 def test_wrap_keeps_words_and_cuts_long_ones():
     assert firstboot_display.wrap("the image's environment is for armv7l", 21) == [
-        "the image's", "environment is for", "armv7l"]
+        "the image's",
+        "environment is for",
+        "armv7l",
+    ]
     assert firstboot_display.wrap("x" * 30, 21) == ["x" * 21, "x" * 9]

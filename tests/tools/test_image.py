@@ -32,7 +32,11 @@ def snapshot(directory):
 def build(base, out, *extra):
     return subprocess.run(
         [sys.executable, "-m", "tools.image", "--base", str(base), "--out", str(out), "--source", SOURCE, *extra],
-        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -133,32 +137,51 @@ def test_installed_tree_runs(built, tmp_path):
     """The tree copied into the image is complete: `python -m firmware --help` runs from it."""
     offset = standin.partition_offsets(built["out"])[1][0]
     device = "{}?offset={}".format(built["out"], offset)
-    subprocess.run(["debugfs", "-R", "rdump /opt/sotto {}".format(tmp_path), device],
-                   capture_output=True, timeout=60, check=True)
+    subprocess.run(
+        ["debugfs", "-R", "rdump /opt/sotto {}".format(tmp_path), device], capture_output=True, timeout=60, check=True
+    )
     tree = tmp_path / "sotto"
-    where = subprocess.run([sys.executable, "-c", "import firmware; print(firmware.__file__)"], cwd=tree,
-                           capture_output=True, text=True, timeout=60, check=True)
+    where = subprocess.run(
+        [sys.executable, "-c", "import firmware; print(firmware.__file__)"],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert where.stdout.strip() == str(tree / "firmware" / "__init__.py")  # the copy, not this checkout
-    done = subprocess.run([sys.executable, "-m", "firmware", "--help"], cwd=tree,
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "firmware", "--help"], cwd=tree, capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert "run" in done.stdout and "call" in done.stdout and "answer" in done.stdout
 
 
 def test_units_installed_and_enabled(built):
     for unit in payload.UNITS:
-        assert standin.ext_read(built["out"], "/etc/systemd/system/" + unit) == (
-            pathlib.Path(SOURCE) / "tools" / "systemd" / unit
-        ).read_bytes()
+        assert (
+            standin.ext_read(built["out"], "/etc/systemd/system/" + unit)
+            == (pathlib.Path(SOURCE) / "tools" / "systemd" / unit).read_bytes()
+        )
     for wants, unit in payload.ENABLED:
         link = standin.ext_stat(built["out"], "/etc/systemd/system/{}/{}".format(wants, unit))
         assert link is not None and link[0] == "symlink"
         assert link[4] == "/etc/systemd/system/" + unit
     service = standin.ext_read(built["out"], "/etc/systemd/system/sotto.service").decode()
-    for line in ("Restart=always", "Type=notify", "WatchdogSec=15", "ProtectSystem=strict", "PrivateTmp=yes",
-                 "NoNewPrivileges=yes", "ReadWritePaths=/var/lib/sotto", "LimitRTPRIO=50", "User=sotto",
-                 "ExecStart=/opt/sotto/.venv/bin/sotto run --config /etc/sotto/sotto.toml",
-                 "StandardOutput=journal", "WantedBy=multi-user.target"):
+    for line in (
+        "Restart=always",
+        "Type=notify",
+        "WatchdogSec=15",
+        "ProtectSystem=strict",
+        "PrivateTmp=yes",
+        "NoNewPrivileges=yes",
+        "ReadWritePaths=/var/lib/sotto",
+        "LimitRTPRIO=50",
+        "User=sotto",
+        "ExecStart=/opt/sotto/.venv/bin/sotto run --config /etc/sotto/sotto.toml",
+        "StandardOutput=journal",
+        "WantedBy=multi-user.target",
+    ):
         assert line in service.splitlines()
     assert standin.ext_read(built["out"], "/etc/modules-load.d/sotto.conf").decode().splitlines()[-1] == "i2c-dev"
 
@@ -182,8 +205,9 @@ def test_data_file_system_on_the_boot_partition(built, tmp_path):
 
 def test_root_file_system_is_consistent(built):
     offset = standin.partition_offsets(built["out"])[1][0]
-    check = subprocess.run(["e2fsck", "-fn", "{}?offset={}".format(built["out"], offset)],
-                           capture_output=True, timeout=60, check=False)
+    check = subprocess.run(
+        ["e2fsck", "-fn", "{}?offset={}".format(built["out"], offset)], capture_output=True, timeout=60, check=False
+    )
     assert check.returncode == 0, check.stdout
 
 
@@ -192,8 +216,14 @@ def test_building_over_its_own_output_changes_nothing(built):
     done = build(built["out"], again)
     assert done.returncode == 0, done.stderr
     assert standin.fat_read(str(again), "/config.txt").decode().splitlines().count("dtparam=i2c_arm=on") == 1
-    for path in ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow", "/opt/sotto/firmware/config.py",
-                 "/etc/systemd/system/sotto.service"):
+    for path in (
+        "/etc/passwd",
+        "/etc/group",
+        "/etc/shadow",
+        "/etc/gshadow",
+        "/opt/sotto/firmware/config.py",
+        "/etc/systemd/system/sotto.service",
+    ):
         assert standin.ext_read(str(again), path) == standin.ext_read(built["out"], path)
     for name in ("/config.txt", "/sotto.toml", "/sotto-data.img"):
         assert standin.fat_read(str(again), name) == standin.fat_read(built["out"], name)
@@ -223,11 +253,15 @@ def test_an_old_tree_is_replaced(built, tmp_path):
     note.write_text("old\n")
     units = sorted(os.listdir(pathlib.Path(SOURCE) / "tools/systemd"))
     lines = [
-        "mkdir /opt/sotto/old_module", "write {} /opt/sotto/old_module/gone.py",
-        "mkdir /opt/sotto/.venv", "write {} /opt/sotto/.venv/keep",
-        "rm /opt/sotto/firmware/config.py", "write {} /opt/sotto/firmware/config.py",
+        "mkdir /opt/sotto/old_module",
+        "write {} /opt/sotto/old_module/gone.py",
+        "mkdir /opt/sotto/.venv",
+        "write {} /opt/sotto/.venv/keep",
+        "rm /opt/sotto/firmware/config.py",
+        "write {} /opt/sotto/firmware/config.py",
         # a directory where the new tree has a file ...
-        "rm /opt/sotto/firmware/runtime/storage.py", "mkdir /opt/sotto/firmware/runtime/storage.py",
+        "rm /opt/sotto/firmware/runtime/storage.py",
+        "mkdir /opt/sotto/firmware/runtime/storage.py",
         "write {} /opt/sotto/firmware/runtime/storage.py/inner",
     ]
     # ... and a file where it has a directory
@@ -235,8 +269,13 @@ def test_an_old_tree_is_replaced(built, tmp_path):
     lines += ["rmdir /opt/sotto/tools/systemd", "write {} /opt/sotto/tools/systemd"]
     script = tmp_path / "script"
     script.write_text("\n".join(line.format(note) for line in lines) + "\n")
-    done = subprocess.run(["debugfs", "-w", "-f", str(script), "{}?offset={}".format(stale, offset)],
-                          capture_output=True, text=True, timeout=60, check=True)
+    done = subprocess.run(
+        ["debugfs", "-w", "-f", str(script), "{}?offset={}".format(stale, offset)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert done.stderr.strip().splitlines()[1:] == []  # only the version banner: the set-up happened
     out = tmp_path / "updated.img"
     done = build(stale, out)
@@ -272,7 +311,8 @@ def _wrong_types(path, base):
     with open(base, "rb") as src, open(path, "wb") as dst:
         dst.write(src.read())
     table = "label: dos\nstart={}, size={}, type=83\nstart={}, size={}, type=c\n".format(
-        standin.BOOT_START // 512, standin.BOOT_SIZE // 512, standin.ROOT_START // 512, standin.ROOT_SIZE // 512)
+        standin.BOOT_START // 512, standin.BOOT_SIZE // 512, standin.ROOT_START // 512, standin.ROOT_SIZE // 512
+    )
     standin.run(["sfdisk", "-q", "--no-reread", path], input=table.encode())
 
 

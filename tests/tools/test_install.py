@@ -39,7 +39,11 @@ def install(root, *extra):
     # The installer installs the tree it runs from: run the snapshot's copy of it.
     return subprocess.run(
         [sys.executable, "-m", "tools.install", "--root", str(root), *extra],
-        cwd=SOURCE, capture_output=True, text=True, timeout=120, check=False,
+        cwd=SOURCE,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -100,7 +104,8 @@ def test_install_puts_everything_in_place(installed):
     assert not (root / "opt/sotto/tests").exists()
     for unit in payload.UNITS:
         assert (root / "etc/systemd/system" / unit).read_bytes() == (
-            pathlib.Path(SOURCE) / "tools/systemd" / unit).read_bytes()
+            pathlib.Path(SOURCE) / "tools/systemd" / unit
+        ).read_bytes()
     for wants, unit in payload.ENABLED:
         link = root / "etc/systemd/system" / wants / unit
         assert os.readlink(link) == "/etc/systemd/system/" + unit
@@ -158,7 +163,7 @@ def test_update_replaces_the_tree_and_keeps_the_venv(installed):
 
 def test_uninstall_keeps_user_config_and_data_and_purge_removes_them(installed):
     config = installed / "etc/sotto/sotto.toml"
-    config.write_text("[board]\nname = \"sim\"\n")
+    config.write_text('[board]\nname = "sim"\n')
     done = install(installed, "--uninstall")
     assert done.returncode == 0, done.stderr
     assert not (installed / "opt/sotto").exists()
@@ -188,13 +193,24 @@ def test_same_result_as_the_image(tmp_path):
     out = image_dir / "sotto.img"
     built = subprocess.run(
         [sys.executable, "-m", "tools.image", "--base", base, "--out", str(out), "--source", SOURCE, "--board", "sim"],
-        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert built.returncode == 0, built.stderr
     root = make_root(tmp_path / "root")
     assert install(root, "--board", "sim").returncode == 0
-    for rel in ("etc/passwd", "etc/group", "etc/shadow", "etc/gshadow", "etc/systemd/system/sotto.service",
-                "etc/modules-load.d/sotto.conf", "opt/sotto/tools/install.py"):
+    for rel in (
+        "etc/passwd",
+        "etc/group",
+        "etc/shadow",
+        "etc/gshadow",
+        "etc/systemd/system/sotto.service",
+        "etc/modules-load.d/sotto.conf",
+        "opt/sotto/tools/install.py",
+    ):
         assert standin.ext_read(str(out), "/" + rel) == (root / rel).read_bytes(), rel
     for name in ("config.txt", "sotto.toml"):
         assert standin.fat_read(str(out), "/" + name) == (root / "boot/firmware" / name).read_bytes(), name
@@ -220,8 +236,7 @@ def test_on_a_running_system_systemd_is_reloaded_and_the_services_started(tmp_pa
 
     root = make_root(tmp_path / "root")
     calls = []
-    installer = Installer(str(root), source=SOURCE, log=lambda message: None,
-                          run=lambda argv: calls.append(argv) or 0)
+    installer = Installer(str(root), source=SOURCE, log=lambda message: None, run=lambda argv: calls.append(argv) or 0)
     installer.install(board="sim")
     assert calls == [
         ["systemctl", "daemon-reload"],
@@ -231,8 +246,10 @@ def test_on_a_running_system_systemd_is_reloaded_and_the_services_started(tmp_pa
     ]
     calls.clear()
     installer.uninstall()
-    assert calls == [["systemctl", "disable", "--now", "sotto.service", "sotto-firstboot.service"],
-                     ["systemctl", "daemon-reload"]]
+    assert calls == [
+        ["systemctl", "disable", "--now", "sotto.service", "sotto-firstboot.service"],
+        ["systemctl", "daemon-reload"],
+    ]
     failing = Installer(str(root), source=SOURCE, log=lambda message: None, run=lambda argv: 1)
     with pytest.raises(InstallError, match="systemctl daemon-reload failed"):
         failing.install(board="sim", start=False)
@@ -253,8 +270,14 @@ def test_an_update_bundle_installs_its_environment(tmp_path):
     unpacked.mkdir()
     subprocess.run(["tar", "-xf", str(bundle), "-C", str(unpacked)], check=True, timeout=60)
     root = make_root(tmp_path / "root")
-    done = subprocess.run([sys.executable, "-m", "tools.install", "--root", str(root), "--board", "sim"],
-                          cwd=str(unpacked / "sotto"), capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.install", "--root", str(root), "--board", "sim"],
+        cwd=str(unpacked / "sotto"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     installed_dist = root / "opt/sotto/dist"
     assert (installed_dist / "MANIFEST").read_bytes() == (dist / "MANIFEST").read_bytes()

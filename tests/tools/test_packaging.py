@@ -20,8 +20,13 @@ DEBIAN_WHEELS = "/usr/share/python-wheels"
 
 
 def _debian_setuptools():
-    done = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "python3-setuptools-whl"],
-                          capture_output=True, text=True, timeout=30, check=False)
+    done = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Version}", "python3-setuptools-whl"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert done.returncode == 0, "Debian package python3-setuptools-whl missing (make system-test installs it)"
     return done.stdout.split("-")[0]
 
@@ -70,6 +75,7 @@ def test_installs_with_debian_python_and_setuptools(tmp_path):
     # A regular install too: the package data (board files, default config) must be in it.
     _run([python, "-m", "pip", "uninstall", "-y", "sotto"], env=env)
     _run([python, "-m", "pip", "install", "--no-deps", "--no-build-isolation", str(source)], env=env)
-    site = _run([python, "-c", "import boards, os; print(os.path.dirname(boards.__file__))"],
-                cwd=str(tmp_path)).stdout.strip()
+    site = _run(
+        [python, "-c", "import boards, os; print(os.path.dirname(boards.__file__))"], cwd=str(tmp_path)
+    ).stdout.strip()
     assert "site-packages" in site and any(name.endswith(".toml") for name in os.listdir(site))

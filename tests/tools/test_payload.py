@@ -45,10 +45,22 @@ def test_keeps_windows_line_endings():
 
 
 config_lines = st.lists(
-    st.sampled_from([
-        "dtparam=i2c_arm=on", "dtparam=i2c_arm=off", "#dtparam=i2c_arm=on", "dtparam=i2c_arm", "dtparam=spi=on",
-        "[all]", "[cm4]", "[pi5]", "# comment", "", "  dtparam=i2c_arm=on  ", "arm_64bit=1",
-    ]),
+    st.sampled_from(
+        [
+            "dtparam=i2c_arm=on",
+            "dtparam=i2c_arm=off",
+            "#dtparam=i2c_arm=on",
+            "dtparam=i2c_arm",
+            "dtparam=spi=on",
+            "[all]",
+            "[cm4]",
+            "[pi5]",
+            "# comment",
+            "",
+            "  dtparam=i2c_arm=on  ",
+            "arm_64bit=1",
+        ]
+    ),
     max_size=12,
 )
 

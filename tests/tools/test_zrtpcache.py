@@ -79,8 +79,12 @@ def test_corrupt_or_missing_cache_exits_2(tmp_path, cache_file):
 
 
 def test_runs_as_module(cache_file):
-    result = subprocess.run([sys.executable, "-m", "tools.zrtpcache", "--cache", str(cache_file), "zid"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.zrtpcache", "--cache", str(cache_file), "zid"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0 and "fingerprint" in result.stdout
 
 
@@ -93,9 +97,14 @@ def test_a_directory_or_fifo_is_one_line_and_never_hangs(tmp_path, kind):
         path.mkdir()
     else:
         os.mkfifo(path)  # open() for reading blocks until a writer comes: it must not be opened blocking
-    result = subprocess.run([sys.executable, "-m", "tools.zrtpcache", "--cache", str(path), "list"],
-                            capture_output=True, text=True, timeout=20)
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.zrtpcache", "--cache", str(path), "list"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines() == ["zrtpcache: {}: not a cache file (a directory, FIFO or device)"
-                                                  .format(path)]
+    assert result.stderr.strip().splitlines() == [
+        "zrtpcache: {}: not a cache file (a directory, FIFO or device)".format(path)
+    ]

@@ -115,12 +115,16 @@ def _trimmed(pcm, rate):
     if len(loud) == 0:
         return pcm
     margin = rate // 20
-    return samples[max(0, loud[0] - margin): loud[-1] + margin].tobytes()
+    return samples[max(0, loud[0] - margin) : loud[-1] + margin].tobytes()
 
 
 def resampled_copy(source, path, rate):
-    subprocess.run(["sox", str(source), "-r", str(rate), "-c", "1", "-b", "16", str(path)], check=True,
-                   capture_output=True, timeout=60)
+    subprocess.run(
+        ["sox", str(source), "-r", str(rate), "-c", "1", "-b", "16", str(path)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return Path(path)
 
 
@@ -138,7 +142,7 @@ def score_recording(reference_wav, recording_wav, mode, skip_s=SKIP_S, max_delay
 
     rate = 8000 if mode == "nb" else 16000
     reference = _read_at(reference_wav, rate)
-    degraded = _read_at(recording_wav, rate)[int(skip_s * rate):]
+    degraded = _read_at(recording_wav, rate)[int(skip_s * rate) :]
     if len(degraded) < len(reference) // 2:
         raise RuntimeError("{}: only {:.1f} s recorded".format(recording_wav, len(degraded) / rate))
     ref, deg = align(reference, degraded, int(max_delay_s * rate))
@@ -159,8 +163,9 @@ def ceiling(speech16k, codec, mode, workdir):
 def _linphone(workdir, sip_port, rtp_port, user, codecs, encryption, auto_answer):
     from tests.interop.linphone import Linphone  # the interop tests' driver
 
-    return Linphone(workdir, sip_port, rtp_port, user=user, auto_answer=auto_answer, media_encryption=encryption,
-                    codecs=codecs)
+    return Linphone(
+        workdir, sip_port, rtp_port, user=user, auto_answer=auto_answer, media_encryption=encryption, codecs=codecs
+    )
 
 
 def _stop_process(process, timeout=5.0):
@@ -175,10 +180,20 @@ def _stop_process(process, timeout=5.0):
 
 def _sotto_call(uri, ports, workdir, args):
     env = dict(os.environ, PYTHONPATH=str(ROOT), XDG_DATA_HOME=str(Path(workdir) / "sotto-data"))
-    command = [sys.executable, "-m", "firmware", "call", uri, "--listen", "127.0.0.1:{}".format(ports.sotto_sip),
-               "--rtp-port", str(ports.sotto_rtp), "--cache", str(Path(workdir) / "sotto.cache")] + list(args)
-    return subprocess.Popen(command, cwd=str(ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "firmware",
+        "call",
+        uri,
+        "--listen",
+        "127.0.0.1:{}".format(ports.sotto_sip),
+        "--rtp-port",
+        str(ports.sotto_rtp),
+        "--cache",
+        str(Path(workdir) / "sotto.cache"),
+    ] + list(args)
+    return subprocess.Popen(command, cwd=str(ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _finish_sotto(process, timeout):
@@ -191,8 +206,9 @@ def _finish_sotto(process, timeout):
     try:
         return json.loads(out)
     except ValueError:
-        raise RuntimeError("sotto call printed no summary (exit {}): {}".format(process.returncode,
-                                                                            err[-1500:])) from None
+        raise RuntimeError(
+            "sotto call printed no summary (exit {}): {}".format(process.returncode, err[-1500:])
+        ) from None
 
 
 class CallResult:
@@ -214,9 +230,25 @@ def sotto_linphone_call(workdir, codec, speech, seconds, ports):
         bob.command("play {}".format(speech))
         bob.command("record {}".format(linphone_received))
         time.sleep(0.2)
-        process = _sotto_call(bob.uri, ports, workdir, [
-            "--encryption", "sdes", "--codecs", codec, "--play", str(speech), "--record", str(sotto_received),
-            "--duration", str(seconds), "--timeout", str(seconds + 15)])
+        process = _sotto_call(
+            bob.uri,
+            ports,
+            workdir,
+            [
+                "--encryption",
+                "sdes",
+                "--codecs",
+                codec,
+                "--play",
+                str(speech),
+                "--record",
+                str(sotto_received),
+                "--duration",
+                str(seconds),
+                "--timeout",
+                str(seconds + 15),
+            ],
+        )
         summary = _finish_sotto(process, seconds + 20)
         bob.wait_for(r"[Cc]all .*(ended|terminated)|End of call", timeout=5)
     if summary.get("result") != "completed":
@@ -229,8 +261,10 @@ def linphone_linphone_call(workdir, codec, speech, seconds, ports):
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     a_received, b_received = workdir / "a-received.wav", workdir / "b-received.wav"
-    with _linphone(workdir / "a", ports.lin_a_sip, ports.lin_a_rtp, "alice", [codec], "srtp", False) as alice, \
-            _linphone(workdir / "b", ports.lin_b_sip, ports.lin_b_rtp, "bob", [codec], "srtp", True) as bob:
+    with (
+        _linphone(workdir / "a", ports.lin_a_sip, ports.lin_a_rtp, "alice", [codec], "srtp", False) as alice,
+        _linphone(workdir / "b", ports.lin_b_sip, ports.lin_b_rtp, "bob", [codec], "srtp", True) as bob,
+    ):
         for phone, recording in ((alice, a_received), (bob, b_received)):
             phone.command("play {}".format(speech))
             phone.command("record {}".format(recording))
@@ -298,10 +332,25 @@ def cpu_call(workdir, speech, ports, settle_s=3.0, window_s=10.0):
         bob.command("play {}".format(speech))
         bob.command("record {}".format(workdir / "linphone-received.wav"))
         time.sleep(0.2)
-        process = _sotto_call(bob.uri, ports, workdir, [
-            "--encryption", "zrtp", "--codecs", "PCMU", "--play", str(speech),
-            "--record", str(workdir / "sotto-received.wav"), "--duration", str(duration),
-            "--timeout", str(duration + 15)])
+        process = _sotto_call(
+            bob.uri,
+            ports,
+            workdir,
+            [
+                "--encryption",
+                "zrtp",
+                "--codecs",
+                "PCMU",
+                "--play",
+                str(speech),
+                "--record",
+                str(workdir / "sotto-received.wav"),
+                "--duration",
+                str(duration),
+                "--timeout",
+                str(duration + 15),
+            ],
+        )
         try:
             bob.wait_for(r"fully encrypted", timeout=15)
             secure = time.monotonic()
@@ -317,11 +366,17 @@ def cpu_call(workdir, speech, ports, settle_s=3.0, window_s=10.0):
             raise
         summary = _finish_sotto(process, duration + 20)
     if summary.get("result") != "completed" or not summary.get("secure"):
-        raise RuntimeError("sotto call {} (secure {}): {}".format(summary.get("result"), summary.get("secure"),
-                                                                 summary.get("reason")))
-    return CpuResult(end[0] - start[0], end[1] - start[1], end[2] - start[2], summary,
-                     _thread_split(pids[0], threads_start[0], threads_end[0]),
-                     _thread_split(pids[1], threads_start[1], threads_end[1]))
+        raise RuntimeError(
+            "sotto call {} (secure {}): {}".format(summary.get("result"), summary.get("secure"), summary.get("reason"))
+        )
+    return CpuResult(
+        end[0] - start[0],
+        end[1] - start[1],
+        end[2] - start[2],
+        summary,
+        _thread_split(pids[0], threads_start[0], threads_end[0]),
+        _thread_split(pids[1], threads_start[1], threads_end[1]),
+    )
 
 
 _LOG_TIME = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d:\d{3})"
@@ -338,16 +393,24 @@ def linphone_zrtp_setup_ms(workdir, ports, calls=3):
     starting (INIT -> CALLING) to "All streams are encrypted"."""
     workdir = Path(workdir)
     figures = []
-    with _linphone(workdir / "a", ports.lin_a_sip, ports.lin_a_rtp, "alice", ["PCMU"], "zrtp", False) as alice, \
-            _linphone(workdir / "b", ports.lin_b_sip, ports.lin_b_rtp, "bob", ["PCMU"], "zrtp", True) as bob:
+    with (
+        _linphone(workdir / "a", ports.lin_a_sip, ports.lin_a_rtp, "alice", ["PCMU"], "zrtp", False) as alice,
+        _linphone(workdir / "b", ports.lin_b_sip, ports.lin_b_rtp, "bob", ["PCMU"], "zrtp", True) as bob,
+    ):
         for _ in range(calls):
             console_at, log_at = len(alice.console()), len(alice.log())
             alice.command("call {}".format(bob.uri))
             alice.wait_for(r"fully encrypted", timeout=10, start=console_at)
-            started = alice.wait_for(_LOG_TIME + r" belle-sip-message-Changing \[client\] \[INVITE\] transaction "
-                                     r"\[\w+\], from state \[INIT\] to \[CALLING\]", 5, "log", log_at)
-            secure = alice.wait_for(_LOG_TIME + r" liblinphone-message-All streams are encrypted", 5, "log",
-                                    started.end())
+            started = alice.wait_for(
+                _LOG_TIME + r" belle-sip-message-Changing \[client\] \[INVITE\] transaction "
+                r"\[\w+\], from state \[INIT\] to \[CALLING\]",
+                5,
+                "log",
+                log_at,
+            )
+            secure = alice.wait_for(
+                _LOG_TIME + r" liblinphone-message-All streams are encrypted", 5, "log", started.end()
+            )
             figures.append(_log_ms(secure.group(1)) - _log_ms(started.group(1)))
             time.sleep(0.3)
             alice.command("terminate")
@@ -366,8 +429,11 @@ def _attempt(label, func, *args):
     try:
         return func(*args)
     except Exception as exc:  # a bench prints what it could measure
-        print("    ({} failed: {}: {})".format(label, type(exc).__name__, str(exc).strip().splitlines()[0][:200]
-                                                if str(exc).strip() else ""))
+        print(
+            "    ({} failed: {}: {})".format(
+                label, type(exc).__name__, str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            )
+        )
         return None
 
 
@@ -384,23 +450,45 @@ def run():
         tmp = Path(tmp)
         speech = mixed_speech_wav(tmp / "speech-16000.wav", 16000)
         seconds = wav_seconds(speech)
-        print("  Speech: {:.1f} s, espeak-ng, {} sentences alternating a male (en-us) and a female (en-us+f3)"
-              " voice,".format(seconds, len(SENTENCES)))
-        print("  {:.1f} s of silence before; the same file (resampled by sox to the codec's rate) is played by"
-              " every".format(LEAD_SILENCE_S))
-        print("  sender. Scores: PESQ (P.862 nb / P.862.2 wb, PyPI pesq) of each recording from {:.1f} s on,"
-              " aligned.".format(SKIP_S))
-        print("  Calls over SDES-SRTP on 127.0.0.1; 'ceiling' = our codec alone on the file, no network. Load"
-              " average at start {:.2f} (2 shared cores).".format(os.getloadavg()[0]))
+        print(
+            "  Speech: {:.1f} s, espeak-ng, {} sentences alternating a male (en-us) and a female (en-us+f3)"
+            " voice,".format(seconds, len(SENTENCES))
+        )
+        print(
+            "  {:.1f} s of silence before; the same file (resampled by sox to the codec's rate) is played by"
+            " every".format(LEAD_SILENCE_S)
+        )
+        print(
+            "  sender. Scores: PESQ (P.862 nb / P.862.2 wb, PyPI pesq) of each recording from {:.1f} s on,"
+            " aligned.".format(SKIP_S)
+        )
+        print(
+            "  Calls over SDES-SRTP on 127.0.0.1; 'ceiling' = our codec alone on the file, no network. Load"
+            " average at start {:.2f} (2 shared cores).".format(os.getloadavg()[0])
+        )
         print("    codec mode  ceiling  sotto<-linphone  linphone<-sotto  linphone<-linphone (callee, caller)")
         for index, (codec, mode) in enumerate(CODECS):
             played = resampled_copy(speech, tmp / "speech-{}.wav".format(codec), LINPHONE_RATES[codec])
             call_seconds = wav_seconds(played) + SKIP_S + 0.8
             top = _attempt("ceiling", ceiling, speech, codec, mode, tmp)
-            result = _attempt("sotto/linphone call", sotto_linphone_call, tmp / "sl-{}".format(codec), codec,
-                              played, call_seconds, _block(index))
-            pair = _attempt("linphone/linphone call", linphone_linphone_call, tmp / "ll-{}".format(codec), codec,
-                            played, call_seconds, _block(4 + index))
+            result = _attempt(
+                "sotto/linphone call",
+                sotto_linphone_call,
+                tmp / "sl-{}".format(codec),
+                codec,
+                played,
+                call_seconds,
+                _block(index),
+            )
+            pair = _attempt(
+                "linphone/linphone call",
+                linphone_linphone_call,
+                tmp / "ll-{}".format(codec),
+                codec,
+                played,
+                call_seconds,
+                _block(4 + index),
+            )
             sotto_in = linphone_in = callee_in = caller_in = None
             if result is not None:
                 sotto_in = _attempt("score", score_recording, played, result.sotto_received, mode)
@@ -408,34 +496,61 @@ def run():
             if pair is not None:
                 caller_in = _attempt("score", score_recording, played, pair[0], mode)
                 callee_in = _attempt("score", score_recording, played, pair[1], mode)
-            print("    {:5s} {:4s}  {}     {}             {}             {}, {}".format(
-                codec, mode, _fmt(top), _fmt(sotto_in), _fmt(linphone_in), _fmt(callee_in), _fmt(caller_in)))
+            print(
+                "    {:5s} {:4s}  {}     {}             {}             {}, {}".format(
+                    codec, mode, _fmt(top), _fmt(sotto_in), _fmt(linphone_in), _fmt(callee_in), _fmt(caller_in)
+                )
+            )
             if result is not None:
                 rtp = result.summary.get("rtp", {})
-                print("          (sotto: received {} lost {} late {} concealed {} underruns {}, playout delay {} ms,"
-                      " jitter {} ms)".format(rtp.get("received"), rtp.get("lost"), rtp.get("late"),
-                                             rtp.get("concealed"), rtp.get("underruns"),
-                                             rtp.get("playout_delay_ms"), rtp.get("jitter_ms")))
+                print(
+                    "          (sotto: received {} lost {} late {} concealed {} underruns {}, playout delay {} ms,"
+                    " jitter {} ms)".format(
+                        rtp.get("received"),
+                        rtp.get("lost"),
+                        rtp.get("late"),
+                        rtp.get("concealed"),
+                        rtp.get("underruns"),
+                        rtp.get("playout_delay_ms"),
+                        rtp.get("jitter_ms"),
+                    )
+                )
         narrow = resampled_copy(speech, tmp / "speech-cpu.wav", 8000)
         print("  CPU, secure ZRTP PCMU call sotto call -> linphonec (both play the speech file and record), the same")
         print("  window for both, from 3 s after linphone shows 'fully encrypted' for 10 s (/proc/PID/stat):")
         cpu = _attempt("cpu call", cpu_call, tmp / "cpu", narrow, _block(8))
         if cpu is not None:
-            print("    sotto {:5.2f} % of one core ({:.2f} s)   linphonec {:5.2f} % ({:.2f} s)   ratio sotto/linphonec"
-                  " {:.2f}   (window {:.1f} s, clock tick {:.0f} ms)".format(
-                      cpu.percent(cpu.sotto_s), cpu.sotto_s, cpu.percent(cpu.linphone_s), cpu.linphone_s,
-                      cpu.sotto_s / cpu.linphone_s if cpu.linphone_s else float("inf"), cpu.window_s,
-                      1000.0 / os.sysconf("SC_CLK_TCK")))
+            print(
+                "    sotto {:5.2f} % of one core ({:.2f} s)   linphonec {:5.2f} % ({:.2f} s)   ratio sotto/linphonec"
+                " {:.2f}   (window {:.1f} s, clock tick {:.0f} ms)".format(
+                    cpu.percent(cpu.sotto_s),
+                    cpu.sotto_s,
+                    cpu.percent(cpu.linphone_s),
+                    cpu.linphone_s,
+                    cpu.sotto_s / cpu.linphone_s if cpu.linphone_s else float("inf"),
+                    cpu.window_s,
+                    1000.0 / os.sysconf("SC_CLK_TCK"),
+                )
+            )
             for name, split in (("sotto", cpu.sotto_threads), ("linphonec", cpu.linphone_threads)):
-                print("      {} by thread: main {:4.2f} %, others {}".format(
-                    name, cpu.percent(split[0]), ", ".join("{:4.2f} %".format(cpu.percent(d)) for d in split[1])
-                    or "idle"))
+                print(
+                    "      {} by thread: main {:4.2f} %, others {}".format(
+                        name,
+                        cpu.percent(split[0]),
+                        ", ".join("{:4.2f} %".format(cpu.percent(d)) for d in split[1]) or "idle",
+                    )
+                )
         print("  ZRTP setup, call start -> secure (DH3k, 127.0.0.1):")
         figures = _attempt("linphone zrtp calls", linphone_zrtp_setup_ms, tmp / "zrtp", _block(9))
         if figures:
-            print("    linphonec -> linphonec (caller's log, INVITE sent -> all streams encrypted): median {:.0f} ms"
-                  "  min {:.0f}  max {:.0f}  ({} calls)".format(_median(figures), min(figures), max(figures),
-                                                               len(figures)))
+            print(
+                "    linphonec -> linphonec (caller's log, INVITE sent -> all streams encrypted): median {:.0f} ms"
+                "  min {:.0f}  max {:.0f}  ({} calls)".format(
+                    _median(figures), min(figures), max(figures), len(figures)
+                )
+            )
         if cpu is not None and cpu.summary.get("zrtp"):
-            print("    sotto call -> linphonec (the CPU call's summary, secure_ms): {:.0f} ms; more calls and sotto ->"
-                  " sotto in the zrtp section".format(cpu.summary["zrtp"]["secure_ms"]))
+            print(
+                "    sotto call -> linphonec (the CPU call's summary, secure_ms): {:.0f} ms; more calls and sotto ->"
+                " sotto in the zrtp section".format(cpu.summary["zrtp"]["secure_ms"])
+            )

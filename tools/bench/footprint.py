@@ -53,19 +53,54 @@ def measure(codec="opus", seconds=8.0):
         script.write_text("wait ringing 30\nhook off\nwait secure 30\nsleep {}\nhangup\nquit\n".format(seconds))
         phone_port, caller_port = _free_port(), _free_port()
         phone = subprocess.Popen(
-            [sys.executable, "-m", "firmware", "run", "--board", "sim", "--listen", "127.0.0.1:{}".format(phone_port),
-             "--codecs", codec, "--script", str(script), "--cache", str(tmp / "phone.cache")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "firmware",
+                "run",
+                "--board",
+                "sim",
+                "--listen",
+                "127.0.0.1:{}".format(phone_port),
+                "--codecs",
+                codec,
+                "--script",
+                str(script),
+                "--cache",
+                str(tmp / "phone.cache"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         caller = None
         samples = []
         libraries = set()
         try:
             time.sleep(1.5)
             caller = subprocess.Popen(
-                [sys.executable, "-m", "firmware", "call", "sip:phone@127.0.0.1:{}".format(phone_port), "--listen",
-                 "127.0.0.1:{}".format(caller_port), "--codecs", codec, "--play", str(speech), "--duration",
-                 str(seconds + 2), "--timeout", str(seconds + 30), "--cache", str(tmp / "caller.cache")],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "firmware",
+                    "call",
+                    "sip:phone@127.0.0.1:{}".format(phone_port),
+                    "--listen",
+                    "127.0.0.1:{}".format(caller_port),
+                    "--codecs",
+                    codec,
+                    "--play",
+                    str(speech),
+                    "--duration",
+                    str(seconds + 2),
+                    "--timeout",
+                    str(seconds + 30),
+                    "--cache",
+                    str(tmp / "caller.cache"),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
             deadline = time.monotonic() + seconds + 40
             while phone.poll() is None and time.monotonic() < deadline:
                 rss = _rss_kb(phone.pid)
@@ -81,16 +116,27 @@ def measure(codec="opus", seconds=8.0):
                     process.kill()
                     process.wait(5)
     samples.sort()
-    heavy = sorted(name for name in ("numpy", "PIL", "luma", "openblas")
-                   if any(name.lower() in library.lower() for library in libraries))
-    return {"peak_mb": samples[-1] / 1024.0 if samples else None,
-            "median_mb": samples[len(samples) // 2] / 1024.0 if samples else None,
-            "secure": '"secure": true' in summary, "heavy_libraries": heavy}
+    heavy = sorted(
+        name
+        for name in ("numpy", "PIL", "luma", "openblas")
+        if any(name.lower() in library.lower() for library in libraries)
+    )
+    return {
+        "peak_mb": samples[-1] / 1024.0 if samples else None,
+        "median_mb": samples[len(samples) // 2] / 1024.0 if samples else None,
+        "secure": '"secure": true' in summary,
+        "heavy_libraries": heavy,
+    }
 
 
 def run():
     result = measure("opus")
-    print("  sotto run --board sim answering a secure Opus call (ZRTP, SRTP): VmRSS peak {:.1f} MB, median "
-          "{:.1f} MB, secure: {}, numpy/Pillow/luma mapped: {}".format(
-              result["peak_mb"] or 0.0, result["median_mb"] or 0.0, result["secure"],
-              ", ".join(result["heavy_libraries"]) or "none"))
+    print(
+        "  sotto run --board sim answering a secure Opus call (ZRTP, SRTP): VmRSS peak {:.1f} MB, median "
+        "{:.1f} MB, secure: {}, numpy/Pillow/luma mapped: {}".format(
+            result["peak_mb"] or 0.0,
+            result["median_mb"] or 0.0,
+            result["secure"],
+            ", ".join(result["heavy_libraries"]) or "none",
+        )
+    )

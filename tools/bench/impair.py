@@ -150,12 +150,33 @@ def impaired_call(pcm, rate, codec, loss=0.0, burst=1.0, jitter_ms=0.0, skew_ppm
     sender_clock, receiver_clock = _Clock(), _Clock()
     pt = PAYLOAD_TYPES[codec]
     address = ("127.0.0.1", 40000)
-    sender = MediaStream(wire, codec, pt, 101, _Source(rate), _Collector(rate), octets, remote=address,
-                         clock=sender_clock, wallclock=sender_clock, realtime=False)
+    sender = MediaStream(
+        wire,
+        codec,
+        pt,
+        101,
+        _Source(rate),
+        _Collector(rate),
+        octets,
+        remote=address,
+        clock=sender_clock,
+        wallclock=sender_clock,
+        realtime=False,
+    )
     sink = _Collector(rate)
-    receiver = MediaStream(_Wire(_Network(RandomLoss(0.0, rng), 0.0, 0.0, rng)), codec, pt, 101, _Source(rate), sink,
-                           octets, remote=("127.0.0.1", 40002), clock=receiver_clock, wallclock=receiver_clock,
-                           realtime=False)
+    receiver = MediaStream(
+        _Wire(_Network(RandomLoss(0.0, rng), 0.0, 0.0, rng)),
+        codec,
+        pt,
+        101,
+        _Source(rate),
+        sink,
+        octets,
+        remote=("127.0.0.1", 40002),
+        clock=receiver_clock,
+        wallclock=receiver_clock,
+        realtime=False,
+    )
     key_ab = ("AES_CM_128_HMAC_SHA1_80", octets(16), octets(14))
     key_ba = ("AES_CM_128_HMAC_SHA1_80", octets(16), octets(14))
     sender.set_keys(key_ab, key_ba)
@@ -194,8 +215,14 @@ def impaired_call(pcm, rate, codec, loss=0.0, burst=1.0, jitter_ms=0.0, skew_ppm
 
 def _playout_counters(stream):
     jitter = stream._jitter
-    return {"jb_dropped": jitter.dropped, "jb_underruns": jitter.underruns, "jb_lost": jitter.lost,
-            "jb_late": jitter.late, "jb_delay_ms": jitter.delay_ms, "stretched": getattr(stream, "stretched", 0)}
+    return {
+        "jb_dropped": jitter.dropped,
+        "jb_underruns": jitter.underruns,
+        "jb_lost": jitter.lost,
+        "jb_late": jitter.late,
+        "jb_delay_ms": jitter.delay_ms,
+        "stretched": getattr(stream, "stretched", 0),
+    }
 
 
 def impaired_pesq(reference_wav, codec, mode=None, **impairment):
@@ -245,8 +272,11 @@ def table(speech_wavs, jitter_ms=40.0, burst=1.0, seeds=(1,)):
     for codec in CODECS:
         scores = []
         for loss in LOSSES:
-            figures = [impaired_pesq(speech_wav, codec, loss=loss, burst=burst, jitter_ms=jitter_ms, seed=seed)[0]
-                       for seed in seeds for speech_wav in speech_wavs]
+            figures = [
+                impaired_pesq(speech_wav, codec, loss=loss, burst=burst, jitter_ms=jitter_ms, seed=seed)[0]
+                for seed in seeds
+                for speech_wav in speech_wavs
+            ]
             scores.append(sum(figures) / len(figures))
         rows[codec] = scores
     return rows
@@ -289,16 +319,19 @@ def run(plot_path="bench-pesq-loss.png"):
             for codec, scores in rows.items():
                 label = "Sotto {} ({})".format(codec, model)
                 lines[label] = scores
-                print("    {:16s}".format("{} {}".format(codec, "rand" if burst == 1.0 else "GE3"))
-                      + "".join("{:>10.2f}".format(score) for score in scores))
+                print(
+                    "    {:16s}".format("{} {}".format(codec, "rand" if burst == 1.0 else "GE3"))
+                    + "".join("{:>10.2f}".format(score) for score in scores)
+                )
         print("  one-way delay through the simulated path (codec, 10 ms network, playout buffer, resampling;")
         print("  no sound-card buffers), from the cross-correlation of sent and received speech:")
         for codec in CODECS:
             figures = []
             for jitter in (0.0, 40.0):
                 _, stats = impaired_pesq(speech, codec, jitter_ms=jitter, seed=1)
-                figures.append("{:5.1f} ms (playout buffer {:5.1f} ms)".format(stats["delay_ms"],
-                                                                            stats["playout_delay_ms"]))
+                figures.append(
+                    "{:5.1f} ms (playout buffer {:5.1f} ms)".format(stats["delay_ms"], stats["playout_delay_ms"])
+                )
             print("    {:5s} clean: {}   40 ms jitter: {}".format(codec, figures[0], figures[1]))
         if plot(lines, plot_path):
             print("  plot: {}".format(Path(plot_path).resolve()))
@@ -318,8 +351,7 @@ def main(argv):
     seed = int(argv[5]) if len(argv) > 5 else 1
     with tempfile.TemporaryDirectory() as tmp:
         speech = make_voice_wav(Path(tmp) / "speech.wav", 16000)
-        score, stats = impaired_pesq(speech, codec, loss=loss, burst=burst, jitter_ms=jitter, skew_ppm=skew,
-                                     seed=seed)
+        score, stats = impaired_pesq(speech, codec, loss=loss, burst=burst, jitter_ms=jitter, skew_ppm=skew, seed=seed)
     print("{:.3f} {}".format(score, stats))
     return 0
 

@@ -31,8 +31,12 @@ def _srtp_figures(count=20000):
 
     key, salt = os.urandom(32), os.urandom(14)
     print("  SRTP per 172-octet RTP packet (us):          protect  unprotect")
-    for profile in ("AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32", "AES_256_CM_HMAC_SHA1_80",
-                    "AES_256_CM_HMAC_SHA1_32"):
+    for profile in (
+        "AES_CM_128_HMAC_SHA1_80",
+        "AES_CM_128_HMAC_SHA1_32",
+        "AES_256_CM_HMAC_SHA1_80",
+        "AES_256_CM_HMAC_SHA1_32",
+    ):
         length = 32 if "256" in profile else 16
         tx = SrtpContext(profile, key[:length], salt)
         rx = SrtpContext(profile, key[:length], salt)
@@ -52,12 +56,16 @@ def _srtp_figures(count=20000):
     except ImportError:
         print("    libsrtp: pylibsrtp not installed")
         return
-    for profile, code in (("AES_CM_128_HMAC_SHA1_80", pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80),
-                          ("AES_CM_128_HMAC_SHA1_32", pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_32)):
-        tx = pylibsrtp.Session(pylibsrtp.Policy(key=key[:16] + salt, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
-                                                srtp_profile=code))
-        rx = pylibsrtp.Session(pylibsrtp.Policy(key=key[:16] + salt, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND,
-                                                srtp_profile=code))
+    for profile, code in (
+        ("AES_CM_128_HMAC_SHA1_80", pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80),
+        ("AES_CM_128_HMAC_SHA1_32", pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_32),
+    ):
+        tx = pylibsrtp.Session(
+            pylibsrtp.Policy(key=key[:16] + salt, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND, srtp_profile=code)
+        )
+        rx = pylibsrtp.Session(
+            pylibsrtp.Policy(key=key[:16] + salt, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND, srtp_profile=code)
+        )
         packets = [_rtp(i) for i in range(count)]
         started = time.perf_counter()
         protected = [tx.protect(p) for p in packets]
@@ -76,10 +84,16 @@ def _codec_figures():
     pcm = os.urandom(320)
     ulaw = g711.encode_ulaw(pcm)
     print("  codecs per 20 ms frame (us):")
-    print("    G.711 u-law encode {:7.2f}  decode {:7.2f}".format(
-        _per_call(lambda: g711.encode_ulaw(pcm), 20000), _per_call(lambda: g711.decode_ulaw(ulaw), 20000)))
-    print("    G.711 A-law encode {:7.2f}  decode {:7.2f}".format(
-        _per_call(lambda: g711.encode_alaw(pcm), 20000), _per_call(lambda: g711.decode_alaw(ulaw), 20000)))
+    print(
+        "    G.711 u-law encode {:7.2f}  decode {:7.2f}".format(
+            _per_call(lambda: g711.encode_ulaw(pcm), 20000), _per_call(lambda: g711.decode_ulaw(ulaw), 20000)
+        )
+    )
+    print(
+        "    G.711 A-law encode {:7.2f}  decode {:7.2f}".format(
+            _per_call(lambda: g711.encode_alaw(pcm), 20000), _per_call(lambda: g711.decode_alaw(ulaw), 20000)
+        )
+    )
     for name in ("G722", "opus"):
         try:
             codec = make_codec(name)
@@ -88,15 +102,22 @@ def _codec_figures():
             continue
         frame = bytes(codec.frame_samples * 2)
         payload = codec.encode(frame)
-        print("    {:5s} encode {:7.2f}  decode {:7.2f}  conceal {:7.2f}".format(
-            name, _per_call(lambda c=codec, f=frame: c.encode(f), 2000),
-            _per_call(lambda c=codec, p=payload: c.decode(p), 2000),
-            _per_call(lambda c=codec: c.conceal(c.frame_samples), 500)))
+        print(
+            "    {:5s} encode {:7.2f}  decode {:7.2f}  conceal {:7.2f}".format(
+                name,
+                _per_call(lambda c=codec, f=frame: c.encode(f), 2000),
+                _per_call(lambda c=codec, p=payload: c.decode(p), 2000),
+                _per_call(lambda c=codec: c.conceal(c.frame_samples), 500),
+            )
+        )
     codec = make_codec("PCMU")
     for _ in range(5):
         codec.decode(ulaw)
-    print("    G.711 concealment of one lost frame: {:7.2f}".format(
-        _per_call(lambda: (codec.conceal(160), codec.decode(ulaw)), 2000)))
+    print(
+        "    G.711 concealment of one lost frame: {:7.2f}".format(
+            _per_call(lambda: (codec.conceal(160), codec.decode(ulaw)), 2000)
+        )
+    )
 
 
 def _resample_figures():
@@ -107,9 +128,15 @@ def _resample_figures():
         fast = Resampler(source, target)
         pure = Resampler(source, target, use_numpy=False)
         frame = os.urandom(source // 50 * 2)
-        print("    {:5d} -> {:5d}  {:14.1f} {:13.1f}   ({} taps per output sample)".format(
-            source, target, _per_call(lambda r=fast, f=frame: r.process(f), 500),
-            _per_call(lambda r=pure, f=frame: r.process(f), 100), fast._taps))
+        print(
+            "    {:5d} -> {:5d}  {:14.1f} {:13.1f}   ({} taps per output sample)".format(
+                source,
+                target,
+                _per_call(lambda r=fast, f=frame: r.process(f), 500),
+                _per_call(lambda r=pure, f=frame: r.process(f), 100),
+                fast._taps,
+            )
+        )
 
 
 def _jitter_figures():
@@ -138,14 +165,37 @@ def _stream_cycle_figures(periods=1500):
     sink_sock.bind(("127.0.0.1", 0))
     sink_sock.setblocking(False)
     keys = ("AES_CM_128_HMAC_SHA1_80", os.urandom(16), os.urandom(14))
-    for codec, pt, rate in (("PCMU", 0, 8000), ("G722", 9, 16000), ("PCMU", 0, 48000), ("G722", 9, 48000),
-                            ("opus", 111, 48000)):
-        stream = MediaStream(sender, codec, pt, 101, SilentSource(rate, paced=False), NullSink(rate),
-                             os.urandom, remote=sink_sock.getsockname(), realtime=False)
+    for codec, pt, rate in (
+        ("PCMU", 0, 8000),
+        ("G722", 9, 16000),
+        ("PCMU", 0, 48000),
+        ("G722", 9, 48000),
+        ("opus", 111, 48000),
+    ):
+        stream = MediaStream(
+            sender,
+            codec,
+            pt,
+            101,
+            SilentSource(rate, paced=False),
+            NullSink(rate),
+            os.urandom,
+            remote=sink_sock.getsockname(),
+            realtime=False,
+        )
         stream.set_keys(keys, keys)
         # A peer's packets are fed in as received media, so every period also unprotects and plays.
-        peer = MediaStream(sender, codec, pt, 101, SilentSource(rate, paced=False), NullSink(rate),
-                           os.urandom, remote=sink_sock.getsockname(), realtime=False)
+        peer = MediaStream(
+            sender,
+            codec,
+            pt,
+            101,
+            SilentSource(rate, paced=False),
+            NullSink(rate),
+            os.urandom,
+            remote=sink_sock.getsockname(),
+            realtime=False,
+        )
         peer.set_keys(keys, keys)
         now = 0.0
         pcm = bytes(rate // 50 * 2)
@@ -163,8 +213,11 @@ def _stream_cycle_figures(periods=1500):
             stream._cycle(pcm, now)
             cost += time.perf_counter() - started
         per_period_us = cost / periods * 1e6
-        print("  MediaStream period ({:4s}, SRTP, {:5d} Hz devices): {:7.1f} us = {:.2f} % of one core".format(
-            codec, rate, per_period_us, per_period_us / 20000 * 100))
+        print(
+            "  MediaStream period ({:4s}, SRTP, {:5d} Hz devices): {:7.1f} us = {:.2f} % of one core".format(
+                codec, rate, per_period_us, per_period_us / 20000 * 100
+            )
+        )
     sender.close()
     sink_sock.close()
 

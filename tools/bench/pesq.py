@@ -38,18 +38,25 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-SENTENCES = ("The quick brown fox jumps over the lazy dog. Please call me back at half past seven. "
-             "Secure voice needs both people to read the short authentication string aloud.")
+SENTENCES = (
+    "The quick brown fox jumps over the lazy dog. Please call me back at half past seven. "
+    "Secure voice needs both people to read the short authentication string aloud."
+)
 
 
 def make_speech_wav(path, rate=16000, text=SENTENCES, voice="en-us"):
     path = Path(path)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "espeak.wav"
-        subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(raw), text], check=True,
-                       capture_output=True, timeout=60)
-        subprocess.run(["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(path)], check=True,
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            ["espeak-ng", "-v", voice, "-s", "150", "-w", str(raw), text], check=True, capture_output=True, timeout=60
+        )
+        subprocess.run(
+            ["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(path)],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
     return path
 
 
@@ -58,12 +65,17 @@ def make_voice_wav(path, rate=16000, text=SENTENCES, voice="slt"):
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "flite.wav"
         try:
-            subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(raw)], check=True, capture_output=True,
-                           timeout=60)
+            subprocess.run(
+                ["flite", "-voice", voice, "-t", text, "-o", str(raw)], check=True, capture_output=True, timeout=60
+            )
         except FileNotFoundError:
             raise RuntimeError("flite is not installed (Debian package flite; make venv-dev installs it)") from None
-        subprocess.run(["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(path)], check=True,
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            ["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(path)],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
     return path
 
 
@@ -122,8 +134,10 @@ def codec_chain(pcm16k, codec_name, loss=0.0, seed=1):
     out = []
     frame_bytes = 640  # 20 ms at 16 kHz
     pcm16k = pcm16k + bytes((-len(pcm16k)) % frame_bytes)
-    payloads = [codec.encode(to_codec.process(pcm16k[start : start + frame_bytes]))
-                for start in range(0, len(pcm16k), frame_bytes)]
+    payloads = [
+        codec.encode(to_codec.process(pcm16k[start : start + frame_bytes]))
+        for start in range(0, len(pcm16k), frame_bytes)
+    ]
     lost = [bool(loss) and rng.random() < loss for _ in payloads]
     for index, payload in enumerate(payloads):
         if lost[index]:
@@ -202,10 +216,26 @@ def loopback_call(reference_wav, recording_wav, codec, loss=0.0, jitter_s=0.0, s
     b.bind(("127.0.0.1", 0))
     key_ab = ("AES_CM_128_HMAC_SHA1_80", os.urandom(16), os.urandom(14))
     key_ba = ("AES_CM_128_HMAC_SHA1_80", os.urandom(16), os.urandom(14))
-    sender = MediaStream(a, codec, payload_types[codec], 101, WavSource(reference_wav, rate, loop=False),
-                         NullSink(rate), os.urandom, remote=b.getsockname())
-    receiver = MediaStream(b, codec, payload_types[codec], 101, SilentSource(rate), WavRecorder(recording_wav, rate),
-                           os.urandom, remote=a.getsockname())
+    sender = MediaStream(
+        a,
+        codec,
+        payload_types[codec],
+        101,
+        WavSource(reference_wav, rate, loop=False),
+        NullSink(rate),
+        os.urandom,
+        remote=b.getsockname(),
+    )
+    receiver = MediaStream(
+        b,
+        codec,
+        payload_types[codec],
+        101,
+        SilentSource(rate),
+        WavRecorder(recording_wav, rate),
+        os.urandom,
+        remote=a.getsockname(),
+    )
     sender.set_keys(key_ab, key_ba)
     receiver.set_keys(key_ba, key_ab)
     pumps = [_ImpairedPump(a, sender, 0.0, 0.0, seed), _ImpairedPump(b, receiver, loss, jitter_s, seed + 1)]
@@ -239,18 +269,33 @@ def run():
                 out = Path(tmp) / "{}-{}.wav".format(name, loss)
                 write_wav(out, 16000, codec_chain(pcm, name, loss))
                 figures.append(pesq_score(speech, out, mode))
-            print("    {:5s} {} clean {:.2f}   5 % random loss with concealment {:.2f}".format(
-                name, mode, figures[0], figures[1]))
+            print(
+                "    {:5s} {} clean {:.2f}   5 % random loss with concealment {:.2f}".format(
+                    name, mode, figures[0], figures[1]
+                )
+            )
         print("  PESQ through two MediaStreams over loopback SRTP, real time:")
         for name, mode in (("PCMU", "nb"), ("PCMA", "nb"), ("G722", "wb"), ("opus", "wb")):
             for loss, jitter in ((0.0, 0.0), (0.05, 0.04)):
                 out = Path(tmp) / "call-{}-{}.wav".format(name, loss)
                 stats = loopback_call(speech, out, name, loss, jitter)
-                print("    {:5s} {} loss {:2.0f} % jitter {:2.0f} ms: PESQ {:.2f}  playout delay {:5.1f} ms "
-                      "(target {:5.1f})  jitter {:5.1f} ms  lost {} late {} concealed {} underruns {}".format(
-                          name, mode, loss * 100, jitter * 1000, pesq_score(speech, out, mode),
-                          stats["playout_delay_ms"], stats["target_delay_ms"], stats["jitter_ms"], stats["lost"],
-                          stats["late"], stats["concealed"], stats["underruns"]))
+                print(
+                    "    {:5s} {} loss {:2.0f} % jitter {:2.0f} ms: PESQ {:.2f}  playout delay {:5.1f} ms "
+                    "(target {:5.1f})  jitter {:5.1f} ms  lost {} late {} concealed {} underruns {}".format(
+                        name,
+                        mode,
+                        loss * 100,
+                        jitter * 1000,
+                        pesq_score(speech, out, mode),
+                        stats["playout_delay_ms"],
+                        stats["target_delay_ms"],
+                        stats["jitter_ms"],
+                        stats["lost"],
+                        stats["late"],
+                        stats["concealed"],
+                        stats["underruns"],
+                    )
+                )
 
 
 def main(argv):

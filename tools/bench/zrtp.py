@@ -67,12 +67,17 @@ def run():
     for name in ("DH3k", "DH2k", "EC25", "EC38", "X255", "X448"):
         setup_once(name)  # warm up
         samples = sorted(setup_once(name) for _ in range(15))
-        print("    {:<5} median {:6.2f} ms   min {:6.2f}   max {:6.2f}".format(
-            name, samples[len(samples) // 2], samples[0], samples[-1]))
+        print(
+            "    {:<5} median {:6.2f} ms   min {:6.2f}   max {:6.2f}".format(
+                name, samples[len(samples) // 2], samples[0], samples[-1]
+            )
+        )
     figures = sorted(f for f in sotto_to_sotto() if f is not None)
     if figures:
-        print("  sotto call -> sotto answer (127.0.0.1), call start -> secure: median {:.1f} ms  min {:.1f}  max {:.1f}"
-              .format(figures[len(figures) // 2], figures[0], figures[-1]))
+        print(
+            "  sotto call -> sotto answer (127.0.0.1), call start -> secure: "
+            "median {:.1f} ms  min {:.1f}  max {:.1f}".format(figures[len(figures) // 2], figures[0], figures[-1])
+        )
     else:
         print("  sotto call -> sotto answer: no call became secure")
     figures = against_linphone()
@@ -81,8 +86,10 @@ def run():
     else:
         done = sorted(f for f in figures if f is not None)
         if done:
-            print("  sotto call -> linphonec (DH3k), call start -> secure: median {:.1f} ms  min {:.1f}  max {:.1f}"
-                  "  ({} of {} calls secure)".format(done[len(done) // 2], done[0], done[-1], len(done), len(figures)))
+            print(
+                "  sotto call -> linphonec (DH3k), call start -> secure: median {:.1f} ms  min {:.1f}  max {:.1f}"
+                "  ({} of {} calls secure)".format(done[len(done) // 2], done[0], done[-1], len(done), len(figures))
+            )
         else:
             print("  sotto call -> linphonec: no call became secure")
     print("  Key agreement, keygen + agree on one side:")
@@ -99,8 +106,17 @@ def run():
     print("    pow   {:8.1f} us".format(_per_call(lambda: pow(2, exponent, prime), 20) * 1e6))
     print("  Messages (encode+frame / decode+CRC check):")
     h = os.urandom(32)
-    hello = messages.Hello("1.10", "Sotto", h, os.urandom(12), ["S256", "S384"], ["AES1", "AES3"],
-                           ["HS80", "HS32"], ["DH3k", "X255"], ["B32", "B256"])
+    hello = messages.Hello(
+        "1.10",
+        "Sotto",
+        h,
+        os.urandom(12),
+        ["S256", "S384"],
+        ["AES1", "AES3"],
+        ["HS80", "HS32"],
+        ["DH3k", "X255"],
+        ["B32", "B256"],
+    )
     dh = messages.DHPart(1, h, b"1" * 8, b"2" * 8, b"3" * 8, b"4" * 8, os.urandom(384))
     for label, build in (("Hello", lambda: hello.encode(h)), ("DHPart1 DH3k", lambda: dh.encode(h))):
         packet = messages.encode_packet(1, 2, build())
@@ -110,9 +126,12 @@ def run():
     body = messages.ConfirmBody(h, True)
     key, mackey, iv = os.urandom(16), os.urandom(32), os.urandom(16)
     confirm = messages.seal_confirm(1, body, "S256", key, mackey, iv)
-    print("    Confirm       seal   {:7.1f} us   open   {:7.1f} us".format(
-        _per_call(lambda: messages.seal_confirm(1, body, "S256", key, mackey, iv), 200) * 1e6,
-        _per_call(lambda: messages.open_confirm(confirm, "S256", key, mackey), 200) * 1e6))
+    print(
+        "    Confirm       seal   {:7.1f} us   open   {:7.1f} us".format(
+            _per_call(lambda: messages.seal_confirm(1, body, "S256", key, mackey, iv), 200) * 1e6,
+            _per_call(lambda: messages.open_confirm(confirm, "S256", key, mackey), 200) * 1e6,
+        )
+    )
     print("    KDF (S256)    {:7.1f} us".format(_per_call(lambda: kdf.kdf("S256", h, b"SAS", h * 2, 32), 500) * 1e6))
 
 
@@ -128,10 +147,30 @@ def against_linphone(calls=5):
         with Linphone(os.path.join(workdir, "bob"), 17260, 17270, user="bob", auto_answer=True) as linphone:
             for _ in range(calls):
                 result = subprocess.run(
-                    [sys.executable, "-m", "firmware", "call", linphone.uri, "--listen", "127.0.0.1:17280",
-                     "--rtp-port", "17290", "--duration", "0.3", "--timeout", "15", "--codecs", "PCMU",
-                     "--cache", os.path.join(workdir, "cache")],
-                    capture_output=True, text=True, timeout=40, cwd=root)
+                    [
+                        sys.executable,
+                        "-m",
+                        "firmware",
+                        "call",
+                        linphone.uri,
+                        "--listen",
+                        "127.0.0.1:17280",
+                        "--rtp-port",
+                        "17290",
+                        "--duration",
+                        "0.3",
+                        "--timeout",
+                        "15",
+                        "--codecs",
+                        "PCMU",
+                        "--cache",
+                        os.path.join(workdir, "cache"),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=40,
+                    cwd=root,
+                )
                 try:
                     summary = json.loads(result.stdout)
                     figures.append(summary["zrtp"]["secure_ms"])
@@ -155,17 +194,47 @@ def sotto_to_sotto(calls=3):
         for _ in range(calls):
             common = ["--duration", "0.3", "--timeout", "15", "--codecs", "PCMU"]
             answer = subprocess.Popen(
-                [sys.executable, "-m", "firmware", "answer", "--listen", "127.0.0.1:17250", "--rtp-port", "17252",
-                 "--cache", os.path.join(workdir, "b")] + common,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=root)
+                [
+                    sys.executable,
+                    "-m",
+                    "firmware",
+                    "answer",
+                    "--listen",
+                    "127.0.0.1:17250",
+                    "--rtp-port",
+                    "17252",
+                    "--cache",
+                    os.path.join(workdir, "b"),
+                ]
+                + common,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                cwd=root,
+            )
             try:
                 deadline = time.monotonic() + 10
                 while not _udp_port_open(17250) and time.monotonic() < deadline:
                     time.sleep(0.05)
                 result = subprocess.run(
-                    [sys.executable, "-m", "firmware", "call", "sip:b@127.0.0.1:17250", "--listen", "127.0.0.1:17254",
-                     "--rtp-port", "17256", "--cache", os.path.join(workdir, "a")] + common,
-                    capture_output=True, text=True, timeout=40, cwd=root)
+                    [
+                        sys.executable,
+                        "-m",
+                        "firmware",
+                        "call",
+                        "sip:b@127.0.0.1:17250",
+                        "--listen",
+                        "127.0.0.1:17254",
+                        "--rtp-port",
+                        "17256",
+                        "--cache",
+                        os.path.join(workdir, "a"),
+                    ]
+                    + common,
+                    capture_output=True,
+                    text=True,
+                    timeout=40,
+                    cwd=root,
+                )
                 try:
                     figures.append(json.loads(result.stdout)["zrtp"]["secure_ms"])
                 except (ValueError, KeyError, TypeError):

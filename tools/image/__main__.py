@@ -30,12 +30,17 @@ def main(argv=None):
     parser.add_argument("--base", required=True, help="Raspberry Pi OS Lite .img (never modified)")
     parser.add_argument("--out", required=True, help="the image to write")
     parser.add_argument("--config", help="phone configuration (TOML) to put on the boot partition")
-    parser.add_argument("--board", help="board name for the configuration template ({})".format(
-        ", ".join(payload.available_boards())))
-    parser.add_argument("--source", default=payload.REPO_ROOT,
-                        help="the Sotto tree to install (default: this checkout)")
-    parser.add_argument("--dist", help="the device environment to carry (python -m tools.image.deviceenv makes "
-                        "it; `make image` passes it): without it first boot has nothing to install")
+    parser.add_argument(
+        "--board", help="board name for the configuration template ({})".format(", ".join(payload.available_boards()))
+    )
+    parser.add_argument(
+        "--source", default=payload.REPO_ROOT, help="the Sotto tree to install (default: this checkout)"
+    )
+    parser.add_argument(
+        "--dist",
+        help="the device environment to carry (python -m tools.image.deviceenv makes "
+        "it; `make image` passes it): without it first boot has nothing to install",
+    )
     args = parser.parse_args(argv)
     if not os.path.isfile(os.path.join(args.source, "firmware", "__init__.py")):
         return _fail(2, "{}: not a Sotto tree (no firmware/__init__.py)".format(args.source))
@@ -67,8 +72,12 @@ def main(argv=None):
                 if named is None:
                     config_bytes = (text.rstrip("\n") + '\n\n[board]\nname = "{}"\n'.format(args.board)).encode()
                 elif named.get("name") != args.board:
-                    return _fail(2, "{} sets [board] name = {!r}, not {!r}: give one of them".format(
-                        args.config, named.get("name"), args.board))
+                    return _fail(
+                        2,
+                        "{} sets [board] name = {!r}, not {!r}: give one of them".format(
+                            args.config, named.get("name"), args.board
+                        ),
+                    )
         if args.dist is not None and not os.path.isfile(os.path.join(args.dist, "MANIFEST")):
             return _fail(2, "{}: not a device environment (no MANIFEST)".format(args.dist))
         build(args.base, args.out, config_bytes, args.board, args.source, args.dist)

@@ -151,8 +151,11 @@ def edit_root(ext, stage, repo_root, dist=None):
     boot_mount = payload.boot_mount_point((ext.read("/etc/fstab") or b"").decode("utf-8", "replace"))
 
     script = Script()
-    for path, old, new in zip(ACCOUNT_FILES, (before.passwd, before.group, before.shadow, before.gshadow),
-                              (after.passwd, after.group, after.shadow, after.gshadow)):
+    for path, old, new in zip(
+        ACCOUNT_FILES,
+        (before.passwd, before.group, before.shadow, before.gshadow),
+        (after.passwd, after.group, after.shadow, after.gshadow),
+    ):
         if old is not None and new != old:
             mode, owner_uid, owner_gid = owners[path]
             script.unlink(path)
@@ -160,8 +163,9 @@ def edit_root(ext, stage, repo_root, dist=None):
 
     # The firmware tree: everything under /opt/sotto but the device's venv is replaced.
     install = payload.INSTALL_DIR
-    old_tree = ext.walk(install, skip=(install + "/.venv", install + "/" + payload.DIST_DIR)) if ext.exists(
-        install) else []
+    old_tree = (
+        ext.walk(install, skip=(install + "/.venv", install + "/" + payload.DIST_DIR)) if ext.exists(install) else []
+    )
     wanted = {install + "/" + rel: (is_dir, mode) for rel, is_dir, mode in payload.source_tree(repo_root)}
     # Remove what the new tree does not have, or has as another kind (file <-> directory); children
     # before their directories (walk lists parents first).
@@ -228,8 +232,12 @@ def _dump_tree(ext, stage, install, top_paths):
     os.makedirs(target, exist_ok=True)
     for path in top_paths:
         # rdump reports chown failures when unprivileged; the contents are what we compare.
-        subprocess.run(["debugfs", "-R", "rdump {} {}".format(path, target), ext.device],
-                       capture_output=True, timeout=300, check=False)
+        subprocess.run(
+            ["debugfs", "-R", "rdump {} {}".format(path, target), ext.device],
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
     return target
 
 
@@ -258,7 +266,10 @@ def make_data_image(path, uid, gid, size=payload.DATA_IMAGE_BYTES):
     try:
         done = subprocess.run(
             ["mkfs.ext4", "-q", "-F", "-L", "sottodata", "-E", "root_owner={}:{}".format(uid, gid), path],
-            capture_output=True, text=True, timeout=120, check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
     except FileNotFoundError as exc:
         raise ImageToolError("mkfs.ext4 is not installed (Debian package e2fsprogs)") from exc
@@ -300,12 +311,16 @@ def edit_boot(fat, stage, config_bytes, board, uid, gid):
 def fsck_root(image, offset):
     done = subprocess.run(
         ["e2fsck", "-fn", "{}?offset={}".format(image, offset)],
-        capture_output=True, text=True, timeout=600, check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     if done.returncode != 0:
         lines = [line for line in done.stdout.splitlines() + done.stderr.splitlines() if line.strip()]
-        raise ImageToolError("e2fsck found problems in the edited root file system: {}".format(
-            lines[-1] if lines else done.returncode))
+        raise ImageToolError(
+            "e2fsck found problems in the edited root file system: {}".format(lines[-1] if lines else done.returncode)
+        )
 
 
 def build(base, out, config_bytes=None, board=None, repo_root=payload.REPO_ROOT, dist=None):

@@ -40,21 +40,44 @@ ARCH = "arm64"
 MACHINE = "aarch64"
 # The build chroot: bookworm's Python toolchain plus what compiles the packages without aarch64 wheels
 # (pyalsaaudio: libasound2-dev; lgpio: swig).
-BUILD_PACKAGES = ("python3", "python3-venv", "python3-dev", "python3-pip-whl", "python3-setuptools-whl",
-                  "python3-wheel-whl", "build-essential", "swig", "libasound2-dev", "libopus0",
-                  "ca-certificates")
+BUILD_PACKAGES = (
+    "python3",
+    "python3-venv",
+    "python3-dev",
+    "python3-pip-whl",
+    "python3-setuptools-whl",
+    "python3-wheel-whl",
+    "build-essential",
+    "swig",
+    "libasound2-dev",
+    "libopus0",
+    "ca-certificates",
+)
 # Debian arm64 packages the phone needs at run time beyond Raspberry Pi OS Lite (which has python3 and
 # libasound2): opuslib loads libopus through ctypes.
 DEVICE_DEBS = ("libopus0",)
 # Modules first boot imports from the venv to prove it works, one per requirement that ships code.
 # `RPi`, not `RPi.GPIO`: rpi-lgpio's RPi.GPIO reads the Pi's revision from the device tree on import and
 # refuses anything else (the build chroot, the virtual Pi); lgpio is the compiled part behind it.
-CHECK_IMPORTS = ("cryptography", "alsaaudio", "G722", "opuslib", "smbus2", "PIL", "dns", "numpy", "RPi", "lgpio",
-                 "firmware", "boards.drivers.displays")
+CHECK_IMPORTS = (
+    "cryptography",
+    "alsaaudio",
+    "G722",
+    "opuslib",
+    "smbus2",
+    "PIL",
+    "dns",
+    "numpy",
+    "RPi",
+    "lgpio",
+    "firmware",
+    "boards.drivers.displays",
+)
 VENV_TAR = "venv-{}.tar".format(MACHINE)
 # dpkg under qemu-user is slow: no fsync, and no manuals, docs or translations to unpack.
-FAST_DPKG = ["--dpkgopt=force-unsafe-io"] + ["--dpkgopt=path-exclude=/usr/share/{}/*".format(d)
-                                             for d in ("man", "doc", "info", "locale")]
+FAST_DPKG = ["--dpkgopt=force-unsafe-io"] + [
+    "--dpkgopt=path-exclude=/usr/share/{}/*".format(d) for d in ("man", "doc", "info", "locale")
+]
 FRESH_MARK = ".sotto-fresh"
 FORMAT = "1"  # bumped when what this module builds changes, so caches are rebuilt
 
@@ -71,8 +94,9 @@ def _run(args, timeout=1800, **kwargs):
     try:
         done = subprocess.run(args, timeout=timeout, check=False, **kwargs)
     except FileNotFoundError as exc:
-        raise EnvError("{} is not installed (make image installs it: mmdebstrap, qemu-user-static, "
-                       "binfmt-support)".format(args[0])) from exc
+        raise EnvError(
+            "{} is not installed (make image installs it: mmdebstrap, qemu-user-static, binfmt-support)".format(args[0])
+        ) from exc
     if done.returncode != 0:
         raise EnvError("{} failed with exit code {}".format(" ".join(args[:3]), done.returncode))
     return done
@@ -87,8 +111,10 @@ def check_binfmt():
     except OSError:
         enabled = False
     if not enabled:
-        raise EnvError("aarch64 binaries cannot run here: binfmt_misc has no enabled qemu-aarch64 entry "
-                       "(`make binfmt` sets it up, `make binfmt-off` undoes it)")
+        raise EnvError(
+            "aarch64 binaries cannot run here: binfmt_misc has no enabled qemu-aarch64 entry "
+            "(`make binfmt` sets it up, `make binfmt-off` undoes it)"
+        )
 
 
 def _hash_files(paths, extra=""):
@@ -116,8 +142,11 @@ def build_chroot(cache):
     shutil.rmtree(partial, ignore_errors=True)
     started = time.monotonic()
     log("making the arm64 {} build chroot (mmdebstrap, once; cached in {})".format(SUITE, cache))
-    _run(["mmdebstrap", "--quiet", "--arch=" + ARCH, "--variant=minbase", "--include=" + ",".join(BUILD_PACKAGES)]
-         + FAST_DPKG + [SUITE, partial])
+    _run(
+        ["mmdebstrap", "--quiet", "--arch=" + ARCH, "--variant=minbase", "--include=" + ",".join(BUILD_PACKAGES)]
+        + FAST_DPKG
+        + [SUITE, partial]
+    )
     with open(os.path.join(partial, ".complete"), "w", encoding="utf-8") as f:
         f.write(chroot_key() + "\n")
     os.rename(partial, target)
@@ -129,9 +158,11 @@ def in_chroot(root, script, timeout=3600):
     """Run a shell script as root in `root` with /dev, /proc and the host's DNS, in a private mount namespace
     (the mounts vanish with it, whatever happens)."""
     shutil.copyfile("/etc/resolv.conf", os.path.join(root, "etc/resolv.conf"))
-    wrapper = ("set -e; mount --rbind /dev {r}/dev; mount -t proc proc {r}/proc; mount -t sysfs sys {r}/sys; "
-               "exec chroot {r} /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "
-               "/bin/sh -ec \"$0\"").format(r=root)
+    wrapper = (
+        "set -e; mount --rbind /dev {r}/dev; mount -t proc proc {r}/proc; mount -t sysfs sys {r}/sys; "
+        "exec chroot {r} /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "
+        '/bin/sh -ec "$0"'
+    ).format(r=root)
     _run(["unshare", "--mount", "--propagation", "private", "sh", "-c", wrapper, script], timeout=timeout)
 
 
@@ -142,8 +173,11 @@ def env_key(source):
 
     with open(os.path.join(source, "pyproject.toml"), "rb") as f:
         project = tomllib.load(f)
-    shaping = {"build-system": project.get("build-system"), "project": project.get("project"),
-               "setuptools": project.get("tool", {}).get("setuptools")}
+    shaping = {
+        "build-system": project.get("build-system"),
+        "project": project.get("project"),
+        "setuptools": project.get("tool", {}).get("setuptools"),
+    }
     extra = " ".join((chroot_key(), FORMAT) + DEVICE_DEBS + CHECK_IMPORTS) + json.dumps(shaping, sort_keys=True)
     return _hash_files([os.path.join(source, "requirements.txt")], extra)
 
@@ -217,10 +251,16 @@ rm -rf .venv
         dpkg = f.read()
     with open(os.path.join(out, "python.txt"), encoding="utf-8") as f:
         python = f.read().strip()
-    versions = ("# What the image carries for {m}: the venv (pip freeze) and Debian {s} packages (dpkg), "
-                "built with Debian's python3 {p}.\n{freeze}{dpkg}").format(
-        m=MACHINE, s=SUITE, p=python, freeze=freeze, dpkg="".join("deb " + line.replace("\t", "==") + "\n"
-                                                                   for line in dpkg.splitlines()))
+    versions = (
+        "# What the image carries for {m}: the venv (pip freeze) and Debian {s} packages (dpkg), "
+        "built with Debian's python3 {p}.\n{freeze}{dpkg}"
+    ).format(
+        m=MACHINE,
+        s=SUITE,
+        p=python,
+        freeze=freeze,
+        dpkg="".join("deb " + line.replace("\t", "==") + "\n" for line in dpkg.splitlines()),
+    )
     with open(os.path.join(partial, "versions.txt"), "w", encoding="utf-8") as f:
         f.write(versions)
     write_manifest(partial, {"machine": MACHINE, "python": python, "imports": list(CHECK_IMPORTS)})
@@ -286,6 +326,7 @@ def write_bundle(out, dist, source=payload.REPO_ROOT):
 
     partial = out + ".partial"
     with tarfile.open(partial, "w") as tar:
+
         def add(path, arcname, mode=None):
             info = tar.gettarinfo(path, arcname)
             info.uid = info.gid = 0

@@ -18,7 +18,7 @@ def _env():
 
 
 def _check_name(path):
-    if not path.startswith("/") or any(c in path for c in "\\:*?\"<>|\n\r\t"):
+    if not path.startswith("/") or any(c in path for c in '\\:*?"<>|\n\r\t'):
         raise ImageToolError("invalid path on the FAT partition: {!r}".format(path))
 
 
@@ -30,9 +30,7 @@ class FatPartition:
 
     def _run(self, args, input_bytes=None):
         try:
-            return subprocess.run(
-                args, input=input_bytes, capture_output=True, timeout=120, env=_env(), check=False
-            )
+            return subprocess.run(args, input=input_bytes, capture_output=True, timeout=120, env=_env(), check=False)
         except FileNotFoundError as exc:
             raise ImageToolError("{} is not installed (Debian package mtools)".format(args[0])) from exc
 

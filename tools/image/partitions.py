@@ -85,9 +85,7 @@ def read_partition_table(path):
         if head.startswith(magic):
             raise BaseImageError("{}: compressed image; decompress it first ({} {})".format(path, tool, path))
     try:
-        done = subprocess.run(
-            ["sfdisk", "--json", path], capture_output=True, text=True, timeout=60, check=False
-        )
+        done = subprocess.run(["sfdisk", "--json", path], capture_output=True, text=True, timeout=60, check=False)
     except FileNotFoundError as exc:
         raise BaseImageError("sfdisk is not installed (Debian package fdisk)") from exc
     if done.returncode != 0 or not done.stdout.strip():
@@ -98,16 +96,12 @@ def read_partition_table(path):
         raise BaseImageError("{}: sfdisk output not understood".format(path)) from exc
     label = table.get("label")
     if label != "dos":
-        raise BaseImageError(
-            "{}: partition table is {}, expected MBR (dos) like Raspberry Pi OS".format(path, label)
-        )
+        raise BaseImageError("{}: partition table is {}, expected MBR (dos) like Raspberry Pi OS".format(path, label))
     sector = int(table.get("sectorsize", SECTOR))
     image_size = os.path.getsize(path)
     parts = []
     for index, entry in enumerate(table.get("partitions", []), start=1):
-        part = Partition(
-            index, int(entry["start"]) * sector, int(entry["size"]) * sector, str(entry["type"]).lower()
-        )
+        part = Partition(index, int(entry["start"]) * sector, int(entry["size"]) * sector, str(entry["type"]).lower())
         if part.offset + part.size > image_size:
             raise BaseImageError("{}: partition {} extends past the end of the file".format(path, index))
         parts.append(part)
@@ -132,9 +126,7 @@ def read_layout(path):
                 continue
             if ext[0] * ext[1] > part.size:
                 raise BaseImageError(
-                    "{}: the ext4 file system in partition {} is larger than the partition".format(
-                        path, part.number
-                    )
+                    "{}: the ext4 file system in partition {} is larger than the partition".format(path, part.number)
                 )
             root = part
     if boot is None:

@@ -176,9 +176,7 @@ def config_template(board=None):
             lines.extend(["", header, setting])
     intro = (
         "# This file lives on the SD card's boot partition: edit it from any computer, then restart the\n"
-        "# phone. It is copied to {} (readable only by root and the sotto user) at every start.\n".format(
-            CONFIG_FILE
-        )
+        "# phone. It is copied to {} (readable only by root and the sotto user) at every start.\n".format(CONFIG_FILE)
     )
     return intro + "\n".join(lines) + "\n"
 

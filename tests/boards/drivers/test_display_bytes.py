@@ -22,16 +22,40 @@ def _blocks(bus):
 def test_ssd1306_initialisation_bytes():
     bus = FakeSMBus((0x3C,))
     SSD1306(bus, 0x3C).init_display()
-    assert bus.calls == [("write_i2c_block_data", 0x3C, 0x00, [
-        0xAE,  # display off
-        0x20, 0x00,  # horizontal addressing
-        0x40,  # start line 0
-        0xA1, 0xA8, 0x3F, 0xC8,  # segment remap, 64 rows, COM scan remapped
-        0xD3, 0x00, 0xDA, 0x12,  # no offset, alternative COM pins
-        0xD5, 0x80, 0xD9, 0xF1, 0xDB, 0x30, 0x81, 0xCF,  # clock, pre-charge, VCOMH, contrast
-        0xA4, 0xA6, 0x8D, 0x14,  # RAM shown, not inverted, charge pump on
-        0xAF,  # display on
-    ])]
+    assert bus.calls == [
+        (
+            "write_i2c_block_data",
+            0x3C,
+            0x00,
+            [
+                0xAE,  # display off
+                0x20,
+                0x00,  # horizontal addressing
+                0x40,  # start line 0
+                0xA1,
+                0xA8,
+                0x3F,
+                0xC8,  # segment remap, 64 rows, COM scan remapped
+                0xD3,
+                0x00,
+                0xDA,
+                0x12,  # no offset, alternative COM pins
+                0xD5,
+                0x80,
+                0xD9,
+                0xF1,
+                0xDB,
+                0x30,
+                0x81,
+                0xCF,  # clock, pre-charge, VCOMH, contrast
+                0xA4,
+                0xA6,
+                0x8D,
+                0x14,  # RAM shown, not inverted, charge pump on
+                0xAF,  # display on
+            ],
+        )
+    ]
 
 
 def test_ssd1306_frame_is_one_window_then_the_data_in_smbus_blocks():
@@ -48,11 +72,38 @@ def test_ssd1306_frame_is_one_window_then_the_data_in_smbus_blocks():
 def test_sh1106_initialisation_bytes():
     bus = FakeSMBus((0x3D,))
     SH1106(bus, 0x3D).init_display()
-    assert bus.calls == [("write_i2c_block_data", 0x3D, 0x00, [
-        0xAE, 0xD5, 0x80, 0xA8, 0x3F, 0xD3, 0x00, 0x40,
-        0xAD, 0x8B,  # DC-DC converter on (SH1106 has no charge pump command)
-        0xA1, 0xC8, 0xDA, 0x12, 0x81, 0x80, 0xD9, 0x22, 0xDB, 0x35, 0xA4, 0xA6, 0xAF,
-    ])]
+    assert bus.calls == [
+        (
+            "write_i2c_block_data",
+            0x3D,
+            0x00,
+            [
+                0xAE,
+                0xD5,
+                0x80,
+                0xA8,
+                0x3F,
+                0xD3,
+                0x00,
+                0x40,
+                0xAD,
+                0x8B,  # DC-DC converter on (SH1106 has no charge pump command)
+                0xA1,
+                0xC8,
+                0xDA,
+                0x12,
+                0x81,
+                0x80,
+                0xD9,
+                0x22,
+                0xDB,
+                0x35,
+                0xA4,
+                0xA6,
+                0xAF,
+            ],
+        )
+    ]
 
 
 def test_sh1106_frame_is_written_page_by_page_at_column_2():

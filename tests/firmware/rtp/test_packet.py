@@ -9,21 +9,29 @@ MICROPYTHON = True
 
 
 def test_round_trip_with_csrcs_extension_and_padding():
-    packet = RtpPacket(96, 65535, 0xFFFFFFF0, 0xDEADBEEF, b"payload", marker=True, csrcs=(1, 2),
-                       extension=(0xBEDE, b"\x10\xaa\x00\x00"), padding=3)
+    packet = RtpPacket(
+        96,
+        65535,
+        0xFFFFFFF0,
+        0xDEADBEEF,
+        b"payload",
+        marker=True,
+        csrcs=(1, 2),
+        extension=(0xBEDE, b"\x10\xaa\x00\x00"),
+        padding=3,
+    )
     data = packet.serialize()
     assert len(data) == 12 + 8 + 4 + 4 + 7 + 3
     assert data[0] == 0x80 | 0x20 | 0x10 | 2 and data[-1] == 3
     back = parse_rtp(data)
-    assert (back.payload_type, back.sequence, back.timestamp, back.ssrc) == (96, 65535, 0xFFFFFFF0,
-                                                                               0xDEADBEEF)
+    assert (back.payload_type, back.sequence, back.timestamp, back.ssrc) == (96, 65535, 0xFFFFFFF0, 0xDEADBEEF)
     assert back.marker and back.csrcs == (1, 2) and back.extension == (0xBEDE, b"\x10\xaa\x00\x00")
     assert back.payload == b"payload" and back.padding == 3
     assert header_length(data) == 28
 
 
 def test_build_rtp_matches_serialize():
-    fast = build_rtp(0, 70000, 2 ** 32 + 5, 7, b"x" * 160, marker=True)
+    fast = build_rtp(0, 70000, 2**32 + 5, 7, b"x" * 160, marker=True)
     slow = RtpPacket(0, 70000 & 0xFFFF, 5, 7, b"x" * 160, marker=True).serialize()
     assert fast == slow
     assert fast[:12] == unhex("8080 1170 00000005 00000007")

@@ -10,8 +10,11 @@ MICROPYTHON = True
 
 def test_sr_rr_sdes_bye_round_trip():
     block = rtcp.ReportBlock(0x1234, 25, -3, 0x10005, 80, 0xAABBCCDD, 0x10000)
-    compound = (rtcp.build_sr(7, 0x0123456789ABCDEF, 1000, 50, 8000, [block])
-                + rtcp.build_sdes_cname(7, "alice@host") + rtcp.build_bye(7, "done"))
+    compound = (
+        rtcp.build_sr(7, 0x0123456789ABCDEF, 1000, 50, 8000, [block])
+        + rtcp.build_sdes_cname(7, "alice@host")
+        + rtcp.build_bye(7, "done")
+    )
     sr, sdes, bye = rtcp.parse_compound(compound)
     assert isinstance(sr, rtcp.SenderReport) and sr.ssrc == 7 and sr.ntp == 0x0123456789ABCDEF
     assert (sr.rtp_timestamp, sr.packet_count, sr.octet_count) == (1000, 50, 8000)
@@ -26,10 +29,18 @@ def test_sr_rr_sdes_bye_round_trip():
 
 def test_malformed_rtcp_each_raise():
     good = rtcp.build_rr(9, [rtcp.ReportBlock(1, 0, 0, 0, 0, 0, 0)])
-    for bad in [b"", b"\x80\xc9\x00", b"\x40" + good[1:], good[:-4], good + b"\x80",
-                b"\x81\xc9\x00\x01" + good[4:8], b"\x81\xc8\x00\x01\x00\x00\x00\x01",
-                b"\x82\xcb\x00\x01\x00\x00\x00\x01", b"\x81\xca\x00\x01\x00\x00\x00\x01",
-                b"\xa0\xc9\x00\x01\x00\x00\x00\x00"]:
+    for bad in [
+        b"",
+        b"\x80\xc9\x00",
+        b"\x40" + good[1:],
+        good[:-4],
+        good + b"\x80",
+        b"\x81\xc9\x00\x01" + good[4:8],
+        b"\x81\xc8\x00\x01\x00\x00\x00\x01",
+        b"\x82\xcb\x00\x01\x00\x00\x00\x01",
+        b"\x81\xca\x00\x01\x00\x00\x00\x01",
+        b"\xa0\xc9\x00\x01\x00\x00\x00\x00",
+    ]:
         raises(RemoteProtocolError, rtcp.parse_compound, bad)
 
 

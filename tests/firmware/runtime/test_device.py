@@ -36,8 +36,17 @@ class FakeCallBackend:
             self.pending = [
                 (now + 0.05, P.CallRinging()),
                 (now + 0.20, P.CallAnswered()),
-                (now + 0.35, P.CallSecure(self.sas, "B32", verified=verified, cache_mismatch=self.cache_mismatch,
-                                          algorithms="X255 AES1 S256 HS80", peer_zid=PEER_ZID)),
+                (
+                    now + 0.35,
+                    P.CallSecure(
+                        self.sas,
+                        "B32",
+                        verified=verified,
+                        cache_mismatch=self.cache_mismatch,
+                        algorithms="X255 AES1 S256 HS80",
+                        peer_zid=PEER_ZID,
+                    ),
+                ),
             ]
         elif isinstance(command, P.ConfirmSas):
             self.verified_peers.add(PEER_ZID)
@@ -207,8 +216,21 @@ def test_a_scripted_call_reaches_verified_and_the_next_call_is_verified_without_
     frames = [json.loads(line) for line in log.read_text().splitlines()]
     states = [f["state"] for f in frames]
     # Every state of the flow appears, in order.
-    flow = ["idle", "dialing", "calling", "in-call", "secure", "verified", "ended", "idle", "dialing", "calling",
-            "in-call", "verified", "ended"]
+    flow = [
+        "idle",
+        "dialing",
+        "calling",
+        "in-call",
+        "secure",
+        "verified",
+        "ended",
+        "idle",
+        "dialing",
+        "calling",
+        "in-call",
+        "verified",
+        "ended",
+    ]
     position = 0
     for state in states:
         if position < len(flow) and state == flow[position]:
@@ -313,10 +335,21 @@ def test_terminal_keys_become_phone_events():
     device.on_readable(0.0)
     events = [repr(e) for e in device.poll(0.0)]
     assert events == [
-        "KeyPressed('1')", "KeyPressed('2')", "KeyPressed('#')", "TrustPressed(long=False)",
-        "TrustPressed(long=True)", "Hook(off=True)", "Hook(off=False)", "KeyPressed('hangup')",
-        "KeyPressed('volume_up')", "KeyPressed('volume_down')", "KeyPressed('menu')", "KeyPressed('mute')",
-        "KeyPressed('back')", "KeyPressed('redial')", "KeyPressed('#')",
+        "KeyPressed('1')",
+        "KeyPressed('2')",
+        "KeyPressed('#')",
+        "TrustPressed(long=False)",
+        "TrustPressed(long=True)",
+        "Hook(off=True)",
+        "Hook(off=False)",
+        "KeyPressed('hangup')",
+        "KeyPressed('volume_up')",
+        "KeyPressed('volume_down')",
+        "KeyPressed('menu')",
+        "KeyPressed('mute')",
+        "KeyPressed('back')",
+        "KeyPressed('redial')",
+        "KeyPressed('#')",
     ]
     terminal.typed = "q"
     device.on_readable(1.0)
@@ -424,13 +457,30 @@ def test_hardware_device_sounds_the_buzzer_on_alarm():
 def test_history_store_round_trip_and_damage(tmp_path):
     store = D.HistoryStore(str(tmp_path / "data"))
     assert store.load() == []
-    entries = [{"dir": "out", "remote": "sip:a@b", "duration": 5, "secure": True, "verified": False,
-                "peer_zid": PEER_ZID, "reason": "hung up", "junk": [1, 2]}] * 60
+    entries = [
+        {
+            "dir": "out",
+            "remote": "sip:a@b",
+            "duration": 5,
+            "secure": True,
+            "verified": False,
+            "peer_zid": PEER_ZID,
+            "reason": "hung up",
+            "junk": [1, 2],
+        }
+    ] * 60
     store.save(entries)
     loaded = store.load()
     assert len(loaded) == 50
-    assert loaded[0] == {"dir": "out", "remote": "sip:a@b", "duration": 5, "secure": True, "verified": False,
-                         "peer_zid": PEER_ZID, "reason": "hung up"}
+    assert loaded[0] == {
+        "dir": "out",
+        "remote": "sip:a@b",
+        "duration": 5,
+        "secure": True,
+        "verified": False,
+        "peer_zid": PEER_ZID,
+        "reason": "hung up",
+    }
     assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
     (tmp_path / "data" / "history.json").write_bytes(b"{not json")
     assert store.load() == []
@@ -459,9 +509,13 @@ def test_the_phone_saves_its_history_through_the_store(tmp_path):
 def test_phone_from_config():
     from firmware import config as configuration
 
-    config = configuration.validate({"account": {"uri": "sip:alice@example.org"},
-                                     "dial": {"speed_dial": {"*43": "sip:echo@127.0.0.1:5070"}},
-                                     "zrtp": {"secure_only": True}})
+    config = configuration.validate(
+        {
+            "account": {"uri": "sip:alice@example.org"},
+            "dial": {"speed_dial": {"*43": "sip:echo@127.0.0.1:5070"}},
+            "zrtp": {"secure_only": True},
+        }
+    )
     phone = D.phone_from_config(config)
     assert phone.dial_domain == "example.org" and phone.secure_only and phone.identity == "sip:alice@example.org"
     assert phone.speed_dial == [("*43", "sip:echo@127.0.0.1:5070")]

@@ -46,8 +46,11 @@ def _udp():
 
 def _tone_wav(path, rate, seconds, freq=440):
     count = int(rate * seconds)
-    write_wav(path, rate, struct.pack("<%dh" % count, *[int(8000 * math.sin(2 * math.pi * freq * i / rate))
-                                                        for i in range(count)]))
+    write_wav(
+        path,
+        rate,
+        struct.pack("<%dh" % count, *[int(8000 * math.sin(2 * math.pi * freq * i / rate)) for i in range(count)]),
+    )
 
 
 def _dominant_correlation(reference, recording, rate, freq=440):
@@ -65,10 +68,19 @@ def _dominant_correlation(reference, recording, rate, freq=440):
 def _pair(tmp_path, codec, pt, keys=True, rx_key_b=None):
     a, b = _udp(), _udp()
     _tone_wav(tmp_path / "tone.wav", 16000, 3)
-    stream_a = MediaStream(a, codec, pt, 101, WavSource(tmp_path / "tone.wav", 48000), NullSink(48000),
-                           os.urandom, remote=b.getsockname())
-    stream_b = MediaStream(b, codec, pt, 101, SilentSource(48000), WavRecorder(tmp_path / "b.wav", 16000),
-                           os.urandom, remote=a.getsockname())
+    stream_a = MediaStream(
+        a, codec, pt, 101, WavSource(tmp_path / "tone.wav", 48000), NullSink(48000), os.urandom, remote=b.getsockname()
+    )
+    stream_b = MediaStream(
+        b,
+        codec,
+        pt,
+        101,
+        SilentSource(48000),
+        WavRecorder(tmp_path / "b.wav", 16000),
+        os.urandom,
+        remote=a.getsockname(),
+    )
     if keys:
         key_ab = ("AES_CM_128_HMAC_SHA1_80", os.urandom(16), os.urandom(14))
         key_ba = ("AES_256_CM_HMAC_SHA1_32", os.urandom(32), os.urandom(14))
@@ -120,8 +132,9 @@ def test_dtmf_rfc4733_and_symmetric_rtp(tmp_path, monkeypatch):
     a, b = _udp(), _udp()
     _tone_wav(tmp_path / "tone.wav", 8000, 2)
     # b does not know where a is: it must learn it from a's authenticated media (symmetric RTP).
-    stream_a = MediaStream(a, "PCMU", 0, 101, WavSource(tmp_path / "tone.wav", 8000), NullSink(8000),
-                           os.urandom, remote=b.getsockname())
+    stream_a = MediaStream(
+        a, "PCMU", 0, 101, WavSource(tmp_path / "tone.wav", 8000), NullSink(8000), os.urandom, remote=b.getsockname()
+    )
     stream_b = MediaStream(b, "PCMU", 0, 101, SilentSource(8000), NullSink(8000), os.urandom)
     key_ab = ("AES_CM_128_HMAC_SHA1_32", os.urandom(16), os.urandom(14))
     key_ba = ("AES_CM_128_HMAC_SHA1_80", os.urandom(16), os.urandom(14))
@@ -157,8 +170,9 @@ def test_playout_delay_adapts_to_jitter_and_loss_is_concealed(tmp_path):
     # A 200 Hz tone: a voice-like pitch (concealment repeats pitch periods of 5-15 ms).
     _tone_wav(tmp_path / "tone.wav", 8000, 3, freq=200)
     clean = loopback_call(tmp_path / "tone.wav", tmp_path / "clean.wav", "PCMU", seconds=2.5)
-    impaired = loopback_call(tmp_path / "tone.wav", tmp_path / "impaired.wav", "PCMU", loss=0.05, jitter_s=0.04,
-                             seconds=2.5, seed=3)
+    impaired = loopback_call(
+        tmp_path / "tone.wav", tmp_path / "impaired.wav", "PCMU", loss=0.05, jitter_s=0.04, seconds=2.5, seed=3
+    )
     assert clean["target_delay_ms"] < 35 and clean["lost"] == 0
     assert impaired["target_delay_ms"] >= 45, impaired
     assert impaired["playout_delay_ms"] > clean["playout_delay_ms"]
@@ -203,8 +217,18 @@ def _counting_rng(n):
 
 def _stream(codec="PCMU", pt=0, rate=8000, **kwargs):
     sock = FakeSocket()
-    stream = MediaStream(sock, codec, pt, 101, SilentSource(rate, paced=False), NullSink(rate), _counting_rng,
-                         remote=("127.0.0.1", 40000), realtime=False, **kwargs)
+    stream = MediaStream(
+        sock,
+        codec,
+        pt,
+        101,
+        SilentSource(rate, paced=False),
+        NullSink(rate),
+        _counting_rng,
+        remote=("127.0.0.1", 40000),
+        realtime=False,
+        **kwargs,
+    )
     return sock, stream
 
 

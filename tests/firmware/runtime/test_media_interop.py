@@ -29,6 +29,7 @@ pytestmark = [pytest.mark.interop, pytest.mark.slow]
 def _linphone_installed():
     require_tool("linphonec", "linphone-cli")
 
+
 # codec: (payload type, our sample rate, rtpmap, RTP clock, PESQ mode, port offset)
 CODECS = {
     "PCMU": (0, 8000, "PCMU/8000", 8000, "nb", 0),
@@ -45,17 +46,40 @@ FLOORS = {"PCMU": 3.7, "PCMA": 3.7, "G722": 2.7, "opus": 3.5}
 def _rc(home, sip_port, rtp_port, rtpmap, clock, suites):
     mime, rate = rtpmap.split("/")[:2]
     channels = rtpmap.split("/")[2] if rtpmap.count("/") == 2 else "1"
-    return "\n".join([
-        "[sip]", "sip_port={}".format(sip_port), "sip_tcp_port=0", "sip_tls_port=0", "bind_address=127.0.0.1",
-        "ipv6_migration_done=1", "use_ipv6=0", "contact=sip:bob@127.0.0.1:{}".format(sip_port),
-        "guess_hostname=0", "media_encryption=srtp", "media_encryption_mandatory=1",
-        "srtp_crypto_suites={}".format(",".join(suites)),
-        "[rtp]", "audio_rtp_port={}".format(rtp_port), "bind_address=127.0.0.1",
-        "[storage]", "uri={}/.local/share/linphone/linphone.db".format(home),
-        "[misc]", "add_missing_audio_codecs=0",
-        "[audio_codec_0]", "mime={}".format(mime), "rate={}".format(rate), "channels={}".format(channels),
-        "enabled=1",
-        "[audio_codec_1]", "mime=telephone-event", "rate={}".format(clock), "channels=1", "enabled=1", ""])
+    return "\n".join(
+        [
+            "[sip]",
+            "sip_port={}".format(sip_port),
+            "sip_tcp_port=0",
+            "sip_tls_port=0",
+            "bind_address=127.0.0.1",
+            "ipv6_migration_done=1",
+            "use_ipv6=0",
+            "contact=sip:bob@127.0.0.1:{}".format(sip_port),
+            "guess_hostname=0",
+            "media_encryption=srtp",
+            "media_encryption_mandatory=1",
+            "srtp_crypto_suites={}".format(",".join(suites)),
+            "[rtp]",
+            "audio_rtp_port={}".format(rtp_port),
+            "bind_address=127.0.0.1",
+            "[storage]",
+            "uri={}/.local/share/linphone/linphone.db".format(home),
+            "[misc]",
+            "add_missing_audio_codecs=0",
+            "[audio_codec_0]",
+            "mime={}".format(mime),
+            "rate={}".format(rate),
+            "channels={}".format(channels),
+            "enabled=1",
+            "[audio_codec_1]",
+            "mime=telephone-event",
+            "rate={}".format(clock),
+            "channels=1",
+            "enabled=1",
+            "",
+        ]
+    )
 
 
 class SipCaller:
@@ -75,9 +99,13 @@ class SipCaller:
         headers = [
             "{} sip:bob@127.0.0.1:{} SIP/2.0".format(method, self.peer[1]),
             "Via: SIP/2.0/UDP 127.0.0.1:{};branch=z9hG4bK{:x};rport".format(self.port, random.getrandbits(48)),
-            "Max-Forwards: 70", "From: <sip:alice@127.0.0.1:{}>;tag=sotto1".format(self.port), "To: " + to,
-            "Call-ID: " + self.call_id, "CSeq: {} {}".format(cseq, method),
-            "Contact: <sip:alice@127.0.0.1:{}>".format(self.port)]
+            "Max-Forwards: 70",
+            "From: <sip:alice@127.0.0.1:{}>;tag=sotto1".format(self.port),
+            "To: " + to,
+            "Call-ID: " + self.call_id,
+            "CSeq: {} {}".format(cseq, method),
+            "Contact: <sip:alice@127.0.0.1:{}>".format(self.port),
+        ]
         if content_type:
             headers.append("Content-Type: " + content_type)
         headers.append("Content-Length: {}".format(len(body)))
@@ -111,9 +139,14 @@ def _linphone_call(tmp_path, codec, suites, offset, seconds=13.5):
     (tmp_path / "rc").write_text(_rc(home, lp_sip, lp_rtp, rtpmap, clock, suites))
     ours_speech = make_speech_wav(tmp_path / "sotto_speech.wav", 16000)
     their_speech = make_speech_wav(tmp_path / "linphone_speech.wav", rate)
-    linphone = subprocess.Popen(["linphonec", "-c", str(tmp_path / "rc"), "-d", "6", "-l", str(tmp_path / "log.txt"),
-                                 "-a"], stdin=subprocess.PIPE, stdout=(tmp_path / "console.txt").open("wb"),
-                                stderr=subprocess.DEVNULL, env=dict(os.environ, HOME=str(home)), cwd=tmp_path)
+    linphone = subprocess.Popen(
+        ["linphonec", "-c", str(tmp_path / "rc"), "-d", "6", "-l", str(tmp_path / "log.txt"), "-a"],
+        stdin=subprocess.PIPE,
+        stdout=(tmp_path / "console.txt").open("wb"),
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ, HOME=str(home)),
+        cwd=tmp_path,
+    )
     caller = SipCaller(our_sip, lp_sip)
     rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rtp.bind(("127.0.0.1", our_rtp))
@@ -123,6 +156,7 @@ def _linphone_call(tmp_path, codec, suites, offset, seconds=13.5):
     running = [True]
     pumps = []
     try:
+
         def command(text):
             linphone.stdin.write((text + "\n").encode())
             linphone.stdin.flush()
@@ -133,16 +167,28 @@ def _linphone_call(tmp_path, codec, suites, offset, seconds=13.5):
         command("record {}".format(tmp_path / "linphone_received.wav"))
         time.sleep(0.5)
         offer = sdes.make_offer(os.urandom, suites)
-        sdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-               "m=audio {} RTP/SAVP {} 101\r\na=rtpmap:{} {}\r\na=rtpmap:101 telephone-event/{}\r\n".format(
-                   our_rtp, pt, pt, rtpmap, clock)
-               + "".join("a=crypto:{}\r\n".format(a.value()) for a in offer) + "a=sendrecv\r\n")
+        sdp = (
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            "m=audio {} RTP/SAVP {} 101\r\na=rtpmap:{} {}\r\na=rtpmap:101 telephone-event/{}\r\n".format(
+                our_rtp, pt, pt, rtpmap, clock
+            )
+            + "".join("a=crypto:{}\r\n".format(a.value()) for a in offer)
+            + "a=sendrecv\r\n"
+        )
         answer = caller.invite(sdp)
         port = int(re.search(r"m=audio (\d+)", answer).group(1))
         ours, theirs = sdes.accept_answer(offer, re.search(r"a=crypto:(.*)", answer).group(1).strip())
-        stream = MediaStream(rtp, codec, pt, 101, WavSource(ours_speech, rate, loop=False),
-                             WavRecorder(tmp_path / "sotto_received.wav", rate), os.urandom,
-                             remote=("127.0.0.1", port), rtcp_mux=False)
+        stream = MediaStream(
+            rtp,
+            codec,
+            pt,
+            101,
+            WavSource(ours_speech, rate, loop=False),
+            WavRecorder(tmp_path / "sotto_received.wav", rate),
+            os.urandom,
+            remote=("127.0.0.1", port),
+            rtcp_mux=False,
+        )
         stream.set_keys(ours.params(), theirs.params())
 
         def pump_loop(sock):
@@ -204,7 +250,8 @@ def test_srtp_call_with_linphone_both_directions(tmp_path, codec):
         workdir = tmp_path / "attempt{}".format(attempt)
         workdir.mkdir()
         stats, ours_speech, their_speech = _linphone_call(
-            workdir, codec, ("AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"), CODECS[codec][5])
+            workdir, codec, ("AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"), CODECS[codec][5]
+        )
         mode = CODECS[codec][4]
         assert stats["received"] > 600
         sotto_receives = pesq_score(their_speech, workdir / "sotto_received.wav", mode)
@@ -212,8 +259,11 @@ def test_srtp_call_with_linphone_both_directions(tmp_path, codec):
         scores.append((sotto_receives, linphone_receives, stats))
         if sotto_receives >= FLOORS[codec] and linphone_receives >= FLOORS[codec]:
             return
-    raise AssertionError("PESQ below the {} floor {} in both calls (sotto receives, linphone receives): {}"
-                         .format(codec, FLOORS[codec], scores))
+    raise AssertionError(
+        "PESQ below the {} floor {} in both calls (sotto receives, linphone receives): {}".format(
+            codec, FLOORS[codec], scores
+        )
+    )
 
 
 @pytest.mark.parametrize("suite,offset", [("AES_256_CM_HMAC_SHA1_80", 40), ("AES_256_CM_HMAC_SHA1_32", 50)])

@@ -57,8 +57,9 @@ def _pump(loop, until, timeout=3.0):
 
 def _pair(kind, loop, **server_kwargs):
     got_server, got_client = [], []
-    server = SipTransport(kind, ("127.0.0.1", 0), loop, on_message=lambda d, a: got_server.append((d, a)),
-                          **server_kwargs)
+    server = SipTransport(
+        kind, ("127.0.0.1", 0), loop, on_message=lambda d, a: got_server.append((d, a)), **server_kwargs
+    )
     return server, got_server, got_client
 
 
@@ -87,8 +88,9 @@ def test_udp_round_trip_and_crlf_keepalive(loop):
 
 def test_tcp_framing_responses_on_the_same_connection_and_keepalive(loop):
     server, got_server, got_client = _pair("tcp", loop)
-    client = SipTransport("tcp", ("127.0.0.1", 0), loop, on_message=lambda d, a: got_client.append((d, a)),
-                          listen=False)
+    client = SipTransport(
+        "tcp", ("127.0.0.1", 0), loop, on_message=lambda d, a: got_client.append((d, a)), listen=False
+    )
     try:
         assert client.send(MESSAGE + MESSAGE, server.local_address)  # two messages in one segment
         assert _pump(loop, lambda: len(got_server) == 2)
@@ -153,14 +155,18 @@ def test_tls_with_pinned_certificate_and_refusal_without_it(tmp_path, loop):
     server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_context.load_cert_chain(cert, key)
     server, got_server, got_client = _pair("tls", loop, server_tls_context=server_context)
-    pinned = SipTransport("tls", ("127.0.0.1", 0), loop,
+    pinned = SipTransport(
+        "tls",
+        ("127.0.0.1", 0),
+        loop,
         on_message=lambda d, a: got_client.append((d, a)),
         tls_context=client_tls_context(pinned_cert=cert),
         listen=False,
     )
     refused = []
-    untrusted = SipTransport("tls", ("127.0.0.1", 0), loop, tls_context=client_tls_context(), listen=False,
-                             on_error=refused.append)
+    untrusted = SipTransport(
+        "tls", ("127.0.0.1", 0), loop, tls_context=client_tls_context(), listen=False, on_error=refused.append
+    )
     try:
         assert pinned.send(MESSAGE, server.local_address)
         assert _pump(loop, lambda: got_server, 3.0)
@@ -270,8 +276,9 @@ def test_tls_handshake_never_blocks_the_loop(tmp_path, loop):
         _pump(loop, lambda: False, 0.3)  # accepts the silent clients; must not wait on them
         assert time.monotonic() - started < 1.0
         assert len(server.sockets()) <= 3  # listener + at most max_connections (older ones evicted)
-        client = SipTransport("tls", ("127.0.0.1", 0), loop, tls_context=client_tls_context(pinned_cert=cert),
-                              listen=False)
+        client = SipTransport(
+            "tls", ("127.0.0.1", 0), loop, tls_context=client_tls_context(pinned_cert=cert), listen=False
+        )
         assert client.send(MESSAGE, server.local_address)
         assert _pump(loop, lambda: got_server, 3.0)
         assert got_server and got_server[0][0] == MESSAGE
@@ -340,8 +347,15 @@ def test_failover_to_the_next_target_after_a_timeout_and_a_refusal_keeps_the_que
     got, failed = [], []
     server = SipTransport("tcp", ("127.0.0.1", 0), loop, on_message=lambda d, a: got.append(d))
     targets = [("tcp",) + listener.getsockname(), ("tcp", "127.0.0.1", _free_port()), ("tcp",) + server.local_address]
-    client = SipTransport("tcp", ("127.0.0.1", 0), loop, listen=False, on_error=failed.append, connect_timeout=0.3,
-                          resolver=_Fixed(targets))
+    client = SipTransport(
+        "tcp",
+        ("127.0.0.1", 0),
+        loop,
+        listen=False,
+        on_error=failed.append,
+        connect_timeout=0.3,
+        resolver=_Fixed(targets),
+    )
     second = MESSAGE.replace(b"CSeq: 1", b"CSeq: 2")
     try:
         started = time.monotonic()
@@ -364,7 +378,10 @@ def test_failover_to_the_next_target_after_a_timeout_and_a_refusal_keeps_the_que
 def test_every_target_refusing_is_an_error_reported_once(loop):
     failed = []
     ports = [_free_port(), _free_port()]
-    client = SipTransport("tcp", ("127.0.0.1", 0), loop,
+    client = SipTransport(
+        "tcp",
+        ("127.0.0.1", 0),
+        loop,
         listen=False,
         on_error=failed.append,
         resolver=_Fixed([("tcp", "127.0.0.1", p) for p in ports]),
@@ -424,12 +441,26 @@ def test_tls_client_and_server_in_one_thread_on_the_loop(tmp_path, loop):
     server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_context.load_cert_chain(cert, key)
     got_server, got_client, failed = [], [], []
-    server = SipTransport("tls", ("127.0.0.1", 0), loop, on_message=lambda d, a: got_server.append((d, a)),
-                          on_error=failed.append, server_tls_context=server_context)
-    client = SipTransport("tls", ("127.0.0.1", 0), loop, on_message=lambda d, a: got_client.append(d),
-                          on_error=failed.append, tls_context=client_tls_context(pinned_cert=cert), listen=False)
-    untrusted = SipTransport("tls", ("127.0.0.1", 0), loop, on_error=failed.append,
-                             tls_context=client_tls_context(), listen=False)
+    server = SipTransport(
+        "tls",
+        ("127.0.0.1", 0),
+        loop,
+        on_message=lambda d, a: got_server.append((d, a)),
+        on_error=failed.append,
+        server_tls_context=server_context,
+    )
+    client = SipTransport(
+        "tls",
+        ("127.0.0.1", 0),
+        loop,
+        on_message=lambda d, a: got_client.append(d),
+        on_error=failed.append,
+        tls_context=client_tls_context(pinned_cert=cert),
+        listen=False,
+    )
+    untrusted = SipTransport(
+        "tls", ("127.0.0.1", 0), loop, on_error=failed.append, tls_context=client_tls_context(), listen=False
+    )
     try:
         started = time.monotonic()
         assert client.send(MESSAGE, server.local_address)

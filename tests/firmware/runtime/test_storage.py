@@ -50,8 +50,12 @@ def test_stale_temporaries_of_dead_writers_are_removed_and_only_those(tmp_path):
     live_old = _leftover(target, 1, age=storage.STALE_SECONDS + 5)
     locked = _leftover(tmp_path / "other", _dead_pid())
     other_target = tmp_path / "other"
-    keep = [tmp_path / "zrtp-cache.tmp-12ab", tmp_path / "zrtp-cache.tmp-", tmp_path / "zrtp-cache.corrupt-1",
-            tmp_path / "history.json.tmp-1"]
+    keep = [
+        tmp_path / "zrtp-cache.tmp-12ab",
+        tmp_path / "zrtp-cache.tmp-",
+        tmp_path / "zrtp-cache.corrupt-1",
+        tmp_path / "history.json.tmp-1",
+    ]
     for path in keep:
         path.write_bytes(b"not ours to remove")
     removed = storage.remove_stale_temporaries(str(target))

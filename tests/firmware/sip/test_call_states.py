@@ -98,4 +98,4 @@ def test_ua_moves_calls_only_through_the_table():
 
     with open(useragent.__file__) as f:
         source = f.read()
-    assert "call.state = " not in source and ".state = \"" not in source
+    assert "call.state = " not in source and '.state = "' not in source

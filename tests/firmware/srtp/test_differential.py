@@ -45,8 +45,7 @@ def test_ours_to_libsrtp_across_the_wrap(name, profile):
         seq = 65520 + i
         payload = os.urandom(1 + (i * 37) % 300)
         extension = os.urandom(8) if i % 7 == 3 else None
-        plain = _rtp(seq, 1000 + 160 * i, ssrc, payload, marker=i == 0, csrcs=(7,) * (i % 3),
-                     extension=extension)
+        plain = _rtp(seq, 1000 + 160 * i, ssrc, payload, marker=i == 0, csrcs=(7,) * (i % 3), extension=extension)
         protected = ours.protect(plain)
         assert theirs.unprotect(protected) == plain
     assert ours.rollover_counter(ssrc) == 1

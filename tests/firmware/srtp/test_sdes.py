@@ -46,8 +46,12 @@ def test_offer_answer_accept_gives_matching_contexts():
 
 def test_answer_skips_unusable_lines_and_follows_offer_order():
     good = sdes.CryptoAttribute(7, "AES_CM_128_HMAC_SHA1_32", bytes(16), bytes(14)).value()
-    values = ["1 F8_128_HMAC_SHA1_80 inline:AAAA", "2 AES_CM_128_HMAC_SHA1_80 inline:AAAA",
-              good + " UNENCRYPTED_SRTP", good]
+    values = [
+        "1 F8_128_HMAC_SHA1_80 inline:AAAA",
+        "2 AES_CM_128_HMAC_SHA1_80 inline:AAAA",
+        good + " UNENCRYPTED_SRTP",
+        good,
+    ]
     theirs, ours = sdes.answer_offer(values, CountingRng())
     assert theirs.tag == 7 and ours.suite == "AES_CM_128_HMAC_SHA1_32"
     assert sdes.answer_offer(values[:3], CountingRng()) is None
@@ -55,11 +59,19 @@ def test_answer_skips_unusable_lines_and_follows_offer_order():
 
 def test_malformed_lines_each_raise():
     key = sdes.CryptoAttribute(1, "AES_CM_128_HMAC_SHA1_80", bytes(16), bytes(14)).value().split()[2]
-    for bad in ["", "1 AES_CM_128_HMAC_SHA1_80", "x AES_CM_128_HMAC_SHA1_80 " + key,
-                "1 NOPE " + key, "1 AES_CM_128_HMAC_SHA1_80 uri:" + key[7:],
-                "1 AES_256_CM_HMAC_SHA1_80 " + key, "1 AES_CM_128_HMAC_SHA1_80 " + key + "|2^x",
-                "1 AES_CM_128_HMAC_SHA1_80 " + key + "|1:999", "1 AES_CM_128_HMAC_SHA1_80 " + key + ";" + key,
-                "1 AES_CM_128_HMAC_SHA1_80 " + key + " KDR=1", "1 AES_CM_128_HMAC_SHA1_80 inline:!!!!"]:
+    for bad in [
+        "",
+        "1 AES_CM_128_HMAC_SHA1_80",
+        "x AES_CM_128_HMAC_SHA1_80 " + key,
+        "1 NOPE " + key,
+        "1 AES_CM_128_HMAC_SHA1_80 uri:" + key[7:],
+        "1 AES_256_CM_HMAC_SHA1_80 " + key,
+        "1 AES_CM_128_HMAC_SHA1_80 " + key + "|2^x",
+        "1 AES_CM_128_HMAC_SHA1_80 " + key + "|1:999",
+        "1 AES_CM_128_HMAC_SHA1_80 " + key + ";" + key,
+        "1 AES_CM_128_HMAC_SHA1_80 " + key + " KDR=1",
+        "1 AES_CM_128_HMAC_SHA1_80 inline:!!!!",
+    ]:
         raises(RemoteProtocolError, sdes.parse_crypto, bad)
 
 

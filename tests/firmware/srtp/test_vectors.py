@@ -31,7 +31,8 @@ def test_rfc3711_b3_auth_key_spans_several_blocks():
     assert long_key == unhex(
         "CEBE321F6FF7716B6FD4AB49AF256A156D38BAA48F0A0ACF3C34E2359E6CDBCE"
         "E049646C43D9327AD175578EF72270986371C10C9A369AC2F94A8C5FBCDDDC25"
-        "6D6E919A48B610EF17C2041E474035766B68642C59BBFC2F34DB60DBDFB2")
+        "6D6E919A48B610EF17C2041E474035766B68642C59BBFC2F34DB60DBDFB2"
+    )
 
 
 def test_rfc6188_7_2_aes_256_key_derivation():
@@ -44,8 +45,7 @@ def test_rfc6188_7_2_aes_256_key_derivation():
 
 
 LIBSRTP_PLAINTEXT = unhex("800f1234decafbad cafebabe abababab abababababababab abababab")
-LIBSRTP_CIPHERTEXT = unhex(
-    "800f1234decafbad cafebabe 4e55dc4c e79978d88ca4d215 949d2402b78d6acc 99ea179b8dbb")
+LIBSRTP_CIPHERTEXT = unhex("800f1234decafbad cafebabe 4e55dc4c e79978d88ca4d215 949d2402b78d6acc 99ea179b8dbb")
 
 
 def test_libsrtp_driver_vector_protect_and_unprotect():

@@ -42,13 +42,16 @@ def test_config_and_engine_defaults_are_the_one_list():
     assert z.sas == prefs.sas_types == list(algorithms.DEFAULTS["sas"])
 
 
-@pytest.mark.parametrize("peer_key_agreements,expected", [
-    (["EC25", "DH3k", "DH2k", "EC38"], "EC25"),  # a GNU ZRTP-style offer: EC25 first, no X255
-    (["DH3k"], "DH3k"),  # linphone's default offer (DH3k, Mult)
-    (["X255", "DH3k"], "X255"),  # linphone configured for X255
-    (["DH2k", "DH3k"], "DH2k"),  # first choices DH3k (ours) vs DH2k: §4.1.2 takes the faster
-    (["X448", "EC38"], "X448"),
-])
+@pytest.mark.parametrize(
+    "peer_key_agreements,expected",
+    [
+        (["EC25", "DH3k", "DH2k", "EC38"], "EC25"),  # a GNU ZRTP-style offer: EC25 first, no X255
+        (["DH3k"], "DH3k"),  # linphone's default offer (DH3k, Mult)
+        (["X255", "DH3k"], "X255"),  # linphone configured for X255
+        (["DH2k", "DH3k"], "DH2k"),  # first choices DH3k (ours) vs DH2k: §4.1.2 takes the faster
+        (["X448", "EC38"], "X448"),
+    ],
+)
 @pytest.mark.parametrize("seed", [10, 11, 12, 13])
 def test_default_offer_against_typical_peers(peer_key_agreements, expected, seed):
     # Whichever side wins the Commit contention (the seed varies it), both land on the same choice.

@@ -42,8 +42,14 @@ def test_corruption_detected():
     cache = ZrtpCache(b"Z" * 12)
     cache.update_retained(b"A" * 12, b"1" * 32, 1)
     data = cache.serialize()
-    for bad in (data[:-1], data[:10], b"", bytes([data[0] ^ 1]) + data[1:], data[:20] + b"x" + data[21:],
-                data + b"\x00"):
+    for bad in (
+        data[:-1],
+        data[:10],
+        b"",
+        bytes([data[0] ^ 1]) + data[1:],
+        data[:20] + b"x" + data[21:],
+        data + b"\x00",
+    ):
         raises(CacheCorrupt, ZrtpCache.parse, bad)
 
 

@@ -13,19 +13,22 @@ from tests.firmware.zrtp.pair import Side, make_engine, run, seeded_rng
 BOB = "sip:bob@example.org"
 
 
-@pytest.mark.parametrize("uri,aor", [
-    ("sip:bob@example.org", "sip:bob@example.org"),
-    ("SIP:bob@EXAMPLE.org:5060;transport=tcp", "sip:bob@example.org"),
-    ('"Bob" <sips:%62ob:secret@example.org>;tag=9', "sip:bob@example.org"),
-    ("sip:bob@example.org.?subject=x", "sip:bob@example.org"),
-    ("sip:Bob@example.org", "sip:Bob@example.org"),  # the user part is case-sensitive (§19.1.4)
-    ("sip:127.0.0.1:5072", "sip:127.0.0.1"),
-    ("sip:alice@[::1]:5070", "sip:alice@[::1]"),
-    ("tel:+123", None),
-    ("sip:", None),
-    ("<sip:bob@example.org", None),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    "uri,aor",
+    [
+        ("sip:bob@example.org", "sip:bob@example.org"),
+        ("SIP:bob@EXAMPLE.org:5060;transport=tcp", "sip:bob@example.org"),
+        ('"Bob" <sips:%62ob:secret@example.org>;tag=9', "sip:bob@example.org"),
+        ("sip:bob@example.org.?subject=x", "sip:bob@example.org"),
+        ("sip:Bob@example.org", "sip:Bob@example.org"),  # the user part is case-sensitive (§19.1.4)
+        ("sip:127.0.0.1:5072", "sip:127.0.0.1"),
+        ("sip:alice@[::1]:5070", "sip:alice@[::1]"),
+        ("tel:+123", None),
+        ("sip:", None),
+        ("<sip:bob@example.org", None),
+        (None, None),
+    ],
+)
 def test_normalize_aor(uri, aor):
     assert normalize_aor(uri) == aor
 
@@ -39,7 +42,9 @@ def test_bind_forget_and_round_trip():
     cache.bind_contact("sip:carol@example.org", b"c" * 12, 200)
     loaded = ZrtpCache.parse(cache.serialize())
     assert [(c.aor, c.zid, c.last_use) for c in loaded.contacts()] == [
-        ("sip:carol@example.org", b"c" * 12, 200), (BOB, b"z" * 12, 100)]
+        ("sip:carol@example.org", b"c" * 12, 200),
+        (BOB, b"z" * 12, 100),
+    ]
     assert loaded.forget_contact("sip:bob@example.org;x=y") and loaded.contact_zid(BOB) is None
     assert not loaded.forget_contact(BOB)
 
@@ -76,7 +81,7 @@ def test_damaged_contacts_table_is_corrupt(damage):
     elif damage == "aor":
         body[-len(BOB)] = 0xFF
     elif damage == "not-normalised":
-        body[-len(BOB):] = BOB.upper().encode()
+        body[-len(BOB) :] = BOB.upper().encode()
     else:
         del body[-3:]
     data = bytes(body) + crypto.digest("sha256", bytes(body))

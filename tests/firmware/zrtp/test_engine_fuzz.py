@@ -21,8 +21,9 @@ def test_random_datagrams_never_raise(data, framing):
     if framing == 1:
         data = messages.encode_packet(1, 2, data)
     elif framing == 2:
-        data = messages.encode_packet(1, 2, b"\x50\x5a" + bytes([0, (len(data) + 12) // 4]) + data[:8].ljust(8)
-                                      + data[8:])
+        data = messages.encode_packet(
+            1, 2, b"\x50\x5a" + bytes([0, (len(data) + 12) // 4]) + data[:8].ljust(8) + data[8:]
+        )
     a.engine.receive_datagram(data, 0.01)
     a.engine.handle_timer(1.0)
     a.engine.datagrams_to_send(1.0)

@@ -17,8 +17,9 @@ class FakePeer:
         self.h2 = kdf.implicit_hash(self.h1)
         self.h3 = kdf.implicit_hash(self.h2)
         self.zid = zid
-        self.hello = messages.Hello(version, "FakePeer", self.h3, zid, ["S256"], ["AES1"], ["HS80"],
-                                    [key_agreement], ["B32"])
+        self.hello = messages.Hello(
+            version, "FakePeer", self.h3, zid, ["S256"], ["AES1"], ["HS80"], [key_agreement], ["B32"]
+        )
         self.hello_raw = self.hello.encode(self.h2)
         self.key_agreement = key_agreement
         self.seq = 0
@@ -27,8 +28,7 @@ class FakePeer:
         self.seq += 1
         return messages.encode_packet(self.seq, 0xABCD, raw)
 
-    def commit_for(self, engine_hello_raw, key_agreement=None, dhpart2_pv=None, hvi=None, algorithms=None,
-                   zid=None):
+    def commit_for(self, engine_hello_raw, key_agreement=None, dhpart2_pv=None, hvi=None, algorithms=None, zid=None):
         ka = key_agreement or self.key_agreement
         self.keypair = keyagreement.generate(ka if ka not in ("Mult", "Prsh") else "DH3k", self.rng)
         pv = dhpart2_pv if dhpart2_pv is not None else self.keypair.public
@@ -40,8 +40,9 @@ class FakePeer:
             commit = messages.Commit(self.h2, zid, "S256", "AES1", "HS80", ka, "B32", nonce=b"n" * 16)
         else:
             real_hvi = kdf.zrtp_hash("S256", self.dhpart2_raw + engine_hello_raw)[:32]
-            commit = messages.Commit(self.h2, zid, algs["hash"], algs["cipher"], algs["auth_tag"], ka, algs["sas"],
-                                     hvi=hvi or real_hvi)
+            commit = messages.Commit(
+                self.h2, zid, algs["hash"], algs["cipher"], algs["auth_tag"], ka, algs["sas"], hvi=hvi or real_hvi
+            )
         return commit.encode(self.h1)
 
 
@@ -105,15 +106,24 @@ def test_dh_public_value_1_and_p_minus_1_rejected(bad):
     peer = FakePeer()
     engine = _engine_after_hello(peer)
     # The hvi covers the bad DHPart2, so the hvi check passes and the value check must catch it.
-    engine.receive_datagram(peer.packet(peer.commit_for(engine._hello_raw, dhpart2_pv=value.to_bytes(384, "big"))),
-                            0.02)
+    engine.receive_datagram(
+        peer.packet(peer.commit_for(engine._hello_raw, dhpart2_pv=value.to_bytes(384, "big"))), 0.02
+    )
     _sent(engine)
     engine.receive_datagram(peer.packet(peer.dhpart2_raw), 0.03)
     assert _error_codes(_sent(engine)) == [messages.ERROR_BAD_PV]
 
 
-@pytest.mark.parametrize("ka,pv", [("X255", bytes(32)), ("X255", b"\x01" + bytes(31)), ("EC25", b"\x01" * 64),
-                                   ("EC25", bytes(64)), ("X448", bytes(56))])
+@pytest.mark.parametrize(
+    "ka,pv",
+    [
+        ("X255", bytes(32)),
+        ("X255", b"\x01" + bytes(31)),
+        ("EC25", b"\x01" * 64),
+        ("EC25", bytes(64)),
+        ("X448", bytes(56)),
+    ],
+)
 def test_bad_ecdh_values_rejected(ka, pv):
     peer = FakePeer(key_agreement=ka)
     engine = _engine_after_hello(peer, prefs=Preferences(key_agreements=[ka]))
@@ -171,8 +181,13 @@ def test_truncated_and_oversized_packets_are_dropped():
     engine.start(0.0)
     _sent(engine)
     raw = peer.hello_raw
-    for packet in (peer.packet(raw)[:30], peer.packet(raw[:-4]), messages.encode_packet(1, 2, raw + bytes(3000)),
-                   b"", b"\x10"):
+    for packet in (
+        peer.packet(raw)[:30],
+        peer.packet(raw[:-4]),
+        messages.encode_packet(1, 2, raw + bytes(3000)),
+        b"",
+        b"\x10",
+    ):
         engine.receive_datagram(packet, 0.01)
     assert _sent(engine) == [] and engine.state == "Discovery"
 
@@ -291,8 +306,7 @@ def test_sasrelay_from_unknown_mitm_refused():
     a, b = _secure_pair()
     encrypted = b"e" * 40
     mac = kdf.zrtp_mac("S256", _peer_mackey(a), encrypted)[:8]
-    a.engine.receive_datagram(messages.encode_packet(9, 2, messages.SASrelay(mac, b"i" * 16, encrypted).encode()),
-                              5.0)
+    a.engine.receive_datagram(messages.encode_packet(9, 2, messages.SASrelay(mac, b"i" * 16, encrypted).encode()), 5.0)
     assert _error_codes(_sent(a.engine)) == [messages.ERROR_UNTRUSTED_MITM]
     assert [e.kind for e in _events(a.engine) if isinstance(e, Alarm)] == [events.UNTRUSTED_MITM]
 
@@ -347,10 +361,13 @@ def test_hello_before_start_is_kept_and_acked_on_start():
 
 def test_nothing_is_sent_before_start():
     engine = make_engine(3)
-    for raw in (FakePeer(version="1.00").hello_raw, FakePeer(zid=engine.zid).hello_raw, messages.Error(0x20).encode(),
-                messages.Ping("1.10", b"e" * 8).encode(),
-                messages.Commit(b"2" * 32, b"P" * 12, "S256", "AES1", "HS80", "DH3k", "B32", hvi=b"h" * 32).encode(
-                    b"1" * 32)):
+    for raw in (
+        FakePeer(version="1.00").hello_raw,
+        FakePeer(zid=engine.zid).hello_raw,
+        messages.Error(0x20).encode(),
+        messages.Ping("1.10", b"e" * 8).encode(),
+        messages.Commit(b"2" * 32, b"P" * 12, "S256", "AES1", "HS80", "DH3k", "B32", hvi=b"h" * 32).encode(b"1" * 32),
+    ):
         engine.receive_datagram(messages.encode_packet(1, 2, raw), 0.0)
     assert _sent(engine) == [] and engine.state == "Idle" and _events(engine) == []
 
@@ -372,13 +389,16 @@ def test_gnu_zrtp_spelling_e255_is_accepted_and_echoed():
     assert [m for m in _sent(responder) if isinstance(m, messages.Confirm)]
 
 
-@pytest.mark.parametrize("prefs,algorithms,code", [
-    ({"hashes": ["S256"]}, {"hash": "S384"}, messages.ERROR_HASH_UNSUPPORTED),
-    ({"hashes": ["S256"]}, {"hash": "N256"}, messages.ERROR_HASH_UNSUPPORTED),
-    ({"ciphers": ["AES1"]}, {"cipher": "AES3"}, messages.ERROR_CIPHER_UNSUPPORTED),
-    ({}, {"auth_tag": "SK32"}, messages.ERROR_AUTH_TAG_UNSUPPORTED),
-    ({"sas_types": ["B32"]}, {"sas": "B256"}, messages.ERROR_SAS_UNSUPPORTED),
-])
+@pytest.mark.parametrize(
+    "prefs,algorithms,code",
+    [
+        ({"hashes": ["S256"]}, {"hash": "S384"}, messages.ERROR_HASH_UNSUPPORTED),
+        ({"hashes": ["S256"]}, {"hash": "N256"}, messages.ERROR_HASH_UNSUPPORTED),
+        ({"ciphers": ["AES1"]}, {"cipher": "AES3"}, messages.ERROR_CIPHER_UNSUPPORTED),
+        ({}, {"auth_tag": "SK32"}, messages.ERROR_AUTH_TAG_UNSUPPORTED),
+        ({"sas_types": ["B32"]}, {"sas": "B256"}, messages.ERROR_SAS_UNSUPPORTED),
+    ],
+)
 def test_commit_with_unoffered_algorithm_gets_its_error(prefs, algorithms, code):
     peer = FakePeer()
     engine = _engine_after_hello(peer, prefs=Preferences(**prefs))

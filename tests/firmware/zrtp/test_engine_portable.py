@@ -72,8 +72,13 @@ def _peer_preferring(seed, kind, name):
     cache = ZrtpCache.create(rng)
     prefs = Preferences()
     names = [name] + [n for n in algorithms.IMPLEMENTED[kind] if n != name]
-    attribute = {"hash": "hashes", "cipher": "ciphers", "auth_tag": "auth_tags", "key_agreement": "key_agreements",
-                 "sas": "sas_types"}[kind]
+    attribute = {
+        "hash": "hashes",
+        "cipher": "ciphers",
+        "auth_tag": "auth_tags",
+        "key_agreement": "key_agreements",
+        "sas": "sas_types",
+    }[kind]
     setattr(prefs, attribute, names)  # bypasses the platform check on purpose: this is the far end
     return ZrtpEngine(cache.zid, cache, prefs, rng, ssrc=seed)
 
@@ -112,8 +117,13 @@ def test_a_peer_preferring_any_algorithm_gets_a_secure_call_or_a_clean_failure()
             secure = [[e for e in events[i] if isinstance(e, Secure)] for i in (0, 1)]
             assert len(secure[0]) == 1 and len(secure[1]) == 1, (kind, name, events)
             assert secure[0][0].sas == secure[1][0].sas, (kind, name)
-            chosen = {"hash": secure[0][0].hash, "cipher": secure[0][0].cipher, "auth_tag": secure[0][0].auth_tag,
-                      "key_agreement": secure[0][0].key_agreement, "sas": secure[0][0].sas_type}
+            chosen = {
+                "hash": secure[0][0].hash,
+                "cipher": secure[0][0].cipher,
+                "auth_tag": secure[0][0].auth_tag,
+                "key_agreement": secure[0][0].key_agreement,
+                "sas": secure[0][0].sas_type,
+            }
             for k in algorithms.KINDS:
                 assert chosen[k] in algorithms.SUPPORTED[k], (kind, name, chosen)
 

@@ -11,8 +11,18 @@ ZID = b"z" * 12
 
 
 def _hello():
-    return messages.Hello("1.10", "Sotto", H[3], ZID, ["S384", "S256"], ["AES3", "AES1"], ["HS80", "HS32"],
-                          ["X255", "DH3k"], ["B256", "B32"], passive=True)
+    return messages.Hello(
+        "1.10",
+        "Sotto",
+        H[3],
+        ZID,
+        ["S384", "S256"],
+        ["AES3", "AES1"],
+        ["HS80", "HS32"],
+        ["X255", "DH3k"],
+        ["B256", "B32"],
+        passive=True,
+    )
 
 
 def test_hello_round_trip_and_mac():

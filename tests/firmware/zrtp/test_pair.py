@@ -27,25 +27,43 @@ def _assert_agree(a, b):
     return sa, sb
 
 
-COMBINATIONS = list(itertools.product(["S256", "S384"], ["AES1", "AES3"], ["HS32", "HS80"],
-                                      ["DH3k", "DH2k", "EC25", "EC38", "X255", "X448"], ["B32", "B256"]))
+COMBINATIONS = list(
+    itertools.product(
+        ["S256", "S384"],
+        ["AES1", "AES3"],
+        ["HS32", "HS80"],
+        ["DH3k", "DH2k", "EC25", "EC38", "X255", "X448"],
+        ["B32", "B256"],
+    )
+)
 
 
-@pytest.mark.parametrize("hash_name,cipher,auth_tag,key_agreement,sas_type", COMBINATIONS,
-                         ids=["-".join(c) for c in COMBINATIONS])
+@pytest.mark.parametrize(
+    "hash_name,cipher,auth_tag,key_agreement,sas_type", COMBINATIONS, ids=["-".join(c) for c in COMBINATIONS]
+)
 def test_every_algorithm_combination(hash_name, cipher, auth_tag, key_agreement, sas_type):
     prefs = Preferences([hash_name], [cipher], [auth_tag], [key_agreement], [sas_type])
     a, b = pair(prefs_a=prefs, prefs_b=Preferences([hash_name], [cipher], [auth_tag], [key_agreement], [sas_type]))
     run(a, b)
     sa, _ = _assert_agree(a, b)
     assert (sa.hash, sa.cipher, sa.auth_tag, sa.key_agreement, sa.sas_type) == (
-        hash_name, cipher, auth_tag, key_agreement, sas_type)
+        hash_name,
+        cipher,
+        auth_tag,
+        key_agreement,
+        sas_type,
+    )
     key_len = 16 if cipher == "AES1" else 32
     assert len(sa.send_key) == key_len and len(sa.send_salt) == 14
-    assert sa.send_profile == {
-        ("AES1", "HS80"): "AES_CM_128_HMAC_SHA1_80", ("AES1", "HS32"): "AES_CM_128_HMAC_SHA1_32",
-        ("AES3", "HS80"): "AES_256_CM_HMAC_SHA1_80", ("AES3", "HS32"): "AES_256_CM_HMAC_SHA1_32",
-    }[(cipher, auth_tag)]
+    assert (
+        sa.send_profile
+        == {
+            ("AES1", "HS80"): "AES_CM_128_HMAC_SHA1_80",
+            ("AES1", "HS32"): "AES_CM_128_HMAC_SHA1_32",
+            ("AES3", "HS80"): "AES_256_CM_HMAC_SHA1_80",
+            ("AES3", "HS32"): "AES_256_CM_HMAC_SHA1_32",
+        }[(cipher, auth_tag)]
+    )
     if sas_type == "B32":
         assert len(sa.sas) == 4
     else:
@@ -54,8 +72,9 @@ def test_every_algorithm_combination(hash_name, cipher, auth_tag, key_agreement,
 
 def test_faster_first_choice_rule():
     # §4.1.2: the first choices differ (DH3k vs X255) and both support both: the faster, X255, wins.
-    a, b = pair(prefs_a=Preferences(key_agreements=["DH3k", "X255"]),
-                prefs_b=Preferences(key_agreements=["X255", "DH3k"]))
+    a, b = pair(
+        prefs_a=Preferences(key_agreements=["DH3k", "X255"]), prefs_b=Preferences(key_agreements=["X255", "DH3k"])
+    )
     run(a, b)
     sa, _ = _assert_agree(a, b)
     assert sa.key_agreement == "X255"
@@ -95,8 +114,9 @@ def test_late_responder_without_contention():
 
 @pytest.mark.parametrize("seed", range(8))
 def test_lossy_reordering_duplicating_network(seed):
-    a, b = pair(seed=100 + 2 * seed, prefs_a=Preferences(key_agreements=["X255"]),
-                prefs_b=Preferences(key_agreements=["X255"]))
+    a, b = pair(
+        seed=100 + 2 * seed, prefs_a=Preferences(key_agreements=["X255"]), prefs_b=Preferences(key_agreements=["X255"])
+    )
     network = FakeNetwork(seed=seed, loss=0.3, reorder=0.3, duplicate=0.2, jitter=0.02)
     run(a, b, network, until=60)
     _assert_agree(a, b)
@@ -147,11 +167,14 @@ def test_equal_zids_refused():
     assert not a.secure() and not b.secure()
 
 
-@pytest.mark.parametrize("prefs_a,prefs_b,expected", [
-    ({"ciphers": ["AES1", "AES3"]}, {"ciphers": ["AES3", "AES1"]}, ("cipher", "AES3")),
-    ({"hashes": ["S384", "S256"]}, {"hashes": ["S256", "S384"]}, ("hash", "S384")),
-    ({"ciphers": ["AES1"]}, {"ciphers": ["AES3"]}, ("cipher", "AES1")),  # only the mandatory one in common
-])
+@pytest.mark.parametrize(
+    "prefs_a,prefs_b,expected",
+    [
+        ({"ciphers": ["AES1", "AES3"]}, {"ciphers": ["AES3", "AES1"]}, ("cipher", "AES3")),
+        ({"hashes": ["S384", "S256"]}, {"hashes": ["S256", "S384"]}, ("hash", "S384")),
+        ({"ciphers": ["AES1"]}, {"ciphers": ["AES3"]}, ("cipher", "AES1")),  # only the mandatory one in common
+    ],
+)
 def test_choice_is_the_same_whoever_commits(prefs_a, prefs_b, expected):
     for seed in range(10, 16):
         a, b = pair(seed=seed, prefs_a=Preferences(**prefs_a), prefs_b=Preferences(**prefs_b))
@@ -161,8 +184,11 @@ def test_choice_is_the_same_whoever_commits(prefs_a, prefs_b, expected):
 
 
 def test_auth_tag_and_sas_follow_the_responder():
-    a, b = pair(seed=12, prefs_a=Preferences(auth_tags=["HS80", "HS32"], sas_types=["B32", "B256"]),
-                prefs_b=Preferences(auth_tags=["HS32", "HS80"], sas_types=["B256", "B32"]))
+    a, b = pair(
+        seed=12,
+        prefs_a=Preferences(auth_tags=["HS80", "HS32"], sas_types=["B32", "B256"]),
+        prefs_b=Preferences(auth_tags=["HS32", "HS80"], sas_types=["B256", "B32"]),
+    )
     run(a, b)
     sa, sb = _assert_agree(a, b)
     responder = sa if sa.role == "responder" else sb

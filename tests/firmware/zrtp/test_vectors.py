@@ -59,9 +59,20 @@ def test_hello_decodes_and_mac_and_sdp_hash(role):
 def test_hello_reencodes_identically():
     for name in ("hello_initiator", "hello_responder", "pjs_hello"):
         hello = messages.decode_message(message(name))
-        clone = messages.Hello(hello.version, "", hello.h3, hello.zid, hello.hashes, hello.ciphers,
-                               hello.auth_tags, hello.key_agreements, hello.sas_types,
-                               hello.signature_capable, hello.mitm, hello.passive)
+        clone = messages.Hello(
+            hello.version,
+            "",
+            hello.h3,
+            hello.zid,
+            hello.hashes,
+            hello.ciphers,
+            hello.auth_tags,
+            hello.key_agreements,
+            hello.sas_types,
+            hello.signature_capable,
+            hello.mitm,
+            hello.passive,
+        )
         encoded = clone.encode(b"k" * 32)
         # Everything but the client id and the MAC is reproduced.
         assert encoded[:16] == hello.raw[:16] and encoded[32:-8] == hello.raw[32:-8]
@@ -76,8 +87,12 @@ def test_commit_fields_mac_and_hvi():
     commit = messages.decode_message(message("commit"))
     negotiated = T["negotiated"]
     assert (commit.hash, commit.cipher, commit.auth_tag, commit.key_agreement, commit.sas) == (
-        negotiated["hash"], negotiated["cipher"], negotiated["auth_tag"], negotiated["key_agreement"],
-        negotiated["sas"])
+        negotiated["hash"],
+        negotiated["cipher"],
+        negotiated["auth_tag"],
+        negotiated["key_agreement"],
+        negotiated["sas"],
+    )
     assert commit.h2 == SECRETS["H2_initiator"]
     assert commit.verify_mac(SECRETS["H1_initiator"])
     assert not commit.verify_mac(SECRETS["H1_responder"])
@@ -104,8 +119,9 @@ def test_confirm_decryption(part, role, suffix):
     assert body.cache_expiry == 0xFFFFFFFF
     assert not body.verified and body.signature == b""
     # Sealing the same body with the same IV reproduces the message.
-    again = messages.seal_confirm(part, body, "S256", SECRETS["zrtpkey" + suffix], SECRETS["mackey" + suffix],
-                                  confirm.iv)
+    again = messages.seal_confirm(
+        part, body, "S256", SECRETS["zrtpkey" + suffix], SECRETS["mackey" + suffix], confirm.iv
+    )
     assert again.encode() == confirm.raw
     other = "i" if suffix == "r" else "r"
     with pytest.raises(RemoteProtocolError, match="MAC"):
@@ -119,8 +135,13 @@ def test_bare_acks():
 
 @pytest.mark.parametrize("vector", DATA["kdf"]["vectors"], ids=lambda v: v["label"])
 def test_kdf_vectors(vector):
-    out = kdf.kdf("S256", unhex(DATA["kdf"]["ki"]), vector["label"].encode(), unhex(DATA["kdf"]["context"]),
-                  vector["length_bytes"])
+    out = kdf.kdf(
+        "S256",
+        unhex(DATA["kdf"]["ki"]),
+        vector["label"].encode(),
+        unhex(DATA["kdf"]["context"]),
+        vector["length_bytes"],
+    )
     assert out == unhex(vector["output"])
 
 

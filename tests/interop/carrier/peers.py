@@ -58,13 +58,14 @@ class PlainRtpPeer:
         self._thread.start()
 
     def _frame(self, seq, timestamp, ssrc):
-        samples = [int(self.amplitude * math.sin(2 * math.pi * self.tone_hz * (timestamp + i) / 8000))
-                   for i in range(160)]
+        samples = [
+            int(self.amplitude * math.sin(2 * math.pi * self.tone_hz * (timestamp + i) / 8000)) for i in range(160)
+        ]
         pcm = struct.pack("<160h", *samples)
         return struct.pack("!BBHII", 0x80, 0, seq, timestamp, ssrc) + g711.encode_ulaw(pcm)
 
     def _run(self):
-        seq, timestamp, ssrc = 1, 0, 0x5eed1234
+        seq, timestamp, ssrc = 1, 0, 0x5EED1234
         next_send = None
         while not self._stop.is_set():
             try:
@@ -149,8 +150,11 @@ class MediaRelay:
                     pass
 
     def of(self, direction, kind=None, dropped=None):
-        return [(t, d) for t, di, k, d, x in self.log
-                if di == direction and (kind is None or k == kind) and (dropped is None or x == dropped)]
+        return [
+            (t, d)
+            for t, di, k, d, x in self.log
+            if di == direction and (kind is None or k == kind) and (dropped is None or x == dropped)
+        ]
 
     def stop(self):
         self._stop.set()
@@ -190,8 +194,11 @@ class Baresip:
         os.makedirs(self.conf, exist_ok=True)
         os.makedirs(self.record_dir, exist_ok=True)
         with open(os.path.join(self.conf, "config"), "w") as f:
-            f.write(BARESIP_CONFIG.format(sip=sip_port, record_dir=self.record_dir, play=play,
-                                          rtp_min=rtp_ports[0], rtp_max=rtp_ports[1]))
+            f.write(
+                BARESIP_CONFIG.format(
+                    sip=sip_port, record_dir=self.record_dir, play=play, rtp_min=rtp_ports[0], rtp_max=rtp_ports[1]
+                )
+            )
         account = "<sip:{}@127.0.0.1:{}>;regint=0;answermode=auto".format(user, sip_port)
         if mediaenc:
             account += ";mediaenc={}".format(mediaenc)
@@ -210,8 +217,13 @@ class Baresip:
     def start(self, *args):
         """Start it (e.g. "-e", "/dial URI" to call, "-t", "SECONDS" to quit after a while)."""
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([require("baresip"), "-f", self.conf, *args], stdout=self._log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.workdir)
+        self.proc = subprocess.Popen(
+            [require("baresip"), "-f", self.conf, *args],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.workdir,
+        )
         deadline = time.monotonic() + 10
         needle = ":{:04X}".format(self.sip_port)
         while time.monotonic() < deadline:
@@ -227,8 +239,7 @@ class Baresip:
         """The WAV of what baresip decoded from the peer (its sndfile module's "*-dec.wav")."""
         names = sorted(n for n in os.listdir(self.record_dir) if n.endswith("dec.wav"))
         if len(names) != 1:
-            raise AssertionError("baresip recorded {} (one *dec.wav expected):\n{}".format(
-                names, self.log()[-2000:]))
+            raise AssertionError("baresip recorded {} (one *dec.wav expected):\n{}".format(names, self.log()[-2000:]))
         return os.path.join(self.record_dir, names[0])
 
     def log(self):

@@ -59,25 +59,25 @@ def bdecode(data):
 
 
 def _bdecode(data, i):
-    kind = data[i:i + 1]
+    kind = data[i : i + 1]
     if kind == b"i":
         end = data.index(b"e", i)
-        return int(data[i + 1:end]), end + 1
+        return int(data[i + 1 : end]), end + 1
     if kind == b"l":
         items, i = [], i + 1
-        while data[i:i + 1] != b"e":
+        while data[i : i + 1] != b"e":
             item, i = _bdecode(data, i)
             items.append(item)
         return items, i + 1
     if kind == b"d":
         items, i = {}, i + 1
-        while data[i:i + 1] != b"e":
+        while data[i : i + 1] != b"e":
             key, i = _bdecode(data, i)
             items[key if isinstance(key, str) else key.decode(errors="replace")], i = _bdecode(data, i)
         return items, i + 1
     colon = data.index(b":", i)
     length = int(data[i:colon])
-    raw = data[colon + 1:colon + 1 + length]
+    raw = data[colon + 1 : colon + 1 + length]
     try:
         return raw.decode(), colon + 1 + length
     except UnicodeDecodeError:
@@ -200,8 +200,10 @@ class Rtpengine:
         """[(command, SDP rtpengine was given, SDP it gave back)] for every offer and answer, in order, from
         its level-7 log: 'Dump for 'offer' from ...: { ..., "sdp": "v=0 ... ", ... }' and 'Response dump'."""
         given, out = {}, []
-        pattern = re.compile(r"(Response dump|Dump) for '(offer|answer)' (?:from|to) \S+: "
-                             r"\{[^\n]*?\"sdp\": \"([^\"]*)\"")
+        pattern = re.compile(
+            r"(Response dump|Dump) for '(offer|answer)' (?:from|to) \S+: "
+            r"\{[^\n]*?\"sdp\": \"([^\"]*)\""
+        )
         for kind, command, sdp in pattern.findall(self.log()):
             if kind == "Dump":
                 given[command] = sdp
@@ -228,8 +230,8 @@ RELAY_HOOKS = {
     "modules": """loadmodule "rtpengine.so"
 {socks}modparam("rtpengine", "rtpengine_tout_ms", 2000)
 """,
-    "initial": 'route(MEDIA);',
-    "in_dialog": 'route(MEDIA);',
+    "initial": "route(MEDIA);",
+    "in_dialog": "route(MEDIA);",
     "routes": """
 route[MEDIA] {{
     if (is_method("BYE")) {{
@@ -282,8 +284,7 @@ class Carrier:
     rtpengine (ng on port + 2, media ports media_ports[0]..+99 on 127.0.0.1), and with `reanchor` a
     second one (ng on port + 3, media ports +100..+199 on 127.0.0.2) for every re-INVITE."""
 
-    def __init__(self, tmp_path, port, users, media_ports=18100, reanchor=False, pad_crypto=False,
-                 block_mover=False):
+    def __init__(self, tmp_path, port, users, media_ports=18100, reanchor=False, pad_crypto=False, block_mover=False):
         """pad_crypto: rtpengine's "pad-crypto" flag. By default rtpengine passes SDES keys on without base64
         padding (RFC 4568 allows it); linphone 5.1 then decodes a 46-byte AES-256 key as 45 bytes and
         drops every packet, so a carrier serving such phones sets the flag.
@@ -301,15 +302,17 @@ class Carrier:
             sock = 'modparam("rtpengine", "rtpengine_sock", "{} == udp:127.0.0.1:{}")\n'
             socks = sock.format(0, port + 2)
             if reanchor:
-                self.relays.append(Rtpengine(tmp_path / "rtpengine-b", port + 3, media_ports + 100,
-                                             media_ports + 199, address="127.0.0.2"))
+                self.relays.append(
+                    Rtpengine(
+                        tmp_path / "rtpengine-b", port + 3, media_ports + 100, media_ports + 199, address="127.0.0.2"
+                    )
+                )
                 socks += sock.format(1, port + 3)
             delete = "rtpengine_delete();"
             if reanchor:
                 delete = 'set_rtpengine_set("0"); rtpengine_delete(); set_rtpengine_set("1"); rtpengine_delete();'
             flags = FLAGS + (" pad-crypto" if pad_crypto else "")
-            fill = dict(socks=socks, flags=flags, delete=delete, reanchor_request="", reanchor_reply="",
-                        after_offer="")
+            fill = dict(socks=socks, flags=flags, delete=delete, reanchor_request="", reanchor_reply="", after_offer="")
             if reanchor:
                 fill.update(reanchor_request=REANCHOR_REQUEST, reanchor_reply=REANCHOR_REPLY)
             if block_mover:

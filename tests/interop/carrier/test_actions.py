@@ -32,9 +32,26 @@ HOLD, RESUME, DURATION = 2, 4, 8
 
 def _sotto_call(tmp_path, uri, *extra):
     tone = write_tone(tmp_path / "sotto-tone.wav", SOTTO_TONE, 30)
-    return sotto.start(["call", uri, "--listen", "127.0.0.1:{}".format(SOTTO_SIP), "--rtp-port", str(SOTTO_RTP),
-                        "--play", str(tone), "--record", str(tmp_path / "alice-heard.wav"), "--cache",
-                        str(tmp_path / "alice.cache"), "--timeout", "40", *extra], tmp_path / "alice")
+    return sotto.start(
+        [
+            "call",
+            uri,
+            "--listen",
+            "127.0.0.1:{}".format(SOTTO_SIP),
+            "--rtp-port",
+            str(SOTTO_RTP),
+            "--play",
+            str(tone),
+            "--record",
+            str(tmp_path / "alice-heard.wav"),
+            "--cache",
+            str(tmp_path / "alice.cache"),
+            "--timeout",
+            "40",
+            *extra,
+        ],
+        tmp_path / "alice",
+    )
 
 
 def _levels(recording, frequency):
@@ -62,8 +79,16 @@ def test_hold_and_resume_by_sotto_with_linphone(tmp_path):
     tone = write_tone(tmp_path / "peer-tone.wav", PEER_TONE, 30)
     with Linphone(tmp_path / "bob", LINPHONE_SIP, LINPHONE_RTP, user="bob", auto_answer=True) as bob:
         bob.command("play {}".format(tone))
-        process = _sotto_call(tmp_path, bob.uri, "--at", "{}:hold".format(HOLD), "--at", "{}:resume".format(RESUME),
-                              "--duration", str(DURATION))
+        process = _sotto_call(
+            tmp_path,
+            bob.uri,
+            "--at",
+            "{}:hold".format(HOLD),
+            "--at",
+            "{}:resume".format(RESUME),
+            "--duration",
+            str(DURATION),
+        )
         rc, summary, err = finish(process)
         console = bob.console()
     assert rc == 0, (summary, err[-3000:], console[-2000:])
@@ -79,8 +104,16 @@ def test_hold_and_resume_by_sotto_with_baresip(tmp_path):
     tone = write_tone(tmp_path / "peer-tone.wav", PEER_TONE, 30)
     carol = Baresip(tmp_path / "carol", BARESIP_SIP, BARESIP_RTP, play=tone).start("-t", "40")
     try:
-        process = _sotto_call(tmp_path, carol.uri, "--at", "{}:hold".format(HOLD), "--at",
-                              "{}:resume".format(RESUME), "--duration", str(DURATION))
+        process = _sotto_call(
+            tmp_path,
+            carol.uri,
+            "--at",
+            "{}:hold".format(HOLD),
+            "--at",
+            "{}:resume".format(RESUME),
+            "--duration",
+            str(DURATION),
+        )
         rc, summary, err = finish(process)
     finally:
         carol.stop()
@@ -94,9 +127,22 @@ def test_hold_and_resume_by_sotto_with_baresip(tmp_path):
 
 
 def _target(tmp_path):
-    process = sotto.start(["answer", "--listen", "127.0.0.1:{}".format(TARGET_SIP), "--rtp-port", str(TARGET_RTP),
-                           "--cache", str(tmp_path / "dave.cache"), "--timeout", "40", "--duration", "3"],
-                          tmp_path / "dave")
+    process = sotto.start(
+        [
+            "answer",
+            "--listen",
+            "127.0.0.1:{}".format(TARGET_SIP),
+            "--rtp-port",
+            str(TARGET_RTP),
+            "--cache",
+            str(tmp_path / "dave.cache"),
+            "--timeout",
+            "40",
+            "--duration",
+            "3",
+        ],
+        tmp_path / "dave",
+    )
     wait_udp_port(TARGET_SIP, process)
     return process
 

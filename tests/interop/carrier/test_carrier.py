@@ -39,8 +39,18 @@ def carrier(tmp_path):
 
 
 def account(carrier, user, password, sip_port, rtp_port):
-    return ["--register", "sip:{}@127.0.0.1".format(user), "--password", password, "--proxy", carrier.proxy,
-            "--listen", "127.0.0.1:{}".format(sip_port), "--rtp-port", str(rtp_port)]
+    return [
+        "--register",
+        "sip:{}@127.0.0.1".format(user),
+        "--password",
+        password,
+        "--proxy",
+        carrier.proxy,
+        "--listen",
+        "127.0.0.1:{}".format(sip_port),
+        "--rtp-port",
+        str(rtp_port),
+    ]
 
 
 def wait_registered(carrier, user, timeout=10.0):
@@ -129,7 +139,15 @@ def test_zrtp_end_to_end_with_linphone_through_kamailio_and_rtpengine(carrier, t
     with Linphone(tmp_path / "bob", LINPHONE_SIP, LINPHONE_RTP, user="bob", auto_answer=True) as bob:
         register_linphone(bob, "bob", "bobpw", carrier.proxy)
         args = account(carrier, "alice", "alicepw", SOTTO_SIP, SOTTO_RTP) + [
-            "--duration", "4", "--timeout", "40", "--cache", str(tmp_path / "alice.cache"), "--play", str(tone)]
+            "--duration",
+            "4",
+            "--timeout",
+            "40",
+            "--cache",
+            str(tmp_path / "alice.cache"),
+            "--play",
+            str(tone),
+        ]
         if direction == "sotto_calls":
             process = sotto.start(["call", "sip:bob@127.0.0.1"] + args, tmp_path / "alice")
         else:
@@ -157,8 +175,12 @@ def test_zrtp_end_to_end_with_linphone_through_kamailio_and_rtpengine(carrier, t
     assert summary["sas"] == token.replace(":", " "), (summary, token)
     ours = summary["zrtp"]
     assert (ours["key_agreement"], ours["cipher"], ours["hash"], ours["auth_tag"], summary["sas_type"]) == (
-        algorithms["key_agreement"], algorithms["cipher"], algorithms["hash"], algorithms["auth_tag"],
-        algorithms["sas"]), (summary, algorithms)
+        algorithms["key_agreement"],
+        algorithms["cipher"],
+        algorithms["hash"],
+        algorithms["auth_tag"],
+        algorithms["sas"],
+    ), (summary, algorithms)
     # Every SRTP packet linphone sent through the relay authenticated with the keys agreed end to end.
     assert summary["rtp"]["received"] > 100 and summary["rtp"]["auth_failures"] == 0, summary
     assert summary["rtp"]["sent"] > 100 and linphone_received > 100, (summary, linphone_received)
@@ -186,11 +208,20 @@ def test_sdes_with_linphone_through_kamailio_and_rtpengine(tmp_path):
 def _sdes_with_linphone(carrier, tmp_path):
     relay = carrier.relays[0]
     tone = write_tone(tmp_path / "tone.wav", 440, 10)
-    with Linphone(tmp_path / "bob", LINPHONE_SIP, LINPHONE_RTP, user="bob", auto_answer=True,
-                  media_encryption="srtp") as bob:
+    with Linphone(
+        tmp_path / "bob", LINPHONE_SIP, LINPHONE_RTP, user="bob", auto_answer=True, media_encryption="srtp"
+    ) as bob:
         register_linphone(bob, "bob", "bobpw", carrier.proxy)
         args = account(carrier, "alice", "alicepw", SOTTO_SIP, SOTTO_RTP) + [
-            "--encryption", "sdes", "--duration", "4", "--timeout", "40", "--play", str(tone)]
+            "--encryption",
+            "sdes",
+            "--duration",
+            "4",
+            "--timeout",
+            "40",
+            "--play",
+            str(tone),
+        ]
         process = sotto.start(["call", "sip:bob@127.0.0.1"] + args, tmp_path / "alice")
         try:
             bob.wait_for(r"Media streams established", timeout=20)
@@ -219,13 +250,21 @@ def _sdes_with_linphone(carrier, tmp_path):
 
 def test_sdes_sotto_to_sotto_through_kamailio_and_rtpengine(carrier, tmp_path):
     relay = carrier.relays[0]
-    bob = sotto.start(["answer"] + account(carrier, "bob", "bobpw", SOTTO2_SIP, SOTTO2_RTP) + [
-        "--encryption", "sdes", "--timeout", "40"], tmp_path / "bob")
+    bob = sotto.start(
+        ["answer"]
+        + account(carrier, "bob", "bobpw", SOTTO2_SIP, SOTTO2_RTP)
+        + ["--encryption", "sdes", "--timeout", "40"],
+        tmp_path / "bob",
+    )
     alice = None
     try:
         wait_registered(carrier, "bob")
-        alice = sotto.start(["call", "sip:bob@127.0.0.1"] + account(carrier, "alice", "alicepw", SOTTO_SIP, SOTTO_RTP)
-                            + ["--encryption", "sdes", "--duration", "4", "--timeout", "40"], tmp_path / "alice")
+        alice = sotto.start(
+            ["call", "sip:bob@127.0.0.1"]
+            + account(carrier, "alice", "alicepw", SOTTO_SIP, SOTTO_RTP)
+            + ["--encryption", "sdes", "--duration", "4", "--timeout", "40"],
+            tmp_path / "alice",
+        )
         call_id = relayed_call(relay, timeout=20)
         time.sleep(2.5)
         parties = relay.parties(call_id)

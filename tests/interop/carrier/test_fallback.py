@@ -44,9 +44,19 @@ NOT_SECURE_NO_ZRTP = "not secure: peer has no ZRTP"
 
 def sotto_args(tmp_path, *extra, sip=SOTTO_SIP, rtp=SOTTO_RTP, name="alice"):
     tone = write_tone(tmp_path / "sotto-tone.wav", SOTTO_TONE, 20)
-    return ["--listen", "127.0.0.1:{}".format(sip), "--rtp-port", str(rtp), "--play", str(tone),
-            "--record", str(tmp_path / (name + "-heard.wav")), "--cache", str(tmp_path / (name + ".cache")),
-            *extra]
+    return [
+        "--listen",
+        "127.0.0.1:{}".format(sip),
+        "--rtp-port",
+        str(rtp),
+        "--play",
+        str(tone),
+        "--record",
+        str(tmp_path / (name + "-heard.wav")),
+        "--cache",
+        str(tmp_path / (name + ".cache")),
+        *extra,
+    ]
 
 
 def wait_udp_port(port, process, timeout=15.0):
@@ -73,8 +83,10 @@ def finish(process, timeout=60):
 def heard_tone(recording, frequency, min_windows=5, level=2000):
     """The recording carries `frequency` in at least `min_windows` 0.2 s windows."""
     loud = [t for t, a in tone_levels(recording, frequency) if a > level]
-    assert len(loud) >= min_windows, ("{} Hz not heard in {}".format(frequency, recording),
-                                      [(round(t, 1), round(a)) for t, a in tone_levels(recording, frequency)][:40])
+    assert len(loud) >= min_windows, (
+        "{} Hz not heard in {}".format(frequency, recording),
+        [(round(t, 1), round(a)) for t, a in tone_levels(recording, frequency)][:40],
+    )
 
 
 def assert_clear_with_alarm(summary, alarm=NOT_SECURE_NO_ZRTP):
@@ -86,11 +98,31 @@ def assert_clear_with_alarm(summary, alarm=NOT_SECURE_NO_ZRTP):
 
 # -- a peer without ZRTP -----------------------------------------------------------------------------------
 
+
 def _sipp_plain(tmp_path):
     return subprocess.Popen(
-        [require("sipp"), "-sf", str(SCENARIOS / "uas_plain_g711.xml"), "-i", "127.0.0.1", "-p", str(SIPP_SIP),
-         "-m", "1", "-nostdin", "-timeout", "40", "-set", "mport", str(SIPP_MEDIA), "-trace_err"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        [
+            require("sipp"),
+            "-sf",
+            str(SCENARIOS / "uas_plain_g711.xml"),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(SIPP_SIP),
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "40",
+            "-set",
+            "mport",
+            str(SIPP_MEDIA),
+            "-trace_err",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _call_sipp_plain(tmp_path, *extra):
@@ -98,8 +130,10 @@ def _call_sipp_plain(tmp_path, *extra):
     sipp = _sipp_plain(tmp_path)
     try:
         wait_udp_port(SIPP_SIP, sipp)
-        process = sotto.start(["call", "sip:plain@127.0.0.1:{}".format(SIPP_SIP)]
-                              + sotto_args(tmp_path, "--timeout", "30", *extra), tmp_path / "alice")
+        process = sotto.start(
+            ["call", "sip:plain@127.0.0.1:{}".format(SIPP_SIP)] + sotto_args(tmp_path, "--timeout", "30", *extra),
+            tmp_path / "alice",
+        )
         rc, summary, err = finish(process)
         try:
             sipp_out = sipp.communicate(timeout=15)[0].decode(errors="replace")
@@ -137,8 +171,7 @@ def _baresip(tmp_path, mediaenc=None):
 def _sotto_calls_baresip(tmp_path, mediaenc, *extra):
     carol = _baresip(tmp_path, mediaenc).start("-t", "40")
     try:
-        process = sotto.start(["call", carol.uri] + sotto_args(tmp_path, "--timeout", "30", *extra),
-                              tmp_path / "alice")
+        process = sotto.start(["call", carol.uri] + sotto_args(tmp_path, "--timeout", "30", *extra), tmp_path / "alice")
         rc, summary, err = finish(process)
     finally:
         carol.stop()
@@ -176,8 +209,9 @@ def test_baresip_without_media_encryption_is_clear_at_once_and_heard(tmp_path, d
 # A default Sotto's offer carries a=zrtp-hash and no a=crypto: baresip with srtp-mand refuses it (488) and
 # Sotto offers again with SDES; baresip with plain mediaenc=srtp (best effort) takes the plain offer and the
 # call is clear, so Sotto calling it with SDES is not covered here (not there yet).
-@pytest.mark.parametrize("direction,mediaenc", [("baresip_calls", "srtp"), ("baresip_calls", "srtp-mand"),
-                                                ("sotto_calls", "srtp-mand")])
+@pytest.mark.parametrize(
+    "direction,mediaenc", [("baresip_calls", "srtp"), ("baresip_calls", "srtp-mand"), ("sotto_calls", "srtp-mand")]
+)
 def test_baresip_with_sdes_gets_sdes_and_audio_both_ways(tmp_path, direction, mediaenc):
     rc, summary, err, carol = BARESIP_DIRECTIONS[direction](tmp_path, mediaenc, "--duration", "3")
     assert rc == 0, (summary, err[-3000:], carol.log()[-3000:])
@@ -191,9 +225,11 @@ def test_baresip_with_sdes_gets_sdes_and_audio_both_ways(tmp_path, direction, me
 
 # -- linphone with its encryption off ---------------------------------------------------------------------
 
+
 def _linphone(tmp_path, auto_answer):
-    return Linphone(tmp_path / "bob", LINPHONE_SIP, LINPHONE_RTP, user="bob", auto_answer=auto_answer,
-                    media_encryption="none")
+    return Linphone(
+        tmp_path / "bob", LINPHONE_SIP, LINPHONE_RTP, user="bob", auto_answer=auto_answer, media_encryption="none"
+    )
 
 
 @pytest.mark.parametrize("direction", ["sotto_calls", "linphone_calls"])
@@ -208,11 +244,13 @@ def test_linphone_with_encryption_off_answers_our_hello_and_goes_secure(tmp_path
         bob.command("play {}".format(tone))
         bob.command("record {}".format(tmp_path / "bob-heard.wav"))
         if direction == "sotto_calls":
-            process = sotto.start(["call", bob.uri] + sotto_args(tmp_path, "--duration", "4", "--timeout", "30"),
-                                  tmp_path / "alice")
+            process = sotto.start(
+                ["call", bob.uri] + sotto_args(tmp_path, "--duration", "4", "--timeout", "30"), tmp_path / "alice"
+            )
         else:
-            process = sotto.start(["answer"] + sotto_args(tmp_path, "--duration", "4", "--timeout", "30"),
-                                  tmp_path / "alice")
+            process = sotto.start(
+                ["answer"] + sotto_args(tmp_path, "--duration", "4", "--timeout", "30"), tmp_path / "alice"
+            )
             wait_udp_port(SOTTO_SIP, process)
             bob.command("call sip:alice@127.0.0.1:{}".format(SOTTO_SIP))
         rc, summary, err = finish(process)
@@ -238,6 +276,7 @@ def test_linphone_with_encryption_off_answers_our_hello_and_goes_secure(tmp_path
 
 # -- ZRTP advertised, but the exchange fails --------------------------------------------------------------
 
+
 def _drop_zrtp_after_hello(direction, datagram):
     """Hello and HelloACK pass; Commit, DHPart1/2, Confirm1/2, Conf2ACK and the rest are dropped."""
     from tests.interop.carrier.peers import classify
@@ -247,14 +286,37 @@ def _drop_zrtp_after_hello(direction, datagram):
 
 def _sotto_pair_through_failing_relay(tmp_path, *extra):
     relay = MediaRelay(RELAY_A, SOTTO_RTP, RELAY_B, SOTTO2_RTP, drop=_drop_zrtp_after_hello)
-    bob = sotto.start(["answer"] + sotto_args(tmp_path, "--timeout", "30", "--public-address",
-                                              "127.0.0.1:{}".format(RELAY_B), *extra, sip=SOTTO2_SIP,
-                                              rtp=SOTTO2_RTP, name="bob"), tmp_path / "bob")
+    bob = sotto.start(
+        ["answer"]
+        + sotto_args(
+            tmp_path,
+            "--timeout",
+            "30",
+            "--public-address",
+            "127.0.0.1:{}".format(RELAY_B),
+            *extra,
+            sip=SOTTO2_SIP,
+            rtp=SOTTO2_RTP,
+            name="bob",
+        ),
+        tmp_path / "bob",
+    )
     try:
         wait_udp_port(SOTTO2_SIP, bob)
-        alice = sotto.start(["call", "sip:bob@127.0.0.1:{}".format(SOTTO2_SIP)]
-                            + sotto_args(tmp_path, "--timeout", "30", "--duration", "6", "--public-address",
-                                         "127.0.0.1:{}".format(RELAY_A), *extra), tmp_path / "alice")
+        alice = sotto.start(
+            ["call", "sip:bob@127.0.0.1:{}".format(SOTTO2_SIP)]
+            + sotto_args(
+                tmp_path,
+                "--timeout",
+                "30",
+                "--duration",
+                "6",
+                "--public-address",
+                "127.0.0.1:{}".format(RELAY_A),
+                *extra,
+            ),
+            tmp_path / "alice",
+        )
         caller = finish(alice)
         callee = finish(bob)
     finally:
@@ -286,6 +348,7 @@ def test_zrtp_exchange_that_fails_falls_back_to_clear_within_3_s(tmp_path):
 
 
 # -- --secure-only ends each such call ---------------------------------------------------------------------
+
 
 def test_secure_only_ends_the_call_to_sipp_without_sending_clear_audio(tmp_path):
     rc, summary, err, peer, _sipp_rc, _out = _call_sipp_plain(tmp_path, "--secure-only", "--duration", "30")

@@ -53,8 +53,11 @@ def _tail_carries(recording, frequency, other, seconds):
     end = max(levels) - 0.4
     windows = [t for t in levels if end - seconds <= t <= end]
     assert len(windows) >= int(seconds / 0.2) - 1, (recording, sorted(levels)[-5:])
-    weak = [(round(t, 1), round(levels[t]), round(others[t])) for t in windows
-            if levels[t] < 2000 or others[t] > levels[t] / 4]
+    weak = [
+        (round(t, 1), round(levels[t]), round(others[t]))
+        for t in windows
+        if levels[t] < 2000 or others[t] > levels[t] / 4
+    ]
     assert not weak, ("no {} Hz tone after the move".format(frequency), weak)
 
 
@@ -62,16 +65,20 @@ def test_sotto_follows_the_media_to_a_new_relay_mid_call(tmp_path):
     sotto_tone = write_tone(tmp_path / "sotto-tone.wav", SOTTO_TONE, DURATION + 10)
     linphone_tone = write_tone(tmp_path / "linphone-tone.wav", LINPHONE_TONE, DURATION + 10)
     sotto_heard, linphone_heard = tmp_path / "sotto-heard.wav", tmp_path / "linphone-heard.wav"
-    with Carrier(tmp_path, KAMAILIO_PORT, USERS, media_ports=MEDIA_PORTS, reanchor=True,
-                 block_mover=True) as carrier, \
-            Linphone(tmp_path / "bob", LINPHONE_SIP, LINPHONE_RTP, user="bob", auto_answer=True) as bob:
+    with (
+        Carrier(tmp_path, KAMAILIO_PORT, USERS, media_ports=MEDIA_PORTS, reanchor=True, block_mover=True) as carrier,
+        Linphone(tmp_path / "bob", LINPHONE_SIP, LINPHONE_RTP, user="bob", auto_answer=True) as bob,
+    ):
         first, second = carrier.relays
         register_linphone(bob, "bob", "bobpw", carrier.proxy)
         bob.command("play {}".format(linphone_tone))
         bob.command("record {}".format(linphone_heard))
-        process = sotto.start(["call", "sip:bob@127.0.0.1"] + account(carrier, "alice", "alicepw", SOTTO_SIP, SOTTO_RTP)
-                              + ["--duration", str(DURATION), "--timeout", "60", "--play", str(sotto_tone),
-                                 "--record", str(sotto_heard)], tmp_path / "alice")
+        process = sotto.start(
+            ["call", "sip:bob@127.0.0.1"]
+            + account(carrier, "alice", "alicepw", SOTTO_SIP, SOTTO_RTP)
+            + ["--duration", str(DURATION), "--timeout", "60", "--play", str(sotto_tone), "--record", str(sotto_heard)],
+            tmp_path / "alice",
+        )
         try:
             token = bob.auth_token(timeout=20)
             secure = time.monotonic()

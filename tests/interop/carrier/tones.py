@@ -12,8 +12,12 @@ def write_tone(path, frequency, seconds, rate=8000, amplitude=8000):
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(rate)
-        w.writeframes(b"".join(struct.pack("<h", int(amplitude * math.sin(2 * math.pi * frequency * i / rate)))
-                               for i in range(int(seconds * rate))))
+        w.writeframes(
+            b"".join(
+                struct.pack("<h", int(amplitude * math.sin(2 * math.pi * frequency * i / rate)))
+                for i in range(int(seconds * rate))
+            )
+        )
     return path
 
 
@@ -27,5 +31,7 @@ def tone_levels(path, frequency, window=0.2):
         samples = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(float)
     size = int(rate * window)
     basis = np.exp(-2j * np.pi * frequency * np.arange(size) / rate)
-    return [(start / rate, float(abs(np.dot(samples[start:start + size], basis)) * 2 / size))
-            for start in range(0, len(samples) - size + 1, size)]
+    return [
+        (start / rate, float(abs(np.dot(samples[start : start + size], basis)) * 2 / size))
+        for start in range(0, len(samples) - size + 1, size)
+    ]

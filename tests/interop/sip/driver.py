@@ -47,8 +47,14 @@ class Driver:
         self.loop = Loop()
         self.transport_errors = []
         self.on_transport_error = None
-        self.transport = SipTransport(transport, ("127.0.0.1", port), self.loop, on_message=self._on_message,
-                                      on_error=self._on_error, **(transport_kwargs or {}))
+        self.transport = SipTransport(
+            transport,
+            ("127.0.0.1", port),
+            self.loop,
+            on_message=self._on_message,
+            on_error=self._on_error,
+            **(transport_kwargs or {}),
+        )
         self.address = self.transport.local_address
         self.ua = UserAgent(self.address, os.urandom, transport=transport, **ua_kwargs)
         self.events = []

@@ -149,8 +149,17 @@ def test_an_options_flood_from_one_address_does_not_lock_out_a_caller(tmp_path):
 
     port = sotto.free_udp_port()
     process = sotto.start(
-        ["answer", "--listen", "127.0.0.1:{}".format(port), "--timeout", "40", "--encryption", "none",
-         "--cache", str(tmp_path / "bob.cache")],
+        [
+            "answer",
+            "--listen",
+            "127.0.0.1:{}".format(port),
+            "--timeout",
+            "40",
+            "--encryption",
+            "none",
+            "--cache",
+            str(tmp_path / "bob.cache"),
+        ],
         tmp_path / "bob-home",
     )
     target = ("127.0.0.1", port)
@@ -176,13 +185,27 @@ def test_an_options_flood_from_one_address_does_not_lock_out_a_caller(tmp_path):
                 except subprocess.TimeoutExpired:
                     pass
             assert response is not None and response.status == 200, (
-                response and response.to_bytes(), time.monotonic() - started, tally)
+                response and response.to_bytes(),
+                time.monotonic() - started,
+                tally,
+            )
             latencies.append(took)
             if caller is None and time.monotonic() - started > FLOOD_SECONDS:
                 caller = sotto.start(
-                    ["call", "sip:sotto@127.0.0.1:{}".format(port), "--listen",
-                     "127.0.0.1:{}".format(sotto.free_udp_port()), "--duration", "2", "--timeout", "15",
-                     "--encryption", "none", "--cache", str(tmp_path / "alice.cache")],
+                    [
+                        "call",
+                        "sip:sotto@127.0.0.1:{}".format(port),
+                        "--listen",
+                        "127.0.0.1:{}".format(sotto.free_udp_port()),
+                        "--duration",
+                        "2",
+                        "--timeout",
+                        "15",
+                        "--encryption",
+                        "none",
+                        "--cache",
+                        str(tmp_path / "alice.cache"),
+                    ],
                     tmp_path / "alice-home",
                 )
             if caller is not None and caller.poll() is not None:
@@ -200,10 +223,17 @@ def test_an_options_flood_from_one_address_does_not_lock_out_a_caller(tmp_path):
             caller.communicate()
     answer_code, answer_summary, answer_err = sotto.finish(process, 20)
     worst = max(latencies)
-    print("\nOPTIONS flood: {} sent from 127.0.0.2 at {}/s, answers {}; prober from 127.0.0.3: {} OPTIONS, "
-          "worst latency {:.1f} ms, median {:.1f} ms".format(
-              tally["sent"], FLOOD_RATE, {k: v for k, v in tally.items() if k != "sent"}, len(latencies),
-              worst * 1000, sorted(latencies)[len(latencies) // 2] * 1000))
+    print(
+        "\nOPTIONS flood: {} sent from 127.0.0.2 at {}/s, answers {}; prober from 127.0.0.3: {} OPTIONS, "
+        "worst latency {:.1f} ms, median {:.1f} ms".format(
+            tally["sent"],
+            FLOOD_RATE,
+            {k: v for k, v in tally.items() if k != "sent"},
+            len(latencies),
+            worst * 1000,
+            sorted(latencies)[len(latencies) // 2] * 1000,
+        )
+    )
     assert code == 0 and summary["result"] == "completed", (code, summary, err[-2000:])
     assert answer_code == 0 and answer_summary["result"] == "completed", answer_err[-2000:]
     assert tally.get("503", 0) > 0 and tally["retry_after"] == tally["503"], tally

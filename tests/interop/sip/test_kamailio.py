@@ -1,6 +1,5 @@
 """Registration (and calls through it) against kamailio 5.6 with digest auth, qop=auth, on 127.0.0.1."""
 
-
 import pytest
 
 from firmware.sip import events

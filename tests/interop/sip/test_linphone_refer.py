@@ -1,6 +1,5 @@
 """Blind transfer (REFER, RFC 3515) with linphone-cli, both directions, at SIP level."""
 
-
 import pytest
 
 from firmware import sdp
@@ -53,6 +52,7 @@ def test_sotto_transfers_linphone(bob):
         alice.ua.refer(call, target, alice.now())
         assert pump_until([alice, carol], lambda: carol.of(events.CallConfirmed), 10), (alice.events, carol.events)
         assert carol.of(events.IncomingCall)[0].from_uri == "sip:bob@127.0.0.1"
+
         def transfer_done():
             return any(p.final for p in alice.of(events.ReferProgress))
 

@@ -68,8 +68,20 @@ def test_registration_comes_back_at_once_when_the_network_does(tmp_path):
         _ip("netns", "add", phone_ns)
         _ip("netns", "add", registrar_ns)
         # Created inside the namespaces: nothing appears in the host's own network, even for a moment.
-        _ip("-n", phone_ns, "link", "add", phone_link, "type", "veth", "peer", "name", registrar_link, "netns",
-            registrar_ns)
+        _ip(
+            "-n",
+            phone_ns,
+            "link",
+            "add",
+            phone_link,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            registrar_link,
+            "netns",
+            registrar_ns,
+        )
         _ip("-n", phone_ns, "addr", "add", "10.99.0.2/24", "dev", phone_link)
         _ip("-n", registrar_ns, "addr", "add", "10.99.0.1/24", "dev", registrar_link)
         for ns, link in ((phone_ns, phone_link), (registrar_ns, registrar_link)):
@@ -77,18 +89,52 @@ def test_registration_comes_back_at_once_when_the_network_does(tmp_path):
             _ip("-n", ns, "link", "set", link, "up")
         log = tmp_path / "registrar.log"
         registrar = subprocess.Popen(
-            ["ip", "netns", "exec", registrar_ns, sys.executable, "-c", REGISTRAR, str(REGISTRAR_PORT), str(log),
-             str(SOTTO_PORT)],
+            [
+                "ip",
+                "netns",
+                "exec",
+                registrar_ns,
+                sys.executable,
+                "-c",
+                REGISTRAR,
+                str(REGISTRAR_PORT),
+                str(log),
+                str(SOTTO_PORT),
+            ],
             stderr=subprocess.PIPE,
         )
         processes.append(registrar)
         phone = subprocess.Popen(
-            ["ip", "netns", "exec", phone_ns, *sotto.sotto_command(
-                "answer", "--listen", "10.99.0.2:{}".format(SOTTO_PORT), "--register", "sip:alice@10.99.0.1",
-                "--password", "alicepw", "--proxy", "10.99.0.1:{}".format(REGISTRAR_PORT), "--encryption", "none",
-                "--timeout", "150", "--log-level", "info", "--cache", str(tmp_path / "cache"))],
-            cwd=sotto.ROOT, env=sotto.environment(tmp_path / "home"), stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True,
+            [
+                "ip",
+                "netns",
+                "exec",
+                phone_ns,
+                *sotto.sotto_command(
+                    "answer",
+                    "--listen",
+                    "10.99.0.2:{}".format(SOTTO_PORT),
+                    "--register",
+                    "sip:alice@10.99.0.1",
+                    "--password",
+                    "alicepw",
+                    "--proxy",
+                    "10.99.0.1:{}".format(REGISTRAR_PORT),
+                    "--encryption",
+                    "none",
+                    "--timeout",
+                    "150",
+                    "--log-level",
+                    "info",
+                    "--cache",
+                    str(tmp_path / "cache"),
+                ),
+            ],
+            cwd=sotto.ROOT,
+            env=sotto.environment(tmp_path / "home"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         processes.append(phone)
         deadline = time.monotonic() + 10

@@ -35,9 +35,23 @@ def test_sotto_is_reachable_again_soon_after_the_registrar_restarts(tmp_path):
     server = Kamailio(tmp_path / "k1", PORT, users)
     alice_port = sotto.free_udp_port()
     alice = sotto.start(
-        ["answer", "--listen", "127.0.0.1:{}".format(alice_port), "--register", AOR, "--password", "alicepw",
-         "--proxy", "127.0.0.1:{}".format(PORT), "--encryption", "none", "--timeout", "90",
-         "--cache", str(tmp_path / "alice.cache")],
+        [
+            "answer",
+            "--listen",
+            "127.0.0.1:{}".format(alice_port),
+            "--register",
+            AOR,
+            "--password",
+            "alicepw",
+            "--proxy",
+            "127.0.0.1:{}".format(PORT),
+            "--encryption",
+            "none",
+            "--timeout",
+            "90",
+            "--cache",
+            str(tmp_path / "alice.cache"),
+        ],
         tmp_path / "alice-home",
     )
     prober = RawPeer(("127.0.0.1", PORT))
@@ -55,16 +69,33 @@ def test_sotto_is_reachable_again_soon_after_the_registrar_restarts(tmp_path):
         assert not _reachable(prober), "the new kamailio already knew alice: the test proves nothing"
         while not _reachable(prober):
             assert time.monotonic() - restarted < REACHABLE_WITHIN, (
-                "not reachable {} s after the registrar restart".format(REACHABLE_WITHIN))
+                "not reachable {} s after the registrar restart".format(REACHABLE_WITHIN)
+            )
             assert alice.poll() is None, alice.communicate()[1][-2000:]
             time.sleep(0.2)
         took = time.monotonic() - restarted
         print("\nsotto reachable again {:.1f} s after the registrar restart".format(took))
         bob = sotto.start(
-            ["call", AOR, "--listen", "127.0.0.1:{}".format(sotto.free_udp_port()), "--register",
-             "sip:bob@127.0.0.1", "--password", "bobpw", "--proxy", "127.0.0.1:{}".format(PORT),
-             "--encryption", "none", "--duration", "1", "--timeout", "20",
-             "--cache", str(tmp_path / "bob.cache")],
+            [
+                "call",
+                AOR,
+                "--listen",
+                "127.0.0.1:{}".format(sotto.free_udp_port()),
+                "--register",
+                "sip:bob@127.0.0.1",
+                "--password",
+                "bobpw",
+                "--proxy",
+                "127.0.0.1:{}".format(PORT),
+                "--encryption",
+                "none",
+                "--duration",
+                "1",
+                "--timeout",
+                "20",
+                "--cache",
+                str(tmp_path / "bob.cache"),
+            ],
             tmp_path / "bob-home",
         )
         code, summary, err = sotto.finish(bob, 30)

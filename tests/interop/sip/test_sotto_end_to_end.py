@@ -78,8 +78,9 @@ def _account(user, password, port):
 
 
 def test_sotto_calls_sotto_by_aor_through_kamailio(kamailio, tmp_path):
-    bob, bob_log = _registered_sotto(tmp_path, *_account("bob", "bobpw", 15580), "--rtp-port", "15582", "--timeout",
-                                     "30", name="bob")
+    bob, bob_log = _registered_sotto(
+        tmp_path, *_account("bob", "bobpw", 15580), "--rtp-port", "15582", "--timeout", "30", name="bob"
+    )
     try:
         alice = _sotto(
             tmp_path,
@@ -159,8 +160,9 @@ def test_linphone_calls_sotto_by_aor(kamailio, tmp_path):
     bob = _registered_linphone(tmp_path, auto_answer=False)
     alice = None
     try:
-        alice, alice_log = _registered_sotto(tmp_path, *_account("alice", "alicepw", 15581), "--rtp-port", "15584",
-                                             "--duration", "2", "--timeout", "30")
+        alice, alice_log = _registered_sotto(
+            tmp_path, *_account("alice", "alicepw", 15581), "--rtp-port", "15584", "--duration", "2", "--timeout", "30"
+        )
         bob.command("call sip:alice@127.0.0.1")
         code, summary, _ = _summary(alice)
         assert code == 0, (summary, alice_log.read_text()[-2000:], bob.console()[-2000:])

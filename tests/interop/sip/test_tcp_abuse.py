@@ -102,8 +102,19 @@ def test_tcp_abuse_leaves_the_phone_answering_with_bounded_memory_and_connection
     port = sotto.free_udp_port()
     target = ("127.0.0.1", port)
     process = sotto.start(
-        ["answer", "--config", str(config), "--listen", "127.0.0.1:{}".format(port), "--timeout", "120",
-         "--encryption", "none", "--cache", str(tmp_path / "bob.cache")],
+        [
+            "answer",
+            "--config",
+            str(config),
+            "--listen",
+            "127.0.0.1:{}".format(port),
+            "--timeout",
+            "120",
+            "--encryption",
+            "none",
+            "--cache",
+            str(tmp_path / "bob.cache"),
+        ],
         tmp_path / "bob-home",
     )
     held = []
@@ -196,8 +207,14 @@ def test_tcp_abuse_leaves_the_phone_answering_with_bounded_memory_and_connection
         print(
             "\nTCP abuse: slow connections {} ({} refused at connect), {} connects churned; well-behaved OPTIONS "
             "{} answered, worst {:.1f} ms; memory growth {} KiB; sockets {} before, {} after".format(
-                SLOW_CONNECTIONS, refused_at_once, churned, len(latencies), max(latencies) * 1000, rss_growth,
-                baseline_sockets, sockets_after,
+                SLOW_CONNECTIONS,
+                refused_at_once,
+                churned,
+                len(latencies),
+                max(latencies) * 1000,
+                rss_growth,
+                baseline_sockets,
+                sockets_after,
             )
         )
         # Under a connect churn on a loaded machine a SYN of the good client may wait in a full accept
@@ -209,9 +226,22 @@ def test_tcp_abuse_leaves_the_phone_answering_with_bounded_memory_and_connection
 
         # And the phone still takes a call over TCP.
         code, summary, err = sotto.run(
-            ["call", "sip:bob@127.0.0.1:{};transport=tcp".format(port), "--config", str(config), "--listen",
-             "127.0.0.1:{}".format(sotto.free_udp_port()), "--duration", "0.5", "--timeout", "20",
-             "--encryption", "none", "--cache", str(tmp_path / "alice.cache")],
+            [
+                "call",
+                "sip:bob@127.0.0.1:{};transport=tcp".format(port),
+                "--config",
+                str(config),
+                "--listen",
+                "127.0.0.1:{}".format(sotto.free_udp_port()),
+                "--duration",
+                "0.5",
+                "--timeout",
+                "20",
+                "--encryption",
+                "none",
+                "--cache",
+                str(tmp_path / "alice.cache"),
+            ],
             tmp_path / "alice-home",
             30,
         )

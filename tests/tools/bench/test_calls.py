@@ -1,7 +1,6 @@
 """The calls bench's own code against a real linphonec, so `make bench` cannot rot silently: one short
 PCMU call over SDES-SRTP, `sotto call` <-> linphonec, both directions scored with the bench's helpers."""
 
-
 import numpy as np
 import pytest
 
@@ -25,7 +24,7 @@ def test_mixed_speech_has_the_silent_lead_and_both_voices(tmp_path):
     assert rate == 8000
     assert np.abs(samples[: int(rate * calls.LEAD_SILENCE_S)]).max() == 0  # the part the scores skip is silence
     assert np.abs(samples).max() > 5000
-    tail = samples[-int(rate * calls.TAIL_SILENCE_S):]
+    tail = samples[-int(rate * calls.TAIL_SILENCE_S) :]
     assert np.abs(tail).max() == 0
 
 

@@ -41,8 +41,11 @@ def test_the_same_seed_gives_the_same_call_and_another_seed_another(tmp_path):
 
 
 def test_pesq_through_the_real_receive_path(tmp_path):
-    speech = make_voice_wav(tmp_path / "speech.wav", 16000,
-                            text="The quick brown fox jumps over the lazy dog. Please call me back at seven.")
+    speech = make_voice_wav(
+        tmp_path / "speech.wav",
+        16000,
+        text="The quick brown fox jumps over the lazy dog. Please call me back at seven.",
+    )
     clean, clean_stats = impaired_pesq(speech, "G722")
     impaired, stats = impaired_pesq(speech, "G722", loss=0.05, jitter_ms=40, seed=1)
     assert clean_stats["concealed"] <= 3 and clean_stats["lost"] == 0
@@ -52,8 +55,9 @@ def test_pesq_through_the_real_receive_path(tmp_path):
 
 def test_a_300_ppm_clock_skew_either_way_never_drops_or_inserts_a_whole_frame(tmp_path):
     # 200 s of speech at +-300 ppm is 60 ms of drift: three whole frames that the playout buffer must absorb.
-    speech = make_voice_wav(tmp_path / "speech.wav", 8000,
-                            text="The quick brown fox jumps over the lazy dog. Please call me back at seven.")
+    speech = make_voice_wav(
+        tmp_path / "speech.wav", 8000, text="The quick brown fox jumps over the lazy dog. Please call me back at seven."
+    )
     _, pcm = read_wav(speech)
     pcm = pcm * (200 * 8000 * 2 // len(pcm) + 1)
     for skew in (300, -300):
@@ -65,9 +69,12 @@ def test_a_300_ppm_clock_skew_either_way_never_drops_or_inserts_a_whole_frame(tm
 
 def test_jitter_without_drift_is_not_answered_by_stretching(tmp_path):
     # Stretching follows drift; a rising jitter target alone is no reason (it cost Opus 0.5 PESQ when it was).
-    speech = make_voice_wav(tmp_path / "speech.wav", 8000,
-                            text="The quick brown fox jumps over the lazy dog. Please call me back at half past "
-                                 "seven. Secure voice needs both people to read the short authentication string.")
+    speech = make_voice_wav(
+        tmp_path / "speech.wav",
+        8000,
+        text="The quick brown fox jumps over the lazy dog. Please call me back at half past "
+        "seven. Secure voice needs both people to read the short authentication string.",
+    )
     _, pcm = read_wav(speech)
     for seed in (2, 3):
         _, stats, counters = impaired_call(pcm, 8000, "PCMU", loss=0.05, jitter_ms=40, seed=seed)

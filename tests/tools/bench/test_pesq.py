@@ -12,8 +12,11 @@ from tools.bench.pesq import align, codec_chain, make_speech_wav, pesq_score
 
 @pytest.fixture(scope="module")
 def speech(tmp_path_factory):
-    return make_speech_wav(tmp_path_factory.mktemp("pesq") / "speech.wav", 16000,
-                           text="Hello, this is a test of the secure phone. Please read the code aloud.")
+    return make_speech_wav(
+        tmp_path_factory.mktemp("pesq") / "speech.wav",
+        16000,
+        text="Hello, this is a test of the secure phone. Please read the code aloud.",
+    )
 
 
 def test_identical_files_score_high(speech):

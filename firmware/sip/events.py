@@ -2,7 +2,9 @@
 
 Every call event carries `call_id` (the SIP Call-ID, which is also the call handle used by commands).
 
-IncomingCall(call_id, from_uri, from_display, to_uri, sdp)   an INVITE arrived; answer/ringing/reject it
+IncomingCall(call_id, from_uri, from_display, to_uri, sdp, replaces)   an INVITE arrived; answer/ringing/
+                                         reject it. `replaces` is None, or the id of our call it takes
+                                         over (RFC 3891, already matched): answer it, then hang that one up
 CallRinging(call_id, status, sdp)        a provisional response (180/183...) to our INVITE; sdp may be b""
 CallAnswered(call_id, sdp)               our INVITE got a 2xx; sdp is the answer (we sent the ACK)
 CallConfirmed(call_id, sdp)              the ACK for our 2xx arrived (incoming call fully set up); sdp is
@@ -17,7 +19,10 @@ ReinviteReceived(call_id, sdp)           the peer changed the session (hold/resu
                                          with UserAgent.answer_reinvite() or reject_reinvite()
 ReinviteAnswered(call_id, sdp)           our re-INVITE was accepted with this answer
 ReinviteFailed(call_id, status)          our re-INVITE was refused (491: try again later)
-ReferReceived(call_id, target, referred_by)  the peer asks us to call `target` (blind transfer, RFC 3515)
+ReferReceived(call_id, target, referred_by, replaces)  the peer asks us to call `target` (RFC 3515);
+                                         `replaces` is None (blind transfer) or the Replaces value the
+                                         Refer-To carried (attended): pass it to invite(..., replaces=).
+                                         Report the new call with notify_refer() (100 Trying is sent)
 ReferProgress(call_id, status, final)    our REFER: 202 accepted, then NOTIFY sipfrag statuses
 DtmfReceived(call_id, digit, duration_ms)  a SIP INFO DTMF (application/dtmf-relay or application/dtmf)
 Registered(expires, contact)             the registrar accepted our binding for `expires` seconds
@@ -31,10 +36,10 @@ from firmware.events import Event as _Event
 
 
 class IncomingCall(_Event):
-    __slots__ = ("call_id", "from_uri", "from_display", "to_uri", "sdp")
+    __slots__ = ("call_id", "from_uri", "from_display", "to_uri", "sdp", "replaces")
 
-    def __init__(self, call_id, from_uri, from_display, to_uri, sdp):
-        self._init(self.__slots__, (call_id, from_uri, from_display, to_uri, sdp))
+    def __init__(self, call_id, from_uri, from_display, to_uri, sdp, replaces=None):
+        self._init(self.__slots__, (call_id, from_uri, from_display, to_uri, sdp, replaces))
 
 
 class CallRinging(_Event):
@@ -94,10 +99,10 @@ class ReinviteFailed(_Event):
 
 
 class ReferReceived(_Event):
-    __slots__ = ("call_id", "target", "referred_by")
+    __slots__ = ("call_id", "target", "referred_by", "replaces")
 
-    def __init__(self, call_id, target, referred_by):
-        self._init(self.__slots__, (call_id, target, referred_by))
+    def __init__(self, call_id, target, referred_by, replaces=None):
+        self._init(self.__slots__, (call_id, target, referred_by, replaces))
 
 
 class ReferProgress(_Event):

@@ -8,6 +8,7 @@ InDialog(ua)
     on_request(tx, call, request, now)   a request of `call`'s dialog (CSeq already checked): the
         handler of METHOD_HANDLERS[method]; 405/501 with Allow for the rest
     reinvite/answer_reinvite/reject_reinvite/refer/notify_refer/send_info_dtmf   the UA's commands
+    (refer(call, target, now, replaces=other call): attended transfer, RFC 3891 Replaces in Refer-To)
     reinvite_response(tx, call, response, now)   the outcome of our re-INVITE or session refresh
 ALLOW, DTMF_DIGITS
 """
@@ -17,6 +18,7 @@ from firmware.errors import LocalProtocolError, RemoteProtocolError
 from firmware.sip import call as call_states
 from firmware.sip import events
 from firmware.sip.message import REASONS, make_response
+from firmware.sip.replaces import for_dialog, refer_to_value, split_refer_to
 from firmware.sip.transaction import Context
 from firmware.sip.uri import parse_local_uri, parse_name_addr
 from firmware.text import decode_utf8
@@ -93,13 +95,26 @@ class InDialog:
         call.reinvite_server = None
         self.ua._respond(tx, make_response(request, status, to_tag=call.local_tag), now)
 
-    def refer(self, call_id, target_uri, now):
+    def refer(self, call_id, target_uri, now, replaces=None):
         call = self.ua._call(call_id)
         if call.state != call_states.CONFIRMED:
             raise LocalProtocolError("refer() needs an established call")
+        other = None
+        if replaces is not None:
+            # Attended transfer (RFC 5589 §7): the transferee calls the far end of our other call with
+            # Replaces naming that dialog, so the far end swaps its leg with us for one with them.
+            other = self.ua._call(replaces)
+            if replaces == call_id or other.dialog is None or other.state != call_states.CONFIRMED:
+                raise LocalProtocolError("refer(replaces=) needs another established call")
+            if target_uri is None:
+                target_uri = other.dialog.remote_target
+        if target_uri is None:
+            raise LocalProtocolError("refer() needs a target URI")
         target_uri = parse_local_uri(target_uri, "bad transfer target: ")
         request, dest = self.ua._dialog_request(call, "REFER")
-        request.headers.add("Refer-To", "<" + str(target_uri) + ">")
+        request.headers.add(
+            "Refer-To", refer_to_value(target_uri, for_dialog(other.dialog) if other is not None else None)
+        )
         request.headers.add("Referred-By", "<" + str(self.ua.aor) + ">")
         request.headers.add("Contact", self.ua._contact())
         self.ua._send_request(request, dest, now, Context("refer", call.id))
@@ -250,11 +265,16 @@ class InDialog:
         if target.uri is None:
             self.ua._respond(tx, make_response(request, 400, "Bad Refer-To"), now)
             return
+        try:
+            target_uri, replaces = split_refer_to(target.uri)  # RFC 3891 §6.1: Replaces rides in the URI
+        except RemoteProtocolError:
+            self.ua._respond(tx, make_response(request, 400, "Bad Replaces in Refer-To"), now)
+            return
         response = make_response(request, 202)
         response.headers.add("Contact", self.ua._contact())
         self.ua._respond(tx, response, now)
         referred_by = request.headers.get("Referred-By")
-        self.ua._emit(events.ReferReceived(call.id, str(target.uri), referred_by))
+        self.ua._emit(events.ReferReceived(call.id, str(target_uri), referred_by, replaces))
         self._send_refer_notify(call, 100, now)
 
     def on_notify(self, tx, call, request, now):

@@ -62,8 +62,16 @@ reject(call, status, now)           486 Busy Here, 603 Decline, 488 Not Acceptab
 hangup(call, now)                   BYE, CANCEL, or a 603 for an unanswered incoming call
 reinvite(call, sdp, now)            re-INVITE (hold: an SDP with sendonly/inactive; resume: sendrecv)
 answer_reinvite(call, sdp, now) / reject_reinvite(call, status=488, now=...)  for ReinviteReceived
-refer(call, target_uri, now)        blind transfer (RFC 3515); progress arrives as ReferProgress
-notify_refer(call, status, now)     report the outcome of a transfer we were asked to make
+invite(target_uri, sdp, now, replaces=V)  the transferee's INVITE with Replaces V (RFC 3891; the value a
+                                    ReferReceived carried), sent with Require: replaces
+refer(call, target_uri, now, replaces=None)  transfer (RFC 3515); progress arrives as ReferProgress.
+                                    replaces=other call: attended transfer, the Refer-To names
+                                    target_uri (None: that call's remote target) with Replaces
+notify_refer(call, status, now)     report the outcome of a transfer we were asked to make: the
+                                    sipfrag status of our new call, final when >= 200 (RFC 3515 §2.4.5)
+An INVITE with Replaces (RFC 3891 §3) is matched against our dialogs before it rings: 400 malformed or
+repeated, 481 no such dialog (or an early one we did not start), 486 early-only but confirmed, 603 the
+dialog already ended; a match arrives as IncomingCall(..., replaces=that call id).
 send_info_dtmf(call, digit, now, duration_ms=160)
 Commands raise LocalProtocolError for an unknown call or a call in the wrong state.
 
@@ -83,6 +91,7 @@ from firmware.digits import decimal_or_none, is_ascii_digits
 from firmware.errors import LocalProtocolError, RemoteProtocolError
 from firmware.sip import call as call_states
 from firmware.sip import events, session_timer
+from firmware.sip import replaces as replaces_header
 from firmware.sip.call import Call
 from firmware.sip.credentials import MAX_AUTH_TRIES, Credentials
 from firmware.sip.dialog import Dialog
@@ -136,6 +145,7 @@ MAX_TRACKED_SOURCES = 256
 MAX_OUTGOING = 512
 MAX_EVENTS = 256
 MAX_ENDED = 32
+SUPPORTED_EXTENSIONS = session_timer.SUPPORTED_EXTENSIONS + (replaces_header.OPTION_TAG,)
 
 
 def _is_ip_literal(host):
@@ -218,6 +228,7 @@ class UserAgent:
         self._out = []
         self._events = []
         self._ended_acks = []  # [(call_id, ack bytes, dest)] to re-ACK late 2xx retransmissions
+        self._ended_dialogs = []  # [(call_id, local tag, remote tag)]: RFC 3891 §3 answers 603 for these
         self._same_session = same_session or _identical
         self._dialog = InDialog(self)
         self._reg = Registration(register_expires, keepalive_interval, probe_interval)
@@ -646,8 +657,10 @@ class UserAgent:
 
     # ------------------------------------------------------------------ outgoing calls
 
-    def invite(self, target_uri, sdp, now):
+    def invite(self, target_uri, sdp, now, replaces=None):
         target_uri = parse_local_uri(target_uri, "bad target URI: ")
+        if replaces is not None:
+            replaces = replaces_header.parse_local_replaces(replaces)
         if len(self.calls) >= self.max_calls:
             raise LocalProtocolError("too many calls")
         if len(self._client) >= MAX_TRANSACTIONS:
@@ -663,6 +676,11 @@ class UserAgent:
         )
         request.headers.add("Contact", self._contact())
         request.headers.add("Allow", ALLOW)
+        if replaces is not None:
+            # RFC 3891 §6.1: take the place of the named dialog at the target; Require, so a target that
+            # cannot replace refuses (420) instead of ringing as a second, unrelated call.
+            request.headers.add("Replaces", str(replaces))
+            request.headers.add("Require", replaces_header.OPTION_TAG)
         call.invite = request
         call.advance(call_states.SEND_INVITE)
         self.calls[call_id] = call
@@ -820,7 +838,7 @@ class UserAgent:
             response.headers.add("Record-Route", value)
         response.headers.add("Contact", self._contact())
         response.headers.add("Allow", ALLOW)
-        response.headers.add("Supported", ", ".join(session_timer.SUPPORTED_EXTENSIONS))
+        response.headers.add("Supported", ", ".join(SUPPORTED_EXTENSIONS))
         if call.session_interval:
             # RFC 4028 §9: say who refreshes; "uac" needs Require: timer.
             session_timer.add_to_2xx(response.headers, call.session_interval, call.session_refresher)
@@ -911,8 +929,8 @@ class UserAgent:
     def reject_reinvite(self, call_id, status=488, now=0.0):
         self._dialog.reject_reinvite(call_id, status, now)
 
-    def refer(self, call_id, target_uri, now):
-        self._dialog.refer(call_id, target_uri, now)
+    def refer(self, call_id, target_uri, now, replaces=None):
+        self._dialog.refer(call_id, target_uri, now, replaces)
 
     def notify_refer(self, call_id, status, now):
         self._dialog.notify_refer(call_id, status, now)
@@ -931,6 +949,10 @@ class UserAgent:
         call.ok_next = call.ok_give_up = call.ok_data = call.cancel_deadline = call.session_refresh_at = None
         call.ring_deadline = None
         self.calls.pop(call.id, None)
+        if call.dialog is not None:  # RFC 3891 §3: a Replaces naming it now gets 603, not 481
+            self._ended_dialogs.append((call.id, call.dialog.local_tag, call.dialog.remote_tag))
+            if len(self._ended_dialogs) > MAX_ENDED:
+                self._ended_dialogs.pop(0)
         if call.ack_data is not None:
             self._ended_acks.append((call.id, call.ack_data, call.ack_dest))
             if len(self._ended_acks) > MAX_ENDED:
@@ -1192,7 +1214,7 @@ class UserAgent:
             response = make_response(request, 200, to_tag=self._token(8))
             response.headers.add("Allow", ALLOW)
             response.headers.add("Accept", "application/sdp")
-            response.headers.add("Supported", ", ".join(session_timer.SUPPORTED_EXTENSIONS))
+            response.headers.add("Supported", ", ".join(SUPPORTED_EXTENSIONS))
             response.headers.add("Contact", self._contact())
             self._respond(tx, response, now)
         elif method in ("BYE", "NOTIFY"):
@@ -1230,7 +1252,7 @@ class UserAgent:
     def _unsupported_requirements(self, request):
         if request.method in ("ACK", "CANCEL"):
             return []
-        supported = session_timer.SUPPORTED_EXTENSIONS
+        supported = SUPPORTED_EXTENSIONS
         return [opt for opt in request.headers.get_all("Require") if opt.lower() not in supported]
 
     def _new_incoming_call(self, tx, request, addr, now):
@@ -1254,6 +1276,13 @@ class UserAgent:
             raise RemoteProtocolError("INVITE needs exactly one Contact")
         if parse_name_addr(contacts[0]).uri is None:
             raise RemoteProtocolError("wildcard Contact in INVITE")
+        replaced = None
+        if request.headers.get("Replaces") is not None:
+            try:
+                replaced = replaces_header.match_incoming(request, self.calls, self._ended_dialogs)
+            except RemoteProtocolError as exc:
+                self._respond(tx, make_response(request, exc.status, exc.message, to_tag=self._token(8)), now)
+                return
         call = Call(request.call_id, "uas")
         call.invite = request
         call.server_tx = tx
@@ -1271,7 +1300,9 @@ class UserAgent:
         tx.context = call.id
         self._respond(tx, make_response(request, 100), now)
         frm = request.from_addr
-        self._emit(events.IncomingCall(call.id, str(frm.uri), frm.display, str(request.to_addr.uri), request.body))
+        self._emit(
+            events.IncomingCall(call.id, str(frm.uri), frm.display, str(request.to_addr.uri), request.body, replaced)
+        )
 
     def _on_cancel(self, tx, request, now):
         # §9.2: the CANCEL matches the INVITE server transaction with the same branch.

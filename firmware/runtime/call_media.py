@@ -143,9 +143,11 @@ class CallMedia:
             endpoint.loop.add_reader(self.rtcp_sock, self._on_rtcp_readable)
 
     # -- SDP ----------------------------------------------------------------------------------------
-    def _sdp_common(self):
+    def _sdp_common(self, toward=None):
         settings = self.endpoint.settings
-        address, port = self.endpoint.advertised_media(self.local_port)
+        if toward is None and self.remote is not None:
+            toward = self.remote[0]
+        address, port = self.endpoint.advertised_media(self.local_port, toward)
         kwargs = {"zrtp_hash": self.zrtp.hello_hash() if self.zrtp else None}
         return settings.media.codecs, address, port, kwargs
 
@@ -178,7 +180,7 @@ class CallMedia:
         """Our SDP answer to the peer's offer; RemoteProtocolError(488) when we cannot take it."""
         offer = sdp.parse_sdp(offer_bytes)
         remote = sdp.remote_media(offer)
-        codecs, address, port, kwargs = self._sdp_common()
+        codecs, address, port, kwargs = self._sdp_common(remote.address)
         if self.encryption == "sdes" or (self.encryption == "zrtp" and remote.crypto_lines):
             from firmware.srtp import sdes
 
@@ -231,7 +233,7 @@ class CallMedia:
         """
         offer = sdp.parse_sdp(offer_bytes)
         remote = sdp.remote_media(offer)
-        codecs, address, port, kwargs = self._sdp_common()
+        codecs, address, port, kwargs = self._sdp_common(remote.address)
         if self.sdes_line is not None:
             kwargs["crypto_lines"] = [self.sdes_line]
         answer = self._versioned(

@@ -61,6 +61,10 @@ def _bind_udp(host, port, what):
 
 KEEPALIVE_INTERVAL = 30.0
 NETWORK_CHECK_INTERVAL = 5.0  # s between route checks while the registration has failed
+WILDCARD_HOSTS = ("0.0.0.0", "::")
+# Where the default route's source address is looked up when nothing better is known: TEST-NET-1
+# (RFC 5737) and the IPv6 documentation prefix (RFC 3849). Nothing is ever sent there.
+DEFAULT_ROUTE_PROBE = {False: "192.0.2.1", True: "2001:db8::1"}
 
 
 def _is_ip_literal(host):
@@ -114,12 +118,13 @@ class Endpoint:
         host, port = configuration.host_port(settings.sip.listen)
         self.media_host = host
         self.public_address = public_address
+        self.sip_host = self._host_for_peers(host, settings.account.proxy)
         self._rtp_port = settings.media.rtp_port
         account = settings.account
         proxy = configuration.host_port(account.proxy) if account.proxy else None
         self.transport = _open_sip_transport(settings, (host, port), loop, self._on_sip_message, self._on_sip_error)
         self.ua = UserAgent(
-            (host, port),
+            (self.sip_host, port),
             rng,
             transport=account.transport,
             aor=account.uri or None,
@@ -163,10 +168,41 @@ class Endpoint:
         port, self._rtp_port = self._rtp_port, 0
         return port
 
-    def advertised_media(self, local_port):
-        """(address, port) for our SDP: the local ones, or --public-address (a NAT mapping, a relay)."""
+    @staticmethod
+    def _host_for_peers(host, proxy):
+        """The address Via, Contact and SDP carry when we listen on every interface (0.0.0.0 or ::, the
+        image's default): a wildcard there would tell the peer to send to itself (RFC 3264 §6 wants an
+        address the peer can reach). Take the source address toward the proxy, else of the default
+        route; with no route at all, the loopback address of the family."""
+        if host not in WILDCARD_HOSTS:
+            return host
+        from firmware.runtime.sip_transport import source_address_toward
+
+        ipv6 = ":" in host
+        toward = None
+        if proxy:
+            proxy_host = configuration.host_port(proxy)[0]
+            if _is_ip_literal(proxy_host) and (":" in proxy_host) == ipv6:
+                toward = proxy_host
+        found = source_address_toward(toward or DEFAULT_ROUTE_PROBE[ipv6])
+        if found is None:
+            found = "::1" if ipv6 else "127.0.0.1"
+            log.warning("no route to anywhere: Via, Contact and SDP say %s until the network is up", found)
+        return found
+
+    def advertised_media(self, local_port, toward=None):
+        """(address, port) for our SDP: the local ones, or --public-address (a NAT mapping, a relay).
+        Listening on every interface, the address is the source address toward the peer's media address
+        `toward` (an IP literal from its SDP) when known, else the one our SIP messages carry."""
         if not self.public_address:
-            return self.media_host, local_port
+            if self.media_host not in WILDCARD_HOSTS:
+                return self.media_host, local_port
+            from firmware.runtime.sip_transport import source_address_toward
+
+            found = None
+            if toward and (":" in toward) == (":" in self.media_host) and toward not in WILDCARD_HOSTS:
+                found = source_address_toward(toward)
+            return found or self.sip_host, local_port
         if ":" in self.public_address and not self.public_address.startswith("["):
             host, port = configuration.host_port(self.public_address)
             return host, port

@@ -97,6 +97,20 @@ def SipTransport(transport, local_address, loop, **options):  # noqa: N802  (it 
     return cls(kind, local_address, loop, **options)
 
 
+def source_address_toward(host):
+    """The local address the kernel would send from to `host` (an IP literal), or None with no route.
+    A connect() on a UDP socket only asks the routing table: nothing is sent."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.connect((host, 9))
+        return sock.getsockname()[0]
+    except OSError:
+        return None
+    finally:
+        sock.close()
+
+
 def route_available(addr):
     """Does the host have a route to `addr` (an IP literal) now? A connect() on a UDP socket asks the
     routing table and sends nothing: ENETUNREACH while the network is down (no address, no link)."""

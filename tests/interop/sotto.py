@@ -19,9 +19,17 @@ def free_udp_port():
 def wait_listening(port, process=None, timeout=15.0):
     """Wait until something listens on UDP 127.0.0.1:PORT (a sotto that is still importing under load would
     answer our INVITE with ICMP port unreachable)."""
+    _wait_bound(":{:04X}".format(port), port, process, timeout)
+
+
+def wait_listening_anywhere(port, process=None, timeout=15.0):
+    """Wait until something listens on UDP 0.0.0.0:PORT."""
+    _wait_bound("00000000:{:04X}".format(port), port, process, timeout)
+
+
+def _wait_bound(needle, port, process, timeout):
     import time
 
-    needle = ":{:04X}".format(port)
     deadline = time.monotonic() + timeout
     while True:
         with open("/proc/net/udp") as f:

@@ -103,6 +103,20 @@ def is_speed_dial_key(key):
     return isinstance(key, str) and 0 < len(key) <= MAX_SPEED_DIAL_DIGITS and all(ch in SPEED_DIAL_KEYS for ch in key)
 
 
+def is_provisioning_url(value):
+    """An http(s):// URL of the directory holding the provisioned files (whether http is allowed is a
+    rule across keys: provisioning.allow_http)."""
+    if value == "":
+        return True
+    if not is_text(value, MAX_URI) or " " in value:
+        return False
+    for scheme in ("https://", "http://"):
+        if value.startswith(scheme):
+            host = value[len(scheme) :].split("/", 1)[0]
+            return bool(host) and "@" not in host
+    return False
+
+
 def _speed_dial(value):
     return len(value) <= MAX_SPEED_DIAL_ENTRIES and all(
         is_speed_dial_key(k) and isinstance(v, str) and v and is_sip_uri(v) for k, v in value.items()
@@ -221,7 +235,47 @@ SCHEMA = {
     "data": {
         "dir": Field(str, "", "a directory path (empty: the per-user data directory)", printable(MAX_PATH)),
     },
+    # Provisioning from a server (firmware/provisioning, README "Provisioning an office").
+    "provisioning": {
+        "url": Field(
+            str,
+            "",
+            "an https:// URL of the directory holding <mac>.toml and common.toml, or empty",
+            printable(MAX_URI, is_provisioning_url),
+        ),
+        "allow_http": Field(bool, False, "true or false"),
+        "public_key": Field(
+            str,
+            "/boot/firmware/sotto-provisioning.pub",
+            "a path to the Ed25519 public key (PEM) the files must be signed with",
+            printable(MAX_PATH, bool),
+        ),
+        "ca": Field(
+            str, "", "a PEM file with the CA the server's certificate must chain to, or empty", printable(MAX_PATH)
+        ),
+        "dhcp_lease": Field(
+            str,
+            "",
+            "a dhclient lease file to take the URL from (DHCP option 66) when url is empty, or empty",
+            printable(MAX_PATH),
+        ),
+        "mac": Field(
+            str,
+            "",
+            "the MAC address naming this phone's file, or empty",
+            printable(17, lambda v: v == "" or _is_mac(v)),
+        ),
+        "interface": Field(
+            str, "eth0", "a network interface name", printable(15, lambda v: bool(v) and "/" not in v and v[0] != ".")
+        ),
+        "interval": Field(int, 86400, "seconds between two fetches, from 60 to 604800", in_range(60, 604800)),
+    },
 }
+
+
+def _is_mac(value):
+    digits = value.replace(":", "").replace("-", "")
+    return len(digits) == 12 and all(ch in "0123456789abcdefABCDEF" for ch in digits)
 
 
 class Section:
@@ -281,7 +335,16 @@ def validate(data, where="<default>"):
         sections[section] = check_table(where, given, fields, section + ".", "a known key ({})", with_value)
     if sections["account"]["password"] and not sections["account"]["uri"]:
         raise ConfigError(where, "account.uri", "an address of record when account.password is set")
+    if sections["provisioning"]["url"].startswith("http://") and not sections["provisioning"]["allow_http"]:
+        raise ConfigError(
+            where, "provisioning.url", "an https:// URL (plain http needs provisioning.allow_http = true)"
+        )
     return Config(where, sections)
+
+
+def load_data(path=None):
+    """The parsed but not yet validated file at `path` ({} without one): what provisioning merges over."""
+    return {} if path is None else read_toml(path)
 
 
 def load(path=None):
@@ -333,4 +396,14 @@ DEFAULT_TEMPLATE = """\
 
 [data]
 # dir = ""                          # empty: ~/.local/share/sotto
+
+[provisioning]
+# url = "https://prov.example.org/sotto/"   # fetch <mac>.toml then common.toml from here, signed
+# allow_http = false                # true: a plain http:// url is accepted (a lab, never an office)
+# public_key = "/boot/firmware/sotto-provisioning.pub"   # the Ed25519 key the files must be signed with
+# ca = ""                           # the CA the server must chain to (empty: the system's CAs)
+# dhcp_lease = ""                   # with url empty: take it from DHCP option 66 in this dhclient lease
+# mac = ""                          # empty: the MAC address of `interface`
+# interface = "eth0"
+# interval = 86400                  # seconds between fetches (plus up to an hour of jitter)
 """

@@ -1,0 +1,326 @@
+"""Provisioning against the real server command (`python -m tools.provision serve`, HTTPS with its
+self-signed certificate pinned as provisioning.ca), with the real Ed25519 key files, on the real Loop."""
+
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+from firmware import config as configuration
+from firmware.errors import ConfigError
+from firmware.provisioning import document as doc
+from firmware.runtime import provisioning as prov
+from firmware.runtime.loop import Loop
+from tests.fixtures.provisioning import Server, keygen, provision
+
+MAC = "b8:27:eb:00:00:01"
+MAC_FILE = "b827eb000001.toml"
+
+
+@pytest.fixture
+def office(tmp_path):
+    """A served directory with a signing key; the phone's local settings pin its public key and CA."""
+    served = tmp_path / "served"
+    served.mkdir()
+    private, public = keygen(tmp_path)
+    server = Server(served, tmp_path)
+    yield Office(tmp_path, served, private, public, server)
+    server.stop()
+
+
+class Office:
+    def __init__(self, tmp_path, served, private, public, server):
+        self.tmp_path, self.served, self.private, self.public, self.server = tmp_path, served, private, public, server
+
+    def publish(self, name, text, sign=True):
+        (self.served / name).write_text(text)
+        if sign:
+            provision("sign", self.served, "--key", self.private)
+
+    def local(self, url=None, **extra):
+        data = {
+            "account": {"display_name": "Desk 1"},
+            "media": {"codecs": ["PCMU"]},
+            "data": {"dir": str(self.tmp_path / "data")},
+            "provisioning": dict(
+                url=url or self.server.url, public_key=self.public, ca=self.server.ca, mac=MAC, **extra
+            ),
+        }
+        return data, configuration.validate(data, "local.toml")
+
+
+class Phone:
+    """A Provisioner on a Loop, recording what it hands out."""
+
+    def __init__(self, local_data, settings):
+        self.loop = Loop()
+        self.configs = []
+        self.refusals = []
+        self.provisioner = prov.Provisioner(
+            self.loop,
+            settings,
+            local_data,
+            on_config=lambda config, changed: self.configs.append((config, changed)),
+            on_refused=self.refusals.append,
+        )
+
+    def round(self, timeout=20.0):
+        rounds = self.provisioner.rounds
+        self.provisioner.fetch_now()
+        assert self.loop.run(until=lambda: self.provisioner.rounds > rounds, timeout=timeout), "no fetch round ended"
+
+    def close(self):
+        self.provisioner.close()
+        self.loop.close()
+
+
+MINE = 'serial = {serial}\n[account]\nuri = "sip:desk1@office.example"\npassword = "{password}"\n'
+COMMON = 'serial = 1\n[media]\ncodecs = ["G722", "PCMU"]\n[account]\nproxy = "127.0.0.1:5060"\n'
+
+
+def test_per_mac_over_common_over_local_and_kept_across_restarts(office):
+    office.publish(MAC_FILE, MINE.format(serial=1, password="s3cret"), sign=False)
+    office.publish("common.toml", COMMON)
+    data, settings = office.local()
+    phone = Phone(data, settings)
+    try:
+        assert phone.provisioner.config.account.uri == ""  # nothing kept yet: the local file alone
+        phone.round()
+        assert phone.refusals == []
+        ((config, account_changed),) = phone.configs
+        assert account_changed
+        assert config.account.uri == "sip:desk1@office.example"
+        assert config.account.password == "s3cret"  # a secret may come from provisioning
+        assert config.account.proxy == "127.0.0.1:5060"  # common
+        assert config.account.display_name == "Desk 1"  # local, not overridden
+        assert config.media.codecs == ["G722", "PCMU"]  # common over local
+        assert office.server.requests()[:2] == ["/" + MAC_FILE, "/" + MAC_FILE + ".sig"]
+        phone.round()  # the same files again: nothing new
+        assert len(phone.configs) == 1
+    finally:
+        phone.close()
+    office.server.stop()  # a restart without the server: the kept, re-verified files apply
+    again = Phone(data, settings)
+    try:
+        assert again.provisioner.config.account.password == "s3cret"
+        again.round()
+        assert again.provisioner.config.account.password == "s3cret"
+        assert any("not fetched" in r for r in again.refusals)
+    finally:
+        again.close()
+    kept = os.path.join(settings.data_dir, "provisioning", MAC_FILE)
+    assert os.stat(kept).st_mode & 0o777 == 0o600  # it holds a SIP password
+
+
+def _accepted_then(office, change):
+    """Serve a good per-MAC file, let the phone take it, apply `change`, fetch again: (phone, refusals)."""
+    office.publish(MAC_FILE, MINE.format(serial=2, password="good"))
+    data, settings = office.local()
+    phone = Phone(data, settings)
+    phone.round()
+    assert phone.provisioner.config.account.password == "good", phone.refusals
+    change()
+    phone.round()
+    return phone
+
+
+def _expect_kept(phone, reason):
+    try:
+        assert phone.provisioner.config.account.password == "good"
+        assert len(phone.configs) == 1
+        assert phone.refusals, "nothing refused"
+        assert reason in phone.refusals[-1], phone.refusals
+        assert "\n" not in phone.refusals[-1]  # one line, for the display and the journal
+        assert phone.provisioner.schedule.failures == 1  # retried soon, not in a day
+    finally:
+        phone.close()
+
+
+def test_a_bad_signature_is_refused_and_the_configuration_kept(office):
+    def tamper():
+        office.publish(MAC_FILE, MINE.format(serial=3, password="evil"), sign=False)  # the old .sig stays
+
+    _expect_kept(_accepted_then(office, tamper), "bad signature")
+
+
+def test_an_unsigned_file_is_refused(office):
+    def unsign():
+        office.publish(MAC_FILE, MINE.format(serial=3, password="evil"), sign=False)
+        os.unlink(office.served / (MAC_FILE + ".sig"))
+
+    _expect_kept(_accepted_then(office, unsign), "unsigned")
+
+
+def test_a_file_signed_with_another_key_is_refused(office):
+    def resign():
+        other_private, _ = keygen(office.tmp_path, "attacker")
+        office.publish(MAC_FILE, MINE.format(serial=3, password="evil"), sign=False)
+        provision("sign", office.served, "--key", other_private)
+
+    _expect_kept(_accepted_then(office, resign), "bad signature")
+
+
+def test_a_truncated_file_is_refused(office):
+    def truncate():
+        office.publish(MAC_FILE, MINE.format(serial=3, password="longer-password"))
+        path = office.served / MAC_FILE
+        path.write_bytes(path.read_bytes()[:-10])
+
+    _expect_kept(_accepted_then(office, truncate), "bad signature")
+
+
+def test_a_replayed_older_file_is_refused(office):
+    old_body = MINE.format(serial=1, password="old")
+
+    def replay():
+        # A validly signed, older file (captured earlier): signed now with the right key, serial 1 < 2.
+        office.publish(MAC_FILE, old_body)
+
+    _expect_kept(_accepted_then(office, replay), "older than the 2 in use")
+
+
+def test_another_phones_file_is_refused(office):
+    other = "b827eb000002.toml"
+
+    def swap():
+        office.publish(other, MINE.format(serial=9, password="bobs"))
+        (office.served / MAC_FILE).write_bytes((office.served / other).read_bytes())
+        (office.served / (MAC_FILE + ".sig")).write_bytes((office.served / (other + ".sig")).read_bytes())
+
+    _expect_kept(_accepted_then(office, swap), "bad signature")
+
+
+def test_a_huge_file_is_refused_after_a_bounded_read(office):
+    def grow():
+        office.publish(MAC_FILE, MINE.format(serial=3, password="x") + "#" * (20 * 1024 * 1024), sign=False)
+
+    _expect_kept(_accepted_then(office, grow), "more than the {}".format(doc.MAX_DOCUMENT_BYTES))
+
+
+def test_a_settings_error_is_refused_whole(office):
+    def typo():
+        office.publish(MAC_FILE, MINE.format(serial=3, password="new"), sign=False)
+        office.publish("common.toml", 'serial = 1\n[media]\ncodecs = ["G729"]\n', sign=False)
+        # sign refuses the broken common file before signing anything after it; sign the good one alone
+        from tools import provision as tool
+
+        key = tool.load_private_key(office.private)
+        for name in (MAC_FILE, "common.toml"):
+            body = (office.served / name).read_bytes()
+            (office.served / (name + ".sig")).write_bytes(key.sign(doc.signed_message(name, body)))
+
+    _expect_kept(_accepted_then(office, typo), "media.codecs")
+
+
+def test_server_down_keeps_the_configuration_and_retries(office):
+    def down():
+        office.server.stop()
+
+    phone = _accepted_then(office, down)
+    assert phone.provisioner.schedule.get_timer() - phone.loop.now() < 100.0
+    _expect_kept(phone, "not fetched")
+
+
+def test_fetching_never_blocks_the_loop(office):
+    """A server that accepts the connection and never answers: the loop keeps its timers on time."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()), daemon=True).start()
+    data, settings = office.local(url="https://127.0.0.1:{}/".format(listener.getsockname()[1]))
+    phone = Phone(data, settings)
+    ticks = []
+
+    def tick():
+        ticks.append(time.monotonic())
+        phone.loop.call_later(0.02, tick)
+
+    try:
+        phone.loop.call_soon_threadsafe(tick)
+        phone.provisioner.fetch_now()
+        phone.loop.run(timeout=1.0)
+        assert phone.provisioner.rounds == 0  # still waiting for the server
+        gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+        assert len(ticks) > 20 and max(gaps) < 0.5, gaps
+    finally:
+        phone.close()
+        listener.close()
+        for conn, _addr in accepted:
+            conn.close()
+
+
+def test_the_server_certificate_is_verified(office, tmp_path):
+    office.publish(MAC_FILE, MINE.format(serial=1, password="pw"))
+    data, _ = office.local()
+    other = tmp_path / "other-ca.pem"
+    from tools import provision as tool
+
+    tool.self_signed_certificate(str(other), str(tmp_path / "other-ca.key"))
+    data["provisioning"]["ca"] = str(other)
+    phone = Phone(data, configuration.validate(data, "local.toml"))
+    try:
+        phone.round()
+        assert phone.configs == []
+        assert "CERTIFICATE_VERIFY_FAILED" in phone.refusals[0], phone.refusals
+    finally:
+        phone.close()
+
+
+def test_plain_http_only_when_the_configuration_says_so(office, tmp_path):
+    with pytest.raises(ConfigError, match="allow_http"):
+        configuration.validate({"provisioning": {"url": "http://127.0.0.1:1/"}})
+    served = tmp_path / "plain"
+    served.mkdir()
+    server = Server(served, tmp_path, http=True)
+    try:
+        (served / MAC_FILE).write_text(MINE.format(serial=1, password="pw"))
+        provision("sign", served, "--key", office.private)
+        data, _ = office.local(url=server.url, allow_http=True)
+        phone = Phone(data, configuration.validate(data, "local.toml"))
+        try:
+            phone.round()
+            assert phone.provisioner.config.account.password == "pw", phone.refusals
+        finally:
+            phone.close()
+    finally:
+        server.stop()
+
+
+def test_dhcp_option_66_from_a_dhclient_lease(tmp_path):
+    lease = tmp_path / "dhclient.eth0.leases"
+    lease.write_text(
+        'lease {\n  interface "eth0";\n  option tftp-server-name "https://old.example/";\n}\n'
+        'lease {\n  interface "eth0";\n  fixed-address 10.0.0.5;\n'
+        '  option tftp-server-name "https://prov.example/sotto";\n}\n'
+    )
+    settings = configuration.validate({"provisioning": {"dhcp_lease": str(lease)}})
+    assert prov.provisioning_url(settings) == "https://prov.example/sotto/"
+    lease.write_text('lease {\n  option tftp-server-name "http://plain.example/";\n}\n')
+    assert prov.provisioning_url(settings) is None  # http from DHCP needs allow_http too
+    lease.write_text("lease {\n}\n")
+    assert prov.provisioning_url(settings) is None
+
+
+def test_a_missing_or_wrong_public_key_is_one_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="existing Ed25519 public key"):
+        prov.load_verifier(str(tmp_path / "none.pub"))
+    bad = tmp_path / "bad.pub"
+    bad.write_text("not a key")
+    with pytest.raises(ConfigError, match="PEM"):
+        prov.load_verifier(str(bad))
+
+
+def test_sign_refuses_a_broken_file_in_one_line(tmp_path):
+    private, _ = keygen(tmp_path)
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "common.toml").write_text("[media]\ncodecs = ['PCMU']\n")
+    result = provision("sign", served, "--key", private, check=False)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "serial" in result.stderr, result.stderr
+    assert not (served / "common.toml.sig").exists()
+    result = provision("keygen", "--private", private, "--public", tmp_path / "x.pub", check=False)
+    assert result.returncode == 2 and "not overwriting" in result.stderr

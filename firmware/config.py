@@ -231,6 +231,7 @@ SCHEMA = {
             ),
             _speed_dial,
         ),
+        "call_waiting": Field(bool, True, "true or false"),
     },
     "data": {
         "dir": Field(str, "", "a directory path (empty: the per-user data directory)", printable(MAX_PATH)),
@@ -391,6 +392,7 @@ DEFAULT_TEMPLATE = """\
 
 [dial]
 # domain = ""                       # dialled digits become sip:DIGITS@domain
+# call_waiting = true             # false: one call at a time, a second caller gets 486 Busy Here
 # [dial.speed_dial]
 # 1 = "sip:bob@example.org"
 

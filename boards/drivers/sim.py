@@ -7,6 +7,9 @@ Terminal keys (when stdin is a TTY):
     h              hook switch: toggle off hook / on hook
     x              hang up          r   redial          m   menu
     u              mute             +/- volume          Backspace   erase a digit
+    o              hold: hold/resume; answer a waiting call (the first is held); swap two calls
+    c              conference: join the held call and the one in front (again: split them)
+    Backspace      also refuses a waiting call (486 Busy Here)
     q              quit
 """
 
@@ -27,6 +30,8 @@ TERMINAL_KEYS = (
     ("r", P.KEY_REDIAL),
     ("m", P.KEY_MENU),
     ("u", P.KEY_MUTE),
+    ("o", P.KEY_HOLD),
+    ("c", P.KEY_CONFERENCE),
     ("+", P.KEY_VOLUME_UP),
     ("-", P.KEY_VOLUME_DOWN),
     ("\x7f", P.KEY_BACK),
@@ -35,7 +40,10 @@ TERMINAL_KEYS = (
     ("\n", "#"),
     ("q", QUIT),
 )
-HELP = "keys: 0-9*# (Enter=#)  t trust  T long trust  h hook  x hang up  r redial  m menu  u mute  +/- vol  q quit"
+HELP = (
+    "keys: 0-9*# (Enter=#)  t trust  T long trust  h hook  x hang up  r redial  m menu  u mute  +/- vol"
+    "  o hold/answer waiting/swap  c conference  q quit"
+)
 
 
 def terminal_input(char):

@@ -29,15 +29,32 @@ States (automation waits on these names):
   ended     the call is over: reason and duration, back to idle after ENDED_HOLD seconds
   menu      our ZID fingerprint, call history, reset trust for a peer
   error     no call possible: registration failed, no network, no audio device
+  call-waiting  in a call, a second call rings: its caller is shown, a soft tone is mixed into the
+            earpiece (not the ringer). `hold` answers it and holds the first call; `back` refuses it
+            (486 Busy Here, a missed call); `hangup` ends the first call and the waiting one then rings.
+  held      our only call is on hold (the `hold` key in a call, or the other call ended): `hold` or
+            lifting the handset resumes it, `hangup` ends it. A Yealink/Snom does the same: the held
+            call is not put through by itself when the call in front ends.
+  conference  the two calls mixed locally (`conference` with one call held): each leg hears us and the
+            other leg. Each leg keeps its own ZRTP session and SAS; the screen shows each leg's mark and
+            says "secure" only when both legs are. A trust press confirms the leg marked '>' (the first
+            whose SAS is not confirmed); a long press ends that leg. `hangup` ends both, `conference`
+            or `hold` splits them again (the other leg held).
+
+Two calls: with one call up and another held, `hold` swaps them, `conference` joins them, `hangup` ends
+the one in front (the held one is then shown `held`). The state shown is the front call's own (in-call,
+secure, ...) with "held: NAME" on its screen. Call events name their call (`call`, the session's key); the
+phone's commands Hold/Resume/Busy name theirs, and Focus(call) tells the session which call Hangup,
+ConfirmSas, RejectSas and SendDtmf are for. Phone(call_waiting=False): one call at a time, as before.
 
 Trust button: short press = "the SAS matched" (ConfirmSas); long press (>= 2 s, timed by the driver) =
 "the SAS did NOT match": RejectSas (the session marks the peer untrusted) and Hangup. With secure_only a
 call that cannot become secure is ended (an alarm that is not about the SAS, or a CallNotSecure verdict
 from the call layer, firmware.call, which alone decides when a call is not going to be secure).
 
-Keys (KeyPressed.key): '0'-'9', '*', '#' and the named keys in NAMED_KEYS. In a call digits, '*' and
-'#' are sent as DTMF. The keypad-only menu code is '**#'; speed dial entries are dialed like numbers
-(the digits, then '#'); '#' on its own redials the last number.
+Keys (KeyPressed.key): '0'-'9', '*', '#' and the named keys in NAMED_KEYS (hold and conference: two
+calls). In a call digits, '*' and '#' are sent as DTMF. The keypad-only menu code is '**#'; speed dial
+entries are dialed like numbers (the digits, then '#'); '#' on its own redials the last number.
 
 After the phone issues Hangup / Reject / RejectSas it shows `ended` at once; a CallEnded for that call
 arriving later is ignored (CallEnded only acts in calling, ringing and the call states).
@@ -49,4 +66,4 @@ from firmware.phone.conditions import *  # noqa: F403
 from firmware.phone.events import *  # noqa: F403
 from firmware.phone.machine import Phone  # noqa: F401
 from firmware.phone.states import *  # noqa: F403
-from firmware.phone.views import ALARM_TEXT, ALARM_TITLE, ViewModel, display_uri, format_duration, zid_fingerprint  # noqa: F401
+from firmware.phone.views import ALARM_TEXT, ALARM_TITLE, Leg, ViewModel, display_uri, format_duration, zid_fingerprint  # noqa: F401

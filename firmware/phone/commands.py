@@ -100,3 +100,58 @@ class SaveHistory(Event):
 
     def __init__(self, entries):
         self._set("entries", tuple(entries))
+
+
+# --- two calls (issue 15): the session keeps a focused call that the commands above act on --------------
+
+
+class Focus(Event):
+    """From now on Hangup, ConfirmSas, RejectSas and SendDtmf act on the call `call` (the session's key of
+    it, as the call events carry it)."""
+
+    __slots__ = ("call",)
+    _positional = ("call",)
+
+    def __init__(self, call):
+        self._set("call", call)
+
+
+class Hold(Event):
+    """Put the call on hold: re-INVITE a=sendonly (RFC 3264 §8.4), its media paused, its ZRTP session kept."""
+
+    __slots__ = ("call",)
+    _positional = ("call",)
+
+    def __init__(self, call):
+        self._set("call", call)
+
+
+class Resume(Event):
+    """Take the call off hold: re-INVITE a=sendrecv; its audio is the earpiece's and the microphone's again."""
+
+    __slots__ = ("call",)
+    _positional = ("call",)
+
+    def __init__(self, call):
+        self._set("call", call)
+
+
+class Busy(Event):
+    """Refuse that incoming call with 486 Busy Here (a second call the phone does not take, or declined)."""
+
+    __slots__ = ("call",)
+    _positional = ("call",)
+
+    def __init__(self, call):
+        self._set("call", call)
+
+
+class Conference(Event):
+    """on=True: mix both calls (each leg hears the microphone and the other leg; the earpiece both legs);
+    on=False: back to one call at a time."""
+
+    __slots__ = ("on",)
+    _positional = ("on",)
+
+    def __init__(self, on):
+        self._set("on", on)

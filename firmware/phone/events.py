@@ -35,28 +35,37 @@ class Hook(Event):
 
 
 # --- call events: from the session (SIP, media, ZRTP) -----------------------------------------------
+# Each carries `call`: the session's key of the call it is about (two calls at once, issue 15), or None for
+# "the call" of a session that only ever has one.
 
 
 class CallIncoming(Event):
     """An INVITE for us. `remote`: the caller's URI; `display_name`: from the From header, or None."""
 
-    __slots__ = ("remote", "display_name")
+    __slots__ = ("remote", "display_name", "call")
 
-    def __init__(self, remote, display_name=None):
+    def __init__(self, remote, display_name=None, call=None):
         self._set("remote", remote)
         self._set("display_name", display_name)
+        self._set("call", call)
 
 
 class CallRinging(Event):
     """Our call rings at the far end (180/183)."""
 
-    __slots__ = ()
+    __slots__ = ("call",)
+
+    def __init__(self, call=None):
+        self._set("call", call)
 
 
 class CallAnswered(Event):
     """The media is up (200 OK / ACK exchanged, RTP flowing), not yet secure. Also called MediaUp."""
 
-    __slots__ = ()
+    __slots__ = ("call",)
+
+    def __init__(self, call=None):
+        self._set("call", call)
 
 
 MediaUp = CallAnswered
@@ -68,9 +77,12 @@ class CallSecure(Event):
     retained secrets did not match (RFC 6189 section 4.3.2); `algorithms`: e.g. "X255 AES1 S256 HS80";
     `peer_zid`: the peer's ZID as hex, or None."""
 
-    __slots__ = ("sas", "sas_type", "verified", "cache_mismatch", "algorithms", "peer_zid")
+    __slots__ = ("sas", "sas_type", "verified", "cache_mismatch", "algorithms", "peer_zid", "call")
 
-    def __init__(self, sas, sas_type="B32", verified=False, cache_mismatch=False, algorithms=None, peer_zid=None):
+    def __init__(
+        self, sas, sas_type="B32", verified=False, cache_mismatch=False, algorithms=None, peer_zid=None, call=None
+    ):
+        self._set("call", call)
         self._set("sas", sas)
         self._set("sas_type", sas_type)
         self._set("verified", verified)
@@ -82,10 +94,11 @@ class CallSecure(Event):
 class CallAlarm(Event):
     """A security event during the call; `reason` is one of the ALARM_* names."""
 
-    __slots__ = ("reason",)
+    __slots__ = ("reason", "call")
 
-    def __init__(self, reason):
+    def __init__(self, reason, call=None):
         self._set("reason", reason)
+        self._set("call", call)
 
 
 class CallNotSecure(Event):
@@ -93,9 +106,10 @@ class CallNotSecure(Event):
     "sdes-only" (encrypted, but to the server: shown, no alarm), "no-zrtp", "zrtp-failed" or
     "encryption-off" (each a loud NOT SECURE alarm)."""
 
-    __slots__ = ("kind", "reason")
+    __slots__ = ("kind", "reason", "call")
 
-    def __init__(self, kind, reason=None):
+    def __init__(self, kind, reason=None, call=None):
+        self._set("call", call)
         self._set("kind", kind)
         self._set("reason", reason)
 
@@ -104,9 +118,10 @@ class CallEnded(Event):
     """The call is over (BYE, CANCEL, an error response, a timeout). `reason`: short human text;
     `sip_status`: the final response code when there was one."""
 
-    __slots__ = ("reason", "sip_status")
+    __slots__ = ("reason", "sip_status", "call")
 
-    def __init__(self, reason, sip_status=None):
+    def __init__(self, reason, sip_status=None, call=None):
+        self._set("call", call)
         self._set("reason", reason)
         self._set("sip_status", sip_status)
 
@@ -115,10 +130,11 @@ class TransferTo(Event):
     """The far end transferred the call (SIP REFER, RFC 3515): the session has ended the current call;
     the phone records it as "transferred" and calls `uri`."""
 
-    __slots__ = ("uri",)
+    __slots__ = ("uri", "call")
 
-    def __init__(self, uri):
+    def __init__(self, uri, call=None):
         self._set("uri", uri)
+        self._set("call", call)
 
 
 class OurZid(Event):

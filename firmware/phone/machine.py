@@ -10,8 +10,10 @@ from firmware.phone.states import (
     ALARM_CACHE_MISMATCH,
     ALARM_NOT_SECURE,
     CALL_STATES,
+    CALL_WAITING,
     CALLING,
     COMMAND_QUEUE_LIMIT,
+    CONFERENCE,
     DIAL_KEYS,
     DIAL_TIMEOUT,
     DIALING,
@@ -19,10 +21,13 @@ from firmware.phone.states import (
     ENDED_HOLD,
     ERROR,
     ERROR_TRUST_CACHE,
+    HELD,
     IDLE,
     IN_CALL,
     KEY_BACK,
+    KEY_CONFERENCE,
     KEY_HANGUP,
+    KEY_HOLD,
     KEY_MENU,
     KEY_MUTE,
     KEY_REDIAL,
@@ -35,12 +40,14 @@ from firmware.phone.states import (
     NAMED_KEYS,
     NOT_SECURE_ALARMS,
     NOTICE_HOLD,
+    OVERLAY_STATES,
     RINGING,
     SAS_ALARMS,
     SECURE,
     TONE_ALARM,
     TONE_RING,
     TONE_RINGBACK,
+    TONE_WAITING,
     UNRESOLVED_LIMIT,
     VERIFIED,
     VOLUME_MAX,
@@ -48,7 +55,34 @@ from firmware.phone.states import (
 )
 
 VOLUME_KEYS = (KEY_VOLUME_UP, KEY_VOLUME_DOWN)
-VOLUME_STATES = (IDLE, ERROR, ENDED, DIALING, RINGING) + CALL_STATES  # where the volume keys set the volume
+VOLUME_STATES = (IDLE, ERROR, ENDED, DIALING, RINGING) + CALL_STATES + OVERLAY_STATES  # volume keys work here
+TICK_STATES = CALL_STATES + OVERLAY_STATES  # the call duration on the screen advances once a second
+
+# What one call is to the phone. The call in front is these attributes of the Phone itself; a second call
+# (waiting, held, or the other leg of a conference) is kept as a dict of them plus its "state" (issue 15).
+LEG_FIELDS = (
+    "call_key",
+    "remote",
+    "remote_name",
+    "direction",
+    "call_setup",
+    "call_start",
+    "far_ringing",
+    "sas",
+    "sas_type",
+    "verified",
+    "secure",
+    "confirmed_now",
+    "algorithms",
+    "peer_zid",
+    "alarm_reason",
+    "alarm_acknowledged",
+    "end_reason",
+    "end_duration",
+    "end_status",
+    "untrusted",
+    "to_server_only",
+)
 
 
 class Phone:
@@ -61,6 +95,8 @@ class Phone:
     our_zid: our ZID as hex, or None until OurZid arrives.
     identity: what idle shows as our address (e.g. the AOR), or None.
     wall_offset: added to `now` to stamp history entries with wall-clock seconds, or None.
+    call_waiting: a second incoming call during a call is shown (call-waiting) and may be answered; False:
+        one call at a time, a second one gets 486 Busy Here.
     """
 
     def __init__(
@@ -72,6 +108,7 @@ class Phone:
         our_zid=None,
         identity=None,
         wall_offset=None,
+        call_waiting=True,
     ):
         self.dial_domain = dial_domain
         self.speed_dial = speed_dial_pairs(speed_dial)
@@ -80,7 +117,10 @@ class Phone:
         self.our_zid = our_zid
         self.identity = identity
         self.wall_offset = wall_offset
+        self.call_waiting = bool(call_waiting)
         self.state = IDLE
+        self.other = None  # the second call: a dict of LEG_FIELDS and its "state", or None
+        self.leg_state = None  # in an OVERLAY_STATE: the front call's own state (in-call, secure, ...)
         self.volume = 6
         self.muted = False
         self.off_hook = False
@@ -103,7 +143,11 @@ class Phone:
         handler = _EVENT_HANDLERS.get(type(event))
         if handler is None:
             raise LocalProtocolError("Phone.handle: unknown event {!r}".format(event))
-        handler(self, event, now)
+        if type(event) in _LEG_EVENTS:
+            self._leg_event(handler, event, now)
+        else:
+            handler(self, event, now)
+            self._after_front_change(now)
 
     def get_timer(self):
         """The next absolute time handle_timer() wants to run, or None."""
@@ -143,6 +187,7 @@ class Phone:
         return views.ViewModel(
             notice=notice,
             call_seconds=call_seconds,
+            other=self._other_view(),
             errors=tuple(self.errors),
             history=tuple(self.history),
             menu_page=self._menu.page,
@@ -175,7 +220,7 @@ class Phone:
     def _set_state(self, state, now, deadline=None):
         self.state = state
         self._deadline = deadline
-        if state in CALL_STATES:
+        if state in TICK_STATES:
             self._tick = self._next_tick(now)
         else:
             self._tick = None
@@ -192,6 +237,7 @@ class Phone:
         return tick
 
     def _reset_call(self):
+        self.call_key = None
         self.remote = None
         self.remote_name = None
         self.direction = None
@@ -281,6 +327,14 @@ class Phone:
     def _key_in_call(self, key, now):
         if key == KEY_HANGUP:
             self._hang_up(now, "hung up")
+        elif key == KEY_HOLD:
+            if self.other is None:
+                self._hold(now)
+            else:
+                self._swap(now)
+        elif key == KEY_CONFERENCE:
+            if self.other is not None and self.other["role"] == "held":
+                self._join(now)
         elif key == KEY_MUTE:
             self.muted = not self.muted
             self._emit(commands.SetMute(self.muted))
@@ -417,6 +471,16 @@ class Phone:
         off = bool(event.off)
         self.off_hook = off
         state = self.state
+        if state == HELD:
+            if off:
+                self._resume(now)  # lifting the handset takes the held call back
+            return
+        if state == CALL_WAITING and not off:
+            self._on_front(lambda: self._hang_up(now, "hung up"), now)  # the waiting call then rings
+            return
+        if state == CONFERENCE and not off:
+            self._key_in_conference(KEY_HANGUP, now)
+            return
         if off:
             if state == RINGING:
                 self._answer(now)
@@ -434,10 +498,17 @@ class Phone:
     # -- call events --------------------------------------------------------------------------------
 
     def _on_incoming(self, event, now):
-        if self.state not in (IDLE, ERROR, ENDED, MENU, DIALING):
-            # Busy: the session answers a second INVITE with 486 itself (one call at a time).
+        if self.state == HELD and self.other is None and self.call_waiting and event.call is not None:
+            self._take_held_front_aside()  # our only call is held: the new one rings as any call
+        elif self.state not in (IDLE, ERROR, ENDED, MENU, DIALING):
+            if self.call_waiting and event.call is not None and self.other is None and self.state in CALL_STATES:
+                self._call_waiting(event, now)
+            elif event.call is not None:
+                self._emit(commands.Busy(event.call))  # no room for it: 486 Busy Here
+            # (a session that names no call answers a second INVITE with 486 itself: one call at a time)
             return
         self._reset_call()
+        self.call_key = event.call
         self.digits = ""
         self.remote = event.remote
         self.remote_name = event.display_name
@@ -579,6 +650,268 @@ class Phone:
         elif self.state == ERROR and not self.errors:
             self._set_state(IDLE, now)
 
+    # -- two calls (issue 15): call waiting, hold, swap, the local conference -----------------------
+    #
+    # The call in front is the Phone's own attributes (LEG_FIELDS), as with one call; the second call is
+    # kept in self.other with its own state and its role: "waiting" (ringing behind the call in front),
+    # "held", or "conference" (the other leg). In an OVERLAY_STATE the front call's own state is kept in
+    # self.leg_state; its events and keys are handled in that state, then the overlay is put back.
+
+    def _save_leg(self):
+        return {name: getattr(self, name) for name in LEG_FIELDS}
+
+    def _load_leg(self, leg):
+        for name in LEG_FIELDS:
+            setattr(self, name, leg[name])
+
+    def _other_view(self):
+        other = self.other
+        if other is None:
+            return None
+        label = other["remote_name"] or views.display_uri(other["remote"])
+        return views.Leg(label, other["state"], other["role"], other["sas"], other["verified"], other["alarm_reason"])
+
+    def _leg_event(self, handler, event, now):
+        """A call event: for the second call, the call in front, or a call the phone no longer follows."""
+        key = event.call
+        other = self.other
+        if other is not None and key is not None and key == other["call_key"]:
+            if type(event) is events.TransferTo:
+                # The session ended that call for the transfer; a second call is not transferred from the
+                # background: it is recorded as transferred and the call in front goes on.
+                self._on_other(lambda: self._finish_call(now, "transferred"), now)
+            else:
+                self._on_other(lambda: handler(self, event, now), now)
+            return
+        if key is not None and type(event) is not events.CallIncoming:
+            if self.call_key is None and self.state == CALLING:
+                self.call_key = key  # our INVITE's call: the session names it with its first event
+            elif key != self.call_key:
+                return  # a call that already ended here (its late CallEnded, say)
+        if self.state in OVERLAY_STATES and type(event) is not events.CallIncoming:
+            self._on_front(lambda: handler(self, event, now), now)
+        else:
+            handler(self, event, now)
+            self._after_front_change(now)
+
+    def _on_front(self, action, now):
+        """Run `action` on the front call in its own state, then put the overlay state back (or, when the
+        front call ended, let the second call take its place)."""
+        overlay = self.state
+        self.state = self.leg_state
+        action()
+        if self.state in CALL_STATES:
+            self.leg_state = self.state
+            tick = self._tick
+            self.state = overlay
+            self._tick = tick
+            if overlay == CALL_WAITING and self._tone is None:
+                self._play(TONE_WAITING)
+        else:
+            self.leg_state = None
+            self._after_front_change(now)
+
+    def _on_other(self, action, now):
+        """Run `action` with the second call swapped in front (its events, a key meant for it). Commands it
+        issues that act on the focused call are framed by Focus, so they reach that call."""
+        other = self.other
+        front = self._save_leg()
+        saved = (self.state, self.leg_state, self._deadline, self._tick, self._tone)
+        mark = len(self._commands)
+        self.other = None
+        self._load_leg(other)
+        self.state = other["state"]
+        self.leg_state = None
+        action()
+        leg_state = self.state
+        after = self._save_leg()
+        self._load_leg(front)
+        self.state, self.leg_state, self._deadline, self._tick, tone = saved
+        focused = [c for c in self._commands[mark:] if type(c) in _FOCUSED_COMMANDS]
+        if focused:
+            self._commands.insert(mark, commands.Focus(other["call_key"]))
+            self._emit(commands.Focus(self.call_key))
+        if leg_state in CALL_STATES or leg_state == RINGING:
+            after["state"] = leg_state
+            after["role"] = other["role"]
+            self.other = after
+            return
+        if self._tone is None and tone is not None and tone != TONE_WAITING:
+            self._play(tone)  # the tone of the call in front (its alarm) goes on
+        self._other_gone(other["role"], now)
+
+    def _other_gone(self, role, now):
+        """The second call ended (the far end hung up, we ended it, the waiting caller gave up)."""
+        if role == "waiting":
+            if self._tone == TONE_WAITING:
+                self._stop_tone()
+            self._set_state(self.leg_state, now)
+            self.leg_state = None
+            self._show_notice("missed call", now)
+        elif role == "conference":
+            self._emit(commands.Conference(False))
+            self._set_state(self.leg_state, now)
+            self.leg_state = None
+            self._show_notice("other call ended", now)
+        else:
+            self._show_notice("held call ended", now)
+
+    def _after_front_change(self, now):
+        """The front call ended (or left for a transfer) while a second call is up: that one comes in front.
+        A waiting call now rings as any call; a held call stays held until a key resumes it (as a Yealink
+        or Snom does: nobody is put through to a person who did not ask for it); a conference goes on as
+        the other leg's call."""
+        other = self.other
+        if (
+            other is None
+            or self.state in CALL_STATES
+            or self.state in OVERLAY_STATES
+            or self.state in (RINGING, CALLING)
+        ):
+            return
+        self.other = None
+        self.leg_state = None
+        self._load_leg(other)
+        role = other["role"]
+        if other["state"] == RINGING:
+            self._set_state(RINGING, now)
+            self._play(TONE_RING)
+            return
+        if role == "conference":
+            self._emit(commands.Conference(False))
+            self._emit(commands.Focus(self.call_key))
+            self._set_state(other["state"], now)
+            if self.state == ALARM and not self.alarm_acknowledged:
+                self._play(TONE_ALARM)
+            return
+        self.leg_state = other["state"]
+        self._emit(commands.Focus(self.call_key))
+        self._set_state(HELD, now)
+
+    def _new_leg(self, event, now, role):
+        leg = self._save_leg()
+        for name in LEG_FIELDS:
+            leg[name] = _LEG_DEFAULTS.get(name)
+        leg.update(call_key=event.call, remote=event.remote, remote_name=event.display_name, direction="in")
+        leg.update(call_setup=now, state=RINGING, role=role)
+        return leg
+
+    def _park_front(self, role):
+        """The front call as the second call (held, or the other leg of a conference)."""
+        leg = self._save_leg()
+        leg["state"] = self.leg_state if self.state in OVERLAY_STATES else self.state
+        leg["role"] = role
+        return leg
+
+    def _call_waiting(self, event, now):
+        self.other = self._new_leg(event, now, "waiting")
+        self.leg_state = self.state
+        self._set_state(CALL_WAITING, now)
+        if self._tone is None:
+            self._play(TONE_WAITING)  # an alarm tone of the call in front is not covered by it
+
+    def _take_held_front_aside(self):
+        """A call arrives while our only call is held: the held call steps aside and the new one rings."""
+        self.other = self._park_front("held")
+        self.leg_state = None
+
+    def _hold(self, now):
+        self._emit(commands.Hold(self.call_key))
+        self._stop_tone()
+        self.leg_state = self.state
+        self._set_state(HELD, now)
+
+    def _resume(self, now):
+        self._emit(commands.Resume(self.call_key))
+        self._set_state(self.leg_state, now)
+        self.leg_state = None
+        if self.state == ALARM and not self.alarm_acknowledged:
+            self._play(TONE_ALARM)
+
+    def _swap(self, now):
+        """Hold the call in front, resume the held one (the hold key with two calls)."""
+        other = self.other
+        self._emit(commands.Hold(self.call_key))
+        self._emit(commands.Resume(other["call_key"]))
+        self._emit(commands.Focus(other["call_key"]))
+        self.other = self._park_front("held")
+        self._stop_tone()
+        self._load_leg(other)
+        self._set_state(other["state"], now)
+        if self.state == ALARM and not self.alarm_acknowledged:
+            self._play(TONE_ALARM)
+
+    def _answer_waiting(self, now):
+        """Answer the waiting call, holding the one in front (RFC 3264 §8.4 hold by re-INVITE)."""
+        waiting = self.other
+        self._emit(commands.Hold(self.call_key))
+        self.other = self._park_front("held")
+        self.leg_state = None
+        self._load_leg(waiting)
+        self._set_state(RINGING, now)
+        self._answer(now)
+
+    def _busy_waiting(self, now):
+        """Refuse the waiting call (486 Busy Here); it is a missed call in the history."""
+        key = self.other["call_key"]
+        self._on_other(lambda: (self._emit(commands.Busy(key)), self._finish_call(now, "busy", missed=True)), now)
+
+    def _join(self, now):
+        """The local three-way conference: the held call comes back and both are mixed."""
+        self.other["role"] = "conference"
+        self._emit(commands.Resume(self.other["call_key"]))
+        self._emit(commands.Conference(True))
+        self.leg_state = self.state
+        self._set_state(CONFERENCE, now)
+
+    def _split(self, now):
+        """Out of the conference: the other leg is held again, the front one stays."""
+        self._emit(commands.Conference(False))
+        self._emit(commands.Hold(self.other["call_key"]))
+        self.other["role"] = "held"
+        self._set_state(self.leg_state, now)
+        self.leg_state = None
+
+    def _key_when_waiting(self, key, now):
+        if key == KEY_HOLD:
+            self._answer_waiting(now)
+        elif key == KEY_BACK:
+            self._busy_waiting(now)
+        elif key != KEY_CONFERENCE:
+            self._on_front(lambda: self._key_in_call(key, now), now)
+
+    def _key_when_held(self, key, now):
+        if key == KEY_HOLD:
+            self._resume(now)
+        elif key == KEY_HANGUP:
+            self._on_front(lambda: self._hang_up(now, "hung up"), now)
+
+    def _key_in_conference(self, key, now):
+        if key in (KEY_HOLD, KEY_CONFERENCE):
+            self._split(now)
+        elif key == KEY_HANGUP:
+            self._on_other(lambda: self._hang_up(now, "hung up"), now)
+            self._hang_up(now, "hung up")
+        else:
+            self._on_front(lambda: self._key_in_call(key, now), now)
+
+    def _trust_when_waiting(self, long, now):
+        self._on_front(lambda: self._trust_in_call(long, now), now)
+
+    def _trust_in_conference(self, long, now):
+        """Each leg's SAS is its own: a press is for the first leg (front, then other) whose SAS is not
+        confirmed yet; the screen marks that leg."""
+        if self._sas_pending(self.leg_state, self.sas, self.verified, self.alarm_reason):
+            self._on_front(lambda: self._trust_in_call(long, now), now)
+            return
+        o = self.other
+        if self._sas_pending(o["state"], o["sas"], o["verified"], o["alarm_reason"]):
+            self._on_other(lambda: self._trust_in_call(long, now), now)
+
+    @staticmethod
+    def _sas_pending(state, sas, verified, alarm_reason):
+        return sas is not None and not verified and (state == SECURE or alarm_reason in SAS_ALARMS)
+
 
 _EVENT_HANDLERS = {
     events.KeyPressed: Phone._on_key,
@@ -597,7 +930,25 @@ _EVENT_HANDLERS = {
 for _condition in conditions.CONDITION_EVENTS:
     _EVENT_HANDLERS[_condition] = Phone._on_condition
 
+_LEG_EVENTS = (
+    events.CallIncoming,
+    events.CallRinging,
+    events.CallAnswered,
+    events.CallSecure,
+    events.CallAlarm,
+    events.CallNotSecure,
+    events.CallEnded,
+    events.TransferTo,
+)
+# The commands that act on the session's focused call (the others name their call, or none).
+_FOCUSED_COMMANDS = (commands.Hangup, commands.ConfirmSas, commands.RejectSas, commands.SendDtmf)
+_LEG_DEFAULTS = {"far_ringing": False, "verified": False, "secure": False, "confirmed_now": False}
+_LEG_DEFAULTS.update(alarm_acknowledged=False, end_duration=0, untrusted=False, to_server_only=False)
+
 _KEYS = {
+    CALL_WAITING: Phone._key_when_waiting,
+    HELD: Phone._key_when_held,
+    CONFERENCE: Phone._key_in_conference,
     IDLE: Phone._key_when_idle,
     ERROR: Phone._key_when_idle,
     ENDED: Phone._key_when_idle,
@@ -607,6 +958,8 @@ _KEYS = {
     MENU: Phone._key_in_menu,
 }
 _TRUST = {
+    CALL_WAITING: Phone._trust_when_waiting,
+    CONFERENCE: Phone._trust_in_conference,
     DIALING: Phone._trust_when_dialing,
     RINGING: Phone._trust_when_ringing,
     ENDED: Phone._trust_when_ended,

@@ -12,9 +12,30 @@ ALARM = "alarm"
 ENDED = "ended"
 MENU = "menu"
 ERROR = "error"
+# Two calls (issue 15). Each is shown over the call it concerns, whose own state (in-call, secure, verified,
+# alarm) is kept underneath and comes back when it ends.
+CALL_WAITING = "call-waiting"  # in a call, a second call rings: soft tone in the earpiece, its caller shown
+HELD = "held"  # our only call is on hold: a key resumes it
+CONFERENCE = "conference"  # both calls mixed locally; each leg keeps its own ZRTP session and SAS
 
-STATES = (IDLE, DIALING, CALLING, RINGING, IN_CALL, SECURE, VERIFIED, ALARM, ENDED, MENU, ERROR)
+STATES = (
+    IDLE,
+    DIALING,
+    CALLING,
+    RINGING,
+    IN_CALL,
+    SECURE,
+    VERIFIED,
+    ALARM,
+    ENDED,
+    MENU,
+    ERROR,
+    CALL_WAITING,
+    HELD,
+    CONFERENCE,
+)
 CALL_STATES = (IN_CALL, SECURE, VERIFIED, ALARM)
+OVERLAY_STATES = (CALL_WAITING, HELD, CONFERENCE)  # shown over a call whose own state is kept underneath
 
 DIAL_KEYS = "0123456789*#"
 KEY_REDIAL = "redial"
@@ -24,7 +45,19 @@ KEY_MUTE = "mute"
 KEY_HANGUP = "hangup"
 KEY_MENU = "menu"
 KEY_BACK = "back"
-NAMED_KEYS = (KEY_REDIAL, KEY_VOLUME_UP, KEY_VOLUME_DOWN, KEY_MUTE, KEY_HANGUP, KEY_MENU, KEY_BACK)
+KEY_HOLD = "hold"  # hold / resume; on a waiting call: answer it, holding the first; with two calls: swap
+KEY_CONFERENCE = "conference"  # with two calls: join them in a local three-way conference (again: split)
+NAMED_KEYS = (
+    KEY_REDIAL,
+    KEY_VOLUME_UP,
+    KEY_VOLUME_DOWN,
+    KEY_MUTE,
+    KEY_HANGUP,
+    KEY_MENU,
+    KEY_BACK,
+    KEY_HOLD,
+    KEY_CONFERENCE,
+)
 
 MENU_CODE = "**"
 MAX_DIGITS = 32
@@ -63,6 +96,7 @@ NOT_SECURE_ALARMS = (
 TONE_RING = "ring"
 TONE_RINGBACK = "ringback"
 TONE_ALARM = "alarm"
+TONE_WAITING = "call-waiting"  # soft beeps mixed into the earpiece over the call, not the ringer
 
 # Error conditions (shown when no call is up).
 ERROR_REGISTRATION = "registration"

@@ -17,12 +17,15 @@ from firmware.phone.states import (
     ALARM_UNTRUSTED_MITM,
     ALARM_ZRTP_FAILED,
     ALARM_ZRTP_HASH_MISMATCH,
+    CALL_WAITING,
     CALLING,
+    CONFERENCE,
     DIALING,
     ENDED,
     ERROR,
     ERROR_REGISTRATION,
     ERROR_TRUST_CACHE,
+    HELD,
     IDLE,
     IN_CALL,
     MENU,
@@ -86,12 +89,26 @@ class ViewModel(Event):
         "end_reason",
         "end_duration",
         "our_zid",
+        "verified",
+        "secure",
+        "leg_state",
     )
-    __slots__ = COPIED + ("notice", "call_seconds", "errors", "history", "menu_page", "menu_index")
+    __slots__ = COPIED + ("notice", "call_seconds", "errors", "history", "menu_page", "menu_index", "other")
 
     def __init__(self, **fields):
         for name in self.__slots__:
             self._set(name, fields[name])
+
+
+class Leg(Event):
+    """The second call as the screens see it (ViewModel.other): `label` (name or address), `state` (its own:
+    ringing, in-call, secure, verified, alarm), `role` ("waiting", "held" or "conference"), its `sas`,
+    `verified` and `alarm_reason`."""
+
+    __slots__ = ("label", "state", "role", "sas", "verified", "alarm_reason")
+
+    def __init__(self, label, state, role, sas=None, verified=False, alarm_reason=None):
+        self._init(self.__slots__, (label, state, role, sas, verified, alarm_reason))
 
 
 def format_duration(seconds):
@@ -139,7 +156,60 @@ def _duration_line(view):
 
 
 def _call_flags(view):
-    return ["MUTED"] if view.muted else []
+    flags = ["MUTED"] if view.muted else []
+    if view.other is not None and view.other.role == "held":
+        flags.append("held: " + view.other.label)  # the hold key swaps to it
+    return flags
+
+
+def _trust_mark(state, sas, verified, alarm_reason):
+    """One leg's trust in a word or two: what the conference screen shows per leg."""
+    if state == ALARM:
+        return lookup(ALARM_TITLE, alarm_reason, "ALARM")
+    if verified:
+        return "verified"
+    if sas is not None:
+        return "SAS " + sas
+    return "not secure"
+
+
+def _screen_call_waiting(view):
+    lines = [view.other.label if view.other is not None else "unknown", "hold=take back=busy"]
+    lines.append(
+        "{}: {}".format(_trust_mark(view.leg_state, view.sas, view.verified, view.alarm_reason), _remote_label(view))
+    )
+    return Screen("Call waiting", lines + (["MUTED"] if view.muted else []), alert=view.leg_state == ALARM)
+
+
+def _screen_held(view):
+    return Screen("On hold", [_remote_label(view), _duration_line(view), "hold: resume"])
+
+
+def _screen_conference(view):
+    """Both legs with their own trust mark; "secure" only when both legs are (a '>' marks the leg the trust
+    button confirms next)."""
+    other = view.other
+    front_mark = _trust_mark(view.leg_state, view.sas, view.verified, view.alarm_reason)
+    other_mark = _trust_mark(other.state, other.sas, other.verified, other.alarm_reason)
+    front_pending = view.sas is not None and not view.verified and view.leg_state != ALARM
+    other_pending = other.sas is not None and not other.verified and other.state != ALARM
+    both_verified = view.verified and other.verified
+    both_secure = view.leg_state in (SECURE, VERIFIED) and other.state in (SECURE, VERIFIED)
+    if both_verified:
+        summary = "both verified"
+    elif both_secure:
+        summary = "secure: compare SAS"
+    else:
+        summary = "NOT all secure"
+    # The verdict first (a 16x2 LCD shows only the title and one line), then each leg, its mark before its
+    # name so that a long name cannot push it off the display.
+    lines = [
+        summary,
+        "{}{}: {}".format(">" if front_pending else " ", front_mark, _remote_label(view)),
+        "{}{}: {}".format(">" if other_pending and not front_pending else " ", other_mark, other.label),
+    ]
+    alert = ALARM in (view.leg_state, other.state)
+    return Screen("Conference", lines + (["MUTED"] if view.muted else []), alert=alert)
 
 
 def _screen_idle(view):
@@ -275,4 +345,7 @@ _SCREENS = {
     ENDED: _screen_ended,
     MENU: _screen_menu,
     ERROR: _screen_error,
+    CALL_WAITING: _screen_call_waiting,
+    HELD: _screen_held,
+    CONFERENCE: _screen_conference,
 }

@@ -14,7 +14,8 @@ A device turns the outside world into the phone's input events and shows the pho
 Script language (`sotto run --board sim --script FILE`), one command per line, blank lines and lines
 starting with "//" or "# " ignored:
     press KEYS            each of 0-9 * # is one key press ('#' sends the number)
-    key NAME              a named key: hangup, redial, menu, mute, volume_up, volume_down, back
+    key NAME              a named key: hangup, redial, menu, mute, volume_up, volume_down, back, hold,
+                          conference
     trust | trust-long    the trust button: short press / long press (>= 2 s)
     hook off | hook on    the hook switch
     hangup                the hang-up key
@@ -448,7 +449,10 @@ class HardwareDevice:
         if self.buzzer is None:
             return
         if isinstance(command, P.PlayTone):
-            self.buzzer.play(command.name, now)
+            if command.name == P.TONE_WAITING:
+                self.buzzer.stop()  # the call-waiting tone is in the earpiece, never the ringer
+            else:
+                self.buzzer.play(command.name, now)
         elif isinstance(command, P.StopTone):
             self.buzzer.stop()
 
@@ -571,6 +575,7 @@ def phone_from_config(config, dial_domain=None, history=None, extra_speed_dial=N
         identity=uri or "sip:{}".format(config.sip.listen),
         our_zid=our_zid,
         wall_offset=wall_offset,
+        call_waiting=config.dial.call_waiting,
     )
 
 

@@ -583,6 +583,9 @@ def test_every_state_name_is_one_of_the_contract():
         "ended",
         "menu",
         "error",
+        "call-waiting",  # issue 15: two calls, names added, none renamed
+        "held",
+        "conference",
     )
     assert P.MediaUp is P.CallAnswered
 

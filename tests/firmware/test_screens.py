@@ -65,6 +65,17 @@ def every_state():
         phone = P.Phone()
         phone.handle(event, 0.0)
         out.append((name, phone.screen(0.0)))
+    # two calls (issue 15)
+    phone = in_call()
+    phone.handle(P.CallSecure("ab3d", "B32", verified=True, peer_zid=PEER), 1.2)
+    phone.handle(P.CallIncoming("sip:carol@10.0.0.3", "Carol", call="c2"), 5.0)
+    out.append(("call-waiting", phone.screen(5.0)))
+    phone.handle(P.KeyPressed("hold"), 6.0)
+    phone.handle(P.KeyPressed("conference"), 7.0)
+    out.append(("conference", phone.screen(8.0)))
+    phone.handle(P.KeyPressed("conference"), 9.0)
+    phone.handle(P.KeyPressed("hangup"), 10.0)
+    out.append(("held", phone.screen(70.0)))
     return out
 
 
@@ -304,6 +315,39 @@ GOLDEN = (
             "calls impossible    ",
             "                    ",
         ],
+    ),
+    (
+        "call-waiting",
+        [
+            (1, 0, 1, "Call waiting", False),
+            (1, 11, 1, "Carol", False),
+            (1, 20, 1, "hold=take back=busy", False),
+            (1, 29, 1, "verified: bob@10.0.0.", False),
+        ],
+        ["Call waiting    ", "Carol           "],
+        ["Call waiting        ", "Carol               ", "hold=take back=busy ", "verified: bob@10.0.0"],
+    ),
+    (
+        "conference",
+        [
+            (1, 0, 1, "Conference", False),
+            (1, 11, 1, "NOT all secure", False),
+            (1, 20, 1, " not secure: Carol", False),
+            (1, 29, 1, " verified: bob@10.0.0", False),
+        ],
+        ["Conference      ", "NOT all secure  "],
+        ["Conference          ", "NOT all secure      ", " not secure: Carol  ", " verified: bob@10.0."],
+    ),
+    (
+        "held",
+        [
+            (1, 0, 1, "On hold", False),
+            (1, 11, 1, "bob@10.0.0.2", False),
+            (1, 20, 1, "01:09", False),
+            (1, 29, 1, "hold: resume", False),
+        ],
+        ["On hold         ", "bob@10.0.0.2    "],
+        ["On hold             ", "bob@10.0.0.2        ", "01:09               ", "hold: resume        "],
     ),
 )
 

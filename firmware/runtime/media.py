@@ -58,54 +58,35 @@ API:
                                     (time spent per 20 ms period by the audio thread)
     .events                         deque of ("dtmf", digit) and ("bye",) for the control thread
 
-    TonePlayer(sink, cadence, paced=None, clock=time.monotonic)
-        plays a call-progress tone or the ring (audio.tones.DIAL, RINGBACK, BUSY, ERROR, RING) on a
-        sink when no call's media is running (dial tone off-hook, the ring on an incoming call).
-        paced: None = pace by absolute 20 ms deadlines unless the sink blocks by itself (ALSA
-        playback has `period_samples` and blocks when its buffer is full).
-        .start(), .stop() (joins; does not close the sink)
+
+    Apart: the receive and play path (media_receive.py), RTCP (media_rtcp.py); TonePlayer, for tones
+    outside a call, is in tone_player.py.
 """
 
 import collections
 import logging
 import os
-import socket
-import struct
 import threading
 import time
 
 from audio.codecs import make_codec
 from audio.comfort import ComfortNoise
-from audio.gain import scale
-from audio.playout import LOST, PLAY, JitterBuffer
+from audio.playout import JitterBuffer
 from audio.resample import Resampler
-from audio.stretch import lengthen, quiet, shorten
 from audio.tones import ToneGenerator, dtmf_cadence
-from firmware.errors import RemoteProtocolError
-from firmware.rtp import demux, rtcp
 from firmware.rtp.dtmf import DtmfReceiver, DtmfSender
-from firmware.rtp.packet import build_rtp, parse_rtp
+from firmware.rtp.packet import build_rtp
+from firmware.runtime.media_receive import ReceivePath
+from firmware.runtime.media_rtcp import Rtcp
 from firmware.srtp.context import context_from_params
 
 log = logging.getLogger("sotto.media")
 
 PERIOD_MS = 20
-MAX_DATAGRAM = 4096
-# Linux's SO_TIMESTAMPNS (the socket module does not name it): a struct timespec per datagram.
-SO_TIMESTAMPNS = 35
-_TIMESPEC = struct.Struct("@ll")
-_ANCILLARY_SPACE = socket.CMSG_SPACE(_TIMESPEC.size)
 RTCP_INTERVAL = 5.0
 # After a key change, packets under the replaced keys are still accepted this long (the peer switches when
 # its own exchange completes, RFC 6189 §4.6; packets in flight and its jitter buffer need a moment).
 KEY_OVERLAP = 2.0
-CN_PAYLOAD_TYPE = 13
-_NTP_EPOCH_OFFSET = 2208988800
-
-
-def _ntp(wall):
-    seconds = int(wall)
-    return ((seconds + _NTP_EPOCH_OFFSET) << 32) | int((wall - seconds) * 4294967296.0)
 
 
 class _Crypto:
@@ -122,7 +103,7 @@ class _Crypto:
         self.previous_until = previous_until
 
 
-class MediaStream:
+class MediaStream(ReceivePath, Rtcp):
     def __init__(
         self,
         sock,
@@ -265,42 +246,6 @@ class MediaStream:
         if old.previous_rx is not None:
             self._auth_failures_before += old.previous_rx.auth_failures
             self._replays_before += old.previous_rx.replays
-
-    def read_socket(self, on_other):
-        try:
-            self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-        except OSError:
-            pass  # no kernel timestamps: arrival is when this thread reads the packet
-        self._on_other = on_other
-
-    def _drain_socket(self):
-        """Read what arrived during the last period (non-blocking; bounded by the inbox size)."""
-        on_other = self._on_other
-        offset = None
-        for _ in range(self._queue_limit):
-            try:
-                datagram, ancdata, _flags, addr = self.sock.recvmsg(MAX_DATAGRAM, _ANCILLARY_SPACE)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:  # ICMP errors from a peer that went away: keep reading
-                continue
-            kind = demux.classify(datagram)
-            if kind != demux.RTP and kind != demux.RTCP:
-                on_other(datagram, addr)
-                continue
-            arrival = None
-            for level, kind_, data in ancdata:
-                if level == socket.SOL_SOCKET and kind_ == SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
-                    seconds, nanoseconds = _TIMESPEC.unpack_from(data)
-                    if offset is None:
-                        offset = self._clock() - self._wallclock()
-                    arrival = seconds + nanoseconds * 1e-9 + offset
-            self._inbox.append((datagram, addr, arrival if arrival is not None else self._clock()))
-
-    def deliver(self, datagram, addr):
-        if len(self._inbox) >= self._queue_limit:
-            self.inbox_overflows += 1  # the deque drops the oldest
-        self._inbox.append((datagram, addr, self._clock()))
 
     def send_dtmf(self, digit, duration_ms=100):
         self._dtmf_requests.append((str(digit), duration_ms))
@@ -474,239 +419,3 @@ class MediaStream:
                 self._first_packet = False
             self._seq = (self._seq + 1) & 0xFFFF
         self._timestamp = (self._timestamp + self._ts_step) & 0xFFFFFFFF
-
-    # receive ------------------------------------------------------------------------------------
-
-    def _receive_pending(self, now):
-        inbox = self._inbox
-        while inbox:
-            datagram, addr, arrival = inbox.popleft()
-            kind = demux.classify(datagram)
-            try:
-                if kind == demux.RTP:
-                    self._receive_rtp(datagram, addr, arrival)
-                elif kind == demux.RTCP:
-                    self._receive_rtcp(datagram, addr, arrival)
-                else:
-                    self.malformed += 1
-            except RemoteProtocolError:
-                self.malformed += 1  # auth failures and replays are counted by the SRTP context
-
-    def _authenticated_source(self, addr):
-        # Symmetric RTP (RFC 4961): send to where authenticated media comes from.
-        if addr != self._remote:
-            self._remote = addr
-
-    def _unprotect(self, crypto, datagram, rtcp):
-        try:
-            return crypto.rx.unprotect_rtcp(datagram) if rtcp else crypto.rx.unprotect(datagram)
-        except RemoteProtocolError:
-            if crypto.previous_rx is None or self._clock() > crypto.previous_until:
-                raise
-        # Perhaps sent before the peer switched keys. One packet, one verdict: the failure the new context
-        # counted is taken back, whatever the replaced keys say.
-        self._double_counted += 1
-        previous = crypto.previous_rx
-        return previous.unprotect_rtcp(datagram) if rtcp else previous.unprotect(datagram)
-
-    def _receive_rtp(self, datagram, addr, arrival):
-        crypto = self._crypto
-        if crypto is not None:
-            datagram = self._unprotect(crypto, datagram, False)
-        elif self._keys_required:
-            return
-        packet = parse_rtp(datagram)
-        self.authentic += 1
-        self._authenticated_source(addr)
-        pt = packet.payload_type
-        if packet.ssrc != self._remote_ssrc:
-            self._remote_ssrc = packet.ssrc
-            self._jitter.reset()
-            self._reception = rtcp.ReceptionStats(self.codec.rtp_clock)
-            self._dtmf_receiver = DtmfReceiver()
-        if pt == self.payload_type:
-            self.received += 1
-            self._reception.update(packet.sequence, packet.timestamp, arrival)
-            self._jitter.push(packet.sequence, packet.timestamp, packet.payload, arrival)
-        elif pt == self.telephone_event_pt and self.telephone_event_pt is not None:
-            self._reception.update(packet.sequence, packet.timestamp, arrival)
-            digit = self._dtmf_receiver.receive(packet.timestamp, packet.payload)
-            if digit is not None:
-                if len(self.dtmf_received) < 256:
-                    self.dtmf_received += digit
-                self.events.append(("dtmf", digit))
-        elif pt == CN_PAYLOAD_TYPE:
-            self._comfort.apply_cn_payload(packet.payload)
-
-    def _receive_rtcp(self, datagram, addr, arrival):
-        crypto = self._crypto
-        if crypto is not None:
-            datagram = self._unprotect(crypto, datagram, True)
-            if crypto.rx.rtcp_tag_length != crypto.tx.rtcp_tag_length and crypto.rx.profile == crypto.tx.profile:
-                crypto.tx.rtcp_tag_length = crypto.rx.rtcp_tag_length  # answer in the peer's SRTCP tag size
-        elif self._keys_required:
-            return
-        reports = rtcp.parse_compound(datagram)
-        self.authentic += 1
-        for report in reports:
-            if isinstance(report, rtcp.SenderReport):
-                if self._reception is not None:
-                    self._reception.note_sender_report(report.ntp, arrival)
-                self._note_blocks(report.blocks, arrival)
-            elif isinstance(report, rtcp.ReceiverReport):
-                self._note_blocks(report.blocks, arrival)
-            elif isinstance(report, rtcp.Bye):
-                if not self.bye:
-                    self.bye = True
-                    self.events.append(("bye",))
-
-    def _note_blocks(self, blocks, arrival):
-        # RFC 3550 §6.4.1: A is the arrival time of the report (not when this thread got to it).
-        arrival_wall = self._wallclock() - (self._clock() - arrival)
-        for block in blocks:
-            if block.ssrc == self.ssrc:
-                rtt = rtcp.round_trip_seconds(block, _ntp(arrival_wall))
-                if rtt is not None:
-                    self._rtt = rtt
-
-    # play ---------------------------------------------------------------------------------------
-
-    def _decode_next(self):
-        codec = self.codec
-        jitter = self._jitter
-        status, payload = jitter.pop()
-        if status == PLAY:
-            self._since_good = 0
-            pcm = codec.decode(payload)
-            if jitter.stretch:
-                pcm = self._stretch(pcm, jitter)
-            return pcm
-        self._since_good += 1
-        if status == LOST or self._since_good <= 3:
-            self.concealed += 1
-            if status == LOST and payload is not None:
-                recover = getattr(codec, "recover", None)
-                if recover is not None:  # Opus: in-band FEC from the following packet
-                    return recover(payload, self._codec_frame)
-                return codec.conceal(self._codec_frame, payload)
-            return codec.conceal(self._codec_frame)
-        return self._comfort.frame(self._codec_frame)
-
-    def _stretch(self, pcm, jitter):
-        """Playout adaptation by one pitch period, never a whole frame (audio.playout, audio.stretch). A
-        request that is not urgent waits up to half a second for a quiet frame, where it is inaudible."""
-        if jitter.stretch in (-1, 1) and self._stretch_waited < 25 and not quiet(pcm):
-            self._stretch_waited += 1
-            return pcm
-        rate = self.codec.sample_rate
-        pcm = shorten(pcm, rate) if jitter.stretch < 0 else lengthen(pcm, rate)
-        jitter.stretch = 0
-        self._stretch_waited = 0
-        self.stretched += 1
-        return pcm
-
-    def _play_period(self):
-        needed = self._codec_frame * 2
-        fifo = self._play_fifo
-        guard = 0
-        while len(fifo) < needed and guard < 8:
-            fifo += self._decode_next()
-            guard += 1
-        frame, self._play_fifo = fifo[:needed], fifo[needed:]
-        if len(self._play_fifo) > 8 * needed:  # bounded: a peer sending huge frames
-            self._play_fifo = self._play_fifo[-needed:]
-        out = self._playback_resampler.process(frame)
-        if self._tone is not None:
-            out = self._tone.frame(len(out) // 2)
-        self.sink.write(scale(out, self._playback_gain))
-
-    # RTCP ---------------------------------------------------------------------------------------
-
-    def _send_bye(self):
-        """RFC 3550 §6.6: a last report and BYE (sent from the control thread once the loop stopped)."""
-        try:
-            report = (
-                rtcp.build_rr(self.ssrc)
-                if not self.sent
-                else rtcp.build_sr(self.ssrc, _ntp(self._wallclock()), self._timestamp, self.sent, self.sent_octets)
-            )
-            self._send_compound(report + rtcp.build_bye(self.ssrc))
-        except Exception:  # hanging up must never fail on a last courtesy packet
-            log.exception("sending RTCP BYE failed")
-
-    def _send_rtcp(self, now):
-        blocks = []
-        if self._reception is not None and self._remote_ssrc is not None:
-            blocks.append(self._reception.report_block(self._remote_ssrc, now))
-        if self.sent:
-            report = rtcp.build_sr(
-                self.ssrc, _ntp(self._wallclock()), self._timestamp, self.sent, self.sent_octets, blocks
-            )
-        else:
-            report = rtcp.build_rr(self.ssrc, blocks)
-        self._send_compound(report + rtcp.build_sdes_cname(self.ssrc, self.cname))
-
-    def _send_compound(self, compound):
-        remote = self._remote
-        if remote is None:
-            return
-        crypto = self._crypto
-        if crypto is None and self._keys_required:
-            return
-        if crypto is not None:
-            compound = crypto.tx.protect_rtcp(compound)
-        target = remote if self.rtcp_mux else (remote[0], remote[1] + 1)
-        try:
-            self.sock.sendto(compound, target)
-        except OSError:
-            self.send_errors += 1
-
-
-class TonePlayer:
-    def __init__(self, sink, cadence, paced=None, clock=time.monotonic):
-        self.sink = sink
-        self._generator = ToneGenerator(cadence, sink.sample_rate)
-        self._frame = sink.sample_rate * PERIOD_MS // 1000
-        self._paced = (not hasattr(sink, "period_samples")) if paced is None else paced
-        self._clock = clock
-        self._stop = threading.Event()
-        self._thread = None
-        self.periods = 0
-
-    def start(self):
-        self._thread = threading.Thread(target=self._run, name="sotto-tone", daemon=True)
-        self._thread.start()
-
-    def stop(self):
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(2.0)
-
-    def _run(self):
-        start = self._clock()
-        while not self._stop.is_set():
-            try:
-                self.sink.write(self._generator.frame(self._frame))
-            except Exception:
-                log.exception("tone playback failed")
-                return
-            self.periods += 1
-            if self._paced:
-                # Absolute deadlines (t0 + n * 20 ms): no drift. Event.wait so stop() is prompt.
-                delay = start + self.periods * PERIOD_MS / 1000.0 - self._clock()
-                if delay > 0 and self._stop.wait(delay):
-                    return
-
-
-def pcm_level_dbov(pcm):
-    """RMS level of 16-bit PCM in dBov (for logs and tests)."""
-    import math
-
-    count = len(pcm) // 2
-    if not count:
-        return -120.0
-    samples = struct.unpack("<%dh" % count, pcm)
-    power = sum(s * s for s in samples) / count
-    if power <= 0:
-        return -120.0
-    return 10 * math.log10(power / (32767.0 * 32767.0 / 2))

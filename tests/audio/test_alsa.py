@@ -152,7 +152,8 @@ def test_media_loop_paced_by_a_real_alsaaudio_capture(tmp_path):
         import math, os, socket, struct, threading, time
         from audio.alsa import AlsaCapture, AlsaPlayback
         from audio.wavfile import SilentSource, WavRecorder
-        from firmware.runtime.media import MediaStream, pcm_level_dbov
+        from firmware.runtime.media import MediaStream
+        from firmware.runtime.tone_player import pcm_level_dbov
         os.mkfifo("cap.fifo")
         tone = struct.pack("<8000h", *[int(8000 * math.sin(2 * math.pi * 200 * i / 8000)) for i in range(8000)])
         stop = []

@@ -288,7 +288,7 @@ def test_inbox_is_bounded_and_garbage_is_counted():
 
 def test_tone_player_paces_a_cadence_on_a_sink(tmp_path):
     from audio.tones import BUSY
-    from firmware.runtime.media import TonePlayer, pcm_level_dbov
+    from firmware.runtime.tone_player import TonePlayer, pcm_level_dbov
 
     recorder = WavRecorder(tmp_path / "busy.wav", 8000)
     player = TonePlayer(recorder, BUSY)

@@ -6,7 +6,7 @@ from firmware import config
 from firmware import phone as P
 from firmware.runtime import call_media, phone_calls
 from firmware.runtime.loop import Loop
-from firmware.runtime.media import pcm_level_dbov
+from firmware.runtime.tone_player import pcm_level_dbov
 
 
 class RecordingSpeaker:

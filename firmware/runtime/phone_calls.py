@@ -22,12 +22,12 @@ class PhoneCalls(CallController):
 
         CallController.__init__(self, endpoint, settings, audio)
         self.P = P
-        self.history = history  # device.HistoryStore
+        self.history = history  # history_store.HistoryStore
         self.volume = None  # the phone's, once bound
         self.muted = False
         self.driver = None
         self._incoming = None
-        self._tone_player = None  # a tone outside a call (ring, ringback): media.TonePlayer
+        self._tone_player = None  # a tone outside a call (ring, ringback): tone_player.TonePlayer
 
     def bind(self, driver):
         self.driver = driver
@@ -93,7 +93,7 @@ class PhoneCalls(CallController):
         """PlayTone/StopTone: in a call the stream mixes the tone in; outside one (the ring, ringback
         while the far end rings) a TonePlayer plays it on the speaker until the media takes over."""
         from audio import tones
-        from firmware.runtime.media import TonePlayer
+        from firmware.runtime.tone_player import TonePlayer
 
         cadence = {"ringback": tones.RINGBACK, "alarm": tones.ERROR, "ring": tones.RING}.get(name)
         self.stop_tone_player()
@@ -190,7 +190,8 @@ def run_phone(settings, args):
     """`sotto run`: the phone on its board until the script quits, the user quits, or a signal."""
     from boards.schema import load_board
     from firmware.runtime import sdnotify
-    from firmware.runtime.device import HistoryStore, PhoneDriver, open_device, phone_from_config
+    from firmware.runtime.device import PhoneDriver, open_device, phone_from_config
+    from firmware.runtime.history_store import HistoryStore
     from firmware.runtime.storage import ensure_private_dir
 
     board = load_board(settings.board.name)

@@ -12,6 +12,8 @@ from boards import schema
 from firmware import phone as P
 from firmware.errors import ConfigError
 from firmware.runtime import device as D
+from firmware.runtime import history_store as H
+from firmware.runtime import script as S
 from tests.boards.fakes import FakeGPIO, FakeSMBus
 
 PEER_ZID = "00112233445566778899aabb"
@@ -95,7 +97,7 @@ def sim_device(tmp_path, script_text, **kwargs):
 
 
 def test_parse_script_every_command():
-    steps = D.parse_script(
+    steps = S.parse_script(
         "press 12*#\n\n// a comment\n# another\nkey volume_up\ntrust\ntrust-long\nhook off\nhook on\nhangup\n"
         "sleep 0.5\nwait secure\nwait verified 3\nquit\n",
         "s.txt",
@@ -109,7 +111,7 @@ def test_parse_script_every_command():
         ("hook", (False,), 9),
         ("hangup", (), 10),
         ("sleep", (0.5,), 11),
-        ("wait", ("secure", D.DEFAULT_WAIT), 12),
+        ("wait", ("secure", S.DEFAULT_WAIT), 12),
         ("wait", ("verified", 3.0), 13),
         ("quit", (), 14),
     ]
@@ -133,7 +135,7 @@ def test_parse_script_every_command():
 )
 def test_script_errors_name_the_file_and_line(line, key, expected):
     with pytest.raises(ConfigError) as info:
-        D.parse_script("wait idle\n" + line + "\n", "my.script")
+        S.parse_script("wait idle\n" + line + "\n", "my.script")
     assert info.value.where == "my.script:2"
     assert info.value.key == key
     assert expected in info.value.expected
@@ -141,12 +143,12 @@ def test_script_errors_name_the_file_and_line(line, key, expected):
 
 def test_a_missing_script_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError) as info:
-        D.load_script(str(tmp_path / "nope"))
+        S.load_script(str(tmp_path / "nope"))
     assert info.value.key == "script"
 
 
 def test_runner_sleeps_and_waits_on_states_seen_in_between():
-    runner = D.ScriptRunner(D.parse_script("sleep 1\npress 1\nwait ringing 5\nquit\n"))
+    runner = S.ScriptRunner(S.parse_script("sleep 1\npress 1\nwait ringing 5\nquit\n"))
     runner.note_state("idle")
     assert runner.advance(0.0) == []
     assert runner.get_timer() == 1.0
@@ -163,7 +165,7 @@ def test_runner_sleeps_and_waits_on_states_seen_in_between():
 
 
 def test_runner_wait_timeout_fails_with_a_clear_message():
-    runner = D.ScriptRunner(D.parse_script("wait secure 2\nquit\n", "x.script"))
+    runner = S.ScriptRunner(S.parse_script("wait secure 2\nquit\n", "x.script"))
     runner.note_state("calling")
     runner.advance(10.0)
     assert not runner.finished
@@ -173,7 +175,7 @@ def test_runner_wait_timeout_fails_with_a_clear_message():
 
 
 def test_the_end_of_a_script_is_a_quit():
-    runner = D.ScriptRunner(D.parse_script("press 1\n"))
+    runner = S.ScriptRunner(S.parse_script("press 1\n"))
     runner.advance(0.0)
     runner.advance(0.0)
     assert runner.finished and runner.exit_code == 0
@@ -455,7 +457,7 @@ def test_hardware_device_sounds_the_buzzer_on_alarm():
 
 
 def test_history_store_round_trip_and_damage(tmp_path):
-    store = D.HistoryStore(str(tmp_path / "data"))
+    store = H.HistoryStore(str(tmp_path / "data"))
     assert store.load() == []
     entries = [
         {
@@ -489,7 +491,7 @@ def test_history_store_round_trip_and_damage(tmp_path):
 
 
 def test_the_phone_saves_its_history_through_the_store(tmp_path):
-    store = D.HistoryStore(str(tmp_path))
+    store = H.HistoryStore(str(tmp_path))
     device = sim_device(tmp_path, "press 9#\nwait secure 5\nhangup\nwait ended 1\nquit\n")
     phone = P.Phone(dial_domain="d", history=store.load())
     backend = FakeCallBackend()

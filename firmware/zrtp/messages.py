@@ -1,5 +1,8 @@
 """ZRTP packets and messages (RFC 6189 §5): framing, codecs, strict length and count checks.
 
+The packet layer is in packet.py and the encrypted Confirm in confirm.py; both are re-exported here,
+so this docstring is the whole API.
+
 Packet (§5, Figure 2): 0x10 0x00, 16-bit sequence number, magic cookie "ZRTP" (0x5a525450), 32-bit
 source identifier (our SSRC), the message, CRC-32c of everything before it. The CRC is written
 LITTLE-endian on the wire (what every deployed implementation does, despite §5's wording).
@@ -37,13 +40,20 @@ import struct
 from firmware import crypto
 from firmware.errors import RemoteProtocolError
 from firmware.zrtp import kdf as _kdf
+from firmware.zrtp.confirm import Confirm, ConfirmBody, open_confirm, seal_confirm  # noqa: F401 (re-exported)
+from firmware.zrtp.packet import (  # noqa: F401 (re-exported: the packet layer is part of this API)
+    MAGIC_COOKIE,
+    MAX_MESSAGE,
+    MAX_PACKET,
+    PACKET_OVERHEAD,
+    PREAMBLE,
+    crc32c,
+    decode_packet,
+    encode_packet,
+    is_zrtp_packet,
+    message_header,
+)
 
-MAGIC_COOKIE = 0x5A525450
-PACKET_OVERHEAD = 16  # 12-byte header + CRC
-PREAMBLE = 0x505A
-# The largest legal message is a Confirm/SASrelay with a 511-word signature (§5.7): 76 + 2044 bytes.
-MAX_MESSAGE = 76 + 4 * 511
-MAX_PACKET = MAX_MESSAGE + PACKET_OVERHEAD
 MAX_ALGORITHMS = 7  # each count in the Hello is 4 bits but "never more than 7" (§5.2)
 
 VERSION = "1.10"
@@ -94,60 +104,6 @@ ERROR_NAMES = {
 }
 
 
-def _make_crc_table():
-    table = []
-    for n in range(256):
-        c = n
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-_CRC_TABLE = _make_crc_table()
-
-
-def crc32c(data):
-    """CRC-32c (Castagnoli, RFC 3309), as §5 requires for the packet checksum."""
-    crc = 0xFFFFFFFF
-    table = _CRC_TABLE
-    for byte in data:
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-def is_zrtp_packet(data):
-    return len(data) >= 12 and data[0] == 0x10 and data[4:8] == b"ZRTP"
-
-
-def encode_packet(sequence, ssrc, message):
-    header = struct.pack(">BBHII", 0x10, 0, sequence & 0xFFFF, MAGIC_COOKIE, ssrc & 0xFFFFFFFF)
-    body = header + message
-    return body + struct.pack("<I", crc32c(body))
-
-
-def decode_packet(data):
-    if len(data) < PACKET_OVERHEAD + 12:
-        raise RemoteProtocolError("ZRTP packet too short ({} bytes)".format(len(data)))
-    if len(data) > MAX_PACKET:
-        raise RemoteProtocolError("ZRTP packet too long ({} bytes)".format(len(data)))
-    if len(data) % 4:
-        raise RemoteProtocolError("ZRTP packet length is not a whole number of words")
-    if data[0] != 0x10:
-        raise RemoteProtocolError("ZRTP packet does not start with 0x10")
-    first, _unused, sequence, cookie, ssrc = struct.unpack(">BBHII", data[:12])
-    if cookie != MAGIC_COOKIE:
-        raise RemoteProtocolError("ZRTP magic cookie missing")
-    (crc,) = struct.unpack("<I", data[-4:])
-    if crc != crc32c(data[:-4]):
-        raise RemoteProtocolError("ZRTP packet CRC mismatch")
-    return sequence, ssrc, bytes(data[12:-4])
-
-
-def _header(type_block, length):
-    return struct.pack(">HH", PREAMBLE, length // 4) + type_block
-
-
 def _name_bytes(name):
     # Names are kept without padding ("B32"); on the wire they fill 4 bytes with spaces ("B32 ").
     data = name.encode()
@@ -184,7 +140,7 @@ class Bare:
         self.raw = None
 
     def encode(self):
-        return _header(self.TYPE, 12)
+        return message_header(self.TYPE, 12)
 
 
 class Hello:
@@ -256,7 +212,7 @@ class Hello:
         names = b"".join(_name_bytes(n) for names in lists for n in names)
         length = 88 + len(names)
         body = b"".join(
-            (_header(self.TYPE, length), _name_bytes(self.version), client, self.h3, self.zid, counts, names)
+            (message_header(self.TYPE, length), _name_bytes(self.version), client, self.h3, self.zid, counts, names)
         )
         return _with_mac(body, h2)
 
@@ -351,7 +307,7 @@ class Commit:
         else:
             tail = self.hvi
         length = 12 + 32 + 12 + 20 + len(tail) + 8
-        return _with_mac(b"".join((_header(self.TYPE, length), self.h2, self.zid, algs, tail)), h1)
+        return _with_mac(b"".join((message_header(self.TYPE, length), self.h2, self.zid, algs, tail)), h1)
 
     def verify_mac(self, h1):
         return _check_mac(self.raw, h1)
@@ -411,7 +367,7 @@ class DHPart:
     def encode(self, h0):
         length = 12 + 32 + 32 + len(self.pv) + 8
         body = b"".join(
-            (_header(self.TYPE, length), self.h1, self.rs1_id, self.rs2_id, self.aux_id, self.pbx_id, self.pv)
+            (message_header(self.TYPE, length), self.h1, self.rs1_id, self.rs2_id, self.aux_id, self.pbx_id, self.pv)
         )
         return _with_mac(body, h0)
 
@@ -439,102 +395,6 @@ class DHPart:
         return dh
 
 
-class ConfirmBody:
-    """The encrypted part of Confirm1/Confirm2 (§5.7)."""
-
-    __slots__ = ("h0", "verified", "allow_clear", "disclosure", "pbx_enrollment", "cache_expiry", "signature")
-
-    def __init__(
-        self,
-        h0,
-        verified,
-        allow_clear=False,
-        disclosure=False,
-        pbx_enrollment=False,
-        cache_expiry=0xFFFFFFFF,
-        signature=b"",
-    ):
-        self.h0 = h0
-        self.verified = verified
-        self.allow_clear = allow_clear
-        self.disclosure = disclosure
-        self.pbx_enrollment = pbx_enrollment
-        self.cache_expiry = cache_expiry
-        self.signature = signature
-
-    def encode(self):
-        flags = (
-            (int(self.pbx_enrollment) << 3)
-            | (int(self.verified) << 2)
-            | (int(self.allow_clear) << 1)
-            | int(self.disclosure)
-        )
-        sig_words = len(self.signature) // 4
-        # 15 unused bits, 9-bit signature length in words, 8 flag bits (0 0 0 0 E V A D).
-        word = ((sig_words & 0x1FF) << 8) | flags
-        return self.h0 + struct.pack(">II", word, self.cache_expiry) + self.signature
-
-    @staticmethod
-    def decode(data):
-        if len(data) < 40:
-            raise RemoteProtocolError("Confirm body too short")
-        (word,) = struct.unpack(">I", data[32:36])
-        sig_words = (word >> 8) & 0x1FF
-        flags = word & 0xFF
-        if 40 + 4 * sig_words != len(data):
-            raise RemoteProtocolError("Confirm signature length does not match the message")
-        (expiry,) = struct.unpack(">I", data[36:40])
-        return ConfirmBody(
-            bytes(data[:32]),
-            bool(flags & 4),
-            bool(flags & 2),
-            bool(flags & 1),
-            bool(flags & 8),
-            expiry,
-            bytes(data[40:]),
-        )
-
-
-class Confirm:
-    __slots__ = ("part", "confirm_mac", "iv", "encrypted", "raw")
-
-    def __init__(self, part, confirm_mac, iv, encrypted):
-        self.part = part
-        self.confirm_mac = confirm_mac
-        self.iv = iv
-        self.encrypted = encrypted
-        self.raw = None
-
-    @property
-    def TYPE(self):
-        return b"Confirm1" if self.part == 1 else b"Confirm2"
-
-    def encode(self):
-        length = 12 + 8 + 16 + len(self.encrypted)
-        return b"".join((_header(self.TYPE, length), self.confirm_mac, self.iv, self.encrypted))
-
-    @staticmethod
-    def decode(msg, part):
-        if len(msg) < 76:
-            raise RemoteProtocolError("Confirm{} too short".format(part))
-        confirm = Confirm(part, bytes(msg[12:20]), bytes(msg[20:36]), bytes(msg[36:]))
-        confirm.raw = bytes(msg)
-        return confirm
-
-
-def seal_confirm(part, body, hash_name, zrtpkey, mackey, iv):
-    encrypted = crypto.aes_cfb_encrypt(zrtpkey, iv, body.encode())
-    mac = _kdf.zrtp_mac(hash_name, mackey, encrypted)[:8]
-    return Confirm(part, mac, iv, encrypted)
-
-
-def open_confirm(confirm, hash_name, zrtpkey, mackey):
-    mac = _kdf.zrtp_mac(hash_name, mackey, confirm.encrypted)[:8]
-    if not crypto.constant_time_equal(mac, confirm.confirm_mac):
-        raise RemoteProtocolError("Confirm{} MAC is wrong".format(confirm.part))
-    return ConfirmBody.decode(crypto.aes_cfb_decrypt(zrtpkey, confirm.iv, confirm.encrypted))
-
-
 class Error:
     __slots__ = ("code", "raw")
     TYPE = b"Error   "
@@ -544,7 +404,7 @@ class Error:
         self.raw = None
 
     def encode(self):
-        return _header(self.TYPE, 16) + struct.pack(">I", self.code)
+        return message_header(self.TYPE, 16) + struct.pack(">I", self.code)
 
     @staticmethod
     def decode(msg):
@@ -564,7 +424,7 @@ class GoClear:
         self.raw = None
 
     def encode(self):
-        return _header(self.TYPE, 20) + self.clear_mac
+        return message_header(self.TYPE, 20) + self.clear_mac
 
     @staticmethod
     def decode(msg):
@@ -586,7 +446,7 @@ class SASrelay:
         self.raw = None
 
     def encode(self):
-        return _header(self.TYPE, 36 + len(self.encrypted)) + self.mac + self.iv + self.encrypted
+        return message_header(self.TYPE, 36 + len(self.encrypted)) + self.mac + self.iv + self.encrypted
 
     @staticmethod
     def decode(msg):
@@ -607,7 +467,7 @@ class Ping:
         self.raw = None
 
     def encode(self):
-        return _header(self.TYPE, 24) + _name_bytes(self.version) + self.endpoint_hash
+        return message_header(self.TYPE, 24) + _name_bytes(self.version) + self.endpoint_hash
 
     @staticmethod
     def decode(msg):
@@ -631,7 +491,7 @@ class PingACK:
 
     def encode(self):
         return (
-            _header(self.TYPE, 36)
+            message_header(self.TYPE, 36)
             + _name_bytes(self.version)
             + self.sender_hash
             + self.received_hash

@@ -459,13 +459,7 @@ class CallMedia:
         if rekey and s.zrtp is not None:
             s.zrtp["rekeys"] = s.zrtp.get("rekeys", 0) + 1
             log.info(
-                "call re-keyed by a new ZRTP exchange: %s/%s/%s/%s SAS %s verified=%s",
-                event.key_agreement,
-                event.cipher,
-                event.hash,
-                event.auth_tag,
-                event.sas,
-                event.verified,
+                "call re-keyed by a new ZRTP exchange: %s SAS %s verified=%s", _suite(event), event.sas, event.verified
             )
             self.endpoint.emit("secure", self, event)
             return
@@ -481,11 +475,8 @@ class CallMedia:
             "secure_ms": round((now - self.started_at) * 1000.0, 1),
         }
         log.info(
-            "call secure: %s/%s/%s/%s SAS %s verified=%s cache_mismatch=%s",
-            event.key_agreement,
-            event.cipher,
-            event.hash,
-            event.auth_tag,
+            "call secure: %s SAS %s verified=%s cache_mismatch=%s",
+            _suite(event),
             event.sas,
             event.verified,
             event.cache_mismatch,
@@ -554,3 +545,8 @@ def hex_id(data):
     import binascii
 
     return binascii.hexlify(data).decode()
+
+
+def _suite(secure):
+    """The algorithms of a ZRTP Secure event for the log: key agreement/cipher/hash/auth tag."""
+    return "{}/{}/{}/{}".format(secure.key_agreement, secure.cipher, secure.hash, secure.auth_tag)

@@ -118,14 +118,7 @@ def build_offer(
         formats.append(str(pt))
         attributes.append(["rtpmap", "{} telephone-event/8000".format(pt)])
         attributes.append(["fmtp", "{} 0-16".format(pt)])
-    if ptime:
-        attributes.append(["ptime", str(ptime)])
-    if rtcp_mux:
-        attributes.append(["rtcp-mux", None])
-    for line in crypto_lines:
-        attributes.append(["crypto", line])
-    if zrtp_hash:
-        attributes.append(["zrtp-hash", zrtp_hash])
+    _append_stream_attributes(attributes, ptime, rtcp_mux, crypto_lines, zrtp_hash)
     attributes.append([direction, None])
     if profile is None:
         profile = "RTP/SAVP" if crypto_lines else "RTP/AVP"
@@ -183,20 +176,27 @@ def answer_offer(
                     if codec.fmtp:
                         attributes.append(["fmtp", "{} {}".format(codec.payload_type, codec.fmtp)])
                     break
-        if ptime:
-            attributes.append(["ptime", str(ptime)])
-        if m.attribute("rtcp-mux") is not None:
-            attributes.append(["rtcp-mux", None])
-        for line in crypto_lines:
-            attributes.append(["crypto", line])
-        if zrtp_hash:
-            attributes.append(["zrtp-hash", zrtp_hash])
+        # RFC 5761 §5.1.1: rtcp-mux in the answer only when the offer has it.
+        _append_stream_attributes(attributes, ptime, m.attribute("rtcp-mux") is not None, crypto_lines, zrtp_hash)
         offered_direction = m.direction() or offer.attribute_direction()
         attributes.append([_answer_direction(offered_direction, direction), None])
         description.media.append(MediaDescription("audio", port, m.proto, formats, None, attributes))
     if chosen is None:
         raise RemoteProtocolError("no common codec", 488)
     return description, chosen
+
+
+def _append_stream_attributes(attributes, ptime, rtcp_mux, crypto_lines, zrtp_hash):
+    """The attributes after the codecs, in the same order in an offer and an answer: a=ptime, a=rtcp-mux
+    (RFC 5761), a=crypto (RFC 4568), a=zrtp-hash (RFC 6189 §8.1)."""
+    if ptime:
+        attributes.append(["ptime", str(ptime)])
+    if rtcp_mux:
+        attributes.append(["rtcp-mux", None])
+    for line in crypto_lines:
+        attributes.append(["crypto", line])
+    if zrtp_hash:
+        attributes.append(["zrtp-hash", zrtp_hash])
 
 
 def _answer_direction(offered, wanted):

@@ -12,6 +12,7 @@ import pytest
 from audio.wavfile import NullSink, SilentSource, WavRecorder, WavSource, read_wav, write_wav
 from firmware.runtime import media
 from firmware.runtime.media import MediaStream
+from tests.waiting import wait_until
 
 
 class Pump:
@@ -189,12 +190,10 @@ def test_stop_sends_rtcp_bye_to_the_peer(tmp_path):
     stream_a.start()
     stream_b.start()
     try:
-        time.sleep(0.3)
+        wait_until(lambda: stream_b.stats()["received"], 5, "media from A at B")
         stream_a.stop()
-        deadline = time.monotonic() + 2
-        while not stream_b.stats()["bye"] and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert stream_b.stats()["bye"] and ("bye",) in list(stream_b.events)
+        wait_until(lambda: stream_b.stats()["bye"], 2, "B to see A's RTCP BYE", interval=0.02)
+        assert ("bye",) in list(stream_b.events)
     finally:
         stream_b.stop()
         for p in pumps:
@@ -356,10 +355,10 @@ def test_the_audio_thread_reads_the_socket_itself_and_hands_back_what_is_not_med
     stream_a.start()
     stream_b.start()
     try:
-        time.sleep(0.3)
+        wait_until(lambda: stream_b.stats()["received"], 5, "B's audio thread to read media")
         a.sendto(zrtp_like, b.getsockname())
         a.sendto(stun_like, b.getsockname())
-        time.sleep(1.0)
+        wait_until(lambda: len(others) == 2 and stream_b.stats()["received"] >= 50, 5, "50 packets and the two others")
     finally:
         stream_a.stop()
         stream_b.stop()

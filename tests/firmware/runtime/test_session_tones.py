@@ -7,6 +7,7 @@ from firmware import phone as P
 from firmware.runtime import call_media, phone_calls
 from firmware.runtime.loop import Loop
 from firmware.runtime.tone_player import pcm_level_dbov
+from tests.waiting import wait_until
 
 
 class RecordingSpeaker:
@@ -62,7 +63,7 @@ def test_the_ring_plays_on_the_speaker_until_stopped():
         count = len(speaker.frames)
         assert count >= 10  # about 15 periods of 20 ms in 0.3 s, paced in real time
         assert max(pcm_level_dbov(frame) for frame in speaker.frames) > -30  # audible, not silence
-        time.sleep(0.1)
+        time.sleep(0.1)  # not a wait: nothing may be played in the next 100 ms (five periods)
         assert len(speaker.frames) == count  # really stopped
     finally:
         calls.stop_tone_player()
@@ -73,7 +74,7 @@ def test_the_media_takes_the_speaker_from_a_tone():
     loop, plan, calls = _calls()
     try:
         calls.dispatch(P.PlayTone("ringback"), loop.now())
-        time.sleep(0.05)
+        wait_until(lambda: plan.speakers and plan.speakers[0].frames, 5, "the ringback on the speaker")
         calls.on_media_starting()
         assert plan.speakers[0].closed
         calls.dispatch(P.PlayTone("no-such-tone"), loop.now())

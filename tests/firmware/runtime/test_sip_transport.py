@@ -2,9 +2,11 @@
 resolution against a real DNS server (dnsmasq) on 127.0.0.1. Every transport runs on a
 firmware.runtime.loop.Loop, as in the phone (there is no other way to run it)."""
 
+import contextlib
 import datetime
 import ipaddress
 import os
+import select
 import socket
 import ssl
 import subprocess
@@ -16,6 +18,7 @@ from firmware.runtime.dns import Rfc3263Resolver
 from firmware.runtime.loop import Loop
 from firmware.runtime.sip_transport import SipTransport, client_tls_context
 from tests.conftest import require_tool
+from tests.waiting import stop_process, wait_until
 
 MESSAGE = (
     b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1;branch=z9hG4bK1\r\n"
@@ -213,12 +216,11 @@ def dnsmasq(tmp_path):
         args.append("--user=root")
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     resolver = Rfc3263Resolver(nameservers=["127.0.0.1"], port=DNS_PORT, timeout=1.0)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and not resolver.addresses("plain.test")[0]:
-        time.sleep(0.05)
-    yield resolver
-    proc.terminate()
-    proc.wait(timeout=5)
+    try:
+        wait_until(lambda: resolver.addresses("plain.test")[0], 5, "dnsmasq to answer")
+        yield resolver
+    finally:
+        stop_process(proc, timeout=5)
 
 
 def test_rfc3263_naptr_srv_a(dnsmasq):
@@ -311,7 +313,9 @@ def _silent_listener():
     filler = socket.socket()
     filler.setblocking(False)
     filler.connect_ex(listener.getsockname())
-    time.sleep(0.05)
+    # Writable once the handshake is done and the connection sits in the backlog.
+    _, writable, _ = select.select([], [filler], [], 5.0)
+    assert writable, "the filler connection never completed"
     return listener, filler
 
 
@@ -697,11 +701,11 @@ def test_tls_call_between_two_user_agents_in_one_thread(tmp_path):
         bob.close()
 
 
-def test_a_ping_without_a_pong_fails_the_flow_after_10_seconds(skewed):
-    """RFC 5626 §4.4.1 (issue 11): a registrar that stopped answering on its TCP connection is noticed
-    10 s after a keep-alive, and the address send() used is told, so the registration is renewed."""
+@contextlib.contextmanager
+def _registrar_flow(loop):
+    """A client transport with one open TCP connection to a listening socket standing in for a registrar:
+    yields (client, the registrar's end, its address, the addresses on_error was called with)."""
     failed = []
-    loop, clock = skewed
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
@@ -712,6 +716,19 @@ def test_a_ping_without_a_pong_fails_the_flow_after_10_seconds(skewed):
         assert client.send(MESSAGE, addr)
         peer, _ = listener.accept()
         assert _pump(loop, lambda: client.sockets(), 2.0)
+        yield client, peer, addr, failed
+    finally:
+        client.close()
+        listener.close()
+        if peer is not None:
+            peer.close()
+
+
+def test_a_ping_without_a_pong_fails_the_flow_after_10_seconds(skewed):
+    """RFC 5626 §4.4.1 (issue 11): a registrar that stopped answering on its TCP connection is noticed
+    10 s after a keep-alive, and the address send() used is told, so the registration is renewed."""
+    loop, clock = skewed
+    with _registrar_flow(loop) as (client, peer, addr, failed):
         assert client.send(b"\r\n\r\n", addr)  # the UserAgent's keep-alive for its registration
         assert peer.recv(65536).endswith(b"\r\n\r\n")
         clock.skew += 9.0
@@ -720,26 +737,11 @@ def test_a_ping_without_a_pong_fails_the_flow_after_10_seconds(skewed):
         clock.skew += 1.5
         loop.run_once(0.01)
         assert failed == [addr] and client.flow_failures == 1 and client.sockets() == []
-    finally:
-        client.close()
-        listener.close()
-        if peer is not None:
-            peer.close()
 
 
 def test_a_pong_keeps_the_flow_and_a_closed_connection_fails_it(skewed):
-    failed = []
     loop, clock = skewed
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    client = SipTransport("tcp", ("127.0.0.1", 0), loop, listen=False, on_error=failed.append)
-    peer = None
-    try:
-        addr = listener.getsockname()
-        assert client.send(MESSAGE, addr)
-        peer, _ = listener.accept()
-        assert _pump(loop, lambda: client.sockets(), 2.0)
+    with _registrar_flow(loop) as (client, peer, addr, failed):
         client.keepalive()
         peer.recv(65536)
         peer.sendall(b"\r\n")  # the pong
@@ -750,6 +752,3 @@ def test_a_pong_keeps_the_flow_and_a_closed_connection_fails_it(skewed):
         peer.close()  # e.g. the registrar restarts: its connection goes away with nothing queued
         assert _pump(loop, lambda: failed, 2.0)
         assert failed == [addr]
-    finally:
-        client.close()
-        listener.close()

@@ -17,10 +17,13 @@ Credentials(username, password, cnonce)
     forget(status, realm, destination)   drop a cached challenge (the password was refused).
     add_cached(request, destination)     pre-emptive answers for `request` (not CANCEL/ACK, §22.1;
         only qop=auth with a non-session algorithm, where a new nc and cnonce make a fresh answer).
+resend_with_credentials(ua, tx, response, now) -> (new transaction, None) or (None, failure reason)
+    the UserAgent's answer to a 401/407: tx.request again, with a new branch and CSeq and credentials
 MAX_AUTH_TRIES, MAX_CREDENTIALS
 """
 
 from firmware.sip.auth import build_authorization, choose_challenge
+from firmware.sip.message import Request
 
 MAX_AUTH_TRIES = 3
 MAX_CREDENTIALS = 8
@@ -115,3 +118,44 @@ class Credentials:
             added = True
         if added:
             request.invalidate()
+
+
+def resend_with_credentials(ua, tx, response, now):
+    """Resend tx.request through `ua` answering the 401/407 `response`, once per realm."""
+    context = tx.context
+    credentials = ua._credentials
+    if not credentials.can_answer:
+        return None, "authentication required"
+    challenge = credentials.challenge_of(response)
+    if challenge is None:
+        return None, "unsupported authentication challenge"
+    realm_key = (response.status, challenge.realm)
+    if (realm_key in context.realms and not challenge.stale) or context.tries >= MAX_AUTH_TRIES:
+        # We already answered a challenge of this realm and got challenged again without
+        # stale=true (RFC 7616 §3.3): the credentials are wrong. No retry loop. (Credentials
+        # sent unasked from the cache do not count: a new nonce for them is answered once.)
+        credentials.forget(response.status, challenge.realm, tx.destination)
+        return None, "wrong password"
+    context.tries += 1
+    context.realms.append(realm_key)
+    old = tx.request
+    request = Request(old.method, old.uri.copy(), old.headers.copy(), old.body)
+    request.headers.set("Via", ua._via(ua._new_branch()))
+    call = ua.calls.get(context.call_id) if context.call_id else None
+    if context.kind in ("register", "unregister"):
+        ua._reg.cseq += 1
+        number = ua._reg.cseq
+    elif call is not None and call.dialog is not None and context.kind != "invite":
+        number = call.dialog.next_cseq()
+    else:
+        number = old.cseq[0] + 1  # §8.1.3.5: the same request again, with a higher CSeq
+    request.headers.set("CSeq", "{} {}".format(number, old.method))
+    credentials.answer_challenge(request, response.status, challenge, tx.destination)
+    request.invalidate()
+    new_tx = ua._send_request(request, tx.destination, now, context)
+    if call is not None and context.kind == "invite":
+        call.invite = request
+        call.invite_tx = new_tx
+    elif call is not None and context.kind in ("reinvite", "refresh"):
+        call.reinvite_tx = new_tx
+    return new_tx, None

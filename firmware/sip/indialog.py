@@ -10,13 +10,17 @@ InDialog(ua)
     reinvite/answer_reinvite/reject_reinvite/refer/notify_refer/send_info_dtmf   the UA's commands
     (refer(call, target, now, replaces=other call): attended transfer, RFC 3891 Replaces in Refer-To)
     reinvite_response(tx, call, response, now)   the outcome of our re-INVITE or session refresh
+    refresh_session(call, now)   RFC 4028 §10: our refresh re-INVITE, when we are the refresher
+    bye_response/refer_response/other_response(tx, call, response, now), bye_failure/refer_failure/
+    reinvite_failure(tx, call, status, reason, now)   outcomes of our in-dialog requests
+    deadlines(call) -> list;  on_timer(call, now)   the session refresh
 ALLOW, DTMF_DIGITS
 """
 
 from firmware.digits import decimal_or_none
 from firmware.errors import LocalProtocolError, RemoteProtocolError
 from firmware.sip import call as call_states
-from firmware.sip import events
+from firmware.sip import events, session_timer
 from firmware.sip.message import REASONS, make_response
 from firmware.sip.replaces import for_dialog, refer_to_value, split_refer_to
 from firmware.sip.transaction import Context
@@ -85,7 +89,7 @@ class InDialog:
         call.reinvite_server = None
         call.local_sdp = sdp
         call.remote_sdp = request.body or call.remote_sdp
-        self.ua._send_2xx(call, tx, request, sdp, now)
+        self.ua._uas.send_2xx(call, tx, request, sdp, now)
 
     def reject_reinvite(self, call_id, status=488, now=0.0):
         call = self.ua._call(call_id)
@@ -175,6 +179,60 @@ class InDialog:
         if status in (408, 481):
             self.ua._remote_dialog_lost(call, status, now)
 
+    def refresh_session(self, call, now):
+        """RFC 4028 §10: we are the refresher: a re-INVITE with the same SDP (same o= version)."""
+        ua = self.ua
+        call.session_refresh_at = None
+        if call.state != call_states.CONFIRMED or not call.session_interval:
+            return
+        if call.reinvite_tx is not None or call.reinvite_server is not None:
+            call.session_refresh_at = now + 2.0  # an offer/answer is in progress: try a little later
+            return
+        request, dest = ua._dialog_request(call, "INVITE", call.local_sdp)
+        request.headers.add("Contact", ua._contact())
+        request.headers.add("Allow", ALLOW)
+        session_timer.add_to_refresh(request.headers, call.session_interval)
+        call.reinvite_tx = ua._send_request(request, dest, now, Context("refresh", call.id))
+        call.session_refresh_at = session_timer.next_refresh(now, call.session_interval)
+
+    def bye_response(self, tx, call, response, now):
+        if response.status in (401, 407) and self.ua._auth_retry(tx, response, now)[0] is not None:
+            return
+        if response.status >= 200:
+            self.ua._end_call(call, "local hangup", 200, False)
+
+    def refer_response(self, tx, call, response, now):
+        if response.status in (401, 407) and self.ua._auth_retry(tx, response, now)[0] is not None:
+            return
+        if response.status >= 200:
+            self.ua._emit(events.ReferProgress(call.id, response.status, response.status >= 300))
+
+    def other_response(self, tx, call, response, now):
+        """INFO and NOTIFY: only a challenge or a lost dialog matters."""
+        if response.status in (401, 407):
+            self.ua._auth_retry(tx, response, now)
+        elif response.status in (408, 481):
+            self.ua._remote_dialog_lost(call, response.status, now)
+
+    def bye_failure(self, tx, call, status, reason, now):
+        self.ua._end_call(call, "local hangup", status, False)
+
+    def refer_failure(self, tx, call, status, reason, now):
+        self.ua._emit(events.ReferProgress(call.id, status, True))
+
+    def reinvite_failure(self, tx, call, status, reason, now):
+        call.reinvite_tx = None
+        if tx.context.kind == "reinvite":
+            self.ua._emit(events.ReinviteFailed(call.id, status))
+        self.ua._remote_dialog_lost(call, 408, now)
+
+    def deadlines(self, call):
+        return [] if call.session_refresh_at is None else [call.session_refresh_at]
+
+    def on_timer(self, call, now):
+        if call.session_refresh_at is not None and call.session_refresh_at <= now:
+            self.refresh_session(call, now)
+
     def _is_session_refresh(self, call, body):
         """RFC 4028 / RFC 3264 §8: an offer with the previous o= version changes nothing."""
         if not body:
@@ -200,13 +258,13 @@ class InDialog:
         contacts = request.headers.get_all("Contact")
         if contacts:
             call.dialog.update_target(contacts[0])
-        too_small = self.ua._negotiate_session_timer(call, request)
+        too_small = self.ua._uas.negotiate_session_timer(call, request)
         if too_small is not None:
             self.ua._respond(tx, too_small, now)
             return
         self.ua._respond(tx, make_response(request, 100), now)
         if self._is_session_refresh(call, request.body):
-            self.ua._send_2xx(call, tx, request, call.local_sdp, now)
+            self.ua._uas.send_2xx(call, tx, request, call.local_sdp, now)
             return
         call.reinvite_server = (tx, request)
         self.ua._emit(events.ReinviteReceived(call.id, request.body))

@@ -30,6 +30,7 @@ Response(status, reason=None, headers=None, body=b"")
     status (int), reason (str; default from REASONS), headers, body. to_bytes().
 Both have the lazily parsed, cached properties: call_id, cseq (number, METHOD), from_addr, to_addr
     (uri.NameAddr), vias (list of headers.Via), top_via, content_type (lower-cased, no params).
+stamp_via(request, addr)   note received/rport in the top Via (RFC 3581 §4)
 make_response(request, status, reason=None, to_tag=None) -> Response
     A response per §8.2.6.2: Via (all), From, To (+ tag when given and absent), Call-ID, CSeq copied.
 StreamFramer(max_buffer=MAX_MESSAGE * 2)
@@ -41,7 +42,15 @@ StreamFramer(max_buffer=MAX_MESSAGE * 2)
 
 from firmware.digits import is_ascii_digits, parse_decimal, strip_lws
 from firmware.errors import RemoteProtocolError
-from firmware.sip.headers import Headers, is_token, known_name, parse_cseq, parse_int_header, parse_via
+from firmware.sip.headers import (
+    Headers,
+    is_token,
+    known_name,
+    parse_cseq,
+    parse_int_header,
+    parse_via,
+    split_commas,
+)
 from firmware.sip.uri import parse_name_addr, parse_uri
 from firmware.text import decode_utf8
 
@@ -452,6 +461,26 @@ def check_response(response):
             raise RemoteProtocolError("missing " + name)
     _check_single_valued(response)
     return (response.top_via, response.from_addr, response.to_addr, response.call_id, response.cseq)
+
+
+def stamp_via(request, addr):
+    """§18.2.1 and RFC 3581 §4: note in the top Via where the request really came from, so responses
+    (which copy the Via) tell the peer its public address."""
+    via = request.top_via
+    changed = False
+    if via.host != addr[0]:
+        via.set_param("received", addr[0])
+        changed = True
+    if via.param("rport") == "":
+        via.set_param("rport", str(addr[1]))
+        changed = True
+    if not changed:
+        return
+    # The first Via field may carry several comma-separated values: only its first one is ours to stamp.
+    headers = request.headers
+    first = headers.get("Via")
+    rest = split_commas(first)[1:] if first is not None else []
+    headers.replace_first("Via", ", ".join([str(via)] + rest))
 
 
 def make_response(request, status, reason=None, to_tag=None):

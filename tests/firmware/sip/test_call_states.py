@@ -94,8 +94,12 @@ def test_moves_outside_the_table_are_refused(role, state, happening):
 
 def test_ua_moves_calls_only_through_the_table():
     # No bare state strings assigned in the UA any more: every move goes through Call.advance.
+    import firmware.sip.indialog as indialog
+    import firmware.sip.invite_client as invite_client
+    import firmware.sip.invite_server as invite_server
     import firmware.sip.useragent as useragent
 
-    with open(useragent.__file__) as f:
-        source = f.read()
-    assert "call.state = " not in source and '.state = "' not in source
+    for module in (useragent, invite_client, invite_server, indialog):
+        with open(module.__file__) as f:
+            source = f.read()
+        assert "call.state = " not in source and '.state = "' not in source, module.__name__

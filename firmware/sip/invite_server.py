@@ -1,0 +1,237 @@
+"""Incoming calls: the INVITE server side of the UserAgent (RFC 3261 §13.3, §9.2, §13.3.1.4). Sans-I/O.
+
+A new INVITE becomes a Call in state "incoming" and an IncomingCall event; whether the line is busy is
+the application's decision (it answers with reject(call, 486)), the UA only bounds how many calls it
+holds (max_calls, a resource limit). The application then rings, answers or rejects; our 2xx is
+retransmitted (T1 doubling to T2) until the ACK, and a call nobody ACKs within 64*T1 is ended with a BYE.
+
+API (used by the UserAgent façade only)
+---
+InviteServer(ua)
+    on_invite(tx, request, addr, now)    an out-of-dialog INVITE (Require already checked)
+    on_cancel(tx, request, now)          a CANCEL (§9.2), matched to its INVITE server transaction
+    on_ack(request, now)                 an ACK for our 2xx (the transaction layer passes it up)
+    ringing/answer/reject(call_id, ...)  the UA's commands for an incoming call
+    hangup(call, now) -> True when it handled the call (incoming or answered)
+    send_2xx(call, tx, request, sdp, now) a 2xx with our SDP, retransmitted until the ACK
+    negotiate_session_timer(call, request) -> None, or a 422 response (RFC 4028 §9)
+    deadlines(call) -> list;  on_timer(call, now) -> True when it ended the call
+"""
+
+from firmware.errors import LocalProtocolError, RemoteProtocolError
+from firmware.sip import call as call_states
+from firmware.sip import events, session_timer
+from firmware.sip import replaces as replaces_header
+from firmware.sip.call import Call
+from firmware.sip.dialog import Dialog
+from firmware.sip.indialog import ALLOW
+from firmware.sip.message import make_response
+from firmware.sip.outgoing import SUPPORTED_EXTENSIONS
+from firmware.sip.transaction import transaction_key
+from firmware.sip.uri import parse_name_addr
+
+
+class InviteServer:
+    __slots__ = ("ua",)
+
+    def __init__(self, ua):
+        self.ua = ua
+
+    def on_invite(self, tx, request, addr, now):
+        ua = self.ua
+        if request.call_id in ua.calls:
+            # Same Call-ID, no To tag, new branch: a merged/forked request (§8.2.2.2).
+            ua._respond(tx, make_response(request, 482, to_tag=ua._token(8)), now)
+            return
+        if len(ua.calls) >= ua.max_calls:
+            # A resource bound, not the busy policy: the application decides "busy" on IncomingCall.
+            ua._respond(tx, make_response(request, 486, to_tag=ua._token(8)), now)
+            return
+        if request.body and request.content_type != "application/sdp":
+            response = make_response(request, 415, to_tag=ua._token(8))
+            response.headers.add("Accept", "application/sdp")
+            ua._respond(tx, response, now)
+            return
+        if request.uri.scheme not in ("sip", "sips"):
+            ua._respond(tx, make_response(request, 416, to_tag=ua._token(8)), now)
+            return
+        contacts = request.headers.get_all("Contact")
+        if len(contacts) != 1:
+            raise RemoteProtocolError("INVITE needs exactly one Contact")
+        if parse_name_addr(contacts[0]).uri is None:
+            raise RemoteProtocolError("wildcard Contact in INVITE")
+        replaced = None
+        if request.headers.get("Replaces") is not None:
+            try:
+                replaced = replaces_header.match_incoming(request, ua.calls, ua._ended_dialogs)
+            except RemoteProtocolError as exc:
+                ua._respond(tx, make_response(request, exc.status, exc.message, to_tag=ua._token(8)), now)
+                return
+        call = Call(request.call_id, "uas")
+        call.invite = request
+        call.server_tx = tx
+        call.local_tag = ua._token(8)
+        call.remote_sdp = request.body
+        call.peer = addr
+        call.remote_uri = str(request.from_addr.uri)
+        call.advance(call_states.RECEIVE_INVITE)
+        too_small = self.negotiate_session_timer(call, request)
+        if too_small is not None:
+            ua._respond(tx, too_small, now)
+            return
+        ua.calls[call.id] = call
+        call.ring_deadline = now + ua.ring_timeout
+        tx.context = call.id
+        ua._respond(tx, make_response(request, 100), now)
+        frm = request.from_addr
+        ua._emit(
+            events.IncomingCall(call.id, str(frm.uri), frm.display, str(request.to_addr.uri), request.body, replaced)
+        )
+
+    def on_cancel(self, tx, request, now):
+        ua = self.ua
+        # §9.2: the CANCEL matches the INVITE server transaction with the same branch.
+        invite_key = transaction_key(request)
+        invite_key = invite_key[:-1] + ("INVITE",)
+        invite_tx = ua._server.get(invite_key)
+        if invite_tx is None:
+            ua._respond(tx, make_response(request, 481, to_tag=ua._token(8)), now)
+            return
+        call = ua.calls.get(request.call_id)
+        to_tag = call.local_tag if call is not None else ua._token(8)
+        ua._respond(tx, make_response(request, 200, to_tag=to_tag), now)
+        if invite_tx.state == "proceeding":
+            ua._respond(invite_tx, make_response(invite_tx.request, 487, to_tag=to_tag), now)
+            if call is not None and call.state == call_states.INCOMING:
+                ua._end_call(call, "cancelled", 487, True)
+
+    def on_ack(self, request, now):
+        ua = self.ua
+        call = ua.calls.get(request.call_id)
+        if call is None or call.dialog is None:
+            return
+        if request.from_addr.tag != call.dialog.remote_tag or request.to_addr.tag != call.local_tag:
+            return
+        if call.ok_cseq is not None and request.cseq[0] != call.ok_cseq:
+            return
+        call.ok_next = call.ok_give_up = call.ok_data = None
+        call.ok_cseq = None
+        if call.state == call_states.ANSWERED:
+            call.advance(call_states.RECEIVE_ACK)
+            if request.body:
+                call.remote_sdp = request.body
+            ua._emit(events.CallConfirmed(call.id, request.body))
+            if call.bye_after_ack:
+                ua._send_bye(call, now)
+                call.advance(call_states.SEND_BYE)
+
+    # ---- commands
+
+    def _incoming(self, call_id, what):
+        call = self.ua._call(call_id)
+        if call.role != "uas" or call.state != call_states.INCOMING:
+            raise LocalProtocolError(what + "() needs an unanswered incoming call")
+        return call
+
+    def ringing(self, call_id, now):
+        ua = self.ua
+        call = self._incoming(call_id, "ringing")
+        response = make_response(call.invite, 180, to_tag=call.local_tag)
+        for value in call.invite.headers.get_all("Record-Route"):
+            response.headers.add("Record-Route", value)  # §12.1.1: the 180 creates an early dialog
+        response.headers.add("Contact", ua._contact())
+        ua._respond(call.server_tx, response, now)
+
+    def answer(self, call_id, sdp, now):
+        call = self._incoming(call_id, "answer")
+        call.dialog = Dialog.from_uas_request(call.invite, call.local_tag, 0)
+        call.local_sdp = sdp
+        call.advance(call_states.SEND_2XX)
+        call.established = True
+        self.send_2xx(call, call.server_tx, call.invite, sdp, now)
+
+    def reject(self, call_id, status, now):
+        call = self._incoming(call_id, "reject")
+        if not 300 <= status <= 699:
+            raise LocalProtocolError("reject() needs a final non-2xx status")
+        response = make_response(call.invite, status, to_tag=call.local_tag)
+        if status == 488:
+            response.headers.add("Accept", "application/sdp")
+        self.ua._respond(call.server_tx, response, now)
+        self.ua._end_call(call, "rejected", status, False)
+
+    def hangup(self, call, now):
+        if call.role != "uas":
+            return False
+        if call.state == call_states.INCOMING:
+            self.reject(call.id, 603, now)
+            return True
+        if call.state == call_states.ANSWERED:
+            call.bye_after_ack = True  # §15: the callee waits for the ACK before sending BYE
+            return True
+        return False
+
+    def send_2xx(self, call, tx, request, sdp, now):
+        ua = self.ua
+        response = make_response(request, 200, to_tag=call.local_tag)
+        for value in request.headers.get_all("Record-Route"):
+            response.headers.add("Record-Route", value)
+        response.headers.add("Contact", ua._contact())
+        response.headers.add("Allow", ALLOW)
+        response.headers.add("Supported", ", ".join(SUPPORTED_EXTENSIONS))
+        if call.session_interval:
+            # RFC 4028 §9: say who refreshes; "uac" needs Require: timer.
+            session_timer.add_to_2xx(response.headers, call.session_interval, call.session_refresher)
+            if call.session_refresher == "uas":
+                call.session_refresh_at = session_timer.next_refresh(now, call.session_interval)
+        if sdp:
+            response.headers.add("Content-Type", "application/sdp")
+        response.body = sdp
+        data = response.to_bytes()
+        ua._respond(tx, data, now)
+        # §13.3.1.4: the UAS core retransmits the 2xx (T1 doubling to T2) until the ACK, for 64*T1.
+        call.ok_data = data
+        call.ok_cseq = request.cseq[0]
+        call.ok_interval = ua.t1
+        if not ua.reliable:
+            call.ok_next = now + ua.t1
+        call.ok_give_up = now + 64 * ua.t1
+
+    def negotiate_session_timer(self, call, request):
+        """RFC 4028 §9 as UAS. Returns None, or a 422 response when the interval is too small."""
+        outcome = session_timer.negotiate(request)
+        if outcome is None:
+            return None
+        if outcome == session_timer.TOO_SMALL:
+            response = make_response(request, 422, to_tag=call.local_tag)
+            response.headers.add("Min-SE", str(session_timer.MIN_SESSION_EXPIRES))
+            return response
+        call.session_interval, call.session_refresher = outcome
+        return None
+
+    # ---- timers
+
+    def deadlines(self, call):
+        return [d for d in (call.ok_next, call.ok_give_up, call.ring_deadline) if d is not None]
+
+    def on_timer(self, call, now):
+        ua = self.ua
+        if call.ring_deadline is not None and call.ring_deadline <= now:
+            call.ring_deadline = None
+            if call.state == call_states.INCOMING:
+                # Nobody answered (or the caller vanished without CANCEL): free the line.
+                ua._respond(call.server_tx, make_response(call.invite, 480, to_tag=call.local_tag), now)
+                ua._end_call(call, "no answer", 480, False)
+                return True
+        if call.ok_give_up is not None and call.ok_give_up <= now:
+            # §13.3.1.4: no ACK within 64*T1 -> the UAS ends the session with a BYE.
+            call.ok_next = call.ok_give_up = call.ok_data = None
+            if call.state in (call_states.ANSWERED, call_states.CONFIRMED):
+                ua._send_bye(call, now)
+                ua._end_call(call, "no ACK", 408, False)
+            return True
+        if call.ok_next is not None and call.ok_next <= now and call.ok_data is not None:
+            ua._queue(call.ok_data, call.peer)
+            call.ok_interval = min(call.ok_interval * 2, ua.t2)
+            call.ok_next = now + call.ok_interval
+        return False

@@ -3,12 +3,12 @@ an alarm ("NOT SECURE", "peer has no ZRTP") at once, and with --secure-only it i
 
 import json
 import subprocess
-import time
 
 import pytest
 
 from tests.conftest import require_tool
 from tests.interop import sotto
+from tests.waiting import wait_udp_bound
 
 pytestmark = pytest.mark.interop
 
@@ -21,7 +21,11 @@ def start_sipp_uas(tmp_path, port):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    time.sleep(0.3)
+
+    def alive():
+        assert process.poll() is None, "sipp exited with {}".format(process.returncode)
+
+    wait_udp_bound(port, 10, "sipp's uas", alive)
     return process
 
 

@@ -1,7 +1,6 @@
 """Two real `sotto` processes in one call through tests/hostile/relay.py relays (loopback, bounded)."""
 
 import math
-import time
 import wave
 
 from tests.hostile.relay import MediaRelay, SipRelay
@@ -85,7 +84,7 @@ def relayed_call(
             ],
             tmp_path / "bob-home",
         )
-        time.sleep(0.5)
+        sotto.wait_listening(ports.bob_sip, bob)
         alice = sotto.start(
             [
                 "call",

@@ -32,9 +32,9 @@ import os
 import re
 import signal
 import subprocess
-import time
 
 from tests.conftest import require_tool
+from tests.waiting import WaitTimeout, wait_udp_bound, wait_until
 
 _SUITE_PREFIX = {
     "zrtp_key_agreements_suites": "MS_ZRTP_KEY_AGREEMENT_",
@@ -188,16 +188,14 @@ class Linphone:
         return self
 
     def _wait_listening(self, timeout):
-        deadline = time.monotonic() + timeout
-        port_hex = ":{:04X}".format(self.sip_port)
-        while time.monotonic() < deadline:
+        def alive():
             if self.process.poll() is not None:
                 raise RuntimeError("linphonec exited early:\n" + self.console())
-            with open("/proc/net/udp") as f:
-                if any(port_hex in line.split()[1] for line in f.readlines()[1:]):
-                    return
-            time.sleep(0.05)
-        raise RuntimeError("linphonec did not open its SIP port {}:\n{}".format(self.sip_port, self.console()))
+
+        try:
+            wait_udp_bound(self.sip_port, timeout, "linphonec's SIP port", alive)
+        except WaitTimeout as exc:
+            raise WaitTimeout("{}; console:\n{}".format(exc, self.console())) from None
 
     def command(self, line):
         os.write(self._fifo, (line + "\n").encode())
@@ -219,17 +217,33 @@ class Linphone:
     def wait_for(self, pattern, timeout=10.0, source="console", start=0):
         """Wait until `pattern` (a regex) appears in the console (or "log") after offset `start`."""
         regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while True:
-            text = self.console() if source == "console" else self.log()
-            match = regex.search(text, start)
-            if match:
-                return match
-            if time.monotonic() >= deadline:
-                raise TimeoutError("linphonec never printed {!r}; console:\n{}".format(pattern, self.console()[-3000:]))
-            if self.process.poll() is not None:
+
+        def found():
+            return regex.search(self.console() if source == "console" else self.log(), start)
+
+        def alive():
+            if self.process.poll() is not None and not found():
                 raise RuntimeError("linphonec exited; console:\n" + self.console()[-3000:])
-            time.sleep(0.05)
+
+        try:
+            return wait_until(found, timeout, "linphonec to print {!r}".format(pattern), alive)
+        except WaitTimeout as exc:
+            raise WaitTimeout("{}; console:\n{}".format(exc, self.console()[-3000:])) from None
+
+    def register(self, user, password, proxy, timeout=10.0):
+        """Register as sip:USER@127.0.0.1 through `proxy` ("host:port"), and wait until linphonec says so."""
+        self.command("register sip:{}@127.0.0.1 sip:{} {}".format(user, proxy, password))
+
+        def registered():
+            if "registered, identity=sip:{}@127.0.0.1".format(user) in self.console():
+                return True
+            self.command("status register")  # linphonec prints its registration state when asked
+            return False
+
+        try:
+            wait_until(registered, timeout, "linphone to register as {}".format(user), interval=0.3)
+        except WaitTimeout as exc:
+            raise WaitTimeout("{}:\n{}".format(exc, self.console()[-2000:])) from None
 
     def auth_token(self, timeout=10.0, start=0):
         """The SAS as linphone shows it ("auth token is XXXX"): B32 as 4 characters, B256 as "word:word"."""

@@ -1,11 +1,14 @@
 """Run the real `sotto` command in tests: free loopback ports, bounded time, JSON summaries."""
 
+import contextlib
 import json
 import os
 import pathlib
 import socket
 import subprocess
 import sys
+
+from tests.waiting import wait_udp_bound
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -17,29 +20,22 @@ def free_udp_port():
 
 
 def wait_listening(port, process=None, timeout=15.0):
-    """Wait until something listens on UDP 127.0.0.1:PORT (a sotto that is still importing under load would
-    answer our INVITE with ICMP port unreachable)."""
-    _wait_bound(":{:04X}".format(port), port, process, timeout)
+    """Wait until something listens on UDP PORT (a sotto that is still importing under load would answer our
+    INVITE with ICMP port unreachable)."""
+    wait_udp_bound(port, timeout, "sotto to listen", _alive(process))
 
 
 def wait_listening_anywhere(port, process=None, timeout=15.0):
     """Wait until something listens on UDP 0.0.0.0:PORT."""
-    _wait_bound("00000000:{:04X}".format(port), port, process, timeout)
+    wait_udp_bound(port, timeout, "sotto to listen", _alive(process), host="0.0.0.0")
 
 
-def _wait_bound(needle, port, process, timeout):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        with open("/proc/net/udp") as f:
-            if any(line.split()[1].endswith(needle) for line in f.readlines()[1:]):
-                return
+def _alive(process):
+    def check():
         if process is not None and process.poll() is not None:
-            raise AssertionError("sotto exited before listening on {}: {}".format(port, process.communicate()))
-        if time.monotonic() > deadline:
-            raise AssertionError("nothing listens on UDP port {} after {} s".format(port, timeout))
-        time.sleep(0.05)
+            raise AssertionError("sotto exited before listening: {}".format(process.communicate()))
+
+    return check
 
 
 def sotto_command(*args):
@@ -68,6 +64,19 @@ def finish(process, timeout):
         raise AssertionError("sotto did not finish in {} s: {}".format(timeout, err[-2000:])) from None
     summary = json.loads(out) if out and out.strip().startswith("{") else None
     return process.returncode, summary, err
+
+
+@contextlib.contextmanager
+def running(args, home):
+    """start() for the length of a with block: a sotto still running when the block is left (a failed
+    assertion, a timeout) is killed by its PID."""
+    process = start(args, home)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
 
 
 def run(args, home, timeout):

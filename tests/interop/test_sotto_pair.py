@@ -7,6 +7,7 @@ import wave
 import pytest
 
 from tests.interop import sotto
+from tests.waiting import wait_tcp_listening
 
 pytestmark = pytest.mark.interop
 
@@ -128,6 +129,11 @@ def test_secure_only_refuses_a_peer_without_zrtp(tmp_path):
     assert alice["secure"] is False
 
 
+def _alive(process):
+    if process.poll() is not None:
+        raise AssertionError("sotto exited: {}".format(process.communicate()))
+
+
 def test_sip_over_tcp_from_the_configuration(tmp_path):
     config = tmp_path / "tcp.toml"
     config.write_text('[account]\ntransport = "tcp"\n')
@@ -146,7 +152,7 @@ def test_sip_over_tcp_from_the_configuration(tmp_path):
         ],
         tmp_path / "bob-home",
     )
-    time.sleep(0.5)
+    wait_tcp_listening(bob_port, 15, "sotto answer on TCP", lambda: _alive(bob))
     rc_a, alice, err_a = sotto.run(
         [
             "call",
@@ -436,7 +442,7 @@ def test_a_dead_peer_ends_the_call_with_media_timeout(tmp_path):
     while "call secure:" not in bob_log.read_text():  # the call is up and keyed: now the peer vanishes
         assert time.monotonic() < started + 20 and alice.poll() is None, bob_log.read_text()
         time.sleep(0.05)
-    time.sleep(0.5)
+    time.sleep(0.5)  # not a wait: half a second of secure media before the peer vanishes
     bob.kill()  # no BYE, no RTCP BYE
     bob.wait(10)
     killed = time.monotonic()

@@ -6,8 +6,6 @@ the contact raises "new key for a verified contact" in its summary's alarms, whi
 mismatch. The binding lives in the cache file, so it crosses process restarts like the retained secrets.
 """
 
-import time
-
 import pytest
 
 from firmware.zrtp.cache import ZrtpCache
@@ -33,7 +31,7 @@ def _call(tmp_path, caller_cache, answer_cache, caller_args=(), answer_args=()):
         ],
         tmp_path / "answer-home",
     )
-    time.sleep(0.5)
+    sotto.wait_listening(answer_port, answerer)
     caller = sotto.start(
         [
             "call",

@@ -23,6 +23,7 @@ import wave
 
 from audio import g711
 from tests.interop.sip.driver import require
+from tests.waiting import wait_udp_bound
 
 RTP, ZRTP, OTHER = "rtp", "zrtp", "other"
 
@@ -224,16 +225,13 @@ class Baresip:
             stdin=subprocess.DEVNULL,
             cwd=self.workdir,
         )
-        deadline = time.monotonic() + 10
-        needle = ":{:04X}".format(self.sip_port)
-        while time.monotonic() < deadline:
+
+        def alive():
             if self.proc.poll() is not None:
                 raise AssertionError("baresip exited:\n" + self.log()[-3000:])
-            with open("/proc/net/udp") as f:
-                if any(line.split()[1].endswith(needle) for line in f.readlines()[1:]):
-                    return self
-            time.sleep(0.05)
-        raise AssertionError("baresip never opened its SIP port:\n" + self.log()[-3000:])
+
+        wait_udp_bound(self.sip_port, 10, "baresip's SIP port", alive)
+        return self
 
     def heard(self):
         """The WAV of what baresip decoded from the peer (its sndfile module's "*-dec.wav")."""

@@ -33,6 +33,7 @@ import subprocess
 import time
 
 from tests.interop.sip.driver import Kamailio, require
+from tests.waiting import stop_process
 
 # rtpengine's control protocol ("ng"): bencoded dictionaries over UDP, each behind a cookie.
 
@@ -212,13 +213,7 @@ class Rtpengine:
         return out
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc)
         self._log.close()
 
 
@@ -339,15 +334,3 @@ class Carrier:
 
     def __exit__(self, *exc):
         self.stop()
-
-
-def register_linphone(phone, user, password, proxy, timeout=10.0):
-    """Register a started Linphone as sip:USER@127.0.0.1 through `proxy` ("host:port")."""
-    phone.command("register sip:{}@127.0.0.1 sip:{} {}".format(user, proxy, password))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        phone.command("status register")
-        time.sleep(0.3)
-        if "registered, identity=sip:{}@127.0.0.1".format(user) in phone.console():
-            return
-    raise AssertionError("linphone did not register:\n" + phone.console()[-2000:])

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from tests.interop import sotto
-from tests.interop.carrier.stack import Carrier, register_linphone
+from tests.interop.carrier.stack import Carrier
 from tests.interop.carrier.tones import write_tone
 from tests.interop.linphone import Linphone
 
@@ -101,6 +101,21 @@ def relayed_call(relay, timeout=10.0):
     raise AssertionError("rtpengine never carried a call:\n" + relay.log()[-3000:])
 
 
+def parties_after_a_while(relay, timeout=10.0):
+    """The relay's view of the one call through it, once media has flowed through it for 2.5 s (not a
+    wait: the counts checked afterwards are of those seconds of media)."""
+    call_id = relayed_call(relay, timeout)
+    time.sleep(2.5)
+    return relay.parties(call_id)
+
+
+def completed(process, carrier, timeout=40):
+    """The summary of a sotto that must end with exit code 0 (else the carrier's log goes with the failure)."""
+    rc, summary, err = sotto.finish(process, timeout=timeout)
+    assert rc == 0, (summary, err[-3000:], carrier.log()[-2000:])
+    return summary
+
+
 def sdp_value(sdp, pattern):
     match = re.search(pattern, sdp or "", re.M)
     return match.group(1) if match else None
@@ -137,7 +152,7 @@ def test_zrtp_end_to_end_with_linphone_through_kamailio_and_rtpengine(carrier, t
     relay = carrier.relays[0]
     tone = write_tone(tmp_path / "tone.wav", 440, 10)
     with Linphone(tmp_path / "bob", LINPHONE_SIP, LINPHONE_RTP, user="bob", auto_answer=True) as bob:
-        register_linphone(bob, "bob", "bobpw", carrier.proxy)
+        bob.register("bob", "bobpw", carrier.proxy)
         args = account(carrier, "alice", "alicepw", SOTTO_SIP, SOTTO_RTP) + [
             "--duration",
             "4",
@@ -148,25 +163,15 @@ def test_zrtp_end_to_end_with_linphone_through_kamailio_and_rtpengine(carrier, t
             "--play",
             str(tone),
         ]
-        if direction == "sotto_calls":
-            process = sotto.start(["call", "sip:bob@127.0.0.1"] + args, tmp_path / "alice")
-        else:
-            process = sotto.start(["answer"] + args, tmp_path / "alice")
-        try:
+        command = ["call", "sip:bob@127.0.0.1"] if direction == "sotto_calls" else ["answer"]
+        with sotto.running(command + args, tmp_path / "alice") as process:
             if direction == "linphone_calls":
                 wait_registered(carrier, "alice")
                 bob.command("call sip:alice@127.0.0.1")
             token = bob.auth_token(timeout=20)
             bob.command("play {}".format(tone))
-            call_id = relayed_call(relay)
-            time.sleep(2.5)  # media flows for a while through the relay
-            parties = relay.parties(call_id)
-            rc, summary, err = sotto.finish(process, timeout=40)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait(10)
-        assert rc == 0, (summary, err[-3000:], carrier.log()[-2000:])
+            parties = parties_after_a_while(relay)
+            summary = completed(process, carrier)
         algorithms = bob.algorithms()
         linphone_received = linphone_packets_received(bob)
         bob_log = bob.log()
@@ -211,7 +216,7 @@ def _sdes_with_linphone(carrier, tmp_path):
     with Linphone(
         tmp_path / "bob", LINPHONE_SIP, LINPHONE_RTP, user="bob", auto_answer=True, media_encryption="srtp"
     ) as bob:
-        register_linphone(bob, "bob", "bobpw", carrier.proxy)
+        bob.register("bob", "bobpw", carrier.proxy)
         args = account(carrier, "alice", "alicepw", SOTTO_SIP, SOTTO_RTP) + [
             "--encryption",
             "sdes",
@@ -222,19 +227,11 @@ def _sdes_with_linphone(carrier, tmp_path):
             "--play",
             str(tone),
         ]
-        process = sotto.start(["call", "sip:bob@127.0.0.1"] + args, tmp_path / "alice")
-        try:
+        with sotto.running(["call", "sip:bob@127.0.0.1"] + args, tmp_path / "alice") as process:
             bob.wait_for(r"Media streams established", timeout=20)
             bob.command("play {}".format(tone))
-            call_id = relayed_call(relay, timeout=20)
-            time.sleep(2.5)
-            parties = relay.parties(call_id)
-            rc, summary, err = sotto.finish(process, timeout=40)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait(10)
-        assert rc == 0, (summary, err[-3000:], carrier.log()[-2000:])
+            parties = parties_after_a_while(relay, timeout=20)
+            summary = completed(process, carrier)
         linphone_received = linphone_packets_received(bob)
     assert summary["result"] == "completed" and summary["encryption"] == "sdes" and summary["secure"], summary
     assert summary["rtp"]["received"] > 100 and summary["rtp"]["auth_failures"] == 0, summary
@@ -265,11 +262,8 @@ def test_sdes_sotto_to_sotto_through_kamailio_and_rtpengine(carrier, tmp_path):
             + ["--encryption", "sdes", "--duration", "4", "--timeout", "40"],
             tmp_path / "alice",
         )
-        call_id = relayed_call(relay, timeout=20)
-        time.sleep(2.5)
-        parties = relay.parties(call_id)
-        rc, caller, err = sotto.finish(alice, timeout=40)
-        assert rc == 0, (caller, err[-3000:], carrier.log()[-2000:])
+        parties = parties_after_a_while(relay, timeout=20)
+        caller = completed(alice, carrier)
         rc, callee, err = sotto.finish(bob, timeout=40)
         assert rc == 0, (callee, err[-3000:])
     finally:

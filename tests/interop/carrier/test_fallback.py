@@ -18,7 +18,6 @@ Ports (the carrier range 18000-18499): Sotto SIP 18310 / RTP 18312, a second Sot
 
 import pathlib
 import subprocess
-import time
 
 import pytest
 
@@ -28,6 +27,7 @@ from tests.interop.carrier.test_carrier import linphone_packets_received
 from tests.interop.carrier.tones import tone_levels, write_tone
 from tests.interop.linphone import Linphone
 from tests.interop.sip.driver import require
+from tests.waiting import wait_udp_bound
 
 pytestmark = pytest.mark.interop
 
@@ -60,15 +60,10 @@ def sotto_args(tmp_path, *extra, sip=SOTTO_SIP, rtp=SOTTO_RTP, name="alice"):
 
 
 def wait_udp_port(port, process, timeout=15.0):
-    needle = ":{:04X}".format(port)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def alive():
         assert process.poll() is None, process.communicate()
-        with open("/proc/net/udp") as f:
-            if any(line.split()[1].endswith(needle) for line in f.readlines()[1:]):
-                return
-        time.sleep(0.05)
-    raise AssertionError("port {} never opened".format(port))
+
+    wait_udp_bound(port, timeout, "the phone's port", alive)
 
 
 def finish(process, timeout=60):

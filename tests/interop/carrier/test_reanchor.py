@@ -17,7 +17,7 @@ import time
 import pytest
 
 from tests.interop import sotto
-from tests.interop.carrier.stack import Carrier, register_linphone
+from tests.interop.carrier.stack import Carrier
 from tests.interop.carrier.test_carrier import (
     KAMAILIO_PORT,
     LINPHONE_RTP,
@@ -27,6 +27,7 @@ from tests.interop.carrier.test_carrier import (
     SOTTO_SIP,
     USERS,
     account,
+    completed,
     linphone_packets_received,
     relayed_call,
 )
@@ -70,16 +71,15 @@ def test_sotto_follows_the_media_to_a_new_relay_mid_call(tmp_path):
         Linphone(tmp_path / "bob", LINPHONE_SIP, LINPHONE_RTP, user="bob", auto_answer=True) as bob,
     ):
         first, second = carrier.relays
-        register_linphone(bob, "bob", "bobpw", carrier.proxy)
+        bob.register("bob", "bobpw", carrier.proxy)
         bob.command("play {}".format(linphone_tone))
         bob.command("record {}".format(linphone_heard))
-        process = sotto.start(
+        with sotto.running(
             ["call", "sip:bob@127.0.0.1"]
             + account(carrier, "alice", "alicepw", SOTTO_SIP, SOTTO_RTP)
             + ["--duration", str(DURATION), "--timeout", "60", "--play", str(sotto_tone), "--record", str(sotto_heard)],
             tmp_path / "alice",
-        )
-        try:
+        ) as process:
             token = bob.auth_token(timeout=20)
             secure = time.monotonic()
             call_id = relayed_call(first)
@@ -102,12 +102,7 @@ def test_sotto_follows_the_media_to_a_new_relay_mid_call(tmp_path):
             after_1 = second.parties(call_id)
             time.sleep(1.0)
             after_2 = second.parties(call_id)
-            rc, summary, err = sotto.finish(process, timeout=60)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait(10)
-        assert rc == 0, (summary, err[-3000:], carrier.log()[-2000:])
+            summary = completed(process, carrier, timeout=60)
         linphone_received = linphone_packets_received(bob)
         exchanges = second.sdp_exchanges()
     assert moved_at < DURATION - AFTER_MOVE - 1, "the move came too late to be checked: {:.1f} s".format(moved_at)

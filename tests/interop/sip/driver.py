@@ -11,6 +11,7 @@ from firmware.runtime.sip_transport import SipTransport
 from firmware.sdp import build_offer
 from firmware.sip.useragent import UserAgent
 from tests.conftest import require_tool
+from tests.waiting import stop_process, wait_tcp_listening, wait_udp_bound
 
 KAMAILIO_MODULES = "/usr/lib/x86_64-linux-gnu/kamailio/modules/"
 
@@ -250,9 +251,16 @@ class Kamailio:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        time.sleep(0.5)
-        if self.proc.poll() is not None:
-            raise AssertionError("kamailio exited:\n" + self.log())
+
+        def alive():
+            if self.proc.poll() is not None:
+                raise AssertionError("kamailio exited:\n" + self.log())
+
+        wait_udp_bound(port, 15, "kamailio", alive, host="127.0.0.1")
+        if tcp:
+            wait_tcp_listening(port, 15, "kamailio's TCP", alive)
+        if tls:
+            wait_tcp_listening(port + 1, 15, "kamailio's TLS", alive)
 
     @staticmethod
     def _tls_config(tmp_path, tls):
@@ -270,13 +278,7 @@ class Kamailio:
         return self.log_path.read_text()
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc)
         self._log.close()
 
 
@@ -300,9 +302,12 @@ class Dnsmasq:
         if os.geteuid() == 0:
             args.append("--user=root")
         self.proc = subprocess.Popen(args + list(records), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(0.3)
-        if self.proc.poll() is not None:
-            raise AssertionError("dnsmasq exited with {}".format(self.proc.returncode))
+
+        def alive():
+            if self.proc.poll() is not None:
+                raise AssertionError("dnsmasq exited with {}".format(self.proc.returncode))
+
+        wait_udp_bound(port, 10, "dnsmasq", alive, host="127.0.0.1")
 
     def stop(self):
         if self.proc.poll() is None:

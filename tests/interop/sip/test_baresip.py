@@ -2,13 +2,13 @@
 baresip dials Sotto and hangs up when it quits. Audio comes from a WAV file on baresip's side."""
 
 import subprocess
-import time
 import wave
 
 import pytest
 
 from firmware.sip import events
 from tests.interop.sip.driver import Driver, offer, require
+from tests.waiting import stop_process, wait_udp_bound
 
 pytestmark = pytest.mark.interop
 
@@ -48,13 +48,7 @@ def _baresip(tmp_path, *args):
 
 
 def _stop(proc, log):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+    stop_process(proc, timeout=5)
     log.close()
 
 
@@ -62,7 +56,11 @@ def test_sotto_calls_baresip(tmp_path):
     proc, log = _baresip(tmp_path, "-t", "20")
     driver = Driver()
     try:
-        time.sleep(1.0)
+
+        def alive():
+            assert proc.poll() is None, (tmp_path / "baresip.log").read_text()
+
+        wait_udp_bound(BARESIP_SIP, 10, "baresip's SIP port", alive)
         call = driver.ua.invite("sip:carol@127.0.0.1:{}".format(BARESIP_SIP), offer(15295), driver.now())
         assert driver.run_until(lambda: driver.of(events.CallAnswered) or driver.of(events.CallFailed), 8), (
             driver.events,

@@ -10,6 +10,7 @@ import pytest
 from firmware.sip import events
 from firmware.sip.message import parse_message
 from tests.interop.sip.driver import Driver, offer, require
+from tests.waiting import wait_tcp_listening, wait_udp_bound
 
 pytestmark = pytest.mark.interop
 
@@ -35,6 +36,14 @@ def _sipp(tmp_path, *args):
         "-trace_msg",
     ]
     return subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _alive(proc):
+    def check():
+        if proc.poll() is not None:
+            raise AssertionError("sipp exited early:\n" + proc.communicate()[0].decode(errors="replace")[-2000:])
+
+    return check
 
 
 def _drive(driver, proc, timeout=25):
@@ -85,7 +94,7 @@ def test_we_call_sipp_builtin_uas(tmp_path):
     driver = Driver(port=0)
     try:
         proc = _sipp(tmp_path, "-sn", "uas")
-        time.sleep(0.3)
+        wait_udp_bound(SIPP_PORT, 10, "sipp's uas", _alive(proc))
         call = driver.ua.invite("sip:service@127.0.0.1:{}".format(SIPP_PORT), offer(42002), driver.now())
         assert driver.run_until(lambda: driver.of(events.CallAnswered), 10), driver.events
         driver.run(0.5)
@@ -184,7 +193,7 @@ def test_tcp_we_call_sipp_uas(tmp_path):
     driver = Driver(port=0, transport="tcp")
     try:
         proc = _sipp(tmp_path, "-sn", "uas", "-t", "t1")
-        time.sleep(0.3)
+        wait_tcp_listening(SIPP_PORT, 10, "sipp's uas on TCP", _alive(proc))
         target = "sip:service@127.0.0.1:{};transport=tcp".format(SIPP_PORT)
         call = driver.ua.invite(target, offer(42002), driver.now())
         assert driver.run_until(lambda: driver.of(events.CallAnswered), 10), driver.events

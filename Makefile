@@ -10,11 +10,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_RUN := python3-venv python3-dev build-essential libasound2-dev libopus0
 # What the tests need besides: real peers, audio tools, image tools (../shared/INTEROP.md).
 # rtpengine-daemon is the carrier stack's media relay, run in userspace only (kamailio's rtpengine
-# module ships in the main kamailio package).
+# module ships in the main kamailio package). kamailio-sqlite-modules: the fleet test keeps kamailio's
+# subscriber and location tables in a real database (SQLite).
 APT_TEST := linphone-cli kamailio sip-tester baresip-core sipsak tshark espeak-ng flite sox sqlite3 \
 	mtools dosfstools e2fsprogs fdisk nftables dnsmasq-base iproute2 libsrtp2-1 systemd \
 	kamailio-tls-modules python3-setuptools-whl python3-pip-whl python3-wheel-whl \
-	rtpengine-daemon python3-alsaaudio
+	rtpengine-daemon python3-alsaaudio kamailio-sqlite-modules
 
 .PHONY: run test bench lint clean image bundle binfmt binfmt-off test-pi system-run system-test venv venv-dev
 

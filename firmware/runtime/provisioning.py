@@ -201,9 +201,23 @@ class Provisioner:
         front end decides when; never mid-call).
     on_refused(message): a file was refused or the server is unreachable; the running configuration
         stays. One line, for the display and the journal.
+    on_firmware(path, version): a `[firmware]` table (per-MAC over common) names a version other than
+        `firmware_version`; its tarball and signature were downloaded to data_dir/update/ and verified.
+        Installing it (A/B, firmware/runtime/update.py) needs root: tools/abupdate.py does it.
     """
 
-    def __init__(self, loop, settings, local_data, rng=os.urandom, on_config=None, on_refused=None, verify=None):
+    def __init__(
+        self,
+        loop,
+        settings,
+        local_data,
+        rng=os.urandom,
+        on_config=None,
+        on_refused=None,
+        verify=None,
+        firmware_version=None,
+        on_firmware=None,
+    ):
         self.loop = loop
         self.local_settings = settings
         self.local_data = local_data
@@ -216,6 +230,9 @@ class Provisioner:
         self.on_refused = on_refused or (lambda message: None)
         self.schedule = Schedule(loop.now(), rng, interval=float(settings.provisioning.interval))
         self.documents = {}
+        self.firmware_version = firmware_version
+        self.on_firmware = on_firmware
+        self.firmware_downloaded = None  # (version, path) once a wanted tarball is here and verified
         self.rounds = 0
         self.last_error = None
         self._timer = None
@@ -333,6 +350,75 @@ class Provisioner:
                 self.on_config(config, account_changed)
         if not failed:
             self.last_error = None
+        wanted = self.wanted_firmware()
+        if wanted is not None and self._needs_download(wanted):
+            self._busy = True  # the next round waits for the download
+            self._download_firmware(wanted, failed)
+            return
+        (self.schedule.failed if failed else self.schedule.succeeded)(self.loop.now())
+        self._arm()
+
+    # -- firmware ---------------------------------------------------------------------------------
+    def wanted_firmware(self):
+        """The [firmware] table in force: the per-MAC file's, else common.toml's, else None."""
+        for name in self.names:
+            document = self.documents.get(name)
+            if document is not None and document.firmware is not None:
+                return document.firmware
+        return None
+
+    def _needs_download(self, wanted):
+        if self.on_firmware is None or wanted["version"] == self.firmware_version:
+            return False
+        return self.firmware_downloaded is None or self.firmware_downloaded[0] != wanted["version"]
+
+    def _download_firmware(self, wanted, failed_before):
+        from firmware.runtime import update
+
+        base, context, verify = self.base, self.context, self.verify
+        directory = os.path.join(self.local_settings.data_dir, "update")
+        path = os.path.join(directory, wanted["file"])
+
+        def work():
+            error = None
+            try:
+                body = fetch(base + wanted["file"], update.MAX_FIRMWARE_BYTES, context)
+                signature = fetch(base + wanted["file"] + ".sig", doc.SIGNATURE_BYTES, context)
+                if body is None:
+                    raise FetchFailed("the server has no {}".format(wanted["file"]))
+                # Checked in memory before a byte is written where the installer looks; the installer
+                # (as root) checks again.
+                if signature is None:
+                    raise update.UpdateRefused("{}: unsigned".format(wanted["file"]))
+                if len(signature) != doc.SIGNATURE_BYTES or not verify(
+                    doc.signed_message(wanted["file"], body), signature
+                ):
+                    raise update.UpdateRefused("{}: bad signature".format(wanted["file"]))
+                storage.ensure_private_dir(directory)
+                storage.atomic_write(path + ".sig", signature, mode=0o644)
+                storage.atomic_write(path, body, mode=0o644)
+            except (FetchFailed, doc.ProvisioningRefused, update.UpdateRefused, OSError) as exc:
+                error = exc
+            self.loop.call_soon_threadsafe(lambda: self._firmware_done(wanted, path, error, failed_before))
+
+        threading.Thread(target=work, name="sotto-firmware-download", daemon=True).start()
+
+    def _firmware_done(self, wanted, path, error, failed_before):
+        self._busy = False
+        if self._closed:
+            return
+        failed = failed_before
+        if error is not None:
+            failed = True
+            self._refuse("firmware {} not taken: {}".format(wanted["version"], error))
+            try:
+                os.unlink(path)  # never leave an unverified tarball where the installer looks
+            except OSError:
+                pass
+        else:
+            self.firmware_downloaded = (wanted["version"], path)
+            log.warning("provisioning: firmware %s downloaded and verified: %s", wanted["version"], path)
+            self.on_firmware(path, wanted["version"])
         (self.schedule.failed if failed else self.schedule.succeeded)(self.loop.now())
         self._arm()
 

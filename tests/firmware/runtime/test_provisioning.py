@@ -324,3 +324,61 @@ def test_sign_refuses_a_broken_file_in_one_line(tmp_path):
     assert not (served / "common.toml.sig").exists()
     result = provision("keygen", "--private", private, "--public", tmp_path / "x.pub", check=False)
     assert result.returncode == 2 and "not overwriting" in result.stderr
+
+
+def _firmware_tarball(path, version):
+    import io
+    import tarfile
+
+    from firmware.runtime import update
+
+    with tarfile.open(path, "w") as archive:
+        for name, data in ((update.VERSION_FILE, version.encode()), ("firmware/x.py", b"X = 1\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+
+
+def test_a_provisioned_firmware_is_downloaded_verified_and_installs_a_b(office, tmp_path):
+    from firmware.runtime import update
+
+    _firmware_tarball(office.served / "sotto-2.tar", "2")
+    office.publish(MAC_FILE, MINE.format(serial=1, password="pw") + '[firmware]\nversion = "2"\nfile = "sotto-2.tar"\n')
+    data, settings = office.local()
+    loop = Loop()
+    got = []
+    provisioner = prov.Provisioner(
+        loop, settings, data, firmware_version="1", on_firmware=lambda p, v: got.append((p, v))
+    )
+    try:
+        provisioner.fetch_now()
+        assert loop.run(until=lambda: got or provisioner.last_error, timeout=20.0)
+        assert provisioner.last_error is None, provisioner.last_error
+        ((path, version),) = got
+        assert version == "2" and path == os.path.join(settings.data_dir, "update", "sotto-2.tar")
+        root = str(tmp_path / "ab")
+        assert update.install(root, path, provisioner.verify) == "a"
+        assert update.installed_version(root) == "2"
+    finally:
+        provisioner.close()
+        loop.close()
+
+
+def test_a_tampered_firmware_is_refused_and_not_kept(office):
+    _firmware_tarball(office.served / "sotto-2.tar", "2")
+    office.publish(MAC_FILE, MINE.format(serial=1, password="pw") + '[firmware]\nversion = "2"\nfile = "sotto-2.tar"\n')
+    _firmware_tarball(office.served / "sotto-2.tar", "2-evil")  # replaced after signing
+    data, settings = office.local()
+    loop = Loop()
+    got = []
+    provisioner = prov.Provisioner(loop, settings, data, firmware_version="1", on_firmware=lambda p, v: got.append(p))
+    try:
+        provisioner.fetch_now()
+        assert loop.run(until=lambda: provisioner.last_error, timeout=20.0)
+        assert "firmware 2 not taken" in provisioner.last_error and "bad signature" in provisioner.last_error
+        assert got == []
+        assert not os.path.exists(os.path.join(settings.data_dir, "update", "sotto-2.tar"))
+        assert provisioner.config.account.password == "pw"  # the configuration itself was fine
+    finally:
+        provisioner.close()
+        loop.close()

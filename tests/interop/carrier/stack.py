@@ -279,13 +279,24 @@ class Carrier:
     rtpengine (ng on port + 2, media ports media_ports[0]..+99 on 127.0.0.1), and with `reanchor` a
     second one (ng on port + 3, media ports +100..+199 on 127.0.0.2) for every re-INVITE."""
 
-    def __init__(self, tmp_path, port, users, media_ports=18100, reanchor=False, pad_crypto=False, block_mover=False):
+    def __init__(
+        self,
+        tmp_path,
+        port,
+        users,
+        media_ports=18100,
+        reanchor=False,
+        pad_crypto=False,
+        block_mover=False,
+        database="text",
+    ):
         """pad_crypto: rtpengine's "pad-crypto" flag. By default rtpengine passes SDES keys on without base64
         padding (RFC 4568 allows it); linphone 5.1 then decodes a 46-byte AES-256 key as 45 bytes and
         drops every packet, so a carrier serving such phones sets the flag.
         block_mover (with reanchor): the new relay forwards nothing from the phone whose re-INVITE moved
         the call until the test calls relays[1].unblock_media(); the other phone then hears nothing from
-        the new address, so it can only find it in the SDP (not by latching onto arriving media)."""
+        the new address, so it can only find it in the SDP (not by latching onto arriving media).
+        database: kamailio's subscriber and location tables, "text" (db_text) or "sqlite" (Kamailio's)."""
         if block_mover and not reanchor:
             raise ValueError("block_mover needs reanchor")
         self.port = port
@@ -315,7 +326,7 @@ class Carrier:
             hooks = {name: text.format(**fill) for name, text in RELAY_HOOKS.items()}
             kamailio_dir = tmp_path / "kamailio"
             kamailio_dir.mkdir()
-            self.kamailio = Kamailio(kamailio_dir, port, users, hooks=hooks)
+            self.kamailio = Kamailio(kamailio_dir, port, users, hooks=hooks, database=database)
         except BaseException:
             self.stop()
             raise

@@ -136,14 +136,14 @@ loadmodule "siputils.so"
 loadmodule "xlog.so"
 loadmodule "usrloc.so"
 loadmodule "registrar.so"
-loadmodule "db_text.so"
+loadmodule "{db_module}"
 loadmodule "auth.so"
 loadmodule "auth_db.so"
-modparam("usrloc", "db_mode", 0)
+{usrloc_params}
 modparam("registrar", "min_expires", {min_expires})
 modparam("registrar", "max_expires", 3600)
 modparam("auth", "algorithm", "{algorithm}")
-modparam("auth_db", "db_url", "text://{db}")
+modparam("auth_db", "db_url", "{db_url}")
 modparam("auth_db", "calculate_ha1", 1)
 modparam("auth_db", "password_column", "password")
 modparam("auth_db", "load_credentials", "")
@@ -183,6 +183,39 @@ request_route {{
 """
 
 
+KAMAILIO_SQLITE_SCHEMA = "/usr/share/kamailio/db_sqlite"
+
+
+def sqlite_subscribers(path, users):
+    """An SQLite database made with Debian's kamailio schema scripts (version table, auth_db's subscriber,
+    usrloc's location), holding `users` [(name, password)] in the 127.0.0.1 domain. Returns its path."""
+    import sqlite3
+
+    scripts = [os.path.join(KAMAILIO_SQLITE_SCHEMA, name) for name in ("standard-create.sql", "auth_db-create.sql")]
+    scripts.append(os.path.join(KAMAILIO_SQLITE_SCHEMA, "usrloc-create.sql"))
+    for script in scripts:
+        if not os.path.exists(script):
+            import pytest
+
+            pytest.fail(
+                "{} is missing (Debian package kamailio-sqlite-modules; `make test` installs it)".format(script),
+                pytrace=False,
+            )
+    db = sqlite3.connect(str(path))
+    try:
+        for script in scripts:
+            with open(script) as f:
+                db.executescript(f.read())
+        db.executemany(
+            "INSERT INTO subscriber (username, domain, password) VALUES (?, '127.0.0.1', ?)",
+            [(user, password) for user, password in users],
+        )
+        db.commit()
+    finally:
+        db.close()
+    return path
+
+
 class Kamailio:
     """kamailio in the foreground as registrar (+ a proxy for calls), users in a db_text table."""
 
@@ -191,30 +224,59 @@ class Kamailio:
     # request before it is relayed, "routes" after the request route (route[...], onreply_route[...]).
     HOOKS = ("modules", "initial", "in_dialog", "routes")
 
-    def __init__(self, tmp_path, port, users, algorithm="MD5", min_expires=10, tcp=False, tls=None, hooks=None):
+    def __init__(
+        self,
+        tmp_path,
+        port,
+        users,
+        algorithm="MD5",
+        min_expires=10,
+        tcp=False,
+        tls=None,
+        hooks=None,
+        database="text",
+    ):
         """tls: (certificate PEM path, key PEM path) to also listen for TLS on port + 1.
-        hooks: {name: kamailio.cfg text} for the names in HOOKS (e.g. a media relay's calls)."""
+        hooks: {name: kamailio.cfg text} for the names in HOOKS (e.g. a media relay's calls).
+        database: "text" (db_text files, usrloc in memory) or "sqlite" (Debian's kamailio-sqlite-modules:
+        the subscriber table and usrloc's location table in an SQLite file, `self.db_path`, made from the
+        package's own schema scripts)."""
         hooks = dict(hooks or {})
         unknown = set(hooks) - set(self.HOOKS)
         if unknown:
             raise ValueError("unknown kamailio hooks: {}".format(sorted(unknown)))
+        if database not in ("text", "sqlite"):
+            raise ValueError("database: text or sqlite, not {!r}".format(database))
         self.port = port
         self.tmp_path = tmp_path
-        db = tmp_path / "db"
-        db.mkdir()
-        (db / "version").write_text("table_name(str) table_version(int)\nsubscriber:7\nlocation:9\n")
-        rows = "".join(
-            "{}:{}:127.0.0.1:{}::\n".format(i + 1, user, password) for i, (user, password) in enumerate(users)
-        )
-        (db / "subscriber").write_text(
-            "id(int,auto) username(str) domain(str) password(str) ha1(str,null) ha1b(str,null)\n" + rows
-        )
+        self.db_path = None
+        if database == "sqlite":
+            self.db_path = sqlite_subscribers(tmp_path / "kamailio.sqlite", users)
+            # sqlite://HOST/PATH: an empty host, then the absolute path with its own leading slash.
+            db_module, db_url = "db_sqlite.so", "sqlite:///{}".format(os.path.abspath(str(self.db_path)))
+            # usrloc writes every binding through to the location table (db_mode 1, RFC 3261 §10.3 kept
+            # in a real database), so the test can read what the registrar holds.
+            usrloc_params = 'modparam("usrloc", "db_mode", 1)\nmodparam("usrloc", "db_url", "{}")'.format(db_url)
+        else:
+            db = tmp_path / "db"
+            db.mkdir()
+            (db / "version").write_text("table_name(str) table_version(int)\nsubscriber:7\nlocation:9\n")
+            rows = "".join(
+                "{}:{}:127.0.0.1:{}::\n".format(i + 1, user, password) for i, (user, password) in enumerate(users)
+            )
+            (db / "subscriber").write_text(
+                "id(int,auto) username(str) domain(str) password(str) ha1(str,null) ha1b(str,null)\n" + rows
+            )
+            db_module, db_url = "db_text.so", "text://{}".format(db)
+            usrloc_params = 'modparam("usrloc", "db_mode", 0)'
         cfg = tmp_path / "kamailio.cfg"
         cfg.write_text(
             KAMAILIO_CFG.format(
                 port=port,
                 modules=KAMAILIO_MODULES,
-                db=db,
+                db_module=db_module,
+                db_url=db_url,
+                usrloc_params=usrloc_params,
                 algorithm=algorithm,
                 min_expires=min_expires,
                 disable_tcp="no" if tcp or tls else "yes",

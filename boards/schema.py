@@ -35,10 +35,10 @@ GPIO_LIBRARIES = ("RPi.GPIO", "rpi-lgpio", "none")
 NUMBERINGS = ("BCM", "BOARD")
 KEYPAD_CHARS = "0123456789*#ABCD"
 # Named keys a button or a keypad letter can be (the phone core's named keys, plus the trust button).
-BUTTON_NAMES = ("trust", "hangup", "redial", "menu", "mute", "volume_up", "volume_down", "back")
-PHONE_KEY_NAMES = ("hangup", "redial", "menu", "mute", "volume_up", "volume_down", "back")
+BUTTON_NAMES = ("trust", "hangup", "redial", "menu", "mute", "volume_up", "volume_down", "back", "voicemail")
+PHONE_KEY_NAMES = ("hangup", "redial", "menu", "mute", "volume_up", "volume_down", "back", "voicemail")
 DEFAULT_LETTERS = (("A", "menu"), ("B", "redial"), ("C", "mute"), ("D", "hangup"))
-LED_NAMES = ("verified", "alarm", "power")
+LED_NAMES = ("verified", "alarm", "power", "message")  # message: voicemail waiting (RFC 3842)
 MAX_TEXT = 256  # name, model, description, audio device names: short, printable
 I2C_ADDRESS_MIN = 0x08  # 0x00-0x07 and 0x78-0x7F are reserved by the I2C specification
 I2C_ADDRESS_MAX = 0x77

@@ -85,6 +85,7 @@ MAX_PATH = 4096  # PATH_MAX on Linux
 MAX_SPEED_DIAL_ENTRIES = 100
 MAX_SPEED_DIAL_DIGITS = 32  # the keypad's dialling buffer (firmware.phone.MAX_DIGITS)
 SPEED_DIAL_KEYS = "0123456789*"  # what the keypad can dial; '#' sends the digits
+DEFAULT_CONTACTS_FILE = "/boot/firmware/sotto-contacts.csv"  # on the boot partition, editable from any PC
 
 
 def is_sip_uri(value):
@@ -271,6 +272,30 @@ SCHEMA = {
         ),
         "interval": Field(int, 86400, "seconds between two fetches, from 60 to 604800", in_range(60, 604800)),
     },
+    # The desk features (issue 15): voicemail and message waiting (RFC 3842), the address book's import file.
+    "phone": {
+        "voicemail": Field(
+            str,
+            "",
+            "the voicemail's SIP URI the voicemail key dials (empty: the Message-Account of the last NOTIFY)",
+            is_sip_uri,
+        ),
+        "message_waiting": Field(
+            bool, True, "true or false (subscribe to message-summary at the registrar after registration)"
+        ),
+        "message_account": Field(
+            str, "", "the SIP URI to subscribe to for message-summary (empty: the account's address)", is_sip_uri
+        ),
+        "unsolicited_notify": Field(
+            bool, False, "true or false (accept a message-summary NOTIFY that no subscription asked for)"
+        ),
+        "contacts_file": Field(
+            str,
+            DEFAULT_CONTACTS_FILE,
+            "a path to a contacts CSV file to import at start (empty: none)",
+            printable(MAX_PATH),
+        ),
+    },
 }
 
 
@@ -408,4 +433,11 @@ DEFAULT_TEMPLATE = """\
 # mac = ""                          # empty: the MAC address of `interface`
 # interface = "eth0"
 # interval = 86400                  # seconds between fetches (plus up to an hour of jitter)
+
+[phone]
+# voicemail = ""                    # the voicemail key dials this (empty: the NOTIFY's Message-Account)
+# message_waiting = true            # with an account: SUBSCRIBE to message-summary (RFC 3842)
+# message_account = ""              # empty: the account's address
+# unsolicited_notify = false        # true: also take a message-summary NOTIFY nobody subscribed to
+# contacts_file = "/boot/firmware/sotto-contacts.csv"   # imported at start when it changed
 """

@@ -5,7 +5,7 @@ Terminal keys (when stdin is a TTY):
     0-9 * #        keypad keys ('#' sends the number; Enter is '#' too)
     t / T          trust button: short press / long press (SAS did NOT match)
     h              hook switch: toggle off hook / on hook
-    x              hang up          r   redial          m   menu
+    x              hang up          r   redial          m   menu          v   voicemail
     u              mute             +/- volume          Backspace   erase a digit
     o              hold: hold/resume; answer a waiting call (the first is held); swap two calls
     c              conference: join the held call and the one in front (again: split them)
@@ -29,6 +29,7 @@ TERMINAL_KEYS = (
     ("x", P.KEY_HANGUP),
     ("r", P.KEY_REDIAL),
     ("m", P.KEY_MENU),
+    ("v", P.KEY_VOICEMAIL),
     ("u", P.KEY_MUTE),
     ("o", P.KEY_HOLD),
     ("c", P.KEY_CONFERENCE),
@@ -41,8 +42,8 @@ TERMINAL_KEYS = (
     ("q", QUIT),
 )
 HELP = (
-    "keys: 0-9*# (Enter=#)  t trust  T long trust  h hook  x hang up  r redial  m menu  u mute  +/- vol"
-    "  o hold/answer waiting/swap  c conference  q quit"
+    "keys: 0-9*# (Enter=#)  t trust  T long trust  h hook  x hang up  r redial  m menu  v voicemail  u mute"
+    "  +/- vol  o hold/answer waiting/swap  c conference  q quit"
 )
 
 
@@ -63,14 +64,18 @@ def terminal_input(char):
 
 
 class DisplayLog:
-    """One JSON object per frame: {"t": seconds since start, "state": name, "lines": [full text]}."""
+    """One JSON object per frame: {"t": seconds since start, "state": name, "lines": [full text]}, and
+    "leds": [names] while a simulated LED is lit (e.g. "message": voicemail waiting); no "leds" key when
+    none is."""
 
     def __init__(self, path):
         self.path = path
         self._file = open(path, "w", encoding="utf-8")  # noqa: SIM115 (kept open for the whole run)
 
-    def write(self, t, state, lines):
+    def write(self, t, state, lines, leds=()):
         record = {"t": round(t, 3), "state": state, "lines": list(lines)}
+        if leds:
+            record["leds"] = list(leds)
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
 
@@ -148,13 +153,13 @@ class TerminalUi:
             return "q"  # EOF on the terminal: quit
         return data.decode("utf-8", "replace")
 
-    def draw(self, state, screen):
+    def draw(self, state, screen, leds=()):
         # Home, each row then "clear to the end of the line", then clear what is below.
-        self.out.write("\x1b[H" + "\x1b[K\n".join(render_terminal(state, screen)) + "\x1b[K\x1b[J")
+        self.out.write("\x1b[H" + "\x1b[K\n".join(render_terminal(state, screen, leds)) + "\x1b[K\x1b[J")
         self.out.flush()
 
 
-def render_terminal(state, screen):
+def render_terminal(state, screen, leds=()):
     """The terminal picture of a screen: a 21-column box like the OLED, the SAS spaced out large."""
     width = screens.OLED_COLUMNS
     rows = []
@@ -171,7 +176,7 @@ def render_terminal(state, screen):
     rows.append("+" + "-" * (width + 2) + "+")
     for part in screens.big_parts(screen.big):
         rows.extend(big_text_rows(part))
-    rows.append("state: " + state)
+    rows.append("state: " + state + ("  LED: " + " ".join(leds) if leds else ""))
     rows.append(HELP)
     return rows
 

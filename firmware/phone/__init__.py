@@ -63,6 +63,7 @@ arriving later is ignored (CallEnded only acts in calling, ringing and the call 
 # The package's names, re-exported: the one way in for the session, the device driver and the tests.
 from firmware.phone.commands import *  # noqa: F403
 from firmware.phone.conditions import *  # noqa: F403
+from firmware.phone.desk_events import *  # noqa: F403
 from firmware.phone.events import *  # noqa: F403
 from firmware.phone.machine import Phone  # noqa: F401
 from firmware.phone.states import *  # noqa: F403

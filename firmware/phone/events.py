@@ -75,12 +75,21 @@ class CallSecure(Event):
     """ZRTP reached SecureState. `sas`: the rendered SAS (B32: 4 characters; B256: two words);
     `sas_type`: "B32" or "B256"; `verified`: the cache's V flag for this peer; `cache_mismatch`: the
     retained secrets did not match (RFC 6189 section 4.3.2); `algorithms`: e.g. "X255 AES1 S256 HS80";
-    `peer_zid`: the peer's ZID as hex, or None."""
+    `peer_zid`: the peer's ZID as hex, or None; `known`: the cache held a retained secret of this peer before
+    the call (the history's "known key" mark), or None when the session cannot tell."""
 
-    __slots__ = ("sas", "sas_type", "verified", "cache_mismatch", "algorithms", "peer_zid", "call")
+    __slots__ = ("sas", "sas_type", "verified", "cache_mismatch", "algorithms", "peer_zid", "call", "known")
 
     def __init__(
-        self, sas, sas_type="B32", verified=False, cache_mismatch=False, algorithms=None, peer_zid=None, call=None
+        self,
+        sas,
+        sas_type="B32",
+        verified=False,
+        cache_mismatch=False,
+        algorithms=None,
+        peer_zid=None,
+        call=None,
+        known=None,
     ):
         self._set("call", call)
         self._set("sas", sas)
@@ -89,6 +98,7 @@ class CallSecure(Event):
         self._set("cache_mismatch", cache_mismatch)
         self._set("algorithms", algorithms)
         self._set("peer_zid", peer_zid)
+        self._set("known", known)
 
 
 class CallAlarm(Event):

@@ -2,7 +2,8 @@
 first, at most HISTORY_LIMIT, persisted by the session (SaveHistory); speed dial maps digits to URIs."""
 
 from firmware.errors import LocalProtocolError
-from firmware.phone.states import HISTORY_LIMIT, lookup
+from firmware.phone.contacts import call_mark
+from firmware.phone.states import HISTORY_LIMIT, SAS_ALARMS, lookup
 
 
 def load_history(history):
@@ -32,6 +33,8 @@ def call_entry(phone, now, missed=False):
         "verified": phone.verified,
         "peer_zid": phone.peer_zid,
         "reason": phone.end_reason,
+        # The trust mark as it was in this call (the history keeps it even when the trust changes later).
+        "mark": call_mark(phone.verified, phone.alarm_reason, SAS_ALARMS, phone.known_key, phone.secure),
     }
     if phone.alarm_reason is not None:
         entry["alarm"] = phone.alarm_reason

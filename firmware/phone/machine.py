@@ -3,7 +3,9 @@ describes its states, keys and contract. Each event type has one handler; keys a
 then dispatched through a table keyed by state."""
 
 from firmware.errors import LocalProtocolError
-from firmware.phone import commands, conditions, events, menu, views
+from firmware.phone import commands, conditions, desk, desk_events, events, menu, views
+from firmware.phone import contacts as contacts_module
+from firmware.phone.desk import DeskSettings as _DeskSettings
 from firmware.phone.history import call_entry, dialed_uri, last_dialed, load_history, record_call, speed_dial_pairs
 from firmware.phone.states import (
     ALARM,
@@ -31,6 +33,7 @@ from firmware.phone.states import (
     KEY_MENU,
     KEY_MUTE,
     KEY_REDIAL,
+    KEY_VOICEMAIL,
     KEY_VOLUME_DOWN,
     KEY_VOLUME_UP,
     MAX_DIGITS,
@@ -82,6 +85,7 @@ LEG_FIELDS = (
     "end_status",
     "untrusted",
     "to_server_only",
+    "known_key",
 )
 
 
@@ -97,6 +101,10 @@ class Phone:
     wall_offset: added to `now` to stamp history entries with wall-clock seconds, or None.
     call_waiting: a second incoming call during a call is shown (call-waiting) and may be answered; False:
         one call at a time, a second one gets 486 Busy Here.
+    desk: the saved desk settings (DeskSettings.to_dict(): do not disturb, call forward), or None.
+    contacts: the saved address book (a list of {"name", "uri"} dicts), or None.
+    voicemail: the URI the voicemail key dials, or None (then the Message-Account of the last
+    message-summary NOTIFY, RFC 3842 §3.5).
     """
 
     def __init__(
@@ -109,6 +117,9 @@ class Phone:
         identity=None,
         wall_offset=None,
         call_waiting=True,
+        desk=None,
+        contacts=None,
+        voicemail=None,
     ):
         self.dial_domain = dial_domain
         self.speed_dial = speed_dial_pairs(speed_dial)
@@ -133,6 +144,11 @@ class Phone:
         self._deadline = None
         self._tick = None
         self._tone = None
+        self.desk = desk if isinstance(desk, _DeskSettings) else _DeskSettings.from_dict(desk)[0]
+        self.contacts = contacts_module.load_contacts(contacts)
+        self.voicemail = voicemail
+        self.messages = None  # the last MessageSummary, or None
+        self.trust_marks = {}  # contact address (contacts.aor_key) -> mark, from TrustMarks
         self._reset_call()
         self._menu = menu.Menu()
 
@@ -169,6 +185,9 @@ class Phone:
         self._deadline = None
         if self.state in (DIALING, ENDED, MENU):
             self._go_idle(now)
+        elif self.state == RINGING and self.desk.no_answer:
+            # Call forward on no answer: nobody picked up within no_answer_seconds.
+            self._forward(self.desk.no_answer, now, "forwarded (no answer)")
 
     def next_command(self):
         """The next command for the session, or None."""
@@ -192,6 +211,13 @@ class Phone:
             history=tuple(self.history),
             menu_page=self._menu.page,
             menu_index=self._menu.index,
+            menu_typed=self._menu.typed,
+            menu_field=self._menu.field,
+            contacts=tuple(self.contacts),
+            contact_marks=tuple(self.contact_mark(contact["uri"]) for contact in self.contacts),
+            desk=self.desk.to_dict(),
+            desk_line=self.desk.summary(),
+            messages=self.messages,
             **{name: getattr(self, name) for name in views.ViewModel.COPIED},
         )
 
@@ -258,6 +284,7 @@ class Phone:
         self.end_status = None
         self.untrusted = False
         self.to_server_only = False
+        self.known_key = None
 
     def _go_idle(self, now):
         self._stop_tone()
@@ -288,7 +315,9 @@ class Phone:
             handler(self, key, now)
 
     def _key_when_idle(self, key, now):
-        if key == KEY_MENU:
+        if key == KEY_VOICEMAIL:
+            self._dial_voicemail(now)
+        elif key == KEY_MENU:
             self._open_menu(now)
         elif key == KEY_REDIAL or key == "#":
             self._redial(now)
@@ -309,6 +338,8 @@ class Phone:
             self._redial(now)
         elif key == KEY_MENU:
             self._open_menu(now)
+        elif key == KEY_VOICEMAIL:
+            self._dial_voicemail(now)
         elif key != KEY_MUTE:
             if len(self.digits) < MAX_DIGITS:
                 self.digits += key
@@ -338,12 +369,14 @@ class Phone:
         elif key == KEY_MUTE:
             self.muted = not self.muted
             self._emit(commands.SetMute(self.muted))
+        elif key == KEY_MENU:
+            self._save_contact(self.remote, self.remote_name, now)  # add the caller to the address book
         elif len(key) == 1:
             self._emit(commands.SendDtmf(key))
 
     def _key_in_menu(self, key, now):
         self._deadline = now + MENU_TIMEOUT
-        action = self._menu.key(key, self.history)
+        action = self._menu.key(key, self.history, self.contacts)
         if action is None:
             return
         verb, argument = action
@@ -355,6 +388,8 @@ class Phone:
             self._emit(commands.ResetTrust(argument))
             self._forget_unresolved(argument)
             self._show_notice("trust reset", now)
+        else:
+            _MENU_ACTIONS[verb](self, argument, now)
 
     def _erase_digit(self, now):
         self.digits = self.digits[:-1]
@@ -404,6 +439,15 @@ class Phone:
         if level != self.volume:
             self.volume = level
             self._emit(commands.SetVolume(level))
+
+    def _dial_voicemail(self, now):
+        uri = self.voicemail or (self.messages.account if self.messages is not None else None)
+        if uri is None:
+            self._show_notice("no voicemail number", now)
+            if self.state == DIALING:
+                self._go_idle(now)
+            return
+        self._dial(uri, now)
 
     def _open_menu(self, now):
         self.digits = ""
@@ -498,11 +542,17 @@ class Phone:
     # -- call events --------------------------------------------------------------------------------
 
     def _on_incoming(self, event, now):
+        verdict = desk.incoming_verdict(self.desk, busy=False)
+        if verdict is not None:
+            self._refuse_incoming(event, verdict, now)  # do not disturb, forward always: it never rings
+            return
         if self.state == HELD and self.other is None and self.call_waiting and event.call is not None:
             self._take_held_front_aside()  # our only call is held: the new one rings as any call
         elif self.state not in (IDLE, ERROR, ENDED, MENU, DIALING):
             if self.call_waiting and event.call is not None and self.other is None and self.state in CALL_STATES:
                 self._call_waiting(event, now)
+            elif event.call is not None and self.busy_forward() is not None:
+                self._emit(desk_events.Forward(self.busy_forward(), desk.FORWARD_STATUS, event.call))
             elif event.call is not None:
                 self._emit(commands.Busy(event.call))  # no room for it: 486 Busy Here
             # (a session that names no call answers a second INVITE with 486 itself: one call at a time)
@@ -511,10 +561,11 @@ class Phone:
         self.call_key = event.call
         self.digits = ""
         self.remote = event.remote
-        self.remote_name = event.display_name
+        self.remote_name = event.display_name or contacts_module.name_of(self.contacts, event.remote)
         self.direction = "in"
         self.call_setup = now
-        self._set_state(RINGING, now)
+        deadline = now + self.desk.no_answer_seconds if self.desk.no_answer else None
+        self._set_state(RINGING, now, deadline)
         self._play(TONE_RING)
 
     def _on_ringing(self, event, now):
@@ -563,6 +614,8 @@ class Phone:
         self.verified = bool(event.verified)
         self.algorithms = event.algorithms
         self.peer_zid = event.peer_zid
+        if event.known is not None:
+            self.known_key = bool(event.known)
         if self.state == ALARM:
             # An alarm raised before SecureState (e.g. zrtp-hash mismatch) stays up; now with the SAS.
             return
@@ -633,6 +686,126 @@ class Phone:
 
     def _on_our_zid(self, event, now):
         self.our_zid = event.zid
+
+    # -- the desk features: do not disturb, call forward, contacts, message waiting -------------------
+
+    def busy_forward(self):
+        """The URI a call that finds us busy is forwarded to (call forward on busy), or None: the session
+        asks before it answers a second INVITE 486 (RFC 3261 §21.4.24)."""
+        verdict = desk.incoming_verdict(self.desk, busy=True)
+        return verdict[1] if verdict is not None and verdict[0] == desk.FORWARD_STATUS else None
+
+    def _refuse_incoming(self, event, verdict, now):
+        """Do not disturb (486) or forward always (302): the call never rings; the history says so."""
+        status, uri = verdict
+        if uri is not None:
+            self._emit(desk_events.Forward(uri, status, event.call))
+            reason = "forwarded to " + views.display_uri(uri)
+        else:
+            # A call that is not the only one (call waiting) is named: Busy(call) is its 486.
+            self._emit(commands.Busy(event.call) if event.call is not None else commands.Reject(status))
+            reason = "do not disturb"
+        entry = {"dir": "missed", "remote": event.remote, "duration": 0, "secure": False, "verified": False}
+        entry["reason"] = reason
+        if self.wall_offset is not None:
+            entry["at"] = int(now + self.wall_offset)
+        record_call(self.history, entry)
+        self._emit(commands.SaveHistory(self.history))
+
+    def _forward(self, uri, now, reason):
+        self._emit(desk_events.Forward(uri, desk.FORWARD_STATUS, self.call_key))
+        self._stop_tone()
+        self._finish_call(now, reason, missed=True)
+
+    def _toggle_dnd(self, argument, now):
+        self.desk.dnd = not self.desk.dnd
+        self._save_settings(now, "do not disturb " + ("on" if self.desk.dnd else "off"))
+
+    def _set_forward(self, argument, now):
+        kind, digits = argument
+        if not digits:
+            self.desk.set_forward(kind, None)
+            self._save_settings(now, "forward off")
+            return
+        uri = dialed_uri(digits, self.speed_dial, self.dial_domain)
+        if uri is None or not desk.is_target(uri):
+            self._show_notice("no dial domain set", now)
+            return
+        self.desk.set_forward(kind, uri)
+        self._save_settings(now, "forward set")
+
+    def _set_no_answer(self, argument, now):
+        try:
+            self.desk.set_no_answer_seconds(int(argument))
+        except ValueError:
+            self._show_notice("{}-{} seconds".format(desk.NO_ANSWER_MIN, desk.NO_ANSWER_MAX), now)
+            return
+        self._save_settings(now, "after {} s".format(self.desk.no_answer_seconds))
+
+    def _save_settings(self, now, notice):
+        self._emit(desk_events.SaveSettings(self.desk.to_dict()))
+        self._show_notice(notice, now)
+
+    def _add_contact_from_history(self, entry, now):
+        self._save_contact(entry.get("remote"), None, now)
+        index = contacts_module.find(self.contacts, entry.get("remote"))
+        if index is not None:
+            self._menu.page = menu.CONTACTS
+            self._menu.index = index
+
+    def _save_contact(self, uri, name, now):
+        """Add `uri` to the address book, named by the caller's display name or the URI's user part (the
+        keypad has no letters; a name is edited in the imported file)."""
+        if uri is None:
+            return
+        if contacts_module.find(self.contacts, uri) is not None:
+            self._show_notice("already a contact", now)
+            return
+        if not contacts_module.is_name(name):
+            name = views.display_uri(uri).split("@", 1)[0][: contacts_module.MAX_NAME] or "contact"
+        if contacts_module.add_contact(self.contacts, name, uri) is None:
+            self._show_notice("contacts full" if contacts_module.is_uri(uri) else "not a SIP address", now)
+            return
+        self._emit(desk_events.SaveContacts(self.contacts))
+        self._show_notice("contact saved", now)
+
+    def _set_contact_number(self, argument, now):
+        index, digits = argument
+        uri = dialed_uri(digits, self.speed_dial, self.dial_domain)
+        if uri is None or not contacts_module.set_uri(self.contacts, index, uri):
+            self._show_notice("number not changed", now)
+            return
+        self._emit(desk_events.SaveContacts(self.contacts))
+        self._show_notice("number saved", now)
+
+    def _delete_contact(self, index, now):
+        contacts_module.delete(self.contacts, index)
+        self._emit(desk_events.SaveContacts(self.contacts))
+        self._show_notice("contact deleted", now)
+
+    def _on_message_summary(self, event, now):
+        was = self.messages is not None and self.messages.waiting
+        self.messages = event
+        if bool(event.waiting) != was:
+            self._emit(desk_events.MessageLight(event.waiting))
+
+    def _on_trust_marks(self, event, now):
+        marks = {}
+        for uri, mark in event.marks:
+            if mark in contacts_module.MARKS:
+                marks[contacts_module.aor_key(uri)] = mark
+        self.trust_marks = marks
+
+    def contact_mark(self, uri):
+        """A contact's trust mark now: an unresolved continuity alarm first, then the cache's mark."""
+        key = contacts_module.aor_key(uri)
+        for unresolved in self.unresolved:
+            if contacts_module.aor_key(unresolved) == key:
+                return contacts_module.MARK_ALARM
+        for entry in self.history:
+            if entry.get("peer_zid") in self.unresolved and contacts_module.aor_key(entry.get("remote")) == key:
+                return contacts_module.MARK_ALARM
+        return self.trust_marks.get(key, contacts_module.MARK_NEW)
 
     def _finish_call(self, now, reason, missed=False):
         self.end_duration = int(now - self.call_start) if self.call_start is not None else 0
@@ -926,6 +1099,16 @@ _EVENT_HANDLERS = {
     events.CallEnded: Phone._on_ended,
     events.TransferTo: Phone._on_transfer,
     events.OurZid: Phone._on_our_zid,
+    desk_events.MessageSummary: Phone._on_message_summary,
+    desk_events.TrustMarks: Phone._on_trust_marks,
+}
+_MENU_ACTIONS = {
+    menu.ADD_CONTACT: Phone._add_contact_from_history,
+    menu.TOGGLE_DND: Phone._toggle_dnd,
+    menu.SET_FORWARD: Phone._set_forward,
+    menu.SET_NO_ANSWER: Phone._set_no_answer,
+    menu.SET_CONTACT_NUMBER: Phone._set_contact_number,
+    menu.DELETE_CONTACT: Phone._delete_contact,
 }
 for _condition in conditions.CONDITION_EVENTS:
     _EVENT_HANDLERS[_condition] = Phone._on_condition

@@ -1,66 +1,109 @@
 """The phone's menu (sans-I/O, MicroPython-clean): our ZID fingerprint, the call history (dial an entry
-again) and resetting the trust in a peer. The menu only moves between its pages; what a key asks the
-phone to do comes back as an action: (CLOSE, None), (DIAL, uri), (RESET_TRUST, peer_zid) or None."""
+again, save it as a contact), resetting the trust in a peer, the desk settings (do not disturb, call
+forward) and the address book (call, edit the number, delete). The menu only moves between its pages and
+collects typed digits; what a key asks the phone to do comes back as an action (verb, argument) or None:
+(CLOSE, None), (DIAL, uri), (RESET_TRUST, peer_zid), (ADD_CONTACT, history entry), (TOGGLE_DND, None),
+(SET_FORWARD, (kind, digits)), (SET_NO_ANSWER, digits), (SET_CONTACT_NUMBER, (index, digits)),
+(DELETE_CONTACT, index)."""
 
+from firmware.phone.desk import FORWARD_ALWAYS, FORWARD_BUSY, FORWARD_NO_ANSWER
 from firmware.phone.history import trusted_peers
-from firmware.phone.states import KEY_BACK, KEY_HANGUP, KEY_MENU
+from firmware.phone.states import KEY_BACK, KEY_HANGUP, KEY_MENU, MAX_DIGITS
 
 MAIN = "main"
 ZID = "zid"
 HISTORY = "history"
 RESET = "reset"
 CONFIRM_RESET = "confirm-reset"
+SETTINGS = "settings"
+EDIT = "edit"  # typing a number: a forward target, the no-answer seconds or a contact's number
+CONTACTS = "contacts"
+CONFIRM_DELETE = "confirm-delete"
 
 CLOSE = "close"
 DIAL = "dial"
 RESET_TRUST = "reset-trust"
+ADD_CONTACT = "add-contact"
+TOGGLE_DND = "toggle-dnd"
+SET_FORWARD = "set-forward"
+SET_NO_ANSWER = "set-no-answer"
+SET_CONTACT_NUMBER = "set-contact-number"
+DELETE_CONTACT = "delete-contact"
+
+# What an EDIT page edits (Menu.field).
+FIELD_SECONDS = "seconds"
+FIELD_CONTACT = "contact"
+_SETTINGS_KEYS = (("2", FORWARD_ALWAYS), ("3", FORWARD_BUSY), ("4", FORWARD_NO_ANSWER), ("5", FIELD_SECONDS))
 
 _CLOSE_KEYS = (KEY_HANGUP, KEY_MENU)
 _BACK_KEYS = ("*", KEY_BACK)
 _MOVE = (("2", -1), ("8", 1))
+_BACK_TO = ((CONFIRM_RESET, RESET), (EDIT, None), (CONFIRM_DELETE, CONTACTS))
 
 
 class Menu:
-    """The open page and the picked entry of the history or peer list."""
+    """The open page, the picked entry of a list, and what an EDIT page edits with the digits typed."""
 
-    __slots__ = ("page", "index")
+    __slots__ = ("page", "index", "field", "typed")
 
     def __init__(self):
         self.page = MAIN
         self.index = 0
+        self.field = None
+        self.typed = ""
 
-    def key(self, key, history):
-        """Apply one key; `history` is the phone's call history. Returns an action or None."""
+    def key(self, key, history, book=()):
+        """Apply one key; `history` is the phone's call history, `book` its contacts. Returns an action or
+        None."""
         if key in _CLOSE_KEYS:
             return (CLOSE, None)
         if key in _BACK_KEYS:
             return self._back()
-        return _PAGE_KEYS[self.page](self, key, history)
+        return _PAGE_KEYS[self.page](self, key, history, book)
 
     def _back(self):
         if self.page == MAIN:
             return (CLOSE, None)
-        self.page = RESET if self.page == CONFIRM_RESET else MAIN
+        if self.page == EDIT:
+            self.page = CONTACTS if self.field == FIELD_CONTACT else SETTINGS
+            self.typed = ""
+            return None
+        back = MAIN
+        for page, to in _BACK_TO:
+            if page == self.page:
+                back = to
+        self.page = back
         return None
 
-    def _on_main(self, key, history):
-        page = {"1": ZID, "2": HISTORY, "3": RESET}.get(key)
+    def _open(self, page):
+        self.page = page
+        self.index = 0
+
+    def _on_main(self, key, history, book):
+        page = {"1": ZID, "2": HISTORY, "3": RESET, "4": SETTINGS, "5": CONTACTS}.get(key)
         if page is not None:
-            self.page = page
-            self.index = 0
+            self._open(page)
         return None
 
-    def _on_zid(self, key, history):
+    def _on_zid(self, key, history, book):
         return None
 
-    def _on_list(self, key, history):
+    def _move(self, key, count):
+        for move_key, step in _MOVE:
+            if key == move_key:
+                self.index = (self.index + step) % count
+                return True
+        return False
+
+    def _on_list(self, key, history, book):
         entries = history if self.page == HISTORY else trusted_peers(history)
         if not entries:
             return None
-        for move_key, step in _MOVE:
-            if key == move_key:
-                self.index = (self.index + step) % len(entries)
-                return None
+        self.index = min(self.index, len(entries) - 1)
+        if self._move(key, len(entries)):
+            return None
+        if self.page == HISTORY and key == "0":
+            return (ADD_CONTACT, entries[self.index]) if entries[self.index].get("remote") else None
         if key != "#":
             return None
         if self.page == RESET:
@@ -69,7 +112,7 @@ class Menu:
         remote = entries[self.index].get("remote")
         return (DIAL, remote) if remote else None
 
-    def _on_confirm_reset(self, key, history):
+    def _on_confirm_reset(self, key, history, book):
         if key != "#":
             return None
         self.page = MAIN
@@ -78,6 +121,56 @@ class Menu:
             return (RESET_TRUST, peers[self.index][0])
         return None
 
+    def _on_settings(self, key, history, book):
+        if key == "1":
+            return (TOGGLE_DND, None)
+        for typed, field in _SETTINGS_KEYS:
+            if key == typed:
+                self.page = EDIT
+                self.field = field
+                self.typed = ""
+        return None
+
+    def _on_edit(self, key, history, book):
+        if key == "#":
+            field, typed = self.field, self.typed
+            self.typed = ""
+            if field == FIELD_CONTACT:
+                self.page = CONTACTS
+                return (SET_CONTACT_NUMBER, (self.index, typed)) if typed else None
+            self.page = SETTINGS
+            if field == FIELD_SECONDS:
+                return (SET_NO_ANSWER, typed) if typed else None
+            return (SET_FORWARD, (field, typed))  # no digits: the forward is cleared
+        if len(key) == 1 and "0" <= key <= "9" and len(self.typed) < MAX_DIGITS:
+            self.typed += key
+        return None
+
+    def _on_contacts(self, key, history, book):
+        if not book:
+            return None
+        self.index = min(self.index, len(book) - 1)
+        if self._move(key, len(book)):
+            return None
+        if key == "#":
+            return (DIAL, book[self.index]["uri"])
+        if key == "5":
+            self.page = EDIT
+            self.field = FIELD_CONTACT
+            self.typed = ""
+        elif key == "0":
+            self.page = CONFIRM_DELETE
+        return None
+
+    def _on_confirm_delete(self, key, history, book):
+        if key != "#":
+            return None
+        self.page = CONTACTS
+        index = self.index
+        if index > 0 and index >= len(book) - 1:
+            self.index = index - 1
+        return (DELETE_CONTACT, index) if index < len(book) else None
+
 
 _PAGE_KEYS = {
     MAIN: Menu._on_main,
@@ -85,4 +178,8 @@ _PAGE_KEYS = {
     HISTORY: Menu._on_list,
     RESET: Menu._on_list,
     CONFIRM_RESET: Menu._on_confirm_reset,
+    SETTINGS: Menu._on_settings,
+    EDIT: Menu._on_edit,
+    CONTACTS: Menu._on_contacts,
+    CONFIRM_DELETE: Menu._on_confirm_delete,
 }

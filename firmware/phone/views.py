@@ -2,7 +2,7 @@
 public, read-only view model (Phone.view(now)) and return a firmware.screens.Screen."""
 
 from firmware.events import Event
-from firmware.phone import history, menu
+from firmware.phone import contacts, desk, history, menu
 from firmware.phone.states import (
     ALARM,
     ALARM_AUTH_FAILURES,
@@ -93,7 +93,10 @@ class ViewModel(Event):
         "secure",
         "leg_state",
     )
-    __slots__ = COPIED + ("notice", "call_seconds", "errors", "history", "menu_page", "menu_index", "other")
+    # The desk features: the menu's typed digits and edited field, the address book with each contact's
+    # trust mark, the desk settings (DeskSettings.to_dict() and its idle line), the last MessageSummary.
+    DESK = ("menu_typed", "menu_field", "contacts", "contact_marks", "desk", "desk_line", "messages")
+    __slots__ = COPIED + ("notice", "call_seconds", "errors", "history", "menu_page", "menu_index", "other") + DESK
 
     def __init__(self, **fields):
         for name in self.__slots__:
@@ -212,10 +215,22 @@ def _screen_conference(view):
     return Screen("Conference", lines + (["MUTED"] if view.muted else []), alert=alert)
 
 
+def _messages_line(messages):
+    """The idle screen's voicemail line (RFC 3842 §3.5 counts), or None when no message waits."""
+    if messages is None or not messages.waiting:
+        return None
+    if messages.new is not None:
+        return "Voicemail: {} new".format(messages.new)
+    return "Voicemail waiting"
+
+
 def _screen_idle(view):
     lines = ["Ready"]
     if view.identity:
         lines.append(display_uri(view.identity))
+    for extra in (view.desk_line, _messages_line(view.messages)):
+        if extra:
+            lines.append(extra)
     lines.append(view.notice if view.notice is not None else "dial, # to call")
     return Screen("Sotto", lines)
 
@@ -277,9 +292,21 @@ def _history_line(entry):
     return "{} {}".format(arrow, display_uri(entry.get("remote")))
 
 
+# What the history and the address book say for each trust mark (firmware.phone.contacts.MARKS).
+MARK_TEXT = (
+    (contacts.MARK_VERIFIED, "verified"),
+    (contacts.MARK_KNOWN, "known key"),
+    (contacts.MARK_NEW, "new key"),
+    (contacts.MARK_ALARM, "KEY ALARM"),
+    (contacts.MARK_CLEAR, "clear"),
+)
+
+
 def _history_detail(entry):
     if entry.get("untrusted"):
         trust = "UNTRUSTED"
+    elif entry.get("mark") in contacts.MARKS:
+        trust = lookup(MARK_TEXT, entry.get("mark"))
     elif entry.get("verified"):
         trust = "verified"
     elif entry.get("secure"):
@@ -300,7 +327,7 @@ def _menu_history(view):
         return Screen("History", ["no calls yet", "* back"])
     entry = view.history[view.menu_index]
     title = "History {}/{}".format(view.menu_index + 1, len(view.history))
-    return Screen(title, [_history_line(entry), _history_detail(entry), "2/8 move # call"])
+    return Screen(title, [_history_line(entry), _history_detail(entry), "2/8 move # call", "0 save contact"])
 
 
 def _menu_reset(view):
@@ -314,9 +341,68 @@ def _menu_reset(view):
     return Screen(title, [display_uri(remote), zid[:12], "2/8 move # pick"])
 
 
+def _on_off(flag):
+    return "on" if flag else "off"
+
+
+def _target(uri):
+    return display_uri(uri) if uri else "-"
+
+
+def _menu_settings(view):
+    settings = view.desk
+    lines = [
+        "1 DND: " + _on_off(settings["dnd"]),
+        "2 Fwd all: " + _target(settings["forward_always"]),
+        "3 Fwd busy: " + _target(settings["forward_busy"]),
+        "4 No answer: " + _target(settings["forward_no_answer"]),
+        "5 after {} s".format(settings["no_answer_seconds"]),
+    ]
+    if view.notice is not None:
+        lines[-1] = view.notice
+    return Screen("Settings", lines)
+
+
+_EDIT_TITLES = (
+    (desk.FORWARD_ALWAYS, "Forward all to"),
+    (desk.FORWARD_BUSY, "Forward busy to"),
+    (desk.FORWARD_NO_ANSWER, "No answer: to"),
+    (menu.FIELD_SECONDS, "No answer after s"),
+    (menu.FIELD_CONTACT, "Contact number"),
+)
+
+
+def _menu_edit(view):
+    hint = "# save  * back"
+    if view.menu_field in desk.FORWARD_KINDS:
+        hint = "# save (empty: off)"
+    return Screen(lookup(_EDIT_TITLES, view.menu_field, "Edit"), [view.menu_typed + "_", hint, "* back"])
+
+
+def _contact_line(view, index):
+    contact = view.contacts[index]
+    return contacts.mark_sign(view.contact_marks[index]) + " " + contact["name"]
+
+
+def _menu_contacts(view):
+    if not view.contacts:
+        return Screen("Contacts", ["no contacts", "add: history 0", "* back"])
+    index = min(view.menu_index, len(view.contacts) - 1)
+    contact = view.contacts[index]
+    mark = lookup(MARK_TEXT, view.contact_marks[index], "")
+    if view.menu_page == menu.CONFIRM_DELETE:
+        return Screen("Delete contact?", [contact["name"], display_uri(contact["uri"]), "# yes  * no"])
+    title = "Contacts {}/{}".format(index + 1, len(view.contacts))
+    lines = [_contact_line(view, index), display_uri(contact["uri"]), mark, "2/8 # call 5 edit 0 del"]
+    if view.notice is not None:
+        lines[-1] = view.notice
+    return Screen(title, lines)
+
+
 def _menu_main(view):
     lines = ["1 Our ZID", "2 History", "3 Reset trust"]
     lines.append(view.notice if view.notice is not None else "* back")
+    lines.append("4 Settings 5 Contacts")  # appended: the lines above keep their places (display log contract)
     return Screen("Menu", lines)
 
 
@@ -326,6 +412,10 @@ _MENU_PAGES = {
     menu.HISTORY: _menu_history,
     menu.RESET: _menu_reset,
     menu.CONFIRM_RESET: _menu_reset,
+    menu.SETTINGS: _menu_settings,
+    menu.EDIT: _menu_edit,
+    menu.CONTACTS: _menu_contacts,
+    menu.CONFIRM_DELETE: _menu_contacts,
 }
 
 

@@ -131,7 +131,7 @@ class CallController:
         e = sip_events
         if isinstance(event, e.IncomingCall):
             if self.call_id is not None:
-                self.ua.reject(event.call_id, 486, self.loop.now())  # one call at a time: Busy Here
+                self.on_busy(event)
             else:
                 self.on_incoming(event)
             return
@@ -224,6 +224,10 @@ class CallController:
         self.endpoint.pump()
 
     def on_incoming(self, event):
+        self.ua.reject(event.call_id, 486, self.loop.now())
+
+    def on_busy(self, event):
+        """A second incoming call while one is up: one call at a time, Busy Here (the phone may forward it)."""
         self.ua.reject(event.call_id, 486, self.loop.now())
 
     def on_own_request_outcome(self, event):

@@ -57,6 +57,7 @@ class SimDevice:
         self.finished = False
         self.exit_code = None
         self.message = None
+        self.leds = []  # the simulated LEDs lit now (names from boards.schema.LED_NAMES)
         self._events = []
         if self.terminal is not None:
             self.terminal.open()
@@ -127,14 +128,20 @@ class SimDevice:
         self.screen = screen
         self.frames += 1
         if self.display_log is not None:
-            self.display_log.write(now - self.t0, state, screens.text_lines(screen))
+            self.display_log.write(now - self.t0, state, screens.text_lines(screen), self.leds)
         if self.png is not None:
             self.png.write(screens.render_oled(screen))
         if self.terminal is not None:
-            self.terminal.draw(state, screen)
+            self.terminal.draw(state, screen, self.leds)
 
     def on_command(self, command, now):
-        """Every phone command passes here first (the simulated board has no buzzer or LED)."""
+        """Every phone command passes here first: the simulated board has no buzzer; its message LED is
+        shown in the display log ("leds") and on the terminal."""
+        if isinstance(command, P.MessageLight):
+            lit = [name for name in self.leds if name != "message"] + (["message"] if command.on else [])
+            if lit != self.leds:
+                self.leds = lit
+                self.screen = None  # a new frame, even when the screen itself did not change
 
     def close(self):
         if self.display_log is not None:
@@ -258,6 +265,13 @@ class HardwareDevice:
         self.display.show(screen)
 
     def on_command(self, command, now):
+        if isinstance(command, P.MessageLight):
+            from boards.drivers.leds import OFF, ON
+
+            for name, led in self.leds:
+                if name == "message":
+                    led.set(ON if command.on else OFF, now)
+            return
         if self.buzzer is None:
             return
         if isinstance(command, P.PlayTone):
@@ -307,7 +321,16 @@ def open_device(board, script=None, display_log=None, display_png=None, stdin=No
     return device
 
 
-def phone_from_config(config, dial_domain=None, history=None, extra_speed_dial=None, our_zid=None, wall_offset=None):
+def phone_from_config(
+    config,
+    dial_domain=None,
+    history=None,
+    extra_speed_dial=None,
+    our_zid=None,
+    wall_offset=None,
+    desk=None,
+    contacts=None,
+):
     """A Phone set up from the configuration (firmware.config.Config): the dial domain (the command
     line's --dial-domain first, then [dial] domain, then the host of the account's URI), speed dial
     (the configured entries win over `extra_speed_dial`, e.g. the echo test line), secure_only, our
@@ -330,6 +353,9 @@ def phone_from_config(config, dial_domain=None, history=None, extra_speed_dial=N
         our_zid=our_zid,
         wall_offset=wall_offset,
         call_waiting=config.dial.call_waiting,
+        desk=desk,
+        contacts=contacts,
+        voicemail=config.phone.voicemail or None,
     )
 
 

@@ -26,6 +26,7 @@ HISTORY_KEYS = (
     ("alarm", str),
     ("untrusted", bool),
     ("at", int),
+    ("mark", str),
 )
 
 

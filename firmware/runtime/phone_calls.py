@@ -17,12 +17,14 @@ log = logging.getLogger("sotto.phone-calls")
 class PhoneCalls(CallController):
     """`sotto run`: the Phone state machine and its device, driving calls through the endpoint."""
 
-    def __init__(self, endpoint, settings, audio, history):
+    def __init__(self, endpoint, settings, audio, history, desk_store=None):
         from firmware import phone as P
 
         CallController.__init__(self, endpoint, settings, audio)
         self.P = P
         self.history = history  # history_store.HistoryStore
+        self.desk_store = desk_store  # desk_store.DeskStore: desk settings and contacts
+        self._known_peers = frozenset()  # peers (ZID hex) with a retained secret when this call began
         self.volume = None  # the phone's, once bound
         self.muted = False
         self.driver = None
@@ -42,7 +44,20 @@ class PhoneCalls(CallController):
         P = self.P
         if isinstance(command, P.Dial):
             if self.call_id is None:
+                self._known_peers = self._cached_peers()
                 self.place(command.uri)
+        elif isinstance(command, P.Forward):
+            if self.call_id is not None and self._incoming is not None:
+                # A local call forward: 302 with the target in Contact (RFC 3261 §21.3.3).
+                self._incoming = None
+                self.ua.reject(self.call_id, command.status, now, contact=command.uri)
+                self.endpoint.pump()
+                self.call_over("rejected", "forwarded")
+        elif isinstance(command, P.SaveSettings):
+            self._save(self.desk_store.save_settings, command.settings, "desk settings")
+        elif isinstance(command, P.SaveContacts):
+            self._save(self.desk_store.save_contacts, command.entries, "contacts")
+            self.send_trust_marks()
         elif isinstance(command, P.Answer):
             if self.call_id is not None and self._incoming is not None:
                 self._incoming = None
@@ -65,6 +80,7 @@ class PhoneCalls(CallController):
                 self.media.stream.send_dtmf(command.digit)
         elif isinstance(command, P.ResetTrust):
             self._reset_trust(command.peer_zid)
+            self.send_trust_marks()
         elif isinstance(command, P.SaveHistory):
             try:
                 self.history.save(command.entries)
@@ -80,6 +96,43 @@ class PhoneCalls(CallController):
         elif isinstance(command, P.SetMute):
             self.muted = command.muted
             self._apply_audio_settings()
+
+    def _save(self, save, data, what):
+        if self.desk_store is None:
+            return
+        try:
+            save(data)
+        except OSError as exc:
+            log.error("could not save the %s in %s: %s", what, self.desk_store.data_dir, exc)
+
+    def _cache(self):
+        return self.endpoint.zrtp_cache() if self.settings.media.encryption == "zrtp" else None
+
+    def _cached_peers(self):
+        """The peers (ZID hex) whose retained secret the cache holds now: a peer among them that secures the
+        next call is a "known key" in the history (as it was at the time of the call)."""
+        cache = self._cache()
+        if cache is None:
+            return frozenset()
+        return frozenset(hex_id(record.zid) for record in cache.peers() if record.rs1 is not None)
+
+    def send_trust_marks(self):
+        """Every contact's trust mark from the ZRTP cache and its contact bindings (TrustMarks)."""
+        cache = self._cache()
+        if cache is None or self.driver is None:
+            return
+        uris = [contact["uri"] for contact in self.driver.phone.contacts]
+        self.feed(self.P.TrustMarks(cache.trust_marks(uris)))
+
+    def on_busy(self, event):
+        """A second INVITE while a call is up: call forward on busy when set (302), else 486 Busy Here."""
+        target = self.driver.phone.busy_forward() if self.driver is not None else None
+        if target is None:
+            CallController.on_busy(self, event)
+            return
+        log.info("busy: forwarding the call from %s to %s", event.from_uri, target)
+        self.ua.reject(event.call_id, 302, self.loop.now(), contact=target)
+        self.endpoint.pump()
 
     def _apply_audio_settings(self):
         """Volume and mute live on the phone; each call's stream takes them over when it starts."""
@@ -139,11 +192,15 @@ class PhoneCalls(CallController):
             self.feed(self.P.RegistrationFailed(event.reason))
 
     def on_incoming(self, event):
+        self._known_peers = self._cached_peers()
         if self.take_incoming(event):
             self._incoming = event
-            self.ua.ringing(event.call_id, self.loop.now())
-            self.endpoint.pump()
             self.feed(self.P.CallIncoming(str(event.from_uri), event.from_display))
+            # The phone may have refused it at once (do not disturb: 486, forward always: 302): then it
+            # never rang.
+            if self.call_id == event.call_id and self._incoming is event:
+                self.ua.ringing(event.call_id, self.loop.now())
+                self.endpoint.pump()
 
     def on_ringing(self):
         self.feed(self.P.CallRinging())
@@ -155,9 +212,16 @@ class PhoneCalls(CallController):
     def on_secure(self, event):
         peer_zid = event.peer_zid if isinstance(event.peer_zid, str) else hex_id(event.peer_zid)
         algorithms = " ".join((event.key_agreement, event.cipher, event.hash, event.auth_tag))
+        known = peer_zid in self._known_peers and not event.cache_mismatch
         self.feed(
             self.P.CallSecure(
-                event.sas, event.sas_type, bool(event.verified), bool(event.cache_mismatch), algorithms, peer_zid
+                event.sas,
+                event.sas_type,
+                bool(event.verified),
+                bool(event.cache_mismatch),
+                algorithms,
+                peer_zid,
+                known=known,
             )
         )
 
@@ -184,18 +248,24 @@ class PhoneCalls(CallController):
         self._incoming = None
         if self.driver is not None and summary is not None:
             self.feed(self.P.CallEnded(summary.reason or "call ended", summary.sip_status or None))
+        self.send_trust_marks()  # the call may have verified a contact, or cached a new key
 
 
 def run_phone(settings, args):
     """`sotto run`: the phone on its board until the script quits, the user quits, or a signal."""
     from boards.schema import load_board
     from firmware.runtime import sdnotify
+    from firmware.runtime.desk_store import DeskStore
     from firmware.runtime.device import PhoneDriver, open_device, phone_from_config
     from firmware.runtime.history_store import HistoryStore
     from firmware.runtime.storage import ensure_private_dir
 
     board = load_board(settings.board.name)
-    history = HistoryStore(ensure_private_dir(settings.data_dir))
+    ensure_private_dir(settings.data_dir)
+    history = HistoryStore(settings.data_dir)
+    desk_store = DeskStore(settings.data_dir)
+    contacts = desk_store.load_contacts()
+    desk_store.import_contacts(settings.phone.contacts_file, contacts)
     if board.is_simulated:
         audio = AudioPlan(play=args.play, record=args.record)
     else:
@@ -209,7 +279,7 @@ def run_phone(settings, args):
             echo = start_echo_line(loop, settings)
             closers.insert(0, echo.endpoint.close)
             extra_speed_dial[ECHO_NUMBER] = "sip:{}@{}".format(ECHO_USER, echo.endpoint.settings.sip.listen)
-        calls = PhoneCalls(endpoint, settings, audio, history)
+        calls = PhoneCalls(endpoint, settings, audio, history, desk_store)
         closers.insert(0, calls.stop_tone_player)
         cache = endpoint.zrtp_cache() if settings.media.encryption == "zrtp" else None
         phone = phone_from_config(
@@ -218,6 +288,8 @@ def run_phone(settings, args):
             extra_speed_dial=extra_speed_dial,
             our_zid=hex_id(cache.zid) if cache is not None else None,
             wall_offset=time.time() - loop.now(),
+            desk=desk_store.load_settings(),
+            contacts=contacts,
         )
         device = open_device(board, script=args.script, display_log=args.display_log, display_png=args.display_png)
         closers.insert(0, device.close)
@@ -242,6 +314,7 @@ def run_phone(settings, args):
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, on_signal)
         driver.start(loop.now())
+        calls.send_trust_marks()
         if endpoint.cache_problem:
             from firmware import phone as P
 

@@ -28,7 +28,7 @@ from firmware.sip.indialog import ALLOW
 from firmware.sip.message import make_response
 from firmware.sip.outgoing import SUPPORTED_EXTENSIONS
 from firmware.sip.transaction import transaction_key
-from firmware.sip.uri import parse_name_addr
+from firmware.sip.uri import NameAddr, parse_name_addr, parse_uri
 
 
 class InviteServer:
@@ -150,11 +150,16 @@ class InviteServer:
         call.established = True
         self.send_2xx(call, call.server_tx, call.invite, sdp, now)
 
-    def reject(self, call_id, status, now):
+    def reject(self, call_id, status, now, contact=None):
         call = self._incoming(call_id, "reject")
         if not 300 <= status <= 699:
             raise LocalProtocolError("reject() needs a final non-2xx status")
+        if (contact is not None) != (300 <= status < 400):
+            raise LocalProtocolError("a 3xx needs a Contact, and only a 3xx has one")
         response = make_response(call.invite, status, to_tag=call.local_tag)
+        if contact is not None:
+            # A local call forward: the target in Contact (RFC 3261 §21.3.3, the caller recurses §8.1.3.4).
+            response.headers.add("Contact", str(NameAddr(parse_uri(contact))))
         if status == 488:
             response.headers.add("Accept", "application/sdp")
         self.ua._respond(call.server_tx, response, now)

@@ -342,8 +342,10 @@ class UserAgent(RequestBuilder):
     def answer(self, call_id, sdp, now):
         self._uas.answer(call_id, sdp, now)
 
-    def reject(self, call_id, status, now):
-        self._uas.reject(call_id, status, now)
+    def reject(self, call_id, status, now, contact=None):
+        """Refuse an unanswered incoming call with `status`; `contact`: a URI for a 3xx (a local call forward:
+        302 with the target in Contact, RFC 3261 §21.3.3)."""
+        self._uas.reject(call_id, status, now, contact)
 
     def hangup(self, call_id, now):
         call = self._call(call_id)

@@ -242,6 +242,35 @@ class ZrtpCache:
         records.sort(key=lambda r: -r.last_use)
         return records
 
+    def trust_marks(self, aors):
+        """The address book's trust mark of each address in `aors`, as (aor, mark) pairs: "verified" (the
+        SAS was confirmed: the V flag, RFC 6189 §4.6.1, of the ZID the contact is bound to or last used),
+        "known" (a retained secret is cached, the SAS never confirmed) or "new" (never secured)."""
+        by_uri = {}
+        for record in self._peers.values():
+            key = normalize_aor(record.uri) if record.uri else None
+            if key is not None and record.rs1 is not None:
+                best = by_uri.get(key)
+                if best is None or record.verified or (not best.verified and record.last_use > best.last_use):
+                    by_uri[key] = record
+        marks = []
+        for aor in aors:
+            key = normalize_aor(aor)
+            record = None
+            if key is not None:
+                bound = self._contacts.get(key)
+                record = self._peers.get(bound.zid) if bound is not None else None
+                if record is None:
+                    record = by_uri.get(key)
+            if record is None:
+                mark = "new"
+            elif record.verified:
+                mark = "verified"
+            else:
+                mark = "known" if record.rs1 is not None else "new"
+            marks.append((aor, mark))
+        return marks
+
     def serialize(self):
         parts = [MAGIC, self.zid, struct.pack(">I", len(self._peers))]
         for record in self.peers():

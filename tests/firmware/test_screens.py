@@ -263,6 +263,7 @@ GOLDEN = (
             (1, 20, 1, "2 History", False),
             (1, 29, 1, "3 Reset trust", False),
             (1, 38, 1, "* back", False),
+            (1, 47, 1, "4 Settings 5 Contacts", False),
         ],
         ["Menu            ", "1 Our ZID       "],
         [

@@ -27,7 +27,8 @@ States (automation waits on these names):
             every call until it is confirmed; the phone also remembers (bounded) peers with an unresolved
             alarm and raises it again on their next call that is not verified.
   ended     the call is over: reason and duration, back to idle after ENDED_HOLD seconds
-  menu      our ZID fingerprint, call history, reset trust for a peer
+  menu      our ZID fingerprint, call history, reset trust for a peer, settings (do not disturb, call
+            forward: firmware.phone.desk), contacts with their trust marks (firmware.phone.contacts)
   error     no call possible: registration failed, no network, no audio device
   call-waiting  in a call, a second call rings: its caller is shown, a soft tone is mixed into the
             earpiece (not the ringer). `hold` answers it and holds the first call; `back` refuses it
@@ -55,6 +56,12 @@ from the call layer, firmware.call, which alone decides when a call is not going
 Keys (KeyPressed.key): '0'-'9', '*', '#' and the named keys in NAMED_KEYS (hold and conference: two
 calls). In a call digits, '*' and '#' are sent as DTMF. The keypad-only menu code is '**#'; speed dial
 entries are dialed like numbers (the digits, then '#'); '#' on its own redials the last number.
+
+Desk features: do not disturb answers an incoming call Reject(486) and forward always Forward(uri, 302)
+before it rings; forward on no answer fires after DeskSettings.no_answer_seconds of ringing; the session
+asks busy_forward() before it answers a second INVITE 486. MessageSummary (RFC 3842) lights the message
+LED (MessageLight) and shows the count on idle; the voicemail key dials [phone] voicemail or the
+Message-Account. TrustMarks gives each contact's mark from the ZRTP cache.
 
 After the phone issues Hangup / Reject / RejectSas it shows `ended` at once; a CallEnded for that call
 arriving later is ignored (CallEnded only acts in calling, ringing and the call states).

@@ -48,7 +48,7 @@ INITRAMFS_MODULES = ("virtio_pci", "virtio_blk", "ext4")
 PARTUUID = "5e3da3da"
 BOOT_SIZE = 128 * MIB
 ROOT_EXTRA = 900 * MIB  # room for the phone's environment (archive and unpacked venv)
-FORMAT = "1"
+FORMAT = "2"
 FAST_DPKG = ["--dpkgopt=force-unsafe-io"] + [
     "--dpkgopt=path-exclude=/usr/share/{}/*".format(d) for d in ("man", "doc", "info", "locale")
 ]
@@ -135,10 +135,12 @@ def _hooks():
     """mmdebstrap hooks (shell, $1 = the new root): initramfs settings before the kernel is installed,
     then the Raspberry Pi OS layout and the bench."""
     modules = "\\n".join(INITRAMFS_MODULES)
+    # mkinitramfs reads /etc/initramfs-tools/modules (a conffile: writing it first would make dpkg ask)
+    # and /usr/share/initramfs-tools/modules.d/*, not /etc/initramfs-tools/modules.d.
     essential = [
-        'mkdir -p "$1/etc/initramfs-tools/conf.d" "$1/etc/initramfs-tools/modules.d"',
+        'mkdir -p "$1/etc/initramfs-tools/conf.d" "$1/usr/share/initramfs-tools/modules.d"',
         'echo MODULES=list > "$1/etc/initramfs-tools/conf.d/virtual-pi.conf"',
-        'printf "{}\\n" > "$1/etc/initramfs-tools/modules.d/virtual-pi"'.format(modules),
+        'printf "{}\\n" > "$1/usr/share/initramfs-tools/modules.d/virtual-pi"'.format(modules),
     ]
     fstab = (
         "proc /proc proc defaults 0 0\\n"
@@ -315,7 +317,8 @@ class Guest:
             "-netdev",
             "user,id=net" + fwd,
             "-device",
-            "virtio-net-pci,netdev=net",
+            # No PXE ROM (romfile=): the guest boots from -kernel, and ipxe-qemu need not be installed.
+            "virtio-net-pci,netdev=net,romfile=",
             "-audiodev",
             "none,id=snd",
             "-device",

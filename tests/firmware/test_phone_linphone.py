@@ -8,12 +8,12 @@ import os
 import re
 import sqlite3
 import struct
-import time
 
 import pytest
 
 from tests.interop import sotto
 from tests.interop.linphone import Linphone
+from tests.waiting import WaitTimeout, wait_until
 
 pytestmark = pytest.mark.interop
 
@@ -143,12 +143,10 @@ def frames_of(log_path):
 
 
 def wait_for_frame(log_path, predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(predicate(frame) for frame in frames_of(log_path)):
-            return
-        time.sleep(0.05)
-    raise AssertionError("no such frame in {} s: {}".format(timeout, frames_of(log_path)[-5:]))
+    try:
+        wait_until(lambda: any(predicate(frame) for frame in frames_of(log_path)), timeout, "a display frame")
+    except WaitTimeout:
+        raise AssertionError("no such frame in {} s: {}".format(timeout, frames_of(log_path)[-5:])) from None
 
 
 def break_linphone_secrets(linphone):

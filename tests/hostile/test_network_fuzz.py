@@ -35,6 +35,7 @@ from tests.hostile import totals
 from tests.hostile.calls import tone_wav
 from tests.hostile.mutator import Mutator
 from tests.interop import sotto
+from tests.waiting import WaitTimeout, wait_until
 
 pytestmark = pytest.mark.interop
 
@@ -334,14 +335,17 @@ def _media_fuzz(rand, port, count):
 
 
 def _wait_for(log, state, phone, stderr_path, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def reached():
         frames = _frames(log)
-        if frames and frames[-1]["state"] == state:
-            return
+        return frames and frames[-1]["state"] == state
+
+    def alive():
         assert phone.poll() is None, stderr_path.read_text()[-3000:]
-        time.sleep(0.05)
-    raise AssertionError("the phone is not {} after {} s: {}".format(state, timeout, _frames(log)[-2:]))
+
+    try:
+        wait_until(reached, timeout, "the phone to be {}".format(state), alive)
+    except WaitTimeout:
+        raise AssertionError("the phone is not {} after {} s: {}".format(state, timeout, _frames(log)[-2:])) from None
 
 
 @pytest.mark.timeout(BUDGET + 120)
@@ -470,11 +474,14 @@ def _fuzz_one_phone(tmp_path, datagrams, seed):
             tmp_path / "caller-home",
         )
         frames_before = len(_frames(log))
-        deadline = time.monotonic() + 30
-        while not any(f["state"] == "secure" for f in _frames(log)[frames_before:]) and time.monotonic() < deadline:
+
+        def both_alive():
             assert phone.poll() is None, stderr_path.read_text()[-3000:]
             assert caller.poll() is None, caller.communicate()[1][-3000:]
-            time.sleep(0.05)
+
+        wait_until(
+            lambda: any(f["state"] == "secure" for f in _frames(log)[frames_before:]), 30, "a secure call", both_alive
+        )
         media_sent = _media_fuzz(random.Random(seed + 1), rtp_port, MEDIA_DATAGRAMS)
         rc_call, summary, err_call = sotto.finish(caller, 60)
         rc_phone = phone.wait(timeout=60)

@@ -2,12 +2,12 @@
 to a second Sotto; the phone leaves the first call and calls the transfer target, which becomes secure."""
 
 import json
-import time
 
 import pytest
 
 from tests.interop import sotto
 from tests.interop.linphone import Linphone
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.interop
 
@@ -62,9 +62,9 @@ def test_linphone_transfers_the_phone_to_another_sotto(tmp_path):
             tmp_path / "home",
         )
         try:
-            deadline = time.monotonic() + 20
-            while not any(f["state"] == "idle" for f in _frames(log)) and time.monotonic() < deadline:
-                time.sleep(0.1)
+            wait_until(
+                lambda: any(f["state"] == "idle" for f in _frames(log)), 20, "the phone to be idle", interval=0.1
+            )
             alice.command("call sip:sotto@127.0.0.1:{}".format(phone_port))
             alice.auth_token(timeout=30)  # secure with the phone
             alice.command("transfer sip:carol@127.0.0.1:{}".format(carol_port))

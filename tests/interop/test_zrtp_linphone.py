@@ -22,6 +22,7 @@ import time
 import pytest
 
 from firmware.zrtp.cache import ZrtpCache
+from tests.interop import sotto
 from tests.interop.linphone import Linphone
 
 pytestmark = pytest.mark.interop
@@ -70,12 +71,6 @@ def _summary(result):
     return json.loads(result.stdout)
 
 
-def _udp_port_open(port):
-    needle = ":{:04X}".format(port)
-    with open("/proc/net/udp") as f:
-        return any(line.split()[1].endswith(needle) for line in f.readlines()[1:])
-
-
 def sotto_calls(linphone, cache, extra=()):
     result = subprocess.run(_sotto_command("call", cache, extra), capture_output=True, text=True, timeout=40, cwd=ROOT)
     return _summary(result)
@@ -86,11 +81,7 @@ def linphone_calls(linphone, cache, extra=()):
         _sotto_command("answer", cache, extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
     )
     try:
-        deadline = time.monotonic() + 15
-        while not _udp_port_open(SOTTO_SIP):
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "sotto answer never opened its SIP port"
-            time.sleep(0.05)
+        sotto.wait_listening(SOTTO_SIP, process)
         linphone.command("call sip:sotto@127.0.0.1:{}".format(SOTTO_SIP))
         stdout, stderr = process.communicate(timeout=40)
     finally:

@@ -20,6 +20,7 @@ from tests.interop import sotto
 from tests.interop.carrier.stack import Carrier
 from tests.interop.carrier.tones import write_tone
 from tests.interop.linphone import Linphone
+from tests.waiting import WaitTimeout, wait_until
 
 pytestmark = pytest.mark.interop
 
@@ -91,14 +92,17 @@ def linphone_packets_received(phone):
 
 def relayed_call(relay, timeout=10.0):
     """The one call the relay carries (its call id), once its answer went through."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def answered():
         calls = relay.calls()
-        if calls and len(relay.query(calls[0])["tags"]) == 2:
-            assert len(calls) == 1, calls
-            return calls[0]
-        time.sleep(0.1)
-    raise AssertionError("rtpengine never carried a call:\n" + relay.log()[-3000:])
+        return calls if calls and len(relay.query(calls[0])["tags"]) == 2 else None
+
+    try:
+        calls = wait_until(answered, timeout, "rtpengine to carry a call", interval=0.1)
+    except WaitTimeout:
+        raise AssertionError("rtpengine never carried a call:\n" + relay.log()[-3000:]) from None
+    assert len(calls) == 1, calls
+    return calls[0]
 
 
 def parties_after_a_while(relay, timeout=10.0):

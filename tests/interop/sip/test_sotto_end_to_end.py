@@ -13,6 +13,7 @@ from tests.interop.linphone import Linphone
 from tests.interop.sip.driver import Kamailio
 from tests.interop.sip.test_baresip import BARESIP_SIP, _baresip, _stop
 from tests.interop.sotto import wait_listening
+from tests.waiting import stop_process, wait_until
 
 pytestmark = pytest.mark.interop
 
@@ -34,14 +35,15 @@ def _registered_sotto(tmp_path, *args, name="s", timeout=20.0):
     cmd = [SOTTO, "answer", *args, "--log-level", "info", "--cache", str(tmp_path / (name + ".cache"))]
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, cwd=ROOT)
-    deadline = time.monotonic() + timeout
-    while "registered as " not in log_path.read_text():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-            raise AssertionError("sotto did not register: " + log_path.read_text()[-2000:])
-        time.sleep(0.05)
+
+    def alive():
+        assert proc.poll() is None, "sotto exited: " + log_path.read_text()[-2000:]
+
+    try:
+        wait_until(lambda: "registered as " in log_path.read_text(), timeout, "sotto to register", alive)
+    except AssertionError:
+        stop_process(proc)
+        raise AssertionError("sotto did not register: " + log_path.read_text()[-2000:]) from None
     return proc, log_path
 
 

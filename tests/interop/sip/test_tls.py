@@ -9,6 +9,7 @@ from firmware.runtime.sip_transport import client_tls_context
 from firmware.sip import events
 from tests.firmware.runtime.test_sip_transport import _self_signed
 from tests.interop.sip.driver import Driver, offer
+from tests.waiting import wait_until
 
 
 def _callee(tmp_path):
@@ -41,9 +42,7 @@ def test_call_over_tls_with_pinned_certificate(tmp_path):
         alice.run(0.3)
         alice.ua.hangup(call, alice.now())
         assert alice.run_until(lambda: alice.of(events.CallEnded), 5)
-        deadline = time.monotonic() + 5
-        while not bob.of(events.CallEnded) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: bob.of(events.CallEnded), 5, "the callee to see the call end")
         assert bob.of(events.CallConfirmed) and bob.of(events.CallEnded)[0].by_remote
     finally:
         stop.set()

@@ -3,8 +3,9 @@
 The UserAgent is sans-I/O; this module is the socket side of it. It runs only on a
 firmware.runtime.loop.Loop (readers, writers, timers and its clock), the way the phone runs it: nothing
 here ever blocks on the network, and nothing polls on its own. RFC 3263 lookups are in
-firmware/runtime/dns.py; the UDP side is sip_udp.py, TCP/TLS connections are sip_stream.py, and what
-both share (the bound socket, counters, the targets of a send) is sip_socket.py.
+firmware/runtime/dns.py; the UDP side is sip_udp.py, TCP/TLS connections are sip_stream.py (opening
+them: sip_connect.py), and what both share (the bound socket, counters, the targets of a send) is
+sip_socket.py.
 
 API
 ---
@@ -78,12 +79,12 @@ client_tls_context(cafile=None, pinned_cert=None) -> ssl.SSLContext
 import socket
 
 from firmware.runtime.dns import Rfc3263Resolver  # noqa: F401  (the resolver to pass as `resolver`)
+from firmware.runtime.sip_connect import client_tls_context  # noqa: F401 (part of this API)
 from firmware.runtime.sip_stream import (  # noqa: F401  (bounds the tests and tools refer to)
     MAX_CONNECTIONS_PER_SOURCE,
     PARTIAL_MESSAGE_TIMEOUT,
     PONG_TIMEOUT,
     StreamTransport,
-    client_tls_context,
 )
 from firmware.runtime.sip_udp import UDP_FAILOVER_SILENCE, UdpTransport  # noqa: F401
 

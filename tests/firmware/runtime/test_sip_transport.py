@@ -25,7 +25,6 @@ MESSAGE = (
     b"From: <sip:a@b>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n"
     b"Content-Length: 4\r\n\r\nbody"
 )
-DNS_PORT = 15053
 
 
 class _SkewedClock:
@@ -188,16 +187,32 @@ def test_tls_with_pinned_certificate_and_refusal_without_it(tmp_path, loop):
         untrusted.close()
 
 
+def _free_dns_port():
+    """A port free for both UDP and TCP on 127.0.0.1 (dnsmasq listens on both)."""
+    for _ in range(32):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, socket.socket() as tcp:
+            udp.bind(("127.0.0.1", 0))
+            port = udp.getsockname()[1]
+            try:
+                tcp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no port free for both UDP and TCP")
+
+
 @pytest.fixture
 def dnsmasq(tmp_path):
     binary = require_tool("dnsmasq", "dnsmasq-base")
+    # A free port, not a fixed one: two runs of this module at once must not answer each other's queries.
+    dns_port = _free_dns_port()
     args = [
         binary,
         "-k",
         "--conf-file=/dev/null",
         "--no-resolv",
         "--no-hosts",
-        "--port={}".format(DNS_PORT),
+        "--port={}".format(dns_port),
         "--listen-address=127.0.0.1",
         "--bind-interfaces",
         "--pid-file=",
@@ -215,9 +230,13 @@ def dnsmasq(tmp_path):
     if os.geteuid() == 0:
         args.append("--user=root")
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    resolver = Rfc3263Resolver(nameservers=["127.0.0.1"], port=DNS_PORT, timeout=1.0)
+    resolver = Rfc3263Resolver(nameservers=["127.0.0.1"], port=dns_port, timeout=1.0)
+
+    def alive():
+        assert proc.poll() is None, "dnsmasq exited: {}".format(proc.communicate()[0].decode(errors="replace"))
+
     try:
-        wait_until(lambda: resolver.addresses("plain.test")[0], 5, "dnsmasq to answer")
+        wait_until(lambda: resolver.addresses("plain.test")[0], 5, "dnsmasq to answer", alive)
         yield resolver
     finally:
         stop_process(proc, timeout=5)

@@ -255,7 +255,6 @@ BOARD_FIELDS = {
     "buzzer": _table("buzzer"),
     "audio": _table("audio"),
 }
-TOP_LEVEL = tuple(BOARD_FIELDS)
 DISPLAY_TYPE = _string(DISPLAY_TYPES)
 DISPLAY_FIELDS = {
     "sim": {"type": DISPLAY_TYPE, "width": _integer(1, 4096, 128), "height": _integer(1, 4096, 64)},

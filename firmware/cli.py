@@ -232,9 +232,11 @@ def _existing_file(text):
     return text
 
 
-def settings_from(args):
-    """Merge the configuration file with the command line; the command line wins."""
-    config = configuration.load(args.config)
+def settings_from(args, config=None):
+    """Merge the configuration file (or `config`: the provisioned one) with the command line; the
+    command line wins."""
+    if config is None:
+        config = configuration.load(args.config)
     if args.listen:
         config.sip.listen = args.listen
     if args.rtp_port:
@@ -322,8 +324,11 @@ def main(argv=None):
     try:
         if args.command == "run":
             from firmware.runtime.phone_calls import run_phone
+            from firmware.runtime.provisioned import provisioned_run
 
-            return run_phone(settings, args)
+            # With a provisioning server: the files kept from last time merged in now, the server's at
+            # boot and daily while the phone runs (README "Provisioning an office").
+            return run_phone(settings, args, provisioning=provisioned_run(settings, args, settings_from))
         from firmware.runtime.single_call import run_single_call
 
         summary = run_single_call(settings, args)

@@ -149,17 +149,24 @@ def self_signed_certificate(cert_path, key_path, hosts=("127.0.0.1", "localhost"
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
+    quiet = False
+
     def list_directory(self, path):  # a phone needs its files, nobody needs the list of MACs
         self.send_error(404)
         return None
 
     def log_message(self, fmt, *args):
-        sys.stderr.write("provision: %s %s\n" % (self.address_string(), fmt % args))
+        if not self.quiet:
+            sys.stderr.write("provision: %s %s\n" % (self.address_string(), fmt % args))
 
 
-def make_server(directory, bind="127.0.0.1", port=0, cert=None, cert_key=None):
-    """An HTTP(S) server for `directory` (not started): serve_forever() it on a thread."""
-    handler = functools.partial(_Handler, directory=directory)
+class _QuietHandler(_Handler):
+    quiet = True
+
+
+def make_server(directory, bind="127.0.0.1", port=0, cert=None, cert_key=None, quiet=False):
+    """An HTTP(S) server for `directory` (not started): serve_forever() it on a thread. quiet: no access log."""
+    handler = functools.partial(_QuietHandler if quiet else _Handler, directory=directory)
     server_class = http.server.ThreadingHTTPServer
     if ":" in bind:
 

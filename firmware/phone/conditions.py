@@ -3,7 +3,13 @@ the session reports them with, and how each changes the phone's error list, a li
 triples shown as the error state when no call is up."""
 
 from firmware.events import Event
-from firmware.phone.states import ERROR_AUDIO, ERROR_NETWORK, ERROR_REGISTRATION, ERROR_TRUST_CACHE
+from firmware.phone.states import (
+    ERROR_AUDIO,
+    ERROR_NETWORK,
+    ERROR_PROVISIONING,
+    ERROR_REGISTRATION,
+    ERROR_TRUST_CACHE,
+)
 
 
 class Registered(Event):
@@ -51,6 +57,22 @@ class TrustCacheLost(Event):
         self._set("detail", detail)
 
 
+class ProvisioningRefused(Event):
+    """The provisioning server's file was refused (unsigned, badly signed, older, malformed) or could not
+    be fetched: the phone keeps its configuration and still calls; `reason` is the one-line why."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason):
+        self._set("reason", reason)
+
+
+class ProvisioningOk(Event):
+    """A provisioning round went through (clears ProvisioningRefused)."""
+
+    __slots__ = ()
+
+
 # Per condition event: the error kind, its title and detail; a title of None clears the error.
 _ERRORS = {
     RegistrationFailed: (ERROR_REGISTRATION, "Not registered", lambda event: event.reason),
@@ -60,6 +82,8 @@ _ERRORS = {
     AudioDeviceMissing: (ERROR_AUDIO, "No audio device", lambda event: event.device),
     AudioDeviceOk: (ERROR_AUDIO, None, None),
     TrustCacheLost: (ERROR_TRUST_CACHE, "Trust cache lost", lambda event: "compare every SAS again"),
+    ProvisioningRefused: (ERROR_PROVISIONING, "Provisioning", lambda event: event.reason),
+    ProvisioningOk: (ERROR_PROVISIONING, None, None),
 }
 CONDITION_EVENTS = tuple(_ERRORS)
 

@@ -105,6 +105,7 @@ ERROR_REGISTRATION = "registration"
 ERROR_NETWORK = "network"
 ERROR_AUDIO = "audio"
 ERROR_TRUST_CACHE = "trust-cache"
+ERROR_PROVISIONING = "provisioning"
 
 
 def lookup(pairs, key, default=None):

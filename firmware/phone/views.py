@@ -23,6 +23,7 @@ from firmware.phone.states import (
     DIALING,
     ENDED,
     ERROR,
+    ERROR_PROVISIONING,
     ERROR_REGISTRATION,
     ERROR_TRUST_CACHE,
     HELD,
@@ -282,6 +283,8 @@ def _screen_error(view):
     lines = [detail] if detail else []
     if kind == ERROR_REGISTRATION:
         lines.append("calls by IP only")
+    elif kind == ERROR_PROVISIONING:  # the configuration in use is kept: calls work as before
+        lines.append("config kept")
     elif kind != ERROR_TRUST_CACHE:  # a lost cache still lets you call; it only forgot who you trusted
         lines.append("calls impossible")
     return Screen(title, lines, alert=True)

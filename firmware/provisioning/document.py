@@ -22,6 +22,8 @@ COMMON_NAME = "common.toml"
 # [provisioning] itself (the server and the pinned key): those stay with whoever holds the SD card,
 # so a compromised server can change accounts but never move the trust anchor or the ZRTP cache.
 PROVISIONED_SECTIONS = ("account", "sip", "media", "zrtp", "dial")
+# Keys inside those sections a server may not set either: the ZRTP cache's path is where the trust lives.
+LOCAL_ONLY_KEYS = (("zrtp", "cache"),)
 FIRMWARE_KEYS = ("version", "file")
 MAX_FIRMWARE_TEXT = 128
 
@@ -114,6 +116,9 @@ def read_document(name, body, signature, verify, parse):
         elif key in PROVISIONED_SECTIONS:
             if not isinstance(value, dict):
                 raise ProvisioningRefused("{}: {}: expected a table".format(name, key))
+            for section, local_key in LOCAL_ONLY_KEYS:
+                if section == key and local_key in value:
+                    raise ProvisioningRefused("{}: {}.{}: not something a server may set".format(name, key, local_key))
             settings[key] = value
         else:
             raise ProvisioningRefused(

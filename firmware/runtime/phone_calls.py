@@ -251,8 +251,10 @@ class PhoneCalls(CallController):
         self.send_trust_marks()  # the call may have verified a contact, or cached a new key
 
 
-def run_phone(settings, args):
-    """`sotto run`: the phone on its board until the script quits, the user quits, or a signal."""
+def run_phone(settings, args, provisioning=None):
+    """`sotto run`: the phone on its board until the script quits, the user quits, or a signal.
+
+    provisioning: a firmware.runtime.provisioned.ProvisionedRun when a server configures the phone."""
     from boards.schema import load_board
     from firmware.runtime import sdnotify
     from firmware.runtime.desk_store import DeskStore
@@ -271,8 +273,16 @@ def run_phone(settings, args):
     else:
         audio = AudioPlan(devices=(board.capture, board.playback))
     loop = Loop()
+    if provisioning is not None:
+        try:
+            settings = provisioning.start(loop)  # the kept provisioned files merged in
+        except BaseException:
+            loop.close()
+            raise
     endpoint = Endpoint(loop, settings, public_address=args.public_address or settings.sip.public_address or None)
-    closers = [endpoint.close, loop.close]
+    calls = None
+    # Provisioning may replace the endpoint at an idle moment: close the one in use.
+    closers = [lambda: (calls.endpoint if calls is not None else endpoint).close(), loop.close]
     try:
         extra_speed_dial = {}
         if board.is_simulated and not settings.account.uri:
@@ -296,6 +306,9 @@ def run_phone(settings, args):
         driver = PhoneDriver(phone, device, calls.dispatch)
         calls.bind(driver)
         driver_timer = EngineTimer(loop, _DriverClock(driver), lambda: None)
+        if provisioning is not None:
+            provisioning.attach(calls, driver, args.public_address)
+            closers.insert(0, provisioning.close)
         if device.fileno() is not None:
 
             def on_keys():
@@ -326,10 +339,13 @@ def run_phone(settings, args):
         sdnotify.keep_alive(loop)  # WATCHDOG=1 from the loop's own timers: a stuck loop gets restarted
 
         def step():
+            if provisioning is not None:
+                provisioning.apply_when_idle()
             driver_timer.rearm()
             return device.finished or (stopping and calls.call_id is None)
 
         loop.run(until=step)
+        endpoint, settings = calls.endpoint, calls.settings  # provisioning may have replaced them
         if calls.call_id is not None:
             calls.hangup("completed", "phone stopped")
             loop.run(until=lambda: calls.call_id is None, timeout=HANGUP_GRACE)

@@ -79,6 +79,7 @@ def test_the_parser_never_sees_unsigned_bytes():
         (b"serial = 1\n[data]\ndir = '/tmp/evil'\n", "data: not something a server may set"),
         (b"serial = 1\n[provisioning]\nurl = 'https://evil/'\n", "provisioning: not something"),
         (b"serial = 1\n[board]\nname = 'x'\n", "board: not something"),
+        (b"serial = 1\n[zrtp]\ncache = '/tmp/x'\n", "zrtp.cache: not something"),
         (b"serial = 1\naccount = 3\n", "expected a table"),
         (b"serial = 1\n[firmware]\nversion = '2'\n", "firmware"),
         (b"serial = 1\n[firmware]\nversion = '2'\nfile = '../x.tar'\n", "plain file name"),

@@ -1,0 +1,149 @@
+"""`sotto run` with a provisioning server (issue 15): the configuration the phone starts with is the
+local file with the files kept from the last accepted round merged over it (the command line still wins),
+the Provisioner fetches at boot and daily on the phone's own loop (its HTTP requests on a worker thread),
+SIGHUP asks for a round at once, and a new configuration is applied at the next idle moment, never
+mid-call: the settings swapped in place, or, when the account or the SIP address changed, a new Endpoint
+(the old one unregisters first) that registers again. A refused or unreachable server is one line in
+the journal and an error on the display ("Provisioning", then why; "config kept"); the running
+configuration stays."""
+
+import logging
+import signal
+
+from firmware import config as configuration
+from firmware.errors import ConfigError
+from firmware.runtime.endpoint import Endpoint, StartupError
+from firmware.runtime.provisioning import Provisioner, provisioning_url
+
+log = logging.getLogger("sotto.provisioned")
+
+
+def provisioned_run(settings, args, settings_from):
+    """A ProvisionedRun when the configuration names a server ([provisioning] url or dhcp_lease), else None."""
+    if not (settings.provisioning.url or settings.provisioning.dhcp_lease):
+        return None
+    return ProvisionedRun(settings, args, settings_from)
+
+
+def _endpoint_part(settings):
+    """What the Endpoint (SIP socket, UserAgent, registration) is built from: a change means a new one."""
+    account, sip = settings.account, settings.sip
+    return (
+        account.uri,
+        account.password,
+        account.proxy,
+        account.transport,
+        account.display_name,
+        account.tls_certificate,
+        sip.listen,
+        sip.public_address,
+        settings.media.rtp_port,
+    )
+
+
+class ProvisionedRun:
+    def __init__(self, settings, args, settings_from):
+        self.local_settings = settings
+        self.args = args
+        self.settings_from = settings_from
+        self.local_data = configuration.load_data(getattr(args, "config", None))
+        self.provisioner = None
+        self.pending = None
+        self.loop = None
+        self.calls = None
+        self.driver = None
+        self.public_address = None
+        self.applied = 0
+
+    def start(self, loop):
+        """The Provisioner on the phone's loop; returns the settings to start with."""
+        self.loop = loop
+        if provisioning_url(self.local_settings) is None:
+            log.warning("provisioning: no server named (url empty, no DHCP option 66 in the lease)")
+        self.provisioner = Provisioner(
+            loop, self.local_settings, self.local_data, on_config=self._on_config, on_refused=self._on_refused
+        )
+        return self.settings_from(self.args, self.provisioner.config)
+
+    def attach(self, calls, driver, public_address):
+        """The phone is up: start fetching (at once: this is the boot fetch), SIGHUP fetches now."""
+        self.calls = calls
+        self.driver = driver
+        self.public_address = public_address
+        self.loop.add_signal_handler(signal.SIGHUP, self.provisioner.fetch_now)
+        self.provisioner.start()
+
+    def _on_config(self, config, account_changed):
+        self.pending = config
+        self._feed_ok()
+
+    def _on_refused(self, message):
+        if self.driver is not None:
+            from firmware import phone as P
+
+            self.driver.feed(P.ProvisioningRefused(message), self.loop.now())
+
+    def _feed_ok(self):
+        if self.driver is not None:
+            from firmware import phone as P
+
+            self.driver.feed(P.ProvisioningOk(), self.loop.now())
+
+    def apply_when_idle(self):
+        """Called on every turn of the loop: a pending configuration goes in once no call is up."""
+        calls = self.calls
+        if self.pending is None or calls is None or calls.call_id is not None or calls.hanging_up:
+            return
+        if self.provisioner.last_error is None:
+            self._feed_ok()
+        new = self.settings_from(self.args, self.pending)
+        self.pending = None
+        old = calls.endpoint
+        if _endpoint_part(new) == _endpoint_part(old.settings):
+            old.settings = new
+            calls.settings = new
+        else:
+            self._replace_endpoint(old, new)
+        self._reconfigure_phone(new)
+        self.applied += 1
+        log.warning("provisioning: configuration applied (account %s)", new.account.uri or "none")
+
+    def _replace_endpoint(self, old, new):
+        calls, loop = self.calls, self.loop
+        now = loop.now()
+        if old.settings.account.uri and old.ua.registered:
+            old.ua.unregister(now)  # RFC 3261 §10.2.2: the old binding goes before the new account comes
+            old.pump()
+        old.save_zrtp_cache()
+        old.close()
+        try:
+            endpoint = Endpoint(loop, new, public_address=self.public_address or new.sip.public_address or None)
+        except (StartupError, ConfigError) as exc:
+            log.error("provisioning: cannot use the new configuration (%s); the previous one is back", exc)
+            self._on_refused("not applied: {}".format(exc))
+            new = old.settings
+            endpoint = Endpoint(loop, new, public_address=self.public_address or new.sip.public_address or None)
+        endpoint.listen(calls.on_event)
+        calls.endpoint = endpoint
+        calls.ua = endpoint.ua
+        calls.settings = new
+        if new.account.uri:
+            endpoint.ua.register(loop.now())
+            endpoint.pump()
+
+    def _reconfigure_phone(self, settings):
+        """What the Phone took from the configuration at start (firmware.runtime.device.phone_from_config):
+        our identity on the idle screen, the dial domain, speed dial, secure_only. Set on the Phone directly:
+        these are plain settings it reads when the next call is dialled, not state it transitions on."""
+        from firmware.runtime.device import phone_from_config
+
+        fresh = phone_from_config(settings)
+        phone = self.driver.phone
+        phone.identity = fresh.identity
+        phone.dial_domain = fresh.dial_domain
+        phone.speed_dial = dict(phone.speed_dial, **fresh.speed_dial)
+        phone.secure_only = fresh.secure_only
+
+    def close(self):
+        if self.provisioner is not None:
+            self.provisioner.close()

@@ -94,7 +94,21 @@ def check_file(name, body):
         raise ToolError(str(exc)) from None
 
 
+def refuse_private_keys(directory):
+    """A served directory must never hold a private key (the signing key made with `keygen` in the wrong
+    place, a server key): everything in it is readable by anyone who can reach the server."""
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
+        if not os.path.isfile(path):
+            continue
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+        if b"PRIVATE KEY-----" in head:
+            raise ToolError("{}: a private key in the served directory; move it out first".format(path))
+
+
 def sign_directory(directory, key_path):
+    refuse_private_keys(directory)
     key = load_private_key(key_path)
     signed = []
     for name in sorted(os.listdir(directory)):
@@ -230,6 +244,7 @@ def main(argv=None):
 def serve(args):
     if not os.path.isdir(args.directory):
         raise ToolError("{}: not a directory".format(args.directory))
+    refuse_private_keys(args.directory)
     modes = [bool(args.cert), bool(args.self_signed), args.http]
     if sum(modes) != 1:
         raise ToolError("serve needs exactly one of --cert (with --cert-key), --self-signed CERTFILE, --http")

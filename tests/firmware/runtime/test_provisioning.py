@@ -382,3 +382,15 @@ def test_a_tampered_firmware_is_refused_and_not_kept(office):
     finally:
         provisioner.close()
         loop.close()
+
+
+def test_a_private_key_in_the_served_directory_is_refused(tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    private, _ = keygen(served)  # the signing key made in the wrong place
+    (served / "common.toml").write_text("serial = 1\n")
+    result = provision("sign", served, "--key", private, check=False)
+    assert result.returncode == 2 and "private key in the served directory" in result.stderr
+    assert not (served / "common.toml.sig").exists()
+    result = provision("serve", served, "--http", check=False)
+    assert result.returncode == 2 and "private key in the served directory" in result.stderr

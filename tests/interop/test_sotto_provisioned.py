@@ -76,7 +76,8 @@ def test_a_badly_signed_file_is_shown_and_the_phone_keeps_running(tmp_path):
 
 def test_provisioned_account_registers_then_moves_at_idle_after_sighup(tmp_path):
     users = [("desk1", "pw-one-" + os.urandom(4).hex()), ("desk2", "pw-two-" + os.urandom(4).hex())]
-    kamailio = Kamailio(tmp_path / "kamailio-dir", KAMAILIO_PORT, users, database="sqlite")
+    (tmp_path / "kamailio").mkdir()
+    kamailio = Kamailio(tmp_path / "kamailio", KAMAILIO_PORT, users, database="sqlite")
     served = tmp_path / "served"
     served.mkdir()
     private, public = keygen(tmp_path)

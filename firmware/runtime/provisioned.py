@@ -92,7 +92,8 @@ class ProvisionedRun:
     def apply_when_idle(self):
         """Called on every turn of the loop: a pending configuration goes in once no call is up."""
         calls = self.calls
-        if self.pending is None or calls is None or calls.call_id is not None or calls.hanging_up:
+        # call_id is None once a call is over (CallController.call_over), whoever ended it.
+        if self.pending is None or calls is None or calls.call_id is not None:
             return
         if self.provisioner.last_error is None:
             self._feed_ok()

@@ -142,7 +142,13 @@ class ProvisionedRun:
         phone = self.driver.phone
         phone.identity = fresh.identity
         phone.dial_domain = fresh.dial_domain
-        phone.speed_dial = dict(phone.speed_dial, **fresh.speed_dial)
+        # The configured entries are replaced; the sim's echo test line (not from the configuration) stays.
+        from firmware.runtime.echo_line import ECHO_NUMBER
+
+        configured = list(fresh.speed_dial)
+        keys = {digits for digits, _uri in configured}
+        echo = [(d, u) for d, u in phone.speed_dial if d == ECHO_NUMBER and d not in keys]
+        phone.speed_dial = configured + echo
         phone.secure_only = fresh.secure_only
 
     def close(self):

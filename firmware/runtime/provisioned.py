@@ -17,6 +17,8 @@ from firmware.runtime.provisioning import Provisioner, provisioning_url
 
 log = logging.getLogger("sotto.provisioned")
 
+UNREGISTER_GRACE = 3.0  # s for the old account's un-REGISTER (and its digest challenge) to complete
+
 
 def provisioned_run(settings, args, settings_from):
     """A ProvisionedRun when the configuration names a server ([provisioning] url or dhcp_lease), else None."""
@@ -54,6 +56,7 @@ class ProvisionedRun:
         self.driver = None
         self.public_address = None
         self.applied = 0
+        self._retiring = None  # (old endpoint, new settings, deadline) while the old account unregisters
 
     def start(self, loop):
         """The Provisioner on the phone's loop; returns the settings to start with."""
@@ -92,6 +95,9 @@ class ProvisionedRun:
     def apply_when_idle(self):
         """Called on every turn of the loop: a pending configuration goes in once no call is up."""
         calls = self.calls
+        if self._retiring is not None:
+            self._retire_when_unregistered()
+            return
         # call_id is None once a call is over (CallController.call_over), whoever ended it.
         if self.pending is None or calls is None or calls.call_id is not None:
             return
@@ -110,11 +116,28 @@ class ProvisionedRun:
         log.warning("provisioning: configuration applied (account %s)", new.account.uri or "none")
 
     def _replace_endpoint(self, old, new):
-        calls, loop = self.calls, self.loop
-        now = loop.now()
+        """RFC 3261 §10.2.2: the old account's binding is removed (Expires: 0, answering the registrar's
+        digest challenge on the old socket) before the old endpoint closes; at most UNREGISTER_GRACE s."""
+        loop = self.loop
         if old.settings.account.uri and old.ua.registered:
-            old.ua.unregister(now)  # RFC 3261 §10.2.2: the old binding goes before the new account comes
+            old.ua.unregister(loop.now())
             old.pump()
+            self._retiring = (old, new, loop.now() + UNREGISTER_GRACE)
+            loop.call_at(self._retiring[2], lambda: None)  # a loop turn at the deadline, even if all is quiet
+            return
+        self._open_endpoint(old, new)
+
+    def _retire_when_unregistered(self):
+        old, new, deadline = self._retiring
+        if old.ua.registered and self.loop.now() < deadline:
+            return
+        if self.calls.call_id is not None:
+            return  # a call came in (or was dialled) on the old endpoint meanwhile: never close it mid-call
+        self._retiring = None
+        self._open_endpoint(old, new)
+
+    def _open_endpoint(self, old, new):
+        calls, loop = self.calls, self.loop
         old.save_zrtp_cache()
         old.close()
         try:

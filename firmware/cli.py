@@ -212,6 +212,12 @@ def build_parser():
             help="T seconds after media up: hold, resume, 'dtmf DIGITS', 'transfer URI', confirm-sas, "
             "reject-sas or hangup (repeatable)",
         )
+        sub.add_argument(
+            "--follow-transfer",
+            action="store_true",
+            help="when the peer transfers us (REFER), call the target (with Replaces if attended), report the "
+            "outcome to the peer and go on with the new call; default: decline with 603",
+        )
     run = commands.add_parser("run", help="the phone itself (board from config or --board; default sim)")
     _add_call_options(run)
     run.add_argument("--board", metavar="NAME", help="board name (file in boards/) or a board TOML path")

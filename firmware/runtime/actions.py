@@ -72,7 +72,7 @@ class InCallActions:
         self.records = []
         self._handles = []
         self._hold_pending = None  # (record, on_hold) while our re-INVITE is out
-        self._transfer_record = None
+        self._pending_transfer = None  # (transfer.Transferor, record) while our REFER is out
         self._started = False
 
     def media_up(self):
@@ -124,9 +124,10 @@ class InCallActions:
         record["result"] = "sent"
 
     def _transfer(self, action, record):
+        from firmware.runtime.transfer import Transferor
+
         c = self.controller
-        c.ua.refer(c.call_id, action.argument, c.loop.now())
-        self._transfer_record = record
+        self._pending_transfer = (Transferor(c.ua, c.call_id, action.argument, c.loop.now()), record)
 
     def _confirm_sas(self, action, record, matches=True):
         media = self.controller.media
@@ -162,18 +163,17 @@ class InCallActions:
         self._hold_pending = None
         record["result"] = "failed: {}".format(status)
 
-    def refer_progress(self, status, final):
+    def refer_progress(self, event):
         """RFC 3515: 202 accepts the REFER; the NOTIFY sipfrag says how the new call went. A transfer that
-        succeeded ends our call (we were the transferor)."""
-        record = self._transfer_record
-        if record is None:
+        succeeded ends our call (we were the transferor); a failed one leaves it as it is."""
+        if self._pending_transfer is None:
             return
-        if status >= 300:
-            record["result"] = "failed: {}".format(status)
-            self._transfer_record = None
-        elif final and 200 <= status < 300:
-            record["result"] = "ok"
-            self._transfer_record = None
+        transferor, record = self._pending_transfer
+        result = transferor.progress(event)
+        if result is None:
+            return
+        record["result"] = result
+        if transferor.done:
+            self._pending_transfer = None
+        if result == "ok":
             self.controller.hangup("completed", "transferred")
-        else:
-            record["result"] = "accepted: {}".format(status)

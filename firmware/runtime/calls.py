@@ -35,6 +35,7 @@ class CallController:
         self.summary = None
         self.hanging_up = False
         self._target = None
+        self.transfer = None  # firmware.runtime.transfer.Transferee while we make a call we were referred to
         endpoint.listen(self.on_event)
 
     # -- commands ---------------------------------------------------------------------------------
@@ -47,7 +48,11 @@ class CallController:
         self.hanging_up = False
         self._target = uri
         self.media = CallMedia(self.endpoint, self.summary, uri, offer_sdes=offer_sdes)
-        self.call_id = self.ua.invite(uri, self.media.offer(), self.loop.now())
+        transfer = self.transfer if self.transfer is not None and not self.transfer.done else None
+        replaces = transfer.replaces if transfer is not None else None  # RFC 3891: attended transfer
+        self.call_id = self.ua.invite(uri, self.media.offer(), self.loop.now(), replaces=replaces)
+        if transfer is not None:
+            transfer.new_call = self.call_id
         self.endpoint.pump()
 
     def _retry_with_sdes(self, event):
@@ -116,6 +121,8 @@ class CallController:
     def on_event(self, kind, media, payload):
         if kind == "sip":
             self._on_sip(payload)
+            if self.transfer is not None:
+                self.transfer.observe(payload)  # after _on_sip: a 488 retried with SDES is not the outcome
         elif media is not None and media is not self.media:
             return
         elif kind == "secure":
@@ -130,7 +137,9 @@ class CallController:
     def _on_sip(self, event):
         e = sip_events
         if isinstance(event, e.IncomingCall):
-            if self.call_id is not None:
+            if event.replaces is not None and event.replaces == self.call_id:
+                self.take_replacing(event)
+            elif self.call_id is not None:
                 self.on_busy(event)
             else:
                 self.on_incoming(event)
@@ -203,23 +212,56 @@ class CallController:
         self.call_id = None
         self.on_call_over()
 
-    def end_for_transfer(self):
-        """Leave the current call for a transfer (BYE, which also ends the REFER subscription); the
-        CallEnded that follows belongs to a call we no longer follow."""
-        self.summary.finish("completed", "transferred")
-        try:
-            self.ua.hangup(self.call_id, self.loop.now())
-        except LocalProtocolError:
-            pass
-        self.endpoint.pump()
-        self.media.close()
+    def leave_for_transfer(self, event):
+        """We accept a transfer (ReferReceived): the REFER's dialog stays up without media until the new
+        call's outcome is reported there (RFC 3515 §2.4.4); the next place() makes that call (with the
+        Replaces of an attended transfer) and the Transferee reports it."""
+        from firmware.runtime.transfer import Transferee
+
+        log.info("transfer to %s accepted%s", event.target, " (attended)" if event.replaces else "")
+        self.transfer = Transferee(self.ua, self.loop, self.endpoint.pump, event)
+        if self.summary is not None:
+            self.summary.transfer = self.transfer.record
+            self.summary.new_leg()
+        if self.media is not None:
+            self.media.close()
         self.call_id = None
         self.media = None
 
+    def take_replacing(self, event):
+        """An INVITE with Replaces naming our call (RFC 3891 §3, already matched by the UA): answer it and
+        end the replaced dialog with BYE. The media moves to the new dialog with a new ZRTP session: the
+        SAS is per peer, so the new one is read and confirmed afresh."""
+        now = self.loop.now()
+        old_call, old_media = self.call_id, self.media
+        self.call_id = event.call_id
+        self.media = CallMedia(self.endpoint, self.summary, str(event.from_uri))
+        try:
+            self._answer_sdp = self.media.answer(event.sdp)
+        except RemoteProtocolError as exc:
+            self.media.close()
+            self.call_id, self.media = old_call, old_media
+            self.ua.reject(event.call_id, exc.status if exc.status >= 400 else 488, now)
+            log.warning("call replacement refused: %s", exc)
+            return
+        log.info("call replaced by %s", event.from_uri)
+        if old_media is not None:
+            old_media.close()
+        if self.summary is not None:
+            self.summary.transfer = {"role": "target", "replaced_by": str(event.from_uri)}
+            self.summary.new_leg()
+        self.ua.answer(event.call_id, self._answer_sdp, now)
+        try:
+            self.ua.hangup(old_call, now)
+        except LocalProtocolError:
+            pass
+        self.endpoint.pump()
+        self._start_media()
+
     # -- hooks for the front ends -----------------------------------------------------------------
     def on_refer(self, event):
-        """A blind transfer (RFC 3515). `sotto call/answer` place exactly one call, so they decline it."""
-        log.info("transfer to %s requested; declined (one call per run)", event.target)
+        """A transfer (RFC 3515) we were asked to make: declined unless the front end follows it."""
+        log.info("transfer to %s requested; declined", event.target)
         self.ua.notify_refer(event.call_id, 603, self.loop.now())
         self.endpoint.pump()
 

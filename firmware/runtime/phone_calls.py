@@ -238,9 +238,14 @@ class PhoneCalls(CallController):
         self.feed(self.P.AudioDeviceMissing(why))
 
     def on_refer(self, event):
-        """Blind transfer: leave this call and let the phone call the target (it shows "calling")."""
+        """Transfer (RFC 3515): leave this call's media and let the phone call the target (it shows
+        "calling"); the REFER's dialog hears how that call went (NOTIFY) and then ends."""
+        if self.transfer is not None and not self.transfer.done:
+            CallController.on_refer(self, event)  # one transfer at a time
+            return
         log.info("call transferred to %s", event.target)
-        self.end_for_transfer()
+        self.summary.finish("completed", "transferred")
+        self.leave_for_transfer(event)
         self.feed(self.P.TransferTo(event.target))
 
     def on_call_over(self):

@@ -71,6 +71,20 @@ class SingleCall(CallController):
             self.ua.ringing(event.call_id, self.loop.now())
             self.answer()
 
+    def on_refer(self, event):
+        """RFC 3515 as transferee: --follow-transfer makes the call it asks for (the run goes on with it),
+        otherwise it is declined with 603."""
+        if not getattr(self.args, "follow_transfer", False) or self.done or self.transfer is not None:
+            CallController.on_refer(self, event)
+            return
+        self.leave_for_transfer(event)
+        try:
+            self.place(event.target)
+        except LocalProtocolError as exc:  # a target we cannot call (too many calls, a bad URI)
+            log.warning("transfer to %s failed: %s", event.target, exc)
+            self.transfer.finish(500)
+            self.call_over("failed", "transfer failed: {}".format(exc))
+
     def on_media_up(self):
         if self.settings.media.encryption == "sdes":
             self._arm_duration()
@@ -83,7 +97,7 @@ class SingleCall(CallController):
         elif isinstance(event, e.ReinviteFailed):
             self.actions.reinvite_failed(event.status)
         elif isinstance(event, e.ReferProgress):
-            self.actions.refer_progress(event.status, event.final)
+            self.actions.refer_progress(event)
 
     def on_secure(self, event):
         if self.args.confirm_sas and self.media.secure_at is not None:
@@ -100,6 +114,8 @@ class SingleCall(CallController):
         self._arm_duration()  # not secure is loud (the call layer said so) but the call goes on
 
     def on_call_over(self):
+        if self.transfer is not None:
+            self.transfer.leave_now(self.summary.sip_status)  # the run ends: the REFER dialog's BYE now
         self.actions.cancel()
         self.summary.actions = self.actions.records
         self.done = True

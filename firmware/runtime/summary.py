@@ -7,8 +7,11 @@
               "peer_zid": hex, "secure_ms": float},
      "rtp": {"sent", "received", "lost", "late", "auth_failures", "replays": int}}
 
-Extra keys may be added (e.g. "alarms", "rtp.jitter_ms", "actions" for `--at`: [{"at", "action", "result"}]);
-the ones above never change meaning.
+Extra keys may be added (e.g. "alarms", "rtp.jitter_ms", "actions" for `--at`: [{"at", "action", "result"}],
+"transfer" when the call moved to another dialog: {"role": "transferee", "target": URI, "attended": bool,
+"status": the new call's final SIP status or null} after a REFER we followed (--follow-transfer), or
+{"role": "target", "replaced_by": URI} after an INVITE with Replaces took our call's place); the ones above
+never change meaning: after a transfer they describe the call we are left with.
 """
 
 RESULTS = ("completed", "failed", "rejected", "timeout")
@@ -31,6 +34,16 @@ class Summary:
         self.extra_rtp = {}
         self.alarms = []
         self.actions = []  # `--at` in-call actions and how each went (firmware.runtime.actions)
+        self.transfer = None  # dict: how the call moved to another dialog (firmware.runtime.transfer)
+
+    def new_leg(self):
+        """The call goes on in a new dialog (a transfer, a Replaces): what described the media of the
+        old one (codec, keys, SAS) no longer does; alarms and actions stay, they happened."""
+        self.codec = None
+        self.secure = False
+        self.sas = None
+        self.sas_type = None
+        self.zrtp = None
 
     def finish(self, result, reason, sip_status=None):
         """Record how the call ended; the first conclusion wins (later ones are consequences)."""
@@ -63,4 +76,6 @@ class Summary:
             out["alarms"] = list(self.alarms)
         if self.actions:
             out["actions"] = [dict(record) for record in self.actions]
+        if self.transfer is not None:
+            out["transfer"] = dict(self.transfer)
         return out

@@ -86,6 +86,7 @@ class Linphone:
         zrtp_auth_tags=None,
         zrtp_sas=None,
         codecs=("PCMU",),
+        encryption_mandatory=None,
     ):
         self.workdir = os.path.abspath(str(workdir))
         self.sip_port = sip_port
@@ -93,6 +94,8 @@ class Linphone:
         self.user = user
         self.auto_answer = auto_answer
         self.media_encryption = media_encryption
+        # None: mandatory unless media_encryption is "none"; False lets a call without keys go on.
+        self.encryption_mandatory = media_encryption != "none" if encryption_mandatory is None else encryption_mandatory
         self.suites = {
             "zrtp_key_agreements_suites": zrtp_key_agreements,
             "zrtp_cipher_suites": zrtp_ciphers,
@@ -131,7 +134,7 @@ class Linphone:
             "contact={}".format(self.uri),
             "guess_hostname=0",
             "media_encryption={}".format(self.media_encryption),
-            "media_encryption_mandatory={}".format(0 if self.media_encryption == "none" else 1),
+            "media_encryption_mandatory={}".format(1 if self.encryption_mandatory else 0),
         ]
         for key, names in self.suites.items():
             if names:

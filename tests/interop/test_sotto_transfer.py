@@ -69,6 +69,7 @@ def test_linphone_transfers_the_phone_to_another_sotto(tmp_path):
             alice.auth_token(timeout=30)  # secure with the phone
             alice.command("transfer sip:carol@127.0.0.1:{}".format(carol_port))
             rc, _summary, err = sotto.finish(phone, timeout=60)
+            alice_log = alice.log()
         finally:
             if phone.poll() is None:
                 phone.kill()
@@ -83,3 +84,27 @@ def test_linphone_transfers_the_phone_to_another_sotto(tmp_path):
     assert secure_frames[-1]["lines"][1] == carol_summary["sas"]  # the second call's SAS is carol's
     history = json.loads((tmp_path / "home" / "sotto" / "history.json").read_text())
     assert history[1]["reason"] == "transferred"
+    # RFC 3515 §2.4.5: the transferor (linphone) heard how the phone's new call went, the last NOTIFY
+    # ending the implicit subscription with the 200 of the answered call.
+    notifies = [(head, body) for head, body in _notifies(alice_log) if "Event: refer" in head]
+    assert notifies, alice_log[-3000:]
+    head, body = notifies[-1]
+    assert "Subscription-State: terminated" in head and body.startswith("SIP/2.0 200 "), notifies
+
+
+def _notifies(log):
+    """The NOTIFY requests linphone's log (level 6) prints in full: (headers, body) each, the body cut at
+    its Content-Length."""
+    import re
+
+    out = []
+    start = log.find("NOTIFY sip:")
+    while start >= 0:
+        blank = re.compile(r"\r?\n\r?\n").search(log, start)
+        if blank is None:
+            break
+        head = log[start : blank.start()]
+        length = re.search(r"(?im)^(?:Content-Length|l)\s*:\s*(\d+)", head)
+        out.append((head, log[blank.end() : blank.end() + int(length.group(1))] if length else ""))
+        start = log.find("NOTIFY sip:", blank.end())
+    return out

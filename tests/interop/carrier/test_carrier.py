@@ -57,14 +57,15 @@ def account(carrier, user, password, sip_port, rtp_port):
 def wait_registered(carrier, user, timeout=10.0):
     """Until kamailio knows a binding for sip:USER@127.0.0.1: an OPTIONS to the address of record is
     answered 404 by the registrar while there is none, and relayed to the phone once there is."""
-    deadline = time.monotonic() + timeout
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         sock.settimeout(0.3)
         port = sock.getsockname()[1]
-        n = 0
-        while time.monotonic() < deadline:
-            n += 1
+        probes = [0]
+
+        def bound():
+            probes[0] += 1
+            n = probes[0]
             request = (
                 "OPTIONS sip:{user}@127.0.0.1 SIP/2.0\r\n"
                 "Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-probe{n}\r\n"
@@ -73,13 +74,14 @@ def wait_registered(carrier, user, timeout=10.0):
             ).format(user=user, port=port, n=n)
             sock.sendto(request.encode(), ("127.0.0.1", carrier.port))
             try:
-                status = int(sock.recv(65535).split(b" ", 2)[1])
+                return int(sock.recv(65535).split(b" ", 2)[1]) != 404
             except (TimeoutError, ValueError, IndexError):
-                continue
-            if status != 404:
-                return
-            time.sleep(0.2)
-    raise AssertionError("{} never registered with kamailio:\n{}".format(user, carrier.log()[-2000:]))
+                return False
+
+        try:
+            wait_until(bound, timeout, "a binding for {} at kamailio".format(user), interval=0.2)
+        except WaitTimeout:
+            raise AssertionError("{} never registered with kamailio:\n{}".format(user, carrier.log()[-2000:])) from None
 
 
 def linphone_packets_received(phone):

@@ -18,6 +18,7 @@ import pytest
 
 from firmware.runtime.endpoint import NETWORK_CHECK_INTERVAL
 from tests.interop import sotto
+from tests.waiting import WaitTimeout, wait_until
 
 pytestmark = pytest.mark.interop
 
@@ -137,25 +138,23 @@ def test_registration_comes_back_at_once_when_the_network_does(tmp_path):
             text=True,
         )
         processes.append(phone)
-        deadline = time.monotonic() + 10
-        while not _registers(log):
-            assert time.monotonic() < deadline, "sotto never registered"
+
+        def alive():
             assert phone.poll() is None, phone.communicate()[1][-2000:]
-            time.sleep(0.1)
+
+        wait_until(lambda: _registers(log), 10, "sotto to register", alive, interval=0.1)
         _ip("-n", phone_ns, "link", "set", phone_link, "down")
         down_at = time.monotonic()
         time.sleep(NETWORK_DOWN)
         _ip("-n", phone_ns, "link", "set", phone_link, "up")
         up_at = time.monotonic()
         assert all(t < down_at for t in _registers(log)), "a REGISTER arrived while the link was down"
-        deadline = up_at + 40
-        while not [t for t in _registers(log) if t > up_at]:
-            if time.monotonic() >= deadline:
-                phone.kill()
-                err = phone.communicate()[1][-4000:]
-                raise AssertionError("no REGISTER within 40 s of the network coming back: " + err)
-            assert phone.poll() is None, phone.communicate()[1][-2000:]
-            time.sleep(0.1)
+        try:
+            wait_until(lambda: [t for t in _registers(log) if t > up_at], 40, "a REGISTER", alive, interval=0.1)
+        except WaitTimeout:
+            phone.kill()
+            err = phone.communicate()[1][-4000:]
+            raise AssertionError("no REGISTER within 40 s of the network coming back: " + err) from None
         took = min(t for t in _registers(log) if t > up_at) - up_at
         print("\nregistered again {:.1f} s after the network came back (down {:.0f} s)".format(took, NETWORK_DOWN))
         assert phone.poll() is None

@@ -6,6 +6,7 @@ import wave
 
 import pytest
 
+from tests.conftest import require_tool
 from tests.interop import sotto
 from tests.waiting import wait_tcp_listening, wait_until
 
@@ -222,21 +223,14 @@ def test_sigterm_hangs_up_politely_and_exits_0(tmp_path):
     assert (tmp_path / "alice.cache").stat().st_size > 0  # the cache was flushed
 
 
-def test_a_reinvite_that_drops_zrtp_is_a_downgrade_alarm(tmp_path):
-    import subprocess
-
-    port = sotto.free_udp_port()
-    answer = sotto.start(
-        ["answer", "--listen", "127.0.0.1:{}".format(port), "--timeout", "20", "--cache", str(tmp_path / "bob.cache")],
-        tmp_path / "home",
-    )
-    sotto.wait_listening(port, answer)
-    scenario = sotto.ROOT / "tests" / "interop" / "scenarios" / "uac_zrtp_downgrade.xml"
-    sipp = subprocess.run(
+def _sipp_scenario(tmp_path, name, port):
+    """Run sipp's scenario tests/interop/scenarios/NAME once against 127.0.0.1:PORT, bounded (15 s in sipp,
+    30 s in all); the completed process."""
+    return subprocess.run(
         [
-            "sipp",
+            require_tool("sipp", "sip-tester"),
             "-sf",
-            str(scenario),
+            str(sotto.ROOT / "tests" / "interop" / "scenarios" / name),
             "127.0.0.1:{}".format(port),
             "-i",
             "127.0.0.1",
@@ -254,6 +248,17 @@ def test_a_reinvite_that_drops_zrtp_is_a_downgrade_alarm(tmp_path):
         timeout=30,
         cwd=tmp_path,
     )
+
+
+def test_a_reinvite_that_drops_zrtp_is_a_downgrade_alarm(tmp_path):
+
+    port = sotto.free_udp_port()
+    answer = sotto.start(
+        ["answer", "--listen", "127.0.0.1:{}".format(port), "--timeout", "20", "--cache", str(tmp_path / "bob.cache")],
+        tmp_path / "home",
+    )
+    sotto.wait_listening(port, answer)
+    sipp = _sipp_scenario(tmp_path, "uac_zrtp_downgrade.xml", port)
     rc, summary, err = sotto.finish(answer, 30)
     assert sipp.returncode == 0, sipp.stdout[-2000:] + sipp.stderr[-2000:]
     assert summary["result"] == "completed" and summary["secure"] is False
@@ -288,7 +293,6 @@ def test_tcp_call_to_nobody_fails_fast_with_503(tmp_path):
 
 
 def test_sdes_reinvite_answers_keep_the_keys_and_dropping_srtp_is_an_alarm(tmp_path):
-    import subprocess
 
     port = sotto.free_udp_port()
     answer = sotto.start(
@@ -306,30 +310,8 @@ def test_sdes_reinvite_answers_keep_the_keys_and_dropping_srtp_is_an_alarm(tmp_p
         tmp_path / "home",
     )
     sotto.wait_listening(port, answer)
-    scenario = sotto.ROOT / "tests" / "interop" / "scenarios" / "uac_sdes_reinvites.xml"
     # sipp checks that the answers to the first INVITE and to the hold re-INVITE carry our a=crypto line.
-    sipp = subprocess.run(
-        [
-            "sipp",
-            "-sf",
-            str(scenario),
-            "127.0.0.1:{}".format(port),
-            "-i",
-            "127.0.0.1",
-            "-p",
-            str(sotto.free_udp_port()),
-            "-m",
-            "1",
-            "-nostdin",
-            "-timeout",
-            "15",
-            "-timeout_error",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=tmp_path,
-    )
+    sipp = _sipp_scenario(tmp_path, "uac_sdes_reinvites.xml", port)
     rc, summary, err = sotto.finish(answer, 30)
     assert sipp.returncode == 0, sipp.stdout[-2000:] + sipp.stderr[-2000:]
     assert summary["result"] == "completed" and summary["secure"] is True

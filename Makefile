@@ -103,16 +103,12 @@ binfmt-off:
 # under qemu-user, and that phone takes a secure call from here. test_virtual_pi.py: the virtual
 # Raspberry Pi, the image booted under qemu-system-aarch64 (virt machine, Debian's arm64 kernel from the
 # image), first boot, READY under the shipped sandbox, the watchdog, a secure call with the simulated
-# board, and (PI_TESTS=tests/pi) the real board path (rpi-lgpio on gpio-sim, smbus2 on i2c-stub; both
-# simulators built as modules for the image's kernel by tests/pi/kmods.py). Caches the chroot, the environment, the base
-# image and the modules in PI_CACHE (a cold cache adds about 20 minutes on 2 cores). binfmt_misc is set
+# board, and the real board path (rpi-lgpio on gpio-sim, smbus2 on i2c-stub; both simulators built as
+# modules for the image's kernel by tests/pi/kmods.py). Caches the chroot, the environment, the base
+# image and the modules in PI_CACHE (a cold base and modules add about 10-12 minutes on 2 cores). binfmt_misc is set
 # up for the run and undone afterwards when it was not on before.
 APT_PI := $(APT_IMAGE) qemu-system-arm iproute2 xz-utils
-# The real board test is not yet in the default set (not yet seen passing): PI_TESTS=tests/pi runs it.
-PI_VIRTUAL := tests/pi/test_virtual_pi.py
-PI_TESTS ?= tests/pi/test_device_env.py $(PI_VIRTUAL)::test_kernel_has_no_gpio_or_i2c_simulators \
-	$(PI_VIRTUAL)::test_lcd_screens_decodes_the_hd44780_driver \
-	$(PI_VIRTUAL)::test_virtual_pi_boots_the_image_and_takes_a_secure_call
+PI_TESTS ?= tests/pi
 
 test-pi: venv-dev
 	$(call apt_install,$(APT_PI))

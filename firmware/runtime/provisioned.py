@@ -63,8 +63,16 @@ class ProvisionedRun:
         self.loop = loop
         if provisioning_url(self.local_settings) is None:
             log.warning("provisioning: no server named (url empty, no DHCP option 66 in the lease)")
+        from firmware.runtime import update
+
         self.provisioner = Provisioner(
-            loop, self.local_settings, self.local_data, on_config=self._on_config, on_refused=self._on_refused
+            loop,
+            self.local_settings,
+            self.local_data,
+            on_config=self._on_config,
+            on_refused=self._on_refused,
+            firmware_version=update.running_version(),
+            on_firmware=self._on_firmware,
         )
         return self.settings_from(self.args, self.provisioner.config)
 
@@ -79,6 +87,13 @@ class ProvisionedRun:
     def _on_config(self, config, account_changed):
         self.pending = config
         self._feed_ok()
+
+    def _on_firmware(self, path, version):
+        # Installing needs root (the service may write only the data directory): tools/abupdate.py does
+        # it, from a unit of its own (tools/README.md "Provisioned firmware updates": not wired yet).
+        log.warning(
+            "provisioning: firmware %s downloaded and verified: %s (install: tools.abupdate install)", version, path
+        )
 
     def _on_refused(self, message):
         if self.driver is not None:

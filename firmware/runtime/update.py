@@ -76,6 +76,26 @@ def installed_version(root):
     return raw.decode("utf-8", "replace").strip() if raw is not None else None
 
 
+def running_version(tree=None):
+    """The version of the firmware running: the SOTTO_VERSION file at the top of its tree (a slot holds
+    one), else the installed package's version, else None."""
+    tree = tree or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        raw = storage.read_bytes(os.path.join(tree, VERSION_FILE), limit=256)
+    except (OSError, ValueError):
+        raw = None
+    if raw is not None:
+        return raw.decode("utf-8", "replace").strip() or None
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+    except ImportError:
+        return None
+    try:
+        return version("sotto")
+    except PackageNotFoundError:
+        return None
+
+
 def verify_tarball(path, verify):
     """The tarball's bytes once its signature (PATH.sig) checks; UpdateRefused otherwise."""
     name = os.path.basename(path)

@@ -2,6 +2,7 @@
 must leave ROOT/current on a complete firmware, the old one until the pointer switch; the next install
 then succeeds. Signatures come from the real `python -m tools.provision sign`."""
 
+import importlib.metadata
 import io
 import os
 import subprocess
@@ -138,3 +139,11 @@ def test_unsafe_members_are_refused_before_anything_is_written(tmp_path, release
     assert "refused" in result.stderr and result.stderr.count("\n") == 1
     assert booted(root) == "1" and sorted(os.listdir(root / "slots")) == ["a"]
     assert not (tmp_path / "escape.py").exists()
+
+
+def test_the_running_version_comes_from_the_slot_then_the_package(tmp_path):
+    (tmp_path / update.VERSION_FILE).write_text("7.1\n")
+    assert update.running_version(str(tmp_path)) == "7.1"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert update.running_version(str(empty)) == importlib.metadata.version("sotto")

@@ -394,3 +394,43 @@ def test_a_private_key_in_the_served_directory_is_refused(tmp_path):
     assert not (served / "common.toml.sig").exists()
     result = provision("serve", served, "--http", check=False)
     assert result.returncode == 2 and "private key in the served directory" in result.stderr
+
+
+def test_a_huge_body_without_content_length_is_read_only_to_the_bound(tmp_path):
+    """A server that streams without Content-Length (HTTP/1.0, until it closes): only the bound plus one
+    byte is read, then the file is refused; the server is still writing when the phone stops reading."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    sent = []
+
+    def serve():
+        while True:
+            try:
+                conn, _addr = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(4096)
+                total = 0
+                try:
+                    conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n")
+                    chunk = b"#" * 65536
+                    while total < 50 * 1024 * 1024:
+                        conn.sendall(chunk)
+                        total += len(chunk)
+                except OSError:
+                    pass
+                sent.append(total)
+
+    threading.Thread(target=serve, daemon=True).start()
+    url = "http://127.0.0.1:{}/".format(listener.getsockname()[1])
+    try:
+        with pytest.raises(doc.ProvisioningRefused, match="more than the {} bytes".format(doc.MAX_DOCUMENT_BYTES)):
+            prov.fetch(url + MAC_FILE, doc.MAX_DOCUMENT_BYTES)
+        deadline = time.monotonic() + 10
+        while not sent and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sent and sent[0] < 50 * 1024 * 1024, sent  # the phone hung up long before the end
+    finally:
+        listener.close()

@@ -7,6 +7,8 @@ phone forwards locally by answering the INVITE with 302 Moved Temporarily and th
 Here (§21.4.24), so the caller hears busy and a PBX may go to voicemail.
 """
 
+from firmware.phone.contacts import MAX_URI, is_uri
+
 FORWARD_ALWAYS = "always"
 FORWARD_BUSY = "busy"
 FORWARD_NO_ANSWER = "no-answer"
@@ -15,22 +17,16 @@ FORWARD_KINDS = (FORWARD_ALWAYS, FORWARD_BUSY, FORWARD_NO_ANSWER)
 NO_ANSWER_DEFAULT = 20
 NO_ANSWER_MIN = 5
 NO_ANSWER_MAX = 120
-MAX_TARGET = 256  # the configuration's bound for URIs
+MAX_TARGET = MAX_URI  # the configuration's bound for URIs
 DND_STATUS = 486  # Busy Here: the caller hears busy; a PBX may send the call to voicemail
 FORWARD_STATUS = 302  # Moved Temporarily, the target in Contact
 
 
 def is_target(uri):
     """A forward target: a sip:/sips: URI of at most MAX_TARGET printable characters without spaces (it goes
-    into a Contact header: no control character may ever reach one, RFC 3261 §25.1)."""
-    if not isinstance(uri, str) or not 4 < len(uri) <= MAX_TARGET:
-        return False
-    if not (uri.startswith("sip:") or uri.startswith("sips:")):
-        return False
-    for ch in uri:
-        if ord(ch) <= 32 or ord(ch) == 127 or ch in '<>"':
-            return False
-    return True
+    into a Contact header: no control character may ever reach one, RFC 3261 §25.1). The same rule as a
+    contact's address, so it is stated once, in contacts.is_uri."""
+    return is_uri(uri)
 
 
 class DeskSettings:

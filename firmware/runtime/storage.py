@@ -11,6 +11,7 @@ temporaries of its own target: only names of exactly that pattern, only regular 
 when no live writer holds the lock, and only when the writing process is gone (or the file is older than
 STALE_SECONDS, which covers a PID reused after a reboot). A live writer's file is never touched.
 
+    atomic_write(path, data, mode)   NotRegularFile when `path` is a directory, FIFO, socket or device
     read_bytes(path, limit=None)     the file's bytes, or None when missing; NotRegularFile for a
                                      directory, FIFO or device (opened non-blocking: a FIFO never hangs)
     remove_stale_temporaries(path)   what atomic_write does first; returns the names it removed
@@ -91,7 +92,15 @@ def remove_stale_temporaries(path, now=time.time):
 
 
 def atomic_write(path, data, mode=0o600):
-    """Replace the file at `path` with `data` (bytes) atomically and durably."""
+    """Replace the file at `path` with `data` (bytes) atomically and durably. NotRegularFile when `path` is
+    a directory, FIFO, socket or device: renaming over "/dev/null" as root would break the whole system."""
+    try:
+        mode_now = os.lstat(path).st_mode
+    except FileNotFoundError:
+        pass
+    else:
+        if not (stat.S_ISREG(mode_now) or stat.S_ISLNK(mode_now)):
+            raise NotRegularFile("{} is not a regular file: not replaced".format(path))
     directory = os.path.dirname(os.path.abspath(path))
     remove_stale_temporaries(path)
     tmp = temp_path(path)

@@ -23,7 +23,7 @@ PHONE_SIP, PHONE_RTP, HOST_SIP, HOST_RTP = 26060, 26100, 26070, 26200
 
 
 def _chroot_argv(root, argv):
-    mounts = "mount --rbind /dev {r}/dev && mount -t proc proc {r}/proc && mount -t sysfs sys {r}/sys".format(r=root)
+    mounts = deviceenv.dev_mounts(root) + " && mount -t proc proc {r}/proc && mount -t sysfs sys {r}/sys".format(r=root)
     command = (
         '{} && exec chroot {} /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp LANG=C.UTF-8 "$@"'
     ).format(mounts, root)

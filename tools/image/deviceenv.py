@@ -154,12 +154,29 @@ def build_chroot(cache):
     return target
 
 
+# The device nodes a chroot's package scripts and builds use. Each is bind-mounted on its own onto a fresh
+# tmpfs, never the host's /dev itself: a script in the chroot that removes or renames over /dev/null (seen:
+# the host's /dev/null turned into an empty 0600 file during image builds) then fails with EBUSY instead
+# of breaking the host.
+CHROOT_DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+
+
+def dev_mounts(root):
+    """Shell commands that give `root` a private /dev with CHROOT_DEVICES (run in a private mount namespace)."""
+    commands = ["mount -t tmpfs -o mode=755,nosuid dev {r}/dev".format(r=root)]
+    for name in CHROOT_DEVICES:
+        commands.append(": > {r}/dev/{n} && mount --bind /dev/{n} {r}/dev/{n}".format(r=root, n=name))
+    commands.append("mkdir -p {r}/dev/pts {r}/dev/shm && mount -t tmpfs -o mode=1777 shm {r}/dev/shm".format(r=root))
+    commands.append("ln -s /proc/self/fd {r}/dev/fd".format(r=root))
+    return " && ".join(commands)
+
+
 def in_chroot(root, script, timeout=3600):
     """Run a shell script as root in `root` with /dev, /proc and the host's DNS, in a private mount namespace
     (the mounts vanish with it, whatever happens)."""
     shutil.copyfile("/etc/resolv.conf", os.path.join(root, "etc/resolv.conf"))
     wrapper = (
-        "set -e; mount --rbind /dev {r}/dev; mount -t proc proc {r}/proc; mount -t sysfs sys {r}/sys; "
+        "set -e; " + dev_mounts(root) + "; mount -t proc proc {r}/proc; mount -t sysfs sys {r}/sys; "
         "exec chroot {r} /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "
         '/bin/sh -ec "$0"'
     ).format(r=root)

@@ -1,6 +1,8 @@
 import os
 import stat
 
+import pytest
+
 from firmware.runtime import storage
 
 
@@ -100,3 +102,16 @@ def test_read_bytes_refuses_a_fifo_without_blocking_and_bounds_the_size(tmp_path
     with pytest.raises(ValueError):
         storage.read_bytes(str(big), limit=99)
     assert storage.read_bytes(str(big), limit=100) == b"x" * 100
+
+
+def test_atomic_write_never_replaces_a_fifo_or_a_device(tmp_path):
+    """As root, renaming a file over /dev/null breaks every program on the machine; a data path that names
+    a device or FIFO is refused and left as it is."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(storage.NotRegularFile):
+        storage.atomic_write(str(fifo), b"data")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert os.listdir(tmp_path) == ["fifo"]
+    with pytest.raises(storage.NotRegularFile):
+        storage.atomic_write(str(tmp_path), b"data")

@@ -74,8 +74,12 @@ class Hd44780:
     def show_rows(self, rows):
         """Write each row (exactly `cols` characters) at the start of its line."""
         for row, text in enumerate(rows[: self.rows]):
-            self.instruction(SET_DDRAM | row_address(row, self.cols))
-            self.write_text(text[: self.cols])
+            self.write_at(row, 0, text[: self.cols])
+
+    def write_at(self, row, col, text):
+        """Write `text` from column `col` of `row` (the caller keeps it inside the row)."""
+        self.instruction(SET_DDRAM | (row_address(row, self.cols) + col))
+        self.write_text(text)
 
     def _nibble(self, nibble, flags):
         value = (nibble << 4) | flags | BACKLIGHT

@@ -6,7 +6,7 @@ import errno
 import pytest
 
 from boards.drivers.displays import CharacterLcd, OledDisplay
-from boards.drivers.sim import framebuffer_to_image
+from boards.drivers.hd44780 import row_address
 from firmware import screens
 from tests.boards.fakes import FakeSMBus
 
@@ -106,10 +106,45 @@ def test_hd44780_through_the_pcf8574_writes_nibbles_with_the_enable_strobe():
     assert bus.calls == []  # unchanged rows are not redrawn
 
 
-def test_framebuffer_to_image_is_a_real_128x64_bitmap():
-    fb = screens.render_oled(SAS_SCREEN)
-    image = framebuffer_to_image(fb)
-    assert image.size == (128, 64) and image.mode == "1"
-    for y in range(64):
-        for x in range(0, 128, 7):
-            assert bool(image.getpixel((x, y))) == screens.get_pixel(fb, x, y)
+def _lcd_pairs(bus):
+    """(byte, is_data) the PCF8574 stream carried: two nibbles of three writes each per byte."""
+    values = [call[2] for call in bus.calls]
+    nibbles = [(v >> 4, v & 0x01) for v in values[0::3]]
+    return [((nibbles[i][0] << 4) | nibbles[i + 1][0], nibbles[i][1]) for i in range(0, len(nibbles), 2)]
+
+
+def _apply(screen, pairs, cols):
+    """What an HD44780 shows after `pairs`: DDRAM set-address instructions and characters (rows 2 and 3
+    continue rows 0 and 1 on 4-line panels)."""
+    starts = [row_address(row, cols) for row in range(len(screen))]
+    address = 0
+    for value, is_data in pairs:
+        if not is_data:
+            assert value & 0x80, "only cursor addresses after the set-up"
+            address = value & 0x7F
+            continue
+        row = max(r for r in range(len(screen)) if starts[r] <= address and address - starts[r] < cols)
+        col = address - starts[row]
+        screen[row] = screen[row][:col] + chr(value) + screen[row][col + 1 :]
+        address += 1
+    return screen
+
+
+def test_hd44780_rewrites_only_the_characters_that_changed():
+    """A 20x4 screen is ~500 I2C writes on the main loop; a timer's tick must cost a few."""
+    bus = FakeSMBus((0x27,))
+    lcd = CharacterLcd(bus, 0x27, 20, 4, pulse_time=0)
+    lcd.open()
+    first = ["In call".ljust(20), "alice".ljust(20), "00:09".ljust(20), "SAS ab3d".ljust(20)]
+    lcd.show_rows(first)
+    bus.calls.clear()
+    tick = ["In call".ljust(20), "alice".ljust(20), "00:10".ljust(20), "SAS ab3d".ljust(20)]
+    lcd.show_rows(tick)
+    # "09" -> "10": one cursor address (row 2 starts at DDRAM 0x14 on a 20x4 panel) and two characters.
+    assert _lcd_pairs(bus) == [(0x80 | (0x14 + 3), False), (ord("1"), True), (ord("0"), True)]
+    bus.calls.clear()
+    ended = ["Call ended".ljust(20), "".ljust(20), "bob".ljust(20), "".ljust(20)]
+    lcd.show_rows(ended)
+    pairs = _lcd_pairs(bus)
+    assert _apply(list(tick), pairs, 20) == ended
+    assert len(pairs) < 4 * 21  # fewer than a full redraw

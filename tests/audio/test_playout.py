@@ -169,3 +169,24 @@ def test_a_backlog_before_playout_starts_is_trimmed_to_the_target():
     status, payload = jb.pop()
     assert status == PLAY and jb.dropped > 0
     assert jb.delay_ms <= jb.target_ms + 20
+
+
+def test_a_backlog_at_the_start_is_not_taken_for_jitter():
+    # What Sotto saw from linphonec (issue 14): the socket is read only once the stream is set up, so the
+    # first 12 packets (240 ms) are delivered at once, then one every 20 ms. Counting their queueing as
+    # network jitter held the target at ~260 ms for two seconds, then shed it by shortening frame after
+    # frame mid-speech. A steady sender after a backlog needs no stretch at all.
+    jb = JitterBuffer(8000)
+    sent = [0]
+
+    def push_at(period):
+        if period < 15:
+            return
+        for _ in range(12 if period == 15 else 1):
+            _push(jb, sent[0], period * 0.02)
+            sent[0] += 1
+
+    _play_with_stretching(jb, 400, push_at)
+    assert jb.dropped > 0  # the backlog was trimmed before anything was played
+    assert jb.stretches == 0 and jb.underruns == 0 and jb.lost == 0
+    assert jb.target_ms <= 30 and jb.delay_ms <= 60

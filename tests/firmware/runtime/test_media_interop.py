@@ -241,28 +241,27 @@ def _linphone_call(tmp_path, codec, suites, offset, seconds=13.5):
 
 @pytest.mark.parametrize("codec", list(CODECS))
 def test_srtp_call_with_linphone_both_directions(tmp_path, codec):
-    # KNOWN DEFECT (issues 13, 14): a second call is made when the first scores below the floor. What Sotto
-    # receives from linphonec varies by about 0.5 PESQ from run to run (3.4-3.9 for PCMU on an idle machine,
-    # 2026-12-03): the playout adaptation reacting to linphonec's file player. Until that is fixed this is the
-    # retry the previous landed suite had; two calls in a row below the floor still fail.
-    scores = []
-    for attempt in range(2):
-        workdir = tmp_path / "attempt{}".format(attempt)
-        workdir.mkdir()
-        stats, ours_speech, their_speech = _linphone_call(
-            workdir, codec, ("AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"), CODECS[codec][5]
+    # One call, no second chance. What Sotto received from linphonec used to vary by 0.5 PESQ (PCMU 3.3-3.9):
+    # the packets queued while the stream was being set up arrive at once, and the playout buffer took
+    # their queueing for 250 ms of network jitter, then shed it mid-speech (audio/playout.py, issue 14).
+    stats, ours_speech, their_speech = _linphone_call(
+        tmp_path, codec, ("AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"), CODECS[codec][5]
+    )
+    mode = CODECS[codec][4]
+    assert stats["received"] > 600
+    sotto_receives = pesq_score(their_speech, tmp_path / "sotto_received.wav", mode)
+    linphone_receives = pesq_score(ours_speech, tmp_path / "linphone_received.wav", mode)
+    print(
+        "PESQ {} sotto receives {:.3f}, linphone receives {:.3f}, stretched {}, dropped {}".format(
+            codec, sotto_receives, linphone_receives, stats["stretched"], stats.get("dropped")
         )
-        mode = CODECS[codec][4]
-        assert stats["received"] > 600
-        sotto_receives = pesq_score(their_speech, workdir / "sotto_received.wav", mode)
-        linphone_receives = pesq_score(ours_speech, workdir / "linphone_received.wav", mode)
-        scores.append((sotto_receives, linphone_receives, stats))
-        if sotto_receives >= FLOORS[codec] and linphone_receives >= FLOORS[codec]:
-            return
-    raise AssertionError(
-        "PESQ below the {} floor {} in both calls (sotto receives, linphone receives): {}".format(
-            codec, FLOORS[codec], scores
-        )
+    )
+    assert sotto_receives >= FLOORS[codec] and linphone_receives >= FLOORS[codec], (
+        codec,
+        FLOORS[codec],
+        sotto_receives,
+        linphone_receives,
+        stats,
     )
 
 

@@ -222,3 +222,38 @@ def test_a_packet_concealed_as_lost_that_arrives_late_makes_the_next_miss_rebuff
     _push(jb, 3, 0.066)
     assert jb.pop()[0] == PLAY
     assert jb.pop() == (WAIT, None) and jb.underruns == 1  # the next miss adds the missing delay
+
+
+def test_after_a_delay_spike_the_target_comes_down_slowly_and_nothing_is_shortened_in_a_rush():
+    # A 300 ms stall of the sender, then everything at once (seen from linphonec on a loaded machine).
+    # When the spike left the 2 s window the target fell from 200 to 25 ms at once, and the buffer was
+    # shortened on every frame for a third of a second in the middle of speech (issue 14).
+    jb = JitterBuffer(8000)
+    sent = [0]
+    urgent = []
+
+    def push_at(period):
+        if 100 <= period < 115:
+            return
+        for _ in range(16 if period == 115 else 1):
+            _push(jb, sent[0], period * 0.02)
+            sent[0] += 1
+
+    fifo_ms = 0
+    for period in range(600):
+        push_at(period)
+        while fifo_ms < 20:
+            status, _ = jb.pop()
+            if status == WAIT:
+                break
+            fifo_ms += 20
+            if status == PLAY and jb.stretch:
+                if jb.stretch == -2:
+                    urgent.append(period)
+                fifo_ms += -10 if jb.stretch < 0 else 10
+                jb.stretch = 0
+        fifo_ms = max(0, fifo_ms - 20)
+        if period == 260:  # the spike left the window 1 s ago
+            assert jb.target_ms > 150
+    assert urgent == []
+    assert jb.underruns == 1  # the stall itself (its restart trims what is beyond the target)

@@ -195,6 +195,7 @@ def versus_call(workdir, codec, voice_wav16k, loss=0.0, burst=1.0, jitter_ms=40.
             "m=audio {} RTP/SAVP {} 101\r\na=rtpmap:{} {}\r\na=rtpmap:101 telephone-event/{}\r\n".format(
                 relay.a_port, pt, pt, rtpmap, clock
             )
+            + ("a=fmtp:{} useinbandfec=1\r\n".format(pt) if codec == "opus" else "")  # as sotto offers (RFC 7587)
             + "".join("a=crypto:{}\r\n".format(a.value()) for a in offer)
             + "a=sendrecv\r\n"
         )

@@ -9,7 +9,7 @@ playing, no whole packet is ever dropped or inserted to adapt the delay (a click
 buffer asks its player to time-stretch instead (audio.stretch: one pitch period removed or repeated
 inside a decoded frame), through `stretch`:
     -1 (shorten) when the average buffered delay stays above target + 2 packets, as when the sender's
-       clock runs fast against ours or the jitter has calmed down, at most every 10 packets (the target
+       clock runs fast against ours or the jitter has calmed down, at most once per second (the target
        itself comes down slowly after a spike: at most 0.2 ms per packet); -2 (shorten
        now, on every packet) while more than target + 4 packets are buffered;
     +1 (lengthen) when the average buffered delay falls below both the target and 2 packets, as when
@@ -65,12 +65,10 @@ _STRETCH_EVERY_POPS = 50
 # A delay spike (the sender or the network stalls, then bursts) leaves the window after `window`
 # packets (2 s): the target then fell at once, and the buffer, suddenly far above it, was shortened
 # frame after frame in the middle of speech. The target now comes down by at most 0.2 ms per packet
-# (10 ms/s at 20 ms packets), and a shorten may be asked for every 10 pops (the player still waits for
-# a quiet frame): with a 300 ms stall every 3 s in tools/bench/impair.py (5 % loss, 40 ms jitter) PCMU
-# went from 1.73 to 2.27 and Opus from 2.13 to 2.62, with 5 stretches instead of 91; nothing changed
-# without stalls. A rising spread still raises the target at once.
+# (10 ms/s at 20 ms packets): with a 300 ms stall every 3 s in tools/bench/impair.py (40 ms jitter;
+# flite slt+rms) PCMU went from 1.80 to 2.41 and Opus from 2.40 to 3.12, with 2 stretches instead of
+# 92; nothing changed without stalls. A rising spread still raises the target at once.
 _RELEASE_MS = 0.2
-_SHORTEN_EVERY_POPS = 10
 
 
 class JitterBuffer:
@@ -312,7 +310,7 @@ class JitterBuffer:
         average, target, packet = self.average_delay_ms, self.target_ms, self.packet_ms
         if average > target + 2 * packet and depth * packet > target + 4 * packet:
             self.stretch = -2  # urgent: the player shortens this very frame
-        elif average > target + 2 * packet and self._pops_since_stretch >= _SHORTEN_EVERY_POPS:
+        elif average > target + 2 * packet and self._pops_since_stretch >= _STRETCH_EVERY_POPS:
             self.stretch = -1
         elif average < min(target, 2 * packet) and self._pops_since_stretch >= _STRETCH_EVERY_POPS:
             self.stretch = 1

@@ -107,6 +107,16 @@ class Call:
         "session_refresher",
         "session_refresh_at",
         "ring_deadline",
+        "session_expire_at",
+        "early_dialogs",
+        "rseq_seen",
+        "early_sdp",
+        "rseq_sent",
+        "reliable_data",
+        "reliable_rseq",
+        "reliable_interval",
+        "reliable_next",
+        "reliable_give_up",
     )
 
     def advance(self, happening):
@@ -144,3 +154,17 @@ class Call:
         self.session_refresher = None
         self.session_refresh_at = None
         self.ring_deadline = None
+        # RFC 4028 §10: when we, not the refresher, end a session nobody refreshed.
+        self.session_expire_at = None
+        # RFC 3262 as UAC: early dialogs by To tag (for PRACK), the last RSeq seen in each, the answer
+        # a reliable provisional response carried.
+        self.early_dialogs = {}
+        self.rseq_seen = {}
+        self.early_sdp = b""
+        # RFC 3262 as UAS: the last RSeq sent, and the reliable provisional response awaiting its PRACK.
+        self.rseq_sent = None
+        self.reliable_data = None
+        self.reliable_rseq = None
+        self.reliable_interval = None
+        self.reliable_next = None
+        self.reliable_give_up = None

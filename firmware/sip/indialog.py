@@ -11,7 +11,7 @@ InDialog(ua)
     (refer(call, target, now, replaces=other call): attended transfer, RFC 3891 Replaces in Refer-To)
     reinvite_response(tx, call, response, now)   the outcome of our re-INVITE or session refresh
     refresh_session(call, now)   RFC 4028 §10: our refresh re-INVITE, when we are the refresher
-    bye_response/refer_response/other_response(tx, call, response, now), bye_failure/refer_failure/
+    bye_response/refer_response/other_response/prack_response(tx, call, response, now), bye_failure/refer_failure/
     reinvite_failure(tx, call, status, reason, now)   outcomes of our in-dialog requests
     deadlines(call) -> list;  on_timer(call, now)   the session refresh
 ALLOW, DTMF_DIGITS
@@ -27,7 +27,7 @@ from firmware.sip.transaction import Context
 from firmware.sip.uri import parse_local_uri, parse_name_addr
 from firmware.text import decode_utf8
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY, UPDATE"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY, UPDATE, PRACK"
 # Methods we know but do not handle in a dialog: 405 with Allow (§8.2.1). Anything else: 501.
 KNOWN_METHODS = ("REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE", "PRACK", "UPDATE", "INFO", "REFER", "NOTIFY")
 DTMF_DIGITS = "0123456789*#ABCD"
@@ -214,6 +214,11 @@ class InDialog:
         elif response.status in (408, 481):
             self.ua._remote_dialog_lost(call, response.status, now)
 
+    def prack_response(self, tx, call, response, now):
+        """RFC 3262 §4: a PRACK's own outcome changes nothing about the call, a challenge aside."""
+        if response.status in (401, 407):
+            self.ua._auth_retry(tx, response, now)
+
     def bye_failure(self, tx, call, status, reason, now):
         self.ua._end_call(call, "local hangup", status, False)
 
@@ -227,9 +232,16 @@ class InDialog:
         self.ua._remote_dialog_lost(call, 408, now)
 
     def deadlines(self, call):
-        return [] if call.session_refresh_at is None else [call.session_refresh_at]
+        return [d for d in (call.session_refresh_at, call.session_expire_at) if d is not None]
 
     def on_timer(self, call, now):
+        if call.session_expire_at is not None and call.session_expire_at <= now:
+            # RFC 4028 §10: the refresher let the session expire: we end it with a BYE.
+            call.session_expire_at = None
+            if call.state == call_states.CONFIRMED:
+                self.ua._send_bye(call, now)
+                self.ua._end_call(call, "session expired", 408, False)
+                return
         if call.session_refresh_at is not None and call.session_refresh_at <= now:
             self.refresh_session(call, now)
 
@@ -271,6 +283,8 @@ class InDialog:
 
     def on_update(self, tx, call, request, now):
         if self._is_session_refresh(call, request.body):
+            if call.session_expire_at is not None:
+                call.session_expire_at = session_timer.expiry(now, call.session_interval)  # RFC 4028 §10
             response = make_response(request, 200)
             response.headers.add("Contact", self.ua._contact())
             if request.body:

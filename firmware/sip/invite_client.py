@@ -4,6 +4,9 @@ invite() sends the INVITE; provisional responses become CallRinging, the first 2
 (we ACK it, and ACK again each retransmission), a 2xx from a second fork is ACKed and ended with a BYE,
 a failure becomes CallFailed. Hanging up before the answer CANCELs (only after a provisional response,
 §9.1); a 2xx that crosses our CANCEL is ACKed and ended with a BYE.
+The INVITE says Supported: 100rel: a reliable provisional response (RFC 3262 §4) is answered with a PRACK
+in its early dialog, and one whose RSeq is not one higher than the last of that dialog is dropped (a
+retransmission, or out of order). An answer it carried stands when the 2xx brings none (RFC 3262 §5).
 
 API (used by the UserAgent façade only)
 ---
@@ -18,15 +21,18 @@ InviteClient(ua)
 
 from firmware.errors import LocalProtocolError, RemoteProtocolError
 from firmware.sip import call as call_states
-from firmware.sip import events, session_timer
+from firmware.sip import events, reliable, session_timer
 from firmware.sip import replaces as replaces_header
 from firmware.sip.call import Call
 from firmware.sip.dialog import Dialog
 from firmware.sip.headers import Headers
 from firmware.sip.indialog import ALLOW
 from firmware.sip.message import Request
+from firmware.sip.outgoing import SUPPORTED_EXTENSIONS
 from firmware.sip.transaction import Context
 from firmware.sip.uri import parse_local_uri
+
+MAX_EARLY_DIALOGS = 8  # forks of one INVITE we PRACK; more reliable 1xx from new forks are dropped
 
 
 class InviteClient:
@@ -54,6 +60,7 @@ class InviteClient:
         )
         request.headers.add("Contact", ua._contact())
         request.headers.add("Allow", ALLOW)
+        request.headers.add("Supported", ", ".join(SUPPORTED_EXTENSIONS))
         if replaces is not None:
             # RFC 3891 §6.1: take the place of the named dialog at the target; Require, so a target that
             # cannot replace refuses (420) instead of ringing as a second, unrelated call.
@@ -71,6 +78,8 @@ class InviteClient:
         if call.state == call_states.ENDED:
             return
         if status < 200:
+            if status > 100 and reliable.required(response) and not self._reliable_provisional(call, response, now):
+                return  # a retransmitted or out-of-order reliable provisional response (RFC 3262 §4)
             if status > 100:
                 call.provisional = True
                 if call.state == call_states.CALLING:
@@ -94,6 +103,32 @@ class InviteClient:
             return
         self.fail_call(call, status, response.reason)
 
+    def _reliable_provisional(self, call, response, now):
+        """RFC 3262 §4: PRACK a new reliable provisional response. -> False to drop it."""
+        rseq = reliable.rseq_of(response)
+        tag = response.to_addr.tag
+        if rseq is None or tag is None:
+            return True  # not usable as reliable (no RSeq or To tag): taken as an ordinary one
+        if not reliable.accept(call.rseq_seen.get(tag), rseq):
+            return False
+        dialog = call.early_dialogs.get(tag)
+        if dialog is None:
+            try:
+                dialog = Dialog.from_uac_response(call.invite, response)
+            except RemoteProtocolError:
+                return True  # no usable Contact: no early dialog to PRACK in
+            if len(call.early_dialogs) >= MAX_EARLY_DIALOGS:
+                return False
+            call.early_dialogs[tag] = dialog
+        call.rseq_seen[tag] = rseq
+        if response.body:
+            call.early_sdp = response.body  # §5: the answer to our offer, when the 2xx brings none
+        ua = self.ua
+        prack, dest = ua._dialog_request(call, "PRACK", dialog=dialog)
+        prack.headers.add("RAck", reliable.format_rack(rseq, call.invite.cseq[0], "INVITE"))
+        ua._send_request(prack, dest, now, Context("prack", call.id))
+        return True
+
     def on_failure(self, tx, call, status, reason, now):
         if call.cancel_requested or call.state == call_states.CANCELLING:
             self.ua._end_call(call, "cancelled", status, False)
@@ -116,8 +151,12 @@ class InviteClient:
             self._ack_and_bye_stray_dialog(call, response, now)
             self.fail_call(call, 502, "2xx without a usable Contact")
             return
+        early = call.early_dialogs.get(dialog.remote_tag)
+        if early is not None:
+            dialog.local_seq = early.local_seq  # our PRACKs used CSeq numbers in this dialog already
         call.dialog = dialog
-        call.remote_sdp = response.body
+        answer = response.body or call.early_sdp
+        call.remote_sdp = answer
         ack, dest = ua._dialog_request(call, "ACK", cseq=call.invite.cseq[0])
         for name in ("Authorization", "Proxy-Authorization"):
             value = call.invite.headers.get(name)
@@ -135,7 +174,7 @@ class InviteClient:
             return
         call.established = True
         self._session_timer_from_2xx(call, response, now)
-        ua._emit(events.CallAnswered(call.id, response.body))
+        ua._emit(events.CallAnswered(call.id, answer))
 
     def _ack_and_bye_stray_dialog(self, call, response, now):
         """§13.2.2.4: a 2xx we do not want still gets its ACK, then a BYE ends that dialog."""
@@ -162,12 +201,16 @@ class InviteClient:
         ua._send_request(bye, dest, now, Context("stray-bye"))
 
     def _session_timer_from_2xx(self, call, response, now):
-        """RFC 4028 §7.2: a 2xx may make us (the UAC) the refresher."""
-        interval = session_timer.refresher_interval_from_2xx(response)
-        if interval is not None:
-            call.session_interval = interval
-            call.session_refresher = "uac"
-            call.session_refresh_at = session_timer.next_refresh(now, interval)
+        """RFC 4028 §7.2: a 2xx may make us (the UAC) the refresher; if it names the UAS, we end the
+        session when no refresh arrives in time (§10)."""
+        outcome = session_timer.from_2xx(response, self.ua.min_session_expires)
+        if outcome is None:
+            return
+        call.session_interval, call.session_refresher = outcome
+        if call.session_refresher == "uac":
+            call.session_refresh_at = session_timer.next_refresh(now, call.session_interval)
+        else:
+            call.session_expire_at = session_timer.expiry(now, call.session_interval)
 
     def fail_call(self, call, status, reason):
         call.advance(call_states.END)

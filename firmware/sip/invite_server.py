@@ -4,6 +4,10 @@ A new INVITE becomes a Call in state "incoming" and an IncomingCall event; wheth
 the application's decision (it answers with reject(call, 486)), the UA only bounds how many calls it
 holds (max_calls, a resource limit). The application then rings, answers or rejects; our 2xx is
 retransmitted (T1 doubling to T2) until the ACK, and a call nobody ACKs within 64*T1 is ended with a BYE.
+When the INVITE has Require: 100rel, ringing() sends the 180 reliably (RFC 3262 §3): RSeq, retransmitted
+(T1 doubling) until the PRACK whose RAck matches; none within 64*T1 gets the INVITE a 500 (CallEnded
+reason "no PRACK"). A PRACK that matches nothing unacknowledged gets 481.
+When we are not the RFC 4028 refresher, each 2xx we send arms the session expiry (session_timer.expiry).
 
 API (used by the UserAgent façade only)
 ---
@@ -11,6 +15,7 @@ InviteServer(ua)
     on_invite(tx, request, addr, now)    an out-of-dialog INVITE (Require already checked)
     on_cancel(tx, request, now)          a CANCEL (§9.2), matched to its INVITE server transaction
     on_ack(request, now)                 an ACK for our 2xx (the transaction layer passes it up)
+    on_prack(tx, request, now)           a PRACK (RFC 3262 §3), early dialog or confirmed
     ringing/answer/reject(call_id, ...)  the UA's commands for an incoming call
     hangup(call, now) -> True when it handled the call (incoming or answered)
     send_2xx(call, tx, request, sdp, now) a 2xx with our SDP, retransmitted until the ACK
@@ -20,7 +25,7 @@ InviteServer(ua)
 
 from firmware.errors import LocalProtocolError, RemoteProtocolError
 from firmware.sip import call as call_states
-from firmware.sip import events, session_timer
+from firmware.sip import events, reliable, session_timer
 from firmware.sip import replaces as replaces_header
 from firmware.sip.call import Call
 from firmware.sip.dialog import Dialog
@@ -136,15 +141,61 @@ class InviteServer:
     def ringing(self, call_id, now):
         ua = self.ua
         call = self._incoming(call_id, "ringing")
+        sent_reliably = reliable.required(call.invite)
+        if sent_reliably and call.reliable_data is not None:
+            return  # RFC 3262 §3: no second reliable provisional response before the first is PRACKed
         response = make_response(call.invite, 180, to_tag=call.local_tag)
         for value in call.invite.headers.get_all("Record-Route"):
             response.headers.add("Record-Route", value)  # §12.1.1: the 180 creates an early dialog
         response.headers.add("Contact", ua._contact())
-        ua._respond(call.server_tx, response, now)
+        if sent_reliably:
+            call.rseq_sent = reliable.first_rseq(ua.rng) if call.rseq_sent is None else call.rseq_sent + 1
+            response.headers.add("Require", reliable.OPTION_TAG)
+            response.headers.add("RSeq", str(call.rseq_sent))
+        data = response.to_bytes()
+        ua._respond(call.server_tx, data, now)
+        if sent_reliably:
+            # §3: the UAS core retransmits it, T1 doubling, until the PRACK; 64*T1 at most.
+            call.reliable_data = data
+            call.reliable_rseq = call.rseq_sent
+            call.reliable_interval = ua.t1
+            call.reliable_next = None if ua.reliable else now + ua.t1
+            call.reliable_give_up = now + 64 * ua.t1
+
+    def on_prack(self, tx, request, now):
+        ua = self.ua
+        call = ua.calls.get(request.call_id)
+        if (
+            call is None
+            or call.role != "uas"
+            or request.to_addr.tag != call.local_tag
+            or request.from_addr.tag != call.invite.from_addr.tag
+        ):
+            ua._respond(tx, make_response(request, 481), now)
+            return
+        if call.dialog is not None and not call.dialog.check_remote_cseq(request.cseq[0]):
+            ua._respond(tx, make_response(request, 500, "Out of order CSeq"), now)
+            return
+        try:
+            rack = reliable.parse_rack(request.headers.get("RAck"))
+        except RemoteProtocolError:
+            ua._respond(tx, make_response(request, 400, "Bad RAck"), now)
+            return
+        if call.reliable_data is None or rack != (call.reliable_rseq, call.invite.cseq[0], "INVITE"):
+            # §3: a PRACK matching no unacknowledged reliable provisional response.
+            ua._respond(tx, make_response(request, 481, "No Matching Provisional Response"), now)
+            return
+        self._stop_reliable(call)
+        ua._respond(tx, make_response(request, 200), now)
+
+    def _stop_reliable(self, call):
+        call.reliable_data = call.reliable_next = call.reliable_give_up = None
 
     def answer(self, call_id, sdp, now):
         call = self._incoming(call_id, "answer")
         call.dialog = Dialog.from_uas_request(call.invite, call.local_tag, 0)
+        # §3: our 180s carry no SDP, so the 2xx need not wait for their PRACK; a late PRACK is still 200.
+        call.reliable_next = call.reliable_give_up = None
         call.local_sdp = sdp
         call.advance(call_states.SEND_2XX)
         call.established = True
@@ -162,6 +213,7 @@ class InviteServer:
             response.headers.add("Contact", str(NameAddr(parse_uri(contact))))
         if status == 488:
             response.headers.add("Accept", "application/sdp")
+        self._stop_reliable(call)
         self.ua._respond(call.server_tx, response, now)
         self.ua._end_call(call, "rejected", status, False)
 
@@ -189,6 +241,12 @@ class InviteServer:
             session_timer.add_to_2xx(response.headers, call.session_interval, call.session_refresher)
             if call.session_refresher == "uas":
                 call.session_refresh_at = session_timer.next_refresh(now, call.session_interval)
+                call.session_expire_at = None
+            elif request.headers.get("Session-Expires") is not None:
+                # §10: the peer (the UAC of this request) refreshes; without a refresh by then, we
+                # end the session. (Roles are per transaction: only a request naming them moves them.)
+                call.session_refresh_at = None
+                call.session_expire_at = session_timer.expiry(now, call.session_interval)
         if sdp:
             response.headers.add("Content-Type", "application/sdp")
         response.body = sdp
@@ -204,12 +262,12 @@ class InviteServer:
 
     def negotiate_session_timer(self, call, request):
         """RFC 4028 §9 as UAS. Returns None, or a 422 response when the interval is too small."""
-        outcome = session_timer.negotiate(request)
+        outcome = session_timer.negotiate(request, self.ua.min_session_expires)
         if outcome is None:
             return None
         if outcome == session_timer.TOO_SMALL:
             response = make_response(request, 422, to_tag=call.local_tag)
-            response.headers.add("Min-SE", str(session_timer.MIN_SESSION_EXPIRES))
+            response.headers.add("Min-SE", str(self.ua.min_session_expires))
             return response
         call.session_interval, call.session_refresher = outcome
         return None
@@ -217,10 +275,22 @@ class InviteServer:
     # ---- timers
 
     def deadlines(self, call):
-        return [d for d in (call.ok_next, call.ok_give_up, call.ring_deadline) if d is not None]
+        found = (call.ok_next, call.ok_give_up, call.ring_deadline, call.reliable_next, call.reliable_give_up)
+        return [d for d in found if d is not None]
 
     def on_timer(self, call, now):
         ua = self.ua
+        if call.reliable_give_up is not None and call.reliable_give_up <= now:
+            self._stop_reliable(call)
+            if call.state == call_states.INCOMING:
+                # RFC 3262 §3: no PRACK for 64*T1: the INVITE gets a 5xx.
+                ua._respond(call.server_tx, make_response(call.invite, 500, to_tag=call.local_tag), now)
+                ua._end_call(call, "no PRACK", 500, False)
+                return True
+        if call.reliable_next is not None and call.reliable_next <= now and call.reliable_data is not None:
+            ua._queue(call.reliable_data, call.peer)
+            call.reliable_interval *= 2  # §3: doubling, not capped at T2
+            call.reliable_next = now + call.reliable_interval
         if call.ring_deadline is not None and call.ring_deadline <= now:
             call.ring_deadline = None
             if call.state == call_states.INCOMING:

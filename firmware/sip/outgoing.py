@@ -8,17 +8,18 @@ as a client transaction.
 API (for the UserAgent and its parts: invite_client, invite_server, indialog, register_client)
 ---
 destination_of(uri, transport="udp") -> (host, port); port None = resolve per RFC 3263
-SUPPORTED_EXTENSIONS   the option tags we support
+SUPPORTED_EXTENSIONS   the option tags we support (Supported in INVITEs, 2xx and OPTIONS answers)
 RequestBuilder methods: _via(branch), _contact_uri(), _contact(params=""), _from(tag), _new_branch(),
     _base_request(method, uri, from_value, to_value, call_id, cseq, routes=(), body=b"", ctype=None),
     _out_of_dialog_destination(uri), _check_room(), _send_request(request, dest, now, context) -> tx,
-    _dialog_request(call, method, body=b"", ctype=None, cseq=None) -> (request, dest),
+    _dialog_request(call, method, body=b"", ctype=None, cseq=None, dialog=None) -> (request, dest)
+        (dialog: an early dialog instead of call.dialog),
     _auth_retry(tx, response, now) -> (new tx, None) or (None, failure reason)
 """
 
 from firmware.digits import is_ascii_digits
 from firmware.errors import LocalProtocolError
-from firmware.sip import replaces, session_timer
+from firmware.sip import reliable, replaces, session_timer
 from firmware.sip.admission import MAX_TRANSACTIONS
 from firmware.sip.credentials import resend_with_credentials
 from firmware.sip.headers import Headers, Via
@@ -27,8 +28,9 @@ from firmware.sip.transaction import ClientTransaction
 from firmware.sip.uri import NameAddr, Uri, parse_name_addr
 
 USER_AGENT = "Sotto"
-# The option tags we support (Supported in 2xx and OPTIONS answers; anything else in Require gets 420).
-SUPPORTED_EXTENSIONS = session_timer.SUPPORTED_EXTENSIONS + (replaces.OPTION_TAG,)
+# The option tags we support (anything else in Require gets 420): RFC 3262 reliable provisional
+# responses, RFC 4028 session timers, RFC 3891 Replaces.
+SUPPORTED_EXTENSIONS = (reliable.OPTION_TAG,) + session_timer.SUPPORTED_EXTENSIONS + (replaces.OPTION_TAG,)
 
 
 def _is_ip_literal(host):
@@ -112,8 +114,8 @@ class RequestBuilder:
         self._flush(tx)
         return tx
 
-    def _dialog_request(self, call, method, body=b"", ctype=None, cseq=None):
-        dialog = call.dialog
+    def _dialog_request(self, call, method, body=b"", ctype=None, cseq=None, dialog=None):
+        dialog = dialog or call.dialog
         uri, routes = dialog.request_target()
         number = cseq if cseq is not None else dialog.next_cseq()
         request = self._base_request(

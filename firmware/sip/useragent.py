@@ -89,7 +89,7 @@ import binascii
 
 from firmware.errors import LocalProtocolError, RemoteProtocolError
 from firmware.sip import call as call_states
-from firmware.sip import events
+from firmware.sip import events, session_timer
 from firmware.sip.admission import (
     MAX_TRANSACTIONS,
     MAX_TRANSACTIONS_PER_SOURCE,
@@ -160,6 +160,7 @@ class UserAgent(RequestBuilder):
         source_rate=SOURCE_RATE,
         source_burst=SOURCE_BURST,
         same_session=None,
+        min_session_expires=session_timer.MIN_SESSION_EXPIRES,
     ):
         if rng is None:
             raise LocalProtocolError("a random source is required")
@@ -183,6 +184,7 @@ class UserAgent(RequestBuilder):
         self.contact_user = contact_user or aor.user or "sotto"
         self.max_calls = max_calls
         self.ring_timeout = ring_timeout
+        self.min_session_expires = min_session_expires
         self.t1, self.t2, self.t4 = t1, t2, t4
         self.malformed_dropped = self.busy_rejected = self.flood_dropped = 0
         self.events_dropped = self.outgoing_dropped = 0
@@ -210,6 +212,7 @@ class UserAgent(RequestBuilder):
             "OPTIONS": self._on_options,
             "BYE": self._no_dialog,
             "NOTIFY": self._no_dialog,
+            "PRACK": self._no_dialog,
         }
         self.response_handlers = {
             "register": self._registrar.on_response,
@@ -222,6 +225,7 @@ class UserAgent(RequestBuilder):
             "refer": self._dialog.refer_response,
             "info": self._dialog.other_response,
             "notify": self._dialog.other_response,
+            "prack": self._dialog.prack_response,
         }
         self.failure_handlers = {
             "register": self._registrar.on_failure,
@@ -234,7 +238,7 @@ class UserAgent(RequestBuilder):
             "refer": self._dialog.refer_failure,
         }
         # Context kinds whose handlers need the call they belong to (dropped once it is gone).
-        self.call_kinds = ("invite", "bye", "reinvite", "refresh", "refer", "info", "notify")
+        self.call_kinds = ("invite", "bye", "reinvite", "refresh", "refer", "info", "notify", "prack")
 
     # ------------------------------------------------------------------ sans-I/O plumbing
 
@@ -388,7 +392,7 @@ class UserAgent(RequestBuilder):
 
     def _forget_call(self, call):
         call.ok_next = call.ok_give_up = call.ok_data = call.cancel_deadline = call.session_refresh_at = None
-        call.ring_deadline = None
+        call.ring_deadline = call.session_expire_at = call.reliable_next = call.reliable_give_up = None
         self.calls.pop(call.id, None)
         if call.dialog is not None:  # RFC 3891 §3: a Replaces naming it now gets 603, not 481
             self._ended_dialogs.append((call.id, call.dialog.local_tag, call.dialog.remote_tag))
@@ -580,6 +584,9 @@ class UserAgent(RequestBuilder):
         return [opt for opt in request.headers.get_all("Require") if opt.lower() not in SUPPORTED_EXTENSIONS]
 
     def _in_dialog_request(self, tx, request, addr, now):
+        if request.method == "PRACK":
+            self._uas.on_prack(tx, request, now)  # RFC 3262: also in an early dialog
+            return
         call = self.calls.get(request.call_id)
         dialog = call.dialog if call is not None else None
         if dialog is None or request.to_addr.tag != dialog.local_tag or request.from_addr.tag != dialog.remote_tag:

@@ -64,8 +64,10 @@ def test_rule_breaking_requests_get_400_family():
     assert out[0][0].status == 400 and "CSeq" in out[0][0].reason
     _, out = _answer(_request(b"INVITE", uri=b"mailto:bob@example.com"))
     assert out[0][0].status == 416
-    _, out = _answer(_request(b"INVITE", b"Require: 100rel\r\n"))
-    assert out[0][0].status == 420 and out[0][0].headers.get("Unsupported") == "100rel"
+    _, out = _answer(_request(b"INVITE", b"Require: precondition, 100rel\r\n"))
+    assert out[0][0].status == 420 and out[0][0].headers.get("Unsupported") == "precondition"
+    _, out = _answer(_request(b"INVITE", b"Require: 100rel\r\n"))  # RFC 3262: supported
+    assert out[0][0].status == 100
     _, out = _answer(_request(b"INVITE", b"Content-Type: text/plain\r\n", body=b"hello"))
     assert out[0][0].status == 415
     no_contact = _request(b"INVITE").replace(b"Contact: <sip:peer@127.0.0.1:5099>\r\n", b"")

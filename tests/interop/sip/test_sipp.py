@@ -1,5 +1,6 @@
 """sipp against Sotto's UserAgent on 127.0.0.1: the built-in uac and uas scenarios, and XML scenarios for
-2xx/non-2xx retransmission (Timer G and the UAS core's 2xx schedule) and CANCEL before the answer."""
+2xx/non-2xx retransmission (Timer G and the UAS core's 2xx schedule), CANCEL before the answer, reliable
+provisional responses both ways (RFC 3262) and a session that expires unrefreshed (RFC 4028 §10)."""
 
 import pathlib
 import subprocess
@@ -18,7 +19,7 @@ SCENARIOS = pathlib.Path(__file__).resolve().parent / "scenarios"
 SIPP_PORT = 15197
 
 
-def _sipp(tmp_path, *args):
+def _sipp(tmp_path, *args, timeout=20):
     binary = require("sipp")
     cmd = [
         binary,
@@ -31,7 +32,7 @@ def _sipp(tmp_path, *args):
         "1",
         "-nostdin",
         "-timeout",
-        "20",
+        str(timeout),
         "-trace_err",
         "-trace_msg",
     ]
@@ -217,5 +218,80 @@ def test_info_dtmf_from_sipp(tmp_path):
         call_id = driver.of(events.IncomingCall)[0].call_id
         assert driver.of(events.DtmfReceived) == [events.DtmfReceived(call_id, "7", 250)]
         assert driver.of(events.CallEnded)[0].by_remote
+    finally:
+        driver.close()
+
+
+def test_sipp_requires_100rel_and_we_send_a_reliable_180_it_pracks(tmp_path):
+    driver = _callee(lambda d, e: d.ua.ringing(e.call_id, d.now()))
+    try:
+        proc = _sipp(tmp_path, "-sf", str(SCENARIOS / "uac_100rel.xml"), "{}:{}".format(*driver.address))
+        # Answer only once the PRACK came (and was answered): the 2xx follows the acknowledged 180.
+        deadline = time.monotonic() + 10
+        while not _sent_statuses(driver, 200) and time.monotonic() < deadline and proc.poll() is None:
+            driver.pump_once(0.01)
+        pracked = [parse_message(d) for d in _sent_statuses(driver, 200)]
+        assert pracked and pracked[0].cseq == (2, "PRACK"), driver.received
+        call_id = driver.of(events.IncomingCall)[0].call_id
+        driver.ua.answer(call_id, offer(42004), driver.now())
+        code, out = _drive(driver, proc)
+        assert code == 0, out
+        ringing = [parse_message(d) for d in _sent_statuses(driver, 180)]
+        assert ringing and all(r.headers.get("Require") == "100rel" for r in ringing)
+        assert len({r.headers.get("RSeq") for r in ringing}) == 1
+        assert driver.of(events.CallConfirmed) and driver.of(events.CallEnded)[0].reason == "remote hangup"
+    finally:
+        driver.close()
+
+
+def test_we_prack_a_reliable_183_from_sipp_and_take_its_answer(tmp_path):
+    driver = Driver(port=0)
+    try:
+        proc = _sipp(tmp_path, "-sf", str(SCENARIOS / "uas_100rel.xml"))
+        time.sleep(0.3)
+        call = driver.ua.invite("sip:service@127.0.0.1:{}".format(SIPP_PORT), offer(42006), driver.now())
+        assert driver.run_until(lambda: driver.of(events.CallAnswered), 10), driver.events
+        ((ringing,),) = [[e for e in driver.of(events.CallRinging)]]
+        assert ringing.status == 183 and b"m=audio 42424 " in ringing.sdp
+        # RFC 3262 §5: the 200 carries no SDP, the answer stands from the 183.
+        assert driver.of(events.CallAnswered)[0].sdp == ringing.sdp
+        pracks = [parse_message(d) for d in driver.sent if d.startswith(b"PRACK ")]
+        assert len(pracks) == 1 and pracks[0].headers.get("RAck") == "1 1 INVITE"
+        driver.run(0.3)
+        driver.ua.hangup(call, driver.now())
+        code, out = _drive(driver, proc)
+        assert code == 0, out
+        bye = [parse_message(d) for d in driver.sent if d.startswith(b"BYE ")][0]
+        assert bye.cseq[0] == 3  # INVITE 1, PRACK 2
+        assert driver.of(events.CallEnded)[0].reason == "local hangup"
+    finally:
+        driver.close()
+
+
+def test_the_session_expires_when_sipp_never_refreshes(tmp_path):
+    # Session-Expires 24 s (a Min-SE of 24 for the test; the phone's is 90): the BYE is due at
+    # 24 - min(32, 24/3) = 16 s after the 2xx (RFC 4028 §10).
+    driver = _callee(_answer)
+    driver.ua.min_session_expires = 24
+    try:
+        started = time.monotonic()
+        proc = _sipp(
+            tmp_path,
+            "-sf",
+            str(SCENARIOS / "uac_session_expires.xml"),
+            "-set",
+            "se",
+            "24",
+            "{}:{}".format(*driver.address),
+            timeout=40,
+        )
+        code, out = _drive(driver, proc, timeout=40)
+        assert code == 0, out
+        ended = driver.of(events.CallEnded)
+        assert [(e.reason, e.by_remote) for e in ended] == [("session expired", False)]
+        took = time.monotonic() - started
+        assert 15.5 < took < 25, took
+        ok = [parse_message(d) for d in _sent_statuses(driver, 200) if parse_message(d).cseq[1] == "INVITE"][0]
+        assert ok.headers.get("Session-Expires") == "24;refresher=uac"
     finally:
         driver.close()

@@ -47,7 +47,10 @@ new server has never seen this one. ICMP unreachable for the last target of a na
 target, calls on_error(addr), so the transaction fails at once with 503 instead of after Timer B/F.
 
 Methods
-    send(data, addr) -> bool     addr = (host, port); port None or a host name -> RFC 3263 lookup;
+    send(data, addr) -> bool     addr = (host, port); port None or a host name -> RFC 3263 lookup,
+                                 never waited for: a name not in the resolver's cache starts a
+                                 non-blocking lookup on the loop and the message waits for it (True);
+                                 when nothing resolves, on_error(addr) is called then;
                                  opens a TCP/TLS connection when none exists to that peer (or reuses
                                  one being opened), trying up to 3 resolved targets in order.
                                  False = failed now (no target resolved, queue full, every target

@@ -12,7 +12,8 @@ CallConfirmed(call_id, sdp)              the ACK for our 2xx arrived (incoming c
 CallEnded(call_id, reason, sip_status, by_remote)
                                          an established or cancelled call is over. reason is one of
                                          "remote hangup", "local hangup", "cancelled", "rejected",
-                                         "no ACK", "no answer", "dialog lost"
+                                         "no ACK", "no answer", "dialog lost", "session expired"
+                                         (RFC 4028 §10), "no PRACK" (RFC 3262 §3)
 CallFailed(call_id, status, reason)      our INVITE failed: final status >= 300, 408 on timeout, or
                                          reason "wrong password"/"authentication required" for auth
 ReinviteReceived(call_id, sdp)           the peer changed the session (hold/resume/new address): answer

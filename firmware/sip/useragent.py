@@ -17,9 +17,14 @@ UserAgent(local_address, rng, transport="udp", aor=None, display_name=None, user
     display_name    put in From; username/password digest credentials (username defaults to the AOR
                     user); outbound_proxy (host, port) every out-of-dialog request is sent to
     register_expires the Expires we ask the registrar for
-    max_calls       more simultaneous calls get 486 Busy Here
+    max_calls       a resource bound: calls past it get 486. Whether the line is busy is the
+                    application's decision: every INVITE within the bound arrives as IncomingCall,
+                    also during another call, and the application answers reject(call, 486) or rings
     ring_timeout    an incoming call nobody answers within this many seconds gets 480 (CallEnded
                     reason "no answer"), so a caller that vanished without CANCEL frees the line
+    min_session_expires  the smallest RFC 4028 Session-Expires accepted (422 with Min-SE below it);
+                    90 (§4). Without a refresh from the refresher, we send BYE at SE - min(32, SE/3)
+                    (§10): CallEnded reason "session expired"
     same_session    callable (previous body, offer body) -> True when an offer in a re-INVITE/UPDATE
                     changes nothing (RFC 4028 refresh, RFC 3264 §8 same o= version): answered with our
                     last body, no ReinviteReceived. Bodies are opaque to the UA, so the default only
@@ -56,7 +61,8 @@ transport_error() for that hop registers again at once; failures back off per RF
 network_up(now)                     the network came back: register again at once, back-off reset
 unregister(now)                     REGISTER Expires: 0, then Unregistered
 invite(target_uri, sdp, now) -> call id
-ringing(call, now)                  180 Ringing
+ringing(call, now)                  180 Ringing; sent reliably (RFC 3262: RSeq, retransmitted until its
+                                    PRACK) when the INVITE has Require: 100rel
 answer(call, sdp, now)              200 OK with our SDP answer; retransmitted (Timer G schedule) until ACK
 reject(call, status, now)           486 Busy Here, 603 Decline, 488 Not Acceptable Here, ...
 hangup(call, now)                   BYE, CANCEL, or a 603 for an unanswered incoming call

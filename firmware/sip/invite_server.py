@@ -242,9 +242,10 @@ class InviteServer:
             if call.session_refresher == "uas":
                 call.session_refresh_at = session_timer.next_refresh(now, call.session_interval)
                 call.session_expire_at = None
-            elif request.headers.get("Session-Expires") is not None:
-                # §10: the peer (the UAC of this request) refreshes; without a refresh by then, we
-                # end the session. (Roles are per transaction: only a request naming them moves them.)
+            elif request.headers.get("Session-Expires") is not None or call.session_expire_at is not None:
+                # §10: the peer (the UAC of this request) refreshes, and any re-INVITE it sends is a
+                # refresh; without one by then, we end the session. (Roles are per transaction: only a
+                # request naming them moves them.)
                 call.session_refresh_at = None
                 call.session_expire_at = session_timer.expiry(now, call.session_interval)
         if sdp:

@@ -256,3 +256,23 @@ def test_the_refresher_side_refreshes_and_never_expires():
     refreshes = [(t, m.cseq[0]) for t, m in peer.sent(method="INVITE") if m.cseq[0] > 1]
     assert refreshes[0] == (45.0, 2) and {cseq for _, cseq in refreshes} == {2}  # §10: half the interval
     assert not peer.sent(method="BYE") and not peer.of(events.CallEnded)
+
+
+def test_an_update_or_a_bare_reinvite_from_the_refresher_counts_as_a_refresh():
+    peer = Peer()
+    call = _incoming(peer, extra=b"Supported: timer\r\nSession-Expires: 90;refresher=uac\r\n")
+    peer.cmd("answer", call, SDP)
+    tag = b";tag=" + peer.sent(status=200, method="INVITE")[0][1].to_addr.tag.encode()
+    peer.send(_message(b"ACK sip:bob@127.0.0.1:5062 SIP/2.0", b"c1", 1, b"ACK", to_tag=tag, branch=b"z9hG4bK-a"))
+    peer.advance(50)
+    peer.send(_message(b"UPDATE sip:bob@127.0.0.1:5062 SIP/2.0", b"c1", 2, b"UPDATE", tag, branch=b"z9hG4bK-u"))
+    assert peer.sent(status=200, method="UPDATE")
+    peer.advance(50)  # 100 s: past the first expiry (60 s), before the one the UPDATE set (110 s)
+    refresh = _message(b"INVITE sip:bob@127.0.0.1:5062 SIP/2.0", b"c1", 3, b"INVITE", tag, b"", SDP, b"z9hG4bK-r")
+    peer.send(refresh)  # no Session-Expires: still a refresh (RFC 4028 §10)
+    peer.send(_message(b"ACK sip:bob@127.0.0.1:5062 SIP/2.0", b"c1", 3, b"ACK", to_tag=tag, branch=b"z9hG4bK-a3"))
+    peer.advance(59.9)
+    assert not peer.sent(method="BYE")
+    peer.advance(0.2)
+    assert [t for t, _ in peer.sent(method="BYE")] == [160.0]
+    assert peer.of(events.CallEnded)[0].reason == "session expired"

@@ -279,9 +279,6 @@ def test_the_session_expires_when_sipp_never_refreshes(tmp_path):
             tmp_path,
             "-sf",
             str(SCENARIOS / "uac_session_expires.xml"),
-            "-set",
-            "se",
-            "24",
             "{}:{}".format(*driver.address),
             timeout=40,
         )

@@ -248,7 +248,7 @@ def test_we_prack_a_reliable_183_from_sipp_and_take_its_answer(tmp_path):
     driver = Driver(port=0)
     try:
         proc = _sipp(tmp_path, "-sf", str(SCENARIOS / "uas_100rel.xml"))
-        time.sleep(0.3)
+        wait_udp_bound(SIPP_PORT, 10, "sipp's uas", _alive(proc))
         call = driver.ua.invite("sip:service@127.0.0.1:{}".format(SIPP_PORT), offer(42006), driver.now())
         assert driver.run_until(lambda: driver.of(events.CallAnswered), 10), driver.events
         ((ringing,),) = [[e for e in driver.of(events.CallRinging)]]

@@ -108,3 +108,63 @@ def _notifies(log):
         out.append((head, log[blank.end() : blank.end() + int(length.group(1))] if length else ""))
         start = log.find("NOTIFY sip:", blank.end())
     return out
+
+
+REPLACED_SCRIPT = """\
+wait ringing 30
+hook off
+wait secure 20
+sleep 14
+hook on
+wait ended 5
+quit
+"""
+
+
+def test_an_attended_transfer_replaces_the_phones_call_with_a_new_secure_one(tmp_path):
+    """linphone talks to a `sotto answer` (x) and to the phone, then joins them (`transfer 1 --to-call 2`):
+    x's INVITE with Replaces (RFC 3891) takes linphone's place at the phone, which answers it, ends
+    linphone's leg and keys a new ZRTP session with x: the display's SAS becomes x's."""
+    script = tmp_path / "script.txt"
+    script.write_text(REPLACED_SCRIPT)
+    log = tmp_path / "display.jsonl"
+    x_port = sotto.free_udp_port()
+    x = sotto.start(
+        ["answer", "--follow-transfer", "--listen", "127.0.0.1:{}".format(x_port), "--timeout", "60"]
+        + ["--cache", str(tmp_path / "x.cache")],
+        tmp_path / "x-home",
+    )
+    phone = None
+    with Linphone(tmp_path / "lin", sotto.free_udp_port(), sotto.free_udp_port(), user="lin") as lin:
+        try:
+            sotto.wait_listening(x_port, x)
+            # linphone drops the port of a URI it calls (its To, and so the Refer-To it builds from it): the
+            # phone, as the transfer target, listens on the default port, on an address of its own.
+            phone = sotto.start(
+                ["run", "--board", "sim", "--listen", "127.0.0.2:5060", "--script", str(script)]
+                + ["--display-log", str(log)],
+                tmp_path / "home",
+            )
+            wait_until(
+                lambda: any(f["state"] == "idle" for f in _frames(log)), 20, "the phone to be idle", interval=0.1
+            )
+            lin.command("call sip:x@127.0.0.1:{}".format(x_port))
+            lin.auth_token(timeout=20)
+            mark = len(lin.console())
+            lin.command("pause")  # linphonec places a second call only with the first on hold
+            lin.wait_for(r"Call 1 with \S+ is now paused", timeout=10, start=mark)
+            mark = len(lin.console())
+            lin.command("call sip:sotto@127.0.0.2:5060")
+            first_sas = lin.auth_token(timeout=30, start=mark)
+            lin.command("transfer 1 --to-call 2")
+            rc, _summary, err = sotto.finish(phone, timeout=60)
+        finally:
+            if phone is not None and phone.poll() is None:
+                phone.kill()
+    rc_x, x_summary, x_err = sotto.finish(x, timeout=30)
+    assert rc == 0, err[-3000:]
+    assert rc_x == 0 and x_summary["transfer"]["attended"] is True, (x_summary, x_err[-2000:])
+    assert x_summary["transfer"]["status"] == 200 and x_summary["secure"] is True, x_summary
+    sas_shown = [f["lines"][1] for f in _frames(log) if f["state"] == "secure"]
+    assert sas_shown[0] == first_sas and sas_shown[-1] == x_summary["sas"], (sas_shown, first_sas, x_summary)
+    assert first_sas != x_summary["sas"]  # a new ZRTP session with a new peer, not linphone's keys

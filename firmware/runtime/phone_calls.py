@@ -25,6 +25,13 @@ class PhoneCalls(CallController):
         self.history = history  # history_store.HistoryStore
         self.desk_store = desk_store  # desk_store.DeskStore: desk settings and contacts
         self._known_peers = frozenset()  # peers (ZID hex) with a retained secret when this call began
+        self.mwi = None  # firmware.sip.subscription.MessageSummarySubscription, once set up
+        phone_settings = settings.phone
+        if phone_settings.unsolicited_notify or (phone_settings.message_waiting and settings.account.uri):
+            from firmware.sip.subscription import MessageSummarySubscription
+
+            target = phone_settings.message_account or settings.account.uri or "sip:{}".format(settings.sip.listen)
+            self.mwi = MessageSummarySubscription(self.ua, target, accept_unsolicited=phone_settings.unsolicited_notify)
         self.volume = None  # the phone's, once bound
         self.muted = False
         self.driver = None
@@ -184,10 +191,35 @@ class PhoneCalls(CallController):
         self.endpoint.save_zrtp_cache()
 
     # -- call events -> the phone -----------------------------------------------------------------
+    def on_event(self, kind, media, payload):
+        from firmware.sip import subscription
+
+        if kind == "sip" and isinstance(payload, subscription.MessageWaiting):
+            log.info(
+                "message waiting: %s, voice %s new / %s old",
+                "yes" if payload.waiting else "no",
+                payload.new,
+                payload.old,
+            )
+            self.feed(self.P.MessageSummary(payload.waiting, payload.new, payload.old, payload.account))
+        elif kind == "sip" and isinstance(payload, subscription.SubscriptionFailed):
+            log.warning(
+                "message-summary subscription failed: %s %s%s",
+                payload.status,
+                payload.reason,
+                "" if payload.retry_in is None else " (again in {:g} s)".format(payload.retry_in),
+            )
+        else:
+            CallController.on_event(self, kind, media, payload)
+
     def on_registration(self, event):
         e = sip_events
         if isinstance(event, e.Registered):
             self.feed(self.P.Registered())
+            if self.mwi is not None and self.settings.phone.message_waiting and self.mwi.state == "idle":
+                # RFC 3842 §4: subscribe to our mailbox once the registrar knows us.
+                self.mwi.subscribe(self.loop.now())
+                self.endpoint.pump()
         elif isinstance(event, e.RegistrationFailed):
             self.feed(self.P.RegistrationFailed(event.reason))
 
@@ -354,6 +386,9 @@ def run_phone(settings, args, provisioning=None):
         if calls.call_id is not None:
             calls.hangup("completed", "phone stopped")
             loop.run(until=lambda: calls.call_id is None, timeout=HANGUP_GRACE)
+        if calls.mwi is not None and calls.mwi.state == "active":
+            calls.mwi.unsubscribe(loop.now())
+            endpoint.pump()
         if settings.account.uri and endpoint.ua.registered:
             endpoint.ua.unregister(loop.now())
             endpoint.pump()

@@ -243,6 +243,9 @@ class UserAgent(RequestBuilder):
             "refresh": self._dialog.reinvite_failure,
             "refer": self._dialog.refer_failure,
         }
+        # Extensions outside calls (firmware.sip.subscription): each has deadlines(), on_timer(now) and
+        # on_in_dialog_request(tx, request, addr, now) -> True when a request with a To tag is theirs.
+        self.extensions = []
         # Context kinds whose handlers need the call they belong to (dropped once it is gone).
         self.call_kinds = ("invite", "bye", "reinvite", "refresh", "refer", "info", "notify", "prack")
 
@@ -282,6 +285,8 @@ class UserAgent(RequestBuilder):
         for call in self.calls.values():
             deadlines += self._uas.deadlines(call) + self._uac.deadlines(call) + self._dialog.deadlines(call)
         deadlines += self._reg.deadlines()
+        for extension in self.extensions:
+            deadlines += extension.deadlines()
         deadlines = [d for d in deadlines if d is not None]
         return min(deadlines) if deadlines else None
 
@@ -301,6 +306,8 @@ class UserAgent(RequestBuilder):
                 self._dialog.on_timer(call, now)
                 self._uac.on_timer(call, now)
         self._registrar.on_timer(now)
+        for extension in self.extensions:
+            extension.on_timer(now)
 
     # ------------------------------------------------------------------ registration
 
@@ -596,6 +603,9 @@ class UserAgent(RequestBuilder):
         call = self.calls.get(request.call_id)
         dialog = call.dialog if call is not None else None
         if dialog is None or request.to_addr.tag != dialog.local_tag or request.from_addr.tag != dialog.remote_tag:
+            for extension in self.extensions:
+                if extension.on_in_dialog_request(tx, request, addr, now):
+                    return
             self._respond(tx, make_response(request, 481), now)
             return
         if not dialog.check_remote_cseq(request.cseq[0]):

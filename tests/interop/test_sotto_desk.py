@@ -203,3 +203,71 @@ def test_forward_on_busy_while_a_call_is_up(tmp_path):
     )
     # the echo call went on: the busy forward never touched it
     assert frames[-1]["state"] in ("secure", "idle", "ended")
+
+
+def test_message_waiting_from_a_sipp_notifier_lights_the_led_and_the_key_dials_the_account(tmp_path):
+    """sipp is the registrar and the voicemail's notifier (tests/interop/scenarios/uas_registrar_mwi.xml): the
+    phone subscribes after registering, shows the count and lights the message LED; a malformed NOTIFY is
+    answered 400 and another event package 489 (sipp fails otherwise), and neither changes the display; the
+    voicemail key dials the Message-Account, where a real `sotto answer` picks up."""
+    sipp_port = sotto.free_udp_port()
+    phone_port = sotto.free_udp_port()
+    target_port = sotto.free_udp_port()
+    account = "sip:vm@127.0.0.1:{}".format(target_port)
+    sipp = subprocess.Popen(
+        [
+            _sipp(),
+            "-sf",
+            str(SCENARIOS / "uas_registrar_mwi.xml"),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(sipp_port),
+            "-m",
+            "2",
+            "-set",
+            "account",
+            account,
+            "-nostdin",
+            "-timeout",
+            "40",
+            "-timeout_error",
+            "-trace_err",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    target = sotto.start(
+        ["answer", "--listen", "127.0.0.1:{}".format(target_port), "--timeout", "60", "--encryption", "none"],
+        tmp_path / "target",
+    )
+    config = _config(tmp_path, phone_port, '[account]\nuri = "sip:desk@127.0.0.1:{}"\n'.format(sipp_port))
+    log = tmp_path / "phone.jsonl"
+    script = "wait idle 10\nsleep 8\nkey voicemail\nwait in-call 20\nhangup\nwait ended 5\nsleep 120\n"
+    phone = None
+    try:
+        sotto.wait_listening(target_port, target)
+        phone = _start_phone(tmp_path, config, script, log, tmp_path / "home")
+        _wait_for(_idle_shows(log, "Voicemail: 2 new"), "the voicemail count on the idle screen", phone)
+        out = sipp.communicate(timeout=60)[0].decode(errors="replace")
+        errors = "".join(p.read_text(errors="replace") for p in tmp_path.glob("*_errors.log"))
+        assert sipp.returncode == 0, out[-3000:] + errors
+        _wait_for(lambda: any(f["state"] == "ended" for f in _frames(log)), "the voicemail call", phone, timeout=40)
+        rc, summary, err = sotto.finish(target, 30)
+        assert summary is not None and summary["sip_status"] == 200, (summary, err[-2000:])
+    finally:
+        for process in (sipp, target):
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+        if phone is not None:
+            _stop(phone)
+    frames = _frames(log)
+    lit = [f for f in frames if "Voicemail: 2 new" in f["lines"]]
+    assert lit and all(f.get("leds") == ["message"] for f in lit)
+    calling = [f for f in frames if f["state"] == "calling"]
+    assert calling and "vm@127.0.0.1:{}".format(target_port) in calling[0]["lines"]
+    # the malformed NOTIFY (400) and the presence one (489) changed nothing: still 2 new before the call
+    idle_before_call = [f for f in frames if f["state"] == "idle" and f["t"] < calling[0]["t"]]
+    assert "Voicemail: 2 new" in idle_before_call[-1]["lines"]

@@ -271,3 +271,37 @@ def test_message_waiting_from_a_sipp_notifier_lights_the_led_and_the_key_dials_t
     # the malformed NOTIFY (400) and the presence one (489) changed nothing: still 2 new before the call
     idle_before_call = [f for f in frames if f["state"] == "idle" and f["t"] < calling[0]["t"]]
     assert "Voicemail: 2 new" in idle_before_call[-1]["lines"]
+
+
+def test_contacts_imported_and_added_from_history_show_the_zrtp_cache_trust_mark(tmp_path):
+    """A contacts file on the "boot partition" (one bad line reported, the rest imported) and the echo line
+    called securely, its SAS confirmed, then saved from the history: the contacts page marks it verified
+    (V, from the real ZRTP cache and its contact binding) and the imported never-called contact new (?); the
+    history shows the call's mark."""
+    port = sotto.free_udp_port()
+    contacts_file = tmp_path / "sotto-contacts.csv"
+    contacts_file.write_text("Bob Builder,sip:bob@example.org\nbad line without comma\n", encoding="utf-8")
+    config = tmp_path / "phone.toml"
+    config.write_text(
+        '[sip]\nlisten = "127.0.0.1:{}"\n[phone]\ncontacts_file = "{}"\n'.format(port, contacts_file), encoding="utf-8"
+    )
+    log = tmp_path / "phone.jsonl"
+    script = (
+        "wait idle 10\npress *43#\nwait secure 20\ntrust\nwait verified 5\nhangup\nwait idle 10\n"
+        "press **#2\nsleep 0.5\npress 0\nsleep 0.5\nkey menu\nwait idle 5\npress **#5\nsleep 0.5\npress 8\n"
+        "sleep 0.5\nquit\n"
+    )
+    phone = _start_phone(tmp_path, config, script, log, tmp_path / "home")
+    rc, _, err = sotto.finish(phone, 60)
+    assert rc == 0, err
+    assert "sotto-contacts.csv:2: expected NAME,URI" in err
+    frames = _frames(log)
+    history = [f for f in frames if f["lines"][0].startswith("History")]
+    assert history and history[0]["lines"][2].endswith("verified"), history
+    pages = [f["lines"] for f in frames if f["lines"][0].startswith("Contacts ")]
+    echo = [p for p in pages if p[1] == "V echo"]
+    bob = [p for p in pages if p[1] == "? Bob Builder"]
+    assert echo and echo[-1][3] == "verified", pages
+    assert bob and bob[-1][3] == "new key", pages
+    saved = json.loads((tmp_path / "home" / "sotto" / "contacts.json").read_text())
+    assert sorted(c["name"] for c in saved) == ["Bob Builder", "echo"]

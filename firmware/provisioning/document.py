@@ -21,9 +21,10 @@ COMMON_NAME = "common.toml"
 # What a server may set. Not [board] (the hardware), [data] (where the trust cache lives) nor
 # [provisioning] itself (the server and the pinned key): those stay with whoever holds the SD card,
 # so a compromised server can change accounts but never move the trust anchor or the ZRTP cache.
-PROVISIONED_SECTIONS = ("account", "sip", "media", "zrtp", "dial")
-# Keys inside those sections a server may not set either: the ZRTP cache's path is where the trust lives.
-LOCAL_ONLY_KEYS = (("zrtp", "cache"),)
+PROVISIONED_SECTIONS = ("account", "sip", "media", "zrtp", "dial", "phone")
+# Keys inside those sections a server may not set either: the ZRTP cache's path is where the trust lives;
+# the contacts file is a path on this phone's boot partition, read with the phone's rights.
+LOCAL_ONLY_KEYS = (("zrtp", "cache"), ("phone", "contacts_file"))
 FIRMWARE_KEYS = ("version", "file")
 MAX_FIRMWARE_TEXT = 128
 

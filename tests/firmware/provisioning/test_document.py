@@ -80,6 +80,7 @@ def test_the_parser_never_sees_unsigned_bytes():
         (b"serial = 1\n[provisioning]\nurl = 'https://evil/'\n", "provisioning: not something"),
         (b"serial = 1\n[board]\nname = 'x'\n", "board: not something"),
         (b"serial = 1\n[zrtp]\ncache = '/tmp/x'\n", "zrtp.cache: not something"),
+        (b"serial = 1\n[phone]\ncontacts_file = '/etc/shadow'\n", "phone.contacts_file: not something"),
         (b"serial = 1\naccount = 3\n", "expected a table"),
         (b"serial = 1\n[firmware]\nversion = '2'\n", "firmware"),
         (b"serial = 1\n[firmware]\nversion = '2'\nfile = '../x.tar'\n", "plain file name"),
@@ -91,6 +92,13 @@ def test_bad_documents_are_refused_with_a_reason(body, expected):
     sign, verify = fake_signer()
     with pytest.raises(doc.ProvisioningRefused, match=expected):
         doc.read_document("a.toml", body, sign(doc.signed_message("a.toml", body)), verify, parse)
+
+
+def test_an_office_sets_the_voicemail_number_and_call_waiting():
+    body = b"serial = 3\n[phone]\nvoicemail = '*97'\ncall_waiting = false\n"
+    sign, verify = fake_signer()
+    document = doc.read_document("a.toml", body, sign(doc.signed_message("a.toml", body)), verify, parse)
+    assert document.settings == {"phone": {"voicemail": "*97", "call_waiting": False}}
 
 
 def test_older_serials_are_refused():

@@ -5,6 +5,9 @@ volume_gain(level, max_level=10, unity_level=6, step_db=3.0) -> float
 scale(pcm, gain) -> bytes
     16-bit little-endian PCM multiplied by `gain`, saturated at the int16 limits (never wrapped,
     which would be a loud click). numpy on the host; a plain loop elsewhere (MicroPython).
+mix(frames) -> bytes
+    the sum of 16-bit little-endian PCM frames of one length, saturated the same way (the local
+    conference: each leg hears the microphone and the other leg; the earpiece both legs).
 """
 
 import array
@@ -54,3 +57,32 @@ def scale(pcm, gain):
     if not _LITTLE_ENDIAN:
         samples.byteswap()
     return bytes(samples)
+
+
+def mix(frames):
+    frames = [f for f in frames if f]
+    if not frames:
+        return b""
+    if len(frames) == 1:
+        return frames[0]
+    size = min(len(f) for f in frames)
+    np = _numpy()
+    if np is not None:
+        total = np.zeros(size // 2, dtype=np.int32)
+        for frame in frames:
+            total += np.frombuffer(frame[:size], dtype="<i2")
+        return np.clip(total, -32768, 32767).astype("<i2").tobytes()
+    out = array.array("h", frames[0][:size])
+    others = [array.array("h", f[:size]) for f in frames[1:]]
+    if not _LITTLE_ENDIAN:
+        out.byteswap()
+        for other in others:
+            other.byteswap()
+    for i in range(len(out)):
+        value = out[i]
+        for other in others:
+            value += other[i]
+        out[i] = 32767 if value > 32767 else (-32768 if value < -32768 else value)
+    if not _LITTLE_ENDIAN:
+        out.byteswap()
+    return bytes(out)

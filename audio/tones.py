@@ -9,6 +9,7 @@ API:
         .reset()
     DIAL, RINGBACK, BUSY, ERROR, RING       cadences (North American precise tones; the ring is the
                                             local ringer: 2 s of 440+480 Hz warble, 4 s off)
+    CALL_WAITING                            two soft 440 Hz beeps every 10 s, over a call
     DTMF_FREQUENCIES: {digit: (low, high)}
     dtmf_cadence(digit, on_ms=100, off_ms=60) -> cadence
 """
@@ -21,6 +22,9 @@ RINGBACK = [((440, 480), 2000), ((), 4000)]
 BUSY = [((480, 620), 500), ((), 500)]
 ERROR = [((480, 620), 250), ((), 250)]  # reorder / fast busy
 RING = [((440, 480), 100), ((), 25)] * 16 + [((), 4000)]
+# Call waiting (issue 15): a short 440 Hz beep twice, every 10 s, mixed softly over the call in the earpiece
+# (the North American call-waiting tone is 440 Hz, 300 ms).
+CALL_WAITING = [((440,), 300), ((), 200), ((440,), 300), ((), 9200)]
 
 DTMF_FREQUENCIES = {
     "1": (697, 1209),

@@ -24,7 +24,8 @@ class CallController:
     """What every front end does with one call at a time: place it, answer it, follow re-INVITEs,
     hang it up. Subclasses decide what the events mean for them (a summary, a phone screen)."""
 
-    def __init__(self, endpoint, settings, audio):
+    def __init__(self, endpoint, settings, audio, listen=True):
+        """listen=False: a front end with several calls (phone_calls) hands each its own events."""
         self.endpoint = endpoint
         self.loop = endpoint.loop
         self.ua = endpoint.ua
@@ -36,7 +37,8 @@ class CallController:
         self.hanging_up = False
         self._target = None
         self.transfer = None  # firmware.runtime.transfer.Transferee while we make a call we were referred to
-        endpoint.listen(self.on_event)
+        if listen:
+            endpoint.listen(self.on_event)
 
     # -- commands ---------------------------------------------------------------------------------
     def new_summary(self):

@@ -75,7 +75,7 @@ def test_the_media_takes_the_speaker_from_a_tone():
     try:
         calls.dispatch(P.PlayTone("ringback"), loop.now())
         wait_until(lambda: plan.speakers and plan.speakers[0].frames, 5, "the ringback on the speaker")
-        calls.on_media_starting()
+        phone_calls.PhoneLeg(calls, "call-1").on_media_starting()  # a call's media starts
         assert plan.speakers[0].closed
         calls.dispatch(P.PlayTone("no-such-tone"), loop.now())
         assert len(plan.speakers) == 1  # an unknown tone name plays nothing

@@ -35,8 +35,19 @@ GPIO_LIBRARIES = ("RPi.GPIO", "rpi-lgpio", "none")
 NUMBERINGS = ("BCM", "BOARD")
 KEYPAD_CHARS = "0123456789*#ABCD"
 # Named keys a button or a keypad letter can be (the phone core's named keys, plus the trust button).
-BUTTON_NAMES = ("trust", "hangup", "redial", "menu", "mute", "volume_up", "volume_down", "back", "voicemail")
-PHONE_KEY_NAMES = ("hangup", "redial", "menu", "mute", "volume_up", "volume_down", "back", "voicemail")
+PHONE_KEY_NAMES = (
+    "hangup",
+    "redial",
+    "menu",
+    "mute",
+    "volume_up",
+    "volume_down",
+    "back",
+    "voicemail",
+    "hold",  # two calls (issue 15): hold/resume, answer a waiting call, swap
+    "conference",  # two calls: the local three-way conference
+)
+BUTTON_NAMES = ("trust",) + PHONE_KEY_NAMES
 DEFAULT_LETTERS = (("A", "menu"), ("B", "redial"), ("C", "mute"), ("D", "hangup"))
 LED_NAMES = ("verified", "alarm", "power", "message")  # message: voicemail waiting (RFC 3842)
 MAX_TEXT = 256  # name, model, description, audio device names: short, printable

@@ -232,7 +232,6 @@ SCHEMA = {
             ),
             _speed_dial,
         ),
-        "call_waiting": Field(bool, True, "true or false"),
     },
     "data": {
         "dir": Field(str, "", "a directory path (empty: the per-user data directory)", printable(MAX_PATH)),
@@ -295,6 +294,7 @@ SCHEMA = {
             "a path to a contacts CSV file to import at start (empty: none)",
             printable(MAX_PATH),
         ),
+        "call_waiting": Field(bool, True, "true or false (false: one call at a time, a second caller gets 486)"),
     },
 }
 
@@ -417,7 +417,6 @@ DEFAULT_TEMPLATE = """\
 
 [dial]
 # domain = ""                       # dialled digits become sip:DIGITS@domain
-# call_waiting = true             # false: one call at a time, a second caller gets 486 Busy Here
 # [dial.speed_dial]
 # 1 = "sip:bob@example.org"
 
@@ -440,4 +439,5 @@ DEFAULT_TEMPLATE = """\
 # message_account = ""              # empty: the account's address
 # unsolicited_notify = false        # true: also take a message-summary NOTIFY nobody subscribed to
 # contacts_file = "/boot/firmware/sotto-contacts.csv"   # imported at start when it changed
+# call_waiting = true               # false: one call at a time, a second caller gets 486 Busy Here
 """

@@ -352,7 +352,7 @@ def phone_from_config(
         identity=uri or "sip:{}".format(config.sip.listen),
         our_zid=our_zid,
         wall_offset=wall_offset,
-        call_waiting=config.dial.call_waiting,
+        call_waiting=config.phone.call_waiting,
         desk=desk,
         contacts=contacts,
         voicemail=config.phone.voicemail or None,

@@ -3,10 +3,12 @@
 for waiting, swap, the conference and hang-up-shows-the-held-call; the display log is the evidence."""
 
 import json
+import re
 
 import pytest
 
 from tests.interop import sotto
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.interop
 
@@ -138,3 +140,77 @@ def test_hanging_up_while_a_call_waits_lets_it_ring(tmp_path):
     frames, _err = run_script(tmp_path, script)
     ringing = first(frames, "ringing", first(frames, "call-waiting"))
     assert frames[ringing]["lines"][1] == "Echo test"
+
+
+LINPHONE_WAITING = """\
+wait idle 5
+press *43#
+wait secure 10
+wait call-waiting 40
+sleep 0.5
+key hold
+wait secure 30
+sleep 2
+key hold
+sleep 2
+key conference
+wait conference 5
+sleep 2
+hangup
+wait ended 5
+quit
+"""
+
+
+def test_linphone_calls_while_sotto_is_in_a_call(tmp_path):
+    """A real peer: linphonec calls Sotto while Sotto is in a call with the echo line. The display shows
+    call waiting with linphone's address; the hold key answers it (the echo call held by re-INVITE), ZRTP
+    with linphone shows linphone's own SAS; swapping holds linphone's call (linphone answers the
+    a=sendonly re-INVITE) and the conference resumes it; hanging up the conference ends both."""
+    from tests.firmware.test_phone_linphone import frames_of, wait_for_frame
+    from tests.interop.linphone import Linphone
+
+    script = tmp_path / "script.txt"
+    script.write_text(LINPHONE_WAITING)
+    log = tmp_path / "display.jsonl"
+    listen_port = sotto.free_udp_port()
+    with Linphone(tmp_path / "bob", sotto.free_udp_port(), sotto.free_udp_port(), user="bob") as bob:
+        process = sotto.start(
+            [
+                "run",
+                "--board",
+                "sim",
+                "--listen",
+                "127.0.0.1:{}".format(listen_port),
+                "--script",
+                str(script),
+                "--display-log",
+                str(log),
+                "--log-level",
+                "info",
+            ],
+            tmp_path / "home",
+        )
+        try:
+            wait_for_frame(log, lambda f: f["state"] == "secure", 30)  # the echo call is up and secure
+            bob.command("call sip:sotto@127.0.0.1:{}".format(listen_port))
+            linphone_sas = bob.auth_token(timeout=40)
+            # our hold re-INVITE, as linphone saw it (its call state PausedByRemote, in its log or console)
+            paused = re.compile(r"(?i)paused ?by ?remote")
+            wait_until(lambda: paused.search(bob.log()) or paused.search(bob.console()), 30, "linphone paused")
+        finally:
+            rc, _summary, err = sotto.finish(process, timeout=90)
+    assert rc == 0, err[-3000:]
+    frames = frames_of(log)
+    states = [f["state"] for f in frames]
+    waiting = first(frames, "call-waiting")
+    assert "bob@127.0.0.1" in frames[waiting]["lines"][1]
+    second_secure = first(frames, "secure", waiting)
+    assert frames[second_secure]["lines"][1] == linphone_sas  # the linphone leg's own SAS
+    assert any(line.startswith("held: echo@") for line in frames[second_secure]["lines"])
+    conference = first(frames, "conference", second_secure)
+    assert frames[conference]["lines"][1] == "secure: compare SAS"  # neither leg verified
+    assert "alarm" not in states
+    assert "call call-2 on hold" in err and "call call-2 resumed" in err  # linphone took both re-INVITEs
+    assert "call call-1 on hold" in err and "call call-1 resumed" in err
+    first(frames, "ended", conference)

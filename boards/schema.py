@@ -46,6 +46,7 @@ PHONE_KEY_NAMES = (
     "voicemail",
     "hold",  # two calls (issue 15): hold/resume, answer a waiting call, swap
     "conference",  # two calls: the local three-way conference
+    "transfer",  # two calls: attended transfer of the held call to the one in front
 )
 BUTTON_NAMES = ("trust",) + PHONE_KEY_NAMES
 DEFAULT_LETTERS = (("A", "menu"), ("B", "redial"), ("C", "mute"), ("D", "hangup"))

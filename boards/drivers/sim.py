@@ -9,6 +9,7 @@ Terminal keys (when stdin is a TTY):
     u              mute             +/- volume          Backspace   erase a digit
     o              hold: hold/resume; answer a waiting call (the first is held); swap two calls
     c              conference: join the held call and the one in front (again: split them)
+    f              transfer: connect the held call's far end with the one in front (attended)
     Backspace      also refuses a waiting call (486 Busy Here)
     q              quit
 """
@@ -33,6 +34,7 @@ TERMINAL_KEYS = (
     ("u", P.KEY_MUTE),
     ("o", P.KEY_HOLD),
     ("c", P.KEY_CONFERENCE),
+    ("f", P.KEY_TRANSFER),
     ("+", P.KEY_VOLUME_UP),
     ("-", P.KEY_VOLUME_DOWN),
     ("\x7f", P.KEY_BACK),
@@ -43,7 +45,7 @@ TERMINAL_KEYS = (
 )
 HELP = (
     "keys: 0-9*# (Enter=#)  t trust  T long trust  h hook  x hang up  r redial  m menu  v voicemail  u mute"
-    "  +/- vol  o hold/answer waiting/swap  c conference  q quit"
+    "  +/- vol  o hold/answer waiting/swap  c conference  f transfer  q quit"
 )
 
 

@@ -146,6 +146,17 @@ class Busy(Event):
         self._set("call", call)
 
 
+class Transfer(Event):
+    """Attended transfer (RFC 5589 §7): REFER the call `call` (held) to the far end of the call `to`, with
+    Replaces naming that dialog (RFC 3891), so the two far ends talk to each other and both our calls end."""
+
+    __slots__ = ("call", "to")
+
+    def __init__(self, call, to):
+        self._set("call", call)
+        self._set("to", to)
+
+
 class Conference(Event):
     """on=True: mix both calls (each leg hears the microphone and the other leg; the earpiece both legs);
     on=False: back to one call at a time."""

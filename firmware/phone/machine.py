@@ -33,6 +33,7 @@ from firmware.phone.states import (
     KEY_MENU,
     KEY_MUTE,
     KEY_REDIAL,
+    KEY_TRANSFER,
     KEY_VOICEMAIL,
     KEY_VOLUME_DOWN,
     KEY_VOLUME_UP,
@@ -366,6 +367,11 @@ class Phone:
         elif key == KEY_CONFERENCE:
             if self.other is not None and self.other["role"] == "held":
                 self._join(now)
+        elif key == KEY_TRANSFER:
+            if self.other is not None and self.other["role"] == "held" and self.call_key is not None:
+                # The session ends both calls once the transfer succeeded (their CallEnded say so).
+                self._emit(commands.Transfer(self.other["call_key"], self.call_key))
+                self._show_notice("transferring", now)
         elif key == KEY_MUTE:
             self.muted = not self.muted
             self._emit(commands.SetMute(self.muted))
@@ -549,10 +555,11 @@ class Phone:
         if self.state == HELD and self.other is None and self.call_waiting and event.call is not None:
             self._take_held_front_aside()  # our only call is held: the new one rings as any call
         elif self.state not in (IDLE, ERROR, ENDED, MENU, DIALING):
-            if self.call_waiting and event.call is not None and self.other is None and self.state in CALL_STATES:
-                self._call_waiting(event, now)
-            elif event.call is not None and self.busy_forward() is not None:
+            if event.call is not None and self.busy_forward() is not None:
+                # A forward on busy the user set wins over call waiting: on the phone means busy to them.
                 self._emit(desk_events.Forward(self.busy_forward(), desk.FORWARD_STATUS, event.call))
+            elif self.call_waiting and event.call is not None and self.other is None and self.state in CALL_STATES:
+                self._call_waiting(event, now)
             elif event.call is not None:
                 self._emit(commands.Busy(event.call))  # no room for it: 486 Busy Here
             # (a session that names no call answers a second INVITE with 486 itself: one call at a time)

@@ -47,6 +47,7 @@ KEY_MENU = "menu"
 KEY_BACK = "back"
 KEY_HOLD = "hold"  # hold / resume; on a waiting call: answer it, holding the first; with two calls: swap
 KEY_CONFERENCE = "conference"  # with two calls: join them in a local three-way conference (again: split)
+KEY_TRANSFER = "transfer"  # with two calls: attended transfer, the held call's far end to the front call's
 KEY_VOICEMAIL = "voicemail"  # dials the voicemail ([phone] voicemail, or the MWI Message-Account)
 NAMED_KEYS = (
     KEY_REDIAL,
@@ -59,6 +60,7 @@ NAMED_KEYS = (
     KEY_HOLD,
     KEY_CONFERENCE,
     KEY_VOICEMAIL,
+    KEY_TRANSFER,
 )
 
 MENU_CODE = "**"

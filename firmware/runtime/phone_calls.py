@@ -29,6 +29,7 @@ class PhoneLeg(CallController):
         self.on_hold = False  # what the peer accepted (our last re-INVITE's answer)
         self.hold_pending = None  # True/False while our hold/resume re-INVITE is out
         self.known_peers = frozenset()  # peers (ZID hex) with a retained secret when this call began
+        self.transfer_to = None  # the other leg while our attended-transfer REFER is out on this one
 
     def feed(self, event):
         self.front.feed(event)
@@ -55,6 +56,9 @@ class PhoneLeg(CallController):
         self.endpoint.pump()
 
     def on_own_request_outcome(self, event):
+        if isinstance(event, sip_events.ReferProgress):
+            self._transfer_progress(event)
+            return
         if self.hold_pending is None:
             return
         on_hold, self.hold_pending = self.hold_pending, None
@@ -66,6 +70,30 @@ class PhoneLeg(CallController):
             log.warning("the peer refused our %s re-INVITE: %s", "hold" if on_hold else "resume", event.status)
             self.on_hold = on_hold  # the audio is switched here either way; do not ask again and again
         self._sync_hold()
+
+    # -- attended transfer (RFC 5589 §7): REFER this (held) call to the other leg's far end -------------
+    def transfer(self, other):
+        try:
+            self.ua.refer(self.call_id, None, self.loop.now(), replaces=other.call_id)
+        except LocalProtocolError as exc:
+            log.warning("transfer not possible: %s", exc)
+            return
+        self.transfer_to = other
+        self.endpoint.pump()
+
+    def _transfer_progress(self, event):
+        """202, then NOTIFY sipfrag statuses (RFC 3515 §2.4.5): a final 2xx means the far ends talk to each
+        other; both our calls end (the other far end sends its own BYE too, for the replaced dialog)."""
+        other = self.transfer_to
+        if other is None or not event.final:
+            return
+        self.transfer_to = None
+        if 200 <= event.status < 300:
+            log.info("attended transfer done")
+            for leg in (self, other):
+                leg.hangup("completed", "transferred")
+        else:
+            log.warning("attended transfer failed: %s", event.status)
 
     # -- call events -> the phone ------------------------------------------------------------------
     def on_incoming(self, event):
@@ -363,6 +391,10 @@ class PhoneCalls:
             leg = self._leg(command.call) if command.call is not None else focused
             if leg is not None:
                 leg.set_hold(isinstance(command, P.Hold))
+        elif isinstance(command, P.Transfer):
+            leg, other = self._leg(command.call), self._leg(command.to)
+            if leg is not None and other is not None and leg is not other:
+                leg.transfer(other)
         elif isinstance(command, P.Conference):
             self.hub.set_conference(command.on)
             log.info("conference %s", "on" if command.on else "off")

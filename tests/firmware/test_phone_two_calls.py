@@ -301,3 +301,33 @@ def test_the_call_duration_ticks_in_every_two_call_state():
 def test_unknown_keys_still_refused():
     phone = two_calls()
     raises(Exception, phone.handle, P.KeyPressed("transfer-now"), 1.0)
+
+
+def test_a_forward_on_busy_wins_over_call_waiting():
+    """The user set "forward when busy": a second call is forwarded (302), not shown as waiting."""
+    phone = P.Phone(desk={"forward_busy": "sip:400@pbx"})
+    first_call_secure(phone)
+    bob_waits(phone)
+    assert phone.state == "secure"
+    assert drain(phone) == ["Forward('sip:400@pbx', status=302, call='c2')"]
+
+
+def test_the_transfer_key_connects_the_held_call_to_the_one_in_front():
+    phone = two_calls()
+    drain(phone)
+    phone.handle(P.KeyPressed("transfer"), 30.0)
+    assert drain(phone) == ["Transfer(call='c1', to='c2')"]
+    assert phone.view(30.0).notice == "transferring"
+    # the transfer succeeded: the session ends both calls
+    phone.handle(P.CallEnded("transferred", call="c2"), 31.0)
+    assert phone.state == "held"
+    phone.handle(P.CallEnded("transferred", call="c1"), 31.1)
+    assert phone.state == "ended" and phone.end_reason == "transferred"
+    assert [entry["reason"] for entry in phone.history[:2]] == ["transferred", "transferred"]
+
+
+def test_no_transfer_with_one_call():
+    phone = P.Phone()
+    first_call_secure(phone)
+    phone.handle(P.KeyPressed("transfer"), 5.0)
+    assert drain(phone) == []

@@ -214,3 +214,71 @@ def test_linphone_calls_while_sotto_is_in_a_call(tmp_path):
     assert "call call-2 on hold" in err and "call call-2 resumed" in err  # linphone took both re-INVITEs
     assert "call call-1 on hold" in err and "call call-1 resumed" in err
     first(frames, "ended", conference)
+
+
+LINPHONE_TRANSFER = """\
+wait idle 5
+wait ringing 40
+press 1
+wait secure 30
+wait call-waiting 40
+sleep 0.5
+key hold
+wait secure 30
+sleep 1
+key transfer
+wait ended 30
+sleep 1
+quit
+"""
+
+
+def test_attended_transfer_from_the_phone_between_two_linphones(tmp_path):
+    """Alice (linphonec) calls Sotto; Bob (linphonec) calls while that call is up; the hold key answers Bob
+    and holds Alice; the transfer key REFERs Alice to Bob with Replaces (RFC 5589 §7, RFC 3891): Alice calls
+    Bob, Bob's call with us is replaced by hers, and both our calls end "transferred"."""
+    from tests.firmware.test_phone_linphone import frames_of, wait_for_frame
+    from tests.interop.linphone import Linphone
+
+    script = tmp_path / "script.txt"
+    script.write_text(LINPHONE_TRANSFER)
+    log = tmp_path / "display.jsonl"
+    listen_port = sotto.free_udp_port()
+    alice = Linphone(tmp_path / "alice", sotto.free_udp_port(), sotto.free_udp_port(), user="alice")
+    bob = Linphone(tmp_path / "bob", sotto.free_udp_port(), sotto.free_udp_port(), user="bob")
+    with alice, bob:
+        process = sotto.start(
+            [
+                "run",
+                "--board",
+                "sim",
+                "--listen",
+                "127.0.0.1:{}".format(listen_port),
+                "--script",
+                str(script),
+                "--display-log",
+                str(log),
+                "--log-level",
+                "info",
+            ],
+            tmp_path / "home",
+        )
+        try:
+            wait_for_frame(log, lambda f: f["state"] == "idle", 20)
+            alice.command("call sip:sotto@127.0.0.1:{}".format(listen_port))
+            wait_for_frame(log, lambda f: f["state"] == "secure", 40)
+            bob.command("call sip:sotto@127.0.0.1:{}".format(listen_port))
+            # Bob's linphone now talks to Alice: a second call of his, from alice, encrypted end to end
+            bob.wait_for(r"Call 2 .*alice@127\.0\.0\.1|alice@127\.0\.0\.1.*Call 2", timeout=60, source="console")
+        finally:
+            rc, _summary, err = sotto.finish(process, timeout=60)
+            history_path = tmp_path / "home" / "sotto" / "history.json"
+    assert rc == 0, err[-3000:]
+    assert "attended transfer done" in err, err[-3000:]
+    frames = frames_of(log)
+    waiting = first(frames, "call-waiting")
+    assert "bob@127.0.0.1" in frames[waiting]["lines"][1]
+    ended = first(frames, "ended", waiting)
+    assert frames[ended]["lines"][1] == "transferred"
+    history = json.loads(history_path.read_text())
+    assert [entry["reason"] for entry in history[:2]] == ["transferred", "transferred"]

@@ -268,13 +268,16 @@ def test_attended_transfer_from_the_phone_between_two_linphones(tmp_path):
             alice.command("call sip:sotto@127.0.0.1:{}".format(listen_port))
             wait_for_frame(log, lambda f: f["state"] == "secure", 40)
             bob.command("call sip:sotto@127.0.0.1:{}".format(listen_port))
-            # Bob's linphone now talks to Alice: a second call of his, from alice, encrypted end to end
-            bob.wait_for(r"Call 2 .*alice@127\.0\.0\.1|alice@127\.0\.0\.1.*Call 2", timeout=60, source="console")
+            # Alice followed the REFER: her second call, to Bob, replaced Bob's with us and is encrypted end
+            # to end between the two of them (linphonec numbers its calls).
+            alice_sas = alice.wait_for(r"Call 2 is fully encrypted and auth token is (\w+)", timeout=60).group(1)
+            bob_sas = bob.wait_for(r"Call 2 is fully encrypted and auth token is (\w+)", timeout=30).group(1)
         finally:
             rc, _summary, err = sotto.finish(process, timeout=60)
             history_path = tmp_path / "home" / "sotto" / "history.json"
     assert rc == 0, err[-3000:]
     assert "attended transfer done" in err, err[-3000:]
+    assert alice_sas == bob_sas  # one ZRTP exchange between Alice and Bob, not through us
     frames = frames_of(log)
     waiting = first(frames, "call-waiting")
     assert "bob@127.0.0.1" in frames[waiting]["lines"][1]

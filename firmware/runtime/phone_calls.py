@@ -30,6 +30,7 @@ class PhoneLeg(CallController):
         self.hold_pending = None  # True/False while our hold/resume re-INVITE is out
         self.known_peers = frozenset()  # peers (ZID hex) with a retained secret when this call began
         self.transfer_to = None  # the other leg while our attended-transfer REFER is out on this one
+        self.replaced = False  # this call's far end is being given another caller (attended transfer)
 
     def feed(self, event):
         self.front.feed(event)
@@ -79,6 +80,7 @@ class PhoneLeg(CallController):
             log.warning("transfer not possible: %s", exc)
             return
         self.transfer_to = other
+        other.replaced = True
         self.endpoint.pump()
 
     def _transfer_progress(self, event):
@@ -93,7 +95,15 @@ class PhoneLeg(CallController):
             for leg in (self, other):
                 leg.hangup("completed", "transferred")
         else:
+            other.replaced = False
             log.warning("attended transfer failed: %s", event.status)
+
+    def call_over(self, result, reason, status=None):
+        if self.replaced and result == "completed":
+            # RFC 3891 §3: the far end given the transferee ends its dialog with us itself (BYE), often
+            # before the REFER's final NOTIFY reaches us: that is the transfer, not a hang-up.
+            reason = "transferred"
+        CallController.call_over(self, result, reason, status)
 
     # -- call events -> the phone ------------------------------------------------------------------
     def on_incoming(self, event):

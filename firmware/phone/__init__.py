@@ -42,8 +42,10 @@ States (automation waits on these names):
             whose SAS is not confirmed); a long press ends that leg. `hangup` ends both, `conference`
             or `hold` splits them again (the other leg held).
 
-Two calls: with one call up and another held, `hold` swaps them, `conference` joins them, `hangup` ends
-the one in front (the held one is then shown `held`). The state shown is the front call's own (in-call,
+Two calls: with one call up and another held, `hold` swaps them, `conference` joins them, `transfer`
+connects the held call's far end with the front call's (attended transfer: Transfer(call, to); the
+session ends both calls when it succeeded), `hangup` ends the one in front (the held one is then shown
+`held`). A configured forward on busy wins over call waiting. The state shown is the front call's own (in-call,
 secure, ...) with "held: NAME" on its screen. Call events name their call (`call`, the session's key); the
 phone's commands Hold/Resume/Busy name theirs, and Focus(call) tells the session which call Hangup,
 ConfirmSas, RejectSas and SendDtmf are for. Phone(call_waiting=False): one call at a time, as before.

@@ -8,7 +8,7 @@ Script language (`sotto run --board sim --script FILE`), one command per line, b
 starting with "//" or "# " ignored:
     press KEYS            each of 0-9 * # is one key press ('#' sends the number)
     key NAME              a named key: hangup, redial, menu, mute, volume_up, volume_down, back, hold,
-                          conference, voicemail
+                          conference, voicemail, transfer
     trust | trust-long    the trust button: short press / long press (>= 2 s)
     hook off | hook on    the hook switch
     hangup                the hang-up key

@@ -205,9 +205,10 @@ def test_linphone_calls_while_sotto_is_in_a_call(tmp_path):
     states = [f["state"] for f in frames]
     waiting = first(frames, "call-waiting")
     assert "bob@127.0.0.1" in frames[waiting]["lines"][1]
-    second_secure = first(frames, "secure", waiting)
+    answered = first(frames, "in-call", waiting)
+    assert any(line.startswith("held: echo@") for line in frames[answered]["lines"])
+    second_secure = first(frames, "secure", answered)
     assert frames[second_secure]["lines"][1] == linphone_sas  # the linphone leg's own SAS
-    assert any(line.startswith("held: echo@") for line in frames[second_secure]["lines"])
     conference = first(frames, "conference", second_secure)
     assert frames[conference]["lines"][1] == "secure: compare SAS"  # neither leg verified
     assert "alarm" not in states

@@ -73,7 +73,7 @@ class PhoneLeg(CallController):
         self._sync_hold()
 
     # -- attended transfer (RFC 5589 §7): REFER this (held) call to the other leg's far end -------------
-    def transfer(self, other):
+    def transfer_to_other(self, other):
         try:
             self.ua.refer(self.call_id, None, self.loop.now(), replaces=other.call_id)
         except LocalProtocolError as exc:
@@ -404,7 +404,7 @@ class PhoneCalls:
         elif isinstance(command, P.Transfer):
             leg, other = self._leg(command.call), self._leg(command.to)
             if leg is not None and other is not None and leg is not other:
-                leg.transfer(other)
+                leg.transfer_to_other(other)
         elif isinstance(command, P.Conference):
             self.hub.set_conference(command.on)
             log.info("conference %s", "on" if command.on else "off")

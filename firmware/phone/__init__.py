@@ -1,8 +1,9 @@
 """The phone: the application state machine a person holds (sans-I/O, MicroPython-clean).
 
 The package: events (what the board and the session feed in), commands (what comes out), states (the
-vocabulary: state names, keys, limits, alarm reasons), machine (Phone), menu, and views (the screen of each
-state, built from the read-only view model Phone.view(now)). Everything is re-exported here, so
+vocabulary: state names, keys, limits, alarm reasons), machine (Phone, with its mixins keys, two_calls and
+desk_handlers), desk, contacts, menu, and views (the screen of each state, built from the read-only view
+model Phone.view(now)). Everything is re-exported here, so
 `from firmware import phone as P; P.Phone, P.CallSecure, P.ALARM_...` is the one way in.
 
 Phone is fed input events from the board (keys, the trust button, the hook switch) and call events that

@@ -329,7 +329,7 @@ def main(argv=None):
 
     try:
         if args.command == "run":
-            from firmware.runtime.phone_calls import run_phone
+            from firmware.runtime.phone_run import run_phone
             from firmware.runtime.provisioned import provisioned_run
 
             # With a provisioning server: the files kept from last time merged in now, the server's at

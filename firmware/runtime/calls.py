@@ -1,6 +1,7 @@
 """What every front end does with one call at a time: place it, answer it, follow re-INVITEs, hang it up
-(CallController). The front ends are single_call (`sotto call/answer`), phone_calls (`sotto run`) and echo_line.
-Everything runs on the Loop's thread, except the audio loop inside MediaStream."""
+(CallController). The front ends are single_call (`sotto call/answer`), phone_calls with phone_leg and
+phone_run (`sotto run`) and echo_line. Everything runs on the Loop's thread, except the audio loop
+inside MediaStream."""
 
 import logging
 

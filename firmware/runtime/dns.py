@@ -333,14 +333,19 @@ class Rfc3263Resolver:
         """A then AAAA records of `host` -> (list of IPs, ttl)."""
         return self._run(_addresses(host))
 
-    def resolve(self, host, port, transport, secure=False):
+    def _known(self, host, port, transport, secure):
+        """(key, targets): targets without a lookup (an IP literal, a live cache entry), else None."""
         transport = "tls" if secure else transport
         if is_ip_literal(host):
-            return [(transport, host, port or default_port(transport))]
+            return None, [(transport, host, port or default_port(transport))]
         key = (host.lower(), port, transport)
-        cached = self._cached(self._cache, key)
-        if cached is not None:
-            return cached
+        return key, self._cached(self._cache, key)
+
+    def resolve(self, host, port, transport, secure=False):
+        key, known = self._known(host, port, transport, secure)
+        if known is not None:
+            return known
+        transport = key[2]
         result, ttl = self._run(_plan(host, port, transport))
         if result:
             self._store(self._cache, key, result, ttl)
@@ -348,13 +353,10 @@ class Rfc3263Resolver:
 
     # -- on the loop ----------------------------------------------------------------------------------
     def resolve_async(self, loop, host, port, transport, callback, secure=False):
-        transport = "tls" if secure else transport
-        if is_ip_literal(host):
-            return [(transport, host, port or default_port(transport))]
-        key = (host.lower(), port, transport)
-        cached = self._cached(self._cache, key)
-        if cached is not None:
-            return cached
+        key, known = self._known(host, port, transport, secure)
+        if known is not None:
+            return known
+        transport = key[2]
         waiting = self._lookups.get(key)
         if waiting is not None:
             waiting.append(callback)

@@ -147,6 +147,18 @@ class TransferTo(Event):
         self._set("call", call)
 
 
+class TransferFailed(Event):
+    """Our attended transfer (the transfer key) did not complete: the REFER was refused or its final NOTIFY
+    carried a failure `status` (RFC 3515 §2.4.5), or None when no REFER could be sent. Both calls go on as
+    they were."""
+
+    __slots__ = ("status", "call")
+
+    def __init__(self, status, call=None):
+        self._set("status", status)
+        self._set("call", call)
+
+
 class OurZid(Event):
     """Our own ZID (hex), for the menu's fingerprint page; the session sends it once it knows it."""
 

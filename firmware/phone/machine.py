@@ -405,6 +405,10 @@ class Phone(TwoCalls, DeskHandlers, KeyHandlers):
         self._finish_call(now, "transferred")
         self._dial(event.uri, now)
 
+    def _on_transfer_failed(self, event, now):
+        status = "" if event.status is None else " ({})".format(event.status)
+        self._show_notice("transfer failed" + status, now)
+
     def _on_our_zid(self, event, now):
         self.our_zid = event.zid
 
@@ -437,6 +441,7 @@ _EVENT_HANDLERS = {
     events.CallNotSecure: Phone._on_not_secure,
     events.CallEnded: Phone._on_ended,
     events.TransferTo: Phone._on_transfer,
+    events.TransferFailed: Phone._on_transfer_failed,
     events.OurZid: Phone._on_our_zid,
     desk_events.MessageSummary: Phone._on_message_summary,
     desk_events.TrustMarks: Phone._on_trust_marks,

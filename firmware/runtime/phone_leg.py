@@ -74,6 +74,7 @@ class PhoneLeg(CallController):
             self.ua.refer(self.call_id, None, self.loop.now(), replaces=other.call_id)
         except LocalProtocolError as exc:
             log.warning("transfer not possible: %s", exc)
+            self.feed(self.front.P.TransferFailed(None, call=self.key))
             return
         self.transfer_to = other
         other.replaced = True
@@ -93,6 +94,7 @@ class PhoneLeg(CallController):
         else:
             other.replaced = False
             log.warning("attended transfer failed: %s", event.status)
+            self.feed(self.front.P.TransferFailed(event.status, call=self.key))
 
     def call_over(self, result, reason, status=None):
         if self.replaced and result == "completed":

@@ -326,6 +326,17 @@ def test_the_transfer_key_connects_the_held_call_to_the_one_in_front():
     assert [entry["reason"] for entry in phone.history[:2]] == ["transferred", "transferred"]
 
 
+def test_a_failed_transfer_is_shown_and_both_calls_go_on():
+    phone = two_calls()
+    drain(phone)
+    phone.handle(P.KeyPressed("transfer"), 30.0)
+    drain(phone)
+    phone.handle(P.TransferFailed(603, call="c1"), 31.0)
+    assert phone.view(31.0).notice == "transfer failed (603)"
+    assert phone.state not in ("ended", "idle") and phone.other is not None
+    assert drain(phone) == []  # nothing is hung up
+
+
 def test_no_transfer_with_one_call():
     phone = P.Phone()
     first_call_secure(phone)

@@ -146,7 +146,7 @@ def versus_call(workdir, codec, voice_wav16k, loss=0.0, burst=1.0, jitter_ms=40.
     from audio.wavfile import WavRecorder, WavSource
     from firmware.runtime.media import MediaStream
     from firmware.srtp import sdes
-    from tests.firmware.runtime.test_media_interop import SipCaller, _rc
+    from tests.firmware.runtime.test_media_interop import SipCaller, _rc, files_and_offer
     from tools.bench.calls import resampled_copy, wav_seconds
     from tools.bench.pesq import pesq_score
 
@@ -179,25 +179,9 @@ def versus_call(workdir, codec, voice_wav16k, loss=0.0, burst=1.0, jitter_ms=40.
     pump = None
     stats = None
     try:
-
-        def command(text):
-            linphone.stdin.write((text + "\n").encode())
-            linphone.stdin.flush()
-
         time.sleep(1.5)
-        command("soundcard use files")
-        command("play {}".format(speech))
-        command("record {}".format(workdir / "linphone_received.wav"))
-        time.sleep(0.5)
-        offer = sdes.make_offer(os.urandom, suites)
-        sdp = (
-            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-            "m=audio {} RTP/SAVP {} 101\r\na=rtpmap:{} {}\r\na=rtpmap:101 telephone-event/{}\r\n".format(
-                relay.a_port, pt, pt, rtpmap, clock
-            )
-            + ("a=fmtp:{} useinbandfec=1\r\n".format(pt) if codec == "opus" else "")  # as sotto offers (RFC 7587)
-            + "".join("a=crypto:{}\r\n".format(a.value()) for a in offer)
-            + "a=sendrecv\r\n"
+        offer, sdp = files_and_offer(
+            linphone, speech, workdir / "linphone_received.wav", relay.a_port, codec, suites, opus_fec=True
         )
         relay.to_sotto = rtp.getsockname()
         relay.start()

@@ -133,6 +133,28 @@ class SipCaller:
         self.sock.close()
 
 
+def files_and_offer(linphone, play, record, rtp_port, codec, suites, opus_fec=False):
+    """Have linphonec play `play` and record to `record` (its sound card is files), then (SDES offer lines,
+    our SDP offer) for an SRTP call to it with media at 127.0.0.1:`rtp_port`. opus_fec: offer Opus in-band
+    FEC (RFC 7587 useinbandfec=1), as the real sotto does."""
+    pt, rtpmap, clock = CODECS[codec][0], CODECS[codec][2], CODECS[codec][3]
+    for command in ("soundcard use files", "play {}".format(play), "record {}".format(record)):
+        linphone.stdin.write((command + "\n").encode())
+        linphone.stdin.flush()
+    time.sleep(0.5)  # linphonec reads its commands in its own time; nothing tells us it has
+    offer = sdes.make_offer(os.urandom, suites)
+    sdp = (
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        "m=audio {} RTP/SAVP {} 101\r\na=rtpmap:{} {}\r\na=rtpmap:101 telephone-event/{}\r\n".format(
+            rtp_port, pt, pt, rtpmap, clock
+        )
+        + ("a=fmtp:{} useinbandfec=1\r\n".format(pt) if opus_fec and codec == "opus" else "")
+        + "".join("a=crypto:{}\r\n".format(a.value()) for a in offer)
+        + "a=sendrecv\r\n"
+    )
+    return offer, sdp
+
+
 def _linphone_call(tmp_path, codec, suites, offset, seconds=13.5):
     """One SDES-SRTP call with linphonec; returns our stream's stats. Both sides play speech and record."""
     pt, rate, rtpmap, clock, mode, _ = CODECS[codec]
@@ -159,25 +181,8 @@ def _linphone_call(tmp_path, codec, suites, offset, seconds=13.5):
     running = [True]
     pumps = []
     try:
-
-        def command(text):
-            linphone.stdin.write((text + "\n").encode())
-            linphone.stdin.flush()
-
-        time.sleep(1.5)
-        command("soundcard use files")
-        command("play {}".format(their_speech))
-        command("record {}".format(tmp_path / "linphone_received.wav"))
-        time.sleep(0.5)
-        offer = sdes.make_offer(os.urandom, suites)
-        sdp = (
-            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-            "m=audio {} RTP/SAVP {} 101\r\na=rtpmap:{} {}\r\na=rtpmap:101 telephone-event/{}\r\n".format(
-                our_rtp, pt, pt, rtpmap, clock
-            )
-            + "".join("a=crypto:{}\r\n".format(a.value()) for a in offer)
-            + "a=sendrecv\r\n"
-        )
+        time.sleep(1.5)  # linphonec starting up
+        offer, sdp = files_and_offer(linphone, their_speech, tmp_path / "linphone_received.wav", our_rtp, codec, suites)
         answer = caller.invite(sdp)
         port = int(re.search(r"m=audio (\d+)", answer).group(1))
         ours, theirs = sdes.accept_answer(offer, re.search(r"a=crypto:(.*)", answer).group(1).strip())

@@ -6,9 +6,7 @@ answers late, drops queries, or never answers; the UserAgent runs on the product
 the late answer is used. dnsmasq checks the NAPTR/SRV/A plan of the non-blocking path.
 """
 
-import os
 import socket
-import subprocess
 import threading
 import time
 
@@ -21,7 +19,7 @@ import pytest
 from firmware.runtime.dns import Rfc3263Resolver
 from firmware.runtime.loop import Loop
 from firmware.sip import events
-from tests.interop.sip.driver import Driver, offer, pump_until, require
+from tests.interop.sip.driver import Driver, offer, pump_until
 
 
 class StubNameserver:
@@ -196,46 +194,8 @@ def test_a_nameserver_that_never_answers_fails_the_call_with_503_without_stallin
         stub.close()
 
 
-@pytest.fixture
-def dnsmasq_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    binary = require("dnsmasq")
-    args = [
-        binary,
-        "-k",
-        "--conf-file=/dev/null",
-        "--no-resolv",
-        "--no-hosts",
-        "--port={}".format(port),
-        "--listen-address=127.0.0.1",
-        "--bind-interfaces",
-        "--pid-file=",
-        "--log-facility=-",
-        "--naptr-record=example.test,10,50,s,SIP+D2T,,_sip._tcp.example.test",
-        "--naptr-record=example.test,20,50,s,SIP+D2U,,_sip._udp.example.test",
-        "--srv-host=_sip._udp.example.test,sip1.example.test,15060,10,5",
-        "--srv-host=_sip._udp.example.test,sip2.example.test,15062,20,5",
-        "--srv-host=_sip._tcp.example.test,sip1.example.test,15061,10,5",
-        "--srv-host=_sips._tcp.srvonly.test,sip2.example.test,15063,10,5",
-        "--host-record=sip1.example.test,127.0.0.1",
-        "--host-record=sip2.example.test,127.0.0.2",
-        "--host-record=plain.test,127.0.0.3",
-    ]
-    if os.geteuid() == 0:
-        args.append("--user=root")
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    check = Rfc3263Resolver(nameservers=["127.0.0.1"], port=port, timeout=0.5)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and not check.addresses("plain.test")[0]:
-        time.sleep(0.05)
-    yield port
-    proc.terminate()
-    proc.wait(timeout=5)
-
-
-def test_the_non_blocking_path_follows_naptr_srv_and_a_like_the_blocking_one(dnsmasq_port):
+def test_the_non_blocking_path_follows_naptr_srv_and_a_like_the_blocking_one(dnsmasq):
+    dnsmasq_port = dnsmasq.port
     loop = Loop()
     try:
         for host, port, transport in (

@@ -9,16 +9,12 @@ import os
 import select
 import socket
 import ssl
-import subprocess
 import time
 
 import pytest
 
-from firmware.runtime.dns import Rfc3263Resolver
 from firmware.runtime.loop import Loop
 from firmware.runtime.sip_transport import SipTransport, client_tls_context
-from tests.conftest import require_tool
-from tests.waiting import stop_process, wait_until
 
 MESSAGE = (
     b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1;branch=z9hG4bK1\r\n"
@@ -185,61 +181,6 @@ def test_tls_with_pinned_certificate_and_refusal_without_it(tmp_path, loop):
         server.close()
         pinned.close()
         untrusted.close()
-
-
-def _free_dns_port():
-    """A port free for both UDP and TCP on 127.0.0.1 (dnsmasq listens on both)."""
-    for _ in range(32):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, socket.socket() as tcp:
-            udp.bind(("127.0.0.1", 0))
-            port = udp.getsockname()[1]
-            try:
-                tcp.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError("no port free for both UDP and TCP")
-
-
-@pytest.fixture
-def dnsmasq(tmp_path):
-    binary = require_tool("dnsmasq", "dnsmasq-base")
-    # A free port, not a fixed one: two runs of this module at once must not answer each other's queries.
-    dns_port = _free_dns_port()
-    args = [
-        binary,
-        "-k",
-        "--conf-file=/dev/null",
-        "--no-resolv",
-        "--no-hosts",
-        "--port={}".format(dns_port),
-        "--listen-address=127.0.0.1",
-        "--bind-interfaces",
-        "--pid-file=",
-        "--log-facility=-",
-        "--naptr-record=example.test,10,50,s,SIP+D2T,,_sip._tcp.example.test",
-        "--naptr-record=example.test,20,50,s,SIP+D2U,,_sip._udp.example.test",
-        "--srv-host=_sip._udp.example.test,sip1.example.test,15060,10,5",
-        "--srv-host=_sip._udp.example.test,sip2.example.test,15062,20,5",
-        "--srv-host=_sip._tcp.example.test,sip1.example.test,15061,10,5",
-        "--srv-host=_sips._tcp.srvonly.test,sip2.example.test,15063,10,5",
-        "--host-record=sip1.example.test,127.0.0.1",
-        "--host-record=sip2.example.test,127.0.0.2",
-        "--host-record=plain.test,127.0.0.3",
-    ]
-    if os.geteuid() == 0:
-        args.append("--user=root")
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    resolver = Rfc3263Resolver(nameservers=["127.0.0.1"], port=dns_port, timeout=1.0)
-
-    def alive():
-        assert proc.poll() is None, "dnsmasq exited: {}".format(proc.communicate()[0].decode(errors="replace"))
-
-    try:
-        wait_until(lambda: resolver.addresses("plain.test")[0], 5, "dnsmasq to answer", alive)
-        yield resolver
-    finally:
-        stop_process(proc, timeout=5)
 
 
 def test_rfc3263_naptr_srv_a(dnsmasq):
@@ -642,7 +583,6 @@ def test_a_connection_that_breaks_with_data_queued_is_reported(loop):
 
 def test_user_agent_on_the_loop_keeps_running_while_connecting_and_learns_the_failure(loop):
     """The wiring the shell uses: send() results and on_error both end in ua.transport_error()."""
-    import os
 
     from firmware.sip import events
     from firmware.sip.useragent import UserAgent

@@ -27,21 +27,18 @@ def _tone_wav(path, rate=8000, seconds=1.0, freq=440):
         w.writeframes(bytes(frames))
 
 
-def _pair(tmp_path, caller_args, answer_args, name="a"):
-    bob_port, alice_port = sotto.free_udp_port(), sotto.free_udp_port()
-    bob = sotto.start(
-        [
-            "answer",
-            "--listen",
-            "127.0.0.1:{}".format(bob_port),
-            "--timeout",
-            "20",
-            "--cache",
-            str(tmp_path / "bob.cache"),
-            *answer_args,
-        ],
+def _start_bob(tmp_path, bob_port, *extra):
+    """`sotto answer` as Bob on 127.0.0.1:`bob_port` (20 s to be called), his cache and home in tmp_path."""
+    return sotto.start(
+        ["answer", "--listen", "127.0.0.1:{}".format(bob_port), "--timeout", "20"]
+        + ["--cache", str(tmp_path / "bob.cache"), *extra],
         tmp_path / "bob-home",
     )
+
+
+def _pair(tmp_path, caller_args, answer_args, name="a"):
+    bob_port, alice_port = sotto.free_udp_port(), sotto.free_udp_port()
+    bob = _start_bob(tmp_path, bob_port, *answer_args)
     sotto.wait_listening(bob_port, bob)
     alice = sotto.start(
         [
@@ -139,20 +136,7 @@ def test_sip_over_tcp_from_the_configuration(tmp_path):
     config = tmp_path / "tcp.toml"
     config.write_text('[account]\ntransport = "tcp"\n')
     bob_port, alice_port = sotto.free_udp_port(), sotto.free_udp_port()
-    bob = sotto.start(
-        [
-            "answer",
-            "--config",
-            str(config),
-            "--listen",
-            "127.0.0.1:{}".format(bob_port),
-            "--timeout",
-            "20",
-            "--cache",
-            str(tmp_path / "bob.cache"),
-        ],
-        tmp_path / "bob-home",
-    )
+    bob = _start_bob(tmp_path, bob_port, "--config", str(config))
     wait_tcp_listening(bob_port, 15, "sotto answer on TCP", lambda: _alive(bob))
     rc_a, alice, err_a = sotto.run(
         [
@@ -181,18 +165,7 @@ def test_sigterm_hangs_up_politely_and_exits_0(tmp_path):
     import signal
 
     bob_port, alice_port = sotto.free_udp_port(), sotto.free_udp_port()
-    bob = sotto.start(
-        [
-            "answer",
-            "--listen",
-            "127.0.0.1:{}".format(bob_port),
-            "--timeout",
-            "20",
-            "--cache",
-            str(tmp_path / "bob.cache"),
-        ],
-        tmp_path / "bob-home",
-    )
+    bob = _start_bob(tmp_path, bob_port)
     sotto.wait_listening(bob_port, bob)
     alice = sotto.start(
         [

@@ -73,6 +73,7 @@ per source host (more are closed at accept, counted in `refused`) and max_connec
 next accept evicts a slow or handshaking inbound connection first, else the least recently used); a
 message must arrive within PARTIAL_MESSAGE_TIMEOUT (10 s) of its first byte (slowloris: counted in
 `slow_dropped`); a header beyond 64 KiB or a buffer beyond 128 KiB closes the connection (framing).
+source_address_toward(host) -> str or None   the local address the routing table sends from to `host`
 route_available(addr) -> bool   whether the routing table has a way to `addr` (an IP literal) now
 client_tls_context(cafile=None, pinned_cert=None) -> ssl.SSLContext
     Verifies the server against the system CAs, or against one pinned certificate (PEM file): then the
@@ -116,14 +117,6 @@ def source_address_toward(host):
 
 
 def route_available(addr):
-    """Does the host have a route to `addr` (an IP literal) now? A connect() on a UDP socket asks the
-    routing table and sends nothing: ENETUNREACH while the network is down (no address, no link)."""
-    family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    try:
-        sock.connect((addr[0], addr[1] or 5060))
-        return True
-    except OSError:
-        return False
-    finally:
-        sock.close()
+    """Does the host have a route to `addr` (an IP literal) now? ENETUNREACH while the network is down (no
+    address, no link)."""
+    return source_address_toward(addr[0]) is not None

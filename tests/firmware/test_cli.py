@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from tests.interop.sotto import free_udp_port
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SOTTO = [sys.executable, "-m", "firmware"]
 
@@ -168,7 +170,7 @@ def test_bad_config_file_names_file_and_key(tmp_path):
 
 def test_answer_times_out_with_a_summary(tmp_path):
     result = run(
-        "answer", "--listen", "127.0.0.1:0".replace(":0", ":19491"), "--timeout", "0.5", "--cache", str(tmp_path / "c")
+        "answer", "--listen", "127.0.0.1:{}".format(free_udp_port()), "--timeout", "0.5", "--cache", str(tmp_path / "c")
     )
     assert result.returncode == 1
     import json

@@ -29,7 +29,10 @@ States (automation waits on these names):
             alarm and raises it again on their next call that is not verified.
   ended     the call is over: reason and duration, back to idle after ENDED_HOLD seconds
   menu      our ZID fingerprint, call history, reset trust for a peer, settings (do not disturb, call
-            forward: firmware.phone.desk), contacts with their trust marks (firmware.phone.contacts)
+            forward: firmware.phone.desk), contacts with their trust marks (firmware.phone.contacts);
+            names are typed by multi-tap (firmware.phone.text_entry: the same key within 1 s cycles its
+            letters, a timeout or another key commits, '*' erases, '#' saves). The menu key on the ended
+            screen opens it on the name of that call's number ("save number")
   error     no call possible: registration failed, no network, no audio device
   call-waiting  in a call, a second call rings: its caller is shown, a soft tone is mixed into the
             earpiece (not the ringer). `hold` answers it and holds the first call; `back` refuses it

@@ -80,13 +80,59 @@ class DeskHandlers:
         if contacts_module.find(self.contacts, uri) is not None:
             self._show_notice("already a contact", now)
             return
-        if not contacts_module.is_name(name):
-            name = views.display_uri(uri).split("@", 1)[0][: contacts_module.MAX_NAME] or "contact"
+        name = self._default_name(uri, name)
         if contacts_module.add_contact(self.contacts, name, uri) is None:
             self._show_notice("contacts full" if contacts_module.is_uri(uri) else "not a SIP address", now)
             return
         self._emit(desk_events.SaveContacts(self.contacts))
         self._show_notice("contact saved", now)
+
+    @staticmethod
+    def _default_name(uri, name):
+        """The caller's display name, else the user part of the address: what a saved number is called
+        until it is renamed."""
+        if contacts_module.is_name(name):
+            return name
+        return views.display_uri(uri).split("@", 1)[0][: contacts_module.MAX_NAME] or "contact"
+
+    def _new_contact(self, argument, now):
+        """A contact typed in the menu: its name (multi-tap), then its number."""
+        name, digits = argument
+        uri = dialed_uri(digits, self.speed_dial, self.dial_domain)
+        if uri is None:
+            self._show_notice("no dial domain set", now)
+            return
+        if contacts_module.find(self.contacts, uri) is not None:
+            self._show_notice("already a contact", now)
+            self._menu.index = contacts_module.find(self.contacts, uri)
+            return
+        self._store_contact(name, uri, now, "contact saved")
+
+    def _rename_contact(self, argument, now):
+        index, name = argument
+        if not 0 <= index < len(self.contacts):
+            return
+        self._store_contact(name, self.contacts[index]["uri"], now, "name saved")
+
+    def _save_number(self, argument, now):
+        """The number of a call, named in the menu: a new contact, or the contact that has it renamed."""
+        uri, name = argument
+        self._store_contact(name, uri, now, "contact saved")
+
+    def _store_contact(self, name, uri, now, notice):
+        """Add or rename (contacts.add_contact), persist, and show the contact on the contacts page."""
+        index = contacts_module.add_contact(self.contacts, name, uri)
+        if index is None:
+            full = (
+                contacts_module.find(self.contacts, uri) is None
+                and len(self.contacts) >= contacts_module.CONTACTS_LIMIT
+            )
+            self._show_notice("contacts full" if full else "not saved", now)
+            return
+        self._emit(desk_events.SaveContacts(self.contacts))
+        self._menu.page = menu.CONTACTS
+        self._menu.index = index
+        self._show_notice(notice, now)
 
     def _set_contact_number(self, argument, now):
         index, digits = argument
@@ -135,4 +181,7 @@ MENU_ACTIONS = {
     menu.SET_NO_ANSWER: "_set_no_answer",
     menu.SET_CONTACT_NUMBER: "_set_contact_number",
     menu.DELETE_CONTACT: "_delete_contact",
+    menu.NEW_CONTACT: "_new_contact",
+    menu.RENAME_CONTACT: "_rename_contact",
+    menu.SAVE_NUMBER: "_save_number",
 }

@@ -4,6 +4,7 @@ TRUST_HANDLERS (below; by method name, since some handlers live in the other mix
 
 from firmware.errors import LocalProtocolError
 from firmware.phone import commands, menu
+from firmware.phone import contacts as contacts_module
 from firmware.phone.desk_handlers import MENU_ACTIONS
 from firmware.phone.history import dialed_uri
 from firmware.phone.states import (
@@ -64,7 +65,10 @@ class KeyHandlers:
         if key == KEY_VOICEMAIL:
             self._dial_voicemail(now)
         elif key == KEY_MENU:
-            self._open_menu(now)
+            if self.state == ENDED and self.remote is not None:
+                self._save_number_menu(now)  # "save number": name the call that just ended
+            else:
+                self._open_menu(now)
         elif key == KEY_REDIAL or key == "#":
             self._redial(now)
         elif key in (KEY_MUTE, KEY_HANGUP, KEY_BACK):
@@ -127,7 +131,7 @@ class KeyHandlers:
 
     def _key_in_menu(self, key, now):
         self._deadline = now + MENU_TIMEOUT
-        action = self._menu.key(key, self.history, self.contacts)
+        action = self._menu.key(key, self.history, self.contacts, now)
         if action is None:
             return
         verb, argument = action
@@ -204,6 +208,17 @@ class KeyHandlers:
         self.digits = ""
         self._menu = menu.Menu()
         self._set_state(MENU, now, now + MENU_TIMEOUT)
+
+    def _save_number_menu(self, now):
+        """The menu key on the ended screen: type a name for the number of the call that just ended (a new
+        contact), or rename the contact that already has it."""
+        remote = self.remote
+        self._open_menu(now)
+        index = contacts_module.find(self.contacts, remote)
+        if index is not None:
+            self._menu.name_entry(menu.FIELD_RENAME, self.contacts[index]["name"], index)
+        elif contacts_module.is_uri(remote):
+            self._menu.name_entry(menu.FIELD_SAVE, self._default_name(remote, self.remote_name), uri=remote)
 
     def _on_trust(self, event, now):
         handler = TRUST_HANDLERS.get(self.state)

@@ -126,7 +126,8 @@ class Phone(TwoCalls, DeskHandlers, KeyHandlers):
     def get_timer(self):
         """The next absolute time handle_timer() wants to run, or None."""
         best = None
-        for when in (self._deadline, self._tick, self.notice[1] if self.notice is not None else None):
+        typing = self._menu.get_timer() if self.state == MENU else None  # a multi-tap letter commits
+        for when in (self._deadline, self._tick, self.notice[1] if self.notice is not None else None, typing):
             if when is not None and (best is None or when < best):
                 best = when
         return best
@@ -138,6 +139,8 @@ class Phone(TwoCalls, DeskHandlers, KeyHandlers):
             self._tick = self._next_tick(now)
         if self.notice is not None and now >= self.notice[1]:
             self.notice = None
+        if self.state == MENU:
+            self._menu.handle_timer(now)
         if self._deadline is None or now < self._deadline:
             return
         self._deadline = None
@@ -171,6 +174,7 @@ class Phone(TwoCalls, DeskHandlers, KeyHandlers):
             menu_index=self._menu.index,
             menu_typed=self._menu.typed,
             menu_field=self._menu.field,
+            menu_entry=self._menu_entry_view(),
             contacts=tuple(self.contacts),
             contact_marks=tuple(self.contact_mark(contact["uri"]) for contact in self.contacts),
             desk=self.desk.to_dict(),
@@ -178,6 +182,12 @@ class Phone(TwoCalls, DeskHandlers, KeyHandlers):
             messages=self.messages,
             **{name: getattr(self, name) for name in views.ViewModel.COPIED},
         )
+
+    def _menu_entry_view(self):
+        entry = self._menu.entry
+        if self._menu.page != menu.NAME or entry is None:
+            return None
+        return views.NameEntry(entry.shown(), entry.pending_cycle, entry.pending_index, entry.limit)
 
     def screen(self, now=None):
         """What the display shows now (a firmware.screens.Screen)."""

@@ -4,11 +4,17 @@ forward) and the address book (call, edit the number, delete). The menu only mov
 collects typed digits; what a key asks the phone to do comes back as an action (verb, argument) or None:
 (CLOSE, None), (DIAL, uri), (RESET_TRUST, peer_zid), (ADD_CONTACT, history entry), (TOGGLE_DND, None),
 (SET_FORWARD, (kind, digits)), (SET_NO_ANSWER, digits), (SET_CONTACT_NUMBER, (index, digits)),
-(DELETE_CONTACT, index)."""
+(DELETE_CONTACT, index), (NEW_CONTACT, (name, digits)), (RENAME_CONTACT, (index, name)),
+(SAVE_NUMBER, (uri, name)).
 
+Names are typed on the NAME page by multi-tap (firmware.phone.text_entry): the digits type letters, '#'
+saves, '*' (or the back key) erases the last letter and, with nothing left to erase, goes back."""
+
+from firmware.phone.contacts import MAX_NAME
 from firmware.phone.desk import FORWARD_ALWAYS, FORWARD_BUSY, FORWARD_NO_ANSWER
 from firmware.phone.history import trusted_peers
 from firmware.phone.states import KEY_BACK, KEY_HANGUP, KEY_MENU, MAX_DIGITS
+from firmware.phone.text_entry import TextEntry
 
 MAIN = "main"
 ZID = "zid"
@@ -19,6 +25,7 @@ SETTINGS = "settings"
 EDIT = "edit"  # typing a number: a forward target, the no-answer seconds or a contact's number
 CONTACTS = "contacts"
 CONFIRM_DELETE = "confirm-delete"
+NAME = "name"  # typing a contact's name by multi-tap (Menu.entry)
 
 CLOSE = "close"
 DIAL = "dial"
@@ -29,10 +36,18 @@ SET_FORWARD = "set-forward"
 SET_NO_ANSWER = "set-no-answer"
 SET_CONTACT_NUMBER = "set-contact-number"
 DELETE_CONTACT = "delete-contact"
+NEW_CONTACT = "new-contact"
+RENAME_CONTACT = "rename-contact"
+SAVE_NUMBER = "save-number"
 
 # What an EDIT page edits (Menu.field).
 FIELD_SECONDS = "seconds"
 FIELD_CONTACT = "contact"
+FIELD_NEW_NUMBER = "new-number"  # the number of a new contact, after its name
+# What a NAME page names (Menu.field).
+FIELD_NEW = "new"  # a new contact (its number comes next)
+FIELD_RENAME = "rename"  # contact `index`
+FIELD_SAVE = "save"  # the address Menu.uri (the call that just ended): a new contact, or renamed
 _SETTINGS_KEYS = (("2", FORWARD_ALWAYS), ("3", FORWARD_BUSY), ("4", FORWARD_NO_ANSWER), ("5", FIELD_SECONDS))
 
 _CLOSE_KEYS = (KEY_HANGUP, KEY_MENU)
@@ -42,31 +57,84 @@ _BACK_TO = ((CONFIRM_RESET, RESET), (EDIT, None), (CONFIRM_DELETE, CONTACTS))
 
 
 class Menu:
-    """The open page, the picked entry of a list, and what an EDIT page edits with the digits typed."""
+    """The open page, the picked entry of a list, and what an EDIT page edits with the digits typed; on a
+    NAME page the name being typed (`entry`, a TextEntry), with the new contact's `name` kept while its
+    number is typed and the `uri` a FIELD_SAVE page saves."""
 
-    __slots__ = ("page", "index", "field", "typed")
+    __slots__ = ("page", "index", "field", "typed", "entry", "name", "uri")
 
     def __init__(self):
         self.page = MAIN
         self.index = 0
         self.field = None
         self.typed = ""
+        self.entry = None
+        self.name = None
+        self.uri = None
 
-    def key(self, key, history, book=()):
-        """Apply one key; `history` is the phone's call history, `book` its contacts. Returns an action or
-        None."""
+    def key(self, key, history, book=(), now=0.0):
+        """Apply one key at `now` (multi-tap timing); `history` is the phone's call history, `book` its
+        contacts. Returns an action or None."""
         if key in _CLOSE_KEYS:
             return (CLOSE, None)
+        if self.page == NAME:
+            return self._on_name(key, now)
         if key in _BACK_KEYS:
             return self._back()
         return _PAGE_KEYS[self.page](self, key, history, book)
+
+    def name_entry(self, field, text, index=0, uri=None):
+        """Open the NAME page: a new contact, renaming contact `index`, or saving `uri` (FIELD_SAVE)."""
+        self.page = NAME
+        self.field = field
+        self.index = index
+        self.uri = uri
+        self.entry = TextEntry(text or "", MAX_NAME)
+
+    def get_timer(self):
+        """When the pending multi-tap letter commits, or None."""
+        return self.entry.get_timer() if self.page == NAME and self.entry is not None else None
+
+    def handle_timer(self, now):
+        if self.page == NAME and self.entry is not None:
+            self.entry.handle_timer(now)
+
+    def _on_name(self, key, now):
+        entry = self.entry
+        if key in _BACK_KEYS:
+            if not entry.erase():
+                self._leave_name()
+            return None
+        if key == "#":
+            name = entry.value()
+            if not name:
+                return None  # nothing typed: there is no contact without a name
+            field = self.field
+            self._leave_name()
+            if field == FIELD_NEW:
+                self.name = name
+                self.page = EDIT
+                self.field = FIELD_NEW_NUMBER
+                self.typed = ""
+                return None
+            if field == FIELD_RENAME:
+                return (RENAME_CONTACT, (self.index, name))
+            return (SAVE_NUMBER, (self.uri, name))
+        if len(key) == 1:
+            entry.key(key, now)
+        return None
+
+    def _leave_name(self):
+        self.page = MAIN if self.field == FIELD_SAVE else CONTACTS
+        self.entry = None
 
     def _back(self):
         if self.page == MAIN:
             return (CLOSE, None)
         if self.page == EDIT:
-            self.page = CONTACTS if self.field == FIELD_CONTACT else SETTINGS
+            self.page = CONTACTS if self.field in (FIELD_CONTACT, FIELD_NEW_NUMBER) else SETTINGS
             self.typed = ""
+            self.name = None
             return None
         back = MAIN
         for page, to in _BACK_TO:
@@ -138,6 +206,13 @@ class Menu:
             if field == FIELD_CONTACT:
                 self.page = CONTACTS
                 return (SET_CONTACT_NUMBER, (self.index, typed)) if typed else None
+            if field == FIELD_NEW_NUMBER:
+                if not typed:
+                    self.page = EDIT  # a contact needs a number: keep typing (or * back)
+                    return None
+                self.page = CONTACTS
+                name, self.name = self.name, None
+                return (NEW_CONTACT, (name, typed))
             self.page = SETTINGS
             if field == FIELD_SECONDS:
                 return (SET_NO_ANSWER, typed) if typed else None
@@ -147,6 +222,9 @@ class Menu:
         return None
 
     def _on_contacts(self, key, history, book):
+        if key == "1":
+            self.name_entry(FIELD_NEW, "", min(self.index, max(len(book) - 1, 0)))
+            return None
         if not book:
             return None
         self.index = min(self.index, len(book) - 1)
@@ -154,7 +232,9 @@ class Menu:
             return None
         if key == "#":
             return (DIAL, book[self.index]["uri"])
-        if key == "5":
+        if key == "4":
+            self.name_entry(FIELD_RENAME, book[self.index]["name"], self.index)
+        elif key == "5":
             self.page = EDIT
             self.field = FIELD_CONTACT
             self.typed = ""

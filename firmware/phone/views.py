@@ -96,7 +96,7 @@ class ViewModel(Event):
     )
     # The desk features: the menu's typed digits and edited field, the address book with each contact's
     # trust mark, the desk settings (DeskSettings.to_dict() and its idle line), the last MessageSummary.
-    DESK = ("menu_typed", "menu_field", "contacts", "contact_marks", "desk", "desk_line", "messages")
+    DESK = ("menu_typed", "menu_field", "contacts", "contact_marks", "desk", "desk_line", "messages", "menu_entry")
     __slots__ = COPIED + ("notice", "call_seconds", "errors", "history", "menu_page", "menu_index", "other") + DESK
 
     def __init__(self, **fields):
@@ -113,6 +113,17 @@ class Leg(Event):
 
     def __init__(self, label, state, role, sas=None, verified=False, alarm_reason=None):
         self._init(self.__slots__, (label, state, role, sas, verified, alarm_reason))
+
+
+class NameEntry(Event):
+    """A name being typed by multi-tap (ViewModel.menu_entry on the menu's NAME page): the `text` shown (the
+    pending letter last), the pending key's `cycle` and the `index` of the letter picked in it (None when
+    no letter is pending), and the `limit` of characters."""
+
+    __slots__ = ("text", "cycle", "index", "limit")
+
+    def __init__(self, text, cycle, index, limit):
+        self._init(self.__slots__, (text, cycle, index, limit))
 
 
 def format_duration(seconds):
@@ -372,7 +383,29 @@ _EDIT_TITLES = (
     (desk.FORWARD_NO_ANSWER, "No answer: to"),
     (menu.FIELD_SECONDS, "No answer after s"),
     (menu.FIELD_CONTACT, "Contact number"),
+    (menu.FIELD_NEW_NUMBER, "New contact: number"),
 )
+_NAME_TITLES = (
+    (menu.FIELD_NEW, "New contact: name"),
+    (menu.FIELD_RENAME, "Contact name"),
+    (menu.FIELD_SAVE, "Save number: name"),
+)
+
+
+def _menu_name(view):
+    """The name being typed: the text with the pending letter (then a cursor once it is committed), the
+    letters of the pending key with the picked one in brackets (or the count of characters), the keys."""
+    entry = view.menu_entry
+    if entry.cycle is None:
+        lines = [entry.text + "_", "{}/{} letters".format(len(entry.text), entry.limit)]
+    else:
+        cycle = entry.cycle
+        picked = cycle[entry.index]
+        lines = [entry.text, cycle[: entry.index] + "[" + picked + "]" + cycle[entry.index + 1 :]]
+    lines.append("# save  * erase")
+    if view.notice is not None:
+        lines[-1] = view.notice
+    return Screen(lookup(_NAME_TITLES, view.menu_field, "Name"), lines)
 
 
 def _menu_edit(view):
@@ -389,7 +422,7 @@ def _contact_line(view, index):
 
 def _menu_contacts(view):
     if not view.contacts:
-        return Screen("Contacts", ["no contacts", "add: history 0", "* back"])
+        return Screen("Contacts", ["no contacts", "add: history 0", "* back", "1 new contact"])
     index = min(view.menu_index, len(view.contacts) - 1)
     contact = view.contacts[index]
     mark = lookup(MARK_TEXT, view.contact_marks[index], "")
@@ -399,6 +432,7 @@ def _menu_contacts(view):
     lines = [_contact_line(view, index), display_uri(contact["uri"]), mark, "2/8 # call 5 edit 0 del"]
     if view.notice is not None:
         lines[-1] = view.notice
+    lines.append("1 new 4 name")  # appended: the lines above keep their places (display log contract)
     return Screen(title, lines)
 
 
@@ -419,6 +453,7 @@ _MENU_PAGES = {
     menu.EDIT: _menu_edit,
     menu.CONTACTS: _menu_contacts,
     menu.CONFIRM_DELETE: _menu_contacts,
+    menu.NAME: _menu_name,
 }
 
 

@@ -26,6 +26,8 @@ Arguments:
                        preference order, or None for linphone's defaults (S256 | AES1,AES3 | HS80,HS32 |
                        DH3k,Mult | B32)
     codecs             audio codecs to enable, by MIME name (default PCMU only)
+    debug_log          True (default): the level-6 log in linphone.log (log() and algorithms() read it);
+                       False: no -d/-l, as a user runs it (the CPU bench: level 6 costs linphonec CPU)
 """
 
 import os
@@ -87,6 +89,7 @@ class Linphone:
         zrtp_sas=None,
         codecs=("PCMU",),
         encryption_mandatory=None,
+        debug_log=True,
     ):
         self.workdir = os.path.abspath(str(workdir))
         self.sip_port = sip_port
@@ -104,6 +107,7 @@ class Linphone:
             "zrtp_sas_suites": zrtp_sas,
         }
         self.codecs = list(codecs)
+        self.debug_log = debug_log
         self.home = os.path.join(self.workdir, "home")
         self.rc_path = os.path.join(self.workdir, "linphonerc")
         self.fifo_path = os.path.join(self.workdir, "stdin.fifo")
@@ -167,7 +171,9 @@ class Linphone:
             f.write(self.rc_text())
         if not os.path.exists(self.fifo_path):
             os.mkfifo(self.fifo_path)
-        args = [require_tool("linphonec", "linphone-cli"), "-c", self.rc_path, "-d", "6", "-l", self.log_path]
+        args = [require_tool("linphonec", "linphone-cli"), "-c", self.rc_path]
+        if self.debug_log:
+            args += ["-d", "6", "-l", self.log_path]
         if self.auto_answer:
             args.append("-a")
         env = dict(os.environ, HOME=self.home)

@@ -216,7 +216,8 @@ def build_parser():
             "--follow-transfer",
             action="store_true",
             help="when the peer transfers us (REFER), call the target (with Replaces if attended), report the "
-            "outcome to the peer and go on with the new call; default: decline with 603",
+            "outcome to the peer and go on with the new call (or, if it fails, with the original one); default: "
+            "decline with 603",
         )
     run = commands.add_parser("run", help="the phone itself (board from config or --board; default sim)")
     _add_call_options(run)

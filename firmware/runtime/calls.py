@@ -38,6 +38,7 @@ class CallController:
         self.hanging_up = False
         self._target = None
         self.transfer = None  # firmware.runtime.transfer.Transferee while we make a call we were referred to
+        self.parked = None  # _ParkedCall: the call we were referred away from, kept until the transfer succeeds
         if listen:
             endpoint.listen(self.on_event)
 
@@ -154,6 +155,9 @@ class CallController:
                 log.warning("registration failed: %s", event.reason)
             self.on_registration(event)
             return
+        if self.parked is not None and getattr(event, "call_id", None) == self.parked.call_id:
+            self._on_parked_sip(event)
+            return
         if getattr(event, "call_id", None) != self.call_id or self.call_id is None:
             return
         if isinstance(event, e.CallRinging):
@@ -208,6 +212,10 @@ class CallController:
         self.ua.answer_reinvite(event.call_id, answer, now)
 
     def call_over(self, result, reason, status=None):
+        if self._transfer_failed_now():
+            self.resume_after_failed_transfer(status, reason)
+            return
+        self._drop_parked()  # a call we were transferred away from goes with it (on_call_over's leave_now: BYE)
         if self.summary is not None:
             self.summary.finish(result, reason, status)
         if self.media is not None:
@@ -215,21 +223,91 @@ class CallController:
         self.call_id = None
         self.on_call_over()
 
-    def leave_for_transfer(self, event):
-        """We accept a transfer (ReferReceived): the REFER's dialog stays up without media until the new
-        call's outcome is reported there (RFC 3515 §2.4.4); the next place() makes that call (with the
-        Replaces of an attended transfer) and the Transferee reports it."""
+    def leave_for_transfer(self, event, keep_old=False):
+        """We accept a transfer (ReferReceived): the REFER's dialog stays up until the new call's outcome is
+        reported there (RFC 3515 §2.4.4); the next place() makes that call (with the Replaces of an
+        attended transfer) and the Transferee reports it.
+
+        keep_old=False: the old call's media ends now. keep_old=True: it is parked, on hold in the AudioHub
+        (`self.audio`), so that a transfer that fails (the target refuses, never answers, is unreachable)
+        gives us the old call back (RFC 5589 §6.1: the transferor may take it off hold); a transfer that
+        succeeds ends it when its dialog ends."""
         from firmware.runtime.transfer import Transferee
 
         log.info("transfer to %s accepted%s", event.target, " (attended)" if event.replaces else "")
-        self.transfer = Transferee(self.ua, self.loop, self.endpoint.pump, event)
+        keep_old = keep_old and self.media is not None and self.call_id == event.call_id
+        self.transfer = Transferee(self.ua, self.loop, self.endpoint.pump, event, keep_old=keep_old)
+        old_leg = None
         if self.summary is not None:
             self.summary.transfer = self.transfer.record
-            self.summary.new_leg()
-        if self.media is not None:
+            old_leg = self.summary.new_leg()
+        if keep_old:
+            self.parked = _ParkedCall(self.call_id, self.media, old_leg)
+            # Until it is taken back, what the parked media counts is not the summary's (it describes the
+            # new call); its own record is dropped with it.
+            self.media.summary = Summary(self.media.encryption)
+            self._set_audio_active(self.media, False)
+        elif self.media is not None:
             self.media.close()
         self.call_id = None
         self.media = None
+
+    def _set_audio_active(self, media, active):
+        port_of = getattr(self.audio, "port_of", None)  # an AudioHub: the calls share one device
+        if port_of is not None and media is not None and media.stream is not None:
+            self.audio.set_active(port_of(media.stream), active)
+
+    def _transfer_failed_now(self):
+        """The call we were referred to is failing: do we take the parked call back instead of ending?"""
+        transfer = self.transfer
+        return (
+            self.parked is not None
+            and transfer is not None
+            and not transfer.done
+            and self.parked.call_id in self.ua.calls
+            and not (self.summary is not None and self.summary.reason)  # the run is not ending (signal, timeout)
+        )
+
+    def resume_after_failed_transfer(self, status, reason):
+        """The new call failed (`status`, a SIP final status, or None when it never got one): report it to
+        the transferor (the final sipfrag NOTIFY, RFC 3515 §2.4.5) and go back to the parked call, media
+        and summary as they were (its keys, SAS and counters never stopped)."""
+        status = status if status is not None and status >= 300 else 487
+        parked, self.parked = self.parked, None
+        if self.media is not None:
+            self.media.close()
+        log.warning("transfer to %s failed (%s %s): back to the original call", self.transfer.target, status, reason)
+        self.transfer.finish(status)
+        self.transfer.record["resumed"] = True
+        self.call_id, self.media = parked.call_id, parked.media
+        self.hanging_up = False
+        if self.summary is not None:
+            self.summary.resume_leg(parked.leg)
+            self.media.summary = self.summary
+        self._set_audio_active(self.media, True)
+        self.on_transfer_failed(status)
+
+    def _drop_parked(self):
+        parked, self.parked = self.parked, None
+        if parked is not None:
+            parked.media.close()
+
+    def _on_parked_sip(self, event):
+        """The parked call's dialog while the transfer is under way: the transferor may end it (a BYE right
+        after the 202 is common) or re-INVITE it (hold, resume); it is still a call we answer for."""
+        e = sip_events
+        if isinstance(event, e.CallEnded):
+            log.info("the transferred call ended (%s)", event.reason)
+            self._drop_parked()
+        elif isinstance(event, e.ReinviteReceived):
+            now = self.loop.now()
+            try:
+                answer = self.parked.media.answer_reinvite(event.sdp)
+            except RemoteProtocolError as exc:
+                self.ua.reject_reinvite(event.call_id, 488, now)
+                log.warning("re-INVITE refused: %s", exc)
+                return
+            self.ua.answer_reinvite(event.call_id, answer, now)
 
     def take_replacing(self, event):
         """An INVITE with Replaces naming our call (RFC 3891 §3, already matched by the UA): answer it and
@@ -304,3 +382,18 @@ class CallController:
 
     def on_call_over(self):
         pass
+
+    def on_transfer_failed(self, status):
+        """The call we were referred to failed with `status` and the original call is ours again."""
+
+
+class _ParkedCall:
+    """The call a transfer took us away from, kept while the new call is tried: its Call-ID, its CallMedia
+    (on hold in the AudioHub) and what the summary said of its media (Summary.new_leg)."""
+
+    __slots__ = ("call_id", "media", "leg")
+
+    def __init__(self, call_id, media, leg):
+        self.call_id = call_id
+        self.media = media
+        self.leg = leg

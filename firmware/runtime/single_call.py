@@ -72,18 +72,19 @@ class SingleCall(CallController):
             self.answer()
 
     def on_refer(self, event):
-        """RFC 3515 as transferee: --follow-transfer makes the call it asks for (the run goes on with it),
-        otherwise it is declined with 603."""
-        if not getattr(self.args, "follow_transfer", False) or self.done or self.transfer is not None:
+        """RFC 3515 as transferee: --follow-transfer makes the call it asks for (the run goes on with it;
+        if that call fails, the original one goes on: leave_for_transfer(keep_old=True)), otherwise it is
+        declined with 603. One transfer at a time."""
+        following = getattr(self.args, "follow_transfer", False)
+        if not following or self.done or (self.transfer is not None and not self.transfer.done):
             CallController.on_refer(self, event)
             return
-        self.leave_for_transfer(event)
+        self.leave_for_transfer(event, keep_old=True)
         try:
             self.place(event.target)
         except LocalProtocolError as exc:  # a target we cannot call (too many calls, a bad URI)
             log.warning("transfer to %s failed: %s", event.target, exc)
-            self.transfer.finish(500)
-            self.call_over("failed", "transfer failed: {}".format(exc))
+            self.call_over("failed", "transfer failed: {}".format(exc), 500)
 
     def on_media_up(self):
         if self.settings.media.encryption == "sdes":
@@ -152,7 +153,14 @@ def run_single_call(settings, args):
     except StartupError:
         loop.close()
         raise
-    runner = SingleCall(endpoint, args.command, settings, args, AudioPlan(play=args.play, record=args.record))
+    audio = AudioPlan(play=args.play, record=args.record)
+    if getattr(args, "follow_transfer", False):
+        from firmware.runtime.audio_hub import AudioHub
+
+        # A transfer we follow may fail and give the original call back: both calls' streams then share
+        # the one microphone and speaker (the original call waits on hold in the hub, its keys intact).
+        audio = AudioHub(audio)
+    runner = SingleCall(endpoint, args.command, settings, args, audio)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, runner.on_signal)
     try:

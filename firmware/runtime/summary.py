@@ -9,13 +9,15 @@
 
 Extra keys may be added (e.g. "alarms", "rtp.jitter_ms", "actions" for `--at`: [{"at", "action", "result"}],
 "transfer" when the call moved to another dialog: {"role": "transferee", "target": URI, "attended": bool,
-"status": the new call's final SIP status or null} after a REFER we followed (--follow-transfer), or
+"status": the new call's final SIP status or null} after a REFER we followed (--follow-transfer), with
+"resumed": true when that call failed and the original call went on (the other keys then describe it), or
 {"role": "target", "replaced_by": URI} after an INVITE with Replaces took our call's place); the ones above
 never change meaning: after a transfer they describe the call we are left with.
 """
 
 RESULTS = ("completed", "failed", "rejected", "timeout")
 RTP_COUNTERS = ("sent", "received", "lost", "late", "auth_failures", "replays")
+LEG_FIELDS = ("codec", "secure", "sas", "sas_type", "zrtp")  # what describes one dialog's media
 
 
 class Summary:
@@ -38,12 +40,21 @@ class Summary:
 
     def new_leg(self):
         """The call goes on in a new dialog (a transfer, a Replaces): what described the media of the
-        old one (codec, keys, SAS) no longer does; alarms and actions stay, they happened."""
+        old one (codec, keys, SAS) no longer does; alarms and actions stay, they happened. Returns what
+        described the old one, for resume_leg()."""
+        old = {name: getattr(self, name) for name in LEG_FIELDS}
         self.codec = None
         self.secure = False
         self.sas = None
         self.sas_type = None
         self.zrtp = None
+        return old
+
+    def resume_leg(self, old):
+        """The new dialog failed and the call goes on in the old one (a transfer that failed): `old`, from
+        new_leg(), describes the media again."""
+        for name in LEG_FIELDS:
+            setattr(self, name, old[name])
 
     def finish(self, result, reason, sip_status=None):
         """Record how the call ended; the first conclusion wins (later ones are consequences)."""

@@ -8,13 +8,15 @@ Transferor(ua, call_id, target_uri, now, replaces=None): sends our REFER on `cal
     transfer is done, the caller ends `call_id` with BYE, RFC 5589 §6.1) or "failed: STATUS" (the
     caller keeps the call); None for an event that is not ours. `done` once ok or failed.
 
-Transferee(ua, loop, pump, refer): we were asked (ReferReceived) to call `refer.target`, with
-    `refer.replaces` when the transfer is attended. The REFER's dialog stays up (without media) while
-    the new call is made: RFC 3515 §2.4.4 wants its outcome reported there. The UA already sent
+Transferee(ua, loop, pump, refer, keep_old=False): we were asked (ReferReceived) to call `refer.target`,
+    with `refer.replaces` when the transfer is attended. The REFER's dialog stays up while the new call
+    is made: RFC 3515 §2.4.4 wants its outcome reported there. The UA already sent
     "100 Trying"; observe(event) turns the new call's events into NOTIFYs (Event: refer, message/sipfrag):
     a provisional status as "active", the final one as "terminated;reason=noresource" (§2.4.5).
     After the final NOTIFY the transferor ends the old dialog (RFC 5589 §6.1); if it has not within
-    LEAVE_GRACE seconds, or the transfer failed, we send the BYE.
+    LEAVE_GRACE seconds we send the BYE. A failed transfer leaves the old dialog up when keep_old (the
+    front end parked the old call and takes it back: RFC 5589 §6.1 has the transferor resume it, so our
+    leg must still be there), else we send the BYE at once.
     - leave_now(status=None): the front end stops: report a transfer still open as failed (`status`, or
       487) and send the BYE
     - new_call: the call id of the new call once placed (CallController.place sets it)
@@ -58,8 +60,9 @@ class Transferor:
 
 
 class Transferee:
-    def __init__(self, ua, loop, pump, refer):
+    def __init__(self, ua, loop, pump, refer, keep_old=False):
         self.ua = ua
+        self.keep_old = keep_old
         self.loop = loop
         self.pump = pump
         self.old_call = refer.call_id
@@ -102,7 +105,7 @@ class Transferee:
         self._notify(status)
         if 200 <= status < 300:
             self.loop.call_later(LEAVE_GRACE, self._leave_old_dialog)
-        else:
+        elif not self.keep_old:
             self._leave_old_dialog()
 
     def _notify(self, status):
@@ -119,6 +122,7 @@ class Transferee:
         """End the REFER's dialog now (the front end is done), reporting the transfer first if nothing has
         been: as `status` when that is a failure, else 487 (the new call never got an answer)."""
         if not self.done:
+            self.keep_old = False  # nobody will take the old call back
             self.finish(status if status is not None and status >= 300 else 487)
         self._leave_old_dialog()
 

@@ -32,7 +32,7 @@ class _Loop:
             callback()
 
 
-def _referred():
+def _referred(keep_old=False):
     net = Network(0.01)
     alice = UserAgent(A, counter_rng("a"), aor="sip:alice@127.0.0.1:5061")
     bob = UserAgent(B, counter_rng("b"), aor="sip:bob@127.0.0.1:5062")
@@ -47,7 +47,7 @@ def _referred():
     assert net.run_until(lambda: net.find(B, events.ReferReceived), 1)
     net.run(0.5)
     loop = _Loop(net)
-    transferee = Transferee(bob, loop, net.pump, net.find(B, events.ReferReceived)[0])
+    transferee = Transferee(bob, loop, net.pump, net.find(B, events.ReferReceived)[0], keep_old=keep_old)
     transferee.new_call = "new-call"
     return net, alice, bob, call, loop, transferee
 
@@ -86,6 +86,52 @@ def test_a_failed_transfer_is_reported_and_the_old_dialog_ended_at_once():
     net.run(0.5)
     assert _progress(net)[-1] == (486, True) and transferee.record["status"] == 486
     assert net.find(A, events.CallEnded)[0].by_remote is True
+
+
+def test_a_failed_transfer_keeps_the_old_dialog_when_the_front_end_takes_the_call_back():
+    """keep_old (a front end that parked the call, CallController.leave_for_transfer): the transferor hears
+    the failure in the final NOTIFY (RFC 3515 §2.4.5) and the call it referred stays up (RFC 5589 §6.1:
+    it may take it off hold); nothing ends it later either."""
+    net, alice, bob, call, loop, transferee = _referred(keep_old=True)
+    transferee.observe(events.CallRinging("new-call", 180, b""))
+    transferee.observe(events.CallFailed("new-call", 486, "busy"))
+    net.run(0.5)
+    assert _progress(net)[-2:] == [(180, False), (486, True)]
+    final = net.sent(src=B, line_prefix="NOTIFY")[-1]["data"]
+    assert b"Subscription-State: terminated;reason=noresource\r\n" in final and final.endswith(
+        b"SIP/2.0 486 Busy Here\r\n"
+    )
+    net.run(LEAVE_GRACE + 1)
+    loop.run_due()
+    net.run(1)
+    assert net.find(A, events.CallEnded) == [] and net.find(B, events.CallEnded) == []
+    assert alice.calls[call].state == "confirmed" and bob.calls[call].state == "confirmed"
+    # The call goes on in that dialog: bob can still re-INVITE it (it is a live dialog, not a leftover).
+    bob.reinvite(call, build_offer(["PCMU"], "127.0.0.1", 4002).to_bytes(), net.now)
+    assert net.run_until(lambda: net.find(A, events.ReinviteReceived), 1)
+
+
+def test_a_transfer_still_open_when_the_front_end_stops_is_reported_and_the_old_dialog_ended():
+    net, alice, bob, call, loop, transferee = _referred(keep_old=True)
+    transferee.leave_now()  # the run ends (a signal, --timeout) while the new call still rings
+    net.run(0.5)
+    assert _progress(net)[-1] == (487, True) and transferee.record["status"] == 487
+    assert net.find(A, events.CallEnded)[0].by_remote is True
+
+
+def test_a_summary_takes_the_old_legs_media_back_after_a_failed_transfer():
+    from firmware.runtime.summary import Summary
+
+    summary = Summary("zrtp")
+    summary.codec, summary.secure, summary.sas, summary.sas_type = "PCMU", True, "ab12", "B32"
+    summary.zrtp = {"verified": False}
+    old = summary.new_leg()
+    assert (summary.codec, summary.secure, summary.sas, summary.zrtp) == (None, False, None, None)
+    summary.codec = "opus"  # the new call got that far
+    summary.resume_leg(old)
+    out = summary.to_json()
+    assert (out["codec"], out["secure"], out["sas"], out["sas_type"]) == ("PCMU", True, "ab12", "B32")
+    assert out["zrtp"] == {"verified": False}
 
 
 def test_a_transferor_that_already_left_is_not_an_error():

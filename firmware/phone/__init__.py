@@ -39,7 +39,8 @@ States (automation waits on these names):
             (486 Busy Here, a missed call); `hangup` ends the first call and the waiting one then rings.
   held      our only call is on hold (the `hold` key in a call, or the other call ended): `hold` or
             lifting the handset resumes it, `hangup` ends it. A Yealink/Snom does the same: the held
-            call is not put through by itself when the call in front ends.
+            call is not put through by itself when the call in front ends. The keypad dials a second
+            call as on idle (hold, then dial); abandoning it, or its failing, shows the held call again.
   conference  the two calls mixed locally (`conference` with one call held): each leg hears us and the
             other leg. Each leg keeps its own ZRTP session and SAS; the screen shows each leg's mark and
             says "secure" only when both legs are. A trust press confirms the leg marked '>' (the first

@@ -149,6 +149,7 @@ class Phone(TwoCalls, DeskHandlers, KeyHandlers):
         elif self.state == RINGING and self.desk.no_answer:
             # Call forward on no answer: nobody picked up within no_answer_seconds.
             self._forward(self.desk.no_answer, now, "forwarded (no answer)")
+        self._after_front_change(now)  # a number abandoned while a call is held: the held call comes back
 
     def next_command(self):
         """The next command for the session, or None."""

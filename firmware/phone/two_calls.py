@@ -10,11 +10,14 @@ from firmware.phone.states import (
     CALL_WAITING,
     CALLING,
     CONFERENCE,
+    DIALING,
     HELD,
     KEY_BACK,
     KEY_CONFERENCE,
     KEY_HANGUP,
     KEY_HOLD,
+    KEY_REDIAL,
+    KEY_VOICEMAIL,
     OVERLAY_STATES,
     RINGING,
     SAS_ALARMS,
@@ -172,7 +175,7 @@ class TwoCalls:
             other is None
             or self.state in CALL_STATES
             or self.state in OVERLAY_STATES
-            or self.state in (RINGING, CALLING)
+            or self.state in (RINGING, CALLING, DIALING)
         ):
             return
         self.other = None
@@ -291,6 +294,24 @@ class TwoCalls:
             self._resume(now)
         elif key == KEY_HANGUP:
             self._on_front(lambda: self._hang_up(now, "hung up"), now)
+        elif self.other is None and (len(key) == 1 or key in (KEY_REDIAL, KEY_VOICEMAIL)):
+            self._dial_while_held(key, now)
+
+    def _dial_while_held(self, key, now):
+        """Hold, then dial a new number (as every desk phone allows): the held call steps aside and the key
+        starts dialing as on idle ('#' or redial: the last number; voicemail). Abandoning the number brings
+        the held call back in front (_after_front_change); once the new call is up, `hold` swaps,
+        `conference` joins and `transfer` connects the two (a consultation call, RFC 5589 §7)."""
+        held = self._park_front("held")
+        self.other = held
+        self.leg_state = None
+        self._reset_call()
+        self._key_when_idle(key, now)
+        if self.state == HELD:
+            # Nothing to dial (no number to redial, no voicemail number): the held call is in front again.
+            self.other = None
+            self._load_leg(held)
+            self.leg_state = held["state"]
 
     def _key_in_conference(self, key, now):
         if key in (KEY_HOLD, KEY_CONFERENCE):

@@ -342,3 +342,121 @@ def test_no_transfer_with_one_call():
     first_call_secure(phone)
     phone.handle(P.KeyPressed("transfer"), 5.0)
     assert drain(phone) == []
+
+
+# -- hold, then dial a new number ------------------------------------------------------------------------
+
+
+def held_and_dialing(digits="200"):
+    """Alice's call secure, then held; digits typed for a second call (not sent yet)."""
+    phone = P.Phone(dial_domain="pbx")
+    first_call_secure(phone)
+    phone.handle(P.KeyPressed("hold"), 5.0)
+    for key in digits:
+        phone.handle(P.KeyPressed(key), 6.0)
+    return phone
+
+
+def test_hold_then_dial_a_second_call_then_swap_conference_and_transfer():
+    phone = held_and_dialing()
+    assert drain(phone) == ["Hold('c1')"]
+    assert phone.state == "dialing" and phone.digits == "200"
+    assert phone.other["remote"] == "sip:alice@10.0.0.2" and phone.other["role"] == "held"
+    phone.handle(P.KeyPressed("#"), 7.0)
+    assert drain(phone) == ["Dial('sip:200@pbx')"]
+    assert phone.state == "calling" and phone.remote == "sip:200@pbx"
+    phone.handle(P.CallRinging(call="c2"), 7.5)  # the session names our INVITE's call with its first event
+    assert phone.call_key == "c2" and drain(phone) == ["PlayTone('ringback')"]
+    phone.handle(P.CallAnswered(call="c2"), 8.0)
+    assert phone.state == "in-call"
+    assert "held: Alice" in phone.screen(8.0).lines
+    phone.handle(P.CallSecure("77xy", "B32", peer_zid=BOB_ZID, call="c2"), 8.5)
+    assert phone.state == "secure" and phone.other["sas"] == "ab3d"
+    drain(phone)
+    phone.handle(P.KeyPressed("hold"), 9.0)  # swap
+    assert drain(phone) == ["Hold('c2')", "Resume('c1')", "Focus('c1')"]
+    assert phone.remote == "sip:alice@10.0.0.2"
+    phone.handle(P.KeyPressed("conference"), 10.0)
+    assert drain(phone) == ["Resume('c2')", "Conference(True)"]
+    assert phone.state == "conference" and phone.screen(10.0).lines[0] == "secure: compare SAS"
+    phone.handle(P.KeyPressed("conference"), 11.0)  # split: the other leg (the dialed call) held
+    assert drain(phone) == ["Conference(False)", "Hold('c2')"]
+    phone.handle(P.KeyPressed("transfer"), 12.0)  # Alice (in front) ... the held call to the one in front
+    assert drain(phone) == ["Transfer(call='c2', to='c1')"]
+
+
+def test_the_transfer_of_the_held_call_to_the_dialed_one():
+    """The consultation call: Alice held, 200 dialed and answered, transfer connects Alice with 200."""
+    phone = held_and_dialing()
+    phone.handle(P.KeyPressed("#"), 7.0)
+    phone.handle(P.CallAnswered(call="c2"), 8.0)
+    drain(phone)
+    phone.handle(P.KeyPressed("transfer"), 9.0)
+    assert drain(phone) == ["Transfer(call='c1', to='c2')"]
+
+
+def test_a_number_abandoned_while_a_call_is_held_brings_the_held_call_back():
+    for abandon in ("hangup", "timeout", "erase", "hook"):
+        phone = held_and_dialing("2")
+        drain(phone)
+        if abandon == "hangup":
+            phone.handle(P.KeyPressed("hangup"), 6.5)
+        elif abandon == "timeout":
+            assert phone.get_timer() == 6.0 + P.DIAL_TIMEOUT
+            phone.handle_timer(6.0 + P.DIAL_TIMEOUT)
+        elif abandon == "erase":
+            phone.handle(P.TrustPressed(), 6.5)
+        else:
+            phone.handle(P.Hook(off=True), 6.2)
+            phone.handle(P.Hook(off=False), 6.5)
+        assert phone.state == "held", abandon
+        assert phone.remote == "sip:alice@10.0.0.2" and phone.other is None, abandon
+        assert drain(phone) == ["Focus('c1')"], abandon
+        phone.handle(P.KeyPressed("hold"), 20.0)
+        assert phone.state == "secure" and drain(phone) == ["Resume('c1')"], abandon
+
+
+def test_the_dialed_call_failing_brings_the_held_call_back():
+    phone = held_and_dialing()
+    phone.handle(P.KeyPressed("#"), 7.0)
+    phone.handle(P.CallEnded("busy", 486, call="c2"), 7.5)
+    assert phone.state == "held" and phone.remote == "sip:alice@10.0.0.2"
+    assert phone.history[0]["remote"] == "sip:200@pbx" and phone.history[0]["reason"] == "busy"
+    # cancelled by us while it rings
+    phone = held_and_dialing()
+    phone.handle(P.KeyPressed("#"), 7.0)
+    drain(phone)
+    phone.handle(P.KeyPressed("hangup"), 7.5)  # the session's focus is the dialed call (Dial focuses it)
+    assert drain(phone) == ["Hangup()", "SaveHistory(1 entries)", "Focus('c1')"]
+    assert phone.state == "held" and phone.history[0]["reason"] == "cancelled"
+
+
+def test_redial_while_held_and_nothing_to_redial():
+    phone = P.Phone()
+    first_call_secure(phone)
+    phone.handle(P.KeyPressed("hold"), 5.0)
+    drain(phone)
+    phone.handle(P.KeyPressed("redial"), 6.0)
+    assert phone.state == "held" and phone.remote == "sip:alice@10.0.0.2" and phone.other is None
+    assert phone.view(6.0).notice == "nothing to redial"
+    assert drain(phone) == []
+    phone.handle(P.KeyPressed("hold"), 7.0)
+    assert phone.state == "secure"
+    phone.last_dialed = "sip:carol@c"
+    phone.handle(P.KeyPressed("hold"), 8.0)
+    phone.handle(P.KeyPressed("#"), 9.0)  # '#' alone redials, as on idle
+    assert phone.state == "calling" and phone.remote == "sip:carol@c"
+    assert drain(phone)[-1] == "Dial('sip:carol@c')"
+
+
+def test_a_call_arriving_while_dialing_with_one_held_rings_and_the_third_is_busy():
+    phone = held_and_dialing()
+    bob_waits(phone, 6.5)
+    assert phone.state == "ringing" and phone.other["role"] == "held"
+    phone.handle(P.KeyPressed("5"), 7.0)
+    assert phone.state == "in-call" and phone.remote == "sip:bob@10.0.0.3"
+    phone = held_and_dialing()
+    phone.handle(P.KeyPressed("#"), 7.0)
+    drain(phone)
+    phone.handle(P.CallIncoming("sip:carol@c", call="c3"), 7.5)
+    assert drain(phone) == ["Busy('c3')"] and phone.state == "calling"

@@ -142,6 +142,58 @@ def test_hanging_up_while_a_call_waits_lets_it_ring(tmp_path):
     assert frames[ringing]["lines"][1] == "Echo test"
 
 
+def test_hold_then_dial_a_second_call_swap_conference_and_back_to_the_held_one(tmp_path):
+    """During a call: hold, dial the echo line again from the keypad (a second call, its own ZRTP session),
+    swap, conference, split, hang up the one in front: the other is held, and resumes."""
+    script = (
+        "wait idle 5\n"
+        "press *43#\n"
+        "wait secure 10\n"
+        "key hold\n"
+        "wait held 5\n"
+        "press *43#\n"  # digits on the held screen: a second call
+        "wait calling 5\n"
+        "wait secure 10\n"
+        "sleep 0.5\n"
+        "key hold\n"  # swap: the first call in front
+        "sleep 0.5\n"
+        "key conference\n"
+        "wait conference 5\n"
+        "sleep 0.5\n"
+        "key conference\n"  # split: the dialed call held
+        "sleep 0.5\n"
+        "hangup\n"  # the first call ends: the dialed one is shown held
+        "wait held 5\n"
+        "sleep 0.3\n"
+        "key hold\n"
+        "wait secure 5\n"
+        "hangup\n"
+        "wait ended 5\n"
+        "quit\n"
+    )
+    frames, err = run_script(tmp_path, script)
+    held = first(frames, "held")
+    dialing = first(frames, "dialing", held)
+    assert frames[dialing]["lines"][1] == "*_"
+    calling = first(frames, "calling", dialing)
+    answered = first(frames, "in-call", calling)
+    assert any(line.startswith("held: echo@") for line in frames[answered]["lines"])
+    first_sas = frames[first(frames, "secure")]["lines"][1]
+    second_sas = frames[first(frames, "secure", answered)]["lines"][1]
+    assert first_sas != second_sas  # each call its own ZRTP session
+    conference = first(frames, "conference", answered)
+    assert frames[conference]["lines"][1] == "secure: compare SAS"
+    assert (
+        "SAS " + first_sas in frames[conference]["lines"][2] and "SAS " + second_sas in frames[conference]["lines"][3]
+    )
+    back = first(frames, "held", conference)
+    resumed = first(frames, "secure", back)
+    assert frames[resumed]["lines"][1] == second_sas  # the dialed call, back from hold
+    first(frames, "ended", resumed)
+    assert "call call-1 on hold" in err and "call call-2 on hold" in err and "call call-2 resumed" in err
+    assert "conference on" in err and "conference off" in err
+
+
 LINPHONE_WAITING = """\
 wait idle 5
 press *43#

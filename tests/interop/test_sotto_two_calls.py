@@ -338,3 +338,76 @@ def test_attended_transfer_from_the_phone_between_two_linphones(tmp_path):
     assert frames[ended]["lines"][1] == "transferred"
     history = json.loads(history_path.read_text())
     assert [entry["reason"] for entry in history[:2]] == ["transferred", "transferred"]
+
+
+LINPHONE_CONSULTATION = """\
+wait idle 5
+wait ringing 40
+press 1
+wait secure 30
+key hold
+wait held 5
+press 2002#
+wait calling 5
+wait secure 30
+sleep 1
+key transfer
+wait ended 30
+sleep 1
+quit
+"""
+
+
+def test_hold_dial_and_transfer_between_two_linphones(tmp_path):
+    """The consultation call: Alice (linphonec) calls Sotto; Sotto holds her and dials Bob (linphonec,
+    auto-answer, user 2002) from the keypad; the transfer key REFERs Alice to Bob with Replaces naming our
+    dialog with Bob (RFC 5589 §7, RFC 3891; we are its UAC here): Alice's INVITE replaces our call at Bob,
+    the two key their own ZRTP session, and both our calls end "transferred"."""
+    from tests.firmware.test_phone_linphone import frames_of, wait_for_frame
+    from tests.interop.linphone import Linphone
+
+    script = tmp_path / "script.txt"
+    script.write_text(LINPHONE_CONSULTATION)
+    log = tmp_path / "display.jsonl"
+    listen_port = sotto.free_udp_port()
+    alice = Linphone(tmp_path / "alice", sotto.free_udp_port(), sotto.free_udp_port(), user="alice")
+    bob = Linphone(tmp_path / "bob", sotto.free_udp_port(), sotto.free_udp_port(), user="2002", auto_answer=True)
+    with alice, bob:
+        process = sotto.start(
+            [
+                "run",
+                "--board",
+                "sim",
+                "--listen",
+                "127.0.0.1:{}".format(listen_port),
+                "--dial-domain",
+                "127.0.0.1:{}".format(bob.sip_port),
+                "--script",
+                str(script),
+                "--display-log",
+                str(log),
+                "--log-level",
+                "info",
+            ],
+            tmp_path / "home",
+        )
+        try:
+            wait_for_frame(log, lambda f: f["state"] == "idle", 20)
+            alice.command("call sip:sotto@127.0.0.1:{}".format(listen_port))
+            alice_sas = alice.wait_for(r"Call 2 is fully encrypted and auth token is (\w+)", timeout=90).group(1)
+            bob_sas = bob.wait_for(r"Call 2 is fully encrypted and auth token is (\w+)", timeout=30).group(1)
+        finally:
+            rc, _summary, err = sotto.finish(process, timeout=60)
+            history_path = tmp_path / "home" / "sotto" / "history.json"
+    assert rc == 0, err[-3000:]
+    assert "attended transfer done" in err, err[-3000:]
+    assert alice_sas == bob_sas  # one ZRTP exchange between Alice and Bob, not through us
+    frames = frames_of(log)
+    dialing = first(frames, "dialing", first(frames, "held"))
+    calling = first(frames, "calling", dialing)
+    assert "2002@127.0.0.1" in frames[calling]["lines"][1]
+    ended = first(frames, "ended", calling)
+    assert frames[ended]["lines"][1] == "transferred"
+    history = json.loads(history_path.read_text())
+    assert [entry["reason"] for entry in history[:2]] == ["transferred", "transferred"]
+    assert sorted(entry["dir"] for entry in history[:2]) == ["in", "out"]  # Alice's call in, ours to Bob out

@@ -115,3 +115,52 @@ def test_a_long_press_always_hangs_up_and_a_short_press_in_secure_always_confirm
             assert commands[0] == "ConfirmSas()" and phone.state == "verified"
             phone.handle(P.CallEnded("bye"), now + 2.0)
         phone.handle_timer(now + 9.0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(max_size=40),
+    st.lists(st.tuples(st.floats(0, 2, allow_nan=False), st.sampled_from(list("0123456789*#") + ["erase", "tick"]))),
+)
+def test_multi_tap_text_stays_bounded_and_every_erase_takes_a_whole_character(start, steps):
+    from firmware.phone.text_entry import TextEntry, without_last_character
+
+    entry = TextEntry(start, 32)
+    now = 0.0
+    for delay, step in steps:
+        now += delay
+        before = entry.shown()
+        if step == "erase":
+            pending = entry.pending() is not None
+            entry.erase()
+            # the pending letter, else the last character with whatever was attached to it
+            assert entry.shown() == (entry.text if pending else without_last_character(before))
+        elif step == "tick":
+            entry.handle_timer(now)
+            assert entry.shown() == before
+        else:
+            entry.key(step, now)
+        assert len(entry.text) <= 32 and len(entry.shown()) <= 32
+        assert entry.get_timer() is None or entry.get_timer() > now or step == "erase"
+    assert len(entry.value()) <= 32
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 2, allow_nan=False), st.sampled_from(list(P.DIAL_KEYS) + ["back", "menu"]))))
+def test_any_keys_in_the_contacts_menu_keep_the_book_valid(presses):
+    from firmware.phone import contacts as C
+
+    phone = P.Phone(dial_domain="pbx", contacts=[{"name": "Zoë", "uri": "sip:zoe@z"}])
+    now = 0.0
+    for key in "**#5":
+        phone.handle(P.KeyPressed(key), now)
+    for delay, key in presses:
+        now += delay
+        timer = phone.get_timer()
+        if timer is not None and timer <= now:
+            phone.handle_timer(timer)
+        phone.handle(P.KeyPressed(key), now)
+        phone.screen(now)
+        for contact in phone.contacts:
+            assert C.is_name(contact["name"]) and C.is_uri(contact["uri"])
+        assert len({C.aor_key(c["uri"]) for c in phone.contacts}) == len(phone.contacts)

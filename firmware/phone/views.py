@@ -247,12 +247,20 @@ def _screen_idle(view):
     return Screen("Sotto", lines)
 
 
+def _held_line(view):
+    """Hold, then dial: the call on hold, under the number being dialed or called."""
+    if view.other is not None and view.other.role == "held":
+        return ["held: " + view.other.label]
+    return []
+
+
 def _screen_dialing(view):
-    return Screen("Dial", [view.digits + "_", "# call  trust: del"])
+    return Screen("Dial", [view.digits + "_", "# call  trust: del"] + _held_line(view))
 
 
 def _screen_calling(view):
-    return Screen("Calling", [display_uri(view.remote), "ringing..." if view.far_ringing else "connecting..."])
+    lines = [display_uri(view.remote), "ringing..." if view.far_ringing else "connecting..."]
+    return Screen("Calling", lines + _held_line(view))
 
 
 def _screen_ringing(view):

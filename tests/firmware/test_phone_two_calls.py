@@ -361,10 +361,12 @@ def test_hold_then_dial_a_second_call_then_swap_conference_and_transfer():
     phone = held_and_dialing()
     assert drain(phone) == ["Hold('c1')"]
     assert phone.state == "dialing" and phone.digits == "200"
+    assert phone.screen(6.0).lines == ("200_", "# call  trust: del", "held: Alice")
     assert phone.other["remote"] == "sip:alice@10.0.0.2" and phone.other["role"] == "held"
     phone.handle(P.KeyPressed("#"), 7.0)
     assert drain(phone) == ["Dial('sip:200@pbx')"]
     assert phone.state == "calling" and phone.remote == "sip:200@pbx"
+    assert phone.screen(7.0).lines[-1] == "held: Alice"
     phone.handle(P.CallRinging(call="c2"), 7.5)  # the session names our INVITE's call with its first event
     assert phone.call_key == "c2" and drain(phone) == ["PlayTone('ringback')"]
     phone.handle(P.CallAnswered(call="c2"), 8.0)

@@ -174,7 +174,7 @@ def test_hold_then_dial_a_second_call_swap_conference_and_back_to_the_held_one(t
     frames, err = run_script(tmp_path, script)
     held = first(frames, "held")
     dialing = first(frames, "dialing", held)
-    assert frames[dialing]["lines"][1] == "*_"
+    assert frames[dialing]["lines"][1] == "*_" and frames[dialing]["lines"][-1].startswith("held: echo@")
     calling = first(frames, "calling", dialing)
     answered = first(frames, "in-call", calling)
     assert any(line.startswith("held: echo@") for line in frames[answered]["lines"])

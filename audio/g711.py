@@ -17,6 +17,12 @@ A-law encoder indexed by the 12-bit sample, and two 256-entry decoders holding t
 """
 
 import struct
+import sys
+
+try:
+    from array import array as _array
+except ImportError:  # a MicroPython port without the array module
+    _array = None
 
 ULAW_SILENCE = 0xFF
 ALAW_SILENCE = 0xD5
@@ -114,6 +120,18 @@ _ALAW_ENC_AT = _lookup(_ALAW_ENC)
 _ULAW_PAIR_AT = _lookup(_ULAW_PAIRS)
 _ALAW_PAIR_AT = _lookup(_ALAW_PAIRS)
 
+# Decoding by bytes.translate (CPython; MicroPython has no translate): the low and the high octets of
+# every decoded sample are two 256-octet tables, interleaved by extended-slice assignment. 1.7 us per
+# 20 ms frame here against 8.3 for one look-up per sample; the output is the same octets.
+_ULAW_LOW = bytes(pair[0] for pair in _ULAW_PAIRS)
+_ULAW_HIGH = bytes(pair[1] for pair in _ULAW_PAIRS)
+_ALAW_LOW = bytes(pair[0] for pair in _ALAW_PAIRS)
+_ALAW_HIGH = bytes(pair[1] for pair in _ALAW_PAIRS)
+_TRANSLATE = hasattr(bytes, "translate")
+# array("H") reads the samples without building struct.unpack's tuple (12.7 against 20.9 us per frame);
+# it is in the machine's byte order, so only where that is little-endian, as the PCM is.
+_NATIVE_LITTLE = _array is not None and sys.byteorder == "little"
+
 
 def linear_to_ulaw(sample):
     return _ULAW_ENC[sample & 0xFFFF]
@@ -132,7 +150,18 @@ def alaw_to_linear(code):
 
 
 def _unsigned_samples(pcm):
+    if _NATIVE_LITTLE:
+        return _array("H", pcm[: len(pcm) & ~1])
     return struct.unpack("<%dH" % (len(pcm) >> 1), pcm)
+
+
+def _decode(data, low, high, pairs):
+    if _TRANSLATE and isinstance(data, (bytes, bytearray)):
+        out = bytearray(2 * len(data))
+        out[0::2] = data.translate(low)
+        out[1::2] = data.translate(high)
+        return bytes(out)
+    return b"".join(map(pairs, data))
 
 
 def encode_ulaw(pcm):
@@ -144,8 +173,8 @@ def encode_alaw(pcm):
 
 
 def decode_ulaw(data):
-    return b"".join(map(_ULAW_PAIR_AT, data))
+    return _decode(data, _ULAW_LOW, _ULAW_HIGH, _ULAW_PAIR_AT)
 
 
 def decode_alaw(data):
-    return b"".join(map(_ALAW_PAIR_AT, data))
+    return _decode(data, _ALAW_LOW, _ALAW_HIGH, _ALAW_PAIR_AT)

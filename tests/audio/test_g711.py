@@ -95,6 +95,22 @@ def test_frame_encode_decode_uses_little_endian_samples():
     assert list(decoded) == [reference_alaw_expand(c) for c in alaw]
 
 
+def test_frame_paths_match_the_reference_for_every_sample_and_every_code():
+    # The frame functions take faster paths than the per-value tables (array reads, bytes.translate on
+    # CPython): the whole 16-bit range and every code, as bytes, bytearray and memoryview.
+    for start in range(-32768, 32768, 4096):  # in chunks: MicroPython's heap is small
+        samples = range(start, start + 4096)
+        chunk = bytearray(2 * len(samples))
+        for offset, sample in enumerate(samples):
+            struct.pack_into("<h", chunk, 2 * offset, sample)
+        assert list(g711.encode_ulaw(bytes(chunk))) == [reference_ulaw_compress(s) for s in samples]
+        assert list(g711.encode_alaw(bytes(chunk))) == [reference_alaw_compress(s) for s in samples]
+    codes = bytes(range(256))
+    for data in (codes, bytearray(codes), memoryview(codes)):
+        assert list(struct.unpack("<256h", g711.decode_ulaw(data))) == [reference_ulaw_expand(c) for c in codes]
+        assert list(struct.unpack("<256h", g711.decode_alaw(data))) == [reference_alaw_expand(c) for c in codes]
+
+
 def test_silence_codes():
     assert g711.linear_to_ulaw(0) == g711.ULAW_SILENCE
     assert g711.linear_to_alaw(0) == g711.ALAW_SILENCE

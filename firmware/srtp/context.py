@@ -90,6 +90,7 @@ _INDEX_MASK_48 = (1 << 48) - 1
 
 _BATCH_PACKETS = 8  # keystreams computed ahead per AES call (packets come in index order, mostly)
 _BLOCK_SUFFIXES = [j.to_bytes(2, "big") for j in range(256)]  # counter values in the IV's low 16 bits
+_BLOCK_SUFFIX_LISTS = {}  # blocks -> [b"", suffix 0, ..., suffix blocks-1], made when first needed
 
 
 class _Keys:
@@ -128,12 +129,16 @@ class _Keys:
     def _compute_ahead(self, ssrc, index, size):
         blocks = (max(size, self._stream_length) + 15) // 16
         self._stream_length = blocks * 16
-        suffixes = _BLOCK_SUFFIXES[:blocks]
+        # prefix.join([b"", s0, s1, ...]) is prefix + s0 + prefix + s1 + ...: a packet's counter blocks in
+        # one call, instead of a concatenation per block.
+        suffixes = _BLOCK_SUFFIX_LISTS.get(blocks)
+        if suffixes is None:  # at most 256 lists: a packet's data is at most 4096 octets here
+            suffixes = _BLOCK_SUFFIX_LISTS[blocks] = [b""] + _BLOCK_SUFFIXES[:blocks]
         base = self.salt_shifted ^ (ssrc << 64)
-        counters = []
-        for ahead in range(_BATCH_PACKETS):
-            prefix = (base ^ (((index + ahead) & _INDEX_MASK_48) << 16)).to_bytes(16, "big")[:14]
-            counters.extend(prefix + suffix for suffix in suffixes)
+        counters = [
+            (base ^ (((index + ahead) & _INDEX_MASK_48) << 16)).to_bytes(16, "big")[:14].join(suffixes)
+            for ahead in range(_BATCH_PACKETS)
+        ]
         keystream = self._ecb.update(b"".join(counters))
         length = self._stream_length
         streams = self._streams

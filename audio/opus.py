@@ -1,8 +1,10 @@
 """Opus over libopus (opuslib): 48 kHz mono, in-band FEC, decoder-side loss concealment. Host-only.
 
 API:
-    OpusCodec(bitrate=40000, fec=True, expected_loss_percent=5, complexity=8)
-                                         (40 kbit/s: PESQ-WB 3.96 here, 3.82 at 32; complexity: see below)
+    OpusCodec(bitrate=40000, fec=True, expected_loss_percent=5, complexity=5,
+              max_bandwidth=opuslib.constants.BANDWIDTH_WIDEBAND)
+                                         (40 kbit/s: PESQ-WB 3.96 here, 3.82 at 32; complexity and
+                                         bandwidth: see below)
         .sample_rate = 48000, .rtp_clock = 48000, .frame_samples = 960 (20 ms), .name = "opus"
         .encode(pcm) -> bytes            pcm: 960 16-bit little-endian mono samples
         .decode(payload) -> bytes        16-bit little-endian mono at 48 kHz (the packet's duration)
@@ -40,12 +42,15 @@ _opus_decode.argtypes = (
 _opus_decode.restype = ctypes.c_int
 
 
-# The encoder's complexity (0-10; libopus defaults to 10) is most of a secure Opus call's CPU. At 8 the
-# encoder costs 0.43-0.45 ms per 20 ms frame here instead of 0.54-0.56, for the same PESQ-WB on flite's
-# slt and rms (4.197, 4.405) and the same bytes per frame; at 5, 0.22 ms but 0.06 PESQ less. A Pi Zero
-# 2 W has about a tenth of this machine's core (issue 14: Sotto needed 15 % of a core for a clean Opus
-# call, linphonec 7.5 %).
-DEFAULT_COMPLEXITY = 8
+# The encoder is most of a secure Opus call's CPU (issue 14: a Pi Zero 2 W has about a tenth of this
+# machine's core). Capped at wideband (OPUS_SET_MAX_BANDWIDTH, 8 kHz audio bandwidth: a headset's speech,
+# and what PESQ-WB scores), 40 kbit/s go to SILK alone instead of the SILK+CELT hybrid: on flite's slt and
+# rms, encoded and decoded here at 48 kHz, PESQ-WB 4.344 and 4.479 at complexity 5 against 4.197 and 4.405
+# for fullband at complexity 8 (the previous setting), with the encoder at 0.27 ms per 20 ms frame instead
+# of 0.60 and the decoder at 0.045 instead of 0.071. Below 5 it drops (complexity 3: 4.172, 4.346); above,
+# it costs more for nothing (8: 4.350, 4.487 at 0.51 ms). The peer still decodes at 48 kHz.
+DEFAULT_COMPLEXITY = 5
+DEFAULT_MAX_BANDWIDTH = opuslib.constants.BANDWIDTH_WIDEBAND
 
 
 class OpusCodec:
@@ -54,10 +59,18 @@ class OpusCodec:
     rtp_clock = 48000
     frame_samples = 960
 
-    def __init__(self, bitrate=40000, fec=True, expected_loss_percent=5, complexity=DEFAULT_COMPLEXITY):
+    def __init__(
+        self,
+        bitrate=40000,
+        fec=True,
+        expected_loss_percent=5,
+        complexity=DEFAULT_COMPLEXITY,
+        max_bandwidth=DEFAULT_MAX_BANDWIDTH,
+    ):
         self._encoder = opuslib.Encoder(48000, 1, opuslib.APPLICATION_VOIP)
         self._encoder.bitrate = bitrate
         _encoder_api.encoder_ctl(self._encoder.encoder_state, _ctl.set_complexity, complexity)
+        _encoder_api.encoder_ctl(self._encoder.encoder_state, _ctl.set_max_bandwidth, max_bandwidth)
         if fec:
             _encoder_api.encoder_ctl(self._encoder.encoder_state, _ctl.set_inband_fec, 1)
             _encoder_api.encoder_ctl(self._encoder.encoder_state, _ctl.set_packet_loss_perc, expected_loss_percent)

@@ -168,6 +168,16 @@ SCHEMA = {
             "HOST or HOST:PORT, or empty",
             printable(MAX_HOST_PORT, lambda v: v == "" or is_host_optional_port(v)),
         ),
+        # RFC 3262 §3: a UAS MUST send its provisional responses reliably when the INVITE requires 100rel
+        # and MAY when the INVITE only supports it. Desk phones leave that option off by default (Yealink's
+        # account.X.100rel_enable = 0): a reliable 180 costs a PRACK round trip per call and only helps a
+        # caller that needs it, and such a caller says Require.
+        "reliable_provisional": Field(
+            str,
+            "required",
+            "one of required, supported (when our 180 is sent reliably: the caller requires 100rel, or supports it)",
+            one_of(("required", "supported")),
+        ),
     },
     "media": {
         "codecs": Field(list, list(CODECS), "a list of codecs from PCMU, PCMA, G722, opus", list_of(CODECS)),
@@ -394,6 +404,8 @@ DEFAULT_TEMPLATE = """\
 [sip]
 # listen = "127.0.0.1:5060"         # local SIP address (use 0.0.0.0:5060 on a real phone)
 # public_address = ""               # behind a NAT: the public HOST[:RTP PORT] to put in SDP
+# reliable_provisional = "required" # 180 with PRACK (RFC 3262) when the caller requires 100rel; "supported":
+#                                   # also when it only supports it
 
 [media]
 # codecs = ["PCMU", "PCMA", "G722", "opus"]

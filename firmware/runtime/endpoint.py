@@ -132,6 +132,7 @@ class Endpoint:
             display_name=account.display_name or None,
             outbound_proxy=proxy,
             same_session=sdp.same_session,
+            reliable_provisional=settings.sip.reliable_provisional,
         )
         self.ua_timer = EngineTimer(loop, self.ua, self.pump)
         self._listeners = []

@@ -4,7 +4,8 @@ A new INVITE becomes a Call in state "incoming" and an IncomingCall event; wheth
 the application's decision (it answers with reject(call, 486)), the UA only bounds how many calls it
 holds (max_calls, a resource limit). The application then rings, answers or rejects; our 2xx is
 retransmitted (T1 doubling to T2) until the ACK, and a call nobody ACKs within 64*T1 is ended with a BYE.
-When the INVITE has Require: 100rel, ringing() sends the 180 reliably (RFC 3262 §3): RSeq, retransmitted
+When the INVITE has Require: 100rel (or Supported: 100rel and the UA's reliable_provisional is
+"supported"), ringing() sends the 180 reliably (RFC 3262 §3): RSeq, retransmitted
 (T1 doubling) until the PRACK whose RAck matches; none within 64*T1 gets the INVITE a 500 (CallEnded
 reason "no PRACK"). A PRACK that matches nothing unacknowledged gets 481.
 When we are not the RFC 4028 refresher, each 2xx we send arms the session expiry (session_timer.expiry).
@@ -141,7 +142,7 @@ class InviteServer:
     def ringing(self, call_id, now):
         ua = self.ua
         call = self._incoming(call_id, "ringing")
-        sent_reliably = reliable.required(call.invite)
+        sent_reliably = reliable.send_reliably(call.invite, ua.reliable_provisional)
         if sent_reliably and call.reliable_data is not None:
             return  # RFC 3262 §3: no second reliable provisional response before the first is PRACKed
         response = make_response(call.invite, 180, to_tag=call.local_tag)

@@ -11,6 +11,10 @@ API
 OPTION_TAG = "100rel"
 required(message) -> bool        Require lists 100rel (in an INVITE: the UAC wants reliable 1xx; in a
                                  1xx: this one is reliable, §4)
+supported(message) -> bool       Supported (or Require) lists 100rel: the UAC can take reliable 1xx
+POLICIES = ("required", "supported")  when a UAS sends its 1xx reliably: only when the INVITE requires it,
+                                 or whenever it supports it (§3: "MAY")
+send_reliably(invite, policy) -> bool
 rseq_of(response) -> int or None an RSeq in 1..2**32-1 (§7.1), None when missing or malformed
 first_rseq(rng) -> int           §3: the first RSeq, random in 1..2**31-1
 parse_rack(value) -> (rseq, cseq number, method)  RemoteProtocolError when malformed (§7.2)
@@ -24,10 +28,23 @@ from firmware.sip.headers import is_token
 
 OPTION_TAG = "100rel"
 MAX_RSEQ = 2**32 - 1  # §7.1: RSeq is a 32-bit unsigned number
+POLICIES = ("required", "supported")
 
 
 def required(message):
     return any(tag.lower() == OPTION_TAG for tag in message.headers.get_all("Require"))
+
+
+def supported(message):
+    return required(message) or any(tag.lower() == OPTION_TAG for tag in message.headers.get_all("Supported"))
+
+
+def send_reliably(invite, policy):
+    """RFC 3262 §3: a provisional response MUST be reliable when the INVITE has Require: 100rel, and MAY be
+    when it only has Supported: 100rel; `policy` "supported" takes that option."""
+    if policy not in POLICIES:
+        raise ValueError(policy)
+    return required(invite) or (policy == "supported" and supported(invite))
 
 
 def rseq_of(response):

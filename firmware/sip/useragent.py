@@ -25,6 +25,8 @@ UserAgent(local_address, rng, transport="udp", aor=None, display_name=None, user
     min_session_expires  the smallest RFC 4028 Session-Expires accepted (422 with Min-SE below it);
                     90 (§4). Without a refresh from the refresher, we send BYE at SE - min(32, SE/3)
                     (§10): CallEnded reason "session expired"
+    reliable_provisional  "required" (default): our 180 is reliable (RFC 3262) only when the INVITE has
+                    Require: 100rel; "supported": also when it only has Supported: 100rel (§3 MAY)
     same_session    callable (previous body, offer body) -> True when an offer in a re-INVITE/UPDATE
                     changes nothing (RFC 4028 refresh, RFC 3264 §8 same o= version): answered with our
                     last body, no ReinviteReceived. Bodies are opaque to the UA, so the default only
@@ -95,7 +97,7 @@ import binascii
 
 from firmware.errors import LocalProtocolError, RemoteProtocolError
 from firmware.sip import call as call_states
-from firmware.sip import events, session_timer
+from firmware.sip import events, reliable, session_timer
 from firmware.sip.admission import (
     MAX_TRANSACTIONS,
     MAX_TRANSACTIONS_PER_SOURCE,
@@ -167,6 +169,7 @@ class UserAgent(RequestBuilder):
         source_burst=SOURCE_BURST,
         same_session=None,
         min_session_expires=session_timer.MIN_SESSION_EXPIRES,
+        reliable_provisional="required",
     ):
         if rng is None:
             raise LocalProtocolError("a random source is required")
@@ -191,6 +194,9 @@ class UserAgent(RequestBuilder):
         self.max_calls = max_calls
         self.ring_timeout = ring_timeout
         self.min_session_expires = min_session_expires
+        if reliable_provisional not in reliable.POLICIES:
+            raise LocalProtocolError("reliable_provisional is one of " + ", ".join(reliable.POLICIES))
+        self.reliable_provisional = reliable_provisional
         self.t1, self.t2, self.t4 = t1, t2, t4
         self.malformed_dropped = self.busy_rejected = self.flood_dropped = 0
         self.events_dropped = self.outgoing_dropped = 0

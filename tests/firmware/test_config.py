@@ -12,6 +12,7 @@ def test_embedded_default_matches_the_contract():
     assert cfg.account.uri == ""  # no registrar
     assert cfg.sip.listen == "127.0.0.1:5060"
     assert cfg.media.encryption == "zrtp"
+    assert cfg.sip.reliable_provisional == "required"  # RFC 3262 §3's MAY left off, as desk phones ship
     assert cfg.zrtp.secure_only is False
     assert cfg.data_dir.endswith("sotto")
 
@@ -38,6 +39,7 @@ def test_the_commented_template_is_the_default(tmp_path):
         ("[media]\nrtp_port = 70000\n", "media.rtp_port", "a UDP port number"),
         ("[media]\nrtp_port = true\n", "media.rtp_port", "a UDP port number"),
         ('[sip]\nlisten = "localhost"\n', "sip.listen", "HOST:PORT"),
+        ('[sip]\nreliable_provisional = "always"\n', "sip.reliable_provisional", "one of required, supported"),
         ('[zrtp]\nkey_agreements = ["RSA"]\n', "zrtp.key_agreements", "a list from"),
         ("[zrtp]\nsecure_only = 1\n", "zrtp.secure_only", "true or false"),
         ('[account]\nuri = "alice"\n', "account.uri", "address of record"),

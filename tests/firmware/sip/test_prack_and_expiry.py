@@ -276,3 +276,48 @@ def test_an_update_or_a_bare_reinvite_from_the_refresher_counts_as_a_refresh():
     peer.advance(0.2)
     assert [t for t, _ in peer.sent(method="BYE")] == [160.0]
     assert peer.of(events.CallEnded)[0].reason == "session expired"
+
+
+def test_uas_on_supported_100rel_alone_sends_a_plain_180_by_default():
+    """RFC 3262 §3 leaves it to the UAS (MAY); the default is what desk phones ship with: only Require."""
+    peer = Peer()
+    call = _incoming(peer, extra=b"Supported: 100rel, timer\r\n")
+    peer.cmd("ringing", call)
+    peer.advance(2)
+    ringing = peer.sent(status=180)
+    assert len(ringing) == 1
+    assert ringing[0][1].headers.get("RSeq") is None and ringing[0][1].headers.get("Require") is None
+
+
+def test_uas_with_reliable_provisional_supported_sends_a_reliable_180_on_supported_100rel():
+    peer = Peer(reliable_provisional="supported")
+    call = _incoming(peer, extra=b"Supported: timer, 100rel\r\n")
+    peer.cmd("ringing", call)
+    peer.advance(1.0)
+    ringing = peer.sent(status=180)
+    assert [t for t, _ in ringing] == [0.0, 0.5]  # retransmitted until the PRACK (§3)
+    first = ringing[0][1]
+    assert first.headers.get("Require") == "100rel"
+    rseq = first.headers.get("RSeq").encode()
+    assert _prack(peer, rseq + b" 1 INVITE").status == 200
+    peer.advance(10)
+    assert len(peer.sent(status=180)) == 2
+
+
+def test_uas_with_reliable_provisional_supported_sends_a_plain_180_to_a_caller_without_100rel():
+    peer = Peer(reliable_provisional="supported")
+    call = _incoming(peer, extra=b"Supported: timer\r\n")
+    peer.cmd("ringing", call)
+    peer.advance(2)
+    assert [m.headers.get("RSeq") for _, m in peer.sent(status=180)] == [None]
+
+
+def test_an_unknown_reliable_provisional_policy_is_refused():
+    from firmware.errors import LocalProtocolError
+
+    try:
+        Peer(reliable_provisional="always")
+    except LocalProtocolError as exc:
+        assert "required, supported" in str(exc)
+    else:
+        raise AssertionError("an unknown policy was taken")

@@ -222,10 +222,11 @@ def test_info_dtmf_from_sipp(tmp_path):
         driver.close()
 
 
-def test_sipp_requires_100rel_and_we_send_a_reliable_180_it_pracks(tmp_path):
+def _reliable_180_pracked(tmp_path, scenario, reliable_provisional):
     driver = _callee(lambda d, e: d.ua.ringing(e.call_id, d.now()))
+    driver.ua.reliable_provisional = reliable_provisional
     try:
-        proc = _sipp(tmp_path, "-sf", str(SCENARIOS / "uac_100rel.xml"), "{}:{}".format(*driver.address))
+        proc = _sipp(tmp_path, "-sf", str(SCENARIOS / scenario), "{}:{}".format(*driver.address))
         # Answer only once the PRACK came (and was answered): the 2xx follows the acknowledged 180.
         deadline = time.monotonic() + 10
         while not _sent_statuses(driver, 200) and time.monotonic() < deadline and proc.poll() is None:
@@ -242,6 +243,15 @@ def test_sipp_requires_100rel_and_we_send_a_reliable_180_it_pracks(tmp_path):
         assert driver.of(events.CallConfirmed) and driver.of(events.CallEnded)[0].reason == "remote hangup"
     finally:
         driver.close()
+
+
+def test_sipp_requires_100rel_and_we_send_a_reliable_180_it_pracks(tmp_path):
+    _reliable_180_pracked(tmp_path, "uac_100rel.xml", "required")
+
+
+def test_sipp_supports_100rel_and_with_the_option_on_we_send_a_reliable_180_it_pracks(tmp_path):
+    """RFC 3262 §3 MAY: [sip] reliable_provisional = "supported" makes a Supported: 100rel enough."""
+    _reliable_180_pracked(tmp_path, "uac_supports_100rel.xml", "supported")
 
 
 def test_we_prack_a_reliable_183_from_sipp_and_take_its_answer(tmp_path):

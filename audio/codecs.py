@@ -10,9 +10,11 @@ API:
         is 8000 although it samples at 16 kHz, RFC 3551 §4.5.2), .frame_samples (20 ms of PCM)
         .encode(pcm) -> payload          one 20 ms frame of 16-bit little-endian mono PCM
         .decode(payload) -> pcm          any payload duration
-        .conceal(samples, next_payload=None) -> pcm   synthetic audio for a lost frame; G.711 uses
-                                         the next packet's payload (when the playout buffer has it) to
-                                         bridge the gap from both sides
+        .conceal(samples, next_payload=None, ahead=0) -> pcm   synthetic audio for a lost frame;
+                                         next_payload: the first packet after the gap when the playout
+                                         buffer holds it, `ahead` samples (of the codec's rate) after the
+                                         end of this frame (0: it comes next). G.711 bridges the gap from
+                                         both sides with it, over a burst too
         .recover(next_payload, samples) -> pcm   (Opus only: FEC from the following packet)
     G.722 and Opus are imported only when asked for (they are host-only C libraries).
 """
@@ -50,11 +52,11 @@ class G711Codec:
     def decode(self, payload):
         return self._plc.good(self._decode(payload))
 
-    def conceal(self, samples, next_payload=None):
+    def conceal(self, samples, next_payload=None, ahead=0):
         # G.711 decoding is stateless, so the packet after the gap can be decoded ahead and the gap
         # bridged from both sides.
         following = self._decode(next_payload) if next_payload else None
-        return self._plc.conceal(samples, following)
+        return self._plc.conceal(samples, following, ahead)
 
 
 def make_codec(name):

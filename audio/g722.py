@@ -34,8 +34,11 @@ API:
         .sample_rate = 16000, .rtp_clock = 8000, .frame_samples = 320 (20 ms), .name = "G722"
         .encode(pcm) -> bytes        pcm: 16-bit little-endian mono at 16 kHz (a whole number of samples)
         .decode(payload) -> bytes    16-bit little-endian mono at 16 kHz
-        .conceal(samples, next_payload=None) -> bytes   pitch repetition at 16 kHz carried through the
-                                     ADPCM decoder (see above)
+        .conceal(samples, next_payload=None, ahead=0) -> bytes   pitch repetition at 16 kHz carried
+                                     through the ADPCM decoder (see above); the packet after the gap
+                                     is not used, in a burst either: bridging a burst to it, decoded
+                                     ahead by a copy of the decoder, moved Gilbert-Elliott bursts of 3 at
+                                     5 % by -0.03 to +0.02 PESQ depending on how that copy was carried
     EXACT_STATE_TRANSFER             True when the extension's state layout passed the import check
 """
 
@@ -142,7 +145,7 @@ class G722Codec:
         self._remember(pcm)
         return pcm
 
-    def conceal(self, samples, next_payload=None):
+    def conceal(self, samples, next_payload=None, ahead=0):
         pcm = self._plc.conceal(samples)
         if EXACT_STATE_TRANSFER and len(pcm) % 4 == 0:
             pcm = self._carry_decoder(pcm + self._plc.peek(_QMF_DELAY))

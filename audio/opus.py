@@ -8,7 +8,8 @@ API:
         .sample_rate = 48000, .rtp_clock = 48000, .frame_samples = 960 (20 ms), .name = "opus"
         .encode(pcm) -> bytes            pcm: 960 16-bit little-endian mono samples
         .decode(payload) -> bytes        16-bit little-endian mono at 48 kHz (the packet's duration)
-        .conceal(samples, next_payload=None) -> bytes   libopus loss concealment (see recover())
+        .conceal(samples, next_payload=None, ahead=0) -> bytes   libopus loss concealment (see
+                                         recover(); the packets after a gap are not used here)
         .recover(next_payload, samples) -> bytes   the lost frame rebuilt from the FEC data carried
                                          in the packet after it (falls back to conceal)
 """
@@ -95,7 +96,7 @@ class OpusCodec:
     def decode(self, payload):
         return self._decode(payload, MAX_FRAME_SAMPLES, 0)
 
-    def conceal(self, samples, next_payload=None):
+    def conceal(self, samples, next_payload=None, ahead=0):
         # libopus's own concealment (no data): it continues its internal state, so the next packet joins.
         return self._decode(None, min(samples, MAX_FRAME_SAMPLES), 0)
 

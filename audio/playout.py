@@ -29,6 +29,9 @@ API (sans-I/O: `now` is a monotonic time in seconds, passed in):
             (LOST, next_payload)      the next packet is missing while later ones are here: conceal
                                       (next_payload is the packet after it, or None, for Opus FEC)
             (WAIT, None)              nothing to play yet (buffering, or underrun: rebuffering)
+        .nearest_ahead() -> (frames, payload)   after a LOST with no next payload: the first packet
+                                      held beyond the gap and how many are still missing before it
+                                      ((0, None): none held), to conceal a burst towards its end
         .reset()                      forget everything (SSRC change)
         counters: received, late, duplicates, lost, dropped, underruns (ints)
         .stretch                      -2, -1, 0 or +1: shorten or lengthen a decoded frame (see above); -1
@@ -301,6 +304,21 @@ class JitterBuffer:
         self.average_delay_ms += (depth * self.packet_ms - self.average_delay_ms) * 0.02
         self._adapt(depth)
         return PLAY, payload
+
+    def nearest_ahead(self):
+        """(frames, payload): the first packet held at or after the next one to play, and how many
+        packets are missing before it (0: it is the next one); (0, None) when none is held. A burst
+        of losses shorter than the buffer is then concealed towards its known end."""
+        if self._next is None:
+            return 0, None
+        best = None
+        for sequence in self._slots:
+            delta = seq_delta(sequence, self._next)
+            if delta >= 0 and (best is None or delta < best):
+                best = delta
+        if best is None:
+            return 0, None
+        return best, self._slots[(self._next + best) & 0xFFFF]
 
     def _adapt(self, depth):
         """Ask for a time-stretch when the average delay strays from the target (see the module doc)."""

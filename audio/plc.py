@@ -5,13 +5,20 @@ cross-correlation (periods 5-15 ms, a coarse search on every second lag refined 
 and the last period is repeated, joined to the real signal with a quarter-period overlap-add. Longer
 losses widen the repeated span to two and then three periods (less buzzy), attenuate by 20 % per
 10 ms after the first 10 ms, and fall silent after 60 ms. The first good frame after a loss is
-cross-faded from the continued synthetic signal over a quarter period.
+cross-faded from the continued synthetic signal over a quarter period. When the frame after the gap is
+already known (the playout buffer holds it), the gap is bridged instead: a one-frame gap by a raised-
+cosine cross-fade from the pitch-repeated past into the future's first period repeated backwards; a
+longer gap (a burst) the same way over its whole length, from where its end became known, so it ends
+where the next frame starts instead of in silence and an onset (PCMU, tools/bench/impair.py, 40 ms
+jitter, 5 %, seeds 1-6: Gilbert-Elliott bursts of 3 2.50 -> 2.58, random 3.01 -> 3.09).
 
 API:
     Concealer(sample_rate)                  8000 for G.711, 16000 for G.722 (any rate works)
         .good(pcm) -> pcm                   pass every decoded good frame through it: it keeps the
                                             history and smooths the return after a loss
-        .conceal(samples) -> pcm            `samples` samples of synthetic speech for a lost frame
+        .conceal(samples, following=None, ahead=0) -> pcm   `samples` samples of synthetic speech for a
+                                            lost frame; `following`: the decoded frame after the gap,
+                                            `ahead` samples after this one, when it is known
         .peek(samples) -> pcm               how the concealment would go on, without consuming it
                                             (G.722 re-encodes it to bring its decoder forward)
     pcm: 16-bit little-endian mono bytes.
@@ -69,6 +76,7 @@ class Concealer:
         "_position",
         "_span_periods",
         "_snapshot",
+        "_merge_from",
     )
 
     def __init__(self, sample_rate):
@@ -84,6 +92,7 @@ class Concealer:
         self._position = 0
         self._span_periods = 0
         self._snapshot = []
+        self._merge_from = 0
 
     # -- good frames -----------------------------------------------------------------------------
 
@@ -157,13 +166,22 @@ class Concealer:
             self._position = position
         return out
 
-    def conceal(self, samples, following=None):
+    def conceal(self, samples, following=None, ahead=0):
         """Synthetic audio for a lost frame. `following`: the decoded frame after the gap when it is
-        already here (the playout buffer usually holds it): the gap is then bridged from both sides."""
-        if following is not None and not self._lost and len(following) >= 4:
-            return self._bridge(samples, _unpack(following))
+        already here (the playout buffer usually holds it), `ahead` samples after the end of this one
+        (0: it comes next): the gap is then bridged from both sides."""
+        if following is not None and len(following) >= 4:
+            if not self._lost and not ahead:
+                return self._bridge(samples, _unpack(following))
+            return self._bridge_long(samples, _unpack(following), ahead)
         if not self._lost:
             self._start_loss()
+        pcm = self._forward(samples)
+        self._remember_pcm(pcm)
+        return pcm
+
+    def _forward(self, samples):
+        """The pitch-repeated past, faded after 10 ms and silent after 60 ms."""
         ten_ms = self.rate // 100
         out = []
         produced = 0
@@ -187,9 +205,7 @@ class Concealer:
                 out.append(block[i] * gain)
             self._lost += chunk
             produced += chunk
-        pcm = _pack(out)
-        self._remember_pcm(pcm)
-        return pcm
+        return _pack(out)
 
     def peek(self, samples):
         if not self._lost or not self._period_buffer:
@@ -211,6 +227,36 @@ class Concealer:
             w = 0.5 - 0.5 * math.cos(math.pi * (i + 1) / (samples + 1))  # raised-cosine cross-fade
             out.append(forward[i] * (1 - w) + backward * w)
         self._lost = 0  # the next frame joins by construction: no cross-fade in good()
+        pcm = _pack(out)
+        self._remember_pcm(pcm)
+        return pcm
+
+    def _bridge_long(self, samples, future, ahead):
+        """A frame of a longer gap whose end is known (a burst of losses shorter than the playout
+        buffer): the faded pitch-repeated past is cross-faded over the whole gap into the future's
+        first pitch period repeated backwards, so the gap ends where the next frame starts instead of
+        in silence followed by an onset (the "merge" of WebRTC's NetEQ does the same)."""
+        if not self._lost:
+            self._start_loss()
+            self._merge_from = 0
+        elapsed = self._lost
+        if not self._merge_from:
+            # The cross-fade runs from where the end became known (the playout buffer may receive the
+            # packet after the gap only while the gap is already being played) to the gap's end.
+            self._merge_from = elapsed + 1
+        start = self._merge_from - 1
+        total = elapsed + samples + ahead
+        forward = _unpack(self._forward(samples))
+        period = self._future_pitch(future)
+        out = []
+        for i in range(samples):
+            position = elapsed + i
+            backward = future[(position - total) % period]
+            w = 0.5 - 0.5 * math.cos(math.pi * (position - start + 1) / (total - start + 1))
+            out.append(forward[i] * (1 - w) + backward * w)
+        if not ahead:
+            self._lost = 0  # the next frame joins by construction: no cross-fade in good()
+            self._merge_from = 0
         pcm = _pack(out)
         self._remember_pcm(pcm)
         return pcm

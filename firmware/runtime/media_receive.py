@@ -149,6 +149,11 @@ class ReceivePath:
                 if recover is not None:  # Opus: in-band FEC from the following packet
                     return recover(payload, self._codec_frame)
                 return codec.conceal(self._codec_frame, payload)
+            if status == LOST:
+                # A burst: the packet after it may be held already; conceal towards it.
+                missing, payload = jitter.nearest_ahead()
+                if payload is not None:
+                    return codec.conceal(self._codec_frame, payload, missing * self._codec_frame)
             return codec.conceal(self._codec_frame)
         return self._comfort.frame(self._codec_frame)
 

@@ -257,3 +257,22 @@ def test_after_a_delay_spike_the_target_comes_down_slowly_and_nothing_is_shorten
             assert jb.target_ms > 150
     assert urgent == []
     assert jb.underruns == 1  # the stall itself (its restart trims what is beyond the target)
+
+
+def test_in_a_burst_the_first_packet_held_beyond_the_gap_is_found():
+    jb = JitterBuffer(8000)
+    for seq in (10, 11):
+        _push(jb, seq, seq * 0.02)
+    assert jb.nearest_ahead() == (0, bytes((10,)))
+    assert jb.pop() == (PLAY, bytes((10,)))
+    for seq in (15, 16):  # 12, 13 and 14 are lost
+        _push(jb, seq, seq * 0.02)
+    assert jb.pop() == (PLAY, bytes((11,)))
+    assert jb.pop() == (LOST, None)  # 12 is missing and so is 13
+    assert jb.nearest_ahead() == (2, bytes((15,)))  # 13 and 14 still to come before 15
+    assert jb.pop() == (LOST, None)
+    assert jb.nearest_ahead() == (1, bytes((15,)))
+    assert jb.pop() == (LOST, bytes((15,)))
+    assert jb.pop() == (PLAY, bytes((15,))) and jb.pop() == (PLAY, bytes((16,)))
+    assert jb.nearest_ahead() == (0, None)
+    assert JitterBuffer(8000).nearest_ahead() == (0, None)

@@ -139,3 +139,44 @@ def test_a_gap_with_the_next_frame_known_is_bridged_closer_than_extrapolated():
             assert after == following
     assert errors[1] <= errors[0]
     assert errors[1] < 0.05 * sum(b * b for b in truth)
+
+
+def test_a_burst_with_its_end_known_is_bridged_to_it_instead_of_fading_out():
+    # A 180 Hz vowel, three frames lost, the frame after them held by the playout buffer from the start.
+    history = [_sine(180, 8000, k * 160, 160) for k in range(5)]
+    truth = [_samples(_sine(180, 8000, (5 + k) * 160, 160)) for k in range(3)]
+    following = _sine(180, 8000, 8 * 160, 160)
+    errors = []
+    for future in (None, following):
+        plc = Concealer(8000)
+        for frame in history:
+            plc.good(frame)
+        got = [_samples(plc.conceal(160, future, (2 - k) * 160)) for k in range(3)]
+        errors.append(sum((a - b) ** 2 for frame, true in zip(got, truth) for a, b in zip(frame, true)))
+        after = plc.good(following)
+        if future is not None:
+            # The gap ends where the next frame starts: it passes unchanged, and the seam is no larger
+            # than a step of the waveform itself.
+            assert after == following
+            steepest = max(abs(a - b) for a, b in zip(_samples(following)[1:], _samples(following)))
+            assert abs(got[2][-1] - _samples(following)[0]) <= steepest
+            # Not faded to silence in the middle of the gap.
+            assert _rms(struct.pack("<160h", *got[1])) > 0.5 * _rms(following)
+    signal = sum(b * b for true in truth for b in true)
+    # Faded past alone: the gap's end is silent (its error is most of the signal); bridged: a few %.
+    assert errors[0] > 0.3 * signal and errors[1] < 0.1 * signal, (errors, signal)
+
+
+def test_a_burst_whose_end_becomes_known_late_is_merged_from_there_without_a_jump():
+    history = [_sine(180, 8000, k * 160, 160) for k in range(5)]
+    following = _sine(180, 8000, 8 * 160, 160)
+    plc = Concealer(8000)
+    for frame in history:
+        plc.good(frame)
+    first = _samples(plc.conceal(160))  # the end is not held yet
+    second = _samples(plc.conceal(160, following, 160))
+    third = _samples(plc.conceal(160, following, 0))
+    assert plc.good(following) == following
+    # The cross-fade starts at the second frame: its first sample continues the first frame's last.
+    steepest = max(abs(a - b) for a, b in zip(_samples(following)[1:], _samples(following)))
+    assert abs(second[0] - first[-1]) <= steepest and abs(third[0] - second[-1]) <= steepest

@@ -17,8 +17,8 @@ Ratios per run: sotto/linphonec (the Sotto process of the linphonec call), bares
 sotto/baresip (the Sotto process of the baresip call); the table gives the median of `RUNS` runs.
 Target (issue 14): the median sotto/linphonec is at most 0.64, baresip's figure in the issue.
 
-The ports are free ports (bound to port 0 and released), but linphonec picks more ports of its own:
-run it under `flock /tmp/sotto-interop.lock` like the interop tests.
+Every port is a free port (bound to port 0 and released; RTP ports with RTP + 1 free too, where
+linphonec and baresip put RTCP; linphonec binds nothing else here), so it needs no lock.
 
 API (host-only):
     baresip_config(sip_port, rtp_ports, play_wav, record_wav) -> the text of baresip's config file
@@ -159,15 +159,10 @@ def summarize(results):
 
 
 def _free_udp_port(pair=False):
-    import socket
+    """A free UDP port on 127.0.0.1; pair: an even one whose next port is free too (RTP and RTCP)."""
+    from tools.bench.versus import _free_rtp_port, _free_udp_port as free
 
-    while True:
-        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-        probe.close()
-        if not pair or port % 2 == 0:
-            return port
+    return _free_rtp_port() if pair else free()
 
 
 class _SottoPorts:

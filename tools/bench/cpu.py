@@ -160,7 +160,8 @@ def summarize(results):
 
 def _free_udp_port(pair=False):
     """A free UDP port on 127.0.0.1; pair: an even one whose next port is free too (RTP and RTCP)."""
-    from tools.bench.versus import _free_rtp_port, _free_udp_port as free
+    from tools.bench.versus import _free_rtp_port
+    from tools.bench.versus import _free_udp_port as free
 
     return _free_rtp_port() if pair else free()
 

@@ -501,7 +501,7 @@ def run(plot_path="bench-versus-linphone.png"):
         )
         columns = ["{:.0f} % random".format(x * 100) for x in LOSSES] + ["5 % GE bursts of 3"]
         columns += ["0 %, Sotto's card {:+.0f} ppm".format(ppm) for ppm in SKEWS_PPM]
-        print("    {:6s}".format("codec") + "".join("{:>26s}".format(c) for c in columns))
+        print("    {:6s}".format("codec") + "".join("{:>28s}".format(c) for c in columns))
         lines = {}
         for codec in CODECS:
             row = table(voices, codecs=(codec,))[codec]
@@ -510,7 +510,7 @@ def run(plot_path="bench-versus-linphone.png"):
             for index, (sotto, linphone, pair) in enumerate(row + extra):
                 met = verdict(sotto, linphone, pair) if 1 <= index <= 3 else ""
                 texts.append("{:4.2f}/{:4.2f}/{:4.2f} {:>6s}".format(sotto, linphone, pair, met))
-            print("    {:6s}".format(codec) + "".join("{:>26s}".format(t) for t in texts))
+            print("    {:6s}".format(codec) + "".join("{:>28s}".format(t) for t in texts))
             sys.stdout.flush()
             lines["Sotto {}".format(codec)] = [c[0] for c in row]
             lines["linphone from Sotto {}".format(codec)] = [c[1] for c in row]

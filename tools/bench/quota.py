@@ -25,7 +25,7 @@ from pathlib import Path
 
 CGROUP_CPU = Path("/sys/fs/cgroup/cpu")
 PERIOD_US = 100000
-QUOTAS = (None, 25.0, 15.0, 10.0, 7.5, 5.0)  # % of one core; None = unthrottled
+QUOTAS = (None, 25.0, 15.0, 10.0, 7.5, 6.0, 5.0)  # % of one core; None = unthrottled
 CODECS = (("PCMU", "nb"), ("opus", "wb"))
 CLEAN_PESQ_DROP = 0.1
 

@@ -7,7 +7,8 @@
    the recording from 0.5 s on (a steady part of the call), aligned by cross-correlation.
 2. CPU in a secure (ZRTP) G.711 call between `sotto call` and linphonec: CPU seconds each process used
    (utime + stime from /proc/PID/stat, all threads) over the same window, from 3 s after the call is
-   secure to 10 s later, as % of one core and the ratio sotto/linphonec.
+   secure to 10 s later, as % of one core and the ratio sotto/linphonec (linphonec without its debug
+   log, as a user runs it; the cpu section compares with baresip too, median of 5 runs).
    Also split by thread (the main thread and the others), from /proc/PID/task/TID/stat.
 3. ZRTP setup time linphonec -> linphonec (the caller's log: its INVITE client transaction starting ->
    "All streams are encrypted"), for comparison with the zrtp section's sotto figures.
@@ -160,11 +161,18 @@ def ceiling(speech16k, codec, mode, workdir):
     return score_recording(speech16k, out, mode, skip_s=0.0)
 
 
-def _linphone(workdir, sip_port, rtp_port, user, codecs, encryption, auto_answer):
+def _linphone(workdir, sip_port, rtp_port, user, codecs, encryption, auto_answer, debug_log=True):
     from tests.interop.linphone import Linphone  # the interop tests' driver
 
     return Linphone(
-        workdir, sip_port, rtp_port, user=user, auto_answer=auto_answer, media_encryption=encryption, codecs=codecs
+        workdir,
+        sip_port,
+        rtp_port,
+        user=user,
+        auto_answer=auto_answer,
+        media_encryption=encryption,
+        codecs=codecs,
+        debug_log=debug_log,
     )
 
 
@@ -328,7 +336,10 @@ def cpu_call(workdir, speech, ports, settle_s=3.0, window_s=10.0):
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     duration = settle_s + window_s + 1.5
-    with _linphone(workdir / "linphone", ports.lin_a_sip, ports.lin_a_rtp, "bob", ["PCMU"], "zrtp", True) as bob:
+    # linphonec without its level-6 debug log, as a user runs it: writing that log costs it CPU.
+    with _linphone(
+        workdir / "linphone", ports.lin_a_sip, ports.lin_a_rtp, "bob", ["PCMU"], "zrtp", True, debug_log=False
+    ) as bob:
         bob.command("play {}".format(speech))
         bob.command("record {}".format(workdir / "linphone-received.wav"))
         time.sleep(0.2)

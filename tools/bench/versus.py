@@ -508,7 +508,7 @@ def run(plot_path="bench-versus-linphone.png"):
             extra = [cell(voices, codec, 0.05, 3.0)] + [cell(voices, codec, skew_ppm=ppm) for ppm in SKEWS_PPM]
             texts = []
             for index, (sotto, linphone, pair) in enumerate(row + extra):
-                met = verdict(sotto, linphone, pair) if 1 <= index <= 3 else ""
+                met = verdict(sotto, linphone, pair) if 1 <= index <= 4 else ""  # loss: 3, 5, 10 %, bursts
                 texts.append("{:4.2f}/{:4.2f}/{:4.2f} {:>6s}".format(sotto, linphone, pair, met))
             print("    {:6s}".format(codec) + "".join("{:>28s}".format(t) for t in texts))
             sys.stdout.flush()

@@ -180,3 +180,17 @@ def test_a_burst_whose_end_becomes_known_late_is_merged_from_there_without_a_jum
     # The cross-fade starts at the second frame: its first sample continues the first frame's last.
     steepest = max(abs(a - b) for a, b in zip(_samples(following)[1:], _samples(following)))
     assert abs(second[0] - first[-1]) <= steepest and abs(third[0] - second[-1]) <= steepest
+
+
+def test_at_16_khz_the_coarse_pitch_search_on_every_second_sample_still_finds_the_period():
+    # The search runs on every second sample at 16 kHz (a quarter of the cost), then refines at the full
+    # rate: the repeated period must still be the voice's, to the sample.
+    for freq in (110, 180, 250):
+        plc = Concealer(16000)
+        for k in range(5):
+            plc.good(_sine(freq, 16000, k * 320, 320))
+        got = _samples(plc.conceal(320))
+        truth = _samples(_sine(freq, 16000, 5 * 320, 320))
+        error = sum((a - b) ** 2 for a, b in zip(got[:160], truth[:160]))
+        assert abs(plc._pitch - 16000 / freq) <= 1 or abs(plc._pitch - 2 * 16000 / freq) <= 1, (freq, plc._pitch)
+        assert error < 0.05 * sum(b * b for b in truth[:160]), (freq, error)

@@ -41,7 +41,9 @@ API (host-only; numpy):
 
 import os
 import select
+import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -396,8 +398,6 @@ def poll_main(argv):
 
 class _Poller:
     def __init__(self, pid, out, paths):
-        import subprocess
-
         root = Path(__file__).resolve().parents[2]
         self.out = Path(out)
         self.paths = [str(Path(p).resolve()) for p in paths]
@@ -459,51 +459,122 @@ class _Stimulus:
 
 
 class SottoPhone:
-    """Sotto's MediaStream on its own UDP socket, reading it once per period as `sotto` does
-    (read_socket), with the stimulus as microphone and a recorder as earpiece, both timed."""
+    """Sotto's MediaStream in a process of its own, as `sotto` runs it (no other thread of the bench
+    shares its interpreter), on a UDP socket it reads once per period (read_socket), with the stimulus
+    as microphone and a recorder as earpiece, both timed (`python -m tools.bench.latency --sotto`)."""
 
     def __init__(self, workdir, name, codec, stim):
         from tools.bench.versus import CODECS
 
         self.name = name
         self.codec = codec
-        self.pt, self.rate = CODECS[codec][0], CODECS[codec][1]
+        self.rate = CODECS[codec][1]
         self.stim = stim
-        self.recording = Path(workdir) / "{}-received.wav".format(name)
+        self.workdir = Path(workdir)
+        self.recording = self.workdir / "{}-received.wav".format(name)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.setblocking(False)  # as sotto's sockets: the audio thread drains it without waiting
         self.address = self.sock.getsockname()
-        self.stream = None
+        self.process = None
         self.stats = None
+        self._result = None
 
     def open(self, remote, tx_params, rx_params):
-        from audio.wavfile import WavRecorder, WavSource
-        from firmware.runtime.media import MediaStream
+        """Start the stream: it sends to `remote` with `tx_params` and accepts `rx_params`."""
+        import json
 
-        self.source = TimedSource(WavSource(self.stim.path, self.rate, loop=False))
-        self.sink = TimedSink(WavRecorder(self.recording, self.rate))
-        self.stream = MediaStream(
-            self.sock, self.codec, self.pt, 101, self.source, self.sink, os.urandom, remote=remote, rtcp_mux=False
+        def keys(params):
+            return [params[0], params[1].hex(), params[2].hex()]
+
+        config = self.workdir / "{}.json".format(self.name)
+        config.write_text(
+            json.dumps(
+                {
+                    "fd": self.sock.fileno(),
+                    "codec": self.codec,
+                    "rate": self.rate,
+                    "stimulus": str(self.stim.path),
+                    "recording": str(self.recording),
+                    "remote": list(remote),
+                    "tx": keys(tx_params),
+                    "rx": keys(rx_params),
+                    "out": str(self.workdir / "{}-events.json".format(self.name)),
+                }
+            )
         )
-        self.stream.set_keys(tx_params, rx_params)
-        self.stream.read_socket(lambda datagram, addr: None)
-
-    def start(self):
-        self.stream.start()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tools.bench.latency", "--sotto", str(config)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=str(Path(__file__).resolve().parents[2]),
+            pass_fds=[self.sock.fileno()],
+        )
+        ready = self.process.stdout.readline()  # bounded: the child exits (EOF) if it cannot start
+        if ready.strip() != b"started":
+            self.process.wait(10)
+            raise RuntimeError("the Sotto media process did not start (exit {})".format(self.process.returncode))
 
     def stop(self):
-        if self.stream is not None:
-            self.stats = self.stream.stats()
-            self.stream.stop()
+        import json
+
+        if self.process is not None:
+            try:
+                self.process.stdin.close()
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+            out = self.workdir / "{}-events.json".format(self.name)
+            if out.exists():
+                self._result = json.loads(out.read_text())
+                self.stats = self._result["stats"]
         self.sock.close()
 
+    def _events(self, name):
+        if self._result is None:
+            raise RuntimeError("the Sotto media process left no timings")
+        return [tuple(event) for event in self._result[name]]
+
     def capture(self):
-        return capture_origin(self.source.events, self.rate)
+        return capture_origin(self._events("capture"), self.rate)
 
     def played(self):
         rate, received = read_recording(self.recording)
-        return rate, received, playback_origin(self.sink.events, rate)
+        return rate, received, playback_origin(self._events("playback"), rate)
+
+
+def sotto_main(argv):
+    """`python -m tools.bench.latency --sotto CONFIG.json`: one MediaStream until stdin closes."""
+    import json
+
+    from audio.wavfile import WavRecorder, WavSource
+    from firmware.runtime.media import MediaStream
+    from tools.bench.versus import CODECS
+
+    config = json.loads(Path(argv[0]).read_text())
+    sock = socket.socket(fileno=config["fd"])
+    sock.setblocking(False)  # as sotto's sockets: the audio thread drains it without waiting
+
+    def keys(value):
+        return (value[0], bytes.fromhex(value[1]), bytes.fromhex(value[2]))
+
+    codec, rate = config["codec"], config["rate"]
+    source = TimedSource(WavSource(config["stimulus"], rate, loop=False))
+    sink = TimedSink(WavRecorder(config["recording"], rate))
+    stream = MediaStream(
+        sock, codec, CODECS[codec][0], 101, source, sink, os.urandom, remote=tuple(config["remote"]), rtcp_mux=False
+    )
+    stream.set_keys(keys(config["tx"]), keys(config["rx"]))
+    stream.read_socket(lambda datagram, addr: None)
+    stream.start()
+    sys.stdout.write("started\n")
+    sys.stdout.flush()
+    while os.read(sys.stdin.fileno(), 64):
+        pass
+    stats = stream.stats()
+    stream.stop()
+    Path(config["out"]).write_text(json.dumps({"capture": source.events, "playback": sink.events, "stats": stats}))
+    return 0
 
 
 class LinphonePhone:
@@ -511,12 +582,10 @@ class LinphonePhone:
     offsets polled from outside."""
 
     def __init__(self, workdir, name, codec, stim):
-        import subprocess
-
         from tests.firmware.runtime.test_media_interop import _rc
         from tools.bench.versus import CODECS, _free_udp_port
 
-        if __import__("shutil").which("linphonec") is None:
+        if shutil.which("linphonec") is None:
             raise RuntimeError("linphonec is not installed (Debian package linphone-cli; make venv-dev installs it)")
         self.name = name
         self.codec = codec
@@ -553,7 +622,7 @@ class LinphonePhone:
             self.process.stdin.write(b"quit\n")
             self.process.stdin.flush()
             self.process.wait(5)
-        except (OSError, __import__("subprocess").TimeoutExpired):
+        except (OSError, subprocess.TimeoutExpired):
             self.process.kill()
             self.process.wait(5)
         self.series = self.poller.stop()
@@ -593,7 +662,7 @@ def _keys():
     return ("AES_CM_128_HMAC_SHA1_80", os.urandom(16), os.urandom(14))
 
 
-def _call_sotto_sotto(workdir, codec, stim, relay):
+def _call_sotto_sotto(workdir, codec, stim, relay, seed=1):
     alice, bob = SottoPhone(workdir, "sotto-a", codec, stim), SottoPhone(workdir, "sotto-b", codec, stim)
     a_to_b, b_to_a = _keys(), _keys()
     try:
@@ -601,8 +670,6 @@ def _call_sotto_sotto(workdir, codec, stim, relay):
         relay.start()
         alice.open(("127.0.0.1", relay.a_port), a_to_b, b_to_a)
         bob.open(("127.0.0.1", relay.b_port), b_to_a, a_to_b)
-        alice.start()
-        bob.start()
         time.sleep(stim.seconds + 1.0)
     finally:
         alice.stop()
@@ -610,7 +677,7 @@ def _call_sotto_sotto(workdir, codec, stim, relay):
     return [_direction("Sotto -> Sotto", alice, bob)], {"Sotto": bob.stats}
 
 
-def _call_sotto_linphone(workdir, codec, stim, relay):
+def _call_sotto_linphone(workdir, codec, stim, relay, seed=1):
     import re
 
     from firmware.srtp import sdes
@@ -629,7 +696,6 @@ def _call_sotto_linphone(workdir, codec, stim, relay):
         relay.to_linphone = ("127.0.0.1", int(re.search(r"m=audio (\d+)", answer).group(1)))
         ours, theirs = sdes.accept_answer(offer, re.search(r"a=crypto:(.*)", answer).group(1).strip())
         sotto.open(("127.0.0.1", relay.b_port), ours.params(), theirs.params())
-        sotto.start()
         time.sleep(stim.seconds + 1.0)
         caller.bye()
         time.sleep(0.3)
@@ -642,7 +708,7 @@ def _call_sotto_linphone(workdir, codec, stim, relay):
     }
 
 
-def _call_linphone_linphone(workdir, codec, stim, relay):
+def _call_linphone_linphone(workdir, codec, stim, relay, seed=1):
     """Two SDES calls placed by us, one to each linphonec, their media joined in the relay, which takes
     each packet out of one call's SRTP and into the other's (a few µs; SDES lets no one choose the
     other side's key, so the two linphonecs cannot share one call's keys)."""
@@ -743,7 +809,7 @@ def measure(kind, codec, voice16k, jitter_ms, workdir, seed=1):
     stim = _Stimulus(workdir, voice16k, rate)
     relay = ImpairedRelay(0.0, 1.0, jitter_ms, base_ms=NETWORK_BASE_MS, seed=seed)
     try:
-        directions, stats = CALLS[kind](workdir, codec, stim, relay)
+        directions, stats = CALLS[kind](workdir, codec, stim, relay, seed)
     finally:
         relay.stop()
     results = {}
@@ -773,92 +839,121 @@ TARGET_BELOW_LINPHONE_MS = 20.0
 TARGET_CLEAN_MS = 80.0
 
 
-def table(codecs=CODECS_MEASURED, jitters=JITTERS_MS, voice="slt"):
+RUNS = 3  # calls per cell: each call's figure is fixed by the phase its two audio clocks happen to meet at
+
+
+def table(codecs=CODECS_MEASURED, jitters=JITTERS_MS, voice="slt", runs=RUNS):
+    """{(codec, jitter, direction): [(summary, PESQ) per call]}, and {(codec, jitter, kind): [Sotto stats]}."""
     from tools.bench.pesq import make_voice_wav
 
     rows = {}
+    stats_rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         voice16k = make_voice_wav(Path(tmp) / "voice.wav", 16000, voice=voice)
         for codec in codecs:
             for jitter in jitters:
                 for kind in CALLS:
-                    work = Path(tmp) / "{}-{}-{:.0f}".format(codec, kind, jitter)
-                    work.mkdir()
-                    try:
-                        results, stats = measure(kind, codec, voice16k, jitter, work)
-                    except Exception as exc:  # one failed call leaves its cells empty, says why
-                        print(
-                            "    ({} {} {:.0f} ms jitter failed: {}: {})".format(
-                                codec, kind, jitter, type(exc).__name__, exc
+                    for run_index in range(runs):
+                        work = Path(tmp) / "{}-{}-{:.0f}-{}".format(codec, kind, jitter, run_index)
+                        work.mkdir()
+                        try:
+                            results, stats = measure(kind, codec, voice16k, jitter, work, seed=run_index + 1)
+                        except Exception as exc:  # one failed call leaves its cells short, says why
+                            print(
+                                "    ({} {} {:.0f} ms jitter, call {} failed: {}: {})".format(
+                                    codec, kind, jitter, run_index + 1, type(exc).__name__, exc
+                                )
                             )
-                        )
-                        continue
-                    for name, result in results.items():
-                        rows[(codec, jitter, name)] = result
-                    if stats.get("Sotto"):
-                        s = stats["Sotto"]
-                        rows[(codec, jitter, kind, "stats")] = (s["target_delay_ms"], s["playout_delay_ms"])
-    return rows
+                            continue
+                        for name, result in results.items():
+                            rows.setdefault((codec, jitter, name), []).append(result)
+                        if stats.get("Sotto"):
+                            stats_rows.setdefault((codec, jitter, kind), []).append(stats["Sotto"])
+    return rows, stats_rows
 
 
-def _cell(result):
-    if result is None or result[0] is None:
-        return "-"
-    summary, score = result
-    return "{:5.1f} ms ({:.0f}-{:.0f}) PESQ {}".format(
-        summary["median_ms"], summary["min_ms"], summary["max_ms"], "-" if score is None else "{:.2f}".format(score)
+def _median(values):
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2.0
+
+
+def cell(results):
+    """(median over calls of each call's median latency in ms, lowest, highest chirp, mean PESQ), or None."""
+    found = [(summary, score) for summary, score in results or () if summary is not None]
+    if not found:
+        return None
+    scores = [score for _, score in found if score is not None]
+    return (
+        _median([summary["median_ms"] for summary, _ in found]),
+        min(summary["min_ms"] for summary, _ in found),
+        max(summary["max_ms"] for summary, _ in found),
+        sum(scores) / len(scores) if scores else None,
+        len(found),
     )
 
 
-def run(codecs=CODECS_MEASURED):
+def _cell_text(figures):
+    if figures is None:
+        return "-"
+    median, low, high, score, calls = figures
+    return "{:6.1f} ms ({:.0f}-{:.0f})  PESQ {}  [{} calls]".format(
+        median, low, high, "-" if score is None else "{:.2f}".format(score), calls
+    )
+
+
+def run(codecs=CODECS_MEASURED, runs=RUNS):
     print(
-        "  One-way mouth-to-ear latency: median over {} chirps (min-max), PESQ of the speech in between;".format(
-            2 * CHIRPS_PER_TRAIN
+        "  One-way mouth-to-ear latency, median of {} calls (each: the median over {} chirps; lowest-highest".format(
+            runs, 2 * CHIRPS_PER_TRAIN
         )
     )
+    print("  chirp in brackets), PESQ of the speech between the chirps (NB for PCMU, WB otherwise, flite slt);")
     print(
-        "  SDES-SRTP through versus.py's relay ({:.0f} ms one way + uniform jitter, no loss); file devices".format(
+        "  SDES-SRTP through versus.py's relay ({:.0f} ms one way + uniform jitter, no loss); file devices on".format(
             NETWORK_BASE_MS
         )
     )
-    print("  on both phones (no sound-card buffer on either: a Pi's ALSA playback adds Sotto's 2-period prefill,")
-    print("  40 ms, and linphone's own); load {:.1f}.".format(os.getloadavg()[0]))
-    rows = table(codecs)
-    for codec in codecs:
-        for jitter in JITTERS_MS:
-            print("    {} {} ms jitter:".format(codec, "clean," if not jitter else "{:.0f}".format(jitter)))
-            for name in ORDER:
-                print("      {:22s} {}".format(name, _cell(rows.get((codec, jitter, name)))))
-            for kind in CALLS:
-                stats = rows.get((codec, jitter, kind, "stats"))
-                if stats:
-                    print("      (Sotto's playout in {}: target {} ms, average buffered {} ms)".format(kind, *stats))
+    print("  both phones, no sound-card buffer on either (on a Pi, Sotto's ALSA playback adds its prefill of")
+    print("  2 periods, 40 ms, and linphone its own); load {:.1f}.".format(os.getloadavg()[0]))
+    rows, stats_rows = table(codecs, runs=runs)
     verdicts = []
     for codec in codecs:
-        sotto = rows.get((codec, 0.0, "Sotto -> Sotto"))
-        linphone = rows.get((codec, 0.0, "linphone -> linphone"))
-        if sotto and sotto[0]:
-            clean = sotto[0]["median_ms"]
-            verdicts.append(
-                "{} clean {:.1f} ms < {:.0f}: {}".format(
-                    codec, clean, TARGET_CLEAN_MS, "met" if clean < TARGET_CLEAN_MS else "MISSED"
-                )
-            )
-            for jitter in JITTERS_MS:
-                s, lp = rows.get((codec, jitter, "Sotto -> Sotto")), rows.get((codec, jitter, "linphone -> linphone"))
-                if s and lp and s[0] and lp[0]:
-                    gap = lp[0]["median_ms"] - s[0]["median_ms"]
-                    verdicts.append(
-                        "{} {:.0f} ms jitter: {:.1f} ms less than linphone (target {:.0f}): {}".format(
-                            codec,
-                            jitter,
-                            gap,
-                            TARGET_BELOW_LINPHONE_MS,
-                            "met" if gap >= TARGET_BELOW_LINPHONE_MS else "MISSED",
+        for jitter in JITTERS_MS:
+            print("    {}, {}:".format(codec, "clean" if not jitter else "{:.0f} ms jitter".format(jitter)))
+            for name in ORDER:
+                print("      {:22s} {}".format(name, _cell_text(cell(rows.get((codec, jitter, name))))))
+            for kind in CALLS:
+                stats = stats_rows.get((codec, jitter, kind))
+                if stats:
+                    print(
+                        "      (Sotto's playout, {}: target {:.0f} ms, buffered {:.0f} ms on average)".format(
+                            kind,
+                            _median([s["target_delay_ms"] for s in stats]),
+                            _median([s["playout_delay_ms"] for s in stats]),
                         )
                     )
-        elif linphone is None:
-            verdicts.append("{}: no figures".format(codec))
+            sotto = cell(rows.get((codec, jitter, "Sotto -> Sotto")))
+            linphone = cell(rows.get((codec, jitter, "linphone -> linphone")))
+            if sotto is not None and not jitter:
+                verdicts.append(
+                    "{} clean: Sotto {:.1f} ms, target under {:.0f}: {}".format(
+                        codec, sotto[0], TARGET_CLEAN_MS, "met" if sotto[0] < TARGET_CLEAN_MS else "MISSED"
+                    )
+                )
+            if sotto is not None and linphone is not None:
+                gap = linphone[0] - sotto[0]
+                verdicts.append(
+                    "{} {}: Sotto {:.1f} ms less than linphone (target {:.0f}, at equal PESQ: {:.2f} vs {}): {}".format(
+                        codec,
+                        "clean" if not jitter else "{:.0f} ms jitter".format(jitter),
+                        gap,
+                        TARGET_BELOW_LINPHONE_MS,
+                        sotto[3] or 0.0,
+                        "-" if linphone[3] is None else "{:.2f}".format(linphone[3]),
+                        "met" if gap >= TARGET_BELOW_LINPHONE_MS else "MISSED",
+                    )
+                )
     for line in verdicts:
         print("  " + line)
 
@@ -866,8 +961,13 @@ def run(codecs=CODECS_MEASURED):
 def main(argv):
     if argv and argv[0] == "--poll":
         return poll_main(argv[1:])
-    codecs = tuple(argv) or CODECS_MEASURED
-    run(codecs)
+    if argv and argv[0] == "--sotto":
+        return sotto_main(argv[1:])
+    runs = RUNS
+    if argv and argv[0].startswith("--runs="):
+        runs = int(argv[0].split("=", 1)[1])
+        argv = argv[1:]
+    run(tuple(argv) or CODECS_MEASURED, runs)
     return 0
 
 

@@ -581,7 +581,7 @@ class LinphonePhone:
     """linphonec, auto-answering, with its file sound card playing the stimulus and recording; its file
     offsets polled from outside."""
 
-    def __init__(self, workdir, name, codec, stim):
+    def __init__(self, workdir, name, codec, stim, auto_answer=True):
         from tests.firmware.runtime.test_media_interop import _rc
         from tools.bench.versus import CODECS, _free_udp_port
 
@@ -599,7 +599,7 @@ class LinphonePhone:
         self.suites = ("AES_CM_128_HMAC_SHA1_80",)
         (self.workdir / "rc").write_text(_rc(home, self.sip_port, rtp_port, rtpmap, clock, self.suites))
         self.process = subprocess.Popen(
-            ["linphonec", "-c", str(self.workdir / "rc"), "-a"],
+            ["linphonec", "-c", str(self.workdir / "rc")] + (["-a"] if auto_answer else []),
             stdin=subprocess.PIPE,
             stdout=(self.workdir / "console.txt").open("wb"),
             stderr=subprocess.DEVNULL,
@@ -609,6 +609,14 @@ class LinphonePhone:
         )
         self.poller = _Poller(self.process.pid, self.workdir / "offsets.txt", [stim.path, self.recording])
         self.series = None
+
+    def command(self, line):
+        self.process.stdin.write((line + "\n").encode())
+        self.process.stdin.flush()
+
+    def use_files(self):
+        for line in ("soundcard use files", "play {}".format(self.stim.path), "record {}".format(self.recording)):
+            self.command(line)
 
     def offer(self, rtp_port):
         from tests.firmware.runtime.test_media_interop import files_and_offer
@@ -709,57 +717,29 @@ def _call_sotto_linphone(workdir, codec, stim, relay, seed=1):
 
 
 def _call_linphone_linphone(workdir, codec, stim, relay, seed=1):
-    """Two SDES calls placed by us, one to each linphonec, their media joined in the relay, which takes
-    each packet out of one call's SRTP and into the other's (a few µs; SDES lets no one choose the
-    other side's key, so the two linphonecs cannot share one call's keys)."""
-    import re
+    """linphonec A calls linphonec B (auto-answer) with its own SIP, through versus.py's SdpForwarder,
+    which moves both SDPs' audio ports to the relay: one SDES call between the two, as in versus."""
+    from tools.bench.versus import SdpForwarder
 
-    from firmware.rtp.demux import RTP, classify
-    from firmware.srtp import sdes
-    from firmware.srtp.context import context_from_params
-    from tests.firmware.runtime.test_media_interop import SipCaller
-    from tools.bench.versus import _free_udp_port
-
-    alice = LinphonePhone(workdir, "linphone-a", codec, stim)
-    bob = LinphonePhone(workdir, "linphone-b", codec, stim)
-    callers = [SipCaller(_free_udp_port(), alice.sip_port), SipCaller(_free_udp_port(), bob.sip_port)]
+    callee = LinphonePhone(workdir, "linphone-b", codec, stim)
+    caller = LinphonePhone(workdir, "linphone-a", codec, stim, auto_answer=False)
+    forwarder = SdpForwarder(relay, callee.sip_port)
     try:
-        time.sleep(1.5)
-        offer_a, sdp_a = alice.offer(relay.a_port)
-        offer_b, sdp_b = bob.offer(relay.b_port)
-        answer_a = callers[0].invite(sdp_a)
-        answer_b = callers[1].invite(sdp_b)
-        keys_a = sdes.accept_answer(offer_a, re.search(r"a=crypto:(.*)", answer_a).group(1).strip())
-        keys_b = sdes.accept_answer(offer_b, re.search(r"a=crypto:(.*)", answer_b).group(1).strip())
-        contexts = {
-            # alice -> bob: out of alice's key, into the key bob expects from us (our offer to him)
-            "to_sotto": (context_from_params(keys_a[1].params()), context_from_params(keys_b[0].params())),
-            "to_linphone": (context_from_params(keys_b[1].params()), context_from_params(keys_a[0].params())),
-        }
-
-        def rekey(direction, datagram):
-            if classify(datagram) != RTP:
-                return datagram
-            unprotect, protect = contexts[direction]
-            try:
-                return protect.protect(unprotect.unprotect(datagram))
-            except Exception:
-                return None
-
-        relay.rewrite = rekey
-        relay.to_linphone = ("127.0.0.1", int(re.search(r"m=audio (\d+)", answer_a).group(1)))
-        relay.to_sotto = ("127.0.0.1", int(re.search(r"m=audio (\d+)", answer_b).group(1)))
+        time.sleep(1.5)  # both starting up
+        for phone in (caller, callee):
+            phone.use_files()
+        time.sleep(0.5)  # linphonec reads its commands in its own time; nothing tells us it has
         relay.start()
-        time.sleep(stim.seconds + 1.0)
-        for caller in callers:
-            caller.bye()
-        time.sleep(0.3)
+        forwarder.start()
+        caller.command("call sip:bob@127.0.0.1:{}".format(forwarder.port))
+        time.sleep(stim.seconds + 1.5)
+        caller.command("terminate")
+        time.sleep(0.5)
     finally:
-        alice.stop()
-        bob.stop()
-        for caller in callers:
-            caller.close()
-    return [_direction("linphone -> linphone", alice, bob)], {}
+        caller.stop()
+        callee.stop()
+        forwarder.stop()
+    return [_direction("linphone -> linphone", caller, callee)], {}
 
 
 CALLS = {

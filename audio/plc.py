@@ -15,8 +15,9 @@ jitter, 5 %, seeds 1-6: Gilbert-Elliott bursts of 3 2.50 -> 2.58, random 3.01 ->
 
 API:
     Concealer(sample_rate)                  8000 for G.711, 16000 for G.722 (any rate works)
-        .good(pcm) -> pcm                   pass every decoded good frame through it: it keeps the
-                                            history and smooths the return after a loss
+        .good(pcm, smooth=True) -> pcm      pass every decoded good frame through it: it keeps the
+                                            history and smooths the return after a loss (smooth=False:
+                                            the decoder itself carried the concealment into this frame)
         .conceal(samples, following=None, ahead=0) -> pcm   `samples` samples of synthetic speech for a
                                             lost frame; `following`: the decoded frame after the gap,
                                             `ahead` samples after this one, when it is known
@@ -97,8 +98,8 @@ class Concealer:
 
     # -- good frames -----------------------------------------------------------------------------
 
-    def good(self, pcm):
-        if self._lost and self._period_buffer and len(pcm) >= 2:
+    def good(self, pcm, smooth=True):
+        if smooth and self._lost and self._period_buffer and len(pcm) >= 2:
             samples = _unpack(pcm)
             fade = min(len(samples), max(1, self._pitch // 4))
             synthetic = self._synthesize(fade, advance=False)

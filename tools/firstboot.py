@@ -1,17 +1,20 @@
 """Sotto's first-boot (and every-boot) set-up on the Raspberry Pi, run by the systemd units.
 
-    python3 /opt/sotto/tools/firstboot.py import-config   copy the boot partition's sotto.toml to
-                                                        /etc/sotto/sotto.toml when it changed
-    python3 /opt/sotto/tools/firstboot.py data-dir        /var/lib/sotto owned by sotto, mode 0700
-    python3 /opt/sotto/tools/firstboot.py deps            the venv and Debian packages the image carries
-    python3 /opt/sotto/tools/firstboot.py all             the three, in that order
+    python3 /opt/sotto-ab/current/tools/firstboot.py import-config   copy the boot partition's sotto.toml
+                                                                   to /etc/sotto/sotto.toml when it changed
+    python3 /opt/sotto-ab/current/tools/firstboot.py data-dir        /var/lib/sotto owned by sotto, 0700
+    python3 /opt/sotto-ab/current/tools/firstboot.py deps            the venv and Debian packages the
+                                                                   image carries
+    python3 /opt/sotto-ab/current/tools/firstboot.py all             the three, in that order
 
-Only the standard library, with the system's python3: the venv does not exist yet when this runs.
-Offline: everything comes from /opt/sotto/dist, which `make image` filled at build time
-(tools/image/deviceenv.py: the venv built for aarch64 with the pinned requirements.txt, the Debian
-arm64 packages Raspberry Pi OS Lite lacks, a MANIFEST with their checksums). The slow part is skipped
-when the stamp in the venv holds the hash of the current MANIFEST. A failure prints one line,
-`sotto-firstboot: FAILED: <why>`, to the journal and leaves it in /run/sotto-firstboot.failed.
+Only the standard library, with the system's python3: the venv does not exist yet when this runs. It
+runs from the firmware slot (/opt/sotto-ab/current); the venv and dist/ are in /opt/sotto, shared by
+both slots (tools/image/payload.py). Offline: everything comes from /opt/sotto/dist, which
+`make image` filled at build time (tools/image/deviceenv.py: the venv built for aarch64 with the
+pinned requirements.txt, the Debian arm64 packages Raspberry Pi OS Lite lacks, a MANIFEST with their
+checksums). The slow part is skipped when the stamp in the venv holds the hash of the current MANIFEST.
+A failure prints one line, `sotto-firstboot: FAILED: <why>`, to the journal and leaves it in
+/run/sotto-firstboot.failed.
 --root DIR makes every path relative to DIR (tests); deps refuses to run with --root.
 """
 
@@ -22,8 +25,10 @@ import shutil
 import subprocess
 import sys
 
-if __package__ in (None, ""):  # run as a script: /opt/sotto/tools/firstboot.py
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The slot this file is in, resolved now (an update may switch /opt/sotto-ab/current while it runs).
+SLOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+if __package__ in (None, ""):  # run as a script: /opt/sotto-ab/current/tools/firstboot.py
+    sys.path.insert(0, SLOT)
 
 from tools import firstboot_display  # noqa: E402
 from tools.image import payload  # noqa: E402
@@ -111,9 +116,9 @@ def _read_bytes(path):
         return None
 
 
-def _run(args):
+def _run(args, env=None):
     log("+ " + " ".join(args))
-    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    done = subprocess.run(args, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         lines = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
         raise FirstBootError("{} failed: {}".format(args[0], lines[-1] if lines else done.returncode))
@@ -163,6 +168,7 @@ def install_dependencies(install_dir=payload.INSTALL_DIR, machine=None, config=N
     venv = os.path.join(install_dir, ".venv")
     stamp = os.path.join(venv, STAMP_NAME)
     if _read(stamp) == digest and os.path.exists(os.path.join(venv, "bin", "sotto")):
+        point_venv_at_slots(venv)
         log("dependencies up to date")
         return False
     if config is not None:
@@ -208,7 +214,12 @@ def install_dependencies(install_dir=payload.INSTALL_DIR, machine=None, config=N
     unpacked = os.path.join(fresh, ".venv")
     if not os.path.exists(os.path.join(unpacked, "bin", "python")):
         raise FirstBootError("{} holds no venv".format(tar[0]))
-    _run([os.path.join(unpacked, "bin", "python"), "-c", "import " + ", ".join(meta.get("imports", ["firmware"]))])
+    # The firmware is not in /opt/sotto but in the slot: the venv imports it from there (as
+    # tools/run_from_slot.py makes sotto.service do).
+    _run(
+        [os.path.join(unpacked, "bin", "python"), "-c", "import " + ", ".join(meta.get("imports", ["firmware"]))],
+        env=dict(os.environ, PYTHONPATH=SLOT),
+    )
     old = venv + ".old"
     shutil.rmtree(old, ignore_errors=True)
     if os.path.exists(venv):
@@ -216,10 +227,30 @@ def install_dependencies(install_dir=payload.INSTALL_DIR, machine=None, config=N
     os.rename(unpacked, venv)
     shutil.rmtree(old, ignore_errors=True)
     shutil.rmtree(fresh, ignore_errors=True)
+    point_venv_at_slots(venv)
     with open(stamp, "w", encoding="utf-8") as f:
         f.write(digest)
     log("dependencies installed from the image: {} Debian package(s), the venv ({})".format(len(needed), tar[0]))
     return True
+
+
+SLOT_PTH = "sotto-slot.pth"
+
+
+def point_venv_at_slots(venv, current=payload.CURRENT):
+    """A .pth in the venv naming /opt/sotto-ab/current, so that the venv's `sotto` command run by hand
+    finds the firmware of the current slot (its editable install names /opt/sotto, where the tree was
+    built; the service itself runs tools/run_from_slot.py). Returns the paths written."""
+    import glob
+
+    written = []
+    for site in glob.glob(os.path.join(venv, "lib", "python3*", "site-packages")):
+        path = os.path.join(site, SLOT_PTH)
+        if _read(path) != current + "\n":
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(current + "\n")
+            written.append(path)
+    return written
 
 
 def record_failure(message, path=FAILED_FILE, config=None):

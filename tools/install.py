@@ -3,14 +3,16 @@
     sudo python3 -m tools.install [--config FILE] [--board NAME] [--no-start]
     sudo python3 -m tools.install --uninstall [--purge]
 
-Run from a checkout of Sotto on the Pi. It installs the tree to /opt/sotto, the `sotto` system user
+Run from a checkout of Sotto on the Pi. It installs the tree as the current A/B firmware slot
+(/opt/sotto-ab/slots/a on a new install, /opt/sotto-ab/current pointing to it), the start guard and the
+device environment to /opt/sotto (shared by both slots), the `sotto` system user
 (groups audio, gpio, i2c), the systemd units (enabled), i2c-dev, `dtparam=i2c_arm=on` in the boot
 partition's config.txt, the boot partition's sotto.toml (FILE, or the commented template when there is
 none yet) and the data file system (sotto-data.img), then starts sotto-firstboot.service (venv and
 dependencies) and sotto.service. Running it again changes nothing that is already right; it is also
 how you update (after `git pull`).
 
---uninstall stops and disables the units and removes /opt/sotto, the units and the module list; it
+--uninstall stops and disables the units and removes /opt/sotto, /opt/sotto-ab, the units and the module list; it
 keeps the user, /etc/sotto, sotto.toml and the data file system (the ZRTP cache holds whom you
 trust). --purge removes those as well. `dtparam=i2c_arm=on` stays: other hardware may need it.
 
@@ -170,18 +172,35 @@ class Installer:
             self.write_file(absolute, new.encode("utf-8"), stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid)
 
     def tree(self):
-        install = payload.INSTALL_DIR
+        """The firmware tree into the current A/B slot (slot a on a new install), /opt/sotto-ab/current
+        pointing to it; /opt/sotto keeps only what both slots share (the venv, dist/, the start guard)."""
+        env = payload.INSTALL_DIR
         self.ensure_dir("/opt", 0o755)
+        self.ensure_dir(env, 0o755)
+        # Before the A/B layout /opt/sotto held the tree itself: only the shared parts stay there.
+        for name in sorted(os.listdir(self.path(env))):
+            if name not in payload.KEEP_IN_INSTALL_DIR:
+                self.remove(env + "/" + name)
+        self.write_file(payload.GUARD, payload.guard_bytes(self.source), 0o755)
+        self.ensure_dir(payload.AB_ROOT, 0o755)
+        self.ensure_dir(payload.AB_ROOT + "/slots", 0o755)
+        try:
+            target = os.readlink(self.path(payload.CURRENT))
+        except OSError:
+            target = payload.SLOT_LINK
+        slot = os.path.basename(target.rstrip("/"))
+        if slot not in ("a", "b"):
+            slot = payload.FIRST_SLOT
+        install = payload.AB_ROOT + "/slots/" + slot
         self.ensure_dir(install, 0o755)
         wanted = payload.source_tree(self.source)
+        extra = payload.slot_files(self.source)
         wanted_kind = {rel: is_dir for rel, is_dir, _ in wanted}
+        wanted_kind.update({rel: False for rel in extra})
         base = self.path(install)
-        # Remove what the new tree no longer has, or has as another kind (file <-> directory); the venv
-        # made on the device stays.
+        # Remove what the new tree no longer has, or has as another kind (file <-> directory).
         for current, dirs, files in os.walk(base, topdown=True):
             rel_dir = os.path.relpath(current, base)
-            if rel_dir == ".":
-                dirs[:] = [d for d in dirs if d not in (".venv", payload.DIST_DIR)]
             links = [d for d in dirs if os.path.islink(os.path.join(current, d))]
             for name in files + links:
                 rel = os.path.normpath(os.path.join(rel_dir, name))
@@ -200,6 +219,9 @@ class Installer:
             else:
                 with open(os.path.join(self.source, rel), "rb") as f:
                     self.write_file(absolute, f.read(), mode)
+        for rel, data in sorted(extra.items()):
+            self.write_file(install + "/" + rel, data, 0o644)
+        self.symlink(payload.CURRENT, "slots/" + slot)
 
     def dist(self):
         """The device environment next to the tree (an update bundle's sotto/dist, tools/image/deviceenv.py):
@@ -284,12 +306,15 @@ class Installer:
             )
             self.systemctl("restart", "sotto-firstboot.service")
             self.systemctl("restart", "sotto.service")
+            self.systemctl("start", "sotto-update.path")
 
     def uninstall(self, purge=False):
         self.check_system()
         boot_mount = payload.boot_mount_point((self.read("/etc/fstab") or b"").decode("utf-8", "replace"))
         if self.live:
-            self._run(["systemctl", "disable", "--now", "sotto.service", "sotto-firstboot.service"])
+            self._run(
+                ["systemctl", "disable", "--now", "sotto-update.path", "sotto.service", "sotto-firstboot.service"]
+            )
         for wants, unit in payload.ENABLED:
             if unit.endswith(".mount") and not purge:
                 continue
@@ -300,6 +325,7 @@ class Installer:
             self.remove(payload.UNITS_DIR + "/" + unit)
         self.remove(payload.MODULES_LOAD[0])
         self.remove(payload.INSTALL_DIR)
+        self.remove(payload.AB_ROOT)
         if purge:
             if self.live:
                 self._run(["systemctl", "stop", payload.mount_unit_name(payload.DATA_DIR)])

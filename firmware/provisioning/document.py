@@ -26,6 +26,9 @@ PROVISIONED_SECTIONS = ("account", "sip", "media", "zrtp", "dial", "phone")
 # the contacts file is a path on this phone's boot partition, read with the phone's rights.
 LOCAL_ONLY_KEYS = (("zrtp", "cache"), ("phone", "contacts_file"))
 FIRMWARE_KEYS = ("version", "file")
+# Optional: the tarball's SHA-256 (64 lowercase hex digits), which ties the exact bytes to this signed file
+# (the tarball's own signature proves only that the office signed it, not that this is the one meant).
+FIRMWARE_OPTIONAL_KEYS = ("sha256",)
 MAX_FIRMWARE_TEXT = 128
 
 
@@ -75,7 +78,7 @@ def check_signature(name, body, signature, verify):
 
 class Document:
     """A verified, parsed provisioned file: its name, serial, settings {section: {key: value}} and the
-    firmware it asks for ({"version", "file"} or None)."""
+    firmware it asks for ({"version", "file", "sha256" (None when not given)} or None)."""
 
     __slots__ = ("name", "serial", "settings", "firmware", "body")
 
@@ -131,15 +134,26 @@ def read_document(name, body, signature, verify, parse):
 
 
 def _firmware(name, value):
-    if not isinstance(value, dict) or set(value) != set(FIRMWARE_KEYS):
-        raise ProvisioningRefused("{}: firmware: expected a table with version and file".format(name))
+    if (
+        not isinstance(value, dict)
+        or not set(FIRMWARE_KEYS) <= set(value)
+        or not set(value) <= set(FIRMWARE_KEYS + FIRMWARE_OPTIONAL_KEYS)
+    ):
+        raise ProvisioningRefused(
+            "{}: firmware: expected a table with version, file and optionally sha256".format(name)
+        )
     for key in FIRMWARE_KEYS:
         text = value[key]
         if not isinstance(text, str) or not 0 < len(text) <= MAX_FIRMWARE_TEXT:
             raise ProvisioningRefused("{}: firmware.{}: expected a short string".format(name, key))
     if not is_file_name(value["file"]):
         raise ProvisioningRefused("{}: firmware.file: expected a plain file name".format(name))
-    return {"version": value["version"], "file": value["file"]}
+    digest = value.get("sha256")
+    if digest is not None and not (
+        isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)
+    ):
+        raise ProvisioningRefused("{}: firmware.sha256: expected 64 lowercase hex digits".format(name))
+    return {"version": value["version"], "file": value["file"], "sha256": digest}
 
 
 def check_not_older(document, previous_serial):

@@ -5,9 +5,16 @@ SIGHUP asks for a round at once, and a new configuration is applied at the next 
 mid-call: the settings swapped in place, or, when the account or the SIP address changed, a new Endpoint
 (the old one unregisters first) that registers again. A refused or unreachable server is one line in
 the journal and an error on the display ("Provisioning", then why; "config kept"); the running
-configuration stays."""
+configuration stays.
+
+A provisioned firmware (issue 15) is downloaded when the phone is idle, checked (signature, sha256,
+members, version), and once no call is up the phone asks the root installer for it by writing the spool's
+request (firmware/runtime/update.py; sotto-update.path starts tools/abupdate.py apply-spool, which
+installs it A/B and restarts this service on the new slot). The installer's refusal, or the start
+guard's roll-back (tools/abguard.py), is shown on the display at the next start and not retried."""
 
 import logging
+import os
 import signal
 
 from firmware import config as configuration
@@ -57,6 +64,8 @@ class ProvisionedRun:
         self.public_address = None
         self.applied = 0
         self._retiring = None  # (old endpoint, new settings, deadline) while the old account unregisters
+        self.pending_firmware = None  # (path, version): verified, waiting for an idle moment to install
+        self.firmware_requested = None  # the version the root installer was asked for
 
     def start(self, loop):
         """The Provisioner on the phone's loop; returns the settings to start with."""
@@ -73,8 +82,20 @@ class ProvisionedRun:
             on_refused=self._on_refused,
             firmware_version=update.running_version(),
             on_firmware=self._on_firmware,
+            idle=self._idle,
         )
+        result = self.provisioner.firmware_result
+        if result is not None:
+            log.warning(
+                "provisioning: the firmware installer said: %s %s (%s)",
+                result["status"],
+                result["version"],
+                result["message"],
+            )
         return self.settings_from(self.args, self.provisioner.config)
+
+    def _idle(self):
+        return self.calls is not None and self.calls.call_id is None
 
     def attach(self, calls, driver, public_address):
         """The phone is up: start fetching (at once: this is the boot fetch), SIGHUP fetches now."""
@@ -82,6 +103,10 @@ class ProvisionedRun:
         self.driver = driver
         self.public_address = public_address
         self.loop.add_signal_handler(signal.SIGHUP, self.provisioner.fetch_now)
+        result = self.provisioner.firmware_result
+        if result is not None and result["status"] in ("refused", "rolled-back"):
+            what = "refused" if result["status"] == "refused" else "rolled back"
+            self._on_refused("firmware {} {}: {}".format(result["version"], what, result["message"]))
         self.provisioner.start()
 
     def _on_config(self, config, account_changed):
@@ -89,11 +114,28 @@ class ProvisionedRun:
         self._feed_ok()
 
     def _on_firmware(self, path, version):
-        # Installing needs root (the service may write only the data directory): tools/abupdate.py does
-        # it, from a unit of its own (tools/README.md "Provisioned firmware updates": not wired yet).
-        log.warning(
-            "provisioning: firmware %s downloaded and verified: %s (install: tools.abupdate install)", version, path
-        )
+        # Installing needs root (the service may write only the data directory): the request goes to the
+        # spool at the next idle moment (request_firmware_when_idle), never mid-call, since the
+        # installer restarts the service.
+        self.pending_firmware = (path, version)
+
+    def request_firmware_when_idle(self):
+        """Ask the root installer for the verified firmware once no call is up; True when asked now."""
+        if self.pending_firmware is None or not self._idle():
+            return False
+        from firmware.runtime import update
+
+        path, version = self.pending_firmware
+        self.pending_firmware = None
+        try:
+            update.write_request(os.path.dirname(path), os.path.basename(path), version)
+        except OSError as exc:
+            log.error("provisioning: cannot ask for the install of firmware %s: %s", version, exc)
+            self._on_refused("firmware {} not installed: {}".format(version, exc))
+            return False
+        self.firmware_requested = version
+        log.warning("provisioning: firmware %s verified; asked the installer (sotto-update) to install it", version)
+        return True
 
     def _on_refused(self, message):
         if self.driver is not None:
@@ -110,6 +152,8 @@ class ProvisionedRun:
     def apply_when_idle(self):
         """Called on every turn of the loop: a pending configuration goes in once no call is up."""
         calls = self.calls
+        self.provisioner.download_if_idle()
+        self.request_firmware_when_idle()
         if self._retiring is not None:
             self._retire_when_unregistered()
             return

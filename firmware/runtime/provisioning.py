@@ -10,6 +10,7 @@ What the phone keeps: data_dir/provisioning/<name> and <name>.sig, the last acce
 re-verified at every start, so a phone that boots without its server runs the configuration it was given.
 """
 
+import hashlib
 import logging
 import os
 import ssl
@@ -202,8 +203,12 @@ class Provisioner:
     on_refused(message): a file was refused or the server is unreachable; the running configuration
         stays. One line, for the display and the journal.
     on_firmware(path, version): a `[firmware]` table (per-MAC over common) names a version other than
-        `firmware_version`; its tarball and signature were downloaded to data_dir/update/ and verified.
-        Installing it (A/B, firmware/runtime/update.py) needs root: tools/abupdate.py does it.
+        `firmware_version`; its tarball and signature were downloaded to data_dir/update/ and verified
+        (signature, sha256 when the table gives one, members, the version inside). Installing it (A/B,
+        firmware/runtime/update.py) needs root: the front end asks tools/abupdate.py through the spool.
+    idle(): whether the phone is idle (no call); the firmware download waits for it (download_if_idle).
+    A version the installer refused or rolled back (the spool's result) is not downloaded again: the
+    server must name another version.
     """
 
     def __init__(
@@ -217,6 +222,7 @@ class Provisioner:
         verify=None,
         firmware_version=None,
         on_firmware=None,
+        idle=None,
     ):
         self.loop = loop
         self.local_settings = settings
@@ -233,6 +239,14 @@ class Provisioner:
         self.firmware_version = firmware_version
         self.on_firmware = on_firmware
         self.firmware_downloaded = None  # (version, path) once a wanted tarball is here and verified
+        self.idle = idle or (lambda: True)
+        self.firmware_deferred = None  # (wanted, failed) while a download waits for the phone to be idle
+        from firmware.runtime import update
+
+        self.spool = os.path.join(settings.data_dir, "update")
+        self.firmware_result = update.read_result(self.spool)  # what the installer said last time
+        bad = self.firmware_result is not None and self.firmware_result["status"] in ("refused", "rolled-back")
+        self.firmware_refused = self.firmware_result["version"] if bad else None
         self.rounds = 0
         self.last_error = None
         self._timer = None
@@ -352,8 +366,14 @@ class Provisioner:
             self.last_error = None
         wanted = self.wanted_firmware()
         if wanted is not None and self._needs_download(wanted):
-            self._busy = True  # the next round waits for the download
-            self._download_firmware(wanted, failed)
+            if self.idle():
+                self._busy = True  # the next round waits for the download
+                self._download_firmware(wanted, failed)
+                return
+            # Mid-call: no download competing with the voice; download_if_idle starts it after the call.
+            log.info("provisioning: firmware %s waits for the call to end", wanted["version"])
+            self.firmware_deferred = (wanted, failed)
+            self._busy = True
             return
         (self.schedule.failed if failed else self.schedule.succeeded)(self.loop.now())
         self._arm()
@@ -370,7 +390,19 @@ class Provisioner:
     def _needs_download(self, wanted):
         if self.on_firmware is None or wanted["version"] == self.firmware_version:
             return False
+        if wanted["version"] == self.firmware_refused:
+            log.info("provisioning: firmware %s was refused or rolled back before: not taken again", wanted["version"])
+            return False
         return self.firmware_downloaded is None or self.firmware_downloaded[0] != wanted["version"]
+
+    def download_if_idle(self):
+        """Start the download that waits for the end of a call, once the phone is idle (the loop calls
+        this on every turn; nothing happens when no download waits)."""
+        if self.firmware_deferred is None or self._closed or not self.idle():
+            return
+        wanted, failed = self.firmware_deferred
+        self.firmware_deferred = None
+        self._download_firmware(wanted, failed)
 
     def _download_firmware(self, wanted, failed_before):
         from firmware.runtime import update
@@ -394,6 +426,15 @@ class Provisioner:
                     doc.signed_message(wanted["file"], body), signature
                 ):
                     raise update.UpdateRefused("{}: bad signature".format(wanted["file"]))
+                if wanted.get("sha256") and hashlib.sha256(body).hexdigest() != wanted["sha256"]:
+                    raise update.UpdateRefused("{}: not the sha256 the provisioned file names".format(wanted["file"]))
+                # What the installer will check (members, SOTTO_VERSION) is checked here too, so that a
+                # bad tarball is refused on the display instead of only in the installer's journal.
+                inside = update.check_tarball(body)
+                if inside != wanted["version"]:
+                    raise update.UpdateRefused(
+                        "{} holds version {}, not {}".format(wanted["file"], inside[:40], wanted["version"])
+                    )
                 storage.ensure_private_dir(directory)
                 storage.atomic_write(path + ".sig", signature, mode=0o644)
                 storage.atomic_write(path, body, mode=0o644)

@@ -129,15 +129,17 @@ def atomic_write(path, data, mode=0o600):
         os.close(dir_fd)
 
 
-def read_bytes(path, limit=None):
+def read_bytes(path, limit=None, follow=True):
     """The file's bytes, or None when it does not exist.
 
     Opened non-blocking and checked with fstat, so a FIFO given as a path fails at once
     (NotRegularFile) instead of blocking until a writer appears. `limit`: refuse (ValueError) a file
-    larger than that many bytes instead of reading it all into memory.
+    larger than that many bytes instead of reading it all into memory. follow=False: a symlink is
+    refused (OSError ELOOP), for a root process reading a directory that a service may write.
     """
+    flags = os.O_RDONLY | os.O_NONBLOCK | (0 if follow else getattr(os, "O_NOFOLLOW", 0))
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        fd = os.open(path, flags)
     except FileNotFoundError:
         return None
     try:

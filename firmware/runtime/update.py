@@ -2,8 +2,7 @@
 pointer switch, so that a power cut at any moment boots a complete firmware: the old one until the
 switch, the new one after it.
 
-Layout under ROOT (tools/abupdate.py; README "Provisioned firmware updates" says how it sits beside the
-image's /opt/sotto):
+Layout under ROOT (tools/abupdate.py; the image installs its tree as slot a, tools/image/payload.py):
 
     ROOT/slots/a/            one complete firmware tree (firmware/, audio/, boards/, tools/...)
     ROOT/slots/b/            the other
@@ -19,6 +18,9 @@ Install, in order (each step named: tests kill the installer at every one, SOTTO
                  and size; each file fsync'd
   extracted      the new tree is complete in <other>.new
   slot-replaced  the old <other> slot is gone and <other>.new renamed to <other>
+  trial-armed    before_switch(<other>) has run: tools/abupdate.py writes ROOT/trial there, so that
+                 tools/abguard.py counts the new slot's starts and puts the old one back if it never
+                 gets going (a trial naming a slot that `current` does not point to is dropped as stale)
   pointer-written  ROOT/current.new -> slots/<other> exists, fsync'd
   switched       current.new renamed over current (the atomic step) and the directory fsync'd
 """
@@ -36,7 +38,13 @@ MAX_MEMBERS = 20000
 MAX_UNPACKED_BYTES = 256 * 1024 * 1024
 VERSION_FILE = "SOTTO_VERSION"
 SLOTS = ("a", "b")
-STEPS = ("verified", "extracting", "extracted", "slot-replaced", "pointer-written", "switched")
+STEPS = ("verified", "extracting", "extracted", "slot-replaced", "trial-armed", "pointer-written", "switched")
+# The spool: the data directory's update/ (the sandboxed service may write only there). The phone leaves
+# a verified tarball and its .sig, then REQUEST_FILE; sotto-update.path starts the root installer, which
+# answers with RESULT_FILE (tools/abguard.py writes it too, after a roll-back).
+REQUEST_FILE = "request"
+RESULT_FILE = "result"
+MAX_SPOOL_FILE_BYTES = 4096
 
 
 class UpdateRefused(Exception):
@@ -76,6 +84,12 @@ def installed_version(root):
     return raw.decode("utf-8", "replace").strip() if raw is not None else None
 
 
+def installed_version_of(root, slot):
+    """The version slot `slot` holds, or None."""
+    raw = storage.read_bytes(os.path.join(root, "slots", slot, VERSION_FILE), limit=256)
+    return raw.decode("utf-8", "replace").strip() if raw is not None else None
+
+
 def running_version(tree=None):
     """The version of the firmware running: the SOTTO_VERSION file at the top of its tree (a slot holds
     one), else the installed package's version, else None."""
@@ -100,8 +114,9 @@ def verify_tarball(path, verify):
     """The tarball's bytes once its signature (PATH.sig) checks; UpdateRefused otherwise."""
     name = os.path.basename(path)
     try:
-        body = storage.read_bytes(path, limit=MAX_FIRMWARE_BYTES)
-        signature = storage.read_bytes(path + ".sig", limit=doc.SIGNATURE_BYTES)
+        # Never through a symlink: as root, the installer reads a directory the service can write.
+        body = storage.read_bytes(path, limit=MAX_FIRMWARE_BYTES, follow=False)
+        signature = storage.read_bytes(path + ".sig", limit=doc.SIGNATURE_BYTES, follow=False)
     except (OSError, ValueError) as exc:
         raise UpdateRefused("{}: {}".format(name, exc)) from None
     if body is None:
@@ -132,14 +147,35 @@ def _safe_members(archive):
     return members
 
 
-def _extract(body, target):
+def _open_archive(body):
     import io
 
     try:
-        archive = tarfile.open(fileobj=io.BytesIO(body), mode="r:*")
+        return tarfile.open(fileobj=io.BytesIO(body), mode="r:*")
     except tarfile.TarError as exc:
         raise UpdateRefused("not a tarball: {}".format(exc)) from None
-    with archive:
+
+
+def check_tarball(body):
+    """The version a firmware tarball holds once its members pass the installer's checks (plain files and
+    directories, relative names, bounded, a SOTTO_VERSION); UpdateRefused otherwise. The phone runs it on
+    a download before asking for the install, so a bad one is refused where the user sees it."""
+    try:
+        with _open_archive(body) as archive:
+            members = _safe_members(archive)
+            member = next(m for m in members if m.name == VERSION_FILE)
+            if not member.isfile() or member.size > 256:
+                raise UpdateRefused("{} is not a one-line file".format(VERSION_FILE))
+            version = archive.extractfile(member).read().decode("utf-8", "replace").strip()
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise UpdateRefused("damaged tarball: {}".format(exc)) from None
+    if not version:
+        raise UpdateRefused("{} is empty".format(VERSION_FILE))
+    return version
+
+
+def _extract(body, target):
+    with _open_archive(body) as archive:
         members = _safe_members(archive)
         os.makedirs(target, mode=0o755)
         halfway = len(members) // 2
@@ -167,9 +203,10 @@ def _extract(body, target):
             _fsync_dir(dirpath)
 
 
-def install(root, tarball, verify):
+def install(root, tarball, verify, before_switch=None):
     """Install the signed `tarball` into the slot not in use and switch to it. Returns the new slot.
-    UpdateRefused (nothing changed) when the signature or the contents are not acceptable."""
+    UpdateRefused (nothing changed) when the signature or the contents are not acceptable.
+    before_switch(new_slot, old_slot): called once the new slot is complete, before the pointer moves."""
     body = verify_tarball(tarball, verify)
     _step("verified")
     slots = os.path.join(root, "slots")
@@ -189,6 +226,9 @@ def install(root, tarball, verify):
     os.rename(fresh, final)
     _fsync_dir(slots)
     _step("slot-replaced")
+    if before_switch is not None:
+        before_switch(other, active)
+    _step("trial-armed")
     pointer_new = os.path.join(root, "current.new")
     try:
         os.unlink(pointer_new)
@@ -201,3 +241,54 @@ def install(root, tarball, verify):
     _fsync_dir(root)
     _step("switched")
     return other
+
+
+# -- the spool between the phone and the installer --------------------------------------------------
+def _fields(raw):
+    fields = {}
+    for line in raw.decode("utf-8", "replace").splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip():
+            fields[key.strip()] = value.strip()
+    return fields
+
+
+def safe_file_name(name):
+    """A tarball name from the spool or a provisioned file: one plain file name, nothing else."""
+    allowed = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+-"
+    return bool(name) and len(name) <= 128 and name[0] != "." and all(c in allowed for c in name)
+
+
+def write_request(spool, file_name, version):
+    """Ask the root installer (sotto-update.path) to install spool/file_name."""
+    text = "file={}\nversion={}\n".format(file_name, version)
+    storage.atomic_write(os.path.join(spool, REQUEST_FILE), text.encode("utf-8"), mode=0o644)
+
+
+def read_request(spool):
+    """(file name, version) from the spool's request; UpdateRefused when it is not one."""
+    try:
+        raw = storage.read_bytes(os.path.join(spool, REQUEST_FILE), limit=MAX_SPOOL_FILE_BYTES, follow=False)
+    except (OSError, ValueError) as exc:
+        raise UpdateRefused("unreadable request: {}".format(exc)) from None
+    if raw is None:
+        return None
+    fields = _fields(raw)
+    name = fields.get("file", "")
+    if not safe_file_name(name):
+        raise UpdateRefused("the request names no plain file: {!r}".format(name[:80]))
+    return name, fields.get("version", "")
+
+
+def read_result(spool):
+    """The installer's last answer: {"status": installed|refused|rolled-back, "version", "message"}, or None."""
+    try:
+        raw = storage.read_bytes(os.path.join(spool, RESULT_FILE), limit=MAX_SPOOL_FILE_BYTES, follow=False)
+    except (OSError, ValueError):
+        return None
+    if raw is None:
+        return None
+    fields = _fields(raw)
+    if fields.get("status") not in ("installed", "refused", "rolled-back"):
+        return None
+    return {"status": fields["status"], "version": fields.get("version", ""), "message": fields.get("message", "")}

@@ -9,7 +9,7 @@ import pytest
 
 from tests.tools.test_install import make_root
 from tools import firstboot
-from tools.image import deviceenv
+from tools.image import deviceenv, payload
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -99,13 +99,14 @@ def _dist(tree, machine=None, python=None, imports=("json",)):
     return dist
 
 
-def _install(tree):
+def _install(tree, cwd=None):
     # The system's python3 runs first boot on the device; the dev venv's python is another version.
     code = (
         "import sys; sys.path.insert(0, {!r}); from tools import firstboot; print(firstboot.install_dependencies({!r}))"
     )
     return subprocess.run(
         ["/usr/bin/python3", "-c", code.format(str(REPO), str(tree))],
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=300,
@@ -123,6 +124,21 @@ def test_deps_unpacks_the_venv_from_the_image_offline_then_stops(tmp_path):
     assert not (tree / ".venv.new").exists() and not (tree / ".venv.old").exists()
     again = _install(tree)
     assert again.returncode == 0 and again.stdout.strip().endswith("False") and "up to date" in again.stdout
+
+
+def test_the_shared_venv_imports_the_firmware_from_the_slot(tmp_path):
+    """The venv is in /opt/sotto, the firmware in the slot first boot runs from: its import check finds the
+    slot's modules (not the working directory's), and the venv gets a .pth naming /opt/sotto-ab/current
+    for the `sotto` command run by hand."""
+    tree = tmp_path / "sotto"
+    _dist(tree, imports=("firmware.runtime.update", "boards.drivers.displays"))
+    done = _install(tree, cwd="/")
+    assert done.returncode == 0, done.stderr
+    (pth,) = (tree / ".venv" / "lib").glob("python3*/site-packages/" + firstboot.SLOT_PTH)
+    assert pth.read_text() == payload.CURRENT + "\n"
+    pth.unlink()
+    again = _install(tree, cwd="/")  # up to date, and the .pth is put back
+    assert again.returncode == 0 and "up to date" in again.stdout and pth.read_text() == payload.CURRENT + "\n"
 
 
 def test_deps_refuses_a_damaged_archive_with_one_line(tmp_path):

@@ -121,26 +121,63 @@ def test_sotto_user_and_groups(built):
     assert standin.ext_stat(built["out"], "/etc/passwd")[1:4] == (0o644, 0, 0)
 
 
+SLOT = "/opt/sotto-ab/slots/a"
+
+
 def test_firmware_tree_installed(built):
-    top = standin.ext_names(built["out"], "/opt/sotto")
+    """The tree is A/B slot a with `current` pointing to it (what the units run); /opt/sotto holds what
+    both slots share: the start guard now, the venv after first boot."""
+    top = standin.ext_names(built["out"], SLOT)
     for expected in ("firmware", "audio", "boards", "tools", "pyproject.toml", "requirements.txt", "Makefile"):
         assert expected in top
     assert "tests" not in top and ".venv" not in top and ".git" not in top
     for rel in ("firmware/config.py", "tools/firstboot.py", "tools/image/build.py", "requirements.txt"):
-        assert standin.ext_read(built["out"], "/opt/sotto/" + rel) == (pathlib.Path(SOURCE) / rel).read_bytes()
-    assert "__pycache__" not in standin.ext_names(built["out"], "/opt/sotto/firmware")
-    assert standin.ext_stat(built["out"], "/opt/sotto/firmware/config.py")[1:4] == (0o644, 0, 0)
-    assert standin.ext_stat(built["out"], "/opt/sotto/firmware")[:4] == ("directory", 0o755, 0, 0)
+        assert standin.ext_read(built["out"], SLOT + "/" + rel) == (pathlib.Path(SOURCE) / rel).read_bytes()
+    assert "__pycache__" not in standin.ext_names(built["out"], SLOT + "/firmware")
+    assert standin.ext_stat(built["out"], SLOT + "/firmware/config.py")[1:4] == (0o644, 0, 0)
+    assert standin.ext_stat(built["out"], SLOT + "/firmware")[:4] == ("directory", 0o755, 0, 0)
+    version = tomllib.loads((pathlib.Path(SOURCE) / "pyproject.toml").read_text())["project"]["version"]
+    assert standin.ext_read(built["out"], SLOT + "/SOTTO_VERSION") == (version + "\n").encode()
+    assert standin.ext_stat(built["out"], "/opt/sotto-ab/current")[0] == "symlink"
+    assert standin.ext_stat(built["out"], "/opt/sotto-ab/current")[4] == "slots/a"
+    assert standin.ext_names(built["out"], "/opt/sotto-ab") == ["current", "slots"]
+    assert standin.ext_names(built["out"], "/opt/sotto") == ["abguard.py"]
+    guard = (pathlib.Path(SOURCE) / "tools/abguard.py").read_bytes()
+    assert standin.ext_read(built["out"], "/opt/sotto/abguard.py") == guard
+    assert standin.ext_stat(built["out"], "/opt/sotto/abguard.py")[1:4] == (0o755, 0, 0)
 
 
 def test_installed_tree_runs(built, tmp_path):
-    """The tree copied into the image is complete: `python -m firmware --help` runs from it."""
+    """The tree copied into the image is complete: `python -m firmware --help` runs from it, and the
+    service's launcher (tools/run_from_slot.py, started through the `current` link as sotto.service does)
+    runs the slot's code, resolved to the slot itself."""
     offset = standin.partition_offsets(built["out"])[1][0]
     device = "{}?offset={}".format(built["out"], offset)
     subprocess.run(
-        ["debugfs", "-R", "rdump /opt/sotto {}".format(tmp_path), device], capture_output=True, timeout=60, check=True
+        ["debugfs", "-R", "rdump {} {}".format(SLOT, tmp_path), device], capture_output=True, timeout=60, check=True
     )
-    tree = tmp_path / "sotto"
+    tree = tmp_path / "a"
+    (tmp_path / "current").symlink_to("a")
+    launched = subprocess.run(
+        [sys.executable, str(tmp_path / "current/tools/run_from_slot.py"), "--help"],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert launched.returncode == 0, launched.stderr
+    assert "run" in launched.stdout and "answer" in launched.stdout
+    launcher = str(tmp_path / "current/tools/run_from_slot.py")
+    where = subprocess.run(
+        [sys.executable, "-c", "import runpy; print(runpy.run_path({!r})['SLOT'])".format(launcher)],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert where.stdout.strip() == str(tree)  # resolved: a later switch of `current` does not mix slots
     where = subprocess.run(
         [sys.executable, "-c", "import firmware; print(firmware.__file__)"],
         cwd=tree,
@@ -178,7 +215,8 @@ def test_units_installed_and_enabled(built):
         "ReadWritePaths=/var/lib/sotto",
         "LimitRTPRIO=50",
         "User=sotto",
-        "ExecStart=/opt/sotto/.venv/bin/sotto run --config /etc/sotto/sotto.toml",
+        "ExecStart=/opt/sotto/.venv/bin/python /opt/sotto-ab/current/tools/run_from_slot.py run"
+        " --config /etc/sotto/sotto.toml",
         "StandardOutput=journal",
         "WantedBy=multi-user.target",
     ):
@@ -221,7 +259,9 @@ def test_building_over_its_own_output_changes_nothing(built):
         "/etc/group",
         "/etc/shadow",
         "/etc/gshadow",
-        "/opt/sotto/firmware/config.py",
+        SLOT + "/firmware/config.py",
+        SLOT + "/SOTTO_VERSION",
+        "/opt/sotto/abguard.py",
         "/etc/systemd/system/sotto.service",
     ):
         assert standin.ext_read(str(again), path) == standin.ext_read(built["out"], path)
@@ -245,7 +285,8 @@ def test_given_configuration_goes_to_the_boot_partition_and_survives_a_rebuild(b
 
 
 def test_an_old_tree_is_replaced(built, tmp_path):
-    """Files the new tree no longer has disappear; the device's venv stays."""
+    """Files the new tree no longer has disappear from the slot; the device's venv stays. An image of the
+    single-tree layout (the tree in /opt/sotto) keeps only the venv and dist/ there."""
     offset = standin.partition_offsets(built["out"])[1][0]
     stale = tmp_path / "stale.img"
     stale.write_bytes(pathlib.Path(built["out"]).read_bytes())
@@ -253,22 +294,30 @@ def test_an_old_tree_is_replaced(built, tmp_path):
     note.write_text("old\n")
     units = sorted(os.listdir(pathlib.Path(SOURCE) / "tools/systemd"))
     lines = [
-        "mkdir /opt/sotto/old_module",
-        "write {} /opt/sotto/old_module/gone.py",
+        "mkdir {slot}/old_module",
+        "write {note} {slot}/old_module/gone.py",
         "mkdir /opt/sotto/.venv",
-        "write {} /opt/sotto/.venv/keep",
-        "rm /opt/sotto/firmware/config.py",
-        "write {} /opt/sotto/firmware/config.py",
+        "write {note} /opt/sotto/.venv/keep",
+        "mkdir /opt/sotto/dist",
+        "write {note} /opt/sotto/dist/MANIFEST",
+        # the single-tree layout's leftovers
+        "mkdir /opt/sotto/firmware",
+        "write {note} /opt/sotto/firmware/config.py",
+        "write {note} /opt/sotto/README.md",
+        "rm {slot}/firmware/config.py",
+        "write {note} {slot}/firmware/config.py",
+        "rm {slot}/SOTTO_VERSION",
+        "write {note} {slot}/SOTTO_VERSION",
         # a directory where the new tree has a file ...
-        "rm /opt/sotto/firmware/runtime/storage.py",
-        "mkdir /opt/sotto/firmware/runtime/storage.py",
-        "write {} /opt/sotto/firmware/runtime/storage.py/inner",
+        "rm {slot}/firmware/runtime/storage.py",
+        "mkdir {slot}/firmware/runtime/storage.py",
+        "write {note} {slot}/firmware/runtime/storage.py/inner",
     ]
     # ... and a file where it has a directory
-    lines += ["rm /opt/sotto/tools/systemd/" + name for name in units]
-    lines += ["rmdir /opt/sotto/tools/systemd", "write {} /opt/sotto/tools/systemd"]
+    lines += ["rm {slot}/tools/systemd/" + name for name in units]
+    lines += ["rmdir {slot}/tools/systemd", "write {note} {slot}/tools/systemd"]
     script = tmp_path / "script"
-    script.write_text("\n".join(line.format(note) for line in lines) + "\n")
+    script.write_text("\n".join(line.format(note=note, slot=SLOT) for line in lines) + "\n")
     done = subprocess.run(
         ["debugfs", "-w", "-f", str(script), "{}?offset={}".format(stale, offset)],
         capture_output=True,
@@ -280,13 +329,22 @@ def test_an_old_tree_is_replaced(built, tmp_path):
     out = tmp_path / "updated.img"
     done = build(stale, out)
     assert done.returncode == 0, done.stderr
-    assert "old_module" not in standin.ext_names(str(out), "/opt/sotto")
+    assert "old_module" not in standin.ext_names(str(out), SLOT)
+    assert standin.ext_names(str(out), "/opt/sotto") == [".venv", "abguard.py", "dist"]
     assert standin.ext_read(str(out), "/opt/sotto/.venv/keep") == b"old\n"
+    assert standin.ext_read(str(out), "/opt/sotto/dist/MANIFEST") == b"old\n"
     expected = (pathlib.Path(SOURCE) / "firmware/config.py").read_bytes()
-    assert standin.ext_read(str(out), "/opt/sotto/firmware/config.py") == expected
+    assert standin.ext_read(str(out), SLOT + "/firmware/config.py") == expected
+    assert standin.ext_read(str(out), SLOT + "/SOTTO_VERSION") == standin.ext_read(
+        built["out"], SLOT + "/SOTTO_VERSION"
+    )
     storage = (pathlib.Path(SOURCE) / "firmware/runtime/storage.py").read_bytes()
-    assert standin.ext_read(str(out), "/opt/sotto/firmware/runtime/storage.py") == storage
-    assert standin.ext_names(str(out), "/opt/sotto/tools/systemd") == units
+    assert standin.ext_read(str(out), SLOT + "/firmware/runtime/storage.py") == storage
+    assert standin.ext_names(str(out), SLOT + "/tools/systemd") == units
+    check = subprocess.run(
+        ["e2fsck", "-fn", "{}?offset={}".format(out, offset)], capture_output=True, timeout=60, check=False
+    )
+    assert check.returncode == 0, check.stdout
 
 
 def _gpt(path):

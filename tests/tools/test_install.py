@@ -97,11 +97,22 @@ def _ids(root):
     return None
 
 
+SLOT = "opt/sotto-ab/slots/a"
+
+
 def test_install_puts_everything_in_place(installed):
     root = installed
     expected = (pathlib.Path(SOURCE) / "firmware/config.py").read_bytes()
-    assert (root / "opt/sotto/firmware/config.py").read_bytes() == expected
-    assert not (root / "opt/sotto/tests").exists()
+    # The tree is A/B slot a, `current` points to it; /opt/sotto holds only the shared environment.
+    assert (root / SLOT / "firmware/config.py").read_bytes() == expected
+    assert not (root / SLOT / "tests").exists()
+    assert os.readlink(root / "opt/sotto-ab/current") == "slots/a"
+    version = tomllib.loads((pathlib.Path(SOURCE) / "pyproject.toml").read_text())["project"]["version"]
+    assert (root / SLOT / "SOTTO_VERSION").read_text() == version + "\n"
+    assert (root / "opt/sotto-ab/current/firmware/config.py").read_bytes() == expected
+    assert sorted(os.listdir(root / "opt/sotto")) == ["abguard.py"]
+    assert (root / "opt/sotto/abguard.py").read_bytes() == (pathlib.Path(SOURCE) / "tools/abguard.py").read_bytes()
+    assert (root / "opt/sotto/abguard.py").stat().st_mode & 0o777 == 0o755
     for unit in payload.UNITS:
         assert (root / "etc/systemd/system" / unit).read_bytes() == (
             pathlib.Path(SOURCE) / "tools/systemd" / unit
@@ -134,13 +145,15 @@ def test_second_install_changes_nothing(installed):
 
 
 def test_update_replaces_the_tree_and_keeps_the_venv(installed):
-    tree = installed / "opt/sotto"
+    tree = installed / SLOT
+    env = installed / "opt/sotto"
     (tree / "firmware/config.py").write_text("# edited\n")
     (tree / "firmware/stale_module.py").write_text("x = 1\n")
     (tree / "old_dir").mkdir()
     (tree / "old_dir/gone.txt").write_text("old\n")
-    (tree / ".venv/bin").mkdir(parents=True)
-    (tree / ".venv/bin/python").write_text("venv\n")
+    (env / ".venv/bin").mkdir(parents=True)
+    (env / ".venv/bin/python").write_text("venv\n")
+    (tree / "SOTTO_VERSION").write_text("9.9\n")
     (installed / "boot/firmware/sotto-data.img").write_bytes(b"my ZRTP cache")
     # A directory where the new tree has a file, a file where it has a directory, a symlink.
     (tree / "firmware/runtime/storage.py").unlink()
@@ -154,11 +167,47 @@ def test_update_replaces_the_tree_and_keeps_the_venv(installed):
     assert done.returncode == 0, done.stderr
     assert (tree / "firmware/config.py").read_bytes() == (pathlib.Path(SOURCE) / "firmware/config.py").read_bytes()
     assert not (tree / "firmware/stale_module.py").exists() and not (tree / "old_dir").exists()
-    assert (tree / ".venv/bin/python").read_text() == "venv\n"
+    assert (env / ".venv/bin/python").read_text() == "venv\n"
+    assert (tree / "SOTTO_VERSION").read_text() != "9.9\n"
     for rel in ("firmware/runtime/storage.py", "firmware/errors.py", "tools/systemd/sotto.service"):
         assert not (tree / rel).is_symlink()
         assert (tree / rel).read_bytes() == (pathlib.Path(SOURCE) / rel).read_bytes()
     assert (installed / "boot/firmware/sotto-data.img").read_bytes() == b"my ZRTP cache"
+
+
+def test_an_install_of_the_single_tree_layout_moves_to_slot_a(tmp_path):
+    """Before the A/B layout, /opt/sotto held the tree; an update by install.py keeps only the venv and
+    dist/ there and puts the tree in slot a."""
+    root = make_root(tmp_path / "root")
+    old = root / "opt/sotto"
+    (old / "firmware").mkdir(parents=True)
+    (old / "firmware/config.py").write_text("old\n")
+    (old / "README.md").write_text("old\n")
+    (old / ".venv/bin").mkdir(parents=True)
+    (old / ".venv/bin/python").write_text("venv\n")
+    (old / "dist").mkdir()
+    (old / "dist/MANIFEST").write_text("manifest\n")
+    done = install(root, "--board", "sim")
+    assert done.returncode == 0, done.stderr
+    assert sorted(os.listdir(old)) == [".venv", "abguard.py", "dist"]
+    assert (old / ".venv/bin/python").read_text() == "venv\n" and (old / "dist/MANIFEST").exists()
+    assert (root / SLOT / "firmware/config.py").read_bytes() == (
+        pathlib.Path(SOURCE) / "firmware/config.py"
+    ).read_bytes()
+
+
+def test_an_install_after_an_update_refreshes_the_slot_in_use(installed):
+    """After tools/abupdate.py switched to slot b, install.py (a `git pull` update) writes slot b."""
+    ab = installed / "opt/sotto-ab"
+    shutil.copytree(ab / "slots/a", ab / "slots/b", symlinks=True)
+    (ab / "slots/b/firmware/config.py").write_text("# b\n")
+    os.unlink(ab / "current")
+    os.symlink("slots/b", ab / "current")
+    done = install(installed)
+    assert done.returncode == 0, done.stderr
+    assert os.readlink(ab / "current") == "slots/b"
+    expected = (pathlib.Path(SOURCE) / "firmware/config.py").read_bytes()
+    assert (ab / "slots/b/firmware/config.py").read_bytes() == expected
 
 
 def test_uninstall_keeps_user_config_and_data_and_purge_removes_them(installed):
@@ -166,8 +215,9 @@ def test_uninstall_keeps_user_config_and_data_and_purge_removes_them(installed):
     config.write_text('[board]\nname = "sim"\n')
     done = install(installed, "--uninstall")
     assert done.returncode == 0, done.stderr
-    assert not (installed / "opt/sotto").exists()
+    assert not (installed / "opt/sotto").exists() and not (installed / "opt/sotto-ab").exists()
     assert not (installed / "etc/systemd/system/sotto.service").exists()
+    assert not (installed / "etc/systemd/system/sotto-update.path").exists()
     assert not (installed / "etc/systemd/system/multi-user.target.wants/sotto.service").exists()
     assert not (installed / "etc/modules-load.d/sotto.conf").exists()
     assert _ids(installed) is not None and config.exists()
@@ -209,9 +259,14 @@ def test_same_result_as_the_image(tmp_path):
         "etc/gshadow",
         "etc/systemd/system/sotto.service",
         "etc/modules-load.d/sotto.conf",
-        "opt/sotto/tools/install.py",
+        "etc/systemd/system/sotto-update.path",
+        "etc/systemd/system/sotto-update.service",
+        "opt/sotto-ab/slots/a/tools/install.py",
+        "opt/sotto-ab/slots/a/SOTTO_VERSION",
+        "opt/sotto/abguard.py",
     ):
         assert standin.ext_read(str(out), "/" + rel) == (root / rel).read_bytes(), rel
+    assert standin.ext_stat(str(out), "/opt/sotto-ab/current")[4] == os.readlink(root / "opt/sotto-ab/current")
     for name in ("config.txt", "sotto.toml"):
         assert standin.fat_read(str(out), "/" + name) == (root / "boot/firmware" / name).read_bytes(), name
 
@@ -228,7 +283,7 @@ def test_refusals(tmp_path):
     bad.write_text("[zrtp]\nciphers = ['ROT13']\n")
     done = install(root, "--config", str(bad))
     assert done.returncode == 2 and "zrtp.ciphers" in done.stderr
-    assert not (root / "opt/sotto").exists()
+    assert not (root / "opt/sotto").exists() and not (root / "opt/sotto-ab").exists()
 
 
 def test_on_a_running_system_systemd_is_reloaded_and_the_services_started(tmp_path):
@@ -243,11 +298,12 @@ def test_on_a_running_system_systemd_is_reloaded_and_the_services_started(tmp_pa
         ["systemctl", "start", "var-lib-sotto.mount"],
         ["systemctl", "restart", "sotto-firstboot.service"],
         ["systemctl", "restart", "sotto.service"],
+        ["systemctl", "start", "sotto-update.path"],
     ]
     calls.clear()
     installer.uninstall()
     assert calls == [
-        ["systemctl", "disable", "--now", "sotto.service", "sotto-firstboot.service"],
+        ["systemctl", "disable", "--now", "sotto-update.path", "sotto.service", "sotto-firstboot.service"],
         ["systemctl", "daemon-reload"],
     ]
     failing = Installer(str(root), source=SOURCE, log=lambda message: None, run=lambda argv: 1)
@@ -283,7 +339,7 @@ def test_an_update_bundle_installs_its_environment(tmp_path):
     assert (installed_dist / "MANIFEST").read_bytes() == (dist / "MANIFEST").read_bytes()
     assert (installed_dist / "venv-aarch64.tar").read_bytes() == b"venv archive"
     assert (installed_dist / "debs/libopus0_1.3.1-3_arm64.deb").read_bytes() == b"deb"
-    assert (root / "opt/sotto/firmware/config.py").exists()
+    assert (root / SLOT / "firmware/config.py").exists()
     # Again: nothing to change, and the environment is kept by a plain checkout's install too.
     again = install(root, "--board", "sim")
     assert again.returncode == 0 and (installed_dist / "MANIFEST").exists()

@@ -9,7 +9,12 @@ from tools.image import payload
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 # Programs that exist only on the phone are swapped for /bin/true: verify checks that they exist.
-ON_THE_PHONE = ("/usr/bin/python3 /opt/sotto/tools/firstboot.py", "/opt/sotto/.venv/bin/sotto")
+ON_THE_PHONE = (
+    "/usr/bin/python3 /opt/sotto-ab/current/tools/firstboot.py",
+    "/usr/bin/python3 /opt/sotto/abguard.py",
+    "/opt/sotto/.venv/bin/python /opt/sotto-ab/current/tools/run_from_slot.py",
+    "/opt/sotto/.venv/bin/python /opt/sotto-ab/current/tools/abupdate.py",
+)
 
 
 def _systemd_analyze():
@@ -51,10 +56,45 @@ def test_unit_settings_the_issue_requires():
         assert line in service
     assert any(line.startswith("WatchdogSec=") for line in service)
     assert any(line.startswith("LimitRTPRIO=") for line in service)
-    assert "ExecStart={}/.venv/bin/sotto run --config {}".format(payload.INSTALL_DIR, payload.CONFIG_FILE) in service
+    # The firmware runs from the current A/B slot with the shared venv; the start guard comes from
+    # outside the slots, first, and confirms the slot once READY=1 came.
+    assert (
+        "ExecStart={}/.venv/bin/python {}/tools/run_from_slot.py run --config {}".format(
+            payload.INSTALL_DIR, payload.CURRENT, payload.CONFIG_FILE
+        )
+        in service
+    )
+    pre = [line for line in service if line.startswith("ExecStartPre=")]
+    assert pre[0] == "ExecStartPre=+-/usr/bin/python3 {} start".format(payload.GUARD)
+    assert "ExecStartPost=+-/usr/bin/python3 {} ready".format(payload.GUARD) in service
+    firstboot = payload.unit_text("sotto-firstboot.service").splitlines()
+    assert "ExecStartPre=-/usr/bin/python3 {} start".format(payload.GUARD) in firstboot
+    assert "ExecStart=/usr/bin/python3 {}/tools/firstboot.py all".format(payload.CURRENT) in firstboot
     mount = payload.unit_text("var-lib-sotto.mount").splitlines()
     assert "Where=" + payload.DATA_DIR in mount
     assert "What=/boot/firmware/" + payload.DATA_IMAGE_NAME in mount
+
+
+def test_update_units_hand_the_spool_to_the_root_installer():
+    """The phone may write only the data directory: a path unit on the spool starts the root installer,
+    which runs the current slot's code with the key pinned in the root-owned configuration."""
+    path_unit = payload.unit_text("sotto-update.path").splitlines()
+    assert "PathExists={}/request".format(payload.UPDATE_SPOOL) in path_unit
+    assert "Unit=sotto-update.service" in path_unit
+    assert ("multi-user.target.wants", "sotto-update.path") in payload.ENABLED
+    service = payload.unit_text("sotto-update.service").splitlines()
+    assert "Type=oneshot" in service
+    assert not any(line.startswith("User=") for line in service)  # root: it writes /opt/sotto-ab
+    assert (
+        "ExecStart={}/.venv/bin/python {}/tools/abupdate.py apply-spool --spool {} --config {}".format(
+            payload.INSTALL_DIR, payload.CURRENT, payload.UPDATE_SPOOL, payload.CONFIG_FILE
+        )
+        in service
+    )
+    assert "ReadWritePaths={} {}".format(payload.AB_ROOT, payload.DATA_DIR) in service
+    assert "ProtectSystem=strict" in service
+    # The phone's own unit still cannot write /opt: only the data directory.
+    assert "ReadWritePaths=" + payload.DATA_DIR in payload.unit_text("sotto.service").splitlines()
 
 
 def test_service_exposure_score_is_at_most_3_5(tmp_path):

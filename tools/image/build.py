@@ -161,12 +161,35 @@ def edit_root(ext, stage, repo_root, dist=None):
             script.unlink(path)
             script.write(stage.put(new.encode("utf-8")), path, mode, owner_uid, owner_gid)
 
-    # The firmware tree: everything under /opt/sotto but the device's venv is replaced.
-    install = payload.INSTALL_DIR
-    old_tree = (
-        ext.walk(install, skip=(install + "/.venv", install + "/" + payload.DIST_DIR)) if ext.exists(install) else []
-    )
+    created = set()
+    _ensure_dir(ext, script, "/opt", 0o755, 0, 0, created)
+    # /opt/sotto: what both A/B slots share (the venv made at first boot, dist/, the start guard). An
+    # image built before the A/B layout had the tree itself there: that goes.
+    env = payload.INSTALL_DIR
+    _ensure_dir(ext, script, env, 0o755, 0, 0, created)
+    keep = tuple(env + "/" + name for name in payload.KEEP_IN_INSTALL_DIR)
+    old_env = ext.walk(env, skip=keep) if ext.exists(env) else []
+    for path, entry in old_env:
+        if path not in keep and not entry.is_dir():
+            script.unlink(path)
+    for path, entry in reversed(old_env):
+        if path not in keep and entry.is_dir():
+            script.rmdir(path)
+    _write_file(ext, script, stage, payload.GUARD, payload.guard_bytes(repo_root), 0o755, 0, 0)
+
+    # The firmware tree: slot a (or the slot `current` names, in an image that already has one), all
+    # replaced; /opt/sotto-ab/current -> slots/a.
+    _ensure_dir(ext, script, payload.AB_ROOT, 0o755, 0, 0, created)
+    _ensure_dir(ext, script, payload.AB_ROOT + "/slots", 0o755, 0, 0, created)
+    link = _symlink_target(ext, payload.CURRENT) if ext.exists(payload.CURRENT) else None
+    slot = os.path.basename((link or payload.SLOT_LINK).rstrip("/"))
+    if slot not in ("a", "b"):
+        slot = payload.FIRST_SLOT
+    install = payload.AB_ROOT + "/slots/" + slot
+    old_tree = ext.walk(install) if ext.exists(install) else []
     wanted = {install + "/" + rel: (is_dir, mode) for rel, is_dir, mode in payload.source_tree(repo_root)}
+    extra = {install + "/" + rel: data for rel, data in payload.slot_files(repo_root).items()}
+    wanted.update({path: (False, 0o644) for path in extra})
     # Remove what the new tree does not have, or has as another kind (file <-> directory); children
     # before their directories (walk lists parents first).
     for path, entry in old_tree:
@@ -175,8 +198,6 @@ def edit_root(ext, stage, repo_root, dist=None):
     for path, entry in reversed(old_tree):
         if entry.is_dir() and not (path in wanted and wanted[path][0]):
             script.rmdir(path)
-    created = set()
-    _ensure_dir(ext, script, "/opt", 0o755, 0, 0, created)
     _ensure_dir(ext, script, install, 0o755, 0, 0, created)
     old_paths = {p: e for p, e in old_tree if p in wanted and e.is_dir() == wanted[p][0]}
     old_copy = _dump_tree(ext, stage, install, [p for p, _ in old_tree if p.count("/") == install.count("/") + 1])
@@ -198,6 +219,18 @@ def edit_root(ext, stage, repo_root, dist=None):
                     continue
                 script.unlink(path)
             script.write(stage.put(data), path, mode, 0, 0)
+    for path, data in sorted(extra.items()):
+        entry = old_paths.get(path)
+        if entry is not None:
+            if (entry.mode, entry.uid, entry.gid) == (0o100644, 0, 0) and ext.read(path) == data:
+                continue
+            script.unlink(path)
+        script.write(stage.put(data), path, 0o644, 0, 0)
+    info = ext.stat(payload.CURRENT)
+    if info is None or (info[0] & 0o170000) != 0o120000 or link != "slots/" + slot:
+        if info is not None:
+            script.unlink(payload.CURRENT)
+        script.symlink(payload.CURRENT, "slots/" + slot)
 
     if dist is not None:
         edit_dist(ext, script, dist, created)
@@ -227,7 +260,7 @@ def edit_root(ext, stage, repo_root, dist=None):
 
 
 def _dump_tree(ext, stage, install, top_paths):
-    """Copy the image's current /opt/sotto entries (but the venv) to the host, to compare contents."""
+    """Copy the image's current slot entries to the host, to compare contents."""
     target = os.path.join(stage.dir, "old")
     os.makedirs(target, exist_ok=True)
     for path in top_paths:

@@ -26,6 +26,18 @@ def check_path(path):
     return path
 
 
+_SAFE_RELATIVE = re.compile(r"^[A-Za-z0-9._+@,=-][A-Za-z0-9._+@,=/-]*$")
+
+
+def check_link_target(target):
+    """A symlink target: an absolute path as check_path, or a relative one without `..` (slots/a)."""
+    if target.startswith("/"):
+        return check_path(target)
+    if not _SAFE_RELATIVE.match(target) or "//" in target or ".." in target.split("/"):
+        raise ImageToolError("symlink target not supported in the image: {!r}".format(target))
+    return target
+
+
 class Entry:
     """One directory entry as `ls -p` reports it."""
 
@@ -156,7 +168,7 @@ class Script:
         self.chown(path, 0o100000 | mode, uid, gid)
 
     def symlink(self, path, target):
-        self.lines.append("symlink {} {}".format(check_path(path), check_path(target)))
+        self.lines.append("symlink {} {}".format(check_path(path), check_link_target(target)))
 
     def chown(self, path, full_mode, uid, gid):
         path = check_path(path)

@@ -1,8 +1,13 @@
 """What Sotto puts on a Raspberry Pi OS system, shared by the image builder and the installer.
 
 Locations:
-- /opt/sotto: the firmware tree (firmware/, audio/, boards/, tools/ and the top-level build files),
-  root-owned and read-only for the service; /opt/sotto/.venv is made on the device at first boot.
+- /opt/sotto-ab/slots/a: the firmware tree (firmware/, audio/, boards/, tools/, the top-level build files
+  and SOTTO_VERSION), root-owned and read-only for the service; /opt/sotto-ab/current -> slots/a is what
+  the units run. A provisioned update (tools/abupdate.py) unpacks into the other slot and switches
+  `current` with one rename, so the image's tree is simply slot A.
+- /opt/sotto: what both slots share and no update replaces: .venv (made on the device at first boot,
+  from dist/), dist/ (the device environment), and abguard.py (tools/abguard.py: the start counter that
+  puts the old slot back when a new one never gets going; it must not live in a slot it may condemn).
 - /etc/sotto/sotto.toml: the configuration the service reads, imported from the boot partition's
   sotto.toml (editable from any computer) at first boot and before every start of the service.
 - /var/lib/sotto: the data directory (ZRTP cache). It is a small ext4 file system kept in a file on the
@@ -23,7 +28,15 @@ import re
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-INSTALL_DIR = "/opt/sotto"
+INSTALL_DIR = "/opt/sotto"  # the shared environment: .venv, dist/, abguard.py
+AB_ROOT = "/opt/sotto-ab"
+CURRENT = AB_ROOT + "/current"  # -> slots/a or slots/b: the firmware the units run
+FIRST_SLOT = "a"
+SLOT_LINK = "slots/" + FIRST_SLOT  # relative, as firmware/runtime/update.py writes it
+VERSION_FILE = "SOTTO_VERSION"  # firmware/runtime/update.py reads it from the running slot
+GUARD = INSTALL_DIR + "/abguard.py"  # a copy of tools/abguard.py, outside the slots
+KEEP_IN_INSTALL_DIR = (".venv", "dist", "abguard.py")
+UPDATE_SPOOL = "/var/lib/sotto/update"  # where the phone leaves a verified download (sotto-update.path)
 CONFIG_DIR = "/etc/sotto"
 CONFIG_FILE = CONFIG_DIR + "/sotto.toml"
 DATA_DIR = "/var/lib/sotto"
@@ -42,12 +55,19 @@ _SKIP_DIRS = ("__pycache__", ".venv", ".git", "tests", "build", "dist")
 _SKIP_SUFFIXES = (".pyc", ".pyo", ".swp", "~")
 
 UNITS_DIR = "/etc/systemd/system"
-UNITS = ("sotto.service", "sotto-firstboot.service", "var-lib-sotto.mount")
+UNITS = (
+    "sotto.service",
+    "sotto-firstboot.service",
+    "var-lib-sotto.mount",
+    "sotto-update.path",
+    "sotto-update.service",
+)
 # (target.wants directory, unit): what `systemctl enable` would create from the units' [Install].
 ENABLED = (
     ("multi-user.target.wants", "sotto.service"),
     ("multi-user.target.wants", "sotto-firstboot.service"),
     ("local-fs.target.wants", "var-lib-sotto.mount"),
+    ("multi-user.target.wants", "sotto-update.path"),
 )
 I2C_LINE = "dtparam=i2c_arm=on"
 
@@ -80,6 +100,32 @@ def source_tree(repo_root=REPO_ROOT):
             found.append((name, False, 0o644))
     found.sort(key=lambda item: item[0].split(os.sep))
     return found
+
+
+def firmware_version(repo_root=REPO_ROOT):
+    """The version a slot made from `repo_root` holds: its SOTTO_VERSION file (an unpacked release
+    tarball has one), else pyproject.toml's [project] version."""
+    try:
+        with open(os.path.join(repo_root, VERSION_FILE), encoding="utf-8") as f:
+            found = f.read().strip()
+        if found:
+            return found
+    except FileNotFoundError:
+        pass
+    import tomllib
+
+    with open(os.path.join(repo_root, "pyproject.toml"), "rb") as f:
+        return tomllib.load(f)["project"]["version"]
+
+
+def slot_files(repo_root=REPO_ROOT):
+    """The files a slot holds besides source_tree(): {relative path: bytes}."""
+    return {VERSION_FILE: (firmware_version(repo_root) + "\n").encode("utf-8")}
+
+
+def guard_bytes(repo_root=REPO_ROOT):
+    with open(os.path.join(repo_root, "tools", "abguard.py"), "rb") as f:
+        return f.read()
 
 
 def unit_text(name, boot_mount=DEFAULT_BOOT_MOUNT, repo_root=REPO_ROOT):

@@ -434,3 +434,139 @@ def test_a_huge_body_without_content_length_is_read_only_to_the_bound(tmp_path):
         assert sent and sent[0] < 50 * 1024 * 1024, sent  # the phone hung up long before the end
     finally:
         listener.close()
+
+
+def _firmware_phone(office, idle=None):
+    data, settings = office.local()
+    loop = Loop()
+    got = []
+    provisioner = prov.Provisioner(
+        loop, settings, data, firmware_version="1", on_firmware=lambda p, v: got.append((p, v)), idle=idle
+    )
+    return loop, provisioner, settings, got
+
+
+def _unsafe_tarball(path, version):
+    import io
+    import tarfile
+
+    from firmware.runtime import update
+
+    with tarfile.open(path, "w") as archive:
+        info = tarfile.TarInfo(update.VERSION_FILE)
+        info.size = len(version)
+        archive.addfile(info, io.BytesIO(version.encode()))
+        link = tarfile.TarInfo("firmware/evil")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "/etc/shadow"
+        archive.addfile(link)
+
+
+@pytest.mark.parametrize("case", ["other-version", "sha256", "unsafe-member", "not-a-tarball"])
+def test_a_signed_firmware_that_is_not_the_one_named_is_refused_by_the_phone(office, case):
+    """Signed by the office, but not what the signed [firmware] table names, or not installable: refused
+    where the user sees it (ProvisioningRefused on the display), nothing left in the spool."""
+    table = '[firmware]\nversion = "2"\nfile = "sotto-2.tar"\n'
+    if case == "other-version":
+        _firmware_tarball(office.served / "sotto-2.tar", "3")
+        why = "holds version 3, not 2"
+    elif case == "sha256":
+        _firmware_tarball(office.served / "sotto-2.tar", "2")
+        table += 'sha256 = "{}"\n'.format("0" * 64)
+        why = "not the sha256"
+    elif case == "unsafe-member":
+        _unsafe_tarball(office.served / "sotto-2.tar", "2")
+        why = "not a file or directory"
+    else:
+        (office.served / "sotto-2.tar").write_bytes(b"not a tar at all" * 100)
+        why = "not a tarball"
+    office.publish(MAC_FILE, MINE.format(serial=1, password="pw") + table)
+    loop, provisioner, settings, got = _firmware_phone(office)
+    try:
+        provisioner.fetch_now()
+        assert loop.run(until=lambda: provisioner.last_error, timeout=20.0)
+        assert "firmware 2 not taken" in provisioner.last_error and why in provisioner.last_error
+        assert got == [] and not os.path.exists(os.path.join(settings.data_dir, "update", "sotto-2.tar"))
+    finally:
+        provisioner.close()
+        loop.close()
+
+
+def test_the_sha256_in_the_signed_file_pins_the_tarball(office):
+    import hashlib
+
+    _firmware_tarball(office.served / "sotto-2.tar", "2")
+    digest = hashlib.sha256((office.served / "sotto-2.tar").read_bytes()).hexdigest()
+    table = '[firmware]\nversion = "2"\nfile = "sotto-2.tar"\nsha256 = "{}"\n'.format(digest)
+    office.publish(MAC_FILE, MINE.format(serial=1, password="pw") + table)
+    loop, provisioner, settings, got = _firmware_phone(office)
+    try:
+        provisioner.fetch_now()
+        assert loop.run(until=lambda: got or provisioner.last_error, timeout=20.0)
+        assert provisioner.last_error is None and got[0][1] == "2"
+    finally:
+        provisioner.close()
+        loop.close()
+
+
+def test_a_malformed_sha256_is_refused_by_sign_and_by_the_phone(office):
+    import tomllib
+
+    table = '[firmware]\nversion = "2"\nfile = "sotto-2.tar"\nsha256 = "ABC"\n'
+    (office.served / MAC_FILE).write_text(MINE.format(serial=1, password="pw") + table)
+    result = provision("sign", office.served, "--key", office.private, check=False)
+    assert result.returncode == 2 and "firmware.sha256" in result.stderr and result.stderr.count("\n") == 1
+    body = (office.served / MAC_FILE).read_bytes()
+    with pytest.raises(doc.ProvisioningRefused, match="firmware.sha256: expected 64 lowercase hex digits"):
+        doc.read_document(MAC_FILE, body, bytes(doc.SIGNATURE_BYTES), lambda m, s: True, tomllib.loads)
+
+
+def test_the_firmware_download_waits_for_the_end_of_a_call(office):
+    _firmware_tarball(office.served / "sotto-2.tar", "2")
+    office.publish(MAC_FILE, MINE.format(serial=1, password="pw") + '[firmware]\nversion = "2"\nfile = "sotto-2.tar"\n')
+    idle = [False]
+    loop, provisioner, settings, got = _firmware_phone(office, idle=lambda: idle[0])
+    try:
+        provisioner.fetch_now()
+        assert loop.run(until=lambda: provisioner.firmware_deferred is not None, timeout=20.0)
+        assert provisioner.config.account.password == "pw"  # the configuration is taken at once
+        provisioner.download_if_idle()  # still mid-call
+        assert loop.run(until=lambda: got, timeout=1.0) is False
+        assert not os.path.exists(os.path.join(settings.data_dir, "update"))
+        idle[0] = True
+        provisioner.download_if_idle()
+        assert loop.run(until=lambda: got, timeout=20.0)
+        assert got[0][1] == "2" and provisioner.firmware_deferred is None
+    finally:
+        provisioner.close()
+        loop.close()
+
+
+def test_a_version_the_installer_refused_or_rolled_back_is_not_downloaded_again(office):
+    from firmware.runtime import update
+
+    _firmware_tarball(office.served / "sotto-2.tar", "2")
+    office.publish(MAC_FILE, MINE.format(serial=1, password="pw") + '[firmware]\nversion = "2"\nfile = "sotto-2.tar"\n')
+    data, settings = office.local()
+    spool = os.path.join(settings.data_dir, "update")
+    os.makedirs(spool)
+    with open(os.path.join(spool, update.RESULT_FILE), "w") as f:
+        f.write("status=rolled-back\nversion=2\nmessage=firmware 2 did not start (4 tries); back to 1\n")
+    loop, provisioner, settings, got = _firmware_phone(office)
+    try:
+        assert provisioner.firmware_refused == "2"
+        provisioner.fetch_now()
+        assert loop.run(until=lambda: provisioner.rounds == 1, timeout=20.0)
+        assert loop.run(until=lambda: got, timeout=1.0) is False
+        assert not os.path.exists(os.path.join(spool, "sotto-2.tar"))
+        # The office publishes a fixed release under a new version: that one is taken.
+        _firmware_tarball(office.served / "sotto-3.tar", "3")
+        office.publish(
+            MAC_FILE, MINE.format(serial=2, password="pw") + '[firmware]\nversion = "3"\nfile = "sotto-3.tar"\n'
+        )
+        provisioner.fetch_now()
+        assert loop.run(until=lambda: got, timeout=20.0)
+        assert got[0][1] == "3"
+    finally:
+        provisioner.close()
+        loop.close()

@@ -79,7 +79,7 @@ BENCH_DROPIN = """\
 # virtual Pi bench (tests/pi): the simulated board's input and display log; the sandbox is the shipped one.
 [Service]
 ExecStart=
-ExecStart=/opt/sotto/.venv/bin/sotto run --config /etc/sotto/sotto.toml \
+ExecStart=/opt/sotto/.venv/bin/python /opt/sotto-ab/current/tools/run_from_slot.py run --config /etc/sotto/sotto.toml \
     --script /usr/local/share/virtual-pi/answer.script --display-log /var/lib/sotto/display.jsonl
 """
 WIRED_NETWORK = """\
@@ -395,7 +395,7 @@ def test_virtual_pi_boots_the_image_and_takes_a_secure_call(tmp_path):
         _, cards = guest.sh("aplay -l; arecord -l", check=False)
         print("virtual-pi: ALSA cards:\n" + cards, flush=True)
         code, out = guest.sh(
-            'cd /opt/sotto && runuser -u sotto -- /opt/sotto/.venv/bin/python -c "'
+            'cd /opt/sotto-ab/current && runuser -u sotto -- /opt/sotto/.venv/bin/python -c "'
             "from audio import alsa; c, p = alsa.open_pair('default', 'default', 8000); "
             "[p.write(bytes(2 * p.period_samples)) for _ in range(10)]; data = [c.read() for _ in range(10)]; "
             "print('alsa', c.device, c.sample_rate, p.device, p.sample_rate, sum(map(len, data))); "

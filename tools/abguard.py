@@ -136,14 +136,41 @@ def arm(root, trial, previous, version):
     )
 
 
+def open_spool(spool):
+    """(fd, path) of the spool directory, opened without following a symlink: the spool sits in the data
+    directory, which the phone's user owns, so it may have been replaced with a link to, say, /etc. The
+    path (/proc/self/fd/N) names the directory opened, whatever happens to the name afterwards."""
+    fd = os.open(spool, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    return fd, "/proc/self/fd/{}".format(fd)
+
+
 def write_result(spool, status, version, message):
     """The spool's `result` (status installed|refused|rolled-back, the version, one line): what the phone
-    shows and remembers (firmware/runtime/update.py read_result). Only when the spool exists."""
-    if spool is None or not os.path.isdir(spool):
+    shows and remembers (firmware/runtime/update.py read_result). Only when the spool is a directory;
+    an error is logged, never raised (the install or the roll-back itself is done)."""
+    if spool is None:
         return
-    write_fields(
-        os.path.join(spool, RESULT_FILE), {"status": status, "version": version, "message": message}, owner_of=spool
-    )
+    try:
+        fd, where = open_spool(spool)
+    except OSError as exc:
+        log("no result written to {}: {}".format(spool, exc))
+        return
+    try:
+        write_result_in(where, status, version, message)
+    finally:
+        os.close(fd)
+
+
+def write_result_in(opened, status, version, message):
+    """write_result into a spool already opened by open_spool (`opened` is its /proc/self/fd path)."""
+    try:
+        write_fields(
+            os.path.join(opened, RESULT_FILE),
+            {"status": status, "version": version, "message": message},
+            owner_of=opened,
+        )
+    except OSError as exc:
+        log("no result written to the spool: {}".format(exc))
 
 
 def start(root, spool, max_starts=MAX_STARTS):

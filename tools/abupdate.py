@@ -53,6 +53,19 @@ def install(root, tarball, verify, version=None):
 def apply_spool(root, spool, config_path, restart=True):
     """One request from the phone. Returns the exit code; the outcome is in spool/result either way."""
     try:
+        fd, opened = abguard.open_spool(spool)
+    except OSError as exc:
+        say("refused: the spool {} is not a directory of its own: {}".format(spool, exc))
+        return 1
+    try:
+        return _apply(root, opened, spool, config_path, restart)
+    finally:
+        os.close(fd)
+
+
+def _apply(root, spool, spool_name, config_path, restart):
+    """apply_spool on the opened spool: `spool` is its /proc/self/fd path, `spool_name` what to say."""
+    try:
         request = update.read_request(spool)
     except update.UpdateRefused as exc:
         request, error = None, exc
@@ -64,10 +77,10 @@ def apply_spool(root, spool, config_path, restart=True):
         pass
     if error is not None:
         say("refused, nothing changed: {}".format(error))
-        abguard.write_result(spool, "refused", "", str(error))
+        abguard.write_result_in(spool, "refused", "", str(error))
         return 1
     if request is None:
-        say("no request in {}".format(spool))
+        say("no request in {}".format(spool_name))
         return 0
     name, version = request
     try:
@@ -76,14 +89,14 @@ def apply_spool(root, spool, config_path, restart=True):
         verify = load_verifier(configuration.load(config_path).provisioning.public_key)
     except ConfigError as exc:
         say("error: {}".format(exc))
-        abguard.write_result(spool, "refused", version, "no pinned key: {}".format(exc))
+        abguard.write_result_in(spool, "refused", version, "no pinned key: {}".format(exc))
         return 2
     tarball = os.path.join(spool, name)
     try:
         slot = install(root, tarball, verify, version)
     except update.UpdateRefused as exc:
         say("refused firmware {}, running slot kept: {}".format(version, exc))
-        abguard.write_result(spool, "refused", version, str(exc))
+        abguard.write_result_in(spool, "refused", version, str(exc))
         return 1
     finally:
         for leftover in (tarball, tarball + ".sig"):
@@ -93,7 +106,7 @@ def apply_spool(root, spool, config_path, restart=True):
                 pass
     installed = update.installed_version(root)
     say("installed firmware {} into slot {}; restarting sotto.service on it".format(installed, slot))
-    abguard.write_result(spool, "installed", installed or version, "installed in slot {}".format(slot))
+    abguard.write_result_in(spool, "installed", installed or version, "installed in slot {}".format(slot))
     if restart:
         done = subprocess.run(["systemctl", "try-restart", "--no-block", "sotto.service"], check=False)
         if done.returncode != 0:

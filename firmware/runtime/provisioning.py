@@ -391,7 +391,9 @@ class Provisioner:
         if self.on_firmware is None or wanted["version"] == self.firmware_version:
             return False
         if wanted["version"] == self.firmware_refused:
-            log.info("provisioning: firmware %s was refused or rolled back before: not taken again", wanted["version"])
+            log.warning(
+                "provisioning: firmware %s was refused or rolled back before: not taken again", wanted["version"]
+            )
             return False
         return self.firmware_downloaded is None or self.firmware_downloaded[0] != wanted["version"]
 

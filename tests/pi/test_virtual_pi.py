@@ -725,3 +725,199 @@ def test_virtual_pi_real_board_on_the_kernel_simulators(tmp_path):
     total = time.monotonic() - started
     print("virtual-pi: times: " + ", ".join("{} {:.1f} s".format(k, v) for k, v in times.items()), flush=True)
     assert total < BUDGET_S, "the virtual Pi took {:.0f} s (budget {} s)".format(total, BUDGET_S)
+
+
+# -- the provisioned A/B update: installed by the shipped units, a broken one rolled back ----------------
+
+PROVISIONING_PORT = 8443
+PROVISIONED_MAC = "52:54:00:12:34:56"
+PROVISIONING_TOML = """
+[provisioning]
+url = "https://127.0.0.1:{port}/"
+public_key = "/etc/sotto/vpi-provisioning.pub"
+ca = "/etc/sotto/vpi-provisioning-ca.pem"
+mac = "{mac}"
+""".format(port=PROVISIONING_PORT, mac=PROVISIONED_MAC)
+GOOD_VERSION = "0.1.0+ab-good"
+BROKEN_VERSION = "0.1.0+ab-broken"
+
+
+def _release(path, version, broken=False):
+    """A firmware tarball as an office makes one: this tree (what the image installs) and SOTTO_VERSION.
+    broken: the `sotto` command exits at once, so the slot never sends READY."""
+    import io
+    import tarfile
+
+    from tools.image import payload
+
+    with tarfile.open(path, "w") as archive:
+        for rel, is_dir, mode in payload.source_tree(REPO):
+            info = tarfile.TarInfo(rel)
+            info.mode = mode
+            if is_dir:
+                info.type = tarfile.DIRTYPE
+                archive.addfile(info)
+                continue
+            with open(os.path.join(REPO, rel), "rb") as f:
+                data = f.read()
+            if broken and rel == "firmware/cli.py":
+                data = b'raise SystemExit("broken on purpose: the virtual Pi roll-back test")\n'
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+        data = (version + "\n").encode()
+        info = tarfile.TarInfo("SOTTO_VERSION")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+
+
+def _stage(tmp_path, name, serial, version, broken, private):
+    """A served directory (MAC file naming the release, the release), signed by tools.provision."""
+    import hashlib
+
+    from firmware.provisioning import document as doc
+
+    stage = tmp_path / name
+    stage.mkdir()
+    tarball = "sotto-{}.tar".format(name)
+    _release(str(stage / tarball), version, broken)
+    digest = hashlib.sha256((stage / tarball).read_bytes()).hexdigest()
+    (stage / doc.mac_name(PROVISIONED_MAC)).write_text(
+        'serial = {}\n[firmware]\nversion = "{}"\nfile = "{}"\nsha256 = "{}"\n'.format(serial, version, tarball, digest)
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.provision", "sign", str(stage), "--key", private],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return [("/srv/vpi-{}/{}".format(name, f), (stage / f).read_bytes()) for f in sorted(os.listdir(stage))]
+
+
+def _current(guest):
+    _, out = guest.sh("readlink /opt/sotto-ab/current; cat /opt/sotto-ab/current/SOTTO_VERSION; ls /opt/sotto-ab")
+    return out.split()
+
+
+def _wait_for(guest, what, check, timeout):
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            _, journal = guest.sh(
+                "journalctl -b --no-pager -n 80 -o cat -u sotto -u sotto-update -u vpi-provisioning", check=False
+            )
+            raise AssertionError("{} not within {} s:\n{}".format(what, timeout, journal))
+        time.sleep(3)
+
+
+def _ready_on(guest, version, old_pid):
+    shown = _show(guest, "sotto", ["MainPID", "ActiveState", "SubState"])
+    if shown.get("MainPID") in ("0", old_pid) or shown.get("ActiveState") != "active":
+        return False
+    if shown.get("SubState") != "running":
+        return False
+    found = _current(guest)
+    return version in found and "trial" not in found
+
+
+def test_virtual_pi_provisioned_update_is_installed_then_a_broken_one_rolled_back(tmp_path):
+    """The shipped units as they are (no bench drop-in): a provisioned release is downloaded by the
+    sandboxed phone, installed by sotto-update.path/.service into slot b, and the phone restarts on it;
+    then a release that never sends READY is installed into slot a, the start guard puts slot b back
+    after its starts run out, and the phone says so and does not take that version again."""
+    _tools()
+    started = time.monotonic()
+    times = {}
+    sys.path.insert(0, REPO)
+    from tools import provision
+
+    private, public = str(tmp_path / "office.key"), str(tmp_path / "office.pub")
+    provision.keygen(private, public)
+    cert, cert_key = str(tmp_path / "server-cert.pem"), str(tmp_path / "server-key.pem")
+    provision.self_signed_certificate(cert, cert_key)
+    files = [
+        ("/etc/sotto/vpi-provisioning.pub", open(public, "rb").read()),
+        ("/etc/sotto/vpi-provisioning-ca.pem", open(cert, "rb").read()),
+        ("/usr/local/share/virtual-pi/provisioning-key.pem", open(cert_key, "rb").read(), 0o600),
+    ]
+    files += _stage(tmp_path, "good", 1, GOOD_VERSION, False, private)
+    files += _stage(tmp_path, "broken", 2, BROKEN_VERSION, True, private)
+    base = virtualpi.build_base(CACHE)
+    _timed("base image (mmdebstrap, cached)", times, started)
+    image = _make_image(tmp_path, base, PHONE_TOML + PROVISIONING_TOML, files, [], times)
+    with _Booted(tmp_path, image) as booted:
+        guest = booted.guest
+        first_pid = _up(guest, times, started)
+        assert _current(guest) == ["slots/a", "0.1.0", "current", "slots"]
+        _, units = guest.sh("systemctl is-enabled sotto-update.path; systemctl is-active sotto-update.path")
+        assert units.split() == ["enabled", "active"], units
+
+        # The office's server, in the guest on loopback (the guest has no other network).
+        serve = (
+            "systemd-run --unit=vpi-provisioning --working-directory=/opt/sotto-ab/current "
+            "/opt/sotto/.venv/bin/python -m tools.provision serve /srv/vpi-served --bind 127.0.0.1 --port {} "
+            "--cert /etc/sotto/vpi-provisioning-ca.pem --cert-key /usr/local/share/virtual-pi/provisioning-key.pem"
+        )
+        guest.sh(
+            "mkdir -p /srv/vpi-served && cp /srv/vpi-good/* /srv/vpi-served/ && " + serve.format(PROVISIONING_PORT)
+        )
+        _wait_for(
+            guest,
+            "the provisioning server",
+            lambda: "serving https://" in guest.sh("journalctl --no-pager -o cat -u vpi-provisioning", check=False)[1],
+            90,
+        )
+        step = time.monotonic()
+        guest.sh("systemctl kill -s HUP sotto")  # a provisioning round now (the boot one found no server)
+        _wait_for(
+            guest, "the phone restarted on the good release", lambda: _ready_on(guest, GOOD_VERSION, first_pid), 300
+        )
+        _timed("update: HUP to READY on slot b", times, step)
+        assert _current(guest)[:2] == ["slots/b", GOOD_VERSION]
+        _, journal = guest.sh("journalctl -b --no-pager -o cat -u sotto-update", check=False)
+        assert "installed firmware {} into slot b".format(GOOD_VERSION) in journal, journal
+        _, journal = guest.sh("journalctl -b --no-pager -o cat -u sotto", check=False)
+        assert "asked the installer (sotto-update) to install it" in journal, journal
+        assert "slot b (version {}) started: kept".format(GOOD_VERSION) in journal, journal
+        _, spool = guest.sh("ls -A /var/lib/sotto/update; cat /var/lib/sotto/update/result")
+        assert spool.split()[0] == "result" and "status=installed" in spool, spool  # no tarball left behind
+        good_pid = _show(guest, "sotto", ["MainPID"])["MainPID"]
+
+        # The broken release: installed into slot a, never READY, slot b put back.
+        step = time.monotonic()
+        guest.sh("cp /srv/vpi-broken/* /srv/vpi-served/ && systemctl kill -s HUP sotto")
+        _wait_for(
+            guest,
+            "the roll-back to the good release",
+            lambda: "rolled back to slot b" in guest.sh("journalctl -b --no-pager -o cat -u sotto", check=False)[1],
+            420,
+        )
+        _wait_for(guest, "the phone back on slot b", lambda: _ready_on(guest, GOOD_VERSION, good_pid), 240)
+        _timed("broken update: HUP to READY back on slot b", times, step)
+        assert _current(guest)[:2] == ["slots/b", GOOD_VERSION]
+        _, journal = guest.sh("journalctl -b --no-pager -o cat -u sotto", check=False)
+        assert "broken on purpose" in journal, journal
+        for attempt in range(1, 5):
+            assert "start {} of 4".format(attempt) in journal, journal
+        assert "firmware installer said: rolled-back {}".format(BROKEN_VERSION) in journal, journal
+        _, result = guest.sh("cat /var/lib/sotto/update/result")
+        assert "status=rolled-back" in result and BROKEN_VERSION in result, result
+
+        # Not taken again: another round finds the same release named and leaves it.
+        guest.sh("systemctl kill -s HUP sotto")
+        _wait_for(
+            guest,
+            "the refusal to take the rolled-back release again",
+            lambda: (
+                "{} was refused or rolled back before".format(BROKEN_VERSION)
+                in guest.sh("journalctl -b --no-pager -o cat -u sotto", check=False)[1]
+            ),
+            120,
+        )
+        _, journal = guest.sh("journalctl -b --no-pager -o cat -u sotto-update", check=False)
+        assert journal.count("installed firmware") == 2, journal
+        assert _current(guest)[:2] == ["slots/b", GOOD_VERSION]
+    total = time.monotonic() - started
+    print("virtual-pi: times: " + ", ".join("{} {:.1f} s".format(k, v) for k, v in times.items()), flush=True)
+    assert total < BUDGET_S, "the virtual Pi took {:.0f} s (budget {} s)".format(total, BUDGET_S)

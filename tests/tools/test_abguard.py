@@ -183,3 +183,27 @@ def test_a_spent_trial_without_a_previous_slot_keeps_counting(office):
     (root / "trial").write_text("trial=a\nprevious=\nversion=1\nstarts=9\n")
     done = guard("start", root, office["spool"])
     assert "no complete slot to go back to" in done.stderr and booted(root) == "1"
+
+
+def test_a_spool_replaced_by_a_symlink_is_not_written_through(office, tmp_path):
+    """The data directory is the phone's: its update/ may be a link to a root-owned directory. Root then
+    neither reads the request there nor writes its result there, and the guard's roll-back note neither."""
+    target = tmp_path / "etc-like"
+    target.mkdir()
+    spool = office["spool"]
+    ask(office, "2")
+    for name in os.listdir(spool):
+        os.rename(spool / name, target / name)
+    spool.rmdir()
+    spool.symlink_to(target)
+    done = apply_spool(office)
+    assert done.returncode == 1 and "not a directory of its own" in done.stderr
+    assert sorted(os.listdir(target)) == ["request", "sotto-2.tar", "sotto-2.tar.sig"]  # nothing added, nothing read
+    assert booted(office["root"]) == "1"
+    (office["root"] / "trial").write_text("trial=a\nprevious=b\nversion=1\nstarts=0\n")
+    os.makedirs(office["root"] / "slots/b")
+    (office["root"] / "slots/b/SOTTO_VERSION").write_text("0\n")
+    for _ in range(5):
+        guard("start", office["root"], spool)
+    assert update.current_slot(str(office["root"])) == "b"  # rolled back all the same
+    assert "result" not in os.listdir(target)

@@ -6,7 +6,9 @@ What it makes (in DIR/env-KEY, KEY a hash of everything that decides the result,
 cache hit), and what `make image` puts into the image's /opt/sotto/dist:
 
     venv-aarch64.tar   /opt/sotto/.venv as built: the pinned requirements.txt, then the `sotto` command
-                       (editable: it runs the code in /opt/sotto, so an update of the tree needs no venv)
+                       (editable, built against /opt/sotto; on the phone the firmware is in the A/B
+                       slot /opt/sotto-ab/current, which first boot's sotto-slot.pth and the service's
+                       tools/run_from_slot.py put on the path, so an update of the tree needs no venv)
     debs/*.deb         the Debian arm64 packages the phone needs that Raspberry Pi OS Lite lacks
     versions.txt       what is in both (pip freeze, dpkg versions): what is flashed
     MANIFEST           sha256, size and name of each file above; first boot checks them

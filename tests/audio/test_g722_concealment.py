@@ -103,8 +103,9 @@ def test_the_packet_after_a_concealed_frame_joins_it_without_a_jump():
 def test_the_re_encoding_fallback_given_the_true_audio_brings_the_decoder_forward():
     # The fallback (another g722 build, whose layout check fails) re-encodes 60 ms of played audio plus the
     # gap. Given what the far end really sent it lands at 13.4 dB here, against 9.1 dB for a decoder left
-    # stale, and 9.3 dB without the QMF delay's 22 samples of continuation. (On a pitch-repeated gap it is chaotic: 9.8 or 14.4 dB on this vowel depending on whether
-    # one or two periods are repeated; the exact transfer 13.5 or 12.3.)
+    # stale, and 9.3 dB without the QMF delay's 22 samples of continuation. (On a pitch-repeated gap it
+    # is chaotic: 9.8 or 14.4 dB on this vowel depending on whether one or two periods are repeated; the
+    # exact transfer 13.5 or 12.3.)
     payloads = _encoded(_voiced())
     reference = G722Codec()
     clean = [reference.decode(payload) for payload in payloads]

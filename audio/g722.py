@@ -139,7 +139,7 @@ class G722Codec:
 
     def _remember(self, pcm):
         if EXACT_STATE_TRANSFER:
-            self._tail = pcm[-4:]
+            self._tail = (self._tail + pcm)[-4:]  # an empty or 1-octet payload decodes to less than 2 samples
         else:
             played = self._played + pcm
             self._played = played[len(played) - 2 * _RESYNC_HISTORY :]

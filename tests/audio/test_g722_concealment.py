@@ -118,3 +118,14 @@ def test_the_re_encoding_fallback_given_the_true_audio_brings_the_decoder_forwar
         snrs.append(sum(_snr_db(clean[lost + k], after[k - 1]) for k in (1, 2)) / 2)
     mean = sum(snrs) / len(snrs)
     assert mean >= 12.0, "mean SNR of the two frames after the gap: {:.1f} dB".format(mean)
+
+
+def test_a_gap_after_an_empty_or_one_octet_payload_is_still_a_whole_frame():
+    payloads = _encoded(_voiced(0.2))
+    decoder = G722Codec()
+    for payload in payloads[:5]:
+        decoder.decode(payload)
+    for odd in (b"", b"\x55"):
+        decoder.decode(odd)
+        assert len(decoder.conceal(320)) == 640
+    assert len(decoder.decode(payloads[6])) == 640

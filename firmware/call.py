@@ -168,6 +168,7 @@ class CallPolicy:
         self.we_on_hold = False
         self._events = []
         self._fallback_at = None
+        self._media_started_at = None
         self._rekey_until = None
         # liveness and SRTP health, from media_progress()
         self._valid = 0
@@ -191,6 +192,7 @@ class CallPolicy:
         if self.media_started:
             return
         self.media_started = True
+        self._media_started_at = now
         self._last_valid_at = now
         if self.configured == CLEAR:
             self._release(CLEAR, None, None)
@@ -227,9 +229,13 @@ class CallPolicy:
             # A new exchange on a secure stream (RFC 6189 §4.6 allows a peer to start over, GNU ZRTP does
             # after hold/retrieve): while it runs, failed SRTP checks are the key change, not the peer.
             self._rekey_until = now + REKEY_GRACE
-        if self.secure_only and not self.media_released and not self.peer_zrtp_hash and self._fallback_at:
-            # A late Hello without a=zrtp-hash: the peer does speak ZRTP after all; give it the normal wait.
-            self._fallback_at = min(self._fallback_at, now + ZRTP_FALLBACK)
+        if self.secure_only and not self.media_released and self._fallback_at is not None:
+            # A secure_only call withholds its audio until ZRTP completes anyway, so it waits for an exchange
+            # that is still moving (a slow peer computing its DH, RFC 6189 §4.4.1) rather than end a call that
+            # was about to go secure: ZRTP_FALLBACK from the peer's latest packet, never past SECURE_ONLY_WAIT
+            # from the start. This also shortens the wait without a=zrtp-hash: a late Hello says the peer does
+            # speak ZRTP after all, and a silent one gets no more than the normal wait.
+            self._fallback_at = min(now + ZRTP_FALLBACK, self._media_started_at + SECURE_ONLY_WAIT)
 
     def zrtp_secure(self, info, now):
         """The engine's Secure event (first keys, or a re-key after a restart)."""

@@ -137,6 +137,29 @@ def test_secure_only_with_a_late_hello_waits_only_the_normal_zrtp_time():
     assert [type(e).__name__ for e in events(policy)] == ["MediaUp", "Secure"]
 
 
+def test_secure_only_waits_for_a_slow_exchange_that_is_still_moving_but_not_forever():
+    # A slow peer (an emulated or loaded Pi computing its DH) is still sending: each of its packets gives the
+    # exchange the normal wait again, never past SECURE_ONLY_WAIT; the audio stays withheld throughout.
+    policy = started(zrtp_hash=True, secure_only=True)
+    assert policy.get_timer() == C.ZRTP_FALLBACK
+    policy.zrtp_packet(2.5)
+    assert policy.get_timer() == 2.5 + C.ZRTP_FALLBACK
+    policy.handle_timer(C.ZRTP_FALLBACK)  # the old deadline passes: the call goes on
+    assert events(policy) == [] and not policy.ended and not policy.media_released
+    policy.zrtp_packet(C.SECURE_ONLY_WAIT - 1.0)
+    assert policy.get_timer() == C.SECURE_ONLY_WAIT
+    policy.zrtp_secure(FakeSecure(), C.SECURE_ONLY_WAIT - 0.5)
+    assert [type(e).__name__ for e in events(policy)] == ["MediaUp", "Secure"]
+    # a peer that keeps retransmitting but never completes is given up at SECURE_ONLY_WAIT
+    policy = started(zrtp_hash=True, secure_only=True)
+    for tick in range(1, int(C.SECURE_ONLY_WAIT) * 2 + 2):
+        policy.zrtp_packet(tick * 0.5)
+        policy.handle_timer(tick * 0.5)
+    assert policy.get_timer() is None and policy.ended
+    out = events(policy)
+    assert [type(e).__name__ for e in out] == ["Ended"] and out[0].reason.startswith("not secure: ")
+
+
 def test_a_peer_hanging_up_a_secure_only_call_that_never_went_secure_is_a_failure():
     policy = started(zrtp_hash=True, secure_only=True)
     assert policy.result_of_hangup("remote hangup") == ("failed", "not secure: remote hangup")

@@ -92,3 +92,24 @@ def test_forwarder_moves_each_sdp_audio_port_to_the_relay_and_fixes_the_length()
     finally:
         forwarder.stop()
         relay.stop()
+
+
+def test_forwarder_carries_the_callers_requests_to_the_callee_and_the_answers_back():
+    from tools.bench.versus import SdpForwarder
+
+    caller, callee = _udp(), _udp()
+    relay = ImpairedRelay(loss=0.0, burst=1.0, jitter_ms=0.0)
+    forwarder = SdpForwarder(relay, callee_sip_port=callee.getsockname()[1])
+    forwarder.start()
+    try:
+        caller.sendto(_invite(9, forwarder.port), ("127.0.0.1", forwarder.port))
+        request, source = callee.recvfrom(4096)
+        assert request.startswith(b"INVITE sip:bob@127.0.0.1:%d " % callee.getsockname()[1])
+        callee.sendto(b"SIP/2.0 180 Ringing\r\nContent-Length: 0\r\n\r\n", source)  # rport: back to the source
+        assert caller.recv(4096) == b"SIP/2.0 180 Ringing\r\nContent-Length: 0\r\n\r\n"
+        assert forwarder.forwarded == 2
+    finally:
+        forwarder.stop()
+        relay.stop()
+        caller.close()
+        callee.close()

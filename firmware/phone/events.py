@@ -137,20 +137,27 @@ class CallEnded(Event):
 
 
 class TransferTo(Event):
-    """The far end transferred the call (SIP REFER, RFC 3515): the session has ended the current call;
-    the phone records it as "transferred" and calls `uri`."""
+    """The far end transferred the call (SIP REFER, RFC 3515) and the phone calls `uri`.
 
-    __slots__ = ("uri", "call")
+    kept=False: the session has ended the current call; the phone records it as "transferred".
+    kept=True: the session keeps the current call, silenced, until the new call is answered (RFC 5589
+    §6.1: a transfer that fails leaves the transferee's call to the transferor); the phone holds it behind
+    the new call, so that if the new call fails the held call comes back in front (its CallEnded, reason
+    "transferred", follows a transfer that succeeded)."""
 
-    def __init__(self, uri, call=None):
+    __slots__ = ("uri", "call", "kept")
+
+    def __init__(self, uri, call=None, kept=False):
         self._set("uri", uri)
         self._set("call", call)
+        self._set("kept", bool(kept))
 
 
 class TransferFailed(Event):
     """Our attended transfer (the transfer key) did not complete: the REFER was refused or its final NOTIFY
     carried a failure `status` (RFC 3515 §2.4.5), or None when no REFER could be sent. Both calls go on as
-    they were."""
+    they were. Also: the call a transfer we followed (TransferTo kept=True) asked for failed with `status`;
+    `call` is the held call that goes on."""
 
     __slots__ = ("status", "call")
 

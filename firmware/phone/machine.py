@@ -413,7 +413,13 @@ class Phone(TwoCalls, DeskHandlers, KeyHandlers):
         if self.state not in CALL_STATES:
             return
         self._stop_tone()
-        self._finish_call(now, "transferred")
+        if event.kept and self.other is None:
+            # The session keeps the call until the new one is answered: held behind it, it comes back in
+            # front if the new call fails (two_calls._after_front_change), and ends "transferred" if not.
+            self.other = self._park_front("held")
+            self.leg_state = None
+        else:
+            self._finish_call(now, "transferred")
         self._dial(event.uri, now)
 
     def _on_transfer_failed(self, event, now):

@@ -147,10 +147,11 @@ class TwoCalls:
             return
         if self._tone is None and tone is not None and tone != TONE_WAITING:
             self._play(tone)  # the tone of the call in front (its alarm) goes on
-        self._other_gone(other["role"], now)
+        self._other_gone(other["role"], now, after["end_reason"])
 
-    def _other_gone(self, role, now):
-        """The second call ended (the far end hung up, we ended it, the waiting caller gave up)."""
+    def _other_gone(self, role, now, reason=None):
+        """The second call ended (the far end hung up, we ended it, the waiting caller gave up, a transfer
+        we followed succeeded: reason "transferred")."""
         if role == "waiting":
             if self._tone == TONE_WAITING:
                 self._stop_tone()
@@ -163,7 +164,7 @@ class TwoCalls:
             self.leg_state = None
             self._show_notice("other call ended", now)
         else:
-            self._show_notice("held call ended", now)
+            self._show_notice("transferred" if reason == "transferred" else "held call ended", now)
 
     def _after_front_change(self, now):
         """The front call ended (or left for a transfer) while a second call is up: that one comes in front.

@@ -155,6 +155,8 @@ class PhoneCalls:
             transfer.observe(event)
             if transfer.done:
                 self._transfers.remove(transfer)
+                for leg in list(self.legs):
+                    leg.transfer_outcome(transfer)  # the call it was referred away from, if kept
 
     def _on_incoming(self, event):
         """A new call: taken when the phone can show it (call waiting), else 486 Busy Here as with one call.

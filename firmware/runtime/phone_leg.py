@@ -27,6 +27,7 @@ class PhoneLeg(CallController):
         self.known_peers = frozenset()  # peers (ZID hex) with a retained secret when this call began
         self.transfer_to = None  # the other leg while our attended-transfer REFER is out on this one
         self.replaced = False  # this call's far end is being given another caller (attended transfer)
+        self.referred = None  # the Transferee of a REFER we follow while this call waits on hold for its outcome
 
     def feed(self, event):
         self.front.feed(event)
@@ -101,6 +102,9 @@ class PhoneLeg(CallController):
             # RFC 3891 §3: the far end given the transferee ends its dialog with us itself (BYE), often
             # before the REFER's final NOTIFY reaches us: that is the transfer, not a hang-up.
             reason = "transferred"
+        referred = self.referred
+        if referred is not None and referred.status is not None and 200 <= referred.status < 300:
+            reason = "transferred"  # we followed a REFER and the new call was answered (RFC 5589 §6.1)
         CallController.call_over(self, result, reason, status)
 
     # -- call events -> the phone ------------------------------------------------------------------
@@ -158,11 +162,29 @@ class PhoneLeg(CallController):
         self.feed(self.front.P.AudioDeviceMissing(why))
 
     def on_refer(self, event):
-        """Transfer (RFC 3515): leave this call's media and let the phone call the target (it shows
-        "calling"); the REFER's dialog hears how that call went (NOTIFY, through the Transferee that the
-        phone's next call carries) and then ends."""
-        if self.front.pending_transfer is not None or (self.transfer is not None and not self.transfer.done):
+        """Transfer (RFC 3515): the phone calls the target (it shows "calling"); the REFER's dialog hears how
+        that call went (NOTIFY, through the Transferee that the phone's next call carries).
+
+        With room for a second call, this one is kept, silenced in the hub, until the new call is answered
+        (RFC 5589 §6.1: if the transfer fails the transferor still has its call with us): the phone holds
+        it behind the new call and gets it back if that fails (TransferFailed). Otherwise (two calls
+        already) this call is left at once, as a blind transfer from the background always was."""
+        busy = self.referred is not None and not self.referred.done
+        if busy or self.front.pending_transfer is not None or (self.transfer is not None and not self.transfer.done):
             CallController.on_refer(self, event)  # one transfer at a time
+            return
+        if len(self.front.legs) < self.front.MAX_LEGS and self.media is not None and self.media.stream is not None:
+            from firmware.runtime.transfer import Transferee
+
+            log.info("call transferred to %s; kept on hold until the new call is answered", event.target)
+            self.referred = Transferee(self.ua, self.loop, self.endpoint.pump, event, keep_old=True)
+            self.front.pending_transfer = self.referred
+            # Silenced here, without a re-INVITE of ours (the transferor holds the call itself if it wants
+            # to); on_hold so that the resume key, after a failed transfer, sends the re-INVITE that takes
+            # it off hold (RFC 3264 §8.4).
+            self.want_hold = self.on_hold = True
+            self.front.hub.set_active(self.front.hub.port_of(self.media.stream), False)
+            self.feed(self.front.P.TransferTo(event.target, call=self.key, kept=True))
             return
         log.info("call transferred to %s", event.target)
         self.summary.finish("completed", "transferred")
@@ -171,6 +193,20 @@ class PhoneLeg(CallController):
         self.transfer = None
         self.front.leg_over(self)
         self.feed(self.front.P.TransferTo(event.target, call=self.key))
+
+    def transfer_outcome(self, transfer):
+        """The Transferee of the REFER this call follows (`referred`) is done. A failure gives the call back
+        to the phone (it is in front again, held: TransferFailed shows why). A success ends the call for
+        the phone now, as "transferred" (its media too); its SIP dialog is left to the transferor's BYE, or
+        the Transferee's after LEAVE_GRACE (RFC 5589 §6.1)."""
+        if transfer is not self.referred or transfer.status is None:
+            return
+        if transfer.status < 300:
+            self.call_over("completed", "transferred")
+            return
+        self.referred = None
+        log.warning("transfer to %s failed (%s): the call goes on, held", transfer.target, transfer.status)
+        self.feed(self.front.P.TransferFailed(transfer.status, call=self.key))
 
     def on_call_over(self):
         summary = self.summary

@@ -462,3 +462,46 @@ def test_a_call_arriving_while_dialing_with_one_held_rings_and_the_third_is_busy
     drain(phone)
     phone.handle(P.CallIncoming("sip:carol@c", call="c3"), 7.5)
     assert drain(phone) == ["Busy('c3')"] and phone.state == "calling"
+
+
+def test_a_followed_transfer_holds_the_call_and_a_failed_one_gives_it_back():
+    """TransferTo kept=True (the session keeps the call until the new one is answered, RFC 5589 §6.1): the
+    call is held behind the new one; when the new call fails, it is back in front, held, the notice says
+    why, and the hold key resumes it."""
+    phone = P.Phone()
+    first_call_secure(phone)
+    phone.handle(P.TransferTo("sip:carol@10.0.0.4", call="c1", kept=True), 5.0)
+    assert phone.state == "calling" and phone.remote == "sip:carol@10.0.0.4"
+    assert phone.other["call_key"] == "c1" and phone.other["role"] == "held"
+    assert drain(phone) == ["Dial('sip:carol@10.0.0.4')"]  # no Hangup, no Hold: the session did both
+    assert phone.history == []  # the call is not over
+    assert "held: Alice" in phone.screen(5.0).lines
+    phone.handle(P.CallRinging(call="c9"), 5.2)  # the new call's key, named by its first event
+    phone.handle(P.CallEnded("busy", 486, call="c9"), 6.0)
+    assert phone.state == "held" and phone.call_key == "c1" and phone.other is None
+    assert phone.history[0]["remote"] == "sip:carol@10.0.0.4"
+    assert "Focus('c1')" in drain(phone)  # the session's focused call is the held one again
+    phone.handle(P.TransferFailed(486, call="c1"), 6.1)
+    assert phone.view(6.1).notice == "transfer failed (486)"
+    phone.handle(P.KeyPressed("hold"), 7.0)
+    assert "Resume('c1')" in drain(phone)
+    assert phone.state == "secure" and phone.sas == "ab3d"  # the same call, its SAS as before
+
+
+def test_a_followed_transfer_that_succeeds_ends_the_held_call_as_transferred():
+    phone = P.Phone()
+    first_call_secure(phone)
+    phone.handle(P.TransferTo("sip:carol@10.0.0.4", call="c1", kept=True), 5.0)
+    phone.handle(P.CallAnswered(call="c9"), 6.0)
+    assert phone.state == "in-call" and phone.other["call_key"] == "c1"
+    phone.handle(P.CallEnded("transferred", 200, call="c1"), 7.0)  # the transferor's BYE, after the NOTIFY
+    assert phone.state == "in-call" and phone.other is None and phone.remote == "sip:carol@10.0.0.4"
+    assert phone.history[0]["reason"] == "transferred" and phone.history[0]["remote"] == "sip:alice@10.0.0.2"
+    assert phone.view(7.0).notice == "transferred"
+
+
+def test_a_transfer_with_a_second_call_up_still_leaves_the_call_at_once():
+    phone = two_calls()
+    drain(phone)
+    phone.handle(P.TransferTo("sip:carol@10.0.0.4", call="c2", kept=False), 20.0)
+    assert phone.state == "calling" and phone.history[0]["reason"] == "transferred"

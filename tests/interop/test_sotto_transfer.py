@@ -168,3 +168,69 @@ def test_an_attended_transfer_replaces_the_phones_call_with_a_new_secure_one(tmp
     sas_shown = [f["lines"][1] for f in _frames(log) if f["state"] == "secure"]
     assert sas_shown[0] == first_sas and sas_shown[-1] == x_summary["sas"], (sas_shown, first_sas, x_summary)
     assert first_sas != x_summary["sas"]  # a new ZRTP session with a new peer, not linphone's keys
+
+
+FAILED_SCRIPT = """\
+wait ringing 30
+hook off
+wait secure 20
+wait calling 20
+wait held 20
+key hold
+wait secure 20
+sleep 2
+hook on
+wait ended 5
+quit
+"""
+
+
+def test_a_blind_transfer_to_a_busy_target_gives_the_phone_its_call_back(tmp_path):
+    """linphone transfers the phone to a target that answers 486 (sipp): the phone held linphone's call
+    while it called the target, gets it back (held, "transfer failed (486)"), the hold key resumes it
+    (re-INVITE sendrecv) with the same SAS; linphone's final NOTIFY says 486 and its call was never ended."""
+    from tests.interop.test_transfer_fails import _busy_target, _finish_sipp
+
+    script = tmp_path / "script.txt"
+    script.write_text(FAILED_SCRIPT)
+    log = tmp_path / "display.jsonl"
+    phone_port = sotto.free_udp_port()
+    busy, busy_uri = _busy_target(tmp_path)
+    try:
+        with Linphone(tmp_path / "alice", sotto.free_udp_port(), sotto.free_udp_port(), user="alice") as alice:
+            phone = sotto.start(
+                ["run", "--board", "sim", "--listen", "127.0.0.1:{}".format(phone_port), "--script", str(script)]
+                + ["--display-log", str(log), "--log-level", "info"],
+                tmp_path / "home",
+            )
+            try:
+                wait_until(
+                    lambda: any(f["state"] == "idle" for f in _frames(log)), 20, "the phone to be idle", interval=0.1
+                )
+                alice.command("call sip:sotto@127.0.0.1:{}".format(phone_port))
+                sas = alice.auth_token(timeout=30)
+                alice.command("transfer " + busy_uri)
+                rc, _summary, err = sotto.finish(phone, timeout=60)
+                alice_log = alice.log()
+            finally:
+                if phone.poll() is None:
+                    phone.kill()
+    finally:
+        sipp_rc, sipp_out = _finish_sipp(busy)
+    assert rc == 0, err[-3000:]
+    assert sipp_rc == 0, sipp_out[-2000:]
+    frames = _frames(log)
+    states = [f["state"] for f in frames]
+    calling = states.index("calling", states.index("secure"))
+    held = states.index("held", calling)
+    resumed = states.index("secure", held)
+    assert "ended" not in states[:resumed], states  # nothing ended before the user hung up
+    assert frames[resumed]["lines"][1] == sas  # the same call and ZRTP session as before the REFER
+    assert "failed (486): the call goes on, held" in err, err[-3000:]
+    assert "call call-1 resumed" in err, err[-3000:]  # linphone took our re-INVITE (RFC 3264 §8.4)
+    notifies = [(head, body) for head, body in _notifies(alice_log) if "Event: refer" in head]
+    assert notifies, alice_log[-3000:]
+    head, body = notifies[-1]
+    assert "Subscription-State: terminated" in head and body.startswith("SIP/2.0 486 "), notifies
+    history = json.loads((tmp_path / "home" / "sotto" / "history.json").read_text())
+    assert [entry["reason"] for entry in history[:2]] == ["hung up", "Busy Here"], history[:2]

@@ -135,3 +135,28 @@ def test_a_refused_blind_transfer_from_sotto_is_reported_and_the_call_goes_on(tm
     assert alice_summary["sas"] == bob_summary["sas"], (alice_summary, bob_summary)
     assert alice_summary["rtp"]["received"] > 400, alice_summary  # bob's audio through the whole call
     assert sipp_rc == 0, sipp_out[-2000:]
+
+
+def test_a_blind_transfer_to_an_unreachable_target_is_reported_and_the_call_goes_on(tmp_path):
+    """The target's port is closed (nothing listens; loopback answers ICMP port unreachable): bob's INVITE
+    fails at the transport, the final NOTIFY carries that failure and bob keeps the call with alice."""
+    closed_uri = "sip:nobody@127.0.0.1:{}".format(sotto.free_udp_port())
+    bob = alice = None
+    try:
+        bob, bob_uri = _sotto(tmp_path, "bob", ["answer"], "--follow-transfer", "--duration", "10")
+        alice, _ = _sotto(tmp_path, "alice", ["call", bob_uri], "--at", "3:transfer " + closed_uri, "--duration", "40")
+        alice_result = sotto.finish(alice, TIMEOUT + 10)
+        bob_result = sotto.finish(bob, TIMEOUT + 10)
+    finally:
+        _end(alice, bob)
+    rc, summary, err = bob_result
+    assert rc == 0, (summary, err[-3000:])
+    transfer = summary["transfer"]
+    assert transfer["resumed"] is True and transfer["status"] >= 400, summary
+    assert summary["result"] == "completed" and summary["reason"] == "duration reached", summary
+    assert summary["secure"] is True, summary
+    rc, alice_summary, err = alice_result
+    assert rc == 0, (alice_summary, err[-3000:])
+    action = {a["action"]: a["result"] for a in alice_summary["actions"]}["transfer " + closed_uri]
+    assert action == "failed: {}".format(transfer["status"]), (action, transfer)
+    assert alice_summary["result"] == "completed" and alice_summary["sas"] == summary["sas"], alice_summary

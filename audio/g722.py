@@ -44,6 +44,7 @@ API:
 
 import array
 import ctypes
+import importlib.metadata
 
 import G722
 import numpy
@@ -57,6 +58,7 @@ _RESYNC_HISTORY = 960  # samples (60 ms) of played audio re-encoded with the con
 # PyObject_HEAD, then pointers to its decoder and encoder state; each state is 4 ints (ITU test mode,
 # packed, 8 kHz, bits per sample), the QMF history x[24], then band[2] of 45 ints each (s, sp, sz, r[3],
 # a[3], ap[3], p[3], d[7], b[7], bp[7], sg[7], nb, det), then 4 ints of bit packing.
+_LAYOUT_VERSION = "1.2.8"  # the only release whose memory is read (an unknown pointer read could crash)
 _DECODER_POINTER = 2  # machine words from the object's start
 _ENCODER_POINTER = 3
 _HEADER_INTS = 4
@@ -91,6 +93,10 @@ def _layout_ok():
     encoder and a decoder that handled the same codes hold the same bands; and a decoder copied by
     address decodes as the original."""
     try:
+        # Read no address of a build this layout was not taken from: a wrong pointer would not fail the
+        # checks below, it would crash the phone at import.
+        if importlib.metadata.version("g722") != _LAYOUT_VERSION:
+            return False
         # The object must hold at least the header and the two pointers (a Python built with a longer
         # object header would put other pointers there: those are checked below before any copying).
         if G722.G722.__basicsize__ < (_ENCODER_POINTER + 1) * ctypes.sizeof(ctypes.c_void_p):

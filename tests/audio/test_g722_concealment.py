@@ -4,6 +4,8 @@ decode close to what a decoder that never lost anything gives."""
 import math
 import struct
 
+import pytest
+
 from audio import g722
 from audio.g722 import G722Codec
 
@@ -57,6 +59,14 @@ def test_the_extensions_state_layout_is_recognised():
     # With the pinned g722 1.2.8 the exact transfer must be in use: a silent fallback to the
     # re-encoding would cost accuracy without any test noticing.
     assert g722.EXACT_STATE_TRANSFER
+
+
+def test_another_release_of_the_extension_is_never_read_by_address(monkeypatch):
+    # Its objects may hold something else where 1.2.8 holds the state pointers: reading through them could
+    # crash at import, so any other release takes the re-encoding without touching its memory.
+    monkeypatch.setattr(g722.importlib.metadata, "version", lambda name: "1.2.9")
+    monkeypatch.setattr(g722, "_state_address", lambda codec, which: pytest.fail("memory read"))
+    assert g722._layout_ok() is False
 
 
 def test_a_decoder_carried_across_a_gap_on_the_true_audio_lands_in_the_far_encoders_state():

@@ -8,9 +8,10 @@ ImpairedRelay: 10 ms one way, and 0 or 40 ms of uniform jitter), SRTP, the jitte
 conceal, resample, playback.
 
 The devices, counted alike for both phones (no sound card here: /dev/snd is absent):
-- Sotto: its MediaStream (the code `sotto` runs) with a WAV file as microphone (audio.wavfile.WavSource,
-  paced like an ALSA capture: one 20 ms period is handed over when it has been "captured") and a WAV
-  recorder as earpiece. TimedSource / TimedSink note when each period is handed over and written.
+- Sotto: its MediaStream (the code `sotto` runs), in a process of its own as in `sotto`, with a WAV
+  file as microphone (audio.wavfile.WavSource, paced like an ALSA capture: one 20 ms period is handed
+  over when it has been "captured") and a WAV recorder as earpiece. TimedSource / TimedSink note when
+  each period is handed over and written.
 - linphonec: its file sound card (`soundcard use files`, `play`, `record`), ticked every 10 ms by
   mediastreamer2. Its file accesses are timed from outside, without touching it: a poller process reads
   the file offsets in /proc/PID/fdinfo every 0.5 ms. mediastreamer2 5.1 reads the played file in 4 KiB
@@ -36,7 +37,12 @@ API (host-only; numpy):
     latencies(starts, sent_rate, capture, received, received_rate, playback) -> [seconds or None]
         for each chirp sent at sample starts[i]: when it was played, minus when it was captured
     linphone_events(samples, data_offset, rate, reader=True) -> events, from the poller's (time, offset)
-    call(...) / run()   the real calls (make bench); `python -m tools.bench.latency [CODEC...]`
+    measure(kind, codec, voice16k, jitter_ms, workdir, seed=1) -> ({direction: (summary, PESQ)}, stats)
+        one call: kind "sotto-sotto", "sotto-linphone" (both directions) or "linphone-linphone" (one
+        call of their own SIP through versus.py's SdpForwarder), each through an ImpairedRelay
+    run()   make bench: the table and the targets; `python -m tools.bench.latency [--runs=N] [CODEC...]`
+Internal command lines: `--poll PID OUT FILE...` (the offset poller), `--sotto CONFIG.json` (one
+MediaStream until its stdin closes).
 """
 
 import os

@@ -1,12 +1,16 @@
 """The smallest CPU quota a secure call stays clean at, for Sotto and for linphonec (issue 14, Pi Zero 2 W).
 
-One real call per cell: `sotto call --encryption sdes` (SRTP, RFC 4568 keys) to a linphonec that
-auto-answers; both play the same flite voice and record. One of the two processes is put in a cgroup v1
-`cpu` group with `cpu.cfs_quota_us` = quota x `cpu.cfs_period_us` (100 ms) right after it is spawned;
-the other runs free. The throttled side's reception is scored: PESQ of what it received (NB for PCMU,
-WB for Opus), and for Sotto its summary's playout underruns. A call is clean when that PESQ is within
-0.1 of the unthrottled call's and (Sotto) no underrun happened. One core of the Pi Zero 2 W is
-roughly a tenth of a core here. Needs root (cgroup v1 writable); otherwise the section says so.
+Real calls: `sotto call --encryption sdes` (SRTP, RFC 4568 keys) to a linphonec that auto-answers
+(without its level-6 debug log, as a user runs it: writing that log costs linphonec CPU); both play the
+same flite voice and record. One of the two processes is put in a cgroup v1 `cpu` group with
+`cpu.cfs_quota_us` = quota x `cpu.cfs_period_us` (PERIOD_US) right after it is spawned; the other runs
+free. The throttled side's reception is scored: PESQ of what it received (NB for PCMU, WB for Opus),
+and for Sotto its summary's playout underruns. One call's PESQ moves by +-0.2 from run to run, more
+than the 0.1 the rule allows, so every cell is RUNS calls and the median decides: a quota is clean when
+its calls all completed, none had an underrun, and their median PESQ is within 0.1 of the median of
+RUNS free calls. Quotas go from the largest down and stop at the first unclean one; a cell stops as
+soon as its remaining calls cannot make it clean. One core of the Pi Zero 2 W is roughly a tenth of a
+core here. Needs root (cgroup v1 writable); otherwise the section says so.
 
 The machine is shared: a quota is a ceiling, not a guarantee, so under load a call can be starved
 below its quota; the load average is printed with the table.
@@ -15,17 +19,24 @@ API (host-only):
     CpuQuota(percent)           context manager: a cgroup (None: unlimited); .add(pid)
     quota_call(workdir, codec, throttled, percent, voice_wav16k) -> dict(pesq, underruns, seconds)
         throttled: "sotto" or "linphone"
+    Cell(percent)               one quota's runs: .add(pesq, underruns), .fail(reason), .median(),
+                                .clean(reference_median, runs), .settled_unclean(...), .describe()
+    smallest_clean(cells, reference_median, runs) -> percent or None
+    measure_row(call, runs, quotas) -> (reference Cell, [Cell]); call(percent, index) -> dict(pesq, underruns)
     run()
 """
 
 import os
 import socket
+import statistics
+import sys
 import tempfile
 from pathlib import Path
 
 CGROUP_CPU = Path("/sys/fs/cgroup/cpu")
 PERIOD_US = 100000
-QUOTAS = (None, 25.0, 15.0, 10.0, 7.5, 6.0, 5.0)  # % of one core; None = unthrottled
+QUOTAS = (15.0, 10.0, 7.5, 6.0, 5.0)  # % of one core, from the largest down; the reference runs free
+RUNS = 3  # calls per cell: the median decides
 CODECS = (("PCMU", "nb"), ("opus", "wb"))
 CLEAN_PESQ_DROP = 0.1
 
@@ -97,7 +108,9 @@ def quota_call(workdir, codec, throttled, percent, voice_wav16k):
     sotto_received = workdir / "sotto-received.wav"
     linphone_received = workdir / "linphone-received.wav"
     with CpuQuota(percent) as quota:
-        with _linphone(workdir / "linphone", ports.lin_a_sip, ports.lin_a_rtp, "bob", [codec], "srtp", True) as bob:
+        with _linphone(
+            workdir / "linphone", ports.lin_a_sip, ports.lin_a_rtp, "bob", [codec], "srtp", True, debug_log=False
+        ) as bob:
             if throttled == "linphone":
                 quota.add(bob.process.pid)
             bob.command("play {}".format(speech))
@@ -124,7 +137,105 @@ def quota_call(workdir, codec, throttled, percent, voice_wav16k):
     }
 
 
-def run():
+class Cell:
+    """The runs of one quota (or of the free reference): PESQ per completed call, underruns, failures."""
+
+    __slots__ = ("percent", "pesqs", "underruns", "failures")
+
+    def __init__(self, percent):
+        self.percent = percent
+        self.pesqs = []
+        self.underruns = 0
+        self.failures = []
+
+    def add(self, pesq, underruns):
+        self.pesqs.append(pesq)
+        self.underruns += underruns or 0
+
+    def fail(self, reason):
+        self.failures.append(reason)
+
+    def median(self):
+        return statistics.median(self.pesqs) if self.pesqs else None
+
+    def clean(self, reference, runs=RUNS):
+        """The rule: all `runs` calls completed, no underrun summed over them, and the median PESQ within
+        CLEAN_PESQ_DROP of the reference (the free calls' median). A median of several calls, because one
+        call's PESQ moves by +-0.2 from run to run, more than the 0.1 the rule allows."""
+        return (
+            not self.failures
+            and len(self.pesqs) == runs
+            and self.underruns == 0
+            and self.median() >= reference - CLEAN_PESQ_DROP
+        )
+
+    def settled_unclean(self, reference, runs=RUNS):
+        """True when the remaining runs cannot make the cell clean (a failure, an underrun, or a majority of
+        the runs already below the line, which fixes the median below it): the bench stops early."""
+        if self.failures or self.underruns:
+            return True
+        below = sum(1 for pesq in self.pesqs if pesq < reference - CLEAN_PESQ_DROP)
+        return below > runs // 2
+
+    def describe(self):
+        if not self.pesqs:
+            return "{}: failed ({})".format(_label(self.percent), ", ".join(self.failures))
+        text = "{}: {:.2f}".format(_label(self.percent), self.median())
+        if len(self.pesqs) > 1:
+            text += " [{:.2f}-{:.2f}]".format(min(self.pesqs), max(self.pesqs))
+        if self.underruns:
+            text += " u{}".format(self.underruns)
+        if self.failures:
+            text += " {} failed".format(len(self.failures))
+        return text
+
+
+def smallest_clean(cells, reference, runs=RUNS):
+    """Cells from the largest quota down; the smallest quota clean with every larger one clean too
+    (None: not clean at the largest)."""
+    smallest = None
+    for cell in cells:
+        if not cell.clean(reference, runs):
+            break
+        smallest = cell.percent
+    return smallest
+
+
+def measure_row(call, runs=RUNS, quotas=QUOTAS):
+    """call(percent, index) -> dict(pesq, underruns) or raises. The free reference's `runs` calls, then
+    each quota from the largest down, stopping at the first unclean cell; a cell stops early once it
+    cannot be clean. Returns (reference Cell, [Cell per quota measured])."""
+    reference = Cell(None)
+    for index in range(runs):
+        _measure_into(reference, call, None, index)
+    if len(reference.pesqs) < runs:
+        return reference, []
+    line = reference.median()
+    cells = []
+    for percent in quotas:
+        cell = Cell(percent)
+        cells.append(cell)
+        for index in range(runs):
+            _measure_into(cell, call, percent, index)
+            if cell.settled_unclean(line, runs):
+                break
+        if not cell.clean(line, runs):
+            break
+    return reference, cells
+
+
+def _measure_into(cell, call, percent, index):
+    try:
+        result = call(percent, index)
+    except Exception as exc:  # a starved call may fail outright: that is not clean
+        cell.fail(type(exc).__name__)
+        return
+    cell.add(result["pesq"], result["underruns"])
+
+
+def run(runs=RUNS):
+    import time
+
     from tools.bench.pesq import make_voice_wav
 
     if not os.access(str(CGROUP_CPU), os.W_OK):
@@ -132,43 +243,39 @@ def run():
         return
     with tempfile.TemporaryDirectory() as tmp:
         voice = make_voice_wav(Path(tmp) / "slt.wav", 16000, voice="slt")
-        print("  secure call (SDES-SRTP) sotto call <-> linphonec, flite slt; one side in a cgroup v1 cpu quota")
+        print("  secure call (SDES-SRTP) sotto call <-> linphonec, flite slt (the same speech every call);")
+        print("  one side in a cgroup v1 cpu quota (% of one core); PESQ of what the throttled side received.")
         print(
-            "  (% of one core); PESQ of what the throttled side received, underruns (Sotto); load {:.1f}".format(
-                os.getloadavg()[0]
+            "  Rule: {} calls per quota; clean = all completed, no underrun in any (Sotto), median PESQ within"
+            " {}".format(runs, CLEAN_PESQ_DROP)
+        )
+        print(
+            "  of the median of {} free calls. Quotas {} from the largest down to the first unclean one; a cell".format(
+                runs, "/".join(_label(p) for p in QUOTAS)
             )
         )
+        print("  stops early once it cannot be clean. Cells: median [min-max] uN (underruns over all runs).")
         for codec, _ in CODECS:
             for side in ("sotto", "linphone"):
-                cells, reference, smallest, still_clean = [], None, None, True
-                for index, percent in enumerate(QUOTAS):  # from the largest down: stop at the first unclean
-                    work = Path(tmp) / "{}-{}-{}".format(codec, side, index)
-                    try:
-                        result = quota_call(work, codec, side, percent, voice)
-                    except Exception as exc:  # a starved call may fail outright: that is not clean
-                        cells.append("{}: failed ({})".format(_label(percent), type(exc).__name__))
-                        still_clean = False
-                        continue
-                    if reference is None:
-                        reference = result["pesq"]
-                    clean = result["pesq"] >= reference - CLEAN_PESQ_DROP and not result["underruns"]
-                    still_clean = still_clean and clean
-                    if still_clean and percent is not None:
-                        smallest = percent
-                    cells.append(
-                        "{}: {:.2f}{}{}".format(
-                            _label(percent),
-                            result["pesq"],
-                            "" if result["underruns"] is None else " u{}".format(result["underruns"]),
-                            "" if clean else " (not clean)",
-                        )
-                    )
-                print("    {:5s} {:8s} {}".format(codec, side, "  ".join(cells)))
+                started, load_before = time.monotonic(), os.getloadavg()[0]
+
+                def call(percent, index, codec=codec, side=side):
+                    work = Path(tmp) / "{}-{}-{}-{}".format(codec, side, _label(percent), index)
+                    return quota_call(work, codec, side, percent, voice)
+
+                reference, cells = measure_row(call, runs)
+                print("    {:5s} {:8s} {}".format(codec, side, "  ".join(c.describe() for c in [reference] + cells)))
+                if len(reference.pesqs) < runs:
+                    verdict = "not measured (a free call failed)"
+                else:
+                    smallest = smallest_clean(cells, reference.median(), runs)
+                    verdict = "none down to {}".format(_label(QUOTAS[0])) if smallest is None else _label(smallest)
                 print(
-                    "    {:5s} {:8s} smallest clean quota: {}".format(
-                        codec, side, "none" if smallest is None else "{} % of a core".format(smallest)
+                    "    {:5s} {:8s} smallest clean quota: {}  (load {:.1f} -> {:.1f}, {:.0f} s)".format(
+                        codec, side, verdict, load_before, os.getloadavg()[0], time.monotonic() - started
                     )
                 )
+                sys.stdout.flush()
 
 
 def _label(percent):

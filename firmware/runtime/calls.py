@@ -39,6 +39,11 @@ class CallController:
         self._target = None
         self.transfer = None  # firmware.runtime.transfer.Transferee while we make a call we were referred to
         self.parked = None  # _ParkedCall: the call we were referred away from, kept until the transfer succeeds
+        # A late-offer INVITE (no SDP, RFC 3261 §13.2.1): None, "2xx" (our offer goes in the 2xx, the answer
+        # comes in the ACK), "183" (our offer went in a reliable 183, the answer comes in its PRACK, RFC 3262
+        # §5) or "pracked" (it came).
+        self._late_offer = None
+        self._answer_when_pracked = False
         if listen:
             endpoint.listen(self.on_event)
 
@@ -50,6 +55,7 @@ class CallController:
     def place(self, uri, offer_sdes=False):
         self.summary = self.new_summary()
         self.hanging_up = False
+        self._late_offer, self._answer_when_pracked = None, False
         self._target = uri
         self.media = CallMedia(self.endpoint, self.summary, uri, offer_sdes=offer_sdes)
         transfer = self.transfer if self.transfer is not None and not self.transfer.done else None
@@ -80,12 +86,18 @@ class CallController:
         return True
 
     def take_incoming(self, event):
-        """Adopt an incoming call and prepare our answer; False (and the call refused) if we cannot."""
+        """Adopt an incoming call and prepare our answer (or, to an INVITE without SDP, our offer); False
+        (and the call refused) if we cannot."""
         now = self.loop.now()
         self.summary = self.new_summary()
         self.hanging_up = False
         self.call_id = event.call_id
         self.media = CallMedia(self.endpoint, self.summary, str(event.from_uri))
+        self._late_offer, self._answer_when_pracked = None, False
+        if not event.sdp:
+            self._late_offer = "2xx"  # ring() moves it to a reliable 183 when the caller supports 100rel
+            self._answer_sdp = self.media.offer()
+            return True
         try:
             self._answer_sdp = self.media.answer(event.sdp)
         except RemoteProtocolError as exc:
@@ -94,12 +106,52 @@ class CallController:
             return False
         return True
 
+    def ring(self):
+        """180 Ringing. To a late-offer INVITE from a caller that supports 100rel, a reliable 183 with our
+        offer instead, so the answer comes early, in the PRACK (RFC 3262 §5); without 100rel the offer
+        waits for the 2xx."""
+        now = self.loop.now()
+        if self._late_offer == "2xx":
+            try:
+                self.ua.ringing(self.call_id, now, sdp=self._answer_sdp)
+            except LocalProtocolError:
+                pass
+            else:
+                self._late_offer = "183"
+                self.endpoint.pump()
+                return
+        self.ua.ringing(self.call_id, now)
+        self.endpoint.pump()
+
     def answer(self):
+        if self._late_offer == "183":
+            self._answer_when_pracked = True  # RFC 3262 §3: no 2xx before the PRACK of the 183 with our offer
+            return
         now = self.loop.now()
         self.ua.answer(self.call_id, self._answer_sdp, now)
         self.summary.sip_status = 200
         self.endpoint.pump()
+        if self._late_offer == "2xx":
+            return  # the answer comes in the ACK (CallConfirmed); the media starts then
         self._start_media()
+
+    def _late_answer(self, sdp, where):
+        """The answer to our offer of a late-offer call, from the PRACK or the ACK: False when unusable (the
+        call is then refused or ended)."""
+        try:
+            if not sdp:
+                raise RemoteProtocolError("no SDP answer in the " + where, 488)
+            self.media.accept_answer(sdp)
+        except RemoteProtocolError as exc:
+            reason = "unusable SDP answer in the {}: {}".format(where, exc)
+            if where == "PRACK":
+                self.ua.reject(self.call_id, 488, self.loop.now())
+                self.endpoint.pump()
+                self.call_over("failed", reason, 488)
+            else:
+                self.hangup("failed", reason)
+            return False
+        return True
 
     def hangup(self, result=None, reason=None):
         """End the call politely (BYE, CANCEL or a decline); the summary keeps the first reason."""
@@ -160,7 +212,17 @@ class CallController:
             return
         if getattr(event, "call_id", None) != self.call_id or self.call_id is None:
             return
-        if isinstance(event, e.CallRinging):
+        if isinstance(event, e.PrackAnswer) and self._late_offer == "183":
+            if self._late_answer(event.sdp, "PRACK"):
+                self._late_offer = "pracked"
+                if self._answer_when_pracked:
+                    self._answer_when_pracked = False
+                    self.answer()
+        elif isinstance(event, e.CallConfirmed) and self._late_offer == "2xx":
+            self._late_offer = None
+            if self._late_answer(event.sdp, "ACK"):
+                self._start_media()
+        elif isinstance(event, e.CallRinging):
             self.on_ringing()
         elif isinstance(event, e.CallAnswered):
             try:

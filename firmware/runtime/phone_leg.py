@@ -116,8 +116,7 @@ class PhoneLeg(CallController):
             # The phone may have refused it at once (do not disturb: 486, forward always: 302, no room
             # for a second call: 486): then it never rang.
             if self.call_id == event.call_id and self.incoming is event:
-                self.ua.ringing(event.call_id, self.loop.now())
-                self.endpoint.pump()
+                self.ring()
 
     def on_ringing(self):
         self.feed(self.front.P.CallRinging(call=self.key))

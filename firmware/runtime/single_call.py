@@ -68,7 +68,7 @@ class SingleCall(CallController):
             self.ua.reject(event.call_id, 486, self.loop.now())
             return
         if self.take_incoming(event):
-            self.ua.ringing(event.call_id, self.loop.now())
+            self.ring()
             self.answer()
 
     def on_refer(self, event):

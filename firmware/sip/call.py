@@ -117,6 +117,7 @@ class Call:
         "reliable_interval",
         "reliable_next",
         "reliable_give_up",
+        "early_offer",
     )
 
     def advance(self, happening):
@@ -168,3 +169,6 @@ class Call:
         self.reliable_interval = None
         self.reliable_next = None
         self.reliable_give_up = None
+        # RFC 3262 §5, a late-offer INVITE: None, "sent" (our offer went in a reliable 183) or "answered"
+        # (the PRACK carried the answer).
+        self.early_offer = None

@@ -9,6 +9,9 @@ CallRinging(call_id, status, sdp)        a provisional response (180/183...) to 
 CallAnswered(call_id, sdp)               our INVITE got a 2xx; sdp is the answer (we sent the ACK)
 CallConfirmed(call_id, sdp)              the ACK for our 2xx arrived (incoming call fully set up); sdp is
                                          the answer when the INVITE had no offer (late offer), else b""
+PrackAnswer(call_id, sdp)                the PRACK of the reliable 183 that carried our offer (late-offer
+                                         INVITE, ringing(..., sdp=offer)) arrived with the answer (RFC 3262
+                                         §5); b"" when it carried none (refuse the call: 488)
 CallEnded(call_id, reason, sip_status, by_remote)
                                          an established or cancelled call is over. reason is one of
                                          "remote hangup", "local hangup", "cancelled", "rejected",
@@ -48,6 +51,13 @@ class CallRinging(_Event):
 
     def __init__(self, call_id, status, sdp):
         self._init(self.__slots__, (call_id, status, sdp))
+
+
+class PrackAnswer(_Event):
+    __slots__ = ("call_id", "sdp")
+
+    def __init__(self, call_id, sdp):
+        self._init(self.__slots__, (call_id, sdp))
 
 
 class CallAnswered(_Event):

@@ -139,13 +139,24 @@ class InviteServer:
             raise LocalProtocolError(what + "() needs an unanswered incoming call")
         return call
 
-    def ringing(self, call_id, now):
+    def ringing(self, call_id, now, sdp=b""):
         ua = self.ua
         call = self._incoming(call_id, "ringing")
-        sent_reliably = reliable.send_reliably(call.invite, ua.reliable_provisional)
+        if sdp:
+            # RFC 3262 §5: a late-offer INVITE's offer may go in a reliable provisional response (183), the
+            # answer then comes in its PRACK. Only reliable: an offer in an unreliable 1xx could be lost.
+            if call.invite.body:
+                raise LocalProtocolError("the INVITE carried an offer: the answer goes in the 2xx")
+            if not reliable.supported(call.invite):
+                raise LocalProtocolError("an offer in a provisional response needs 100rel (RFC 3262 §5)")
+            if call.reliable_data is not None or call.early_offer is not None:
+                raise LocalProtocolError("our offer already went out")
+            sent_reliably = True
+        else:
+            sent_reliably = reliable.send_reliably(call.invite, ua.reliable_provisional)
         if sent_reliably and call.reliable_data is not None:
             return  # RFC 3262 §3: no second reliable provisional response before the first is PRACKed
-        response = make_response(call.invite, 180, to_tag=call.local_tag)
+        response = make_response(call.invite, 183 if sdp else 180, to_tag=call.local_tag)
         for value in call.invite.headers.get_all("Record-Route"):
             response.headers.add("Record-Route", value)  # §12.1.1: the 180 creates an early dialog
         response.headers.add("Contact", ua._contact())
@@ -153,6 +164,11 @@ class InviteServer:
             call.rseq_sent = reliable.first_rseq(ua.rng) if call.rseq_sent is None else call.rseq_sent + 1
             response.headers.add("Require", reliable.OPTION_TAG)
             response.headers.add("RSeq", str(call.rseq_sent))
+        if sdp:
+            response.headers.add("Content-Type", "application/sdp")
+            response.body = sdp
+            call.early_offer = "sent"
+            call.local_sdp = sdp
         data = response.to_bytes()
         ua._respond(call.server_tx, data, now)
         if sent_reliably:
@@ -188,14 +204,21 @@ class InviteServer:
             return
         self._stop_reliable(call)
         ua._respond(tx, make_response(request, 200), now)
+        if call.early_offer == "sent":
+            # §5: the PRACK of a reliable 1xx with an offer carries the answer.
+            call.early_offer = "answered"
+            ua._emit(events.PrackAnswer(call.id, request.body or b""))
 
     def _stop_reliable(self, call):
         call.reliable_data = call.reliable_next = call.reliable_give_up = None
 
     def answer(self, call_id, sdp, now):
         call = self._incoming(call_id, "answer")
+        if call.early_offer == "sent":
+            # RFC 3262 §3: no 2xx while a reliable 1xx with a session description awaits its PRACK.
+            raise LocalProtocolError("the 183 with our offer is not PRACKed yet")
         call.dialog = Dialog.from_uas_request(call.invite, call.local_tag, 0)
-        # §3: our 180s carry no SDP, so the 2xx need not wait for their PRACK; a late PRACK is still 200.
+        # §3: a 180 without SDP need not be PRACKed before the 2xx; a late PRACK is still 200.
         call.reliable_next = call.reliable_give_up = None
         call.local_sdp = sdp
         call.advance(call_states.SEND_2XX)

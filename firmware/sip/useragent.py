@@ -359,8 +359,11 @@ class UserAgent(RequestBuilder):
     def invite(self, target_uri, sdp, now, replaces=None):
         return self._uac.invite(target_uri, sdp, now, replaces)
 
-    def ringing(self, call_id, now):
-        self._uas.ringing(call_id, now)
+    def ringing(self, call_id, now, sdp=b""):
+        """180 Ringing; with `sdp` (our offer, the INVITE having none) a reliable 183 carrying it, whose
+        PRACK brings the answer (PrackAnswer, RFC 3262 §5); LocalProtocolError when the INVITE does not
+        support 100rel (the offer then goes in the 2xx, the answer comes in the ACK: CallConfirmed)."""
+        self._uas.ringing(call_id, now, sdp)
 
     def answer(self, call_id, sdp, now):
         self._uas.answer(call_id, sdp, now)

@@ -321,3 +321,88 @@ def test_an_unknown_reliable_provisional_policy_is_refused():
         assert "required, supported" in str(exc)
     else:
         raise AssertionError("an unknown policy was taken")
+
+
+OUR_OFFER = b"v=0\r\no=bob 7 7 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4100 RTP/AVP 0\r\n"
+
+
+def _late_offer(peer, extra=b"Supported: 100rel\r\n"):
+    """An INVITE without a body (the offer is ours to make, RFC 3261 §13.2.1)."""
+    peer.send(_message(b"INVITE sip:bob@127.0.0.1:5062 SIP/2.0", b"c1", 1, b"INVITE", extra=extra))
+    return peer.of(events.IncomingCall)[0].call_id
+
+
+def _ring_with_offer(peer, call):
+    peer.ua.ringing(call, peer.now, sdp=OUR_OFFER)
+    peer.collect()
+
+
+def _prack_with(peer, rack, body):
+    tag = peer.sent(status=183)[0][1].to_addr.tag.encode()
+    peer.send(
+        _message(
+            b"PRACK sip:bob@127.0.0.1:5062 SIP/2.0",
+            b"c1",
+            2,
+            b"PRACK",
+            to_tag=b";tag=" + tag,
+            extra=b"RAck: " + rack + b"\r\n",
+            body=body,
+            branch=b"z9hG4bK-prack",
+        )
+    )
+    return peer.sent(method="PRACK")[-1][1]
+
+
+def test_a_late_offer_invite_gets_our_offer_in_a_reliable_183_and_the_answer_in_the_prack():
+    """RFC 3262 §5: the offer in a reliable provisional response, the answer in its PRACK; §3: no 2xx before
+    that PRACK; the 2xx then carries the same session description."""
+    from firmware.errors import LocalProtocolError
+
+    peer = Peer()
+    call = _late_offer(peer)
+    assert peer.of(events.IncomingCall)[0].sdp == b""
+    _ring_with_offer(peer, call)
+    early = peer.sent(status=183)[0][1]
+    assert early.headers.get("Require") == "100rel" and early.body == OUR_OFFER
+    assert early.headers.get("Content-Type") == "application/sdp"
+    try:
+        peer.cmd("answer", call, OUR_OFFER)
+    except LocalProtocolError:
+        pass
+    else:
+        raise AssertionError("a 2xx went out before the PRACK of the 183 with our offer")
+    peer.advance(0.6)
+    assert len(peer.sent(status=183)) == 2  # retransmitted until the PRACK
+    rseq = early.headers.get("RSeq").encode()
+    assert _prack_with(peer, rseq + b" 1 INVITE", SDP).status == 200
+    assert peer.of(events.PrackAnswer) == [events.PrackAnswer(call, SDP)]
+    peer.cmd("answer", call, OUR_OFFER)
+    ok = peer.sent(status=200, method="INVITE")[0][1]
+    assert ok.body == OUR_OFFER
+    peer.advance(5)
+    assert len(peer.sent(status=183)) == 2
+
+
+def test_a_prack_without_the_answer_is_reported_empty():
+    peer = Peer()
+    call = _late_offer(peer)
+    _ring_with_offer(peer, call)
+    rseq = peer.sent(status=183)[0][1].headers.get("RSeq").encode()
+    assert _prack_with(peer, rseq + b" 1 INVITE", b"").status == 200
+    assert peer.of(events.PrackAnswer) == [events.PrackAnswer(call, b"")]  # the application refuses (488)
+
+
+def test_no_offer_in_a_provisional_response_to_a_caller_without_100rel_or_with_its_own_offer():
+    from firmware.errors import LocalProtocolError
+
+    for make in (lambda p: _late_offer(p, extra=b"Supported: timer\r\n"), lambda p: _incoming(p)):
+        peer = Peer()
+        call = make(peer)
+        try:
+            _ring_with_offer(peer, call)
+        except LocalProtocolError:
+            pass
+        else:
+            raise AssertionError("an offer went in a provisional response it may not be in")
+        assert peer.sent(status=183) == []

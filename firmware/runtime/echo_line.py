@@ -53,7 +53,7 @@ class EchoCall(CallController):
 
     def on_incoming(self, event):
         if self.take_incoming(event):
-            self.ua.ringing(event.call_id, self.loop.now())
+            self.ring()  # a late offer's goes in a reliable 183 when the caller supports 100rel
             self.answer()
 
     def on_media_up(self):

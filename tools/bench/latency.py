@@ -765,18 +765,18 @@ def _pesq(direction, latency_s, workdir, mode):
         return None
     begin, end = direction.span
     segment = _segment_for(direction.capture, begin, direction.sent_rate)
-    best = None
-    for play in direction.playback:
-        first = int(
-            (segment.origin + begin / float(direction.sent_rate) + latency_s - play.origin) * direction.received_rate
-        )
-        if play.first - direction.received_rate <= first <= play.last and (best is None or play.first > best.first):
-            best = play
-    if best is None:
+    if segment is None:
         return None
-    start = int(
-        (segment.origin + begin / float(direction.sent_rate) + latency_s - best.origin) * direction.received_rate
-    )
+    played_at = segment.origin + begin / float(direction.sent_rate) + latency_s
+    best = None
+    for play in direction.playback:  # the earpiece's timeline that holds the speech's start, or the nearest
+        first = int((played_at - play.origin) * direction.received_rate)
+        distance = max(play.first - first, first - play.last, 0)
+        if best is None or distance < best[0]:
+            best = (distance, first)
+    if best is None or best[0] > direction.received_rate:
+        return None
+    start = best[1]
     margin = direction.received_rate // 4
     length = int((end - begin) / float(direction.sent_rate) * direction.received_rate)
     cut = direction.received[max(0, start - margin) : start + length + margin]
@@ -900,8 +900,8 @@ def run(codecs=CODECS_MEASURED, runs=RUNS):
             NETWORK_BASE_MS
         )
     )
-    print("  both phones, no sound-card buffer on either (on a Pi, Sotto's ALSA playback adds its prefill of")
-    print("  2 periods, 40 ms, and linphone its own); load {:.1f}.".format(os.getloadavg()[0]))
+    print("  both phones, no sound-card buffer on either (a real card adds Sotto's ALSA prefill, 2 periods: 40 ms,")
+    print("  and linphone's ALSA start threshold, 2 periods of 32 ms: 64 ms); load {:.1f}.".format(os.getloadavg()[0]))
     rows, stats_rows = table(codecs, runs=runs)
     verdicts = []
     for codec in codecs:

@@ -4,6 +4,7 @@ fate, packets are delayed within the asked jitter and reorder. The calls themsel
 import socket
 import time
 
+from tests.waiting import wait_until
 from tools.bench.versus import ImpairedRelay
 
 
@@ -107,7 +108,8 @@ def test_forwarder_carries_the_callers_requests_to_the_callee_and_the_answers_ba
         assert request.startswith(b"INVITE sip:bob@127.0.0.1:%d " % callee.getsockname()[1])
         callee.sendto(b"SIP/2.0 180 Ringing\r\nContent-Length: 0\r\n\r\n", source)  # rport: back to the source
         assert caller.recv(4096) == b"SIP/2.0 180 Ringing\r\nContent-Length: 0\r\n\r\n"
-        assert forwarder.forwarded == 2
+        # the forwarder counts a message after its sendto() returns, so the caller may have it first
+        wait_until(lambda: forwarder.forwarded == 2, 2.0, "the forwarder to count both messages", interval=0.01)
     finally:
         forwarder.stop()
         relay.stop()

@@ -4,19 +4,22 @@ Real calls: `sotto call --encryption sdes` (SRTP, RFC 4568 keys) to a linphonec 
 (without its level-6 debug log, as a user runs it: writing that log costs linphonec CPU); both play the
 same flite voice and record. One of the two processes is put in a cgroup v1 `cpu` group with
 `cpu.cfs_quota_us` = quota x `cpu.cfs_period_us` (PERIOD_US) right after it is spawned; the other runs
-free. The throttled side's reception is scored: PESQ of what it received (NB for PCMU, WB for Opus),
-and for Sotto its summary's playout underruns. One call's PESQ moves by +-0.2 from run to run, more
-than the 0.1 the rule allows, so every cell is RUNS calls and the median decides: a quota is clean when
-its calls all completed, none had an underrun, and their median PESQ is within 0.1 of the median of
-RUNS free calls. Quotas go from the largest down and stop at the first unclean one; a cell stops as
-soon as its remaining calls cannot make it clean. One core of the Pi Zero 2 W is roughly a tenth of a
-core here. Needs root (cgroup v1 writable); otherwise the section says so.
+free. The free reference calls put that side in a group with no quota: a new group has no real-time
+budget (cpu.rt_runtime_us 0), so there, as under a quota, a phone's SCHED_FIFO audio thread is refused
+and runs as an ordinary thread; only the quota differs. The throttled side's reception is scored: PESQ
+of what it received (NB for PCMU, WB for Opus), and for Sotto its summary's playout underruns. One
+call's PESQ moves by +-0.2 from run to run, more than the 0.1 the rule allows, so every cell is RUNS
+calls and the median decides: a quota is clean when its calls all completed, none had an underrun, and
+their median PESQ is within 0.1 of the median of RUNS free calls. Quotas go from the largest down and
+stop at the first unclean one; a cell stops as soon as its remaining calls cannot make it clean. One
+core of the Pi Zero 2 W is roughly a tenth of a core here. Needs root (cgroup v1 writable); otherwise
+the section says so.
 
 The machine is shared: a quota is a ceiling, not a guarantee, so under load a call can be starved
 below its quota; the load average is printed with the table.
 
 API (host-only):
-    CpuQuota(percent)           context manager: a cgroup (None: unlimited); .add(pid)
+    CpuQuota(percent)           context manager: a cgroup with that quota (None: none, -1); .add(pid)
     quota_call(workdir, codec, throttled, percent, voice_wav16k) -> dict(pesq, underruns, seconds)
         throttled: "sotto" or "linphone"
     Cell(percent)               one quota's runs: .add(pesq, underruns), .fail(reason), .median(),
@@ -47,17 +50,20 @@ class CpuQuota:
         self.path = None
 
     def __enter__(self):
-        if self.percent is None:
-            return self
-        self.path = CGROUP_CPU / "sotto-bench-{}-{}".format(os.getpid(), int(self.percent * 10))
+        # The free reference runs in a group of its own too, with no quota (-1): a new cgroup v1 cpu group
+        # has cpu.rt_runtime_us = 0, so a phone's real-time audio thread (SCHED_FIFO) is refused there and
+        # runs as an ordinary thread. In the root group the free calls kept SCHED_FIFO while the throttled
+        # ones lost it: two changes at once, and the underruns seen at 15 % were not the quota's alone.
+        label = "free" if self.percent is None else int(self.percent * 10)
+        self.path = CGROUP_CPU / "sotto-bench-{}-{}".format(os.getpid(), label)
         self.path.mkdir(exist_ok=True)
         (self.path / "cpu.cfs_period_us").write_text(str(PERIOD_US))
-        (self.path / "cpu.cfs_quota_us").write_text(str(int(PERIOD_US * self.percent / 100.0)))
+        quota_us = -1 if self.percent is None else int(PERIOD_US * self.percent / 100.0)
+        (self.path / "cpu.cfs_quota_us").write_text(str(quota_us))
         return self
 
     def add(self, pid):
-        if self.path is not None:
-            (self.path / "cgroup.procs").write_text(str(pid))
+        (self.path / "cgroup.procs").write_text(str(pid))
 
     def __exit__(self, *exc):
         if self.path is not None:

@@ -3,17 +3,17 @@
 Real calls: `sotto call --encryption sdes` (SRTP, RFC 4568 keys) to a linphonec that auto-answers
 (without its level-6 debug log, as a user runs it: writing that log costs linphonec CPU); both play the
 same flite voice and record. One of the two processes is put in a cgroup v1 `cpu` group with
-`cpu.cfs_quota_us` = quota x `cpu.cfs_period_us` (PERIOD_US) right after it is spawned; the other runs
-free. The free reference calls put that side in a group with no quota: a new group has no real-time
-budget (cpu.rt_runtime_us 0), so there, as under a quota, a phone's SCHED_FIFO audio thread is refused
-and runs as an ordinary thread; only the quota differs. The throttled side's reception is scored: PESQ
-of what it received (NB for PCMU, WB for Opus), and for Sotto its summary's playout underruns. One
-call's PESQ moves by +-0.2 from run to run, more than the 0.1 the rule allows, so every cell is RUNS
-calls and the median decides: a quota is clean when its calls all completed, none had an underrun, and
-their median PESQ is within 0.1 of the median of RUNS free calls. Quotas go from the largest down and
-stop at the first unclean one; a cell stops as soon as its remaining calls cannot make it clean. One
-core of the Pi Zero 2 W is roughly a tenth of a core here. Needs root (cgroup v1 writable); otherwise
-the section says so.
+`cpu.cfs_quota_us` = quota x `cpu.cfs_period_us` (PERIOD_US) once the call is answered (neither phone's
+start-up is charged: a desk phone starts long before its calls); the other runs free. The free reference
+calls put that side in a group with no quota: a new group has no real-time budget (cpu.rt_runtime_us 0),
+so there, as under a quota, a phone's SCHED_FIFO audio thread is refused and runs as an ordinary thread;
+only the quota differs. The throttled side's reception is scored: PESQ of what it received (NB for PCMU,
+WB for Opus), and for Sotto its summary's playout underruns. One call's PESQ moves by +-0.2 from run to
+run, more than the 0.1 the rule allows, so every cell is RUNS calls and the median decides: a quota is
+clean when its calls all completed, none had an underrun, and their median PESQ is within 0.1 of the
+median of RUNS free calls. Quotas go from the largest down and stop at the first unclean one; a cell
+stops as soon as its remaining calls cannot make it clean. One core of the Pi Zero 2 W is roughly a
+tenth of a core here. Needs root (cgroup v1 writable); otherwise the section says so.
 
 The machine is shared: a quota is a ceiling, not a guarantee, so under load a call can be starved
 below its quota; the load average is printed with the table.
@@ -100,6 +100,7 @@ def quota_call(workdir, codec, throttled, percent, voice_wav16k):
         _finish_sotto,
         _linphone,
         _sotto_call,
+        _stop_process,
         resampled_copy,
         score_recording,
         wav_seconds,
@@ -117,8 +118,6 @@ def quota_call(workdir, codec, throttled, percent, voice_wav16k):
         with _linphone(
             workdir / "linphone", ports.lin_a_sip, ports.lin_a_rtp, "bob", [codec], "srtp", True, debug_log=False
         ) as bob:
-            if throttled == "linphone":
-                quota.add(bob.process.pid)
             bob.command("play {}".format(speech))
             bob.command("record {}".format(linphone_received))
             time.sleep(0.2)
@@ -129,8 +128,16 @@ def quota_call(workdir, codec, throttled, percent, voice_wav16k):
                 ["--encryption", "sdes", "--codecs", codec, "--play", str(speech), "--record", str(sotto_received)]
                 + ["--duration", str(seconds), "--timeout", str(seconds + 30)],
             )
-            if throttled == "sotto":
-                quota.add(process.pid)
+            # The quota applies from the moment the call is answered: a desk phone has started long before
+            # its call, and `sotto call` spends ~0.45 s of CPU importing its code at start. Charged to the
+            # quota, that start-up ran throttled into the first media periods: the lone underrun of a
+            # throttled Sotto call came there, with no throttling at all for the rest of the call.
+            try:
+                bob.wait_for(r"[Cc]all \d+ .*(connected|[Ss]treams running)", timeout=15)
+                quota.add(process.pid if throttled == "sotto" else bob.process.pid)
+            except BaseException:
+                _stop_process(process)
+                raise
             summary = _finish_sotto(process, seconds + 40)
             bob.wait_for(r"[Cc]all .*(ended|terminated)|End of call", timeout=10)
     if summary.get("result") != "completed":

@@ -19,7 +19,8 @@ The machine is shared: a quota is a ceiling, not a guarantee, so under load a ca
 below its quota; the load average is printed with the table.
 
 API (host-only):
-    CpuQuota(percent)           context manager: a cgroup with that quota (None: none, -1); .add(pid)
+    CpuQuota(percent)           context manager: a cgroup, no quota yet; .add(pid); .limit() applies
+                                the quota (None: stays -1)
     quota_call(workdir, codec, throttled, percent, voice_wav16k) -> dict(pesq, underruns, seconds)
         throttled: "sotto" or "linphone"
     Cell(percent)               one quota's runs: .add(pesq, underruns), .fail(reason), .median(),
@@ -50,20 +51,25 @@ class CpuQuota:
         self.path = None
 
     def __enter__(self):
-        # The free reference runs in a group of its own too, with no quota (-1): a new cgroup v1 cpu group
-        # has cpu.rt_runtime_us = 0, so a phone's real-time audio thread (SCHED_FIFO) is refused there and
-        # runs as an ordinary thread. In the root group the free calls kept SCHED_FIFO while the throttled
-        # ones lost it: two changes at once, and the underruns seen at 15 % were not the quota's alone.
+        # Every call's throttled side, the free reference's too, lives in a group of its own from its
+        # spawn: a new cgroup v1 cpu group has cpu.rt_runtime_us = 0, so a phone's real-time audio thread
+        # (SCHED_FIFO) is refused there and runs as an ordinary thread (and a process that already has one
+        # cannot be moved in: EINVAL). In the root group the free calls kept SCHED_FIFO while the throttled
+        # ones lost it: two changes at once. The group starts with no quota (-1); limit() sets it.
         label = "free" if self.percent is None else int(self.percent * 10)
         self.path = CGROUP_CPU / "sotto-bench-{}-{}".format(os.getpid(), label)
         self.path.mkdir(exist_ok=True)
         (self.path / "cpu.cfs_period_us").write_text(str(PERIOD_US))
-        quota_us = -1 if self.percent is None else int(PERIOD_US * self.percent / 100.0)
-        (self.path / "cpu.cfs_quota_us").write_text(str(quota_us))
+        (self.path / "cpu.cfs_quota_us").write_text("-1")
         return self
 
     def add(self, pid):
         (self.path / "cgroup.procs").write_text(str(pid))
+
+    def limit(self):
+        """Apply the quota from now on (nothing for the free reference)."""
+        if self.percent is not None:
+            (self.path / "cpu.cfs_quota_us").write_text(str(int(PERIOD_US * self.percent / 100.0)))
 
     def __exit__(self, *exc):
         if self.path is not None:
@@ -118,6 +124,8 @@ def quota_call(workdir, codec, throttled, percent, voice_wav16k):
         with _linphone(
             workdir / "linphone", ports.lin_a_sip, ports.lin_a_rtp, "bob", [codec], "srtp", True, debug_log=False
         ) as bob:
+            if throttled == "linphone":
+                quota.add(bob.process.pid)
             bob.command("play {}".format(speech))
             bob.command("record {}".format(linphone_received))
             time.sleep(0.2)
@@ -128,13 +136,15 @@ def quota_call(workdir, codec, throttled, percent, voice_wav16k):
                 ["--encryption", "sdes", "--codecs", codec, "--play", str(speech), "--record", str(sotto_received)]
                 + ["--duration", str(seconds), "--timeout", str(seconds + 30)],
             )
+            if throttled == "sotto":
+                quota.add(process.pid)
             # The quota applies from the moment the call is answered: a desk phone has started long before
             # its call, and `sotto call` spends ~0.45 s of CPU importing its code at start. Charged to the
             # quota, that start-up ran throttled into the first media periods: the lone underrun of a
             # throttled Sotto call came there, with no throttling at all for the rest of the call.
             try:
                 bob.wait_for(r"[Cc]all \d+ .*(connected|[Ss]treams running)", timeout=15)
-                quota.add(process.pid if throttled == "sotto" else bob.process.pid)
+                quota.limit()
             except BaseException:
                 _stop_process(process)
                 raise

@@ -104,15 +104,17 @@ def test_a_failed_free_call_leaves_the_row_unmeasured():
     assert cells == [] and reference.failures == ["RuntimeError"]
 
 
-def test_the_free_reference_gets_a_group_of_its_own_with_no_quota_like_the_throttled_calls(tmp_path, monkeypatch):
+def test_every_call_gets_a_group_from_its_spawn_and_the_quota_only_once_limited(tmp_path, monkeypatch):
     # A directory stands in for /sys/fs/cgroup/cpu: what matters is what is written where.
     import tools.bench.quota as quota
 
     monkeypatch.setattr(quota, "CGROUP_CPU", tmp_path)
-    for percent, expected in ((None, "-1"), (7.5, str(quota.PERIOD_US * 75 // 1000))):
+    for percent, limited in ((None, "-1"), (7.5, str(quota.PERIOD_US * 75 // 1000))):
         with quota.CpuQuota(percent) as group:
             group.add(4242)
             assert group.path.parent == tmp_path
-            assert (group.path / "cpu.cfs_quota_us").read_text() == expected
             assert (group.path / "cgroup.procs").read_text() == "4242"
+            assert (group.path / "cpu.cfs_quota_us").read_text() == "-1"  # start-up runs unthrottled
+            group.limit()
+            assert (group.path / "cpu.cfs_quota_us").read_text() == limited
         assert (tmp_path / "cgroup.procs").read_text() == "4242"  # a left-over process goes back to the root

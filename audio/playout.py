@@ -29,11 +29,15 @@ API (sans-I/O: `now` is a monotonic time in seconds, passed in):
             (LOST, next_payload)      the next packet is missing while later ones are here: conceal
                                       (next_payload is the packet after it, or None, for Opus FEC)
             (WAIT, None)              nothing to play yet (buffering, or underrun: rebuffering)
+        .fill(sequence, payload) -> bool   a copy of a missing packet's payload (RFC 2198 redundancy in a
+                                      later packet): held only when that slot is still empty and not yet
+                                      played (the primary always wins); True when it was taken, counted
+                                      in `recovered`
         .nearest_ahead() -> (frames, payload)   after a LOST with no next payload: the first packet
                                       held beyond the gap and how many are still missing before it
                                       ((0, None): none held), to conceal a burst towards its end
         .reset()                      forget everything (SSRC change)
-        counters: received, late, duplicates, lost, dropped, underruns (ints)
+        counters: received, late, duplicates, lost, dropped, underruns, recovered (ints)
         .stretch                      -2, -1, 0 or +1: shorten or lengthen a decoded frame (see above); -1
                                       and +1 may wait for a quiet frame, -2 may not
         .stretches                    how many stretches were asked for
@@ -97,6 +101,7 @@ class JitterBuffer:
         "lost",
         "dropped",
         "underruns",
+        "recovered",
         "_played_any",
         "average_delay_ms",
         "_timestamp_ext",
@@ -120,6 +125,7 @@ class JitterBuffer:
         self.capacity = capacity
         self._transits = [0.0] * window
         self.received = self.late = self.duplicates = self.lost = self.dropped = self.underruns = 0
+        self.recovered = 0
         self.average_delay_ms = 0.0
         self.stretches = 0
         self.reset()
@@ -304,6 +310,21 @@ class JitterBuffer:
         self.average_delay_ms += (depth * self.packet_ms - self.average_delay_ms) * 0.02
         self._adapt(depth)
         return PLAY, payload
+
+    def fill(self, sequence, payload):
+        """A redundant copy of `sequence` (RFC 2198) arrived inside a later packet. It is no arrival of its
+        own: no transit time is measured and the highest sequence does not move (the packet that carried
+        it was pushed first). Taken only for a slot ahead of the playout point that is still empty."""
+        if self._next is None:
+            return False
+        delta = seq_delta(sequence, self._next)
+        if delta < 0 or delta >= self.capacity or sequence in self._slots:
+            return False
+        if self._highest is not None and seq_delta(sequence, self._highest) > 0:
+            return False
+        self._slots[sequence] = payload
+        self.recovered += 1
+        return True
 
     def nearest_ahead(self):
         """(frames, payload): the first packet held at or after the next one to play, and how many

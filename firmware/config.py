@@ -181,6 +181,7 @@ SCHEMA = {
     },
     "media": {
         "codecs": Field(list, list(CODECS), "a list of codecs from PCMU, PCMA, G722, opus", list_of(CODECS)),
+        "redundancy": Field(bool, True, "true or false"),
         "rtp_port": Field(int, 0, "a UDP port number (0: any free port)", in_range(0, 65535)),
         "capture_device": Field(
             str,
@@ -409,6 +410,9 @@ DEFAULT_TEMPLATE = """\
 
 [media]
 # codecs = ["PCMU", "PCMA", "G722", "opus"]
+# redundancy = true                 # RFC 2198: offer red/8000 for G.711 and G.722; when the peer takes it,
+#                                   # each packet repeats the previous frame (a lone loss is rebuilt; twice
+#                                   # the payload bandwidth)
 # rtp_port = 0                      # 0: any free port
 # capture_device = "default"
 # playback_device = "default"

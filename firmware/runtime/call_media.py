@@ -61,6 +61,7 @@ class CallMedia(CallSdp):
         self.remote_zrtp_hash = None
         self.stream = None
         self.codec = None
+        self.red_payload_type = None  # RFC 2198 redundancy, when both SDPs have it for the codec
         self.zrtp = None
         self.zrtp_timer = None
         self.sdes_offer = None
@@ -125,6 +126,7 @@ class CallMedia(CallSdp):
             remote=self.remote,
             rtcp_mux=self.rtcp_mux,
             keys_required=True,
+            red_payload_type=self.red_payload_type,
         )
         self.stream.start()
         now = self.media_up_at = self.endpoint.loop.now()
@@ -330,7 +332,15 @@ class CallMedia(CallSdp):
             for key in self.summary.rtp:
                 self.summary.rtp[key] = int(stats.get(key, 0))
             self.summary.rtp["lost"] += self.lost_tail  # a dead peer's silent tail (issue 11)
-            for key in ("jitter_ms", "playout_delay_ms", "underruns", "concealed", "rtt_ms", "dtmf_received"):
+            for key in (
+                "jitter_ms",
+                "playout_delay_ms",
+                "underruns",
+                "concealed",
+                "recovered",
+                "rtt_ms",
+                "dtmf_received",
+            ):
                 if stats.get(key) is not None:
                     self.summary.extra_rtp[key] = stats[key]
             log.info("call media: %s", {k: stats.get(k) for k in sorted(stats)})

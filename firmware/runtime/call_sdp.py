@@ -31,8 +31,11 @@ class CallSdp:
             self.sdes_offer = sdes.make_offer(self.endpoint.rng)
             kwargs["crypto_lines"] = [line.value() for line in self.sdes_offer]
         # rtcp-mux (RFC 5761): RTCP on the one port we have; a peer that declines gets it at port + 1.
+        redundancy = self.endpoint.settings.media.redundancy
         return self._versioned(
-            lambda version: sdp.build_offer(codecs, address, port, rtcp_mux=True, session_version=version, **kwargs)
+            lambda version: sdp.build_offer(
+                codecs, address, port, rtcp_mux=True, session_version=version, redundancy=redundancy, **kwargs
+            )
         )
 
     def _versioned(self, build):
@@ -63,14 +66,19 @@ class CallSdp:
             elif self.encryption == "sdes":
                 raise RemoteProtocolError("no acceptable a=crypto line for SDES-SRTP", 488)
         chosen = []
+        redundancy = self.endpoint.settings.media.redundancy
 
         def build(version):
-            description, codec = sdp.answer_offer(offer, codecs, address, port, session_version=version, **kwargs)
+            description, codec = sdp.answer_offer(
+                offer, codecs, address, port, session_version=version, redundancy=redundancy, **kwargs
+            )
             chosen.append(codec)
             return description
 
         text = self._versioned(build)
         self._use_remote(remote, chosen[-1])
+        # RFC 2198: RED only when the offer has it for the codec chosen (and then our answer has it too).
+        self.red_payload_type = sdp.red_payload_type(remote.codecs, chosen[-1]) if redundancy else None
         return text
 
     def accept_answer(self, answer_bytes):
@@ -93,6 +101,9 @@ class CallSdp:
                 self.sdes_keys = (mine.params(), theirs.params())
                 self.sdes_line = mine.value()
         self._use_remote(remote, ours[0])
+        # RFC 2198: RED only when we offered it and the answer kept it for the codec chosen.
+        redundant = self.endpoint.settings.media.redundancy
+        self.red_payload_type = sdp.red_payload_type(remote.codecs, ours[0]) if redundant else None
 
     def answer_reinvite(self, offer_bytes):
         """Our answer to a re-INVITE's offer (hold, resume, new address); the policy raises the alarm when the
@@ -106,8 +117,12 @@ class CallSdp:
         codecs, address, port, kwargs = self._sdp_common(remote.address)
         if self.sdes_line is not None:
             kwargs["crypto_lines"] = [self.sdes_line]
+        # The stream keeps its payload types: RED stays in the answer only while the call uses it.
+        redundancy = self.red_payload_type is not None
         answer = self._versioned(
-            lambda version: sdp.answer_offer(offer, codecs, address, port, session_version=version, **kwargs)[0]
+            lambda version: sdp.answer_offer(
+                offer, codecs, address, port, session_version=version, redundancy=redundancy, **kwargs
+            )[0]
         )
         self.policy.reinvite(remote.zrtp_hash, bool(remote.crypto_lines), remote.direction, self.endpoint.loop.now())
         self._follow(remote)
@@ -128,6 +143,7 @@ class CallSdp:
                 direction=direction,
                 rtcp_mux=self.rtcp_mux,
                 session_version=version,
+                redundancy=self.red_payload_type if self.red_payload_type is not None else False,
                 **kwargs,
             )
         )

@@ -15,7 +15,7 @@ Keys and the peer address are handed over as immutable snapshots (one attribute 
 API:
     MediaStream(sock, codec, payload_type, telephone_event_pt, source, sink, rng, remote=None,
                 rtcp_mux=True, cname="sotto", clock=time.monotonic, wallclock=time.time, queue_limit=64,
-                realtime=True, keys_required=False)
+                realtime=True, keys_required=False, red_payload_type=None)
         sock: the bound UDP socket (shared with ZRTP); this thread only calls sock.sendto().
         codec: "PCMU" | "PCMA" | "G722" | "opus"; payload_type: its negotiated PT;
         telephone_event_pt: PT of telephone-event/<codec rtp clock>, or None.
@@ -26,6 +26,10 @@ API:
         rng(n) -> n random octets: the SSRC, first sequence number and first timestamp.
         remote: (host, port) to send RTP to, or None until set_remote().
         rtcp_mux: True when both SDPs carry a=rtcp-mux (RFC 5761); otherwise RTCP goes to port + 1.
+        red_payload_type: the PT of red/<clock> (RFC 2198) negotiated for this codec, or None: each audio
+                packet then carries the previous frame as a redundant block ahead of the current one,
+                and RED packets received are unpacked (a redundant frame fills a lost packet's slot).
+                RFC 4733 events are never wrapped.
         keys_required: True for --encryption zrtp|sdes: nothing is sent or accepted until set_keys()
                 (SRTP arriving before ZRTP completes must not be decoded as plain RTP).
     .start()                        start the thread
@@ -54,6 +58,7 @@ API:
                                     jitter_ms, playout_delay_ms (average buffered delay),
                                     target_delay_ms, rtt_ms (float or None), underruns, concealed,
                                     stretched (frames time-stretched to adapt the playout delay),
+                                    recovered (lost packets rebuilt from RFC 2198 redundancy),
                                     dtmf_received (str), bye (bool), max_cycle_ms and mean_cycle_ms
                                     (time spent per 20 ms period by the audio thread)
     .events                         deque of ("dtmf", digit) and ("bye",) for the control thread
@@ -76,6 +81,7 @@ from audio.resample import Resampler
 from audio.tones import ToneGenerator, dtmf_cadence
 from firmware.rtp.dtmf import DtmfReceiver, DtmfSender
 from firmware.rtp.packet import build_rtp
+from firmware.rtp.red import MAX_BLOCK, pack_red
 from firmware.runtime.media_receive import ReceivePath
 from firmware.runtime.media_rtcp import Rtcp
 from firmware.srtp.context import context_from_params
@@ -121,12 +127,15 @@ class MediaStream(ReceivePath, Rtcp):
         queue_limit=64,
         realtime=True,
         keys_required=False,
+        red_payload_type=None,
     ):
         self.sock = sock
         self.codec = make_codec(codec)
         self.codec_name = codec
         self.payload_type = payload_type
         self.telephone_event_pt = telephone_event_pt
+        self.red_payload_type = red_payload_type
+        self._previous_frame = None  # the last encoded frame, sent again as RFC 2198 redundancy
         self.source = source
         self.sink = sink
         self.rtcp_mux = rtcp_mux
@@ -291,6 +300,7 @@ class MediaStream(ReceivePath, Rtcp):
             "underruns": jitter.underruns,
             "concealed": self.concealed,
             "stretched": self.stretched,
+            "recovered": jitter.recovered,
             "rtt_ms": None if self._rtt is None else round(self._rtt * 1000.0, 2),
             "dtmf_received": self.dtmf_received,
             "bye": self.bye,
@@ -411,11 +421,23 @@ class MediaStream(ReceivePath, Rtcp):
             for marker, timestamp, payload in self._dtmf_sender.next_packets(self._timestamp):
                 self._send_packet(build_rtp(self.telephone_event_pt, self._seq, timestamp, self.ssrc, payload, marker))
                 self._seq = (self._seq + 1) & 0xFFFF
+            # The events took sequence numbers: the frame before the next one is no longer the packet before.
+            self._previous_frame = None
         else:
             payload = self.codec.encode(frame)
-            if self._send_packet(
-                build_rtp(self.payload_type, self._seq, self._timestamp, self.ssrc, payload, self._first_packet)
-            ):
+            pt = self.payload_type
+            if self.red_payload_type is not None:
+                payload, pt = self._redundant(payload), self.red_payload_type
+            if self._send_packet(build_rtp(pt, self._seq, self._timestamp, self.ssrc, payload, self._first_packet)):
                 self._first_packet = False
             self._seq = (self._seq + 1) & 0xFFFF
         self._timestamp = (self._timestamp + self._ts_step) & 0xFFFFFFFF
+
+    def _redundant(self, frame):
+        """RFC 2198 §3: the current frame as primary, the previous one (one packet and one period earlier)
+        as the redundant block; the receiver rebuilds a lone loss from the next packet."""
+        previous = self._previous_frame
+        self._previous_frame = frame
+        if previous is None or len(previous) > MAX_BLOCK:
+            return pack_red(self.payload_type, frame)
+        return pack_red(self.payload_type, frame, ((self.payload_type, self._ts_step, previous),))

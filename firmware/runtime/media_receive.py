@@ -18,6 +18,7 @@ from firmware.errors import RemoteProtocolError
 from firmware.rtp import demux, rtcp
 from firmware.rtp.dtmf import DtmfReceiver
 from firmware.rtp.packet import parse_rtp
+from firmware.rtp.red import parse_red
 
 MAX_DATAGRAM = 4096
 # Linux's SO_TIMESTAMPNS (the socket module does not name it): a struct timespec per datagram.
@@ -119,6 +120,8 @@ class ReceivePath:
             self.received += 1
             self._reception.update(packet.sequence, packet.timestamp, arrival)
             self._jitter.push(packet.sequence, packet.timestamp, packet.payload, arrival)
+        elif pt == self.red_payload_type and pt is not None:
+            self._receive_red(packet, arrival)
         elif pt == self.telephone_event_pt and self.telephone_event_pt is not None:
             self._reception.update(packet.sequence, packet.timestamp, arrival)
             digit = self._dtmf_receiver.receive(packet.timestamp, packet.payload)
@@ -128,6 +131,25 @@ class ReceivePath:
                 self.events.append(("dtmf", digit))
         elif pt == CN_PAYLOAD_TYPE:
             self._comfort.apply_cn_payload(packet.payload)
+
+    def _receive_red(self, packet, arrival):
+        """An RFC 2198 packet: the primary is played as a plain packet; a redundant block of our codec one
+        or two periods older fills the slot of the packet that many sequence numbers earlier, only if it
+        is still empty and not yet played (JitterBuffer.fill: the primary always wins). Anything else in
+        it (another encoding, an offset that is not whole periods) is ignored. Malformed: the whole packet
+        is dropped and counted, before anything reaches the buffer."""
+        primary_pt, primary, blocks = parse_red(packet.payload)
+        if primary_pt != self.payload_type:
+            raise RemoteProtocolError("RED primary is not the call's codec")
+        self.received += 1
+        sequence = packet.sequence
+        self._reception.update(sequence, packet.timestamp, arrival)
+        jitter = self._jitter
+        jitter.push(sequence, packet.timestamp, primary, arrival)
+        step = self._ts_step
+        for block_pt, offset, data in blocks:
+            if block_pt == primary_pt and data and offset % step == 0 and offset <= 2 * step:
+                jitter.fill((sequence - offset // step) & 0xFFFF, data)
 
     # play ---------------------------------------------------------------------------------------
 

@@ -7,7 +7,8 @@
               "peer_zid": hex, "secure_ms": float},
      "rtp": {"sent", "received", "lost", "late", "auth_failures", "replays": int}}
 
-Extra keys may be added (e.g. "alarms", "rtp.jitter_ms", "actions" for `--at`: [{"at", "action", "result"}],
+Extra keys may be added (e.g. "alarms", "rtp.jitter_ms", "rtp.recovered" (lost packets rebuilt from RFC 2198
+redundancy), "actions" for `--at`: [{"at", "action", "result"}],
 "transfer" when the call moved to another dialog: {"role": "transferee", "target": URI, "attended": bool,
 "status": the new call's final SIP status or null} after a REFER we followed (--follow-transfer), with
 "resumed": true when that call failed and the original call went on (the other keys then describe it), or

@@ -20,6 +20,7 @@ from firmware.sdp.offer_answer import (  # noqa: F401
     RemoteMedia,
     answer_offer,
     build_offer,
+    red_payload_type,
     remote_media,
     reverse_direction,
     same_session,

@@ -24,6 +24,7 @@ Codec(payload_type, name, clock_rate, channels=1, fmtp=None)
 
 CODECS: the codecs Sotto knows by name: PCMU (0), PCMA (8), G722 (9, clock 8000 in SDP, RFC 3551
 §4.5.2), opus (dynamic, opus/48000/2, RFC 7587), telephone-event (dynamic, RFC 4733).
+REDUNDANT_CODECS, RED_DYNAMIC: the codecs offered with RFC 2198 redundancy (red/8000) and its payload types.
 """
 
 from firmware.digits import decimal_or_none, is_ascii_digits, parse_decimal, split_lws, strip_lws
@@ -50,6 +51,10 @@ CODECS = {
 }
 _STATIC_NAMES = {0: "PCMU", 8: "PCMA", 9: "G722", 3: "GSM", 4: "G723", 18: "G729", 13: "CN"}
 DEFAULT_DYNAMIC = {"opus": 111, "telephone-event": 101}
+# RFC 2198 redundancy (red/8000, RFC 4102 registers it) for the codecs a lost frame hurts most: one
+# payload type per primary codec, since a=fmtp names the primary (RFC 2198 §5). Opus has in-band FEC.
+REDUNDANT_CODECS = ("PCMU", "PCMA", "G722")
+RED_DYNAMIC = {"PCMU": 121, "PCMA": 122, "G722": 123}
 
 
 def canonical_codec(name):

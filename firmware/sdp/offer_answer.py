@@ -8,18 +8,27 @@ API (re-exported by firmware.sdp)
 ---
 build_offer(codecs, address, port, direction="sendrecv", zrtp_hash=None, crypto_lines=(),
             rtcp_mux=False, telephone_event=True, ptime=20, session_id=1, session_version=1,
-            username="-", profile=None) -> SessionDescription
+            username="-", profile=None, redundancy=False) -> SessionDescription
     `codecs`: names in preference order (e.g. ["PCMU", "PCMA", "G722", "opus"]). `zrtp_hash` is the
     value of a=zrtp-hash (RFC 6189 §8.1, "1.10 <hex>"); `crypto_lines` the values of a=crypto
     (RFC 4568, "1 AES_CM_128_HMAC_SHA1_80 inline:..."); with crypto lines the profile is RTP/SAVP.
+    redundancy: also offer red/8000 (RFC 2198 §5) for each of PCMU, PCMA, G722 offered, after all the
+    plain codecs (a peer without RED ignores it), each with a=fmtp:<red> <pt>/<pt>. An int instead of
+    True: that payload type for red (a re-offer keeps the one the call uses; give one such codec).
 answer_offer(offer, codecs, address, port, direction="sendrecv", zrtp_hash=None, crypto_lines=(),
-             telephone_event=True, ptime=20, session_id=1, session_version=1, username="-")
+             telephone_event=True, ptime=20, session_id=1, session_version=1, username="-",
+             redundancy=False)
     -> (SessionDescription answer, Codec chosen)
     Picks the first codec in OUR preference order that the offer's audio stream has (keeping the
     offerer's payload type numbers), answers telephone-event when offered, mirrors rtcp-mux, and
     answers the direction per RFC 3264 §6.1 (offer sendonly -> recvonly; recvonly -> sendonly;
     inactive -> inactive; our `direction` otherwise). Raises RemoteProtocolError(..., 488) when no
     codec matches or there is no usable audio stream; other media sections are rejected with port 0.
+    redundancy: answer the offer's red for the chosen codec (red_payload_type), when it has one.
+red_payload_type(codecs, chosen) -> int or None
+    The payload type of red/<chosen's clock> among `codecs` (Codec list, the peer's) whose a=fmtp names
+    only `chosen`'s payload type (RFC 2198 §5: "<primary>/<redundant>..."), for a codec in
+    REDUNDANT_CODECS; None when there is none (RED is then not used).
 remote_media(description) -> RemoteMedia
     What to send to: address, port (0 = stream disabled), codecs (list of Codec, in the peer's order),
     telephone_event (payload type or None), direction (as the peer wrote it), zrtp_hash (str or None),
@@ -39,6 +48,8 @@ from firmware.sdp.description import (
     DEFAULT_DYNAMIC,
     DIRECTIONS,
     MAX_PTIME,
+    RED_DYNAMIC,
+    REDUNDANT_CODECS,
     Connection,
     MediaDescription,
     Origin,
@@ -97,6 +108,7 @@ def build_offer(
     session_version=1,
     username="-",
     profile=None,
+    redundancy=False,
 ):
     _check_direction(direction)
     description = _new_description(address, session_id, session_version, username)
@@ -113,6 +125,12 @@ def build_offer(
         attributes.append(["rtpmap", "{} {}".format(pt, encoding)])
         if canonical == "opus":
             attributes.append(["fmtp", "{} useinbandfec=1".format(pt)])
+    if redundancy:
+        for name in codecs:
+            canonical = canonical_codec(name)
+            if canonical in REDUNDANT_CODECS:
+                red = RED_DYNAMIC[canonical] if redundancy is True else redundancy
+                _append_red(formats, attributes, red, CODECS[canonical][0], CODECS[canonical][1])
     if telephone_event:
         pt = DEFAULT_DYNAMIC["telephone-event"]
         formats.append(str(pt))
@@ -139,6 +157,7 @@ def answer_offer(
     session_id=1,
     session_version=1,
     username="-",
+    redundancy=False,
 ):
     _check_direction(direction)
     if not isinstance(offer, SessionDescription):
@@ -168,6 +187,9 @@ def answer_offer(
         attributes = [["rtpmap", "{} {}".format(chosen.payload_type, encoding)]]
         if chosen.fmtp:
             attributes.append(["fmtp", "{} {}".format(chosen.payload_type, chosen.fmtp)])
+        red = red_payload_type(offered, chosen) if redundancy else None
+        if red is not None:
+            _append_red(formats, attributes, red, chosen.payload_type, chosen.clock_rate)
         if telephone_event:
             for codec in offered:
                 if codec.name == "telephone-event" and codec.clock_rate == 8000:
@@ -184,6 +206,26 @@ def answer_offer(
     if chosen is None:
         raise RemoteProtocolError("no common codec", 488)
     return description, chosen
+
+
+def _append_red(formats, attributes, red, primary, clock_rate):
+    # RFC 2198 §5: one level of redundancy of the primary encoding itself.
+    formats.append(str(red))
+    attributes.append(["rtpmap", "{} red/{}".format(red, clock_rate)])
+    attributes.append(["fmtp", "{} {}/{}".format(red, primary, primary)])
+
+
+def red_payload_type(codecs, chosen):
+    if canonical_codec(chosen.name) not in REDUNDANT_CODECS:
+        return None
+    wanted = str(chosen.payload_type)
+    for codec in codecs:
+        if codec.name.lower() != "red" or codec.clock_rate != chosen.clock_rate or not codec.fmtp:
+            continue
+        encodings = codec.fmtp.strip().split("/")
+        if len(encodings) <= 8 and all(encoding.strip() == wanted for encoding in encodings):
+            return codec.payload_type
+    return None
 
 
 def _append_stream_attributes(attributes, ptime, rtcp_mux, crypto_lines, zrtp_hash):

@@ -31,8 +31,9 @@ API (sans-I/O: `now` is a monotonic time in seconds, passed in):
             (WAIT, None)              nothing to play yet (buffering, or underrun: rebuffering)
         .fill(sequence, payload) -> bool   a copy of a missing packet's payload (RFC 2198 redundancy in a
                                       later packet): held only when that slot is still empty and not yet
-                                      played (the primary always wins); True when it was taken, counted
-                                      in `recovered`
+                                      played (the primary always wins: arriving later, it replaces the
+                                      copy); True when it was taken. `recovered` counts the copies that
+                                      were played, or held, in place of a primary that never came
         .nearest_ahead() -> (frames, payload)   after a LOST with no next payload: the first packet
                                       held beyond the gap and how many are still missing before it
                                       ((0, None): none held), to conceal a burst towards its end
@@ -102,6 +103,7 @@ class JitterBuffer:
         "dropped",
         "underruns",
         "recovered",
+        "_filled",
         "_played_any",
         "average_delay_ms",
         "_timestamp_ext",
@@ -132,6 +134,7 @@ class JitterBuffer:
 
     def reset(self):
         self._slots = {}
+        self._filled = {}  # sequences held from a redundant copy, not (yet) from their own packet
         self._next = None
         self._highest = None
         self._highest_ts = None
@@ -233,10 +236,18 @@ class JitterBuffer:
                 # rebuffers, which adds the packet of delay that was missing.
                 self._guessed_wrong = True
             return LATE
+        if sequence in self._filled:
+            # Reordered, not lost: the packet itself came after the copy in the next one. Same audio; it
+            # takes its slot back, and the copy no longer counts as a recovery.
+            del self._filled[sequence]
+            self._slots[sequence] = payload
+            self.recovered -= 1
+            return ACCEPTED
         if sequence in self._slots:
             self.duplicates += 1
             return DUPLICATE
         while delta >= self.capacity:  # bounded: give up the oldest packets
+            self._filled.pop(self._next, None)
             if self._slots.pop(self._next, None) is not None:
                 self.dropped += 1
             self._next = (self._next + 1) & 0xFFFF
@@ -279,6 +290,7 @@ class JitterBuffer:
             # would otherwise be played late and only slowly drained.
             keep = int(self.target_ms // self.packet_ms) + 1
             while depth > keep:
+                self._filled.pop(earliest, None)
                 if self._slots.pop(earliest, None) is not None:
                     self.dropped += 1
                 earliest = (earliest + 1) & 0xFFFF
@@ -287,6 +299,7 @@ class JitterBuffer:
             self._playing = True
             self.average_delay_ms = depth * self.packet_ms  # the average starts where playout starts
         depth = self._depth()
+        self._filled.pop(self._next, None)
         payload = self._slots.pop(self._next, None)
         if payload is None:
             if not self._slots:
@@ -323,6 +336,7 @@ class JitterBuffer:
         if self._highest is not None and seq_delta(sequence, self._highest) > 0:
             return False
         self._slots[sequence] = payload
+        self._filled[sequence] = True
         self.recovered += 1
         return True
 

@@ -15,16 +15,19 @@ API (host-only: numpy, pesq):
     RandomLoss(rate, rng)                     each packet lost with probability `rate`
     GilbertElliott(rate, mean_burst, rng)     bursts of mean length `mean_burst` packets; mean loss `rate`
         .lost() -> bool
-    impaired_call(pcm, rate, codec, loss=0.0, burst=1.0, jitter_ms=0.0, skew_ppm=0.0, seed=1, base_ms=10.0)
+    impaired_call(pcm, rate, codec, loss=0.0, burst=1.0, jitter_ms=0.0, skew_ppm=0.0, seed=1, base_ms=10.0,
+                  red=False)
         -> (received pcm at `rate`, receiver stats, counters)
+        red: both streams use RFC 2198 redundancy (G.711, G.722: each packet repeats the previous frame)
         pcm: 16-bit mono speech at `rate`; the call lasts the speech plus 1 s. counters: the network's
         (sent, dropped), the playout buffer's at the end (jb_*) and when the sender stopped (speech_jb_*)
     impaired_pesq(reference_wav, codec, mode, **impairment) -> (pesq, stats)
     run()  (make bench: python -m tools.bench impair) prints the table, and writes a PNG plot when
            matplotlib is installed
 
-Command line: `python -m tools.bench.impair CODEC LOSS_PERCENT JITTER_MS [BURST [SKEW_PPM [SEED]]]`
-prints the PESQ (NB for G.711, WB otherwise) of the synthetic speech through that impairment.
+Command line: `python -m tools.bench.impair [red] CODEC LOSS_PERCENT JITTER_MS [BURST [SKEW_PPM [SEED]]]`
+(`red`: with RFC 2198 redundancy) prints the PESQ (NB for G.711, WB otherwise) of the synthetic speech
+through that impairment.
 """
 
 import random
@@ -33,6 +36,7 @@ from pathlib import Path
 
 PERIOD = 0.020
 PAYLOAD_TYPES = {"PCMU": 0, "PCMA": 8, "G722": 9, "opus": 111}
+RED_PAYLOAD_TYPE = 121
 PESQ_MODES = {"PCMU": "nb", "PCMA": "nb", "G722": "wb", "opus": "wb"}
 
 
@@ -135,7 +139,7 @@ class _Clock:
         return self.now
 
 
-def impaired_call(pcm, rate, codec, loss=0.0, burst=1.0, jitter_ms=0.0, skew_ppm=0.0, seed=1, base_ms=10.0):
+def impaired_call(pcm, rate, codec, loss=0.0, burst=1.0, jitter_ms=0.0, skew_ppm=0.0, seed=1, base_ms=10.0, red=False):
     from firmware.runtime.media import MediaStream
 
     rng = random.Random(seed)
@@ -150,6 +154,7 @@ def impaired_call(pcm, rate, codec, loss=0.0, burst=1.0, jitter_ms=0.0, skew_ppm
     sender_clock, receiver_clock = _Clock(), _Clock()
     pt = PAYLOAD_TYPES[codec]
     address = ("127.0.0.1", 40000)
+    red_pt = RED_PAYLOAD_TYPE if red else None
     sender = MediaStream(
         wire,
         codec,
@@ -162,6 +167,7 @@ def impaired_call(pcm, rate, codec, loss=0.0, burst=1.0, jitter_ms=0.0, skew_ppm
         clock=sender_clock,
         wallclock=sender_clock,
         realtime=False,
+        red_payload_type=red_pt,
     )
     sink = _Collector(rate)
     receiver = MediaStream(
@@ -176,6 +182,7 @@ def impaired_call(pcm, rate, codec, loss=0.0, burst=1.0, jitter_ms=0.0, skew_ppm
         clock=receiver_clock,
         wallclock=receiver_clock,
         realtime=False,
+        red_payload_type=red_pt,
     )
     key_ab = ("AES_CM_128_HMAC_SHA1_80", octets(16), octets(14))
     key_ba = ("AES_CM_128_HMAC_SHA1_80", octets(16), octets(14))
@@ -222,6 +229,7 @@ def _playout_counters(stream):
         "jb_late": jitter.late,
         "jb_delay_ms": jitter.delay_ms,
         "stretched": getattr(stream, "stretched", 0),
+        "recovered": jitter.recovered,
     }
 
 
@@ -266,14 +274,17 @@ VOICES = ("slt", "rms")  # flite's US female and male voices
 CODECS = ("PCMU", "PCMA", "G722", "opus")
 
 
-def table(speech_wavs, jitter_ms=40.0, burst=1.0, seeds=(1,)):
+RED_CODECS = ("PCMU", "PCMA", "G722")  # the codecs offered with RFC 2198 redundancy (firmware/sdp)
+
+
+def table(speech_wavs, jitter_ms=40.0, burst=1.0, seeds=(1,), codecs=CODECS, red=False):
     """{codec: [mean PESQ over voices and seeds at each of LOSSES]} through `jitter_ms` of jitter."""
     rows = {}
-    for codec in CODECS:
+    for codec in codecs:
         scores = []
         for loss in LOSSES:
             figures = [
-                impaired_pesq(speech_wav, codec, loss=loss, burst=burst, jitter_ms=jitter_ms, seed=seed)[0]
+                impaired_pesq(speech_wav, codec, loss=loss, burst=burst, jitter_ms=jitter_ms, seed=seed, red=red)[0]
                 for seed in seeds
                 for speech_wav in speech_wavs
             ]
@@ -315,14 +326,19 @@ def run(plot_path="bench-pesq-loss.png"):
         print("    {:16s}".format("codec / loss") + "".join("{:>8.0f} %".format(loss * 100) for loss in LOSSES))
         lines = {}
         for burst, model in ((1.0, "random"), (3.0, "bursts of 3")):
-            rows = table(voices, 40.0, burst)
-            for codec, scores in rows.items():
-                label = "Sotto {} ({})".format(codec, model)
-                lines[label] = scores
-                print(
-                    "    {:16s}".format("{} {}".format(codec, "rand" if burst == 1.0 else "GE3"))
-                    + "".join("{:>10.2f}".format(score) for score in scores)
-                )
+            for red in (False, True):
+                # RFC 2198 redundancy (`+RED`): each packet also carries the previous frame (twice the
+                # payload: PCMU 64 -> 128 kbit/s of payload, G.722 likewise, plus 4 octets per packet).
+                rows = table(voices, 40.0, burst, codecs=RED_CODECS if red else CODECS, red=red)
+                for codec, scores in rows.items():
+                    label = "Sotto {}{} ({})".format(codec, " +RED" if red else "", model)
+                    lines[label] = scores
+                    print(
+                        "    {:16s}".format(
+                            "{} {}{}".format(codec, "rand" if burst == 1.0 else "GE3", " +RED" if red else "")
+                        )
+                        + "".join("{:>10.2f}".format(score) for score in scores)
+                    )
         print("  one-way delay through the simulated path (codec, 10 ms network, playout buffer, resampling;")
         print("  no sound-card buffers), from the cross-correlation of sent and received speech:")
         for codec in CODECS:
@@ -342,8 +358,11 @@ def run(plot_path="bench-pesq-loss.png"):
 def main(argv):
     from tools.bench.pesq import make_voice_wav
 
+    red = bool(argv) and argv[0] == "red"
+    if red:
+        argv = argv[1:]
     if len(argv) < 3:
-        print("usage: python -m tools.bench.impair CODEC LOSS_PERCENT JITTER_MS [BURST [SKEW_PPM [SEED]]]")
+        print("usage: python -m tools.bench.impair [red] CODEC LOSS_PERCENT JITTER_MS [BURST [SKEW_PPM [SEED]]]")
         return 2
     codec, loss, jitter = argv[0], float(argv[1]) / 100.0, float(argv[2])
     burst = float(argv[3]) if len(argv) > 3 else 1.0
@@ -351,7 +370,9 @@ def main(argv):
     seed = int(argv[5]) if len(argv) > 5 else 1
     with tempfile.TemporaryDirectory() as tmp:
         speech = make_voice_wav(Path(tmp) / "speech.wav", 16000)
-        score, stats = impaired_pesq(speech, codec, loss=loss, burst=burst, jitter_ms=jitter, skew_ppm=skew, seed=seed)
+        score, stats = impaired_pesq(
+            speech, codec, loss=loss, burst=burst, jitter_ms=jitter, skew_ppm=skew, seed=seed, red=red
+        )
     print("{:.3f} {}".format(score, stats))
     return 0
 

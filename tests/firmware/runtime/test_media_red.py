@@ -129,11 +129,16 @@ def test_the_primary_always_wins_and_a_played_slot_is_never_filled():
     buffer.push(6, 960, b"P6", 0.12)
     assert buffer.fill(5, b"R5") is True  # missing and ahead: taken
     assert buffer.fill(5, b"again") is False
-    assert buffer.push(5, 800, b"P5", 0.13) == "duplicate"  # a late primary after its copy: a duplicate
+    # Reordered, not lost: the packet itself comes after its copy and takes its slot back.
+    assert buffer.push(5, 800, b"P5", 0.13) == "accepted" and buffer.recovered == 0
+    assert buffer.push(5, 800, b"P5", 0.13) == "duplicate"
+    buffer.push(8, 1280, b"P8", 0.14)
+    assert buffer.fill(7, b"R7") is True and buffer.recovered == 1
     assert buffer.fill(9, b"beyond") is False  # beyond anything received: not a loss yet
     assert [buffer.pop() for _ in range(3)] == [(PLAY, b"P1"), (PLAY, b"P2"), (PLAY, b"P3")]
-    assert buffer.pop() == (LOST, b"R5")  # 4 never came
-    assert buffer.pop() == (PLAY, b"R5") and buffer.recovered == 1
+    assert buffer.pop() == (LOST, b"P5")  # 4 never came
+    assert [buffer.pop() for _ in range(3)] == [(PLAY, b"P5"), (PLAY, b"P6"), (PLAY, b"R7")]
+    assert buffer.push(7, 1120, b"P7", 0.2) == "late" and buffer.recovered == 1
 
 
 def test_malformed_red_is_dropped_and_counted_and_the_call_goes_on():

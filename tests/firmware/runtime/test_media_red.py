@@ -4,6 +4,9 @@ clock: a lone lost packet is rebuilt exactly from the next one; malformed RED is
 import math
 import struct
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from audio.playout import LOST, PLAY, JitterBuffer
 from audio.wavfile import NullSink, SilentSource
 from firmware.rtp.packet import build_rtp, parse_rtp
@@ -174,3 +177,15 @@ def test_dtmf_is_sent_unwrapped_and_breaks_the_redundancy_chain():
     after = [p for p in audio if p.sequence > events[-1].sequence]
     # The first frame after the events has no redundant block: the packet before it was an event.
     assert parse_red(after[0].payload)[2] == [] and parse_red(after[1].payload)[2] != []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 0xFFFF), st.binary(max_size=40)), max_size=12))
+def test_any_red_payload_is_played_or_dropped_and_counted_never_a_crash(packets):
+    sock, sender, receiver, sink, clock = _streams("PCMU", 0, 8000, red=True)
+    for sequence, payload in packets:
+        receiver.deliver(build_rtp(RED_PT, sequence, sequence * 160, 0xAAAA, payload), ("127.0.0.1", 40000))
+    receiver._cycle(bytes(320), 0.0)
+    receiver._cycle(bytes(320), 0.02)
+    assert receiver.loop_errors == 0
+    assert receiver.malformed + receiver.stats()["received"] == len(packets)

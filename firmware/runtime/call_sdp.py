@@ -126,6 +126,7 @@ class CallSdp:
         )
         self.policy.reinvite(remote.zrtp_hash, bool(remote.crypto_lines), remote.direction, self.endpoint.loop.now())
         self._follow(remote)
+        self._keep_redundancy_only_if_kept(remote)
         self.pump_policy()
         return answer
 
@@ -151,9 +152,22 @@ class CallSdp:
     def accept_reanswer(self, answer_bytes, on_hold):
         """The peer's answer to our re-INVITE: follow a moved media address; tell the policy about hold."""
         if answer_bytes:
-            self._follow(sdp.remote_media(sdp.parse_sdp(answer_bytes)))
+            remote = sdp.remote_media(sdp.parse_sdp(answer_bytes))
+            self._follow(remote)
+            self._keep_redundancy_only_if_kept(remote)
         self.policy.hold(on_hold, self.endpoint.loop.now())
         self.pump_policy()
+
+    def _keep_redundancy_only_if_kept(self, remote):
+        """RFC 2198 is used only while both SDPs list red for the call's codec (RFC 3264 §8: a new offer or
+        answer replaces the old). A PBX that re-anchors the call to a phone without RED re-INVITEs without
+        it: redundant packets (their own payload type) would then be audio that phone cannot play."""
+        if self.red_payload_type is None or self.codec is None:
+            return
+        if sdp.red_payload_type(remote.codecs, self.codec) is None:
+            self.red_payload_type = None
+            if self.stream is not None:
+                self.stream.red_payload_type = None  # one attribute store: the media thread's next frame is plain
 
     def _follow(self, remote):
         """A moved media address (a relay re-anchoring the call): RTP and ZRTP both go there now, so a ZRTP

@@ -56,3 +56,38 @@ def test_the_answer_to_our_reinvite_moves_where_zrtp_goes(tmp_path):
         assert media.remote == ("127.0.0.2", 40100)
     finally:
         _close(loop, endpoint, media)
+
+
+def _offer_with_red(address, port, version, redundancy):
+    offer = sdp.build_offer(
+        ["PCMU"], address, port, zrtp_hash=PEER_HASH, session_version=version, redundancy=redundancy
+    )
+    return offer.to_bytes()
+
+
+def test_a_reinvite_without_red_stops_our_redundancy(tmp_path):
+    # RFC 2198 needs both SDPs: a PBX re-anchoring the call to a phone without RED re-offers without it,
+    # and redundant packets would be audio that phone cannot decode.
+    loop, endpoint, media = _media(tmp_path)
+    try:
+        media.answer(_offer_with_red("127.0.0.1", 40000, 1, True))
+        assert media.red_payload_type is not None
+        media.answer_reinvite(_offer_with_red("127.0.0.1", 40000, 2, True))
+        assert media.red_payload_type is not None  # a re-offer that keeps it changes nothing
+        answer = media.answer_reinvite(_offer_with_red("127.0.0.2", 40100, 3, False))
+        assert media.red_payload_type is None
+        assert b"red/" not in answer
+    finally:
+        _close(loop, endpoint, media)
+
+
+def test_an_answer_to_our_reinvite_without_red_stops_our_redundancy(tmp_path):
+    loop, endpoint, media = _media(tmp_path)
+    try:
+        media.offer()
+        media.accept_answer(_offer_with_red("127.0.0.1", 40000, 1, True))
+        assert media.red_payload_type is not None
+        media.accept_reanswer(_offer_with_red("127.0.0.2", 40100, 2, False), on_hold=False)
+        assert media.red_payload_type is None
+    finally:
+        _close(loop, endpoint, media)

@@ -61,6 +61,7 @@ class CallMedia(CallSdp):
         self.remote_zrtp_hash = None
         self.stream = None
         self.codec = None
+        self.telephone_event = None  # its payload type, from the peer's SDP
         self.red_payload_type = None  # RFC 2198 redundancy, when both SDPs have it for the codec
         self.zrtp = None
         self.zrtp_timer = None

@@ -10,6 +10,7 @@ carried, and the policy decides.
 
 from firmware import sdp
 from firmware.errors import RemoteProtocolError
+from firmware.sdp.description import canonical_codec
 
 
 class CallSdp:
@@ -145,9 +146,20 @@ class CallSdp:
                 rtcp_mux=self.rtcp_mux,
                 session_version=version,
                 redundancy=self.red_payload_type if self.red_payload_type is not None else False,
+                payload_types=self._payload_types_in_use(),
                 **kwargs,
             )
         )
+
+    def _payload_types_in_use(self):
+        """The numbers the call's stream sends and expects: a peer that offered Opus as 96 must not be
+        re-offered 111, or the audio it sends after its answer would be a format our stream drops."""
+        numbers = {}
+        if self.codec is not None:
+            numbers[canonical_codec(self.codec.name)] = self.codec.payload_type
+        if self.telephone_event is not None:
+            numbers["telephone-event"] = self.telephone_event
+        return numbers
 
     def accept_reanswer(self, answer_bytes, on_hold):
         """The peer's answer to our re-INVITE: follow a moved media address; tell the policy about hold."""

@@ -8,8 +8,11 @@ API (re-exported by firmware.sdp)
 ---
 build_offer(codecs, address, port, direction="sendrecv", zrtp_hash=None, crypto_lines=(),
             rtcp_mux=False, telephone_event=True, ptime=20, session_id=1, session_version=1,
-            username="-", profile=None, redundancy=False) -> SessionDescription
-    `codecs`: names in preference order (e.g. ["PCMU", "PCMA", "G722", "opus"]). `zrtp_hash` is the
+            username="-", profile=None, redundancy=False, payload_types=None) -> SessionDescription
+    `codecs`: names in preference order (e.g. ["PCMU", "PCMA", "G722", "opus"]). `payload_types`:
+    {canonical name: payload type} replacing our defaults, for a re-offer in a call whose peer chose
+    the numbers (RFC 3264 §8.3.2: the mapping of a number to a format stays the same through the
+    session); "telephone-event" may be one of the names. `zrtp_hash` is the
     value of a=zrtp-hash (RFC 6189 §8.1, "1.10 <hex>"); `crypto_lines` the values of a=crypto
     (RFC 4568, "1 AES_CM_128_HMAC_SHA1_80 inline:..."); with crypto lines the profile is RTP/SAVP.
     redundancy: also offer red/8000 (RFC 2198 §5) for each of PCMU, PCMA, G722 offered, after all the
@@ -109,17 +112,19 @@ def build_offer(
     username="-",
     profile=None,
     redundancy=False,
+    payload_types=None,
 ):
     _check_direction(direction)
     description = _new_description(address, session_id, session_version, username)
     formats = []
     attributes = []
+    chosen = payload_types or {}
     for name in codecs:
         canonical = canonical_codec(name)
         if canonical not in CODECS or canonical == "telephone-event":
             raise RemoteProtocolError("unknown codec " + str(name))
         static, rate, channels = CODECS[canonical]
-        pt = static if static is not None else DEFAULT_DYNAMIC[canonical]
+        pt = chosen.get(canonical, static if static is not None else DEFAULT_DYNAMIC[canonical])
         formats.append(str(pt))
         encoding = "{}/{}".format(canonical, rate) + ("/{}".format(channels) if channels > 1 else "")
         attributes.append(["rtpmap", "{} {}".format(pt, encoding)])
@@ -130,9 +135,10 @@ def build_offer(
             canonical = canonical_codec(name)
             if canonical in REDUNDANT_CODECS:
                 red = RED_DYNAMIC[canonical] if redundancy is True else redundancy
-                _append_red(formats, attributes, red, CODECS[canonical][0], CODECS[canonical][1])
+                primary = chosen.get(canonical, CODECS[canonical][0])
+                _append_red(formats, attributes, red, primary, CODECS[canonical][1])
     if telephone_event:
-        pt = DEFAULT_DYNAMIC["telephone-event"]
+        pt = chosen.get("telephone-event", DEFAULT_DYNAMIC["telephone-event"])
         formats.append(str(pt))
         attributes.append(["rtpmap", "{} telephone-event/8000".format(pt)])
         attributes.append(["fmtp", "{} 0-16".format(pt)])

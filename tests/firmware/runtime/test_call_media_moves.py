@@ -91,3 +91,23 @@ def test_an_answer_to_our_reinvite_without_red_stops_our_redundancy(tmp_path):
         assert media.red_payload_type is None
     finally:
         _close(loop, endpoint, media)
+
+
+def test_a_hold_reoffer_keeps_the_payload_types_the_peer_chose(tmp_path):
+    # linphone offers Opus as 96 and telephone-event as 110: a hold/resume re-offer with our defaults (111,
+    # 101) would have it answer and then send formats our running stream drops (RFC 3264 §8.3.2).
+    loop, endpoint, media = _media(tmp_path)
+    try:
+        offer = sdp.build_offer(
+            ["opus"],
+            "127.0.0.1",
+            40000,
+            zrtp_hash=PEER_HASH,
+            payload_types={"opus": 96, "telephone-event": 110},
+        )
+        media.answer(offer.to_bytes())
+        reoffer = sdp.remote_media(sdp.parse_sdp(media.reoffer("sendonly")))
+        assert [(codec.name.lower(), codec.payload_type) for codec in reoffer.codecs] == [("opus", 96)]
+        assert reoffer.telephone_event == 110
+    finally:
+        _close(loop, endpoint, media)

@@ -12,6 +12,8 @@ Ports (the carrier range 18000-18499): Sotto SIP 18410 / RTP 18412, transfer tar
 18430 / 18432, baresip 18440 / RTP 18450-18459.
 """
 
+import re
+
 import pytest
 
 from tests.interop import sotto
@@ -97,6 +99,53 @@ def test_hold_and_resume_by_sotto_with_linphone(tmp_path):
     # linphone saw the hold ("has been paused by"), then the media again after the resume.
     assert "has been paused by" in console, console[-2000:]
     assert "Media streams established" in console.split("has been paused by", 1)[1], console[-2000:]
+    _check_hold_in_recording(tmp_path / "alice-heard.wav")
+
+
+def test_hold_and_resume_by_sotto_answering_linphones_opus(tmp_path):
+    # linphone offers Opus under a dynamic payload type of its own choosing (and telephone-event under
+    # another): Sotto's hold and resume re-offers must keep those numbers (RFC 3264 §8.3.2), or what
+    # linphone sends after answering them is a format Sotto's running stream drops, and the call is mute.
+    tone = write_tone(tmp_path / "peer-tone.wav", PEER_TONE, 30)
+    sotto_tone = write_tone(tmp_path / "sotto-tone.wav", SOTTO_TONE, 30)
+    sip_port = sotto.free_udp_port()
+    with Linphone(tmp_path / "bob", LINPHONE_SIP, LINPHONE_RTP, user="bob", codecs=("opus",)) as bob:
+        process = sotto.start(
+            [
+                "answer",
+                "--listen",
+                "127.0.0.1:{}".format(sip_port),
+                "--rtp-port",
+                str(SOTTO_RTP),
+                "--codecs",
+                "opus",
+                "--play",
+                str(sotto_tone),
+                "--record",
+                str(tmp_path / "alice-heard.wav"),
+                "--cache",
+                str(tmp_path / "alice.cache"),
+                "--timeout",
+                "40",
+                "--at",
+                "{}:hold".format(HOLD),
+                "--at",
+                "{}:resume".format(RESUME),
+                "--duration",
+                str(DURATION),
+            ],
+            tmp_path / "alice",
+        )
+        sotto.wait_listening(sip_port, process)
+        bob.command("play {}".format(tone))
+        bob.command("call sip:alice@127.0.0.1:{}".format(sip_port))
+        rc, summary, err = finish(process)
+        console, log = bob.console(), bob.log()
+    offered = re.search(r"a=rtpmap:(\d+) opus/48000", log)
+    assert offered and offered.group(1) != "111", "linphone offered Opus as our own default 111: nothing tested"
+    assert rc == 0, (summary, err[-3000:], console[-2000:])
+    assert summary["codec"] == "opus" and _actions(summary) == {"hold": "ok", "resume": "ok"}, summary
+    assert summary["secure"] is True, summary
     _check_hold_in_recording(tmp_path / "alice-heard.wav")
 
 

@@ -116,15 +116,25 @@ class CallSdp:
         offer = sdp.parse_sdp(offer_bytes)
         remote = sdp.remote_media(offer)
         codecs, address, port, kwargs = self._sdp_common(remote.address)
+        if self.codec is not None:
+            # The running stream's encoder, decoder and clock were built for its codec: the answer keeps it
+            # even where our preference order would pick another the offer also lists, and an offer without
+            # it gets 488, which leaves the session as it was (RFC 3261 §14.2), instead of a mute call.
+            codecs = [self.codec.name]
         if self.sdes_line is not None:
             kwargs["crypto_lines"] = [self.sdes_line]
         # The stream keeps its payload types: RED stays in the answer only while the call uses it.
         redundancy = self.red_payload_type is not None
+        chosen = []
         answer = self._versioned(
-            lambda version: sdp.answer_offer(
-                offer, codecs, address, port, session_version=version, redundancy=redundancy, **kwargs
-            )[0]
+            lambda version: _keep_chosen(
+                chosen,
+                sdp.answer_offer(
+                    offer, codecs, address, port, session_version=version, redundancy=redundancy, **kwargs
+                ),
+            )
         )
+        self._follow_payload_types(chosen[-1], remote.telephone_event)
         self.policy.reinvite(remote.zrtp_hash, bool(remote.crypto_lines), remote.direction, self.endpoint.loop.now())
         self._follow(remote)
         self._keep_redundancy_only_if_kept(remote)
@@ -170,6 +180,18 @@ class CallSdp:
         self.policy.hold(on_hold, self.endpoint.loop.now())
         self.pump_policy()
 
+    def _follow_payload_types(self, codec, telephone_event):
+        """An offer may number the same codec anew (a PBX re-anchoring the call to another phone): the
+        answer keeps the offerer's numbers (RFC 3264 §6.1), so the stream sends and expects them from now on
+        (one attribute store each: the media thread's next packet uses the new number)."""
+        if self.codec is not None and codec.payload_type != self.codec.payload_type:
+            self.codec = codec
+            if self.stream is not None:
+                self.stream.payload_type = codec.payload_type
+        if telephone_event != self.telephone_event and self.stream is not None:
+            self.stream.telephone_event_pt = telephone_event  # None: DTMF goes in-band, as answered
+        self.telephone_event = telephone_event
+
     def _keep_redundancy_only_if_kept(self, remote):
         """RFC 2198 is used only while both SDPs list red for the call's codec (RFC 3264 §8: a new offer or
         answer replaces the old). A PBX that re-anchors the call to a phone without RED re-INVITEs without
@@ -199,3 +221,10 @@ class CallSdp:
         if self.zrtp is not None and remote.zrtp_hash:
             self.zrtp.set_peer_hello_hash(remote.zrtp_hash)
         self.policy.remote_description(remote.zrtp_hash, self.sdes_keys)
+
+
+def _keep_chosen(chosen, answered):
+    """answer_offer()'s (answer, codec): the answer, with the codec kept in `chosen`."""
+    answer, codec = answered
+    chosen.append(codec)
+    return answer

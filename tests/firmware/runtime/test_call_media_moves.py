@@ -111,3 +111,36 @@ def test_a_hold_reoffer_keeps_the_payload_types_the_peer_chose(tmp_path):
         assert reoffer.telephone_event == 110
     finally:
         _close(loop, endpoint, media)
+
+
+def _opus_offer(version, opus_pt, codecs=("opus",)):
+    numbers = {"opus": opus_pt, "telephone-event": 110}
+    offer = sdp.build_offer(
+        list(codecs), "127.0.0.1", 40000, zrtp_hash=PEER_HASH, session_version=version, payload_types=numbers
+    )
+    return offer.to_bytes()
+
+
+def test_a_reinvite_keeps_the_running_codec_follows_its_new_number_or_is_refused(tmp_path):
+    import pytest
+
+    from firmware.errors import RemoteProtocolError
+
+    loop, endpoint, media = _media(tmp_path)
+    try:
+        media.answer(_opus_offer(1, 96))
+        assert media.codec.name.lower() == "opus" and media.codec.payload_type == 96
+        # the same codec under a new number (another phone behind a PBX): answered and followed
+        answer = sdp.remote_media(sdp.parse_sdp(media.answer_reinvite(_opus_offer(2, 100))))
+        assert [(c.name.lower(), c.payload_type) for c in answer.codecs] == [("opus", 100)]
+        assert media.codec.payload_type == 100
+        # PCMU first in our preference and in the offer: the answer still keeps the running Opus
+        answer = sdp.remote_media(sdp.parse_sdp(media.answer_reinvite(_opus_offer(3, 100, ("PCMU", "opus")))))
+        assert [c.name.lower() for c in answer.codecs] == ["opus"]
+        # an offer without it: 488, and the call goes on as it was
+        with pytest.raises(RemoteProtocolError) as refused:
+            media.answer_reinvite(_opus_offer(4, 100, ("PCMU",)))
+        assert refused.value.status == 488
+        assert media.codec.name.lower() == "opus" and media.codec.payload_type == 100
+    finally:
+        _close(loop, endpoint, media)

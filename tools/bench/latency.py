@@ -785,15 +785,16 @@ def _pesq(direction, latency_s, workdir, mode):
     return pesq_score(direction.reference, path, mode, max_delay_s=0.5)
 
 
-def measure(kind, codec, voice16k, jitter_ms, workdir, seed=1):
-    """One call of `kind` (a CALLS key) through the relay (no loss; `jitter_ms` uniform jitter on top of
-    NETWORK_BASE_MS): {direction name: (summary or None, PESQ or None)} and the Sotto streams' stats."""
+def measure(kind, codec, voice16k, jitter_ms, workdir, seed=1, loss=0.0, burst=1.0):
+    """One call of `kind` (a CALLS key) through the relay (`jitter_ms` uniform jitter on top of
+    NETWORK_BASE_MS; no loss unless `loss`, in bursts of mean `burst` when above 1, as versus.py):
+    {direction name: (summary or None, PESQ or None)} and the Sotto streams' stats."""
     from tools.bench.versus import CODECS, ImpairedRelay
 
     workdir = Path(workdir)
     rate, mode = CODECS[codec][1], CODECS[codec][4]
     stim = _Stimulus(workdir, voice16k, rate)
-    relay = ImpairedRelay(0.0, 1.0, jitter_ms, base_ms=NETWORK_BASE_MS, seed=seed)
+    relay = ImpairedRelay(loss, burst, jitter_ms, base_ms=NETWORK_BASE_MS, seed=seed)
     try:
         directions, stats = CALLS[kind](workdir, codec, stim, relay, seed)
     finally:

@@ -12,6 +12,10 @@ linphone <-> linphone: two linphonecs through the same relay, with the same seed
 linphonec's SDP cannot be told to name the relay, so a small SIP forwarder (SdpForwarder) sits between
 caller and callee and rewrites the m=audio port of the offer and of the answer.
 
+Sotto -> Sotto: two MediaStreams through the same relay and seeds, each in a process of its own as `sotto`
+runs (sotto_pair_call, through latency.py's SottoPhone), without RFC 2198 redundancy: concealment alone,
+as against linphone (impair.py shows what RED adds).
+
 Clock skew: `skew_ppm` runs Sotto's sound card (the WavSource that paces the audio loop; every period is
 one capture read and one playback write) that many parts per million fast or slow against real time, as
 a USB headset's crystal off by that much: Sotto then sends 1 + ppm/1e6 packets per 20 ms of the peer's
@@ -33,6 +37,8 @@ API (host-only):
         -> (sotto_receives PESQ, linphone_receives PESQ, sotto's stream stats)
     linphone_pair_call(workdir, codec, voice_wav16k, loss=0.0, burst=1.0, jitter_ms=40.0, seed=1)
         -> (caller receives PESQ, callee receives PESQ, relay counts)
+    sotto_pair_call(workdir, codec, voice_wav16k, loss=0.0, burst=1.0, jitter_ms=40.0, seed=1)
+        -> PESQ of what the called Sotto received (None when its speech could not be located)
     SdpForwarder(relay, callee_sip_port)   .port (the caller calls sip:bob@127.0.0.1:PORT), .start(),
         .stop(), .rewrite(message, from_caller) -> message
     skewed_clock(ppm, clock=time.monotonic) -> a clock running ppm parts per million fast
@@ -449,6 +455,17 @@ def linphone_pair_call(workdir, codec, voice_wav16k, loss=0.0, burst=1.0, jitter
     return pesq_score(speech, received["a"], mode), pesq_score(speech, received["b"], mode), relay.counts
 
 
+def sotto_pair_call(workdir, codec, voice_wav16k, loss=0.0, burst=1.0, jitter_ms=40.0, seed=1):
+    """Sotto -> Sotto through the same seeded ImpairedRelay: two MediaStreams, each in a process of its own
+    as `sotto` runs (latency.py's SottoPhone; the speech sits between two chirp trains, and PESQ is of the
+    speech as received). -> PESQ, or None where the speech could not be located."""
+    from tools.bench import latency
+
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    results, _ = latency.measure("sotto-sotto", codec, voice_wav16k, jitter_ms, workdir, seed, loss, burst)
+    return results["Sotto -> Sotto"][1]
+
+
 SKEWS_PPM = (300.0, -300.0)  # Sotto's sound card, at 0 % loss and 40 ms jitter
 
 
@@ -515,6 +532,21 @@ def run(plot_path="bench-versus-linphone.png"):
             lines["Sotto {}".format(codec)] = [c[0] for c in row]
             lines["linphone from Sotto {}".format(codec)] = [c[1] for c in row]
             lines["linphone from linphone {}".format(codec)] = [c[2] for c in row]
+        print("  Sotto -> Sotto through the same relay and loss (two MediaStreams, each in its own process as")
+        print("  `sotto` runs; no RED, so concealment alone as against linphone; mean of the voices):")
+        print("    {:6s}".format("codec") + "".join("{:>28s}".format(c) for c in columns[: len(LOSSES) + 1]))
+        for codec in CODECS:
+            conditions = [(loss, 1.0) for loss in LOSSES] + [(0.05, 3.0)]
+            texts = []
+            for loss, burst in conditions:
+                scores = [
+                    sotto_pair_call(Path(tmp) / "pair-{}-{}-{}-{}".format(codec, loss, burst, n), codec, v, loss, burst)
+                    for n, v in enumerate(voices)
+                ]
+                found = [score for score in scores if score is not None]
+                texts.append("{:4.2f}".format(_mean(found)) if found else "-")
+            print("    {:6s}".format(codec) + "".join("{:>28s}".format(t) for t in texts))
+            sys.stdout.flush()
         if plot(lines, plot_path):
             print("  plot: {}".format(Path(plot_path).resolve()))
 

@@ -47,6 +47,25 @@ def environment(home):
     return env
 
 
+def sim_phone_args(listen_port, script, display_log, *extra):
+    """The arguments of `sotto run` on the simulated board, driven by a sim script and writing its display
+    log (what the phone tests share); `extra`: more options, such as --dial-domain or --play."""
+    return [
+        "run",
+        "--board",
+        "sim",
+        "--listen",
+        "127.0.0.1:{}".format(listen_port),
+        *extra,
+        "--script",
+        str(script),
+        "--display-log",
+        str(display_log),
+        "--log-level",
+        "info",
+    ]
+
+
 def start(args, home, stdout=subprocess.PIPE):
     """Start `sotto ARGS` in the background (end it with finish())."""
     return subprocess.Popen(

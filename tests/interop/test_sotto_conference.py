@@ -76,25 +76,17 @@ def test_each_linphone_hears_the_other_in_a_secure_conference(tmp_path):
             peer.command("play {}".format(tones[name]))
             peer.command("record {}".format(recordings[name]))
         process = sotto.start(
-            [
-                "run",
-                "--board",
-                "sim",
-                "--listen",
-                "127.0.0.1:{}".format(listen_port),
+            sotto.sim_phone_args(
+                listen_port,
+                script,
+                log,
                 "--dial-domain",
                 "127.0.0.1:{}".format(bob.sip_port),
                 "--play",
                 str(tones["sotto"]),
                 "--record",
                 str(recordings["sotto"]),
-                "--script",
-                str(script),
-                "--display-log",
-                str(log),
-                "--log-level",
-                "info",
-            ],
+            ),
             tmp_path / "home",
         )
         try:

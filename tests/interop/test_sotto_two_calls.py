@@ -19,19 +19,7 @@ def run_script(tmp_path, script, timeout=90):
     log = tmp_path / "display.jsonl"
     port = sotto.free_udp_port()
     rc, _summary, err = sotto.run(
-        [
-            "run",
-            "--board",
-            "sim",
-            "--listen",
-            "127.0.0.1:{}".format(port),
-            "--script",
-            str(path),
-            "--display-log",
-            str(log),
-            "--log-level",
-            "info",
-        ],
+        sotto.sim_phone_args(port, path, log),
         tmp_path / "home",
         timeout=timeout,
     )
@@ -228,19 +216,7 @@ def test_linphone_calls_while_sotto_is_in_a_call(tmp_path):
     listen_port = sotto.free_udp_port()
     with Linphone(tmp_path / "bob", sotto.free_udp_port(), sotto.free_udp_port(), user="bob") as bob:
         process = sotto.start(
-            [
-                "run",
-                "--board",
-                "sim",
-                "--listen",
-                "127.0.0.1:{}".format(listen_port),
-                "--script",
-                str(script),
-                "--display-log",
-                str(log),
-                "--log-level",
-                "info",
-            ],
+            sotto.sim_phone_args(listen_port, script, log),
             tmp_path / "home",
         )
         try:
@@ -301,19 +277,7 @@ def test_attended_transfer_from_the_phone_between_two_linphones(tmp_path):
     bob = Linphone(tmp_path / "bob", sotto.free_udp_port(), sotto.free_udp_port(), user="bob")
     with alice, bob:
         process = sotto.start(
-            [
-                "run",
-                "--board",
-                "sim",
-                "--listen",
-                "127.0.0.1:{}".format(listen_port),
-                "--script",
-                str(script),
-                "--display-log",
-                str(log),
-                "--log-level",
-                "info",
-            ],
+            sotto.sim_phone_args(listen_port, script, log),
             tmp_path / "home",
         )
         try:
@@ -374,21 +338,7 @@ def test_hold_dial_and_transfer_between_two_linphones(tmp_path):
     bob = Linphone(tmp_path / "bob", sotto.free_udp_port(), sotto.free_udp_port(), user="2002", auto_answer=True)
     with alice, bob:
         process = sotto.start(
-            [
-                "run",
-                "--board",
-                "sim",
-                "--listen",
-                "127.0.0.1:{}".format(listen_port),
-                "--dial-domain",
-                "127.0.0.1:{}".format(bob.sip_port),
-                "--script",
-                str(script),
-                "--display-log",
-                str(log),
-                "--log-level",
-                "info",
-            ],
+            sotto.sim_phone_args(listen_port, script, log, "--dial-domain", "127.0.0.1:{}".format(bob.sip_port)),
             tmp_path / "home",
         )
         try:

@@ -114,26 +114,17 @@ class _Direction:
         return self.base_s + self.delay_rng.uniform(0.0, self.jitter_s)
 
 
-class ImpairedRelay:
-    def __init__(self, loss, burst, jitter_ms, base_ms=10.0, seed=1):
-        self.side_a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # linphonec sends here
+class _SocketPairThread:
+    """Two UDP sockets on loopback free ports, side_a and side_b, served by a daemon thread (the
+    subclass's _run(), while _running) from start() until stop(), which also closes them."""
+
+    def __init__(self):
+        self.side_a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.side_a.bind(("127.0.0.1", 0))
-        self.side_b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # our stream sends here
+        self.side_b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.side_b.bind(("127.0.0.1", 0))
-        self.a_port = self.side_a.getsockname()[1]
-        self.b_port = self.side_b.getsockname()[1]
-        self.to_linphone = None
-        self.to_sotto = None
-        args = (loss, burst, jitter_ms / 1000.0, base_ms / 1000.0, seed)
-        self._directions = {"to_sotto": _Direction(*args), "to_linphone": _Direction(*args)}
-        self._queue = []
-        self._order = 0
         self._running = False
         self._thread = None
-
-    @property
-    def counts(self):
-        return {name: [d.forwarded, d.dropped] for name, d in self._directions.items()}
 
     def start(self):
         self._running = True
@@ -146,6 +137,25 @@ class ImpairedRelay:
             self._thread.join(2)
         self.side_a.close()
         self.side_b.close()
+
+
+class ImpairedRelay(_SocketPairThread):
+    """side_a faces linphonec (it sends there), side_b our stream."""
+
+    def __init__(self, loss, burst, jitter_ms, base_ms=10.0, seed=1):
+        super().__init__()
+        self.a_port = self.side_a.getsockname()[1]
+        self.b_port = self.side_b.getsockname()[1]
+        self.to_linphone = None
+        self.to_sotto = None
+        args = (loss, burst, jitter_ms / 1000.0, base_ms / 1000.0, seed)
+        self._directions = {"to_sotto": _Direction(*args), "to_linphone": _Direction(*args)}
+        self._queue = []
+        self._order = 0
+
+    @property
+    def counts(self):
+        return {name: [d.forwarded, d.dropped] for name, d in self._directions.items()}
 
     def _accept(self, sock, now):
         try:
@@ -290,7 +300,7 @@ def versus_call(workdir, codec, voice_wav16k, loss=0.0, burst=1.0, jitter_ms=40.
     return sotto_receives, linphone_receives, dict(stats, relay=relay.counts)
 
 
-class SdpForwarder:
+class SdpForwarder(_SocketPairThread):
     """Puts the relay into a call between two linphonecs: a UDP SIP forwarder between caller A and callee B
     that rewrites the SDP, so each one's RTP goes to the relay (there is no other way into linphonec's
     media path). A calls sip:bob@127.0.0.1:`.port`; what A sends there goes on to B from a second socket,
@@ -303,27 +313,10 @@ class SdpForwarder:
     def __init__(self, relay, callee_sip_port):
         self.relay = relay
         self.callee = ("127.0.0.1", callee_sip_port)
-        self.face_a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.face_a.bind(("127.0.0.1", 0))
-        self.face_b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.face_b.bind(("127.0.0.1", 0))
-        self.port = self.face_a.getsockname()[1]
+        super().__init__()  # side_a faces the caller, side_b the callee
+        self.port = self.side_a.getsockname()[1]
         self.caller = None
         self.forwarded = 0
-        self._running = False
-        self._thread = None
-
-    def start(self):
-        self._running = True
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def stop(self):
-        self._running = False
-        if self._thread is not None:
-            self._thread.join(2)
-        self.face_a.close()
-        self.face_b.close()
 
     def rewrite(self, message, from_caller):
         """The SIP message with its SDP's audio port moved to the relay and its Content-Length fixed; the
@@ -347,17 +340,17 @@ class SdpForwarder:
 
     def _run(self):
         while self._running:
-            readable, _, _ = select.select([self.face_a, self.face_b], [], [], 0.05)
+            readable, _, _ = select.select([self.side_a, self.side_b], [], [], 0.05)
             for sock in readable:
                 try:
                     data, addr = sock.recvfrom(65535)
                 except OSError:
                     continue
-                if sock is self.face_a:
+                if sock is self.side_a:
                     self.caller = addr
-                    out, target, from_caller = self.face_b, self.callee, True
+                    out, target, from_caller = self.side_b, self.callee, True
                 elif self.caller is not None:
-                    out, target, from_caller = self.face_a, self.caller, False
+                    out, target, from_caller = self.side_a, self.caller, False
                 else:
                     continue
                 try:

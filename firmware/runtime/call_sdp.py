@@ -66,21 +66,24 @@ class CallSdp:
                 kwargs["crypto_lines"] = [self.sdes_line]
             elif self.encryption == "sdes":
                 raise RemoteProtocolError("no acceptable a=crypto line for SDES-SRTP", 488)
-        chosen = []
         redundancy = self.endpoint.settings.media.redundancy
+        text, codec = self._answer_versioned(offer, codecs, address, port, redundancy=redundancy, **kwargs)
+        self._use_remote(remote, codec)
+        # RFC 2198: RED only when the offer has it for the codec chosen (and then our answer has it too).
+        self.red_payload_type = sdp.red_payload_type(remote.codecs, codec) if redundancy else None
+        return text
+
+    def _answer_versioned(self, offer, codecs, address, port, **kwargs):
+        """(our answer to `offer`, as _versioned() numbers it; the codec it chose)."""
+        chosen = []
 
         def build(version):
-            description, codec = sdp.answer_offer(
-                offer, codecs, address, port, session_version=version, redundancy=redundancy, **kwargs
-            )
+            description, codec = sdp.answer_offer(offer, codecs, address, port, session_version=version, **kwargs)
             chosen.append(codec)
             return description
 
         text = self._versioned(build)
-        self._use_remote(remote, chosen[-1])
-        # RFC 2198: RED only when the offer has it for the codec chosen (and then our answer has it too).
-        self.red_payload_type = sdp.red_payload_type(remote.codecs, chosen[-1]) if redundancy else None
-        return text
+        return text, chosen[-1]
 
     def accept_answer(self, answer_bytes):
         """The peer's SDP answer to our offer."""
@@ -125,16 +128,8 @@ class CallSdp:
             kwargs["crypto_lines"] = [self.sdes_line]
         # The stream keeps its payload types: RED stays in the answer only while the call uses it.
         redundancy = self.red_payload_type is not None
-        chosen = []
-        answer = self._versioned(
-            lambda version: _keep_chosen(
-                chosen,
-                sdp.answer_offer(
-                    offer, codecs, address, port, session_version=version, redundancy=redundancy, **kwargs
-                ),
-            )
-        )
-        self._follow_payload_types(chosen[-1], remote.telephone_event)
+        answer, codec = self._answer_versioned(offer, codecs, address, port, redundancy=redundancy, **kwargs)
+        self._follow_payload_types(codec, remote.telephone_event)
         self.policy.reinvite(remote.zrtp_hash, bool(remote.crypto_lines), remote.direction, self.endpoint.loop.now())
         self._follow(remote)
         self._keep_redundancy_only_if_kept(remote)
@@ -221,10 +216,3 @@ class CallSdp:
         if self.zrtp is not None and remote.zrtp_hash:
             self.zrtp.set_peer_hello_hash(remote.zrtp_hash)
         self.policy.remote_description(remote.zrtp_hash, self.sdes_keys)
-
-
-def _keep_chosen(chosen, answered):
-    """answer_offer()'s (answer, codec): the answer, with the codec kept in `chosen`."""
-    answer, codec = answered
-    chosen.append(codec)
-    return answer
